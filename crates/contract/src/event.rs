@@ -1,0 +1,521 @@
+//! Validation of one raw line (contract sections 1 and 2) into a curated row, or a typed reason.
+//!
+//! [`parse_raw_line`] never panics and never gives up on the line silently: it returns either a
+//! [`ValidEvent`] that borrows from the line, or a [`Rejection`] whose [`Reason`] is a stable code
+//! (it names the quarantine record) and whose detail says what was wrong, and where in the line.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::names::PartitionKey;
+use crate::{MAX_RAW_LINE_BYTES, SCHEMA_VERSION};
+
+/// Why a raw line (or a whole raw object) could not become a row. The `snake_case` names are
+/// stable: they appear in quarantine records, manifests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The line's bytes are not UTF-8.
+    InvalidUtf8,
+    /// The line is empty or whitespace only.
+    BlankLine,
+    /// The line is longer than [`MAX_RAW_LINE_BYTES`].
+    LineTooLarge,
+    /// The line is not JSON.
+    InvalidJson,
+    /// The line is JSON cut short (for example a partial write).
+    TruncatedJson,
+    /// The line is JSON but not an object.
+    NotAnObject,
+    /// The line is `{}`.
+    EmptyObject,
+    /// A required field is missing or null.
+    MissingField,
+    /// A required string field is empty.
+    EmptyField,
+    /// A field has the wrong JSON type.
+    WrongType,
+    /// `event_id` is longer than 128 characters.
+    InvalidEventId,
+    /// `event_type` does not match `[a-z0-9_.:-]{1,64}`.
+    InvalidEventType,
+    /// A timestamp is not RFC 3339.
+    InvalidTimestamp,
+    /// `schema_version` is not one this job reads.
+    UnsupportedSchemaVersion,
+    /// The line's `team` is not the team of the raw prefix it was found under.
+    TeamMismatch,
+    /// The line's `received_at` falls on another day than the raw prefix it was found under.
+    PartitionMismatch,
+    /// A raw object named `.gz` is not gzip (object level: no line of it was read).
+    NotGzip,
+    /// A gzip stream broke off or is corrupt (object level: the lines before the break are kept).
+    CorruptGzip,
+    /// The object could not be read from storage (object level).
+    ReadFailed,
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::BlankLine => "blank_line",
+            Reason::LineTooLarge => "line_too_large",
+            Reason::InvalidJson => "invalid_json",
+            Reason::TruncatedJson => "truncated_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::EmptyObject => "empty_object",
+            Reason::MissingField => "missing_field",
+            Reason::EmptyField => "empty_field",
+            Reason::WrongType => "wrong_type",
+            Reason::InvalidEventId => "invalid_event_id",
+            Reason::InvalidEventType => "invalid_event_type",
+            Reason::InvalidTimestamp => "invalid_timestamp",
+            Reason::UnsupportedSchemaVersion => "unsupported_schema_version",
+            Reason::TeamMismatch => "team_mismatch",
+            Reason::PartitionMismatch => "partition_mismatch",
+            Reason::NotGzip => "not_gzip",
+            Reason::CorruptGzip => "corrupt_gzip",
+            Reason::ReadFailed => "read_failed",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A line that cannot become a row: the reason and a human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+/// A valid raw line: the curated row it becomes. Strings borrow from the line unless they had
+/// JSON escapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidEvent<'a> {
+    pub event_id: Cow<'a, str>,
+    pub event_type: Cow<'a, str>,
+    /// Microseconds since the epoch, UTC.
+    pub event_time: i64,
+    /// Microseconds since the epoch, UTC.
+    pub received_at: i64,
+    pub user_id: Option<Cow<'a, str>>,
+    pub session_id: Option<Cow<'a, str>>,
+    pub source: Option<Cow<'a, str>>,
+    pub schema_version: i32,
+    /// The `properties` object as JSON text, exactly as it was sent.
+    pub properties: Option<&'a str>,
+    pub context_ip: Option<Cow<'a, str>>,
+    pub context_user_agent: Option<Cow<'a, str>>,
+    pub context_locale: Option<Cow<'a, str>>,
+    pub context_app_version: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event_time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    received_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    team: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    schema_version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    session_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    properties: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    context: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawContext<'a> {
+    #[serde(borrow, default)]
+    ip: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user_agent: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    locale: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    app_version: Option<&'a RawValue>,
+}
+
+/// Strips what is not part of the line's content: a UTF-8 byte order mark in front and the `\r`
+/// of a CRLF line ending. Both are fine in the raw zone, not errors.
+pub fn trim_line(mut line: &[u8]) -> &[u8] {
+    if let Some(rest) = line.strip_prefix(b"\xEF\xBB\xBF") {
+        line = rest;
+    }
+    if let Some(rest) = line.strip_suffix(b"\r") {
+        line = rest;
+    }
+    line
+}
+
+/// Validates one raw line found under the raw prefix of `partition`.
+///
+/// The line may still carry its `\r` or a BOM ([`trim_line`] is applied here).
+pub fn parse_raw_line<'a>(
+    line: &'a [u8],
+    partition: &PartitionKey,
+) -> Result<ValidEvent<'a>, Rejection> {
+    let line = trim_line(line);
+    if line.len() > MAX_RAW_LINE_BYTES {
+        return Err(Rejection::new(
+            Reason::LineTooLarge,
+            format!(
+                "line is {} bytes, the limit is {MAX_RAW_LINE_BYTES}",
+                line.len()
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(line).map_err(|e| {
+        Rejection::new(
+            Reason::InvalidUtf8,
+            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })?;
+    let trimmed = text.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(Rejection::new(Reason::BlankLine, "empty line"));
+    }
+    if !trimmed.starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(trimmed) {
+            Ok(_) => Rejection::new(
+                Reason::NotAnObject,
+                format!("a JSON {} where an object was expected", json_kind(trimmed)),
+            ),
+            Err(e) => json_error(&e),
+        });
+    }
+    let env: RawEnvelope<'a> = serde_json::from_str(trimmed).map_err(|e| json_error(&e))?;
+    if trimmed[1..].trim_ascii_start().starts_with('}') {
+        return Err(Rejection::new(Reason::EmptyObject, "the object has no fields"));
+    }
+
+    let event_id = required_str(env.event_id, "event_id")?;
+    if event_id.chars().count() > 128 {
+        return Err(Rejection::new(
+            Reason::InvalidEventId,
+            "event_id is longer than 128 characters",
+        ));
+    }
+    let event_type = required_str(env.event_type, "event_type")?;
+    if !valid_event_type(&event_type) {
+        return Err(Rejection::new(
+            Reason::InvalidEventType,
+            format!("event_type {event_type:?} does not match [a-z0-9_.:-]{{1,64}}"),
+        ));
+    }
+    let event_time = timestamp(env.event_time, "event_time")?;
+    let received_at = timestamp(env.received_at, "received_at")?;
+
+    let schema_version = match env.schema_version {
+        None => SCHEMA_VERSION,
+        Some(raw) => match raw.get().parse::<i32>() {
+            Ok(SCHEMA_VERSION) => SCHEMA_VERSION,
+            Ok(v) => {
+                return Err(Rejection::new(
+                    Reason::UnsupportedSchemaVersion,
+                    format!("schema_version {v} is not {SCHEMA_VERSION}"),
+                ));
+            }
+            Err(_) => return Err(wrong_type("schema_version", raw, "an integer")),
+        },
+    };
+
+    if let Some(team) = optional_str(env.team, "team")?
+        && team != partition.team.as_str()
+    {
+        return Err(Rejection::new(
+            Reason::TeamMismatch,
+            format!(
+                "team {team:?} found under the raw prefix of team {:?}",
+                partition.team.as_str()
+            ),
+        ));
+    }
+    let received_day = DateTime::from_timestamp_micros(received_at)
+        .map(|t| t.date_naive())
+        .ok_or_else(|| Rejection::new(Reason::InvalidTimestamp, "received_at is out of range"))?;
+    if received_day != partition.dt.date() {
+        return Err(Rejection::new(
+            Reason::PartitionMismatch,
+            format!(
+                "received_at falls on {received_day}, found under the raw prefix of dt={}",
+                partition.dt
+            ),
+        ));
+    }
+
+    let properties = match env.properties {
+        None => None,
+        Some(raw) if raw.get().starts_with('{') => Some(raw.get()),
+        Some(raw) => return Err(wrong_type("properties", raw, "an object")),
+    };
+    let (context_ip, context_user_agent, context_locale, context_app_version) = match env.context
+    {
+        None => (None, None, None, None),
+        Some(raw) if raw.get().starts_with('{') => {
+            let ctx: RawContext<'a> =
+                serde_json::from_str(raw.get()).map_err(|e| json_error(&e))?;
+            (
+                optional_str(ctx.ip, "context.ip")?,
+                optional_str(ctx.user_agent, "context.user_agent")?,
+                optional_str(ctx.locale, "context.locale")?,
+                optional_str(ctx.app_version, "context.app_version")?,
+            )
+        }
+        Some(raw) => return Err(wrong_type("context", raw, "an object")),
+    };
+
+    Ok(ValidEvent {
+        event_id,
+        event_type,
+        event_time,
+        received_at,
+        user_id: optional_str(env.user_id, "user_id")?,
+        session_id: optional_str(env.session_id, "session_id")?,
+        source: optional_str(env.source, "source")?,
+        schema_version,
+        properties,
+        context_ip,
+        context_user_agent,
+        context_locale,
+        context_app_version,
+    })
+}
+
+/// `[a-z0-9_.:-]{1,64}`
+pub fn valid_event_type(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b':' | b'-')
+        })
+}
+
+/// Parses an RFC 3339 timestamp with any offset into microseconds since the epoch, UTC.
+pub fn parse_rfc3339_micros(s: &str) -> Option<i64> {
+    let t = DateTime::parse_from_rfc3339(s).ok()?;
+    Some(t.timestamp_micros())
+}
+
+fn json_kind(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
+    }
+}
+
+fn json_error(e: &serde_json::Error) -> Rejection {
+    use serde_json::error::Category;
+    let reason = match e.classify() {
+        Category::Eof => Reason::TruncatedJson,
+        _ => Reason::InvalidJson,
+    };
+    Rejection::new(reason, e.to_string())
+}
+
+fn wrong_type(field: &str, raw: &RawValue, expected: &str) -> Rejection {
+    Rejection::new(
+        Reason::WrongType,
+        format!(
+            "{field} is a JSON {}, expected {expected}",
+            json_kind(raw.get())
+        ),
+    )
+}
+
+/// A JSON string's value, borrowed when it has no escapes.
+fn string_value<'a>(raw: &'a RawValue, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return Err(wrong_type(field, raw, "a string"));
+    }
+    let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text)
+        .map(Cow::Owned)
+        .map_err(|e| json_error(&e))
+}
+
+fn optional_str<'a>(
+    raw: Option<&'a RawValue>,
+    field: &str,
+) -> Result<Option<Cow<'a, str>>, Rejection> {
+    raw.map(|r| string_value(r, field)).transpose()
+}
+
+fn required_str<'a>(raw: Option<&'a RawValue>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let raw = raw.ok_or_else(|| Rejection::new(Reason::MissingField, format!("{field} is missing")))?;
+    let s = string_value(raw, field)?;
+    if s.is_empty() {
+        return Err(Rejection::new(Reason::EmptyField, format!("{field} is empty")));
+    }
+    Ok(s)
+}
+
+fn timestamp(raw: Option<&RawValue>, field: &str) -> Result<i64, Rejection> {
+    let s = required_str(raw, field)?;
+    parse_rfc3339_micros(&s).ok_or_else(|| {
+        Rejection::new(
+            Reason::InvalidTimestamp,
+            format!("{field} {s:?} is not an RFC 3339 timestamp"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{PartitionDate, TeamName};
+
+    fn part() -> PartitionKey {
+        PartitionKey {
+            team: TeamName::new("checkout").unwrap(),
+            dt: PartitionDate::parse("2026-11-20").unwrap(),
+        }
+    }
+
+    const GOOD: &str = r#"{"event_id":"e1","event_type":"page_view","event_time":"2026-11-20T13:45:12.345Z","user_id":"u-1","session_id":"s-9","source":"web","properties":{"path":"/pricing","n":[1,2]},"context":{"ip":"203.0.113.7","user_agent":"UA","locale":"fr-FR","app_version":"3.2.1","extra":1},"team":"checkout","received_at":"2026-11-20T13:45:13.000Z","schema_version":1}"#;
+
+    fn reason(line: &[u8]) -> Reason {
+        parse_raw_line(line, &part()).unwrap_err().reason
+    }
+
+    fn with(field: &str, value: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v[field] = serde_json::from_str(value).unwrap();
+        v.to_string()
+    }
+
+    fn without(field: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v.as_object_mut().unwrap().remove(field);
+        v.to_string()
+    }
+
+    #[test]
+    fn good_line_becomes_a_row() {
+        let e = parse_raw_line(GOOD.as_bytes(), &part()).unwrap();
+        assert_eq!(e.event_id, "e1");
+        assert_eq!(e.event_time, 1_795_182_312_345_000);
+        assert_eq!(e.properties, Some(r#"{"path":"/pricing","n":[1,2]}"#));
+        assert_eq!(e.context_locale.as_deref(), Some("fr-FR"));
+        assert_eq!(e.schema_version, 1);
+    }
+
+    #[test]
+    fn bom_and_crlf_are_fine() {
+        let line = format!("\u{FEFF}{GOOD}\r");
+        assert!(parse_raw_line(line.as_bytes(), &part()).is_ok());
+    }
+
+    #[test]
+    fn offsets_are_normalised_to_utc() {
+        let line = with("event_time", r#""2026-11-20T14:45:12.345+01:00""#);
+        let a = parse_raw_line(line.as_bytes(), &part()).unwrap();
+        let b = parse_raw_line(GOOD.as_bytes(), &part()).unwrap();
+        assert_eq!(a.event_time, b.event_time);
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        let line = with("user_id", r#""u\"1\u00e9""#);
+        let e = parse_raw_line(line.as_bytes(), &part()).unwrap();
+        assert_eq!(e.user_id.as_deref(), Some("u\"1é"));
+    }
+
+    #[test]
+    fn bad_lines_have_typed_reasons() {
+        assert_eq!(reason(b"not json"), Reason::InvalidJson);
+        assert_eq!(reason(&GOOD.as_bytes()[..60]), Reason::TruncatedJson);
+        assert_eq!(reason(b"[1,2]"), Reason::NotAnObject);
+        assert_eq!(reason(b"42"), Reason::NotAnObject);
+        assert_eq!(reason(b" { } "), Reason::EmptyObject);
+        assert_eq!(reason(b""), Reason::BlankLine);
+        assert_eq!(reason(b"{\"event_id\":\"\xff\"}"), Reason::InvalidUtf8);
+        assert_eq!(reason(without("event_id").as_bytes()), Reason::MissingField);
+        assert_eq!(reason(with("event_id", "null").as_bytes()), Reason::MissingField);
+        assert_eq!(reason(with("event_id", r#""""#).as_bytes()), Reason::EmptyField);
+        assert_eq!(reason(with("event_id", "17").as_bytes()), Reason::WrongType);
+        assert_eq!(reason(with("event_id", &format!("\"{}\"", "x".repeat(129))).as_bytes()), Reason::InvalidEventId);
+        assert_eq!(reason(with("event_type", r#""Page View""#).as_bytes()), Reason::InvalidEventType);
+        assert_eq!(reason(with("event_time", r#""20/11/2026""#).as_bytes()), Reason::InvalidTimestamp);
+        assert_eq!(reason(without("received_at").as_bytes()), Reason::MissingField);
+        assert_eq!(reason(with("properties", "[1]").as_bytes()), Reason::WrongType);
+        assert_eq!(reason(with("context", r#"{"ip":5}"#).as_bytes()), Reason::WrongType);
+        assert_eq!(reason(with("user_id", "true").as_bytes()), Reason::WrongType);
+        assert_eq!(reason(with("schema_version", "2").as_bytes()), Reason::UnsupportedSchemaVersion);
+        assert_eq!(reason(with("team", r#""search""#).as_bytes()), Reason::TeamMismatch);
+        assert_eq!(
+            reason(with("received_at", r#""2026-11-21T00:00:00Z""#).as_bytes()),
+            Reason::PartitionMismatch
+        );
+        let big = with("properties", &format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_RAW_LINE_BYTES)));
+        assert_eq!(reason(big.as_bytes()), Reason::LineTooLarge);
+    }
+
+    #[test]
+    fn rejection_detail_names_the_field() {
+        let r = parse_raw_line(with("session_id", "[]").as_bytes(), &part()).unwrap_err();
+        assert_eq!(r.to_string(), "wrong_type: session_id is a JSON array, expected a string");
+        let r = parse_raw_line(b"{\"a\":", &part()).unwrap_err();
+        assert!(r.detail.contains("line 1 column 5"), "{}", r.detail);
+    }
+
+    #[test]
+    fn missing_team_and_version_follow_the_path() {
+        let line = without("team");
+        let e = parse_raw_line(line.as_bytes(), &part()).unwrap();
+        assert_eq!(e.schema_version, 1);
+    }
+
+    #[test]
+    fn event_types() {
+        assert!(valid_event_type("page_view"));
+        assert!(valid_event_type("checkout.step:2-a"));
+        assert!(!valid_event_type(""));
+        assert!(!valid_event_type(&"a".repeat(65)));
+        assert!(!valid_event_type("Page"));
+    }
+}
