@@ -16,7 +16,9 @@ use crate::{MAX_RAW_LINE_BYTES, SCHEMA_VERSION};
 
 /// Why a raw line (or a whole raw object) could not become a row. The `snake_case` names are
 /// stable: they appear in quarantine records, manifests and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The line's bytes are not UTF-8.
@@ -55,8 +57,6 @@ pub enum Reason {
     NotGzip,
     /// A gzip stream broke off or is corrupt (object level: the lines before the break are kept).
     CorruptGzip,
-    /// The object could not be read from storage (object level).
-    ReadFailed,
 }
 
 impl Reason {
@@ -80,7 +80,6 @@ impl Reason {
             Reason::PartitionMismatch => "partition_mismatch",
             Reason::NotGzip => "not_gzip",
             Reason::CorruptGzip => "corrupt_gzip",
-            Reason::ReadFailed => "read_failed",
         }
     }
 }
@@ -213,17 +212,22 @@ pub fn parse_raw_line<'a>(
         return Err(Rejection::new(Reason::BlankLine, "empty line"));
     }
     if !trimmed.starts_with('{') {
-        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(trimmed) {
-            Ok(_) => Rejection::new(
-                Reason::NotAnObject,
-                format!("a JSON {} where an object was expected", json_kind(trimmed)),
-            ),
-            Err(e) => json_error(&e),
-        });
+        return Err(
+            match serde_json::from_str::<serde::de::IgnoredAny>(trimmed) {
+                Ok(_) => Rejection::new(
+                    Reason::NotAnObject,
+                    format!("a JSON {} where an object was expected", json_kind(trimmed)),
+                ),
+                Err(e) => json_error(&e),
+            },
+        );
     }
     let env: RawEnvelope<'a> = serde_json::from_str(trimmed).map_err(|e| json_error(&e))?;
     if trimmed[1..].trim_ascii_start().starts_with('}') {
-        return Err(Rejection::new(Reason::EmptyObject, "the object has no fields"));
+        return Err(Rejection::new(
+            Reason::EmptyObject,
+            "the object has no fields",
+        ));
     }
 
     let event_id = required_str(env.event_id, "event_id")?;
@@ -286,8 +290,7 @@ pub fn parse_raw_line<'a>(
         Some(raw) if raw.get().starts_with('{') => Some(raw.get()),
         Some(raw) => return Err(wrong_type("properties", raw, "an object")),
     };
-    let (context_ip, context_user_agent, context_locale, context_app_version) = match env.context
-    {
+    let (context_ip, context_user_agent, context_locale, context_app_version) = match env.context {
         None => (None, None, None, None),
         Some(raw) if raw.get().starts_with('{') => {
             let ctx: RawContext<'a> =
@@ -386,10 +389,14 @@ fn optional_str<'a>(
 }
 
 fn required_str<'a>(raw: Option<&'a RawValue>, field: &str) -> Result<Cow<'a, str>, Rejection> {
-    let raw = raw.ok_or_else(|| Rejection::new(Reason::MissingField, format!("{field} is missing")))?;
+    let raw =
+        raw.ok_or_else(|| Rejection::new(Reason::MissingField, format!("{field} is missing")))?;
     let s = string_value(raw, field)?;
     if s.is_empty() {
-        return Err(Rejection::new(Reason::EmptyField, format!("{field} is empty")));
+        return Err(Rejection::new(
+            Reason::EmptyField,
+            format!("{field} is empty"),
+        ));
     }
     Ok(s)
 }
@@ -475,30 +482,69 @@ mod tests {
         assert_eq!(reason(b""), Reason::BlankLine);
         assert_eq!(reason(b"{\"event_id\":\"\xff\"}"), Reason::InvalidUtf8);
         assert_eq!(reason(without("event_id").as_bytes()), Reason::MissingField);
-        assert_eq!(reason(with("event_id", "null").as_bytes()), Reason::MissingField);
-        assert_eq!(reason(with("event_id", r#""""#).as_bytes()), Reason::EmptyField);
+        assert_eq!(
+            reason(with("event_id", "null").as_bytes()),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(with("event_id", r#""""#).as_bytes()),
+            Reason::EmptyField
+        );
         assert_eq!(reason(with("event_id", "17").as_bytes()), Reason::WrongType);
-        assert_eq!(reason(with("event_id", &format!("\"{}\"", "x".repeat(129))).as_bytes()), Reason::InvalidEventId);
-        assert_eq!(reason(with("event_type", r#""Page View""#).as_bytes()), Reason::InvalidEventType);
-        assert_eq!(reason(with("event_time", r#""20/11/2026""#).as_bytes()), Reason::InvalidTimestamp);
-        assert_eq!(reason(without("received_at").as_bytes()), Reason::MissingField);
-        assert_eq!(reason(with("properties", "[1]").as_bytes()), Reason::WrongType);
-        assert_eq!(reason(with("context", r#"{"ip":5}"#).as_bytes()), Reason::WrongType);
-        assert_eq!(reason(with("user_id", "true").as_bytes()), Reason::WrongType);
-        assert_eq!(reason(with("schema_version", "2").as_bytes()), Reason::UnsupportedSchemaVersion);
-        assert_eq!(reason(with("team", r#""search""#).as_bytes()), Reason::TeamMismatch);
+        assert_eq!(
+            reason(with("event_id", &format!("\"{}\"", "x".repeat(129))).as_bytes()),
+            Reason::InvalidEventId
+        );
+        assert_eq!(
+            reason(with("event_type", r#""Page View""#).as_bytes()),
+            Reason::InvalidEventType
+        );
+        assert_eq!(
+            reason(with("event_time", r#""20/11/2026""#).as_bytes()),
+            Reason::InvalidTimestamp
+        );
+        assert_eq!(
+            reason(without("received_at").as_bytes()),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(with("properties", "[1]").as_bytes()),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(with("context", r#"{"ip":5}"#).as_bytes()),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(with("user_id", "true").as_bytes()),
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason(with("schema_version", "2").as_bytes()),
+            Reason::UnsupportedSchemaVersion
+        );
+        assert_eq!(
+            reason(with("team", r#""search""#).as_bytes()),
+            Reason::TeamMismatch
+        );
         assert_eq!(
             reason(with("received_at", r#""2026-11-21T00:00:00Z""#).as_bytes()),
             Reason::PartitionMismatch
         );
-        let big = with("properties", &format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_RAW_LINE_BYTES)));
+        let big = with(
+            "properties",
+            &format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_RAW_LINE_BYTES)),
+        );
         assert_eq!(reason(big.as_bytes()), Reason::LineTooLarge);
     }
 
     #[test]
     fn rejection_detail_names_the_field() {
         let r = parse_raw_line(with("session_id", "[]").as_bytes(), &part()).unwrap_err();
-        assert_eq!(r.to_string(), "wrong_type: session_id is a JSON array, expected a string");
+        assert_eq!(
+            r.to_string(),
+            "wrong_type: session_id is a JSON array, expected a string"
+        );
         let r = parse_raw_line(b"{\"a\":", &part()).unwrap_err();
         assert!(r.detail.contains("line 1 column 5"), "{}", r.detail);
     }

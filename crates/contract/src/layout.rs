@@ -93,7 +93,9 @@ pub struct RawObjectPath {
 
 /// Why a key under `raw/` does not fit the layout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("raw object {key:?} does not fit raw/team=<team>/dt=<YYYY-MM-DD>/[hour=<HH>/]<file>: {why}")]
+#[error(
+    "raw object {key:?} does not fit raw/team=<team>/dt=<YYYY-MM-DD>/[hour=<HH>/]<file>: {why}"
+)]
 pub struct LayoutError {
     pub key: String,
     pub why: String,

@@ -171,7 +171,14 @@ mod tests {
             PartitionDate::parse("2026-11-20").unwrap().to_string(),
             "2026-11-20"
         );
-        for bad in ["2026-2-01", "2026-02-30", "20261120", "2026-11-20x", "+2026-1-20", ""] {
+        for bad in [
+            "2026-2-01",
+            "2026-02-30",
+            "20261120",
+            "2026-11-20x",
+            "+2026-1-20",
+            "",
+        ] {
             assert!(PartitionDate::parse(bad).is_err(), "{bad}");
         }
         let d = PartitionDate::parse("2026-12-31").unwrap();

@@ -1,0 +1,233 @@
+//! Running a plan: partitions compacted `jobs` at a time, each on its own task, so one partition's
+//! failure never loses another's work. The summary names every failed partition.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventlake_contract::PartitionKey;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::catalog::{Catalog, CommitOutcome};
+use crate::compact::{CompactOptions, Counts, compact_partition};
+use crate::error::Error;
+use crate::lake::Lake;
+use crate::plan::{PartitionPlan, Plan};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// A new version was written and committed.
+    Committed,
+    /// Same raw data as the committed version: nothing was done.
+    Unchanged,
+    /// Another run committed the same raw data first; this run's version was left for `gc`.
+    AlreadyCurrent,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionReport {
+    pub team: String,
+    pub dt: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+    pub files: usize,
+    pub bytes_written: u64,
+    pub elapsed_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub partitions: Vec<PartitionReport>,
+    pub committed: usize,
+    pub unchanged: usize,
+    pub failed: Vec<String>,
+    pub totals: Counts,
+    pub elapsed_ms: u64,
+    pub lines_per_sec: u64,
+}
+
+impl Summary {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// How a long run shows its progress: a bar on a terminal, log lines otherwise.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Bar(ProgressBar),
+    Log,
+    Quiet,
+}
+
+impl Progress {
+    /// A bar when stderr is a terminal, log lines otherwise.
+    pub fn auto(total: u64) -> Self {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} partitions  {msg}  ETA {eta}",
+                )
+                .expect("template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Progress::Bar(bar)
+        } else {
+            Progress::Log
+        }
+    }
+
+    fn done(&self, r: &PartitionReport, lines: u64, started: Instant) {
+        let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        match self {
+            Progress::Bar(bar) => {
+                bar.inc(1);
+                bar.set_message(format!("{:.0} lines/s", rate));
+                if r.status == Status::Failed {
+                    bar.println(format!(
+                        "FAILED team={} dt={}: {}",
+                        r.team,
+                        r.dt,
+                        r.error.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+            Progress::Log => match r.status {
+                Status::Failed => tracing::error!(
+                    team = %r.team, dt = %r.dt, error = r.error.as_deref().unwrap_or(""),
+                    "partition failed"
+                ),
+                _ => tracing::info!(
+                    team = %r.team, dt = %r.dt, status = ?r.status,
+                    rows = r.counts.as_ref().map(|c| c.rows).unwrap_or(0),
+                    elapsed_ms = r.elapsed_ms, lines_per_sec = rate as u64,
+                    "partition done"
+                ),
+            },
+            Progress::Quiet => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn report(p: &PartitionKey, status: Status) -> PartitionReport {
+    PartitionReport {
+        team: p.team.to_string(),
+        dt: p.dt.to_string(),
+        status,
+        version: None,
+        counts: None,
+        files: 0,
+        bytes_written: 0,
+        elapsed_ms: 0,
+        error: None,
+        retryable: None,
+    }
+}
+
+async fn run_one(
+    lake: Lake,
+    catalog: Arc<dyn Catalog>,
+    plan: PartitionPlan,
+    opts: CompactOptions,
+) -> PartitionReport {
+    let started = Instant::now();
+    let mut r = report(&plan.partition, Status::Failed);
+    if !plan.needs_work() {
+        r.status = Status::Unchanged;
+        r.version = plan.current.as_ref().map(|c| c.version.clone());
+        return r;
+    }
+    let result =
+        tokio::spawn(async move { compact_partition(&lake, catalog.as_ref(), &plan, &opts).await })
+            .await
+            .map_err(Error::from)
+            .and_then(|r| r);
+    match result {
+        Ok(c) => {
+            r.status = match c.outcome {
+                CommitOutcome::Committed => Status::Committed,
+                CommitOutcome::AlreadyCurrent => Status::AlreadyCurrent,
+            };
+            r.version = Some(c.version);
+            r.files = c.files.len();
+            r.bytes_written = c.bytes_written;
+            r.counts = Some(c.counts);
+        }
+        Err(e) => {
+            r.retryable = Some(e.is_retryable());
+            r.error = Some(e.to_string());
+        }
+    }
+    r.elapsed_ms = started.elapsed().as_millis() as u64;
+    r
+}
+
+/// Compacts every partition of `plan` that needs it, `jobs` at a time.
+pub async fn run(
+    lake: &Lake,
+    catalog: Arc<dyn Catalog>,
+    plan: Plan,
+    jobs: usize,
+    opts: &CompactOptions,
+    progress: &Progress,
+) -> Summary {
+    let started = Instant::now();
+    let mut partitions = plan.partitions;
+    // Largest first keeps every worker busy to the end.
+    partitions.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    let mut lines_done = 0u64;
+    let mut reports: Vec<PartitionReport> = Vec::with_capacity(partitions.len());
+    let mut stream = futures::stream::iter(partitions)
+        .map(|p| run_one(lake.clone(), Arc::clone(&catalog), p, opts.clone()))
+        .buffer_unordered(jobs.max(1));
+    while let Some(r) = stream.next().await {
+        lines_done += r.counts.as_ref().map(|c| c.lines).unwrap_or(0);
+        progress.done(&r, lines_done, started);
+        reports.push(r);
+    }
+    progress.finish();
+    reports.sort_by(|a, b| (&a.team, &a.dt).cmp(&(&b.team, &b.dt)));
+
+    let mut totals = Counts::default();
+    for c in reports.iter().filter_map(|r| r.counts.as_ref()) {
+        totals.add(c);
+    }
+    let elapsed = started.elapsed();
+    Summary {
+        committed: reports
+            .iter()
+            .filter(|r| r.status == Status::Committed)
+            .count(),
+        unchanged: reports
+            .iter()
+            .filter(|r| matches!(r.status, Status::Unchanged | Status::AlreadyCurrent))
+            .count(),
+        failed: reports
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .map(|r| format!("team={}/dt={}", r.team, r.dt))
+            .collect(),
+        lines_per_sec: (totals.lines as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
+        elapsed_ms: elapsed.as_millis() as u64,
+        totals,
+        partitions: reports,
+    }
+}

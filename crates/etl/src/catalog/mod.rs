@@ -1,0 +1,79 @@
+//! The catalog: for each partition `(team, dt)`, which committed version readers see.
+//!
+//! A compaction writes a whole new version under its own prefix, then calls
+//! [`Catalog::commit`], which switches the partition to it in one step. Readers go through the
+//! catalog only, so they see the old version or the new one, never a mix, and never a version a
+//! crashed run left behind.
+//!
+//! The embedded default is [`LocalCatalog`], a folder inside the lake. Other catalogs (the Glue Data
+//! Catalog) implement the same trait.
+
+mod local;
+
+use async_trait::async_trait;
+use eventlake_contract::PartitionKey;
+use serde::{Deserialize, Serialize};
+
+pub use local::LocalCatalog;
+
+use crate::error::Result;
+
+/// One data file of a committed version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Key relative to the lake root.
+    pub key: String,
+    pub size: u64,
+    pub rows: u64,
+}
+
+/// What the catalog knows of one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionEntry {
+    pub partition: PartitionKey,
+    pub version: String,
+    /// The version's prefix relative to the lake root (`curated/events/team=…/dt=…/v=…/`).
+    pub location: String,
+    /// The manifest's key relative to the lake root.
+    pub manifest: String,
+    /// Fingerprint of the raw objects the version was built from.
+    pub raw_fingerprint: String,
+    pub rows: u64,
+    pub files: Vec<DataFile>,
+    /// RFC 3339, UTC.
+    pub committed_at: String,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The partition now points at the new version.
+    Committed,
+    /// The partition already pointed at a version built from the same raw data (a concurrent run
+    /// did the same work); nothing changed.
+    AlreadyCurrent,
+}
+
+#[async_trait]
+pub trait Catalog: Send + Sync + std::fmt::Debug {
+    /// A short name for messages (`local`, `glue`).
+    fn kind(&self) -> &'static str;
+
+    /// The entry of one partition, if it was ever committed.
+    async fn get(&self, partition: &PartitionKey) -> Result<Option<PartitionEntry>>;
+
+    /// Every committed partition, ordered by team and date.
+    async fn list(&self) -> Result<Vec<PartitionEntry>>;
+
+    /// Points the partition at `entry`'s version in one atomic step, provided the partition still
+    /// points at `expected` (the version this run saw when it planned, `None` for a partition
+    /// never committed). When it points elsewhere, a run that built the same raw data gets
+    /// [`CommitOutcome::AlreadyCurrent`]; any other gets [`Error::CommitConflict`].
+    ///
+    /// [`Error::CommitConflict`]: crate::error::Error::CommitConflict
+    async fn commit(&self, entry: &PartitionEntry, expected: Option<&str>)
+    -> Result<CommitOutcome>;
+
+    /// Forgets a partition (used by tests and `catalog sync`).
+    async fn remove(&self, partition: &PartitionKey) -> Result<()>;
+}

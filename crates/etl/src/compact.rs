@@ -1,0 +1,456 @@
+//! Compaction of one partition: raw objects → validated, de-duplicated, sorted ZSTD Parquet under a
+//! new version prefix, a manifest beside it, bad lines in quarantine, then one catalog commit.
+//!
+//! Every raw line is accounted for: `rows + duplicates + quarantined = lines`, checked before the
+//! commit (a mismatch is a bug and fails the partition rather than publish it), written to the
+//! manifest and reported.
+//!
+//! Nothing is visible to readers until [`Catalog::commit`]: a crash at any point leaves the last
+//! committed version as it was, and the half-written version is removed by `etl gc` later.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::compute::interleave;
+use arrow::datatypes::TimestampMicrosecondType;
+use chrono::{SecondsFormat, Utc};
+use eventlake_contract::schema::file_schema;
+use eventlake_contract::{PartitionKey, Reason, layout};
+use futures::{StreamExt, TryStreamExt};
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
+use object_store::buffered::BufWriter;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, CommitOutcome, DataFile, PartitionEntry};
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+use crate::plan::PartitionPlan;
+use crate::read::{Chunk, ObjectOutcome, QuarantineRecord, read_object};
+
+/// The order rows are written in: analysts filter on `event_type` and `event_time`, and sorted
+/// columns let Athena and DataFusion skip row groups and pages by their statistics.
+pub const SORT_ORDER: [&str; 3] = ["event_type", "event_time", "event_id"];
+
+/// Tuning of a compaction. The defaults suit Athena: files of a few hundred MiB at most (one file
+/// for a small partition) and row groups of about a million rows.
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    /// Raw objects read and parsed at once within a partition.
+    pub read_concurrency: usize,
+    /// A new file is started once the current one reaches this many bytes.
+    pub target_file_bytes: u64,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        Self {
+            read_concurrency: 8,
+            target_file_bytes: 256 * 1024 * 1024,
+            row_group_rows: 1024 * 1024,
+            zstd_level: 1,
+        }
+    }
+}
+
+/// The accounting of one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Lines read from the raw objects.
+    pub lines: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Valid lines dropped because their `event_id` was already kept.
+    pub duplicates: u64,
+    /// Of the duplicates, those whose content differed from the kept row.
+    pub conflicts: u64,
+    /// Lines quarantined.
+    pub quarantined: u64,
+    /// Quarantined lines by reason.
+    pub by_reason: BTreeMap<Reason, u64>,
+    /// Raw objects read.
+    pub objects: u64,
+    /// Raw objects with an object-level failure (their readable lines still count).
+    pub objects_failed: u64,
+    /// Stored bytes of the raw objects.
+    pub raw_bytes: u64,
+    /// Decompressed bytes of the raw objects.
+    pub raw_uncompressed_bytes: u64,
+}
+
+impl Counts {
+    /// `rows + duplicates + quarantined = lines`
+    pub fn balanced(&self) -> bool {
+        self.rows + self.duplicates + self.quarantined == self.lines
+    }
+
+    pub fn add(&mut self, o: &Counts) {
+        self.lines += o.lines;
+        self.rows += o.rows;
+        self.duplicates += o.duplicates;
+        self.conflicts += o.conflicts;
+        self.quarantined += o.quarantined;
+        for (r, n) in &o.by_reason {
+            *self.by_reason.entry(*r).or_default() += n;
+        }
+        self.objects += o.objects;
+        self.objects_failed += o.objects_failed;
+        self.raw_bytes += o.raw_bytes;
+        self.raw_uncompressed_bytes += o.raw_uncompressed_bytes;
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub read_ms: u64,
+    pub dedupe_sort_ms: u64,
+    pub write_ms: u64,
+    pub total_ms: u64,
+}
+
+/// Written beside each version's files as `_manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    pub partition: PartitionKey,
+    pub version: String,
+    pub created_at: String,
+    pub counts: Counts,
+    pub raw_fingerprint: String,
+    pub inputs: Vec<crate::plan::RawObject>,
+    pub files: Vec<DataFile>,
+    pub bytes_written: u64,
+    /// Key of the quarantine file, when any line was quarantined.
+    pub quarantine: Option<String>,
+    pub sort_order: Vec<String>,
+    pub timings: Timings,
+}
+
+/// The result of compacting one partition.
+#[derive(Debug, Clone)]
+pub struct Compacted {
+    pub version: String,
+    pub outcome: CommitOutcome,
+    pub counts: Counts,
+    pub files: Vec<DataFile>,
+    pub bytes_written: u64,
+    pub timings: Timings,
+}
+
+/// A new version id: sortable by time, unique across concurrent runs.
+pub fn new_version() -> String {
+    format!(
+        "{}-{:08x}",
+        Utc::now().format("%Y%m%dT%H%M%S%3fZ"),
+        rand::random::<u32>()
+    )
+}
+
+/// Compacts one partition and commits it.
+pub async fn compact_partition(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    plan: &PartitionPlan,
+    opts: &CompactOptions,
+) -> Result<Compacted> {
+    let started = Instant::now();
+    let partition = &plan.partition;
+    let version = new_version();
+
+    // Read and parse the raw objects concurrently, keeping their order (for a deterministic
+    // first-wins among equal `received_at`).
+    let outcomes: Vec<ObjectOutcome> = futures::stream::iter(plan.objects.iter().cloned())
+        .map(|o| {
+            let lake = lake.clone();
+            let partition = partition.clone();
+            tokio::spawn(async move {
+                let data = lake.get(&o.key).await?;
+                Ok::<_, Error>(read_object(&o.key, &data, &partition))
+            })
+        })
+        .buffered(opts.read_concurrency.max(1))
+        .map(|joined| joined.map_err(Error::from).and_then(|r| r))
+        .try_collect()
+        .await?;
+    let read_ms = started.elapsed().as_millis() as u64;
+
+    let mut counts = Counts {
+        objects: plan.objects.len() as u64,
+        raw_bytes: plan.bytes,
+        ..Counts::default()
+    };
+    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
+    let mut chunks: Vec<Chunk> = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        counts.lines += o.lines;
+        counts.raw_uncompressed_bytes += o.bytes_read;
+        counts.quarantined += o.quarantined.len() as u64;
+        for q in &o.quarantined {
+            *counts.by_reason.entry(q.reason).or_default() += 1;
+        }
+        quarantine.extend(o.quarantined);
+        if let Some(f) = o.object_failure {
+            counts.objects_failed += 1;
+            quarantine.push(f);
+        }
+        chunks.extend(o.chunk);
+    }
+
+    let t = Instant::now();
+    let dedupe = dedupe_and_sort(&chunks);
+    counts.rows = dedupe.order.len() as u64;
+    counts.duplicates = dedupe.duplicates;
+    counts.conflicts = dedupe.conflicts;
+    let dedupe_sort_ms = t.elapsed().as_millis() as u64;
+    if !counts.balanced() {
+        return Err(Error::Task(format!(
+            "{partition}: accounting does not balance (rows {} + duplicates {} + quarantined {} != lines {}); nothing was committed",
+            counts.rows, counts.duplicates, counts.quarantined, counts.lines
+        )));
+    }
+
+    let t = Instant::now();
+    let files = write_files(lake, partition, &version, &chunks, &dedupe.order, opts).await?;
+    drop(chunks);
+    let quarantine_key = if quarantine.is_empty() {
+        None
+    } else {
+        let key = layout::quarantine_key(partition, &version);
+        let mut body = Vec::with_capacity(quarantine.len() * 256);
+        for q in &quarantine {
+            serde_json::to_writer(&mut body, q).expect("record serialises");
+            body.push(b'\n');
+        }
+        lake.put(&key, body).await?;
+        Some(key)
+    };
+    let write_ms = t.elapsed().as_millis() as u64;
+    let bytes_written = files.iter().map(|f| f.size).sum();
+    let timings = Timings {
+        read_ms,
+        dedupe_sort_ms,
+        write_ms,
+        total_ms: started.elapsed().as_millis() as u64,
+    };
+
+    let manifest = Manifest {
+        manifest_version: 1,
+        partition: partition.clone(),
+        version: version.clone(),
+        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        counts: counts.clone(),
+        raw_fingerprint: plan.raw_fingerprint.clone(),
+        inputs: plan.objects.clone(),
+        files: files.clone(),
+        bytes_written,
+        quarantine: quarantine_key,
+        sort_order: SORT_ORDER.iter().map(|s| s.to_string()).collect(),
+        timings: timings.clone(),
+    };
+    let manifest_key = layout::manifest_key(partition, &version);
+    lake.put(
+        &manifest_key,
+        serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+    )
+    .await?;
+
+    let entry = PartitionEntry {
+        partition: partition.clone(),
+        version: version.clone(),
+        location: layout::curated_version_prefix(partition, &version),
+        manifest: manifest_key,
+        raw_fingerprint: plan.raw_fingerprint.clone(),
+        rows: counts.rows,
+        files: files.clone(),
+        committed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    let expected = plan.current.as_ref().map(|c| c.version.as_str());
+    let outcome = catalog.commit(&entry, expected).await?;
+    Ok(Compacted {
+        version,
+        outcome,
+        counts,
+        files,
+        bytes_written,
+        timings,
+    })
+}
+
+/// The rows to write, in order, as (chunk, row) positions.
+struct Deduped {
+    order: Vec<(usize, usize)>,
+    duplicates: u64,
+    conflicts: u64,
+}
+
+/// One row per `event_id`: the first by `received_at` wins, ties going to the earlier object and
+/// line. Then the winners are sorted by [`SORT_ORDER`].
+fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
+    let total: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
+    let ids: Vec<_> = chunks
+        .iter()
+        .map(|c| c.batch.column(0).as_string::<i32>())
+        .collect();
+    let received: Vec<_> = chunks
+        .iter()
+        .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
+        .collect();
+
+    let mut best: HashMap<&str, (u32, u32)> = HashMap::with_capacity(total);
+    let mut dropped: Vec<(u32, u32)> = Vec::new();
+    for (ci, id_col) in ids.iter().enumerate() {
+        for r in 0..id_col.len() {
+            let here = (ci as u32, r as u32);
+            match best.entry(id_col.value(r)) {
+                Entry::Vacant(v) => {
+                    v.insert(here);
+                }
+                Entry::Occupied(mut o) => {
+                    let (bc, br) = *o.get();
+                    let kept_at = received[bc as usize].value(br as usize);
+                    if received[ci].value(r) < kept_at {
+                        dropped.push(o.insert(here));
+                    } else {
+                        dropped.push(here);
+                    }
+                }
+            }
+        }
+    }
+    let fp = |(c, r): (u32, u32)| chunks[c as usize].fingerprints[r as usize];
+    let conflicts = dropped
+        .iter()
+        .filter(|&&d| {
+            let id = ids[d.0 as usize].value(d.1 as usize);
+            fp(best[id]) != fp(d)
+        })
+        .count() as u64;
+
+    // Sort winners by (event_type, event_time, event_id); event types are few, so rank them once.
+    let types: Vec<_> = chunks
+        .iter()
+        .map(|c| c.batch.column(1).as_string::<i32>())
+        .collect();
+    let times: Vec<_> = chunks
+        .iter()
+        .map(|c| c.batch.column(2).as_primitive::<TimestampMicrosecondType>())
+        .collect();
+    let mut type_names: Vec<&str> = Vec::new();
+    let mut type_rank: HashMap<&str, u32> = HashMap::new();
+    for &(c, r) in best.values() {
+        let t = types[c as usize].value(r as usize);
+        if !type_rank.contains_key(t) {
+            type_rank.insert(t, 0);
+            type_names.push(t);
+        }
+    }
+    type_names.sort_unstable();
+    for (i, t) in type_names.iter().enumerate() {
+        type_rank.insert(t, i as u32);
+    }
+    let mut keyed: Vec<(u32, i64, &str, usize, usize)> = best
+        .iter()
+        .map(|(id, &(c, r))| {
+            let (c, r) = (c as usize, r as usize);
+            (type_rank[types[c].value(r)], times[c].value(r), *id, c, r)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    Deduped {
+        order: keyed.into_iter().map(|k| (k.3, k.4)).collect(),
+        duplicates: dropped.len() as u64,
+        conflicts,
+    }
+}
+
+fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
+    let level = ZstdLevel::try_new(opts.zstd_level)?;
+    let sorting = [1, 2, 0]
+        .into_iter()
+        .map(|column_idx| SortingColumn {
+            column_idx,
+            descending: false,
+            nulls_first: false,
+        })
+        .collect();
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(opts.row_group_rows))
+        .set_sorting_columns(Some(sorting))
+        // Unique per row: a dictionary only costs time before the writer falls back.
+        .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
+        .set_column_dictionary_enabled(ColumnPath::from("properties"), false)
+        .set_created_by(format!("eventlake {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// Writes the rows in `order` as Parquet files of about `target_file_bytes` each.
+async fn write_files(
+    lake: &Lake,
+    partition: &PartitionKey,
+    version: &str,
+    chunks: &[Chunk],
+    order: &[(usize, usize)],
+    opts: &CompactOptions,
+) -> Result<Vec<DataFile>> {
+    const SLICE: usize = 64 * 1024;
+    let props = writer_properties(opts)?;
+    let schema = file_schema();
+    let mut files = Vec::new();
+    let mut writer: Option<(String, AsyncArrowWriter<BufWriter>, u64)> = None;
+    for slice in order.chunks(SLICE) {
+        let batch = gather(chunks, slice)?;
+        let (_, w, rows) = match &mut writer {
+            Some(w) => w,
+            None => {
+                let key = layout::curated_file_key(partition, version, files.len());
+                let object = BufWriter::new(Arc::clone(lake.store()), lake.path(&key));
+                let w =
+                    AsyncArrowWriter::try_new(object, Arc::clone(&schema), Some(props.clone()))?;
+                writer.insert((key, w, 0))
+            }
+        };
+        w.write(&batch).await?;
+        *rows += batch.num_rows() as u64;
+        if (w.bytes_written() + w.in_progress_size()) as u64 >= opts.target_file_bytes {
+            let (key, w, rows) = writer.take().expect("open writer");
+            files.push(finish_file(key, w, rows).await?);
+        }
+    }
+    if let Some((key, w, rows)) = writer.take() {
+        files.push(finish_file(key, w, rows).await?);
+    }
+    Ok(files)
+}
+
+async fn finish_file(
+    key: String,
+    mut w: AsyncArrowWriter<BufWriter>,
+    rows: u64,
+) -> Result<DataFile> {
+    w.finish().await?;
+    let size = w.bytes_written() as u64;
+    Ok(DataFile { key, size, rows })
+}
+
+/// Gathers the rows at `positions` from the chunks into one batch.
+fn gather(chunks: &[Chunk], positions: &[(usize, usize)]) -> Result<RecordBatch> {
+    let schema = file_schema();
+    let columns = (0..schema.fields().len())
+        .map(|i| {
+            let arrays: Vec<&dyn Array> =
+                chunks.iter().map(|c| c.batch.column(i).as_ref()).collect();
+            interleave(&arrays, positions)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
+}

@@ -1,0 +1,192 @@
+//! A lake: one root (a local folder or, later, a bucket prefix) holding `raw/`, `curated/`,
+//! `quarantine/` and the local catalog. Every job reaches storage through [`Lake`], so the same
+//! code runs on a laptop and against object storage.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// The root of a lake and the store that holds it.
+#[derive(Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    /// The root inside `store` (no leading or trailing `/`).
+    root: String,
+    url: ObjectStoreUrl,
+    local_dir: Option<PathBuf>,
+    display: String,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl Lake {
+    /// Opens the lake named by `--lake`: a local path (created when `create` is set) or a
+    /// `file://` URL.
+    pub fn open(location: &str, create: bool) -> Result<Self> {
+        if let Some((scheme, _)) = location.split_once("://")
+            && scheme != "file"
+        {
+            return Err(Error::InvalidArgument(format!(
+                "--lake {location}: unsupported scheme {scheme}:// (use a local path)"
+            )));
+        }
+        let path = FsPath::new(location.strip_prefix("file://").unwrap_or(location));
+        if create {
+            std::fs::create_dir_all(path)
+                .map_err(|e| Error::io("cannot create lake folder", path.display(), e))?;
+        }
+        let dir = path.canonicalize().map_err(|e| {
+            Error::io(
+                "cannot open lake folder (run `etl generate` or pass --lake)",
+                path.display(),
+                e,
+            )
+        })?;
+        let root = dir
+            .to_str()
+            .ok_or_else(|| Error::InvalidArgument(format!("--lake {location}: not UTF-8")))?
+            .trim_matches('/')
+            .to_owned();
+        Ok(Self {
+            store: Arc::new(LocalFileSystem::new()),
+            root,
+            url: ObjectStoreUrl::local_filesystem(),
+            display: dir.display().to_string(),
+            local_dir: Some(dir),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The URL DataFusion knows the store by.
+    pub fn object_store_url(&self) -> &ObjectStoreUrl {
+        &self.url
+    }
+
+    /// The lake's folder, when it is local.
+    pub fn local_dir(&self) -> Option<&FsPath> {
+        self.local_dir.as_deref()
+    }
+
+    /// The full store path of a key relative to the lake root.
+    pub fn path(&self, key: &str) -> Path {
+        let key = key.trim_matches('/');
+        if self.root.is_empty() {
+            Path::from(key)
+        } else if key.is_empty() {
+            Path::from(self.root.as_str())
+        } else {
+            Path::from(format!("{}/{key}", self.root))
+        }
+    }
+
+    /// The key relative to the lake root of a full store path.
+    pub fn key(&self, path: &Path) -> String {
+        let p = path.as_ref();
+        if self.root.is_empty() {
+            return p.to_owned();
+        }
+        p.strip_prefix(&self.root)
+            .map(|k| k.trim_start_matches('/').to_owned())
+            .unwrap_or_else(|| p.to_owned())
+    }
+
+    /// Every object under `prefix` (relative to the root), keys relative to the root.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let path = self.path(prefix);
+        let mut out: Vec<ObjectMeta> = match self.store.list(Some(&path)).try_collect().await {
+            Ok(v) => v,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(Error::storage(path, e)),
+        };
+        for m in &mut out {
+            m.location = Path::from(self.key(&m.location));
+        }
+        out.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(out)
+    }
+
+    /// The immediate sub-folders of `prefix` (relative to the root), as their last segment.
+    pub async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        let path = self.path(prefix);
+        let listing = match self.store.list_with_delimiter(Some(&path)).await {
+            Ok(l) => l,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::storage(path, e)),
+        };
+        let mut out: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<bytes::Bytes> {
+        let path = self.path(key);
+        let r = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::storage(&path, e))?;
+        r.bytes().await.map_err(|e| Error::storage(&path, e))
+    }
+
+    /// Writes a whole object (atomically: readers see the old object, or the new one).
+    pub async fn put(&self, key: &str, data: impl Into<PutPayload>) -> Result<()> {
+        let path = self.path(key);
+        self.store
+            .put(&path, data.into())
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::storage(&path, e))
+    }
+
+    /// Deletes every object under `prefix`; returns how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize> {
+        let objects = self.list(prefix).await?;
+        let n = objects.len();
+        let paths: Vec<object_store::Result<Path>> = objects
+            .iter()
+            .map(|m| Ok(self.path(m.location.as_ref())))
+            .collect();
+        let paths = futures::stream::iter(paths);
+        let deleted: Vec<Path> = self
+            .store
+            .delete_stream(Box::pin(paths))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(self.path(prefix), e))?;
+        debug_assert!(deleted.len() <= n);
+        if let Some(dir) = &self.local_dir {
+            remove_empty_dirs(&dir.join(prefix.trim_matches('/')));
+        }
+        Ok(n)
+    }
+}
+
+/// Removes `dir` and the folders under it when they hold no file (a local store leaves them).
+fn remove_empty_dirs(dir: &FsPath) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_empty_dirs(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}

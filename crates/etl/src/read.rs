@@ -1,0 +1,323 @@
+//! Raw object → Arrow rows and quarantine records.
+//!
+//! An object is decompressed as a stream and cut into lines with a bounded buffer: a line longer
+//! than the limit is skipped to its end and quarantined, never held whole in memory. Each line is
+//! validated by the contract and appended straight into Arrow builders; `properties` stays JSON
+//! text. Nothing fails the object because of one line. A broken gzip stream keeps every line read
+//! before the break and records the break itself as an object-level quarantine record.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use eventlake_contract::event::trim_line;
+use eventlake_contract::schema::file_schema;
+use eventlake_contract::{
+    MAX_RAW_LINE_BYTES, PartitionKey, Reason, Rejection, ValidEvent, parse_raw_line,
+};
+use flate2::read::MultiGzDecoder;
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+/// A quarantined line (or, with `line` unset, a whole object's failure).
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineRecord {
+    /// Raw object key relative to the lake root.
+    pub source: String,
+    /// 1-based line number in the decompressed object; `None` for an object-level record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub reason: Reason,
+    pub detail: String,
+    /// The line as text (invalid UTF-8 replaced), cut to 4 KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// The line's length in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_bytes: Option<usize>,
+}
+
+const QUARANTINE_RAW_CAP: usize = 4096;
+
+/// The valid rows of one raw object, in line order, with a content fingerprint per row.
+#[derive(Debug)]
+pub struct Chunk {
+    pub batch: RecordBatch,
+    /// Hash of everything but `received_at`: equal ids with different fingerprints are conflicts.
+    pub fingerprints: Vec<u64>,
+}
+
+/// What reading one raw object gave.
+#[derive(Debug, Default)]
+pub struct ObjectOutcome {
+    pub chunk: Option<Chunk>,
+    /// Lines read, valid or not.
+    pub lines: u64,
+    /// Quarantined lines.
+    pub quarantined: Vec<QuarantineRecord>,
+    /// An object-level failure (not gzip, corrupt or truncated gzip).
+    pub object_failure: Option<QuarantineRecord>,
+    /// Decompressed bytes.
+    pub bytes_read: u64,
+}
+
+#[derive(Default)]
+struct Builders {
+    event_id: StringBuilder,
+    event_type: StringBuilder,
+    event_time: TimestampMicrosecondBuilder,
+    received_at: TimestampMicrosecondBuilder,
+    user_id: StringBuilder,
+    session_id: StringBuilder,
+    source: StringBuilder,
+    schema_version: Int32Builder,
+    properties: StringBuilder,
+    context_ip: StringBuilder,
+    context_user_agent: StringBuilder,
+    context_locale: StringBuilder,
+    context_app_version: StringBuilder,
+    fingerprints: Vec<u64>,
+}
+
+impl Builders {
+    fn push(&mut self, e: &ValidEvent<'_>) {
+        self.event_id.append_value(&e.event_id);
+        self.event_type.append_value(&e.event_type);
+        self.event_time.append_value(e.event_time);
+        self.received_at.append_value(e.received_at);
+        self.user_id.append_option(e.user_id.as_deref());
+        self.session_id.append_option(e.session_id.as_deref());
+        self.source.append_option(e.source.as_deref());
+        self.schema_version.append_value(e.schema_version);
+        self.properties.append_option(e.properties);
+        self.context_ip.append_option(e.context_ip.as_deref());
+        self.context_user_agent
+            .append_option(e.context_user_agent.as_deref());
+        self.context_locale
+            .append_option(e.context_locale.as_deref());
+        self.context_app_version
+            .append_option(e.context_app_version.as_deref());
+        self.fingerprints.push(fingerprint(e));
+    }
+
+    fn finish(mut self) -> Option<Chunk> {
+        if self.fingerprints.is_empty() {
+            return None;
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.event_time.finish().with_timezone("UTC")),
+            Arc::new(self.received_at.finish().with_timezone("UTC")),
+            Arc::new(self.user_id.finish()),
+            Arc::new(self.session_id.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.schema_version.finish()),
+            Arc::new(self.properties.finish()),
+            Arc::new(self.context_ip.finish()),
+            Arc::new(self.context_user_agent.finish()),
+            Arc::new(self.context_locale.finish()),
+            Arc::new(self.context_app_version.finish()),
+        ];
+        let batch = RecordBatch::try_new(file_schema(), columns).expect("columns match the schema");
+        Some(Chunk {
+            batch,
+            fingerprints: self.fingerprints,
+        })
+    }
+}
+
+/// Hash of the event's content without `received_at` (a retry re-stamps it).
+fn fingerprint(e: &ValidEvent<'_>) -> u64 {
+    let mut h = Xxh3::new();
+    let mut field = |v: Option<&str>| match v {
+        Some(s) => {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        None => h.update(&u64::MAX.to_le_bytes()),
+    };
+    field(Some(&e.event_type));
+    field(e.user_id.as_deref());
+    field(e.session_id.as_deref());
+    field(e.source.as_deref());
+    field(e.properties);
+    field(e.context_ip.as_deref());
+    field(e.context_user_agent.as_deref());
+    field(e.context_locale.as_deref());
+    field(e.context_app_version.as_deref());
+    h.update(&e.event_time.to_le_bytes());
+    h.digest()
+}
+
+fn raw_text(line: &[u8]) -> String {
+    String::from_utf8_lossy(&line[..line.len().min(QUARANTINE_RAW_CAP)]).into_owned()
+}
+
+/// One piece of a raw object, as the line splitter hands it over.
+enum Piece<'a> {
+    /// A whole line (without its `\n`).
+    Line(&'a [u8]),
+    /// A line longer than the limit: its length and its first bytes.
+    TooLong(usize, &'a [u8]),
+}
+
+/// Cuts `reader` into lines, holding at most `max_line` bytes of one line. On a read error, the
+/// bytes of the unfinished line are returned with the error.
+fn split_lines<R: Read>(
+    mut reader: R,
+    max_line: usize,
+    mut f: impl FnMut(Piece<'_>),
+) -> Result<u64, (std::io::Error, Vec<u8>, u64)> {
+    const READ: usize = 256 * 1024;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ + max_line);
+    let mut total: u64 = 0;
+    // While skipping an over-long line: its length so far and its head.
+    let mut skipping: Option<(usize, Vec<u8>)> = None;
+    loop {
+        let start = buf.len();
+        buf.resize(start + READ, 0);
+        let n = match reader.read(&mut buf[start..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                buf.truncate(start);
+                continue;
+            }
+            Err(e) => {
+                buf.truncate(start);
+                return Err((e, buf, total));
+            }
+        };
+        buf.truncate(start + n);
+        total += n as u64;
+        if n == 0 {
+            if let Some((len, head)) = skipping.take() {
+                f(Piece::TooLong(len, &head));
+            } else if !buf.is_empty() {
+                f(Piece::Line(&buf));
+            }
+            return Ok(total);
+        }
+        let mut pos = 0;
+        if let Some((len, _)) = skipping.as_mut() {
+            match memchr::memchr(b'\n', &buf) {
+                Some(i) => {
+                    *len += i;
+                    let (len, head) = skipping.take().expect("skipping");
+                    f(Piece::TooLong(len, &head));
+                    pos = i + 1;
+                }
+                None => {
+                    *len += buf.len();
+                    buf.clear();
+                    continue;
+                }
+            }
+        }
+        while let Some(i) = memchr::memchr(b'\n', &buf[pos..]) {
+            f(Piece::Line(&buf[pos..pos + i]));
+            pos += i + 1;
+        }
+        buf.drain(..pos);
+        if buf.len() > max_line {
+            let head = buf[..QUARANTINE_RAW_CAP.min(buf.len())].to_vec();
+            skipping = Some((buf.len(), head));
+            buf.clear();
+        }
+    }
+}
+
+/// Reads one raw object of `partition` (`key` is for the records). `data` is the object as stored:
+/// gzip is recognised by its magic bytes, so plain NDJSON works too; a name ending in `.gz` that
+/// is not gzip is an object-level failure.
+pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOutcome {
+    let mut out = ObjectOutcome::default();
+    let is_gzip = data.starts_with(&[0x1f, 0x8b]);
+    if !is_gzip && key.ends_with(".gz") {
+        out.object_failure = Some(QuarantineRecord {
+            source: key.to_owned(),
+            line: None,
+            reason: Reason::NotGzip,
+            detail: format!(
+                "object is named .gz but does not start with the gzip magic bytes ({} bytes kept in the raw zone)",
+                data.len()
+            ),
+            raw: None,
+            raw_bytes: Some(data.len()),
+        });
+        return out;
+    }
+
+    let mut builders = Builders::default();
+    let mut line_no: u64 = 0;
+    let mut quarantined = Vec::new();
+    let mut on_piece = |piece: Piece<'_>| {
+        line_no += 1;
+        let rejection = match piece {
+            Piece::Line(line) => match parse_raw_line(line, partition) {
+                Ok(event) => {
+                    builders.push(&event);
+                    return;
+                }
+                Err(r) => (r, raw_text(trim_line(line)), line.len()),
+            },
+            Piece::TooLong(len, head) => (
+                Rejection::new(
+                    Reason::LineTooLarge,
+                    format!("line is {len} bytes, the limit is {MAX_RAW_LINE_BYTES}"),
+                ),
+                raw_text(head),
+                len,
+            ),
+        };
+        let (r, raw, raw_bytes) = rejection;
+        quarantined.push(QuarantineRecord {
+            source: key.to_owned(),
+            line: Some(line_no),
+            reason: r.reason,
+            detail: r.detail,
+            raw: Some(raw),
+            raw_bytes: Some(raw_bytes),
+        });
+    };
+
+    let result = if is_gzip {
+        split_lines(MultiGzDecoder::new(data), MAX_RAW_LINE_BYTES, &mut on_piece)
+    } else {
+        split_lines(data, MAX_RAW_LINE_BYTES, &mut on_piece)
+    };
+    match result {
+        Ok(n) => out.bytes_read = n,
+        Err((e, partial, n)) => {
+            out.bytes_read = n;
+            if !partial.is_empty() {
+                // The unfinished line at the break: quarantined, so it is accounted for.
+                line_no += 1;
+                quarantined.push(QuarantineRecord {
+                    source: key.to_owned(),
+                    line: Some(line_no),
+                    reason: Reason::CorruptGzip,
+                    detail: "line cut off where the gzip stream broke".to_owned(),
+                    raw: Some(raw_text(&partial)),
+                    raw_bytes: Some(partial.len()),
+                });
+            }
+            out.object_failure = Some(QuarantineRecord {
+                source: key.to_owned(),
+                line: None,
+                reason: Reason::CorruptGzip,
+                detail: format!(
+                    "gzip stream broke after {n} decompressed bytes and {line_no} lines ({e}); the lines before the break were kept"
+                ),
+                raw: None,
+                raw_bytes: Some(data.len()),
+            });
+        }
+    }
+    out.lines = line_no;
+    out.quarantined = quarantined;
+    out.chunk = builders.finish();
+    out
+}
