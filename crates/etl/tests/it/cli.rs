@@ -1,0 +1,170 @@
+//! The `etl` command as a user runs it: messages, exit codes, formats.
+
+use crate::common::{TestLake, etl, stderr, stdout};
+
+#[test]
+fn bad_arguments_are_refused_before_any_io() {
+    let t = TestLake::new();
+    let out = etl(
+        &t.path,
+        &["compact", "--team", "../etc", "--date", "2026-11-20"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid team name \"../etc\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = etl(&t.path, &["backfill", "--from", "2026-02-30"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid date \"2026-02-30\": expected YYYY-MM-DD"));
+    let out = etl(
+        &t.path,
+        &["backfill", "--from", "2026-11-21", "--to", "2026-11-20"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--from 2026-11-21 is after --to 2026-11-20"));
+    let out = etl(&t.path.join("nope"), &["query", "--sql", "select 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot open lake folder"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn generate_backfill_query_round_trip() {
+    let t = TestLake::new();
+    let gen_out = etl(
+        &t.path,
+        &["generate", "--events", "3000", "--days", "1", "--json"],
+    );
+    assert!(gen_out.status.success());
+    let truth: serde_json::Value = serde_json::from_slice(&gen_out.stdout).unwrap();
+
+    // A dry run prints the plan and writes nothing.
+    let dry = etl(&t.path, &["backfill", "--dry-run"]);
+    assert!(dry.status.success());
+    assert!(
+        stdout(&dry).contains("dry run: 3 partitions, 3 to compact"),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(!t.path.join("curated").exists());
+    assert!(!t.path.join("_catalog").exists());
+
+    let run = etl(&t.path, &["backfill", "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["committed"], 3);
+    assert_eq!(summary["totals"]["rows"], truth["totals"]["events"]);
+    assert_eq!(
+        summary["totals"]["quarantined"],
+        truth["totals"]["malformed"]
+    );
+
+    let again = etl(&t.path, &["backfill"]);
+    assert!(
+        stdout(&again).contains("nothing to do"),
+        "{}",
+        stdout(&again)
+    );
+
+    let one = etl(
+        &t.path,
+        &[
+            "compact",
+            "--team",
+            "search",
+            "--date",
+            "2026-11-20",
+            "--force",
+        ],
+    );
+    assert!(
+        stdout(&one).contains("1 partitions: 1 committed"),
+        "{}",
+        stdout(&one)
+    );
+
+    let csv = etl(
+        &t.path,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "--sql",
+            "select count(*) as n from events",
+        ],
+    );
+    assert_eq!(stdout(&csv), format!("n\n{}\n", truth["totals"]["events"]));
+    let json = etl(
+        &t.path,
+        &[
+            "query",
+            "--format",
+            "json",
+            "--sql",
+            "select team from events group by team order by team",
+        ],
+    );
+    assert_eq!(
+        stdout(&json),
+        "{\"team\":\"checkout\"}\n{\"team\":\"growth\"}\n{\"team\":\"search\"}\n"
+    );
+    let table = etl(
+        &t.path,
+        &[
+            "query",
+            "--sql",
+            "select count(*) as n from events where team = 'nobody'",
+        ],
+    );
+    assert!(stdout(&table).contains("| 0 |"), "{}", stdout(&table));
+
+    let sql = t.path.join("q.sql");
+    std::fs::write(&sql, "select count(distinct dt) as days from events").unwrap();
+    let file = etl(
+        &t.path,
+        &["query", "--format", "csv", "--file", sql.to_str().unwrap()],
+    );
+    assert_eq!(stdout(&file), "days\n1\n");
+
+    let bad = etl(&t.path, &["query", "--sql", "select nope from events"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("nope"), "{}", stderr(&bad));
+
+    let gc = etl(&t.path, &["gc", "--grace", "0s"]);
+    assert!(
+        stdout(&gc).contains("removed 1 versions"),
+        "{}",
+        stdout(&gc)
+    );
+    let list = etl(&t.path, &["catalog", "list"]);
+    assert!(stdout(&list).contains("3 partitions"));
+}
+
+#[test]
+fn logs_are_structured_when_asked() {
+    let t = TestLake::new();
+    assert!(
+        etl(&t.path, &["generate", "--events", "300", "--days", "1"])
+            .status
+            .success()
+    );
+    let out = crate::common::etl_bin()
+        .env("ETL_LOG", "info")
+        .args([
+            "--lake",
+            t.path.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "backfill",
+        ])
+        .output()
+        .unwrap();
+    let line = stderr(&out).lines().next().unwrap().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["fields"]["message"], "partition done");
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the batch jobs on a local lake (one test binary for the crate).
+
+mod bad_input;
+mod catalog;
+mod cli;
+mod common;
+mod crash;
+mod ground_truth;
+mod versions;
