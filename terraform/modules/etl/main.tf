@@ -1,0 +1,487 @@
+data "aws_caller_identity" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+
+  container_name = "etl"
+  image          = "${aws_ecr_repository.etl.repository_url}:${var.image_tag}"
+
+  # Settings shared by the Lambda and the Fargate task (same binary, same configuration).
+  job_environment = {
+    EVENTLAKE_RAW_BUCKET            = var.raw_bucket_name
+    EVENTLAKE_CURATED_BUCKET        = var.curated_bucket_name
+    EVENTLAKE_QUARANTINE_BUCKET     = var.quarantine_bucket_name
+    EVENTLAKE_GLUE_DATABASE         = var.glue_database_name
+    EVENTLAKE_GLUE_TABLE            = var.glue_table_name
+    EVENTLAKE_TEAMS                 = join(",", var.teams)
+    EVENTLAKE_ATHENA_WORKGROUPS     = jsonencode(var.athena_workgroup_names)
+    EVENTLAKE_METRICS_NAMESPACE     = var.metrics_namespace
+    EVENTLAKE_P95_BUDGET_MS         = tostring(var.p95_budget_ms)
+    EVENTLAKE_LARGE_PARTITION_BYTES = tostring(var.large_partition_bytes)
+    # Read by the etl command line (crates/etl/src/cli.rs).
+    EVENTLAKE_LOG_FORMAT = "json"
+    ETL_LOG              = var.log_level
+  }
+
+  # "${path.root}" in asl_path stands for the root module's directory (see variables.tf).
+  asl_file = replace(var.asl_path, "$${path.root}", path.root)
+
+  # Everything jobs/compact.asl.json may reference. Lists and maps are JSON-encoded so they can
+  # be dropped into the document as they are, for example "Subnets": ${ecs_subnet_ids}.
+  asl_vars = {
+    etl_function_arn        = aws_lambda_function.etl.arn
+    ecs_cluster_arn         = aws_ecs_cluster.this.arn
+    ecs_task_definition_arn = aws_ecs_task_definition.etl.arn
+    ecs_container_name      = local.container_name
+    ecs_subnet_ids          = jsonencode(var.task_subnet_ids)
+    ecs_security_group_ids  = jsonencode([aws_security_group.task.id])
+    ecs_assign_public_ip    = var.task_assign_public_ip ? "ENABLED" : "DISABLED"
+    alert_topic_arn         = aws_sns_topic.alerts.arn
+    map_max_concurrency     = var.map_max_concurrency
+    large_partition_bytes   = var.large_partition_bytes
+    p95_budget_ms           = var.p95_budget_ms
+    metrics_namespace       = var.metrics_namespace
+    teams                   = jsonencode(var.teams)
+    athena_workgroups       = jsonencode(var.athena_workgroup_names)
+    raw_bucket              = var.raw_bucket_name
+    curated_bucket          = var.curated_bucket_name
+    quarantine_bucket       = var.quarantine_bucket_name
+    glue_database           = var.glue_database_name
+    glue_table              = var.glue_table_name
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# etl as a Lambda task (plan, compact of ordinary partitions, catalog, check)
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_lambda_function" "etl" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by Step Functions, which retries and alerts; a Lambda async DLQ would never receive anything.
+  #checkov:skip=CKV_AWS_117:Runs outside the VPC on purpose: it calls S3, Glue, Athena and CloudWatch, and from the private subnets the last three need interface endpoints (about 7.3 USD a month per AZ each) or a NAT gateway, which the POC budget does not carry. It reaches only AWS APIs, over TLS.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts from CI, which the POC build does not produce yet; the zip comes from the project's own CI.
+  function_name = var.function_name
+  description   = "eventlake batch job: plan, compact, catalog and P95 check"
+  role          = var.lambda_role_arn
+
+  runtime       = "provided.al2023"
+  architectures = ["arm64"]
+  handler       = "bootstrap"
+  filename      = var.package_path
+  # The zip is built outside Terraform; when it is missing (plan before the first build) the
+  # hash is left to the provider.
+  source_code_hash = fileexists(var.package_path) ? filebase64sha256(var.package_path) : null
+
+  memory_size                    = var.lambda_memory_size
+  timeout                        = var.lambda_timeout
+  reserved_concurrent_executions = var.lambda_reserved_concurrency
+  kms_key_arn                    = var.kms_key_arn
+
+  ephemeral_storage {
+    size = var.lambda_ephemeral_storage_mb
+  }
+
+  environment {
+    variables = local.job_environment
+  }
+
+  logging_config {
+    log_format            = "JSON"
+    log_group             = var.lambda_log_group_name
+    application_log_level = "INFO"
+    system_log_level      = "WARN"
+  }
+
+  tracing_config {
+    mode = var.tracing_mode
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.lambda_reserved_concurrency >= var.map_max_concurrency
+      error_message = "lambda_reserved_concurrency must be at least map_max_concurrency, or the Map state throttles itself."
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# etl as a Fargate task (large partitions)
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_ecr_repository" "etl" {
+  name                 = var.ecr_repository_name
+  image_tag_mutability = "IMMUTABLE"
+  force_delete         = false
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = var.kms_key_arn
+  }
+}
+
+resource "aws_ecr_lifecycle_policy" "etl" {
+  repository = aws_ecr_repository.etl.name
+
+  policy = jsonencode({
+    rules = [
+      {
+        rulePriority = 1
+        description  = "Keep the newest ${var.ecr_keep_images} images"
+        selection = {
+          tagStatus   = "any"
+          countType   = "imageCountMoreThan"
+          countNumber = var.ecr_keep_images
+        }
+        action = { type = "expire" }
+      },
+    ]
+  })
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = var.ecs_cluster_name
+
+  # Metrics are only published while tasks run, so an idle cluster costs nothing here. The
+  # performance log group is created (with KMS and retention) by the logging module.
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+resource "aws_ecs_cluster_capacity_providers" "this" {
+  cluster_name       = aws_ecs_cluster.this.name
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+}
+
+resource "aws_ecs_task_definition" "etl" {
+  family                   = var.ecs_task_family
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.task_cpu
+  memory                   = var.task_memory
+  task_role_arn            = var.task_role_arn
+  execution_role_arn       = var.task_execution_role_arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "ARM64"
+  }
+
+  ephemeral_storage {
+    size_in_gib = var.task_ephemeral_storage_gib
+  }
+
+  # Scratch space for spilling large partitions; the root file system stays read-only.
+  volume {
+    name = "scratch"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = local.container_name
+      image                  = local.image
+      essential              = true
+      command                = ["compact"]
+      readonlyRootFilesystem = true
+      privileged             = false
+      environment = [
+        for k, v in merge(local.job_environment, { TMPDIR = "/scratch" }) : { name = k, value = v }
+      ]
+      mountPoints = [
+        {
+          sourceVolume  = "scratch"
+          containerPath = "/scratch"
+          readOnly      = false
+        },
+      ]
+      linuxParameters = {
+        initProcessEnabled = true
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = var.task_log_group_name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = local.container_name
+        }
+      }
+    },
+  ])
+}
+
+resource "aws_security_group" "task" {
+  #checkov:skip=CKV2_AWS_5:Attached at run time: Step Functions passes this group in the ecs:runTask network configuration of jobs/compact.asl.json, which Terraform cannot see as an attachment.
+  name        = "${var.name_prefix}-etl-task"
+  description = "etl Fargate tasks: no inbound traffic, HTTPS out to AWS APIs"
+  vpc_id      = var.vpc_id
+
+  egress {
+    description = "HTTPS to AWS service endpoints (S3 via the gateway endpoint, the rest via public IP, NAT or interface endpoints)"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = {
+    Name = "${var.name_prefix}-etl-task"
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Alerts
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_sns_topic" "alerts" {
+  name              = var.alert_topic_name
+  display_name      = "eventlake alerts"
+  kms_master_key_id = var.kms_key_arn
+}
+
+data "aws_iam_policy_document" "alerts" {
+  statement {
+    sid       = "CloudWatchAlarmsPublish"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  # EventBridge rules of this account (GuardDuty findings in the security module).
+  statement {
+    sid       = "EventBridgeRulesPublish"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sns:Publish", "sns:Subscribe"]
+    resources = [aws_sns_topic.alerts.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alerts" {
+  arn    = aws_sns_topic.alerts.arn
+  policy = data.aws_iam_policy_document.alerts.json
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = toset(var.alert_emails)
+
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = each.key
+}
+
+# ---------------------------------------------------------------------------------------------
+# Workflow: plan -> Map(compact per partition) -> check P95 -> alert
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_sfn_state_machine" "compact" {
+  name       = var.state_machine_name
+  role_arn   = var.step_functions_role_arn
+  type       = "STANDARD"
+  definition = templatefile(local.asl_file, local.asl_vars)
+
+  logging_configuration {
+    log_destination        = "${var.state_machine_log_group_arn}:*"
+    include_execution_data = true
+    level                  = "ALL"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+}
+
+resource "aws_scheduler_schedule_group" "this" {
+  name = "${var.name_prefix}-etl"
+}
+
+resource "aws_scheduler_schedule" "frequent" {
+  name        = "${var.name_prefix}-compact-frequent"
+  group_name  = aws_scheduler_schedule_group.this.name
+  description = "Compact today's partitions"
+  state       = "ENABLED"
+  kms_key_arn = var.kms_key_arn
+
+  schedule_expression          = var.frequent_schedule_expression
+  schedule_expression_timezone = var.schedule_timezone
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_sfn_state_machine.compact.arn
+    role_arn = var.scheduler_role_arn
+    input = jsonencode({
+      run            = "frequent"
+      window         = "today"
+      scheduled_time = "<aws.scheduler.scheduled-time>"
+      execution_id   = "<aws.scheduler.execution-id>"
+    })
+
+    retry_policy {
+      maximum_event_age_in_seconds = 900
+      maximum_retry_attempts       = 3
+    }
+  }
+}
+
+resource "aws_scheduler_schedule" "nightly" {
+  name        = "${var.name_prefix}-compact-nightly"
+  group_name  = aws_scheduler_schedule_group.this.name
+  description = "Final compaction of yesterday's partitions"
+  state       = "ENABLED"
+  kms_key_arn = var.kms_key_arn
+
+  schedule_expression          = var.nightly_schedule_expression
+  schedule_expression_timezone = var.schedule_timezone
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = aws_sfn_state_machine.compact.arn
+    role_arn = var.scheduler_role_arn
+    input = jsonencode({
+      run            = "nightly"
+      window         = "yesterday"
+      scheduled_time = "<aws.scheduler.scheduled-time>"
+      execution_id   = "<aws.scheduler.execution-id>"
+    })
+
+    retry_policy {
+      maximum_event_age_in_seconds = 3600
+      maximum_retry_attempts       = 5
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Alarms
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_cloudwatch_metric_alarm" "executions_failed" {
+  alarm_name          = "${var.name_prefix}-compact-executions-failed"
+  alarm_description   = "A compaction run failed; curated data for some partitions is older than promised."
+  namespace           = "AWS/States"
+  metric_name         = "ExecutionsFailed"
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+
+  dimensions = {
+    StateMachineArn = aws_sfn_state_machine.compact.arn
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "executions_timed_out" {
+  alarm_name          = "${var.name_prefix}-compact-executions-timed-out"
+  alarm_description   = "A compaction run timed out."
+  namespace           = "AWS/States"
+  metric_name         = "ExecutionsTimedOut"
+  statistic           = "Sum"
+  period              = 900
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+
+  dimensions = {
+    StateMachineArn = aws_sfn_state_machine.compact.arn
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "p95_breach" {
+  alarm_name          = "${var.name_prefix}-athena-p95-breach"
+  alarm_description   = "The P95 run time of the saved Athena queries is over the budget of ${var.p95_budget_ms} ms."
+  namespace           = var.metrics_namespace
+  metric_name         = "P95Breach"
+  statistic           = "Maximum"
+  period              = 900
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+  dimensions          = length(var.p95_breach_dimensions) > 0 ? var.p95_breach_dimensions : null
+}
+
+# One per team: Athena spend is the cost item analysts drive, so a day of heavy scanning alerts.
+resource "aws_cloudwatch_metric_alarm" "athena_daily_scan" {
+  for_each = var.athena_daily_scan_alarm_bytes > 0 ? var.athena_workgroup_names : {}
+
+  alarm_name          = "${var.name_prefix}-athena-scan-${each.key}"
+  alarm_description   = "Team ${each.key} scanned more than ${var.athena_daily_scan_alarm_bytes} bytes in Athena over the last 24 hours (budget guard)."
+  namespace           = "AWS/Athena"
+  metric_name         = "ProcessedBytes"
+  statistic           = "Sum"
+  period              = 86400
+  evaluation_periods  = 1
+  threshold           = var.athena_daily_scan_alarm_bytes
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+
+  dimensions = {
+    WorkGroup = each.value
+  }
+}

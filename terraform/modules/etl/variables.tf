@@ -1,0 +1,284 @@
+variable "name_prefix" {
+  description = "Prefix for resource names, for example \"eventlake-poc\"."
+  type        = string
+}
+
+variable "teams" {
+  description = "Teams whose partitions the job compacts."
+  type        = list(string)
+}
+
+# --- Names (shared with the iam module, which scopes the roles to them) ------------------------
+
+variable "function_name" {
+  description = "Name of the etl Lambda function."
+  type        = string
+}
+
+variable "ecs_cluster_name" {
+  description = "Name of the ECS cluster for large partitions."
+  type        = string
+}
+
+variable "ecs_task_family" {
+  description = "Family of the etl Fargate task definition."
+  type        = string
+}
+
+variable "ecr_repository_name" {
+  description = "Name of the ECR repository for the etl image."
+  type        = string
+}
+
+variable "state_machine_name" {
+  description = "Name of the compaction state machine."
+  type        = string
+}
+
+variable "alert_topic_name" {
+  description = "Name of the SNS alert topic."
+  type        = string
+}
+
+# --- Roles (iam module) -----------------------------------------------------------------------
+
+variable "lambda_role_arn" {
+  description = "ARN of the etl Lambda execution role."
+  type        = string
+}
+
+variable "task_role_arn" {
+  description = "ARN of the etl Fargate task role."
+  type        = string
+}
+
+variable "task_execution_role_arn" {
+  description = "ARN of the etl Fargate task execution role."
+  type        = string
+}
+
+variable "step_functions_role_arn" {
+  description = "ARN of the state machine role."
+  type        = string
+}
+
+variable "scheduler_role_arn" {
+  description = "ARN of the EventBridge Scheduler role."
+  type        = string
+}
+
+# --- Logs (logging module) --------------------------------------------------------------------
+
+variable "lambda_log_group_name" {
+  description = "Name of the etl Lambda log group."
+  type        = string
+}
+
+variable "task_log_group_name" {
+  description = "Name of the etl Fargate task log group."
+  type        = string
+}
+
+variable "state_machine_log_group_arn" {
+  description = "ARN of the state machine log group (a name under /aws/vendedlogs/ keeps the log resource policy small)."
+  type        = string
+}
+
+# --- Data (shared-services module) ------------------------------------------------------------
+
+variable "kms_key_arn" {
+  description = "ARN of the data KMS key: encrypts the alert topic, the ECR repository, the schedules and the Lambda environment."
+  type        = string
+}
+
+variable "raw_bucket_name" {
+  description = "Name of the raw bucket."
+  type        = string
+}
+
+variable "curated_bucket_name" {
+  description = "Name of the curated bucket."
+  type        = string
+}
+
+variable "quarantine_bucket_name" {
+  description = "Name of the quarantine bucket."
+  type        = string
+}
+
+variable "glue_database_name" {
+  description = "Name of the Glue database."
+  type        = string
+}
+
+variable "glue_table_name" {
+  description = "Name of the curated events table."
+  type        = string
+}
+
+variable "athena_workgroup_names" {
+  description = "Athena workgroup name per team (the P95 check runs each team's saved queries in its own workgroup)."
+  type        = map(string)
+}
+
+# --- Network (vpc module) ---------------------------------------------------------------------
+
+variable "vpc_id" {
+  description = "VPC of the Fargate tasks."
+  type        = string
+}
+
+variable "task_subnet_ids" {
+  description = "Subnets the Fargate tasks run in."
+  type        = list(string)
+}
+
+variable "task_assign_public_ip" {
+  description = "Give Fargate tasks a public IP. Needed when task_subnet_ids are public subnets (no NAT gateway and no interface endpoints); the security group still allows no inbound traffic."
+  type        = bool
+  default     = false
+}
+
+# --- Job settings -----------------------------------------------------------------------------
+
+variable "asl_path" {
+  description = "Path of the Amazon States Language template of the compaction workflow, rendered with templatefile (see the module README for the variables it receives). A leading \"$${path.root}\" is replaced by the root module's directory, so the default resolves to jobs/compact.asl.json at the repository root when applied from terraform/envs/<env>."
+  type        = string
+  # Variable defaults must be literals, so the placeholder is escaped here and expanded in main.tf.
+  default = "$${path.root}/../../../jobs/compact.asl.json"
+}
+
+variable "package_path" {
+  description = "Path of the etl Lambda deployment zip (a `bootstrap` executable for provided.al2023 on arm64)."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Tag of the etl image in the ECR repository used by the Fargate task definition (tags are immutable: push a new tag per release)."
+  type        = string
+}
+
+variable "lambda_memory_size" {
+  description = "Memory of the etl Lambda in MB."
+  type        = number
+  default     = 2048
+}
+
+variable "lambda_timeout" {
+  description = "Timeout of the etl Lambda in seconds (a partition that needs longer goes to Fargate)."
+  type        = number
+  default     = 900
+}
+
+variable "lambda_ephemeral_storage_mb" {
+  description = "Size of the etl Lambda /tmp in MB."
+  type        = number
+  default     = 2048
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Concurrency reserved for (and capping) the etl Lambda. Must be at least map_max_concurrency."
+  type        = number
+  default     = 10
+}
+
+variable "task_cpu" {
+  description = "CPU units of the Fargate task (1024 = 1 vCPU)."
+  type        = number
+  default     = 2048
+}
+
+variable "task_memory" {
+  description = "Memory of the Fargate task in MiB."
+  type        = number
+  default     = 8192
+}
+
+variable "task_ephemeral_storage_gib" {
+  description = "Ephemeral storage of the Fargate task in GiB (21-200)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.task_ephemeral_storage_gib >= 21 && var.task_ephemeral_storage_gib <= 200
+    error_message = "task_ephemeral_storage_gib must be between 21 and 200."
+  }
+}
+
+variable "map_max_concurrency" {
+  description = "MaxConcurrency of the Map state: partitions compacted at the same time."
+  type        = number
+  default     = 4
+}
+
+variable "large_partition_bytes" {
+  description = "Raw bytes of a partition above which the plan sends it to Fargate instead of Lambda."
+  type        = number
+  default     = 2147483648
+}
+
+variable "p95_budget_ms" {
+  description = "Budget for the P95 run time of the saved Athena queries, in milliseconds; above it the check publishes P95Breach = 1."
+  type        = number
+  default     = 10000
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the job's custom metrics."
+  type        = string
+  default     = "eventlake"
+}
+
+variable "frequent_schedule_expression" {
+  description = "Schedule of the frequent run (today's partitions)."
+  type        = string
+  default     = "rate(15 minutes)"
+}
+
+variable "nightly_schedule_expression" {
+  description = "Schedule of the nightly run (yesterday's partitions, final compaction)."
+  type        = string
+  default     = "cron(30 1 * * ? *)"
+}
+
+variable "schedule_timezone" {
+  description = "Time zone of the schedule expressions. Partitions are UTC days, so keep UTC unless the nightly run must follow local time."
+  type        = string
+  default     = "UTC"
+}
+
+variable "tracing_mode" {
+  description = "X-Ray tracing mode of the etl Lambda: Active or PassThrough."
+  type        = string
+  default     = "Active"
+}
+
+variable "log_level" {
+  description = "Log filter of the job (ETL_LOG, tracing env-filter syntax)."
+  type        = string
+  default     = "info"
+}
+
+variable "alert_emails" {
+  description = "E-mail addresses subscribed to the alert topic (each must confirm the subscription)."
+  type        = list(string)
+  default     = []
+}
+
+variable "p95_breach_dimensions" {
+  description = "Dimensions of the P95Breach metric the alarm watches; empty means the metric is published without dimensions."
+  type        = map(string)
+  default     = {}
+}
+
+variable "athena_daily_scan_alarm_bytes" {
+  description = "Alarm when one team's workgroup scans more than this many bytes in 24 hours (20 GiB is 0.10 USD a day). The per-query cutoff stops runaway queries; this catches many ordinary ones adding up. 0 disables the alarms."
+  type        = number
+  default     = 21474836480
+}
+
+variable "ecr_keep_images" {
+  description = "Number of images the ECR lifecycle policy keeps."
+  type        = number
+  default     = 10
+}

@@ -1,0 +1,500 @@
+# The etl binary runs either as a Lambda task or as a Fargate task; both roles get the same data
+# permissions (one policy document), each has its own role so that the two trust policies stay
+# single-service.
+
+data "aws_iam_policy_document" "etl_data" {
+  statement {
+    sid       = "ListRaw"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [var.raw_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [local.raw_root, "${local.raw_root}*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadRaw"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.raw_bucket_arn}/${local.raw_root}*"]
+  }
+
+  statement {
+    sid       = "ListCurated"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [var.curated_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [local.curated_root, "${local.curated_root}*"]
+    }
+  }
+
+  # Write new v=<run>/ folders, read manifests, and let `etl gc` delete superseded folders (the
+  # bucket keeps them as noncurrent versions for the lifecycle window).
+  statement {
+    sid    = "WriteCurated"
+    effect = "Allow"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = ["${var.curated_bucket_arn}/${local.curated_root}*"]
+  }
+
+  statement {
+    sid       = "ListQuarantine"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [var.quarantine_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = [local.quarantine_root, "${local.quarantine_root}*"]
+    }
+  }
+
+  statement {
+    sid    = "WriteQuarantine"
+    effect = "Allow"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = ["${var.quarantine_bucket_arn}/${local.quarantine_root}*"]
+  }
+
+  statement {
+    sid    = "RegisterPartitions"
+    effect = "Allow"
+    actions = [
+      "glue:BatchCreatePartition",
+      "glue:BatchGetPartition",
+      "glue:BatchUpdatePartition",
+      "glue:CreatePartition",
+      "glue:GetDatabase",
+      "glue:GetPartition",
+      "glue:GetPartitions",
+      "glue:GetTable",
+      "glue:UpdatePartition",
+    ]
+    resources = local.glue_read_arns
+  }
+
+  # The P95 check runs the teams' saved queries in their own workgroups and reads the run times.
+  statement {
+    sid    = "RunSavedQueriesForP95Check"
+    effect = "Allow"
+    actions = [
+      "athena:BatchGetNamedQuery",
+      "athena:BatchGetQueryExecution",
+      "athena:GetNamedQuery",
+      "athena:GetQueryExecution",
+      "athena:GetQueryResults",
+      "athena:GetQueryRuntimeStatistics",
+      "athena:GetWorkGroup",
+      "athena:ListNamedQueries",
+      "athena:ListQueryExecutions",
+      "athena:StartQueryExecution",
+      "athena:StopQueryExecution",
+    ]
+    resources = values(local.athena_workgroup_arns)
+  }
+
+  statement {
+    sid       = "ReadAthenaCatalog"
+    effect    = "Allow"
+    actions   = ["athena:GetDataCatalog"]
+    resources = [local.athena_catalog_arn]
+  }
+
+  statement {
+    sid       = "AthenaResultsBucketLocation"
+    effect    = "Allow"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [var.athena_results_bucket_arn]
+  }
+
+  statement {
+    sid       = "ListAthenaResults"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [var.athena_results_bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["team=*"]
+    }
+  }
+
+  statement {
+    sid    = "WriteAthenaResults"
+    effect = "Allow"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = ["${var.athena_results_bucket_arn}/team=*"]
+  }
+
+  statement {
+    sid       = "BucketLocations"
+    effect    = "Allow"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [var.raw_bucket_arn, var.curated_bucket_arn, var.quarantine_bucket_arn]
+  }
+
+  statement {
+    sid       = "UseDataKeyThroughS3AndGlue"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.data_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.via_s3, local.via_glue]
+    }
+  }
+
+  statement {
+    sid     = "PublishJobMetrics"
+    effect  = "Allow"
+    actions = ["cloudwatch:PutMetricData"]
+    # PutMetricData has no resource-level permissions; the namespace condition is the scope.
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.metrics_namespace]
+    }
+  }
+}
+
+# --- etl as a Lambda task -------------------------------------------------------------------
+
+resource "aws_iam_role" "etl_job" {
+  name                 = "${var.name_prefix}-etl-job"
+  description          = "Execution role of the ${var.etl_function_name} Lambda (plan, compact, catalog, check)"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "etl_job_data" {
+  name   = "etl-data"
+  role   = aws_iam_role.etl_job.id
+  policy = data.aws_iam_policy_document.etl_data.json
+}
+
+data "aws_iam_policy_document" "etl_job_runtime" {
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${var.etl_log_group_arn}:*"]
+  }
+
+  statement {
+    sid    = "WriteTraces"
+    effect = "Allow"
+    actions = [
+      "xray:PutTelemetryRecords",
+      "xray:PutTraceSegments",
+    ]
+    # X-Ray trace submission does not support resource-level permissions; "*" is required.
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "etl_job_runtime" {
+  name   = "etl-runtime"
+  role   = aws_iam_role.etl_job.id
+  policy = data.aws_iam_policy_document.etl_job_runtime.json
+}
+
+# --- etl as a Fargate task ------------------------------------------------------------------
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    sid     = "EcsTasksAssume"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:ecs:${local.arn_tail}:*"]
+    }
+  }
+}
+
+resource "aws_iam_role" "etl_task" {
+  name                 = "${var.name_prefix}-etl-task"
+  description          = "Task role of the etl Fargate task (large partitions)"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "etl_task_data" {
+  name   = "etl-data"
+  role   = aws_iam_role.etl_task.id
+  policy = data.aws_iam_policy_document.etl_data.json
+}
+
+resource "aws_iam_role" "etl_task_execution" {
+  name                 = "${var.name_prefix}-etl-task-execution"
+  description          = "Lets ECS pull the etl image and ship the task's logs"
+  assume_role_policy   = data.aws_iam_policy_document.ecs_tasks_assume.json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "etl_task_execution" {
+  statement {
+    sid     = "EcrLogin"
+    effect  = "Allow"
+    actions = ["ecr:GetAuthorizationToken"]
+    # GetAuthorizationToken is account-wide and has no resource-level permissions; "*" is required.
+    resources = ["*"]
+  }
+
+  statement {
+    sid    = "PullEtlImage"
+    effect = "Allow"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [local.ecr_repository_arn]
+  }
+
+  statement {
+    sid       = "ShipTaskLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${var.etl_task_log_group_arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "etl_task_execution" {
+  name   = "pull-and-log"
+  role   = aws_iam_role.etl_task_execution.id
+  policy = data.aws_iam_policy_document.etl_task_execution.json
+}
+
+# --- Step Functions state machine -----------------------------------------------------------
+
+data "aws_iam_policy_document" "sfn_assume" {
+  statement {
+    sid     = "StepFunctionsAssumes"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:states:${local.arn_tail}:stateMachine:*"]
+    }
+  }
+}
+
+resource "aws_iam_role" "step_functions" {
+  name                 = "${var.name_prefix}-compact-sfn"
+  description          = "Role of the ${var.state_machine_name} state machine"
+  assume_role_policy   = data.aws_iam_policy_document.sfn_assume.json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "step_functions" {
+  statement {
+    sid       = "InvokeEtlLambda"
+    effect    = "Allow"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [local.etl_function_arn, "${local.etl_function_arn}:*"]
+  }
+
+  statement {
+    sid       = "RunEtlTask"
+    effect    = "Allow"
+    actions   = ["ecs:RunTask"]
+    resources = [local.ecs_task_def_arn]
+
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [local.ecs_cluster_arn]
+    }
+  }
+
+  statement {
+    sid       = "TrackEtlTask"
+    effect    = "Allow"
+    actions   = ["ecs:DescribeTasks", "ecs:StopTask"]
+    resources = [local.ecs_tasks_arn]
+  }
+
+  statement {
+    sid       = "PassTaskRoles"
+    effect    = "Allow"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.etl_task.arn, aws_iam_role.etl_task_execution.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+
+  # ecs:runTask.sync waits for the task through this Step Functions managed EventBridge rule.
+  statement {
+    sid       = "EcsSyncRule"
+    effect    = "Allow"
+    actions   = ["events:DescribeRule", "events:PutRule", "events:PutTargets"]
+    resources = [local.sfn_ecs_rule_arn]
+  }
+
+  statement {
+    sid       = "PublishAlerts"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [local.alert_topic_arn]
+  }
+
+  statement {
+    sid       = "UseDataKeyThroughSns"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.data_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.via_sns]
+    }
+  }
+
+  statement {
+    sid    = "DeliverExecutionLogs"
+    effect = "Allow"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:DescribeLogGroups",
+      "logs:DescribeResourcePolicies",
+      "logs:GetLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:UpdateLogDelivery",
+    ]
+    # Step Functions log delivery uses the CloudWatch Logs vended-log delivery APIs, which do not
+    # support resource-level permissions (AWS Step Functions developer guide, "IAM policies for
+    # logging to CloudWatch Logs"); "*" is required.
+    resources = ["*"]
+  }
+
+  statement {
+    sid    = "WriteTraces"
+    effect = "Allow"
+    actions = [
+      "xray:GetSamplingRules",
+      "xray:GetSamplingTargets",
+      "xray:PutTelemetryRecords",
+      "xray:PutTraceSegments",
+    ]
+    # X-Ray trace submission and sampling do not support resource-level permissions; "*" is required.
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "step_functions" {
+  name   = "compact"
+  role   = aws_iam_role.step_functions.id
+  policy = data.aws_iam_policy_document.step_functions.json
+}
+
+# --- EventBridge Scheduler ------------------------------------------------------------------
+
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    sid     = "SchedulerAssumes"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name                 = "${var.name_prefix}-compact-scheduler"
+  description          = "Lets EventBridge Scheduler start the ${var.state_machine_name} state machine"
+  assume_role_policy   = data.aws_iam_policy_document.scheduler_assume.json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "StartCompaction"
+    effect    = "Allow"
+    actions   = ["states:StartExecution"]
+    resources = [local.state_machine_arn]
+  }
+
+  # The schedules are encrypted with the data key.
+  statement {
+    sid       = "DecryptSchedule"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt"]
+    resources = [var.data_kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "start-compaction"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}

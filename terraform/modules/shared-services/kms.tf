@@ -1,0 +1,178 @@
+# Two customer managed keys:
+#   data - the lake buckets, the ingest dead-letter queue, the ingest tokens parameter, the alert
+#          topic, the ECR repository, the scheduler schedules, Athena results and the Glue catalog.
+#   logs - CloudWatch Logs groups, the CloudTrail trail and the log archive bucket.
+# Keeping audit logs under their own key means a principal allowed to decrypt lake data is not
+# thereby allowed to read the audit trail (and the reverse). Each key costs 1 USD a month.
+
+locals {
+  # The account root statement lists the key actions explicitly instead of "kms:*": IAM policies
+  # in the account can be granted any of these, but not DisableKeyRotation. PutKeyPolicy is
+  # kept so the account can always amend this policy (no lock-out).
+  key_root_actions = [
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+  ]
+
+  key_root_statement = {
+    Sid       = "AccountAdministersAndDelegatesToIam"
+    Effect    = "Allow"
+    Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+    Action    = local.key_root_actions
+    # In a key policy "Resource": "*" means "this key"; no other value is accepted.
+    Resource = "*"
+  }
+
+  data_key_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      local.key_root_statement,
+      {
+        # CloudWatch alarms publish to the KMS-encrypted alert topic. AWS documents this
+        # statement without conditions; the topic policy limits publishing to this account.
+        Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*" # this key (key policy)
+      },
+      {
+        # EventBridge rules (GuardDuty findings) publish to the same topic.
+        Sid       = "EventBridgePublishesToEncryptedTopic"
+        Effect    = "Allow"
+        Principal = { Service = "events.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*" # this key (key policy)
+      },
+    ]
+  }
+
+  logs_key_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      local.key_root_statement,
+      {
+        Sid       = "CloudWatchLogsEncryptsLogGroups"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${local.region}.amazonaws.com" }
+        Action = [
+          "kms:Decrypt",
+          "kms:DescribeKey",
+          "kms:Encrypt",
+          "kms:GenerateDataKey",
+          "kms:GenerateDataKeyWithoutPlaintext",
+          "kms:ReEncryptFrom",
+          "kms:ReEncryptTo",
+        ]
+        Resource = "*" # this key (key policy)
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:*"
+          }
+        }
+      },
+      {
+        Sid       = "CloudTrailEncryptsLogFiles"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = ["kms:GenerateDataKey"]
+        Resource  = "*" # this key (key policy)
+        Condition = {
+          StringLike = {
+            "aws:SourceArn"                            = "arn:${local.partition}:cloudtrail:*:${local.account_id}:trail/*"
+            "kms:EncryptionContext:aws:cloudtrail:arn" = "arn:${local.partition}:cloudtrail:*:${local.account_id}:trail/*"
+          }
+        }
+      },
+      {
+        Sid       = "CloudTrailDescribesKey"
+        Effect    = "Allow"
+        Principal = { Service = "cloudtrail.amazonaws.com" }
+        Action    = ["kms:DescribeKey"]
+        Resource  = "*" # this key (key policy)
+        Condition = {
+          StringLike = {
+            "aws:SourceArn" = "arn:${local.partition}:cloudtrail:*:${local.account_id}:trail/*"
+          }
+        }
+      },
+      {
+        # VPC flow logs delivered to the SSE-KMS log archive bucket.
+        Sid       = "LogDeliveryWritesToArchive"
+        Effect    = "Allow"
+        Principal = { Service = "delivery.logs.amazonaws.com" }
+        Action = [
+          "kms:Decrypt",
+          "kms:Encrypt",
+          "kms:GenerateDataKey",
+          "kms:ReEncryptFrom",
+          "kms:ReEncryptTo",
+        ]
+        Resource = "*" # this key (key policy)
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = local.account_id
+          }
+          ArnLike = {
+            "aws:SourceArn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:*"
+          }
+        }
+      },
+    ]
+  }
+}
+
+resource "aws_kms_key" "data" {
+  description             = "${var.name_prefix} lake data: buckets, queue, topic, images, schedules, Athena results, Glue catalog"
+  key_usage               = "ENCRYPT_DECRYPT"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy                  = jsonencode(local.data_key_policy)
+}
+
+resource "aws_kms_alias" "data" {
+  name          = "alias/${var.name_prefix}-data"
+  target_key_id = aws_kms_key.data.key_id
+}
+
+resource "aws_kms_key" "logs" {
+  description             = "${var.name_prefix} logs: CloudWatch Logs, CloudTrail, log archive"
+  key_usage               = "ENCRYPT_DECRYPT"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy                  = jsonencode(local.logs_key_policy)
+}
+
+resource "aws_kms_alias" "logs" {
+  name          = "alias/${var.name_prefix}-logs"
+  target_key_id = aws_kms_key.logs.key_id
+}
