@@ -11,6 +11,7 @@
 pub mod event;
 pub mod layout;
 pub mod names;
+#[cfg(feature = "arrow")]
 pub mod schema;
 
 pub use event::{Reason, Rejection, ValidEvent, parse_raw_line};

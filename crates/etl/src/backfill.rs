@@ -192,7 +192,7 @@ pub async fn run(
     let started = Instant::now();
     let mut partitions = plan.partitions;
     // Largest first keeps every worker busy to the end.
-    partitions.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    partitions.sort_by_key(|p| std::cmp::Reverse(p.bytes));
     let mut lines_done = 0u64;
     let mut reports: Vec<PartitionReport> = Vec::with_capacity(partitions.len());
     let mut stream = futures::stream::iter(partitions)

@@ -253,7 +253,14 @@ fn init_logging(format: LogFormat) {
 
 fn open(lake: &str, create: bool) -> Result<(Lake, Arc<dyn Catalog>)> {
     let lake = Lake::open(lake, create)?;
-    let dir = lake.local_dir().expect("local lake").to_path_buf();
+    let dir = lake
+        .local_dir()
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "--lake {lake:?}: the embedded catalog needs a local lake folder"
+            ))
+        })?
+        .to_path_buf();
     Ok((lake, Arc::new(LocalCatalog::new(&dir))))
 }
 

@@ -3,11 +3,11 @@
 //! code runs on a laptop and against object storage.
 
 use std::path::{Path as FsPath, PathBuf};
+
 use std::sync::Arc;
 
 use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -31,39 +31,23 @@ impl std::fmt::Debug for Lake {
 }
 
 impl Lake {
-    /// Opens the lake named by `--lake`: a local path (created when `create` is set) or a
-    /// `file://` URL.
+    /// Opens the lake named by `--lake`: a local path (created when `create` is set), a
+    /// `file://` URL or `s3://bucket/prefix`.
     pub fn open(location: &str, create: bool) -> Result<Self> {
-        if let Some((scheme, _)) = location.split_once("://")
-            && scheme != "file"
-        {
-            return Err(Error::InvalidArgument(format!(
-                "--lake {location}: unsupported scheme {scheme}:// (use a local path)"
-            )));
-        }
-        let path = FsPath::new(location.strip_prefix("file://").unwrap_or(location));
-        if create {
-            std::fs::create_dir_all(path)
-                .map_err(|e| Error::io("cannot create lake folder", path.display(), e))?;
-        }
-        let dir = path.canonicalize().map_err(|e| {
-            Error::io(
+        let loc = eventlake_store::open(location, create).map_err(|e| match e {
+            eventlake_store::OpenError::Io { location, source } => Error::io(
                 "cannot open lake folder (run `etl generate` or pass --lake)",
-                path.display(),
-                e,
-            )
+                location,
+                source,
+            ),
+            other => Error::InvalidArgument(other.to_string()),
         })?;
-        let root = dir
-            .to_str()
-            .ok_or_else(|| Error::InvalidArgument(format!("--lake {location}: not UTF-8")))?
-            .trim_matches('/')
-            .to_owned();
         Ok(Self {
-            store: Arc::new(LocalFileSystem::new()),
-            root,
-            url: ObjectStoreUrl::local_filesystem(),
-            display: dir.display().to_string(),
-            local_dir: Some(dir),
+            store: loc.store,
+            root: loc.root,
+            url: ObjectStoreUrl::parse(&loc.store_url)?,
+            local_dir: loc.local_dir,
+            display: loc.display,
         })
     }
 

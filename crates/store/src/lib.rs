@@ -1,0 +1,129 @@
+//! Opens the object store behind a lake location.
+//!
+//! - a local path or `file:///path`: the local file system (the folder is created if asked);
+//! - `s3://bucket[/prefix]`: Amazon S3 or a compatible store, configured from the standard AWS
+//!   variables (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` for a
+//!   stand-in; plain `http://` endpoints are allowed only when such an endpoint is configured).
+//!
+//! Endpoints come from the environment, never from code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+
+/// A store and the root of the lake inside it.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    /// The lake root inside the store: no leading or trailing `/`.
+    pub root: String,
+    /// `file://` or `s3://bucket`: the URL DataFusion knows the store by.
+    pub store_url: String,
+    /// The folder, for a local lake.
+    pub local_dir: Option<PathBuf>,
+    /// How to show the location to people.
+    pub display: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("lake {0}: unsupported scheme (use a local path, file:// or s3://bucket/prefix)")]
+    Scheme(String),
+    #[error("lake {location}: {source}")]
+    Io {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lake {location}: {source}")]
+    Store {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// Opens `location`; a local folder is created when `create` is set.
+pub fn open(location: &str, create: bool) -> Result<Location, OpenError> {
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(OpenError::Scheme(location.to_owned()));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok();
+        if let Some(ep) = endpoint {
+            // Stand-ins listen on plain HTTP, addressed by path.
+            builder = builder
+                .with_endpoint(&ep)
+                .with_allow_http(ep.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        let store = builder.build().map_err(|source| OpenError::Store {
+            location: location.to_owned(),
+            source,
+        })?;
+        return Ok(Location {
+            store: Arc::new(store),
+            root: prefix.trim_matches('/').to_owned(),
+            store_url: format!("s3://{bucket}"),
+            local_dir: None,
+            display: location.to_owned(),
+        });
+    }
+    if let Some((scheme, _)) = location.split_once("://")
+        && scheme != "file"
+    {
+        return Err(OpenError::Scheme(location.to_owned()));
+    }
+    let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(location));
+    let io = |source| OpenError::Io {
+        location: location.to_owned(),
+        source,
+    };
+    if create {
+        std::fs::create_dir_all(&path).map_err(io)?;
+    }
+    let dir = path.canonicalize().map_err(io)?;
+    let root = dir
+        .to_str()
+        .ok_or_else(|| OpenError::Scheme(location.to_owned()))?
+        .trim_matches('/')
+        .to_owned();
+    Ok(Location {
+        store: Arc::new(LocalFileSystem::new()),
+        root,
+        store_url: "file://".into(),
+        display: dir.display().to_string(),
+        local_dir: Some(dir),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_and_s3_locations() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("lake");
+        assert!(open(p.to_str().unwrap(), false).is_err());
+        let l = open(p.to_str().unwrap(), true).unwrap();
+        assert_eq!(
+            l.local_dir.as_deref(),
+            Some(p.canonicalize().unwrap().as_path())
+        );
+        let s = open("s3://bucket/some/prefix/", false).unwrap();
+        assert_eq!(
+            (s.root.as_str(), s.store_url.as_str()),
+            ("some/prefix", "s3://bucket")
+        );
+        assert!(matches!(open("gs://x", false), Err(OpenError::Scheme(_))));
+        assert!(matches!(open("s3://", false), Err(OpenError::Scheme(_))));
+    }
+}
