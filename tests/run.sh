@@ -7,6 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The ingestion Lambda stays small: no DataFusion (nor arrow, parquet) in its dependency tree.
+heavy=$(cargo tree --locked -p eventlake-ingest -e normal --prefix none | grep -E '^(datafusion|arrow|parquet)' | sort -u || true)
+if [ -n "$heavy" ]; then
+  echo "eventlake-ingest must not depend on these:" >&2
+  echo "$heavy" >&2
+  exit 1
+fi
+
 cargo test --workspace --locked
 
 # The README's first command, on a scratch lake with the debug binary built above.

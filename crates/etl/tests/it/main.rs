@@ -6,4 +6,5 @@ mod cli;
 mod common;
 mod crash;
 mod ground_truth;
+mod ingest_to_query;
 mod versions;

@@ -1,0 +1,198 @@
+//! `ingest`: the ingestion API as a local server or a Lambda function, and its operator commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use eventlake_contract::TeamName;
+use eventlake_ingest::app::{AppState, Limits, StdoutLog, router};
+use eventlake_ingest::auth::{TokenFile, TokenStore, create_token};
+use eventlake_ingest::sink::{DirDlq, Dlq, RawSink, redrive};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ingest",
+    version,
+    about = "eventlake ingestion API: local server, Lambda function and operator commands"
+)]
+struct Cli {
+    /// The lake the raw zone belongs to: a local folder or s3://bucket[/prefix].
+    #[arg(long, global = true, env = "EVENTLAKE_LAKE", default_value = "./lake")]
+    lake: String,
+    /// The token hashes file (the local server's credential store).
+    #[arg(
+        long,
+        global = true,
+        env = "EVENTLAKE_TOKENS_FILE",
+        default_value = "./tokens.json"
+    )]
+    tokens: PathBuf,
+    /// The dead-letter folder (local server); defaults to <lake>/_ingest/dlq for a local lake.
+    #[arg(long, global = true, env = "EVENTLAKE_DLQ_DIR")]
+    dlq_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API on a local address.
+    Serve {
+        #[arg(long, env = "EVENTLAKE_ADDR", default_value = "127.0.0.1:8787")]
+        addr: SocketAddr,
+        /// Events a team may send per second.
+        #[arg(long, env = "EVENTLAKE_RATE_EVENTS_PER_SEC", default_value_t = 2000)]
+        rate: u32,
+    },
+    /// Run as an AWS Lambda function behind API Gateway (HTTP API).
+    Lambda {
+        #[arg(long, env = "EVENTLAKE_RATE_EVENTS_PER_SEC", default_value_t = 2000)]
+        rate: u32,
+    },
+    /// Manage team tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Move every batch of the dead-letter queue into the raw zone (idempotent).
+    Redrive,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token for a team: prints it once, stores only its hash.
+    Create {
+        #[arg(long)]
+        team: TeamName,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INGEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dlq_for(cli: &Cli, local_dir: Option<&std::path::Path>) -> Option<Arc<dyn Dlq>> {
+    let dir = cli
+        .dlq_dir
+        .clone()
+        .or_else(|| local_dir.map(|d| d.join("_ingest/dlq")))?;
+    Some(Arc::new(DirDlq::new(dir)))
+}
+
+fn load_tokens(path: &std::path::Path) -> Result<TokenStore, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "cannot read token file {}: {e} (create one with `ingest token create --team <team>`)",
+            path.display()
+        )
+    })?;
+    TokenStore::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match &cli.command {
+        Command::Token(TokenCommand::Create { team }) => {
+            let mut file: TokenFile = match std::fs::read_to_string(&cli.tokens) {
+                Ok(t) => serde_json::from_str(&t)
+                    .map_err(|e| format!("{}: {e}", cli.tokens.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => TokenFile::default(),
+                Err(e) => return Err(format!("{}: {e}", cli.tokens.display())),
+            };
+            let (token, entry) = create_token(team);
+            file.tokens.push(entry);
+            let tmp = cli.tokens.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&file).expect("serialises"))
+                .and_then(|_| std::fs::rename(&tmp, &cli.tokens))
+                .map_err(|e| format!("{}: {e}", cli.tokens.display()))?;
+            eprintln!(
+                "token for team {team} (shown once; only its hash is kept in {}):",
+                cli.tokens.display()
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Command::Serve { addr, rate } => {
+            let loc = eventlake_store::open(&cli.lake, true).map_err(|e| e.to_string())?;
+            let tokens = load_tokens(&cli.tokens)?;
+            let sink = RawSink::new(
+                loc.store.clone(),
+                &loc.root,
+                dlq_for(&cli, loc.local_dir.as_deref()),
+            );
+            let limits = Limits {
+                events_per_sec: *rate,
+                ..Limits::default()
+            };
+            let state = Arc::new(AppState::new(tokens, sink, limits, Arc::new(StdoutLog)));
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            eprintln!(
+                "ingest: listening on http://{addr}, landing raw events in {}",
+                loc.display
+            );
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Lambda { rate } => {
+            let loc = eventlake_store::open(&cli.lake, false).map_err(|e| e.to_string())?;
+            let tokens = match std::env::var("EVENTLAKE_TOKENS_JSON") {
+                Ok(json) => TokenStore::from_json(&json)?,
+                Err(_) => load_tokens(&cli.tokens)?,
+            };
+            let sink = RawSink::new(
+                loc.store.clone(),
+                &loc.root,
+                dlq_for(&cli, loc.local_dir.as_deref()),
+            );
+            let limits = Limits {
+                events_per_sec: *rate,
+                ..Limits::default()
+            };
+            let state = Arc::new(AppState::new(tokens, sink, limits, Arc::new(StdoutLog)));
+            lambda_http::run(router(state))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Redrive => {
+            let loc = eventlake_store::open(&cli.lake, false).map_err(|e| e.to_string())?;
+            let dlq = dlq_for(&cli, loc.local_dir.as_deref())
+                .ok_or("no dead-letter queue configured (--dlq-dir)")?;
+            let sink = RawSink::new(loc.store.clone(), &loc.root, None);
+            let r = redrive(&sink, dlq.as_ref()).await?;
+            println!(
+                "redrive: {} batches written to the raw zone, {} already there",
+                r.written, r.already_there
+            );
+            Ok(())
+        }
+    }
+}
