@@ -12,6 +12,8 @@ pub struct Measured {
 }
 
 /// Runs `cmd` to completion; panics when it fails.
+// The child is reaped by `wait4` (which also reports its peak memory), not by `Child::wait`.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(mut cmd: Command) -> Measured {
     let out_file = tempfile::NamedTempFile::new().expect("temp file");
     cmd.stdout(Stdio::from(out_file.reopen().expect("reopen")))
