@@ -336,8 +336,11 @@ pub fn valid_event_type(s: &str) -> bool {
 pub fn parse_rfc3339_micros(s: &str) -> Option<i64> {
     // Two timestamps a line, millions of lines: the common shape is read directly, anything else
     // goes through chrono, which decides what is valid.
-    fast_rfc3339_micros(s.as_bytes())
-        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros()))
+    fast_rfc3339_micros(s.as_bytes()).or_else(|| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.timestamp_micros())
+    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, or `None` for anything else.
@@ -643,8 +646,11 @@ mod tests {
 
     #[test]
     fn the_fast_timestamp_path_agrees_with_chrono() {
-        let chrono_micros =
-            |s: &str| DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros());
+        let chrono_micros = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_micros())
+        };
         let mut cases: Vec<String> = vec![
             "2026-11-20T13:45:12.345Z".into(),
             "2026-11-20T13:45:12Z".into(),
