@@ -21,6 +21,10 @@ use eventlake_etl::lake::Lake;
 
 const CHILD_ENV: &str = "EVENTLAKE_BENCH_AS_ETL";
 
+// The same allocator as the `etl` binary, since this binary runs the job as `etl` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     events: u64,
     runs: usize,
