@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod sink;
 
 pub use app::{AppState, Limits, router};

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use eventlake_contract::TeamName;
 use eventlake_ingest::app::{AppState, Limits, StdoutLog, router};
 use eventlake_ingest::auth::{TokenFile, TokenStore, create_token};
+use eventlake_ingest::aws::{SqsDlq, tokens_from_parameter};
 use eventlake_ingest::sink::{DirDlq, Dlq, RawSink, redrive};
 
 #[derive(Debug, Parser)]
@@ -29,7 +30,14 @@ struct Cli {
         default_value = "./tokens.json"
     )]
     tokens: PathBuf,
-    /// The dead-letter folder (local server); defaults to <lake>/_ingest/dlq for a local lake.
+    /// The token hashes as an SSM parameter (on AWS); takes the place of --tokens.
+    #[arg(long, global = true, env = "EVENTLAKE_TOKENS_PARAMETER")]
+    tokens_parameter: Option<String>,
+    /// The dead-letter queue as an SQS queue URL (on AWS).
+    #[arg(long, global = true, env = "EVENTLAKE_DLQ_URL")]
+    dlq_url: Option<String>,
+    /// The dead-letter queue as a folder (local server); defaults to <lake>/_ingest/dlq for a
+    /// local lake.
     #[arg(long, global = true, env = "EVENTLAKE_DLQ_DIR")]
     dlq_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -95,7 +103,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn dlq_for(cli: &Cli, local_dir: Option<&std::path::Path>) -> Option<Arc<dyn Dlq>> {
+/// The AWS SDK configuration, loaded only when an AWS resource is configured.
+async fn sdk(cli: &Cli) -> Option<aws_config::SdkConfig> {
+    if cli.dlq_url.is_some() || cli.tokens_parameter.is_some() {
+        Some(eventlake_ingest::aws::sdk_config().await)
+    } else {
+        None
+    }
+}
+
+fn dlq_for(
+    cli: &Cli,
+    sdk: Option<&aws_config::SdkConfig>,
+    local_dir: Option<&std::path::Path>,
+) -> Option<Arc<dyn Dlq>> {
+    if let (Some(url), Some(sdk)) = (&cli.dlq_url, sdk) {
+        return Some(Arc::new(SqsDlq::new(sdk, url)));
+    }
     let dir = cli
         .dlq_dir
         .clone()
@@ -103,7 +127,11 @@ fn dlq_for(cli: &Cli, local_dir: Option<&std::path::Path>) -> Option<Arc<dyn Dlq
     Some(Arc::new(DirDlq::new(dir)))
 }
 
-fn load_tokens(path: &std::path::Path) -> Result<TokenStore, String> {
+async fn load_tokens(cli: &Cli, sdk: Option<&aws_config::SdkConfig>) -> Result<TokenStore, String> {
+    if let (Some(name), Some(sdk)) = (&cli.tokens_parameter, sdk) {
+        return tokens_from_parameter(sdk, name).await;
+    }
+    let path = &cli.tokens;
     let text = std::fs::read_to_string(path).map_err(|e| {
         format!(
             "cannot read token file {}: {e} (create one with `ingest token create --team <team>`)",
@@ -111,6 +139,21 @@ fn load_tokens(path: &std::path::Path) -> Result<TokenStore, String> {
         )
     })?;
     TokenStore::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The app's state from the configuration: the local server and the Lambda build it alike.
+async fn app_state(cli: &Cli, create: bool, rate: u32) -> Result<(Arc<AppState>, String), String> {
+    let loc = eventlake_store::open(&cli.lake, create).map_err(|e| e.to_string())?;
+    let sdk = sdk(cli).await;
+    let tokens = load_tokens(cli, sdk.as_ref()).await?;
+    let dlq = dlq_for(cli, sdk.as_ref(), loc.local_dir.as_deref());
+    let sink = RawSink::new(loc.store.clone(), &loc.root, dlq);
+    let limits = Limits {
+        events_per_sec: rate,
+        ..Limits::default()
+    };
+    let state = AppState::new(tokens, sink, limits, Arc::new(StdoutLog));
+    Ok((Arc::new(state), loc.display))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -136,25 +179,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Serve { addr, rate } => {
-            let loc = eventlake_store::open(&cli.lake, true).map_err(|e| e.to_string())?;
-            let tokens = load_tokens(&cli.tokens)?;
-            let sink = RawSink::new(
-                loc.store.clone(),
-                &loc.root,
-                dlq_for(&cli, loc.local_dir.as_deref()),
-            );
-            let limits = Limits {
-                events_per_sec: *rate,
-                ..Limits::default()
-            };
-            let state = Arc::new(AppState::new(tokens, sink, limits, Arc::new(StdoutLog)));
+            let (state, lake) = app_state(&cli, true, *rate).await?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            eprintln!(
-                "ingest: listening on http://{addr}, landing raw events in {}",
-                loc.display
-            );
+            eprintln!("ingest: listening on http://{addr}, landing raw events in {lake}");
             axum::serve(listener, router(state))
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
@@ -163,29 +192,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         Command::Lambda { rate } => {
-            let loc = eventlake_store::open(&cli.lake, false).map_err(|e| e.to_string())?;
-            let tokens = match std::env::var("EVENTLAKE_TOKENS_JSON") {
-                Ok(json) => TokenStore::from_json(&json)?,
-                Err(_) => load_tokens(&cli.tokens)?,
-            };
-            let sink = RawSink::new(
-                loc.store.clone(),
-                &loc.root,
-                dlq_for(&cli, loc.local_dir.as_deref()),
-            );
-            let limits = Limits {
-                events_per_sec: *rate,
-                ..Limits::default()
-            };
-            let state = Arc::new(AppState::new(tokens, sink, limits, Arc::new(StdoutLog)));
+            let (state, _) = app_state(&cli, false, *rate).await?;
             lambda_http::run(router(state))
                 .await
                 .map_err(|e| e.to_string())
         }
         Command::Redrive => {
             let loc = eventlake_store::open(&cli.lake, false).map_err(|e| e.to_string())?;
-            let dlq = dlq_for(&cli, loc.local_dir.as_deref())
-                .ok_or("no dead-letter queue configured (--dlq-dir)")?;
+            let sdk = sdk(&cli).await;
+            let dlq = dlq_for(&cli, sdk.as_ref(), loc.local_dir.as_deref())
+                .ok_or("no dead-letter queue configured (--dlq-url or --dlq-dir)")?;
             let sink = RawSink::new(loc.store.clone(), &loc.root, None);
             let r = redrive(&sink, dlq.as_ref()).await?;
             println!(

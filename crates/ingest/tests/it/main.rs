@@ -1,5 +1,7 @@
 //! The ingestion app, driven through its router as API Gateway and the local server drive it.
 
+mod aws_standins;
+
 use std::io::Write;
 use std::sync::Arc;
 

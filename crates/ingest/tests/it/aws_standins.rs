@@ -1,0 +1,142 @@
+//! The AWS side against local stand-ins: S3 (SeaweedFS), SQS and SSM (moto). `tests/run.sh`
+//! starts them and runs these tests; without them these tests fail, they never pass silently.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use eventlake_contract::TeamName;
+use eventlake_ingest::auth::{TokenFile, create_token};
+use eventlake_ingest::aws::{SqsDlq, tokens_from_parameter};
+use eventlake_ingest::sink::{DeadLetter, Dlq, Landed, RawSink, redrive};
+use object_store::local::LocalFileSystem;
+
+/// `s3://bucket/prefix` on the S3 stand-in, unique to this test.
+fn s3_lake(name: &str) -> String {
+    let base = std::env::var("EVENTLAKE_TEST_S3_LAKE")
+        .expect("EVENTLAKE_TEST_S3_LAKE is not set: run tests/run.sh, which starts the stand-ins");
+    format!(
+        "{base}/{name}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run tests/run.sh, which starts the stand-ins"
+    );
+    eventlake_ingest::aws::sdk_config().await
+}
+
+#[tokio::test]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn raw_writes_on_s3_are_create_if_absent() {
+    let loc = eventlake_store::open(&s3_lake("cia"), false).unwrap();
+    let sink = RawSink::new(loc.store, &loc.root, None);
+    let key = "raw/team=checkout/dt=2026-11-25/hour=10/kabc.ndjson.gz";
+    assert_eq!(
+        sink.put_if_absent(key, Bytes::from_static(b"first"))
+            .await
+            .unwrap(),
+        Landed::Written
+    );
+    assert_eq!(
+        sink.put_if_absent(key, Bytes::from_static(b"second"))
+            .await
+            .unwrap(),
+        Landed::AlreadyThere
+    );
+    assert_eq!(
+        sink.get(key).await.unwrap().unwrap(),
+        Bytes::from_static(b"first")
+    );
+    assert_eq!(sink.get("raw/none").await.unwrap(), None);
+}
+
+#[tokio::test]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn storage_down_goes_to_sqs_and_redrive_lands_each_batch_once_in_s3() {
+    let sdk = sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("eventlake-dlq-{:08x}", rand::random::<u32>()))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let dlq: Arc<dyn Dlq> = Arc::new(SqsDlq::new(&sdk, &queue));
+
+    // Storage that always fails: the root is a file.
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"in the way").unwrap();
+    let mut down = RawSink::new(
+        Arc::new(LocalFileSystem::new()),
+        blocked.to_str().unwrap(),
+        Some(dlq.clone()),
+    );
+    down.retry_budget = std::time::Duration::from_millis(50);
+    let key = "raw/team=checkout/dt=2026-11-25/hour=10/kdlq.ndjson.gz";
+    assert_eq!(
+        down.land(key, Bytes::from_static(b"batch")).await.unwrap(),
+        Landed::DeadLettered
+    );
+
+    let loc = eventlake_store::open(&s3_lake("redrive"), false).unwrap();
+    let s3 = RawSink::new(loc.store, &loc.root, None);
+    let first = redrive(&s3, dlq.as_ref()).await.unwrap();
+    assert_eq!((first.written, first.already_there), (1, 0));
+    let again = redrive(&s3, dlq.as_ref()).await.unwrap();
+    assert_eq!((again.written, again.already_there), (0, 0));
+    assert_eq!(
+        s3.get(key).await.unwrap().unwrap(),
+        Bytes::from_static(b"batch")
+    );
+
+    // A batch too large for an SQS message is refused, so the request answers 503.
+    let huge = DeadLetter {
+        key: key.into(),
+        data_base64: "A".repeat(300 * 1024),
+    };
+    let err = dlq.send(&huge).await.unwrap_err();
+    assert!(err.contains("over the queue's 262144 byte limit"), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn tokens_come_from_an_ssm_parameter() {
+    let sdk = sdk().await;
+    let team = TeamName::new("checkout").unwrap();
+    let (token, entry) = create_token(&team);
+    let name = format!("/eventlake/test/tokens-{:08x}", rand::random::<u32>());
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&name)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .value(
+            serde_json::to_string(&TokenFile {
+                tokens: vec![entry],
+            })
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let store = tokens_from_parameter(&sdk, &name).await.unwrap();
+    assert_eq!(
+        store.authenticate(Some(&format!("Bearer {token}"))),
+        Ok(team)
+    );
+    let missing = tokens_from_parameter(&sdk, "/eventlake/test/none")
+        .await
+        .unwrap_err();
+    assert!(
+        missing.contains("ssm GetParameter /eventlake/test/none"),
+        "{missing}"
+    );
+    assert!(!missing.contains(&token));
+}
