@@ -1,15 +1,16 @@
 //! Whole-job benchmark of `etl backfill`, with DuckDB doing the same job side by side.
 //!
 //! ```text
-//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--no-duckdb]
+//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--no-duckdb] [--spark]
 //! ```
 //!
 //! Generates (once, cached under `target/bench-lakes/`) a lake of gzip NDJSON with 1 % duplicates
 //! and 0.1 % malformed lines, then times `etl backfill` as a separate process, run by run, each
 //! against an empty curated zone and catalog. When DuckDB is importable from `python3`, each run is
 //! paired with a DuckDB run of the same job on the same files, and the ratio is taken pair by pair,
-//! so a noisy machine skews both sides alike. Prints wall time, lines/s, raw MB/s (uncompressed)
-//! and peak RSS (the job's own process).
+//! so a noisy machine skews both sides alike. With `--spark` (and `pip install pyspark`, Java 17),
+//! Spark local[2] runs the same job too. Prints wall time, lines/s, raw MB/s (uncompressed) and
+//! peak RSS (the job's own process; for Spark only its Python driver, not the JVM it starts).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,7 @@ struct Args {
     runs: usize,
     jobs: usize,
     duckdb: bool,
+    spark: bool,
     days: u32,
 }
 
@@ -39,6 +41,7 @@ fn parse_args() -> Args {
         runs: 3,
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         duckdb: true,
+        spark: false,
         days: 7,
     };
     let mut it = std::env::args().skip(1);
@@ -54,6 +57,7 @@ fn parse_args() -> Args {
             "--jobs" => a.jobs = num() as usize,
             "--days" => a.days = num() as u32,
             "--no-duckdb" => a.duckdb = false,
+            "--spark" => a.spark = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -104,25 +108,42 @@ fn main() {
     let raw_bytes = truth["uncompressed_bytes"].as_u64().unwrap();
     let objects = truth["totals"]["objects"].as_u64().unwrap();
 
-    let duckdb = args.duckdb
-        && Command::new("python3")
-            .args(["-c", "import duckdb"])
+    let importable = |module: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
             .status()
-            .is_ok_and(|s| s.success());
+            .is_ok_and(|s| s.success())
+    };
+    let duckdb = args.duckdb && importable("duckdb");
+    let spark = args.spark && importable("pyspark");
+    assert!(
+        !args.spark || spark,
+        "--spark needs `pip install pyspark` and Java 17"
+    );
     println!(
         "input: {lines} lines, {objects} objects, {:.0} MB NDJSON ({:.0} MB gzip); {} runs, --jobs {}{}",
         raw_bytes as f64 / 1e6,
         truth["bytes"].as_f64().unwrap() / 1e6,
         args.runs,
         args.jobs,
-        if duckdb { ", paired with DuckDB" } else { "" }
+        match (duckdb, spark) {
+            (true, true) => ", paired with DuckDB and Spark",
+            (true, false) => ", paired with DuckDB",
+            (false, true) => ", paired with Spark",
+            (false, false) => "",
+        }
     );
 
     let me = std::env::current_exe().unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("duckdb_compact.py");
-    let duck_out = target.join("duckdb-out");
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut ours: Vec<Measured> = Vec::new();
-    let mut theirs: Vec<Measured> = Vec::new();
+    let mut baselines: Vec<(&str, Vec<Measured>)> = Vec::new();
+    if duckdb {
+        baselines.push(("duckdb", Vec::new()));
+    }
+    if spark {
+        baselines.push(("spark", Vec::new()));
+    }
     for run in 0..args.runs {
         reset(&lake_dir);
         let mut cmd = Command::new(&me);
@@ -151,20 +172,23 @@ fn main() {
             m.max_rss_kib / 1024
         );
         ours.push(m);
-        if duckdb {
-            let _ = std::fs::remove_dir_all(&duck_out);
+        for (name, runs) in &mut baselines {
+            let out = target.join(format!("{name}-out"));
+            let _ = std::fs::remove_dir_all(&out);
             let mut cmd = Command::new("python3");
-            cmd.arg(&script).arg(&lake_dir).arg(&duck_out);
+            cmd.arg(here.join(format!("{name}_compact.py")))
+                .arg(&lake_dir)
+                .arg(&out);
             let d = run_measured(cmd);
-            let out = String::from_utf8_lossy(&d.stdout);
+            let said = String::from_utf8_lossy(&d.stdout);
             println!(
-                "run {}: duckdb {:>7.2} s  {:>6} MiB peak RSS  ({})",
+                "run {}: {name:<6} {:>7.2} s  {:>6} MiB peak RSS  ({})",
                 run + 1,
                 d.wall.as_secs_f64(),
                 d.max_rss_kib / 1024,
-                out.trim()
+                said.trim()
             );
-            theirs.push(d);
+            runs.push(d);
         }
     }
     reset(&lake_dir);
@@ -177,21 +201,21 @@ fn main() {
         raw_bytes as f64 / 1e6 / wall,
         rss / 1024
     );
-    if duckdb {
-        let dwall = median(theirs.iter().map(|m| m.wall.as_secs_f64()).collect());
+    for (name, runs) in &baselines {
+        let wall = median(runs.iter().map(|m| m.wall.as_secs_f64()).collect());
         let ratio = median(
             ours.iter()
-                .zip(&theirs)
+                .zip(runs)
                 .map(|(a, b)| b.wall.as_secs_f64() / a.wall.as_secs_f64())
                 .collect(),
         );
-        let drss = theirs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
+        let rss = runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0);
         println!(
-            "duckdb:       median {dwall:.2} s, {:.0} lines/s, peak RSS {} MiB",
-            lines as f64 / dwall,
-            drss / 1024
+            "{name:<12}  median {wall:.2} s, {:.0} lines/s, peak RSS {} MiB",
+            lines as f64 / wall,
+            rss / 1024
         );
-        println!("throughput ratio etl/duckdb (median of pairs): {ratio:.2}x");
+        println!("throughput ratio etl/{name} (median of pairs): {ratio:.2}x");
     }
 }
 
