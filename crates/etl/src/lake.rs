@@ -1,9 +1,8 @@
-//! A lake: one root (a local folder or, later, a bucket prefix) holding `raw/`, `curated/`,
+//! A lake: one root (a local folder or a bucket prefix) holding `raw/`, `curated/`,
 //! `quarantine/` and the local catalog. Every job reaches storage through [`Lake`], so the same
 //! code runs on a laptop and against object storage.
 
 use std::path::{Path as FsPath, PathBuf};
-
 use std::sync::Arc;
 
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -67,14 +66,7 @@ impl Lake {
 
     /// The full store path of a key relative to the lake root.
     pub fn path(&self, key: &str) -> Path {
-        let key = key.trim_matches('/');
-        if self.root.is_empty() {
-            Path::from(key)
-        } else if key.is_empty() {
-            Path::from(self.root.as_str())
-        } else {
-            Path::from(format!("{}/{key}", self.root))
-        }
+        eventlake_store::key_path(&self.root, key)
     }
 
     /// The key relative to the lake root of a full store path.

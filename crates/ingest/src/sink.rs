@@ -133,11 +133,7 @@ impl RawSink {
     }
 
     fn path(&self, key: &str) -> Path {
-        if self.root.is_empty() {
-            Path::from(key)
-        } else {
-            Path::from(format!("{}/{key}", self.root))
-        }
+        eventlake_store::key_path(&self.root, key)
     }
 
     /// Writes `data` at `key` unless something is there already.

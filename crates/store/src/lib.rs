@@ -46,6 +46,16 @@ pub enum OpenError {
     },
 }
 
+/// The store path of `key`, a key relative to the lake root `root` (as in [`Location::root`]).
+pub fn key_path(root: &str, key: &str) -> object_store::path::Path {
+    let key = key.trim_matches('/');
+    match (root.is_empty(), key.is_empty()) {
+        (true, _) => object_store::path::Path::from(key),
+        (false, true) => object_store::path::Path::from(root),
+        (false, false) => object_store::path::Path::from(format!("{root}/{key}")),
+    }
+}
+
 /// Opens `location`; a local folder is created when `create` is set.
 pub fn open(location: &str, create: bool) -> Result<Location, OpenError> {
     if let Some(rest) = location.strip_prefix("s3://") {
@@ -125,5 +135,8 @@ mod tests {
         );
         assert!(matches!(open("gs://x", false), Err(OpenError::Scheme(_))));
         assert!(matches!(open("s3://", false), Err(OpenError::Scheme(_))));
+        assert_eq!(key_path("a/b", "/raw/x/").as_ref(), "a/b/raw/x");
+        assert_eq!(key_path("a/b", "").as_ref(), "a/b");
+        assert_eq!(key_path("", "raw/x").as_ref(), "raw/x");
     }
 }
