@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
+use eventlake_contract::{PartitionDate, TeamName};
 
 use crate::backfill::{self, Progress, Status, Summary};
 use crate::catalog::{Catalog, LocalCatalog};
@@ -534,21 +534,4 @@ pub fn format_truth(t: &Truth, lake: &str) -> String {
         x.late
     );
     s
-}
-
-/// Parses a partition written as `team=<team>/dt=<date>`.
-pub fn parse_partition(s: &str) -> Result<PartitionKey> {
-    let (t, d) = s
-        .split_once('/')
-        .ok_or_else(|| Error::InvalidArgument(format!("{s:?} is not team=<team>/dt=<date>")))?;
-    let team = t
-        .strip_prefix("team=")
-        .ok_or_else(|| Error::InvalidArgument(format!("{s:?} is not team=<team>/dt=<date>")))?;
-    let dt = d
-        .strip_prefix("dt=")
-        .ok_or_else(|| Error::InvalidArgument(format!("{s:?} is not team=<team>/dt=<date>")))?;
-    Ok(PartitionKey {
-        team: TeamName::new(team)?,
-        dt: PartitionDate::parse(dt)?,
-    })
 }

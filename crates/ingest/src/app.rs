@@ -324,12 +324,13 @@ fn split_events<'a>(text: &'a str, ndjson: bool) -> Result<Vec<&'a str>, ApiErro
             .filter(|l| !l.trim().is_empty())
             .collect());
     }
-    let value: &RawValue = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?;
-    let env: Envelope<'a> = serde_json::from_str(value.get()).map_err(|_| {
-        ApiError::bad_request(
+    // One pass: a syntax or end-of-input error is not JSON at all; a data error is JSON of
+    // another shape.
+    let env: Envelope<'a> = serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::bad_request(
             "body is not the event envelope: expected {\"events\": [ ... ]} (or send application/x-ndjson)",
-        )
+        ),
+        _ => ApiError::bad_request(format!("body is not valid JSON: {e}")),
     })?;
     Ok(env.events.into_iter().map(RawValue::get).collect())
 }

@@ -92,14 +92,6 @@ impl TokenStore {
         }
         found.cloned().ok_or(AuthError::Unknown)
     }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// A new random token for `team` and the entry to store. The token is shown once.

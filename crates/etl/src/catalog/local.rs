@@ -160,10 +160,6 @@ impl LocalCatalog {
 
 #[async_trait]
 impl Catalog for LocalCatalog {
-    fn kind(&self) -> &'static str {
-        "local"
-    }
-
     async fn get(&self, partition: &PartitionKey) -> Result<Option<PartitionEntry>> {
         let path = self.entry_path(partition);
         tokio::task::spawn_blocking(move || Self::read(&path)).await?
@@ -184,14 +180,5 @@ impl Catalog for LocalCatalog {
         let expected = expected.map(str::to_owned);
         tokio::task::spawn_blocking(move || this.commit_blocking(&entry, expected.as_deref()))
             .await?
-    }
-
-    async fn remove(&self, partition: &PartitionKey) -> Result<()> {
-        let path = self.entry_path(partition);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io("cannot remove catalog entry", path.display(), e)),
-        }
     }
 }

@@ -56,9 +56,6 @@ pub enum CommitOutcome {
 
 #[async_trait]
 pub trait Catalog: Send + Sync + std::fmt::Debug {
-    /// A short name for messages (`local`, `glue`).
-    fn kind(&self) -> &'static str;
-
     /// The entry of one partition, if it was ever committed.
     async fn get(&self, partition: &PartitionKey) -> Result<Option<PartitionEntry>>;
 
@@ -73,7 +70,4 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// [`Error::CommitConflict`]: crate::error::Error::CommitConflict
     async fn commit(&self, entry: &PartitionEntry, expected: Option<&str>)
     -> Result<CommitOutcome>;
-
-    /// Forgets a partition (used by tests and `catalog sync`).
-    async fn remove(&self, partition: &PartitionKey) -> Result<()>;
 }

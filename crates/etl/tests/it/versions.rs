@@ -143,9 +143,6 @@ struct FailingCommit {
 
 #[async_trait]
 impl Catalog for FailingCommit {
-    fn kind(&self) -> &'static str {
-        "failing"
-    }
     async fn get(&self, p: &PartitionKey) -> eventlake_etl::Result<Option<PartitionEntry>> {
         self.inner.get(p).await
     }
@@ -161,9 +158,6 @@ impl Catalog for FailingCommit {
             return Err(eventlake_etl::Error::Task("injected commit failure".into()));
         }
         self.inner.commit(e, expected).await
-    }
-    async fn remove(&self, p: &PartitionKey) -> eventlake_etl::Result<()> {
-        self.inner.remove(p).await
     }
 }
 
