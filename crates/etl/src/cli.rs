@@ -1,5 +1,6 @@
 //! The `etl` command.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use eventlake_contract::{PartitionDate, TeamName};
 
 use crate::backfill::{self, Progress, Status, Summary};
-use crate::catalog::{Catalog, LocalCatalog};
+use crate::catalog::{Catalog, GlueCatalog, GlueTarget, LocalCatalog, ObjectCatalog};
 use crate::compact::CompactOptions;
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, Truth, generate};
@@ -24,9 +25,39 @@ use crate::query::{Format, render, run_sql, session};
     about = "eventlake batch jobs: raw event JSON to curated Parquet, and queries over it"
 )]
 pub struct Cli {
-    /// The lake root: a folder holding raw/, curated/, quarantine/ and the catalog.
+    /// The lake root: a folder or s3://bucket/prefix holding raw/, curated/, quarantine/ (and
+    /// the lake catalog).
     #[arg(long, global = true, env = "EVENTLAKE_LAKE", default_value = "./lake")]
     pub lake: String,
+
+    /// Which catalog says what readers see: `lake` keeps it inside the lake (`_catalog/`), `glue`
+    /// is the AWS Glue Data Catalog (what Athena reads; needs an s3:// lake).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "EVENTLAKE_CATALOG",
+        default_value = "lake"
+    )]
+    pub catalog: CatalogKind,
+
+    /// Glue database of the table (created when absent).
+    #[arg(
+        long,
+        global = true,
+        env = "EVENTLAKE_GLUE_DATABASE",
+        default_value = "eventlake"
+    )]
+    pub glue_database: String,
+
+    /// Glue table name (created when absent).
+    #[arg(
+        long,
+        global = true,
+        env = "EVENTLAKE_GLUE_TABLE",
+        default_value = "events"
+    )]
+    pub glue_table: String,
 
     /// Log format on stderr.
     #[arg(
@@ -40,6 +71,32 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CatalogKind {
+    Lake,
+    Glue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    Local,
+    Athena,
+}
+
+/// Where Athena runs queries.
+#[derive(Debug, Clone, Args)]
+pub struct AthenaArgs {
+    /// Athena workgroup.
+    #[arg(long, env = "EVENTLAKE_ATHENA_WORKGROUP", default_value = "primary")]
+    pub athena_workgroup: String,
+    /// s3:// location for results, when the workgroup does not enforce one.
+    #[arg(long, env = "EVENTLAKE_ATHENA_OUTPUT")]
+    pub athena_output: Option<String>,
+    /// Stop waiting for (and stop) a query after this long.
+    #[arg(long, default_value = "30m")]
+    pub athena_timeout: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,9 +117,12 @@ pub enum Command {
     Query(QueryArgs),
     /// Remove versions no catalog entry points to, after a grace period.
     Gc(GcArgs),
-    /// Inspect the catalog.
+    /// Inspect or rebuild the catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Run saved queries N times and check each P95 latency against its budget.
+    #[command(name = "check-p95")]
+    CheckP95(CheckP95Args),
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +253,46 @@ pub struct QueryArgs {
     pub source: QuerySource,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Where the SQL runs: `local` (DataFusion over the committed Parquet) or `athena`.
+    #[arg(long, value_enum, default_value = "local")]
+    pub engine: EngineKind,
+    /// A saved query's parameter, `name=value` (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub athena: AthenaArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckP95Args {
+    /// Saved query files or folders of them.
+    #[arg(default_value = "sql")]
+    pub queries: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "local")]
+    pub engine: EngineKind,
+    /// Runs per query.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// One budget for every query (90s, 2m), instead of each file's own.
+    #[arg(long)]
+    pub budget: Option<String>,
+    /// A parameter for the queries that declare it, `name=value` (repeatable).
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the latency chart (SVG) here.
+    #[arg(long, default_value = "p95.svg")]
+    pub chart: PathBuf,
+    #[command(flatten)]
+    pub athena: AthenaArgs,
+}
+
+fn parse_param(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("{s:?}: write name=value"))
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +310,14 @@ pub struct GcArgs {
 pub enum CatalogCommand {
     /// List the committed partitions.
     List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point every partition at the newest complete version found in the lake (from the
+    /// manifests), for a new or wiped catalog. No crawler or MSCK REPAIR needed.
+    Sync {
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -251,24 +359,107 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-fn open(lake: &str, create: bool) -> Result<(Lake, Arc<dyn Catalog>)> {
-    let lake = Lake::open(lake, create)?;
-    let dir = lake
-        .local_dir()
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "--lake {lake:?}: the embedded catalog needs a local lake folder"
+/// What a command works on: the lake, its catalog, and the AWS configuration when any part
+/// lives on AWS.
+pub struct Context {
+    pub lake: Lake,
+    pub catalog: Arc<dyn Catalog>,
+    pub sdk: Option<aws_config::SdkConfig>,
+}
+
+/// Where the lake and catalog are; the part of [`Cli`] every command shares.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub lake: String,
+    pub catalog: CatalogKind,
+    pub glue: GlueTarget,
+}
+
+impl Cli {
+    pub fn target(&self) -> Target {
+        Target {
+            lake: self.lake.clone(),
+            catalog: self.catalog,
+            glue: GlueTarget {
+                database: self.glue_database.clone(),
+                table: self.glue_table.clone(),
+            },
+        }
+    }
+}
+
+/// Opens the lake and its catalog. The AWS configuration is loaded once, when the lake is in S3,
+/// the catalog is Glue or `need_aws` is set, and shared by everything that talks to AWS.
+pub async fn open(t: &Target, create: bool, need_aws: bool) -> Result<Context> {
+    let on_s3 = t.lake.starts_with("s3://");
+    let sdk = if on_s3 || t.catalog == CatalogKind::Glue || need_aws {
+        Some(crate::aws::sdk_config().await)
+    } else {
+        None
+    };
+    let lake = match &sdk {
+        Some(sdk) => Lake::open_with_sdk(&t.lake, create, sdk)?,
+        None => Lake::open(&t.lake, create)?,
+    };
+    lake.check().await?;
+    let catalog: Arc<dyn Catalog> = match t.catalog {
+        CatalogKind::Lake => match lake.local_dir() {
+            Some(dir) => Arc::new(LocalCatalog::new(&dir.to_path_buf())),
+            None => Arc::new(ObjectCatalog::new(&lake)),
+        },
+        CatalogKind::Glue => {
+            if !lake.is_s3() {
+                return Err(Error::InvalidArgument(format!(
+                    "--catalog glue needs an s3:// lake (Athena reads the partitions' locations); {lake:?} is a folder"
+                )));
+            }
+            Arc::new(GlueCatalog::new(
+                sdk.as_ref().expect("loaded for glue"),
+                t.glue.clone(),
+                &lake,
             ))
-        })?
-        .to_path_buf();
-    Ok((lake, Arc::new(LocalCatalog::new(&dir))))
+        }
+    };
+    Ok(Context { lake, catalog, sdk })
+}
+
+fn athena_engine(ctx: &Context, t: &Target, a: &AthenaArgs) -> Result<crate::athena::Athena> {
+    let timeout = crate::gc::parse_duration(&a.athena_timeout)?;
+    Ok(crate::athena::Athena::new(
+        ctx.sdk.as_ref().expect("loaded for athena"),
+        crate::athena::AthenaOptions {
+            workgroup: a.athena_workgroup.clone(),
+            database: t.glue.database.clone(),
+            output: a.athena_output.clone(),
+            timeout,
+        },
+    ))
+}
+
+/// The SQL of `etl query`: a saved query (a file with a `-- name:` header) rendered with its
+/// parameters, or any other text as it is.
+fn query_text(source: &QuerySource, params: &BTreeMap<String, String>) -> Result<String> {
+    match (&source.sql, &source.file) {
+        (Some(s), _) => Ok(s.clone()),
+        (None, Some(f)) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| Error::io("cannot read SQL file", f.display(), e))?;
+            if text.trim_start().starts_with("-- name:") {
+                crate::saved::load(f)?.render(params)
+            } else {
+                Ok(text)
+            }
+        }
+        (None, None) => unreachable!("clap requires one"),
+    }
 }
 
 /// Runs a parsed command; the exit code says whether every part of it succeeded.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let target = cli.target();
     match cli.command {
         Command::Generate(a) => {
-            let (lake, _) = open(&cli.lake, true)?;
+            let lake = open(&target, true, false).await?.lake;
             let opts = GenerateOptions {
                 seed: a.seed,
                 teams: a.teams,
@@ -299,7 +490,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 from: Some(a.date),
                 to: Some(a.date),
             };
-            run_jobs(&cli.lake, selection, 1, &a.run).await
+            run_jobs(&target, selection, 1, &a.run).await
         }
         Command::Backfill(a) => {
             if let (Some(f), Some(t)) = (a.from, a.to)
@@ -317,26 +508,77 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 from: a.from,
                 to: a.to,
             };
-            run_jobs(&cli.lake, selection, a.jobs, &a.run).await
+            run_jobs(&target, selection, a.jobs, &a.run).await
         }
         Command::Query(a) => {
-            let sql = match (a.source.sql, a.source.file) {
-                (Some(s), _) => s,
-                (None, Some(f)) => std::fs::read_to_string(&f)
-                    .map_err(|e| Error::io("cannot read SQL file", f.display(), e))?,
-                (None, None) => unreachable!("clap requires one"),
+            let params: BTreeMap<String, String> = a.params.iter().cloned().collect();
+            let sql = query_text(&a.source, &params)?;
+            let athena = a.engine == EngineKind::Athena;
+            let ctx = open(&target, false, athena).await?;
+            let (schema, batches) = if athena {
+                let r = athena_engine(&ctx, &target, &a.athena)?.run(&sql).await?;
+                eprintln!(
+                    "athena query {}: queued {} ms, engine {} ms, total {} ms, {} scanned, {} rows",
+                    r.query_execution_id,
+                    r.queue_ms,
+                    r.engine_ms,
+                    r.total_ms,
+                    mib(r.data_scanned_bytes.max(0) as u64),
+                    r.rows.len()
+                );
+                r.to_batch()?
+            } else {
+                let session = session(&ctx.lake, ctx.catalog.as_ref()).await?;
+                run_sql(&session, &sql).await?
             };
-            let (lake, catalog) = open(&cli.lake, false)?;
-            let ctx = session(&lake, catalog.as_ref()).await?;
-            let (schema, batches) = run_sql(&ctx, &sql).await?;
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(render(&schema, &batches, a.format)?.as_bytes());
             Ok(ExitCode::SUCCESS)
         }
+        Command::CheckP95(a) => {
+            if a.runs == 0 {
+                return Err(Error::InvalidArgument("--runs must be at least 1".into()));
+            }
+            let budget = a
+                .budget
+                .as_deref()
+                .map(crate::gc::parse_duration)
+                .transpose()?;
+            let params: BTreeMap<String, String> = a.params.iter().cloned().collect();
+            // Every file is read and checked before anything runs.
+            let queries = crate::saved::load_all(&a.queries)?;
+            for q in &queries {
+                q.render(&params)?;
+            }
+            let athena = a.engine == EngineKind::Athena;
+            let ctx = open(&target, false, athena).await?;
+            let engine = if athena {
+                crate::p95::Engine::Athena(athena_engine(&ctx, &target, &a.athena)?)
+            } else {
+                crate::p95::Engine::Local(session(&ctx.lake, ctx.catalog.as_ref()).await?)
+            };
+            let report = crate::p95::check(&engine, &queries, &params, a.runs, budget).await?;
+            std::fs::write(&a.chart, crate::p95::chart_svg(&report))
+                .map_err(|e| Error::io("cannot write chart", a.chart.display(), e))?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serialises")
+                );
+            } else {
+                print!("{}", crate::p95::format_report(&report));
+            }
+            eprintln!("chart: {}", a.chart.display());
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Gc(a) => {
             let grace = crate::gc::parse_duration(&a.grace)?;
-            let (lake, catalog) = open(&cli.lake, false)?;
-            let report = crate::gc::gc(&lake, catalog.as_ref(), grace, a.dry_run).await?;
+            let ctx = open(&target, false, false).await?;
+            let report = crate::gc::gc(&ctx.lake, ctx.catalog.as_ref(), grace, a.dry_run).await?;
             if a.json {
                 println!(
                     "{}",
@@ -358,9 +600,33 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Catalog(CatalogCommand::Sync { dry_run, json }) => {
+            let ctx = open(&target, false, false).await?;
+            let report = crate::sync::sync(&ctx.lake, ctx.catalog.as_ref(), dry_run).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serialises")
+                );
+            } else {
+                let verb = if dry_run { "would register" } else { "registered" };
+                for r in &report.registered {
+                    println!("{verb} {r}");
+                }
+                for r in &report.incomplete {
+                    println!("skipped incomplete version {r}");
+                }
+                println!(
+                    "{verb} {} partitions; {} already current",
+                    report.registered.len(),
+                    report.unchanged
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Catalog(CatalogCommand::List { json }) => {
-            let (_, catalog) = open(&cli.lake, false)?;
-            let entries = catalog.list().await?;
+            let ctx = open(&target, false, false).await?;
+            let entries = ctx.catalog.list().await?;
             if json {
                 println!(
                     "{}",
@@ -385,13 +651,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn run_jobs(
-    lake: &str,
+    target: &Target,
     selection: Selection,
     jobs: usize,
     args: &RunArgs,
 ) -> Result<ExitCode> {
     let opts = args.tuning.options()?;
-    let (lake, catalog) = open(lake, false)?;
+    let Context { lake, catalog, .. } = open(target, false, false).await?;
     let plan = plan(&lake, catalog.as_ref(), &selection, args.force).await?;
     if args.dry_run {
         if args.json {

@@ -22,6 +22,36 @@ pub enum Error {
         source: object_store::Error,
     },
 
+    /// The lake's bucket is missing or refuses the credentials in use.
+    #[error("lake {lake}: {reason}: {source}")]
+    Unreachable {
+        lake: String,
+        reason: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// The Glue Data Catalog refused or failed a call (after the SDK's retries).
+    #[error("Glue {operation} on {target}: {message}")]
+    Glue {
+        operation: &'static str,
+        target: String,
+        message: String,
+        retryable: bool,
+    },
+
+    /// Athena refused or failed a query.
+    #[error("Athena: {0}")]
+    Athena(String),
+
+    /// A saved SQL file is unusable (syntax, header, parameters); nothing ran.
+    #[error("{path}:{line}: {message}")]
+    SavedQuery {
+        path: String,
+        line: usize,
+        message: String,
+    },
+
     /// A local file could not be read or written.
     #[error("{what} {path}: {source}")]
     Io {
@@ -77,6 +107,7 @@ impl Error {
                     | object_store::Error::NotSupported { .. }
             ),
             Error::Io { .. } | Error::CommitConflict { .. } | Error::Task(_) => true,
+            Error::Glue { retryable, .. } => *retryable,
             _ => false,
         }
     }

@@ -55,7 +55,7 @@ fn version_time(version: &str) -> Option<chrono::DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-async fn versions_under(
+pub(crate) async fn versions_under(
     lake: &Lake,
     root: &str,
     into: &mut BTreeSet<(PartitionKey, String)>,

@@ -21,6 +21,8 @@ pub struct Lake {
     url: ObjectStoreUrl,
     local_dir: Option<PathBuf>,
     display: String,
+    bucket: Option<String>,
+    access_key_id: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -33,7 +35,27 @@ impl Lake {
     /// Opens the lake named by `--lake`: a local path (created when `create` is set), a
     /// `file://` URL or `s3://bucket/prefix`.
     pub fn open(location: &str, create: bool) -> Result<Self> {
-        let loc = eventlake_store::open(location, create).map_err(|e| match e {
+        Self::from_location(eventlake_store::open(location, create), create)
+    }
+
+    /// Like [`Lake::open`], with S3 credentials and region from an AWS SDK configuration (the one
+    /// the Glue and Athena clients of the same run use).
+    pub fn open_with_sdk(
+        location: &str,
+        create: bool,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        Self::from_location(
+            eventlake_store::open_with_sdk(location, create, sdk),
+            create,
+        )
+    }
+
+    fn from_location(
+        loc: std::result::Result<eventlake_store::Location, eventlake_store::OpenError>,
+        _create: bool,
+    ) -> Result<Self> {
+        let loc = loc.map_err(|e| match e {
             eventlake_store::OpenError::Io { location, source } => Error::io(
                 "cannot open lake folder (run `etl generate` or pass --lake)",
                 location,
@@ -47,7 +69,91 @@ impl Lake {
             url: ObjectStoreUrl::parse(&loc.store_url)?,
             local_dir: loc.local_dir,
             display: loc.display,
+            bucket: loc.bucket,
+            access_key_id: loc.access_key_id,
         })
+    }
+
+    /// Whether the lake lives in S3 (or a compatible store).
+    pub fn is_s3(&self) -> bool {
+        self.bucket.is_some()
+    }
+
+    /// `s3://bucket/root` for an S3 lake, the folder for a local one.
+    pub fn url(&self) -> String {
+        match &self.bucket {
+            Some(b) if self.root.is_empty() => format!("s3://{b}"),
+            Some(b) => format!("s3://{b}/{}", self.root),
+            None => self.display.clone(),
+        }
+    }
+
+    /// The absolute URL of a key relative to the root (`s3://bucket/root/key`).
+    pub fn key_url(&self, key: &str) -> String {
+        match &self.bucket {
+            Some(b) => format!("s3://{b}/{}", self.path(key)),
+            None => format!("file:///{}", self.path(key)),
+        }
+    }
+
+    /// The key relative to the root of an absolute URL under this lake, if it is under it.
+    pub fn key_of_url(&self, url: &str) -> Option<String> {
+        let rest = match &self.bucket {
+            Some(b) => url.strip_prefix("s3://")?.strip_prefix(b.as_str())?,
+            None => url.strip_prefix("file://")?,
+        };
+        let rest = rest.trim_start_matches('/');
+        let key = if self.root.is_empty() {
+            rest
+        } else {
+            rest.strip_prefix(self.root.as_str())?
+        };
+        Some(key.trim_start_matches('/').to_owned())
+    }
+
+    /// Checks that the lake can be reached with the credentials in use, so that a wrong key or a
+    /// missing bucket is reported once, clearly, before any work starts.
+    pub async fn check(&self) -> Result<()> {
+        let Some(bucket) = &self.bucket else {
+            return Ok(());
+        };
+        let path = self.path("");
+        match self.store.list_with_delimiter(Some(&path)).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let key_id = self
+                    .access_key_id
+                    .lock()
+                    .ok()
+                    .and_then(|k| k.clone())
+                    .unwrap_or_else(|| "(none found)".into());
+                let text = e.to_string();
+                let reason = if text.contains("NoSuchBucket") {
+                    format!("bucket {bucket:?} does not exist")
+                } else if matches!(
+                    e,
+                    object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. }
+                ) || text.contains("403")
+                    || text.contains("InvalidAccessKeyId")
+                    || text.contains("SignatureDoesNotMatch")
+                    || text.contains("AccessDenied")
+                {
+                    format!(
+                        "access to bucket {bucket:?} was refused for access key id {key_id} (check the credentials and the bucket policy)"
+                    )
+                } else if matches!(e, object_store::Error::NotFound { .. }) {
+                    format!("bucket {bucket:?} does not exist")
+                } else {
+                    format!("bucket {bucket:?} cannot be reached")
+                };
+                Err(Error::Unreachable {
+                    lake: self.display.clone(),
+                    reason,
+                    source: e,
+                })
+            }
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {

@@ -11,6 +11,8 @@
 //! The same code runs on a laptop against a folder and in the cloud; only the [`lake::Lake`] and
 //! the [`catalog::Catalog`] differ.
 
+pub mod athena;
+pub mod aws;
 pub mod backfill;
 pub mod catalog;
 pub mod cli;
@@ -19,8 +21,12 @@ pub mod error;
 pub mod gc;
 pub mod generate;
 pub mod lake;
+pub mod p95;
 pub mod plan;
 pub mod query;
 pub mod read;
+pub mod saved;
+pub mod sync;
+pub mod trino;
 
 pub use error::{Error, Result};

@@ -140,6 +140,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true);
     let ctx = SessionContext::new_with_config(config);
+    crate::trino::register(&ctx);
     let entries = catalog.list().await?;
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
     Ok(ctx)

@@ -6,13 +6,27 @@
 //!   stand-in; plain `http://` endpoints are allowed only when such an endpoint is configured).
 //!
 //! Endpoints come from the environment, never from code.
+//!
+//! With the `sdk` feature, [`open_with_sdk`] takes credentials and region from an AWS SDK
+//! configuration instead (the whole standard chain: profiles, SSO, web identity, container and
+//! instance roles), so S3, Glue and Athena act as one identity.
+//!
+//! Retries: object storage requests are retried with exponential backoff on 5xx answers (S3's
+//! `503 SlowDown`) and dropped connections, up to `EVENTLAKE_S3_MAX_RETRIES` times (default 10)
+//! within `EVENTLAKE_S3_RETRY_TIMEOUT_SECS` (default 180).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, RetryConfig};
+
+#[cfg(feature = "sdk")]
+mod sdk;
+#[cfg(feature = "sdk")]
+pub use sdk::open_with_sdk;
 
 /// A store and the root of the lake inside it.
 #[derive(Debug, Clone)]
@@ -26,6 +40,18 @@ pub struct Location {
     pub local_dir: Option<PathBuf>,
     /// How to show the location to people.
     pub display: String,
+    /// The bucket, for an S3 lake.
+    pub bucket: Option<String>,
+    /// The access key id requests are signed with (never the secret), once known: for error
+    /// messages that must say which identity was refused.
+    pub access_key_id: Arc<Mutex<Option<String>>>,
+}
+
+impl Location {
+    /// The access key id in use, if known.
+    pub fn access_key_id(&self) -> Option<String> {
+        self.access_key_id.lock().ok().and_then(|k| k.clone())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +82,41 @@ pub fn key_path(root: &str, key: &str) -> object_store::path::Path {
     }
 }
 
-/// Opens `location`; a local folder is created when `create` is set.
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// The retry policy of object storage requests (see the module documentation).
+pub fn retry_config() -> RetryConfig {
+    let mut retry = RetryConfig::default();
+    if let Some(n) = env_number("EVENTLAKE_S3_MAX_RETRIES") {
+        retry.max_retries = n as usize;
+    }
+    if let Some(s) = env_number("EVENTLAKE_S3_RETRY_TIMEOUT_SECS") {
+        retry.retry_timeout = Duration::from_secs(s);
+    }
+    retry
+}
+
+/// Opens `location`; a local folder is created when `create` is set. S3 credentials and region
+/// come from the standard environment variables and the container or instance role.
 pub fn open(location: &str, create: bool) -> Result<Location, OpenError> {
+    open_inner(location, create, |b| b)
+}
+
+fn open_inner(
+    location: &str,
+    create: bool,
+    configure: impl FnOnce(AmazonS3Builder) -> AmazonS3Builder,
+) -> Result<Location, OpenError> {
     if let Some(rest) = location.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(OpenError::Scheme(location.to_owned()));
         }
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry_config());
         let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
             .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
             .ok();
@@ -74,6 +127,8 @@ pub fn open(location: &str, create: bool) -> Result<Location, OpenError> {
                 .with_allow_http(ep.starts_with("http://"))
                 .with_virtual_hosted_style_request(false);
         }
+        let env_key_id = builder.get_config_value(&AmazonS3ConfigKey::AccessKeyId);
+        let builder = configure(builder);
         let store = builder.build().map_err(|source| OpenError::Store {
             location: location.to_owned(),
             source,
@@ -84,6 +139,8 @@ pub fn open(location: &str, create: bool) -> Result<Location, OpenError> {
             store_url: format!("s3://{bucket}"),
             local_dir: None,
             display: location.to_owned(),
+            bucket: Some(bucket.to_owned()),
+            access_key_id: Arc::new(Mutex::new(env_key_id)),
         });
     }
     if let Some((scheme, _)) = location.split_once("://")
@@ -111,6 +168,8 @@ pub fn open(location: &str, create: bool) -> Result<Location, OpenError> {
         store_url: "file://".into(),
         display: dir.display().to_string(),
         local_dir: Some(dir),
+        bucket: None,
+        access_key_id: Arc::default(),
     })
 }
 

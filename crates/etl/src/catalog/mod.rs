@@ -8,13 +8,17 @@
 //! The embedded default is [`LocalCatalog`], a folder inside the lake. Other catalogs (the Glue Data
 //! Catalog) implement the same trait.
 
+mod glue;
 mod local;
+mod object;
 
 use async_trait::async_trait;
 use eventlake_contract::PartitionKey;
 use serde::{Deserialize, Serialize};
 
+pub use glue::{GlueCatalog, GlueTarget};
 pub use local::LocalCatalog;
+pub use object::ObjectCatalog;
 
 use crate::error::Result;
 

@@ -1,0 +1,408 @@
+//! The Athena (Trino) functions the saved queries use, with Athena's semantics, so that one SQL
+//! text runs on Athena and on `etl query`:
+//!
+//! - `json_extract_scalar(json, path)`: the scalar at a JSONPath (`$.a.b`, `$["a"]`, `$.a[0]`) as
+//!   varchar: a string unescaped, a number or boolean as written; NULL when the path is missing,
+//!   names an object, an array or `null`, or the text is not JSON.
+//! - `from_iso8601_timestamp(text)`: an ISO 8601 date or date-time (an offset or `Z`, or none for
+//!   UTC) as `timestamp(3) with time zone` (milliseconds, UTC).
+//! - `approx_percentile(x, p)`: DataFusion's t-digest `approx_percentile_cont` under Trino's name.
+//! - `approx_distinct` and `date_trunc` are built into DataFusion with the same meaning.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, StringArray, StringBuilder, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use datafusion::common::{DataFusionError, ScalarValue, exec_err, plan_err};
+use datafusion::functions_aggregate::approx_percentile_cont::ApproxPercentileCont;
+use datafusion::logical_expr::{
+    AggregateUDF, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::prelude::SessionContext;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// Registers the functions above on a session.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::from(JsonExtractScalar::new()));
+    ctx.register_udf(ScalarUDF::from(FromIso8601Timestamp::new()));
+    ctx.register_udaf(
+        AggregateUDF::new_from_impl(ApproxPercentileCont::new()).with_aliases(["approx_percentile"]),
+    );
+}
+
+/// One step of a JSONPath.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses the JSONPath subset Athena's `json_extract_scalar` is used with.
+pub fn parse_json_path(path: &str) -> Result<Vec<Step>, String> {
+    let bad = |why: &str| format!("invalid JSON path {path:?}: {why}");
+    let mut rest = path
+        .trim()
+        .strip_prefix('$')
+        .ok_or_else(|| bad("it must start with $"))?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            if end == 0 {
+                return Err(bad("empty key"));
+            }
+            steps.push(Step::Key(r[..end].to_owned()));
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']').ok_or_else(|| bad("unclosed ["))?;
+            let inner = r[..end].trim();
+            if let Some(q) = inner
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .or_else(|| inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+            {
+                steps.push(Step::Key(q.to_owned()));
+            } else {
+                let i = inner.parse().map_err(|_| bad("index is not a number"))?;
+                steps.push(Step::Index(i));
+            }
+            rest = &r[end + 1..];
+        } else {
+            return Err(bad("expected . or ["));
+        }
+    }
+    Ok(steps)
+}
+
+/// The scalar at `steps` in `json`, as Athena's `json_extract_scalar` returns it.
+pub fn extract_scalar(json: &str, steps: &[Step]) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    Nav { steps }.deserialize(&mut de).ok().flatten()
+}
+
+/// Walks a JSON document along a path without building it, borrowing what it can.
+struct Nav<'p> {
+    steps: &'p [Step],
+}
+
+fn scalar_of(raw: &serde_json::value::RawValue) -> Option<String> {
+    let t = raw.get();
+    match t.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(t).ok(),
+        b'{' | b'[' | b'n' => None,
+        _ => Some(t.to_owned()),
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Nav<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if self.steps.is_empty() {
+            let raw: &'de serde_json::value::RawValue = serde::Deserialize::deserialize(d)?;
+            return Ok(scalar_of(raw));
+        }
+        d.deserialize_any(self)
+    }
+}
+
+/// Compares a map key with the wanted one, borrowing when the key has no escapes.
+struct KeyIs<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
+}
+
+macro_rules! not_container {
+    ($($name:ident: $t:ty),*) => {
+        $(fn $name<E>(self, _: $t) -> Result<Self::Value, E> { Ok(None) })*
+    };
+}
+
+impl<'de> Visitor<'de> for Nav<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    not_container!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64, visit_str: &str);
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (first, rest) = self.steps.split_first().expect("steps are not empty");
+        let mut found = None;
+        while let Some(is_key) = match first {
+            Step::Key(k) => map.next_key_seed(KeyIs(k))?,
+            Step::Index(_) => map.next_key::<IgnoredAny>()?.map(|_| false),
+        } {
+            if is_key && found.is_none() {
+                found = map.next_value_seed(Nav { steps: rest })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let (first, rest) = self.steps.split_first().expect("steps are not empty");
+        let mut found = None;
+        let mut i = 0;
+        loop {
+            let got = match first {
+                Step::Index(want) if *want == i => seq.next_element_seed(Nav { steps: rest })?,
+                _ => seq.next_element::<IgnoredAny>()?.map(|_| None),
+            };
+            match got {
+                None => break,
+                Some(v) => {
+                    if v.is_some() {
+                        found = v;
+                    }
+                }
+            }
+            i += 1;
+        }
+        Ok(found)
+    }
+}
+
+fn strings(v: &ColumnarValue, rows: usize) -> datafusion::error::Result<StringArray> {
+    let a = v.to_array(rows)?;
+    let a = arrow::compute::cast(&a, &DataType::Utf8)?;
+    Ok(a.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8")
+        .clone())
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct JsonExtractScalar {
+    signature: Signature,
+}
+
+impl JsonExtractScalar {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::string(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl Default for JsonExtractScalar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScalarUDFImpl for JsonExtractScalar {
+    fn name(&self) -> &str {
+        "json_extract_scalar"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let [json, path] = args.args.as_slice() else {
+            return plan_err!("json_extract_scalar takes (json, path)");
+        };
+        let n = args.number_rows;
+        // The path is nearly always a literal: parse it once.
+        let fixed = match path {
+            ColumnarValue::Scalar(s) => match s {
+                ScalarValue::Utf8(p) | ScalarValue::Utf8View(p) | ScalarValue::LargeUtf8(p) => {
+                    match p {
+                        Some(p) => Some(Some(
+                            parse_json_path(p).map_err(DataFusionError::Execution)?,
+                        )),
+                        None => Some(None),
+                    }
+                }
+                _ => return exec_err!("json_extract_scalar: the path must be a string"),
+            },
+            ColumnarValue::Array(_) => None,
+        };
+        let docs = strings(json, n)?;
+        let paths = if fixed.is_none() {
+            Some(strings(path, n)?)
+        } else {
+            None
+        };
+        let mut out = StringBuilder::with_capacity(docs.len(), docs.len() * 8);
+        for i in 0..docs.len() {
+            if docs.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let steps_owned;
+            let steps = match (&fixed, &paths) {
+                (Some(Some(s)), _) => s.as_slice(),
+                (Some(None), _) => {
+                    out.append_null();
+                    continue;
+                }
+                (None, Some(p)) if p.is_null(i) => {
+                    out.append_null();
+                    continue;
+                }
+                (None, Some(p)) => {
+                    steps_owned =
+                        parse_json_path(p.value(i)).map_err(DataFusionError::Execution)?;
+                    steps_owned.as_slice()
+                }
+                (None, None) => unreachable!("paths are read when not fixed"),
+            };
+            out.append_option(extract_scalar(docs.value(i), steps));
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        Ok(match json {
+            ColumnarValue::Scalar(_) if matches!(path, ColumnarValue::Scalar(_)) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+            }
+            _ => ColumnarValue::Array(array),
+        })
+    }
+}
+
+/// Parses an ISO 8601 date or date-time into milliseconds since the epoch (UTC when it has no
+/// offset).
+pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_millis());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Some(t.timestamp_millis());
+        }
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_millis());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis())
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct FromIso8601Timestamp {
+    signature: Signature,
+}
+
+impl FromIso8601Timestamp {
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::string(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl Default for FromIso8601Timestamp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScalarUDFImpl for FromIso8601Timestamp {
+    fn name(&self) -> &str {
+        "from_iso8601_timestamp"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let [text] = args.args.as_slice() else {
+            return plan_err!("from_iso8601_timestamp takes one argument");
+        };
+        let texts = strings(text, args.number_rows)?;
+        let mut out = Vec::with_capacity(texts.len());
+        for i in 0..texts.len() {
+            if texts.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let v = texts.value(i);
+            match parse_iso8601_millis(v) {
+                Some(ms) => out.push(Some(ms)),
+                None => {
+                    return exec_err!("from_iso8601_timestamp: {v:?} is not an ISO 8601 timestamp");
+                }
+            }
+        }
+        let array: ArrayRef =
+            Arc::new(TimestampMillisecondArray::from(out).with_timezone("UTC"));
+        Ok(match text {
+            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?),
+            ColumnarValue::Array(_) => ColumnarValue::Array(array),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn x(json: &str, path: &str) -> Option<String> {
+        extract_scalar(json, &parse_json_path(path).unwrap())
+    }
+
+    #[test]
+    fn json_extract_scalar_matches_athena() {
+        let doc = r#"{"a": {"b": [10, {"c": "x\"y"}]}, "n": 1.50, "t": true, "z": null, "s": "é"}"#;
+        assert_eq!(x(doc, "$.n").as_deref(), Some("1.50"));
+        assert_eq!(x(doc, "$.t").as_deref(), Some("true"));
+        assert_eq!(x(doc, "$.s").as_deref(), Some("é"));
+        assert_eq!(x(doc, "$.z"), None);
+        assert_eq!(x(doc, "$.a"), None, "an object is not a scalar");
+        assert_eq!(x(doc, "$.a.b"), None, "an array is not a scalar");
+        assert_eq!(x(doc, "$.a.b[0]").as_deref(), Some("10"));
+        assert_eq!(x(doc, "$.a.b[1].c").as_deref(), Some("x\"y"));
+        assert_eq!(x(doc, "$[\"a\"]['b'][1][\"c\"]").as_deref(), Some("x\"y"));
+        assert_eq!(x(doc, "$.missing"), None);
+        assert_eq!(x(doc, "$.a.b[7]"), None);
+        assert_eq!(x("not json", "$.a"), None);
+        assert_eq!(x("[1,2]", "$[1]").as_deref(), Some("2"));
+        assert!(parse_json_path("a.b").is_err());
+        assert!(parse_json_path("$.a[").is_err());
+    }
+
+    #[test]
+    fn iso8601_forms() {
+        let z = parse_iso8601_millis("2026-11-25T10:00:00Z").unwrap();
+        assert_eq!(parse_iso8601_millis("2026-11-25T11:00:00+01:00"), Some(z));
+        assert_eq!(parse_iso8601_millis("2026-11-25T10:00:00"), Some(z));
+        assert_eq!(parse_iso8601_millis("2026-11-25T10:00:00.123456Z"), Some(z + 123));
+        assert_eq!(
+            parse_iso8601_millis("2026-11-25"),
+            Some(z - 10 * 3_600_000)
+        );
+        assert_eq!(parse_iso8601_millis("25/11/2026"), None);
+    }
+}
