@@ -112,9 +112,8 @@ impl Athena {
                     .build(),
             );
         if let Some(out) = &self.opts.output {
-            start = start.result_configuration(
-                ResultConfiguration::builder().output_location(out).build(),
-            );
+            start = start
+                .result_configuration(ResultConfiguration::builder().output_location(out).build());
         }
         let id = start
             .send()
@@ -210,9 +209,10 @@ impl Athena {
                     if first_page
                         && i == 0
                         && !columns.is_empty()
-                        && values.iter().map(|v| v.as_deref()).eq(columns
+                        && values
                             .iter()
-                            .map(|c| Some(c.as_str())))
+                            .map(|v| v.as_deref())
+                            .eq(columns.iter().map(|c| Some(c.as_str())))
                     {
                         continue;
                     }
@@ -230,7 +230,9 @@ impl Athena {
             query_execution_id: id,
             columns,
             rows,
-            queue_ms: stats.and_then(|s| s.query_queue_time_in_millis()).unwrap_or(0),
+            queue_ms: stats
+                .and_then(|s| s.query_queue_time_in_millis())
+                .unwrap_or(0),
             engine_ms: stats
                 .and_then(|s| s.engine_execution_time_in_millis())
                 .unwrap_or(0),

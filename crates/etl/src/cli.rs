@@ -609,7 +609,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     serde_json::to_string_pretty(&report).expect("serialises")
                 );
             } else {
-                let verb = if dry_run { "would register" } else { "registered" };
+                let verb = if dry_run {
+                    "would register"
+                } else {
+                    "registered"
+                };
                 for r in &report.registered {
                     println!("{verb} {r}");
                 }

@@ -92,18 +92,32 @@ pub fn load(path: &Path) -> Result<SavedQuery> {
             "answers" => answers = Some(value.to_owned()),
             "budget" => {
                 budget = Some(crate::gc::parse_duration(value).map_err(|_| {
-                    err(path, n, format!("budget {value:?}: use a duration such as 30s or 2m"))
+                    err(
+                        path,
+                        n,
+                        format!("budget {value:?}: use a duration such as 30s or 2m"),
+                    )
                 })?)
             }
             "param" => {
                 let parts: Vec<&str> = value.split_whitespace().collect();
                 let [pname, kind, default] = parts.as_slice() else {
-                    return Err(err(path, n, "param: write `-- param: <name> <team|date> <default>`"));
+                    return Err(err(
+                        path,
+                        n,
+                        "param: write `-- param: <name> <team|date> <default>`",
+                    ));
                 };
                 let kind = match *kind {
                     "team" => ParamKind::Team,
                     "date" => ParamKind::Date,
-                    k => return Err(err(path, n, format!("param {pname}: unknown kind {k:?} (team or date)"))),
+                    k => {
+                        return Err(err(
+                            path,
+                            n,
+                            format!("param {pname}: unknown kind {k:?} (team or date)"),
+                        ));
+                    }
                 };
                 check_value(kind, default)
                     .map_err(|e| err(path, n, format!("param {pname}: default: {e}")))?;
@@ -167,7 +181,11 @@ impl SavedQuery {
         for p in &self.params {
             let raw = values.get(&p.name).unwrap_or(&p.default);
             let v = check_value(p.kind, raw).map_err(|e| {
-                Error::InvalidArgument(format!("{}: parameter {}: {e}", self.path.display(), p.name))
+                Error::InvalidArgument(format!(
+                    "{}: parameter {}: {e}",
+                    self.path.display(),
+                    p.name
+                ))
             })?;
             sql = sql.replace(&format!("{{{{{}}}}}", p.name), &format!("'{v}'"));
         }
@@ -224,12 +242,17 @@ mod tests {
         let p = write(
             d.path(),
             "q.sql",
-            &format!("{HEADER}SELECT count(*) FROM events\nWHERE team = {{{{team}}}} AND dt = {{{{day}}}}\n"),
+            &format!(
+                "{HEADER}SELECT count(*) FROM events\nWHERE team = {{{{team}}}} AND dt = {{{{day}}}}\n"
+            ),
         );
         let q = load(&p).unwrap();
         assert_eq!(q.budget, Duration::from_secs(30));
         let sql = q.render(&BTreeMap::new()).unwrap();
-        assert!(sql.contains("team = 'checkout' AND dt = '2026-11-20'"), "{sql}");
+        assert!(
+            sql.contains("team = 'checkout' AND dt = '2026-11-20'"),
+            "{sql}"
+        );
         let mut v = BTreeMap::new();
         v.insert("team".to_owned(), "x' OR '1'='1".to_owned());
         let e = q.render(&v).unwrap_err().to_string();
@@ -253,7 +276,11 @@ mod tests {
         assert!(e.contains("syntax error"), "{e}");
         let line: usize = e.split(':').nth(1).unwrap().parse().unwrap();
         assert!((7..=8).contains(&line), "{e}");
-        let p = write(d.path(), "undeclared.sql", &format!("{HEADER}SELECT {{{{nope}}}}\n"));
+        let p = write(
+            d.path(),
+            "undeclared.sql",
+            &format!("{HEADER}SELECT {{{{nope}}}}\n"),
+        );
         let e = load(&p).unwrap_err().to_string();
         assert!(e.contains("undeclared.sql:6: {{nope}}"), "{e}");
         let p = write(d.path(), "nohead.sql", "SELECT 1\n");

@@ -28,7 +28,11 @@ pub struct SyncReport {
     pub dry_run: bool,
 }
 
-async fn complete_entry(lake: &Lake, p: &PartitionKey, version: &str) -> Result<Option<PartitionEntry>> {
+async fn complete_entry(
+    lake: &Lake,
+    p: &PartitionKey,
+    version: &str,
+) -> Result<Option<PartitionEntry>> {
     let key = layout::manifest_key(p, version);
     let bytes = match lake.get(&key).await {
         Ok(b) => b,

@@ -28,7 +28,8 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(JsonExtractScalar::new()));
     ctx.register_udf(ScalarUDF::from(FromIso8601Timestamp::new()));
     ctx.register_udaf(
-        AggregateUDF::new_from_impl(ApproxPercentileCont::new()).with_aliases(["approx_percentile"]),
+        AggregateUDF::new_from_impl(ApproxPercentileCont::new())
+            .with_aliases(["approx_percentile"]),
     );
 }
 
@@ -224,7 +225,10 @@ impl ScalarUDFImpl for JsonExtractScalar {
     fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(DataType::Utf8)
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         let [json, path] = args.args.as_slice() else {
             return plan_err!("json_extract_scalar takes (json, path)");
         };
@@ -293,19 +297,30 @@ pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_millis());
     }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
             return Some(t.timestamp_millis());
         }
     }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Some(t.and_utc().timestamp_millis());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_millis()
+    })
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -335,9 +350,15 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
-        Ok(DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))
+        Ok(DataType::Timestamp(
+            TimeUnit::Millisecond,
+            Some("UTC".into()),
+        ))
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
         let [text] = args.args.as_slice() else {
             return plan_err!("from_iso8601_timestamp takes one argument");
         };
@@ -356,10 +377,11 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
                 }
             }
         }
-        let array: ArrayRef =
-            Arc::new(TimestampMillisecondArray::from(out).with_timezone("UTC"));
+        let array: ArrayRef = Arc::new(TimestampMillisecondArray::from(out).with_timezone("UTC"));
         Ok(match text {
-            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?),
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+            }
             ColumnarValue::Array(_) => ColumnarValue::Array(array),
         })
     }
@@ -398,11 +420,11 @@ mod tests {
         let z = parse_iso8601_millis("2026-11-25T10:00:00Z").unwrap();
         assert_eq!(parse_iso8601_millis("2026-11-25T11:00:00+01:00"), Some(z));
         assert_eq!(parse_iso8601_millis("2026-11-25T10:00:00"), Some(z));
-        assert_eq!(parse_iso8601_millis("2026-11-25T10:00:00.123456Z"), Some(z + 123));
         assert_eq!(
-            parse_iso8601_millis("2026-11-25"),
-            Some(z - 10 * 3_600_000)
+            parse_iso8601_millis("2026-11-25T10:00:00.123456Z"),
+            Some(z + 123)
         );
+        assert_eq!(parse_iso8601_millis("2026-11-25"), Some(z - 10 * 3_600_000));
         assert_eq!(parse_iso8601_millis("25/11/2026"), None);
     }
 }

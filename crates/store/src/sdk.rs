@@ -43,14 +43,12 @@ impl CredentialProvider for SdkCredentials {
                 return Ok(Arc::clone(c));
             }
         }
-        let c = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| object_store::Error::Unauthenticated {
+        let c = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Unauthenticated {
                 path: String::new(),
                 source: format!("no AWS credentials: {e}").into(),
-            })?;
+            }
+        })?;
         if let Ok(mut k) = self.key_id.lock() {
             *k = Some(c.access_key_id().to_owned());
         }
@@ -66,11 +64,7 @@ impl CredentialProvider for SdkCredentials {
 
 /// Like [`crate::open`], with S3 credentials and region taken from `sdk` (when it has them), so
 /// that object storage and the SDK clients built from the same configuration act as one identity.
-pub fn open_with_sdk(
-    location: &str,
-    create: bool,
-    sdk: &SdkConfig,
-) -> Result<Location, OpenError> {
+pub fn open_with_sdk(location: &str, create: bool, sdk: &SdkConfig) -> Result<Location, OpenError> {
     let key_id: Arc<Mutex<Option<String>>> = Arc::default();
     let shared = Arc::clone(&key_id);
     let mut loc = open_inner(location, create, |mut b| {

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use aws_sdk_glue::Client;
 use aws_sdk_glue::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_glue::types::{
-    Column, DatabaseInput, Partition, PartitionIndex, PartitionInput, SerDeInfo,
-    StorageDescriptor, TableInput,
+    Column, DatabaseInput, Partition, PartitionIndex, PartitionInput, SerDeInfo, StorageDescriptor,
+    TableInput,
 };
 use eventlake_contract::layout::{CURATED_ROOT, TABLE};
 use eventlake_contract::schema::{PARTITION_COLUMNS, file_schema, hive_type};
@@ -90,13 +90,11 @@ where
             let msg = err.message().unwrap_or("").to_owned();
             (code, msg, retryable)
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            (
-                "Unreachable".to_owned(),
-                aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
-                true,
-            )
-        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => (
+            "Unreachable".to_owned(),
+            aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
+            true,
+        ),
         _ => (
             "Error".to_owned(),
             aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
@@ -375,7 +373,11 @@ impl GlueCatalog {
         {
             Ok(_) => Ok(()),
             Err(e) if is_code(&e, "EntityNotFoundException") => Ok(()),
-            Err(e) => Err(glue_error("DeletePartition", format!("{} {p}", self.table_name()), e)),
+            Err(e) => Err(glue_error(
+                "DeletePartition",
+                format!("{} {p}", self.table_name()),
+                e,
+            )),
         }
     }
 }

@@ -7,4 +7,5 @@ mod common;
 mod crash;
 mod ground_truth;
 mod ingest_to_query;
+mod saved_queries;
 mod versions;

@@ -1,0 +1,255 @@
+//! Every saved query in `sql/` runs on the local engine against a generated lake and gives the
+//! answer the generator knows; check-p95 reports, charts and fails on a breached budget.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+use eventlake_etl::generate::{GenerateOptions, Truth, generate};
+use eventlake_etl::query::{run_sql, session};
+use eventlake_etl::saved::{SavedQuery, load_all};
+
+use crate::common::{TestLake, etl, stderr, stdout};
+
+fn sql_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sql")
+}
+
+/// Runs a saved query with its default parameters; every value rendered as text per column.
+async fn run(t: &TestLake, q: &SavedQuery) -> Vec<BTreeMap<String, String>> {
+    let ctx = session(&t.lake, t.catalog.as_ref()).await.unwrap();
+    let sql = q.render(&BTreeMap::new()).unwrap();
+    let (schema, batches) = run_sql(&ctx, &sql)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", q.path.display()));
+    let mut rows = Vec::new();
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            let mut row = BTreeMap::new();
+            for (i, f) in schema.fields().iter().enumerate() {
+                let c = b.column(i);
+                let v = if let Some(a) = c.as_primitive_opt::<Int64Type>() {
+                    a.value(r).to_string()
+                } else if let Some(a) = c.as_primitive_opt::<UInt64Type>() {
+                    a.value(r).to_string()
+                } else if let Some(a) = c.as_primitive_opt::<Float64Type>() {
+                    a.value(r).to_string()
+                } else {
+                    arrow::util::display::array_value_to_string(c, r).unwrap()
+                };
+                row.insert(f.name().clone(), v);
+            }
+            rows.push(row);
+        }
+    }
+    rows
+}
+
+fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} in {row:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_saved_query_gives_the_generators_answer() {
+    let t = TestLake::new();
+    let truth: Truth = generate(&t.lake, &GenerateOptions::default())
+        .await
+        .unwrap();
+    assert!(t.backfill(false).await.ok());
+    let queries = load_all(&[sql_dir()]).unwrap();
+    assert!(queries.len() >= 5, "at least five saved queries");
+    let part = |team: &str, dt: &str| &truth.partitions[&format!("team={team}/dt={dt}")];
+    let mut checked = Vec::new();
+    for q in &queries {
+        let rows = run(&t, q).await;
+        match q.name.as_str() {
+            "events_per_team_day" => {
+                assert_eq!(rows.len(), truth.partitions.len());
+                for r in &rows {
+                    assert_eq!(
+                        num(r, "events") as u64,
+                        part(&r["team"], &r["dt"]).events,
+                        "{r:?}"
+                    );
+                }
+            }
+            "daily_active_users" => {
+                assert_eq!(rows.len(), 3);
+                for r in &rows {
+                    let want = part("checkout", &r["dt"]).users as f64;
+                    let got = num(r, "active_users");
+                    assert!((got - want).abs() / want < 0.03, "{r:?} vs {want}");
+                }
+            }
+            "top_event_types" => {
+                let want = &truth.totals.by_event_type;
+                assert_eq!(rows.len(), want.len().min(10));
+                for r in &rows {
+                    assert_eq!(num(r, "events") as u64, want[&r["event_type"]], "{r:?}");
+                }
+                let counts: Vec<f64> = rows.iter().map(|r| num(r, "events")).collect();
+                assert!(counts.windows(2).all(|w| w[0] >= w[1]), "descending");
+            }
+            "duration_p95_by_event_type" => {
+                // duration_ms is uniform on [10, 60000): its P95 is 57000.5.
+                for r in &rows {
+                    let got = num(r, "p95_duration_ms");
+                    let events = num(r, "events");
+                    let tolerance = if events > 1000.0 { 0.02 } else { 0.05 };
+                    assert!((got - 57_000.5).abs() / 57_000.5 < tolerance, "{r:?}");
+                    let mut n = 0;
+                    for dt in ["2026-11-20", "2026-11-21", "2026-11-22"] {
+                        n += part("checkout", dt).by_event_type[&r["event_type"]];
+                    }
+                    assert_eq!(events as u64, n, "{r:?}");
+                }
+            }
+            "revenue_per_day" => {
+                assert_eq!(rows.len(), truth.partitions.len());
+                for r in &rows {
+                    let p = part(&r["team"], &r["dt"]);
+                    assert_eq!(
+                        num(r, "amount_cents") as u64,
+                        p.purchase_amount_cents,
+                        "{r:?}"
+                    );
+                    assert_eq!(
+                        num(r, "purchases") as u64,
+                        p.by_event_type["purchase"],
+                        "{r:?}"
+                    );
+                }
+            }
+            "hourly_events" => {
+                let total: f64 = rows.iter().map(|r| num(r, "events")).sum();
+                assert_eq!(total as u64, part("checkout", "2026-11-20").events);
+                assert!(
+                    rows.iter().all(|r| r["hour"].starts_with("2026-11-20T")),
+                    "{rows:?}"
+                );
+            }
+            "late_events" => {
+                for r in &rows {
+                    let want: u64 = ["2026-11-20", "2026-11-21", "2026-11-22"]
+                        .iter()
+                        .map(|dt| part(&r["team"], dt).late)
+                        .sum();
+                    assert_eq!(num(r, "late_events") as u64, want, "{r:?}");
+                }
+            }
+            other => panic!("{other}: a saved query without a test; add its expected answer here"),
+        }
+        checked.push(q.name.clone());
+    }
+    assert_eq!(checked.len(), queries.len());
+}
+
+#[test]
+fn check_p95_reports_charts_and_fails_over_budget() {
+    let t = TestLake::new();
+    let lake = t.path.as_path();
+    assert!(
+        etl(lake, &["generate", "--events", "3000"])
+            .status
+            .success()
+    );
+    assert!(etl(lake, &["backfill"]).status.success());
+    let chart = t.path.join("p95.svg");
+    let sql = sql_dir();
+    let o = etl(
+        lake,
+        &[
+            "check-p95",
+            sql.to_str().unwrap(),
+            "--runs",
+            "3",
+            "--json",
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let n = std::fs::read_dir(&sql)
+        .unwrap()
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count();
+    assert_eq!(report["queries"].as_array().unwrap().len(), n);
+    assert_eq!(report["ok"], true);
+    for q in report["queries"].as_array().unwrap() {
+        assert_eq!(q["samples_ms"].as_array().unwrap().len(), 3);
+        assert!(q["p95_ms"].as_f64().unwrap() >= q["p50_ms"].as_f64().unwrap());
+        assert_eq!(q["budget_ms"].as_f64().unwrap(), 30_000.0);
+    }
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("revenue_per_day"));
+    assert_eq!(svg.matches("<circle").count(), 3 * n);
+
+    // A budget nobody can meet: non-zero exit, and the table says which.
+    let o = etl(
+        lake,
+        &[
+            "check-p95",
+            sql.to_str().unwrap(),
+            "--runs",
+            "1",
+            "--budget",
+            "0s",
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("OVER BUDGET"), "{}", stdout(&o));
+
+    // An invalid parameter never reaches the SQL; a broken file is named with its line, and
+    // nothing runs.
+    let o = etl(
+        lake,
+        &[
+            "check-p95",
+            sql.to_str().unwrap(),
+            "--param",
+            "team=../../etc",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("parameter team"), "{}", stderr(&o));
+    let o = etl(
+        lake,
+        &[
+            "query",
+            "--file",
+            sql.join("hourly_events.sql").to_str().unwrap(),
+            "--param",
+            "day=2026-13-01",
+        ],
+    );
+    assert!(stderr(&o).contains("parameter day"), "{}", stderr(&o));
+    let bad = t.path.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::copy(sql.join("top_event_types.sql"), bad.join("a.sql")).unwrap();
+    std::fs::write(bad.join("b.sql"), "-- name: b\n-- answers: x\n-- budget: 1s\nSELECT team\nFROM events\nWHERE dt = = '2026-11-20'\n").unwrap();
+    let o = etl(
+        lake,
+        &[
+            "check-p95",
+            bad.to_str().unwrap(),
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("b.sql:6: syntax error"), "{e}");
+    assert!(stdout(&o).is_empty(), "nothing ran: {}", stdout(&o));
+}
