@@ -404,7 +404,7 @@ pub async fn open(t: &Target, create: bool, need_aws: bool) -> Result<Context> {
     lake.check().await?;
     let catalog: Arc<dyn Catalog> = match t.catalog {
         CatalogKind::Lake => match lake.local_dir() {
-            Some(dir) => Arc::new(LocalCatalog::new(&dir.to_path_buf())),
+            Some(dir) => Arc::new(LocalCatalog::new(dir)),
             None => Arc::new(ObjectCatalog::new(&lake)),
         },
         CatalogKind::Glue => {

@@ -90,9 +90,10 @@ impl Lake {
 
     /// The absolute URL of a key relative to the root (`s3://bucket/root/key`).
     pub fn key_url(&self, key: &str) -> String {
+        let slash = if key.ends_with('/') { "/" } else { "" };
         match &self.bucket {
-            Some(b) => format!("s3://{b}/{}", self.path(key)),
-            None => format!("file:///{}", self.path(key)),
+            Some(b) => format!("s3://{b}/{}{slash}", self.path(key)),
+            None => format!("file:///{}{slash}", self.path(key)),
         }
     }
 

@@ -141,6 +141,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
         .set_bool("datafusion.execution.parquet.pushdown_filters", true);
     let ctx = SessionContext::new_with_config(config);
     crate::trino::register(&ctx);
+    ctx.register_object_store(lake.object_store_url().as_ref(), Arc::clone(lake.store()));
     let entries = catalog.list().await?;
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
     Ok(ctx)

@@ -7,7 +7,7 @@ use eventlake_etl::error::Error;
 
 use crate::common::{TestLake, etl, key};
 
-fn entry(team: &str, dt: &str, version: &str, fingerprint: &str) -> PartitionEntry {
+pub(crate) fn entry(team: &str, dt: &str, version: &str, fingerprint: &str) -> PartitionEntry {
     PartitionEntry {
         partition: key(team, dt),
         version: version.into(),

@@ -1,9 +1,11 @@
 //! End-to-end tests of the batch jobs on a local lake (one test binary for the crate).
 
+mod aws;
 mod bad_input;
 mod catalog;
 mod cli;
 mod common;
+mod conformance;
 mod crash;
 mod ground_truth;
 mod ingest_to_query;
