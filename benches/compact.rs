@@ -16,11 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use eventlake_benches::{Measured, median, run_measured};
+use eventlake_benches::{CHILD_ENV, Measured, median, run_as_etl_if_asked, run_measured};
 use eventlake_etl::generate::{GenerateOptions, generate};
 use eventlake_etl::lake::Lake;
-
-const CHILD_ENV: &str = "EVENTLAKE_BENCH_AS_ETL";
 
 // The same allocator as the `etl` binary, since this binary runs the job as `etl` does.
 #[global_allocator]
@@ -66,12 +64,7 @@ fn parse_args() -> Args {
 }
 
 fn main() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        std::process::exit(match eventlake_etl::cli::main() {
-            c if c == std::process::ExitCode::SUCCESS => 0,
-            _ => 1,
-        });
-    }
+    run_as_etl_if_asked();
     let args = parse_args();
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-lakes");
     let lake_dir = target.join(format!("lake-{}-{}d", args.events, args.days));

@@ -13,18 +13,14 @@
 //!
 //! Every request goes to 127.0.0.1; every loop is bounded in time and count.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventlake_benches::median;
+use eventlake_benches::{median, root, seaweedfs};
 
 const TEAMS: [&str; 3] = ["checkout", "search", "growth"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -32,24 +28,6 @@ fn arg(name: &str, default: &str) -> String {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| default.to_owned())
-}
-
-/// Starts SeaweedFS with the project's script; returns its environment.
-fn seaweedfs() -> Vec<(String, String)> {
-    let out = Command::new(root().join("tests/standins/seaweedfs.sh"))
-        .arg("start")
-        .output()
-        .expect("seaweedfs script runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 struct Server {

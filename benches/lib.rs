@@ -57,3 +57,55 @@ pub fn median(mut v: Vec<f64>) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
+
+/// The variable that makes a bench binary run as `etl` (so benches time the real command, built
+/// with the bench profile, without building the binary separately).
+pub const CHILD_ENV: &str = "EVENTLAKE_BENCH_AS_ETL";
+
+/// Runs as `etl` when started by [`etl_command`]; call first thing in `main`.
+pub fn run_as_etl_if_asked() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        std::process::exit(match eventlake_etl::cli::main() {
+            c if c == std::process::ExitCode::SUCCESS => 0,
+            _ => 1,
+        });
+    }
+}
+
+/// An `etl` command (this bench binary, re-executed as `etl`).
+pub fn etl_command() -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("current exe"));
+    c.env(CHILD_ENV, "1").env("ETL_LOG", "warn");
+    c
+}
+
+/// The workspace root.
+pub fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Starts SeaweedFS with the project's script (a no-op when it runs); returns its environment.
+pub fn seaweedfs() -> Vec<(String, String)> {
+    let out = Command::new(root().join("tests/standins/seaweedfs.sh"))
+        .arg("start")
+        .output()
+        .expect("seaweedfs script runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The nearest-rank percentile of unsorted samples.
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
