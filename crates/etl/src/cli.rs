@@ -123,6 +123,16 @@ pub enum Command {
     /// Run saved queries N times and check each P95 latency against its budget.
     #[command(name = "check-p95")]
     CheckP95(CheckP95Args),
+    /// Run one step of the scheduled job from its JSON payload (plan, compact, check_p95) and
+    /// print the JSON result: the Fargate task's entry point. Exit code 75 when a retry can help,
+    /// 2 when not.
+    Task {
+        /// The state machine's payload, e.g. '{"action":"compact","team":"checkout","dt":"2026-11-25"}'.
+        #[arg(long)]
+        payload: String,
+    },
+    /// Serve the same payloads as an AWS Lambda function (errors typed Retryable / NonRetryable).
+    Lambda,
 }
 
 #[derive(Debug, Args)]
@@ -533,6 +543,32 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(render(&schema, &batches, a.format)?.as_bytes());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Task { payload } => {
+            let value: serde_json::Value = serde_json::from_str(&payload)
+                .map_err(|e| Error::InvalidArgument(format!("--payload is not JSON: {e}")))?;
+            match crate::task::handle(value, &target).await {
+                Ok(v) => {
+                    println!("{v}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!(
+                        "{}",
+                        serde_json::json!({"error_type": e.error_type, "message": e.message})
+                    );
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(if e.error_type == "Retryable" {
+                        75
+                    } else {
+                        2
+                    }))
+                }
+            }
+        }
+        Command::Lambda => {
+            crate::task::serve_lambda(target).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckP95(a) => {

@@ -98,6 +98,9 @@ impl Error {
     /// argument or a corrupt manifest cannot.)
     pub fn is_retryable(&self) -> bool {
         match self {
+            // Parquet's writer reports the store's failures as external errors.
+            Error::Parquet(parquet::errors::ParquetError::External(_)) => true,
+            Error::Unreachable { reason, .. } => reason.ends_with("cannot be reached"),
             Error::Storage { source, .. } => !matches!(
                 source,
                 object_store::Error::NotFound { .. }

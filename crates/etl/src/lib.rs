@@ -27,6 +27,7 @@ pub mod query;
 pub mod read;
 pub mod saved;
 pub mod sync;
+pub mod task;
 pub mod trino;
 
 pub use error::{Error, Result};

@@ -10,4 +10,5 @@ mod crash;
 mod ground_truth;
 mod ingest_to_query;
 mod saved_queries;
+mod task;
 mod versions;

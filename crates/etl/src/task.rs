@@ -1,0 +1,273 @@
+//! The scheduled job's task entry point: the state machine sends a JSON payload, gets JSON back,
+//! and matches errors by two stable names.
+//!
+//! | payload | returns |
+//! | --- | --- |
+//! | `{"action":"plan","scope":"today"\|"yesterday"}` | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count"}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data |
+//! | `{"action":"compact","team":"…","dt":"YYYY-MM-DD"}` | `{"partition","status":"committed"\|"unchanged","version","rows","quarantined"}` |
+//! | `{"action":"check_p95","engine":"athena"\|"local","runs":3}` | `{"ok","over_budget":[…],"queries":[…]}`: a breached budget is a result (`ok: false`), not an error |
+//!
+//! Errors carry the type `Retryable` (storage hiccups, throttling, a commit race: the same step can
+//! succeed later) or `NonRetryable` (a bad payload, access denied, a corrupt manifest).
+//! As a Lambda function (`etl lambda`) these are the function error's `errorType`; as a Fargate
+//! task (`etl task --payload '…'`) the JSON goes to stdout and the exit code is 0, 75 (retryable)
+//! or 2 (not retryable).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{Days, Utc};
+use eventlake_contract::{PartitionDate, TeamName};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::backfill::{self, Progress, Status};
+use crate::cli::{Target, open};
+use crate::compact::CompactOptions;
+use crate::error::Error;
+use crate::plan::{Selection, plan};
+
+/// What the state machine matches on.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TaskError {
+    /// `Retryable` or `NonRetryable`.
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+impl TaskError {
+    fn from_error(e: &Error) -> Self {
+        Self::new(e.is_retryable(), e.to_string())
+    }
+
+    fn new(retryable: bool, message: String) -> Self {
+        Self {
+            error_type: if retryable {
+                "Retryable"
+            } else {
+                "NonRetryable"
+            },
+            message,
+        }
+    }
+
+    fn bad(message: impl Into<String>) -> Self {
+        Self::new(false, message.into())
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl From<TaskError> for lambda_runtime::Diagnostic {
+    fn from(e: TaskError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.error_type.to_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Payload {
+    Plan {
+        #[serde(default = "today")]
+        scope: Scope,
+        #[serde(default)]
+        teams: Vec<String>,
+    },
+    Compact {
+        team: String,
+        dt: String,
+    },
+    CheckP95 {
+        #[serde(default = "athena")]
+        engine: String,
+        #[serde(default = "three")]
+        runs: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Today,
+    Yesterday,
+}
+
+fn today() -> Scope {
+    Scope::Today
+}
+fn athena() -> String {
+    "athena".into()
+}
+fn three() -> usize {
+    3
+}
+
+/// Runs one payload against the lake and catalog of `target` (from the task's environment).
+pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError> {
+    let payload: Payload = serde_json::from_value(payload)
+        .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
+    match payload {
+        Payload::Plan { scope, teams } => {
+            let teams = teams
+                .iter()
+                .map(|t| TeamName::new(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
+            let now = Utc::now().date_naive();
+            let day = match scope {
+                Scope::Today => now,
+                Scope::Yesterday => now - Days::new(1),
+            };
+            let day =
+                PartitionDate::parse(&day.format("%Y-%m-%d").to_string()).expect("a calendar date");
+            let ctx = open(target, false, false)
+                .await
+                .map_err(|e| TaskError::from_error(&e))?;
+            let selection = Selection {
+                teams,
+                from: Some(day),
+                to: Some(day),
+            };
+            let p = plan(&ctx.lake, ctx.catalog.as_ref(), &selection, false)
+                .await
+                .map_err(|e| TaskError::from_error(&e))?;
+            let max_bytes = std::env::var("EVENTLAKE_LAMBDA_MAX_RAW_MB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(256)
+                * 1024
+                * 1024;
+            let partitions: Vec<Value> = p
+                .partitions
+                .iter()
+                .filter(|pp| pp.needs_work())
+                .map(|pp| {
+                    json!({
+                        "team": pp.partition.team.to_string(),
+                        "dt": pp.partition.dt.to_string(),
+                        "raw_bytes": pp.bytes,
+                        "objects": pp.objects.len(),
+                        "runner": if pp.bytes > max_bytes { "fargate" } else { "lambda" },
+                    })
+                })
+                .collect();
+            Ok(json!({"count": partitions.len(), "partitions": partitions}))
+        }
+        Payload::Compact { team, dt } => {
+            let team = TeamName::new(&team)
+                .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
+            let dt = PartitionDate::parse(&dt)
+                .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
+            let ctx = open(target, false, false)
+                .await
+                .map_err(|e| TaskError::from_error(&e))?;
+            let selection = Selection {
+                teams: vec![team.clone()],
+                from: Some(dt),
+                to: Some(dt),
+            };
+            let p = plan(&ctx.lake, ctx.catalog.as_ref(), &selection, false)
+                .await
+                .map_err(|e| TaskError::from_error(&e))?;
+            let partition = format!("team={team}/dt={dt}");
+            if p.partitions.is_empty() {
+                return Err(TaskError::bad(format!("{partition}: no raw data")));
+            }
+            let summary = backfill::run(
+                &ctx.lake,
+                ctx.catalog,
+                p,
+                1,
+                &CompactOptions::default(),
+                &Progress::Quiet,
+            )
+            .await;
+            let r = summary
+                .partitions
+                .first()
+                .ok_or_else(|| TaskError::bad(format!("{partition}: nothing planned")))?;
+            if r.status == Status::Failed {
+                return Err(TaskError::new(
+                    r.retryable.unwrap_or(true),
+                    format!("{partition}: {}", r.error.as_deref().unwrap_or("failed")),
+                ));
+            }
+            Ok(json!({
+                "partition": partition,
+                "status": if r.status == Status::Unchanged { "unchanged" } else { "committed" },
+                "version": r.version,
+                "rows": r.counts.as_ref().map(|c| c.rows),
+                "quarantined": r.counts.as_ref().map(|c| c.quarantined),
+            }))
+        }
+        Payload::CheckP95 { engine, runs } => {
+            if runs == 0 {
+                return Err(TaskError::bad("invalid payload: runs must be at least 1"));
+            }
+            let athena = match engine.as_str() {
+                "athena" => true,
+                "local" => false,
+                other => {
+                    return Err(TaskError::bad(format!(
+                        "invalid payload: engine {other:?} (athena or local)"
+                    )));
+                }
+            };
+            let dir =
+                PathBuf::from(std::env::var("EVENTLAKE_SQL_DIR").unwrap_or_else(|_| "sql".into()));
+            let queries =
+                crate::saved::load_all(&[dir]).map_err(|e| TaskError::bad(e.to_string()))?;
+            let ctx = open(target, false, athena)
+                .await
+                .map_err(|e| TaskError::from_error(&e))?;
+            let engine = if athena {
+                let timeout = std::time::Duration::from_secs(30 * 60);
+                crate::p95::Engine::Athena(crate::athena::Athena::new(
+                    ctx.sdk.as_ref().expect("loaded for athena"),
+                    crate::athena::AthenaOptions {
+                        workgroup: std::env::var("EVENTLAKE_ATHENA_WORKGROUP")
+                            .unwrap_or_else(|_| "primary".into()),
+                        database: target.glue.database.clone(),
+                        output: std::env::var("EVENTLAKE_ATHENA_OUTPUT").ok(),
+                        timeout,
+                    },
+                ))
+            } else {
+                crate::p95::Engine::Local(
+                    crate::query::session(&ctx.lake, ctx.catalog.as_ref())
+                        .await
+                        .map_err(|e| TaskError::from_error(&e))?,
+                )
+            };
+            let report = crate::p95::check(&engine, &queries, &BTreeMap::new(), runs, None)
+                .await
+                .map_err(|e| TaskError::from_error(&e))?;
+            for q in &report.queries {
+                tracing::info!(
+                    query = %q.name, p50_ms = q.p50_ms, p95_ms = q.p95_ms, budget_ms = q.budget_ms,
+                    ok = q.ok, "saved query latency"
+                );
+            }
+            Ok(serde_json::to_value(&report).expect("report serialises"))
+        }
+    }
+}
+
+/// `etl lambda`: serves payloads from the Lambda runtime API until the runtime stops.
+pub async fn serve_lambda(target: Target) -> Result<(), Error> {
+    let target = &target;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| async move {
+            handle(event.payload, target).await
+        },
+    ))
+    .await
+    .map_err(|e| Error::Task(format!("Lambda runtime: {e}")))
+}

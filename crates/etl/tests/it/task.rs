@@ -1,0 +1,162 @@
+//! The scheduled job's task entry point, called directly and as `etl task`.
+
+use eventlake_contract::PartitionDate;
+use eventlake_etl::catalog::GlueTarget;
+use eventlake_etl::cli::{CatalogKind, Target};
+use eventlake_etl::generate::{GenerateOptions, generate};
+use eventlake_etl::task::handle;
+use serde_json::json;
+
+use crate::common::{TestLake, etl, stdout};
+
+fn today() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+fn target(t: &TestLake) -> Target {
+    Target {
+        lake: t.path.to_str().unwrap().to_owned(),
+        catalog: CatalogKind::Lake,
+        glue: GlueTarget::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_compact_and_check_p95_from_payloads() {
+    let t = TestLake::new();
+    let opts = GenerateOptions {
+        start: PartitionDate::parse(&today()).unwrap(),
+        days: 1,
+        events: 3000,
+        ..GenerateOptions::default()
+    };
+    let truth = generate(&t.lake, &opts).await.unwrap();
+    let target = target(&t);
+
+    let plan = handle(json!({"action": "plan", "scope": "today"}), &target)
+        .await
+        .unwrap();
+    assert_eq!(plan["count"], 3, "{plan}");
+    let first = &plan["partitions"][0];
+    assert_eq!(first["dt"], today());
+    assert_eq!(first["runner"], "lambda");
+    assert!(first["raw_bytes"].as_u64().unwrap() > 0);
+    let yesterday = handle(json!({"action": "plan", "scope": "yesterday"}), &target)
+        .await
+        .unwrap();
+    assert_eq!(yesterday["count"], 0);
+
+    for p in plan["partitions"].as_array().unwrap() {
+        let r = handle(
+            json!({"action": "compact", "team": p["team"], "dt": p["dt"]}),
+            &target,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r["status"], "committed", "{r}");
+        let key = format!("team={}/dt={}", p["team"].as_str().unwrap(), today());
+        assert_eq!(r["rows"], truth.partitions[&key].events, "{r}");
+    }
+    // Done: nothing left to plan, and a repeated compaction changes nothing.
+    let again = handle(json!({"action": "plan"}), &target).await.unwrap();
+    assert_eq!(again["count"], 0);
+    let r = handle(
+        json!({"action": "compact", "team": "checkout", "dt": today()}),
+        &target,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["status"], "unchanged");
+
+    // Bad payloads are not retryable, and say what is wrong.
+    for (payload, says) in [
+        (
+            json!({"action": "compact", "team": "../etc", "dt": today()}),
+            "invalid payload",
+        ),
+        (
+            json!({"action": "compact", "team": "checkout", "dt": "2026-02-30"}),
+            "invalid payload",
+        ),
+        (json!({"action": "explode"}), "invalid payload"),
+        (
+            json!({"action": "compact", "team": "nobody", "dt": today()}),
+            "no raw data",
+        ),
+        (json!({"action": "check_p95", "engine": "oracle"}), "engine"),
+    ] {
+        let e = handle(payload.clone(), &target).await.unwrap_err();
+        assert_eq!(e.error_type, "NonRetryable", "{payload}: {e}");
+        assert!(e.message.contains(says), "{payload}: {e}");
+    }
+}
+
+#[test]
+fn etl_task_prints_json_and_exits_by_retryability() {
+    let t = TestLake::new();
+    let lake = t.path.as_path();
+    let day = today();
+    assert!(
+        etl(
+            lake,
+            &[
+                "generate", "--events", "600", "--teams", "checkout", "--days", "1", "--start",
+                &day
+            ]
+        )
+        .status
+        .success()
+    );
+    // Large partitions go to Fargate.
+    let o = crate::common::etl_bin()
+        .env("EVENTLAKE_LAMBDA_MAX_RAW_MB", "0")
+        .arg("--lake")
+        .arg(lake)
+        .args(["task", "--payload", r#"{"action":"plan"}"#])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(plan["partitions"][0]["runner"], "fargate", "{plan}");
+
+    // A write that cannot land (the curated zone is blocked by a file) is worth retrying.
+    std::fs::write(lake.join("curated"), b"not a folder").unwrap();
+    let payload = format!(r#"{{"action":"compact","team":"checkout","dt":"{day}"}}"#);
+    let o = etl(lake, &["task", "--payload", &payload]);
+    assert_eq!(o.status.code(), Some(75), "{}", stdout(&o));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(e["error_type"], "Retryable", "{e}");
+    std::fs::remove_file(lake.join("curated")).unwrap();
+    let o = etl(lake, &["task", "--payload", &payload]);
+    assert!(o.status.success(), "{}", stdout(&o));
+
+    let o = etl(
+        lake,
+        &[
+            "task",
+            "--payload",
+            r#"{"action":"compact","team":"Bad Team","dt":"x"}"#,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(e["error_type"], "NonRetryable");
+
+    // The P95 check on the local engine, over the saved queries.
+    let sql = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sql");
+    let o = crate::common::etl_bin()
+        .env("EVENTLAKE_SQL_DIR", &sql)
+        .arg("--lake")
+        .arg(lake)
+        .args([
+            "task",
+            "--payload",
+            r#"{"action":"check_p95","engine":"local","runs":1}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stdout(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["ok"], true);
+    assert!(r["over_budget"].as_array().unwrap().is_empty());
+}
