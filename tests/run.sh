@@ -32,6 +32,10 @@ python3 tests/check_sql_athena.py sql
 
 cargo test --workspace --locked -- --include-ignored
 
+# The AWS side without an account: checkov, structural checks of the Terraform and the workflow,
+# and the workflow's branches on moto's Step Functions engine.
+bash tests/infra/run.sh
+
 # The README's first command, on a scratch lake with the debug binary built above.
 scratch=$(mktemp -d)
 etl=target/debug/etl

@@ -335,7 +335,13 @@ pub enum CatalogCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The Lambda runtime starts `bootstrap` with no arguments: serve the job's payloads then.
+    let cli =
+        if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            Cli::parse_from(["etl", "lambda"])
+        } else {
+            Cli::parse()
+        };
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

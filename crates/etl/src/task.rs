@@ -260,6 +260,18 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
     }
 }
 
+/// The saved queries: `EVENTLAKE_SQL_DIR`, else `sql/` beside the function's code on Lambda
+/// (`$LAMBDA_TASK_ROOT/sql`, packaged in the zip), else `./sql`.
+pub fn sql_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("EVENTLAKE_SQL_DIR") {
+        return PathBuf::from(d);
+    }
+    match std::env::var("LAMBDA_TASK_ROOT") {
+        Ok(root) => PathBuf::from(root).join("sql"),
+        Err(_) => PathBuf::from("sql"),
+    }
+}
+
 /// `etl lambda`: serves payloads from the Lambda runtime API until the runtime stops.
 pub async fn serve_lambda(target: Target) -> Result<(), Error> {
     let target = &target;

@@ -92,13 +92,12 @@ module "iam" {
   teams       = var.teams
 
   data_kms_key_arn          = module.shared.data_kms_key_arn
-  raw_bucket_arn            = module.shared.raw_bucket_arn
-  curated_bucket_arn        = module.shared.curated_bucket_arn
-  quarantine_bucket_arn     = module.shared.quarantine_bucket_arn
+  lake_bucket_arn           = module.shared.lake_bucket_arn
   athena_results_bucket_arn = module.shared.athena_results_bucket_arn
   glue_database_name        = module.shared.glue_database_name
   glue_table_name           = module.shared.glue_table_name
   athena_workgroup_names    = module.shared.athena_workgroup_names
+  job_athena_workgroup_name = module.shared.job_athena_workgroup_name
 
   ingest_function_name         = local.names.ingest_function
   ingest_dlq_name              = local.names.ingest_dlq
@@ -124,7 +123,6 @@ module "etl" {
   source = "../../modules/etl"
 
   name_prefix = local.name_prefix
-  teams       = var.teams
 
   function_name       = local.names.etl_function
   ecs_cluster_name    = local.names.ecs_cluster
@@ -144,11 +142,11 @@ module "etl" {
   state_machine_log_group_arn = module.logging.log_group_arns["state_machine"]
 
   kms_key_arn            = module.shared.data_kms_key_arn
-  raw_bucket_name        = module.shared.raw_bucket_name
-  curated_bucket_name    = module.shared.curated_bucket_name
-  quarantine_bucket_name = module.shared.quarantine_bucket_name
+  lake_url               = module.shared.lake_url
   glue_database_name     = module.shared.glue_database_name
   glue_table_name        = module.shared.glue_table_name
+  athena_workgroup_name  = module.shared.job_athena_workgroup_name
+  athena_output_location = module.shared.job_athena_output_location
   athena_workgroup_names = module.shared.athena_workgroup_names
 
   vpc_id                = module.vpc.vpc_id
@@ -158,7 +156,6 @@ module "etl" {
   package_path        = local.etl_package_path
   image_tag           = var.etl_image_tag
   map_max_concurrency = var.map_max_concurrency
-  p95_budget_ms       = var.p95_budget_ms
   alert_emails        = var.alert_emails
   # asl_path keeps its default: jobs/compact.asl.json at the repository root.
 }
@@ -177,7 +174,7 @@ module "ingest" {
   log_group_name       = module.logging.log_group_names["ingest"]
   access_log_group_arn = module.logging.log_group_arns["ingest_access"]
   kms_key_arn          = module.shared.data_kms_key_arn
-  raw_bucket_name      = module.shared.raw_bucket_name
+  lake_url             = module.shared.lake_url
   alarm_topic_arn      = module.etl.alert_topic_arn
 
   rate_events_per_sec = var.ingest_rate_events_per_sec

@@ -38,8 +38,13 @@ output "glue_table" {
   value       = module.shared.glue_table_name
 }
 
+output "lake_url" {
+  description = "The lake location (EVENTLAKE_LAKE) for `etl` and `ingest` commands run by operators: s3://<lake bucket>."
+  value       = module.shared.lake_url
+}
+
 output "buckets" {
-  description = "Data buckets by role (raw, curated, quarantine, athena-results), plus access-logs and log-archive."
+  description = "Buckets by role: lake (raw/, curated/, quarantine/, _ingest/), athena-results, access-logs and log-archive."
   value = merge(module.shared.bucket_names, {
     access-logs = module.shared.access_logs_bucket_name
     log-archive = module.logging.archive_bucket_name

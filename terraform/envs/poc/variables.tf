@@ -141,12 +141,6 @@ variable "map_max_concurrency" {
   default     = 4
 }
 
-variable "p95_budget_ms" {
-  description = "P95 budget of the saved Athena queries, in milliseconds."
-  type        = number
-  default     = 10000
-}
-
 variable "enable_guardduty" {
   description = "Create the GuardDuty detector (false when the organisation already manages GuardDuty for this account)."
   type        = bool

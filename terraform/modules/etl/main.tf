@@ -9,48 +9,40 @@ locals {
   container_name = "etl"
   image          = "${aws_ecr_repository.etl.repository_url}:${var.image_tag}"
 
-  # Settings shared by the Lambda and the Fargate task (same binary, same configuration).
-  job_environment = {
-    EVENTLAKE_RAW_BUCKET            = var.raw_bucket_name
-    EVENTLAKE_CURATED_BUCKET        = var.curated_bucket_name
-    EVENTLAKE_QUARANTINE_BUCKET     = var.quarantine_bucket_name
-    EVENTLAKE_GLUE_DATABASE         = var.glue_database_name
-    EVENTLAKE_GLUE_TABLE            = var.glue_table_name
-    EVENTLAKE_TEAMS                 = join(",", var.teams)
-    EVENTLAKE_ATHENA_WORKGROUPS     = jsonencode(var.athena_workgroup_names)
-    EVENTLAKE_METRICS_NAMESPACE     = var.metrics_namespace
-    EVENTLAKE_P95_BUDGET_MS         = tostring(var.p95_budget_ms)
-    EVENTLAKE_LARGE_PARTITION_BYTES = tostring(var.large_partition_bytes)
-    # Read by the etl command line (crates/etl/src/cli.rs).
-    EVENTLAKE_LOG_FORMAT = "json"
-    ETL_LOG              = var.log_level
-  }
+  # Settings shared by the Lambda and the Fargate task (same binary, same configuration): the
+  # job's task entry point reads exactly these (see the module README).
+  job_environment = merge(
+    {
+      EVENTLAKE_LAKE             = var.lake_url
+      EVENTLAKE_CATALOG          = "glue"
+      EVENTLAKE_GLUE_DATABASE    = var.glue_database_name
+      EVENTLAKE_GLUE_TABLE       = var.glue_table_name
+      EVENTLAKE_ATHENA_WORKGROUP = var.athena_workgroup_name
+      # The plan's threshold between the two runners.
+      EVENTLAKE_LAMBDA_MAX_RAW_MB = tostring(var.lambda_max_raw_mb)
+      # Read by the etl command line (crates/etl/src/cli.rs).
+      EVENTLAKE_LOG_FORMAT = "json"
+      ETL_LOG              = var.log_level
+    },
+    var.athena_output_location == null ? {} : { EVENTLAKE_ATHENA_OUTPUT = var.athena_output_location },
+  )
 
   # "${path.root}" in asl_path stands for the root module's directory (see variables.tf).
   asl_file = replace(var.asl_path, "$${path.root}", path.root)
 
-  # Everything jobs/compact.asl.json may reference. Lists and maps are JSON-encoded so they can
-  # be dropped into the document as they are, for example "Subnets": ${ecs_subnet_ids}.
+  # Everything jobs/compact.asl.json references, as strings: the template stays valid JSON with
+  # every placeholder inside a JSON string. Lists are comma-joined (the template splits them with
+  # States.StringSplit) and numbers are parsed by the template (States.StringToJson).
   asl_vars = {
     etl_function_arn        = aws_lambda_function.etl.arn
     ecs_cluster_arn         = aws_ecs_cluster.this.arn
     ecs_task_definition_arn = aws_ecs_task_definition.etl.arn
     ecs_container_name      = local.container_name
-    ecs_subnet_ids          = jsonencode(var.task_subnet_ids)
-    ecs_security_group_ids  = jsonencode([aws_security_group.task.id])
+    ecs_subnet_ids          = join(",", var.task_subnet_ids)
+    ecs_security_group_ids  = join(",", [aws_security_group.task.id])
     ecs_assign_public_ip    = var.task_assign_public_ip ? "ENABLED" : "DISABLED"
     alert_topic_arn         = aws_sns_topic.alerts.arn
-    map_max_concurrency     = var.map_max_concurrency
-    large_partition_bytes   = var.large_partition_bytes
-    p95_budget_ms           = var.p95_budget_ms
-    metrics_namespace       = var.metrics_namespace
-    teams                   = jsonencode(var.teams)
-    athena_workgroups       = jsonencode(var.athena_workgroup_names)
-    raw_bucket              = var.raw_bucket_name
-    curated_bucket          = var.curated_bucket_name
-    quarantine_bucket       = var.quarantine_bucket_name
-    glue_database           = var.glue_database_name
-    glue_table              = var.glue_table_name
+    map_max_concurrency     = tostring(var.map_max_concurrency)
   }
 }
 
@@ -60,7 +52,7 @@ locals {
 
 resource "aws_lambda_function" "etl" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously by Step Functions, which retries and alerts; a Lambda async DLQ would never receive anything.
-  #checkov:skip=CKV_AWS_117:Runs outside the VPC on purpose: it calls S3, Glue, Athena and CloudWatch, and from the private subnets the last three need interface endpoints (about 7.3 USD a month per AZ each) or a NAT gateway, which the POC budget does not carry. It reaches only AWS APIs, over TLS.
+  #checkov:skip=CKV_AWS_117:Runs outside the VPC on purpose: it calls S3, Glue and Athena, and from the private subnets the last two need interface endpoints (about 7.3 USD a month per AZ each) or a NAT gateway, which the POC budget does not carry. It reaches only AWS APIs, over TLS.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts from CI, which the POC build does not produce yet; the zip comes from the project's own CI.
   function_name = var.function_name
   description   = "eventlake batch job: plan, compact, catalog and P95 check"
@@ -193,7 +185,8 @@ resource "aws_ecs_task_definition" "etl" {
       name                   = local.container_name
       image                  = local.image
       essential              = true
-      command                = ["compact"]
+      # The workflow overrides the command per partition; alone, the task only plans.
+      command                = ["task", "--payload", "{\"action\":\"plan\"}"]
       readonlyRootFilesystem = true
       privileged             = false
       environment = [
@@ -364,7 +357,8 @@ resource "aws_scheduler_schedule" "frequent" {
     role_arn = var.scheduler_role_arn
     input = jsonencode({
       run            = "frequent"
-      window         = "today"
+      scope          = "today"
+      check_p95      = var.p95_check_on_frequent_runs
       scheduled_time = "<aws.scheduler.scheduled-time>"
       execution_id   = "<aws.scheduler.execution-id>"
     })
@@ -395,7 +389,8 @@ resource "aws_scheduler_schedule" "nightly" {
     role_arn = var.scheduler_role_arn
     input = jsonencode({
       run            = "nightly"
-      window         = "yesterday"
+      scope          = "yesterday"
+      check_p95      = true
       scheduled_time = "<aws.scheduler.scheduled-time>"
       execution_id   = "<aws.scheduler.execution-id>"
     })
@@ -447,22 +442,6 @@ resource "aws_cloudwatch_metric_alarm" "executions_timed_out" {
   dimensions = {
     StateMachineArn = aws_sfn_state_machine.compact.arn
   }
-}
-
-resource "aws_cloudwatch_metric_alarm" "p95_breach" {
-  alarm_name          = "${var.name_prefix}-athena-p95-breach"
-  alarm_description   = "The P95 run time of the saved Athena queries is over the budget of ${var.p95_budget_ms} ms."
-  namespace           = var.metrics_namespace
-  metric_name         = "P95Breach"
-  statistic           = "Maximum"
-  period              = 900
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alerts.arn]
-  ok_actions          = [aws_sns_topic.alerts.arn]
-  dimensions          = length(var.p95_breach_dimensions) > 0 ? var.p95_breach_dimensions : null
 }
 
 # One per team: Athena spend is the cost item analysts drive, so a day of heavy scanning alerts.

@@ -51,7 +51,6 @@ output "alarm_arns" {
   value = {
     executions_failed    = aws_cloudwatch_metric_alarm.executions_failed.arn
     executions_timed_out = aws_cloudwatch_metric_alarm.executions_timed_out.arn
-    p95_breach           = aws_cloudwatch_metric_alarm.p95_breach.arn
   }
 }
 

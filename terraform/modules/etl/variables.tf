@@ -3,11 +3,6 @@ variable "name_prefix" {
   type        = string
 }
 
-variable "teams" {
-  description = "Teams whose partitions the job compacts."
-  type        = list(string)
-}
-
 # --- Names (shared with the iam module, which scopes the roles to them) ------------------------
 
 variable "function_name" {
@@ -91,19 +86,14 @@ variable "kms_key_arn" {
   type        = string
 }
 
-variable "raw_bucket_name" {
-  description = "Name of the raw bucket."
+variable "lake_url" {
+  description = "The lake location the job reads and writes, s3://<lake bucket> (EVENTLAKE_LAKE): raw/, curated/ and quarantine/ are prefixes under it."
   type        = string
-}
 
-variable "curated_bucket_name" {
-  description = "Name of the curated bucket."
-  type        = string
-}
-
-variable "quarantine_bucket_name" {
-  description = "Name of the quarantine bucket."
-  type        = string
+  validation {
+    condition     = can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", var.lake_url))
+    error_message = "lake_url must be an s3://bucket[/prefix] URL."
+  }
 }
 
 variable "glue_database_name" {
@@ -116,8 +106,19 @@ variable "glue_table_name" {
   type        = string
 }
 
+variable "athena_workgroup_name" {
+  description = "Athena workgroup the P95 check runs the saved queries in (EVENTLAKE_ATHENA_WORKGROUP): the job's own workgroup."
+  type        = string
+}
+
+variable "athena_output_location" {
+  description = "S3 location for the P95 check's query results (EVENTLAKE_ATHENA_OUTPUT). Null leaves it to the workgroup's enforced setting."
+  type        = string
+  default     = null
+}
+
 variable "athena_workgroup_names" {
-  description = "Athena workgroup name per team (the P95 check runs each team's saved queries in its own workgroup)."
+  description = "Athena workgroup name per team; each gets a daily scan alarm (athena_daily_scan_alarm_bytes)."
   type        = map(string)
 }
 
@@ -149,7 +150,7 @@ variable "asl_path" {
 }
 
 variable "package_path" {
-  description = "Path of the etl Lambda deployment zip (a `bootstrap` executable for provided.al2023 on arm64)."
+  description = "Path of the etl Lambda deployment zip: the etl binary as `bootstrap` (provided.al2023, arm64; it serves the job's payloads when started without arguments) and the saved queries under `sql/`."
   type        = string
 }
 
@@ -165,7 +166,7 @@ variable "lambda_memory_size" {
 }
 
 variable "lambda_timeout" {
-  description = "Timeout of the etl Lambda in seconds (a partition that needs longer goes to Fargate)."
+  description = "Timeout of the etl Lambda in seconds (a partition that needs longer must go to Fargate: the plan chooses the runner per partition)."
   type        = number
   default     = 900
 }
@@ -180,6 +181,17 @@ variable "lambda_reserved_concurrency" {
   description = "Concurrency reserved for (and capping) the etl Lambda. Must be at least map_max_concurrency."
   type        = number
   default     = 10
+}
+
+variable "lambda_max_raw_mb" {
+  description = "Raw data of a partition, in MiB, above which the plan gives it to the Fargate task instead of the Lambda (EVENTLAKE_LAMBDA_MAX_RAW_MB)."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.lambda_max_raw_mb >= 1 && floor(var.lambda_max_raw_mb) == var.lambda_max_raw_mb
+    error_message = "lambda_max_raw_mb must be a whole number of MiB, at least 1."
+  }
 }
 
 variable "task_cpu" {
@@ -206,27 +218,14 @@ variable "task_ephemeral_storage_gib" {
 }
 
 variable "map_max_concurrency" {
-  description = "MaxConcurrency of the Map state: partitions compacted at the same time."
+  description = "Partitions compacted at the same time by one run (the Map state's concurrency, passed to the workflow template)."
   type        = number
   default     = 4
-}
 
-variable "large_partition_bytes" {
-  description = "Raw bytes of a partition above which the plan sends it to Fargate instead of Lambda."
-  type        = number
-  default     = 2147483648
-}
-
-variable "p95_budget_ms" {
-  description = "Budget for the P95 run time of the saved Athena queries, in milliseconds; above it the check publishes P95Breach = 1."
-  type        = number
-  default     = 10000
-}
-
-variable "metrics_namespace" {
-  description = "CloudWatch namespace of the job's custom metrics."
-  type        = string
-  default     = "eventlake"
+  validation {
+    condition     = var.map_max_concurrency >= 1 && floor(var.map_max_concurrency) == var.map_max_concurrency
+    error_message = "map_max_concurrency must be a whole number of at least 1 (0 would mean unbounded)."
+  }
 }
 
 variable "frequent_schedule_expression" {
@@ -239,6 +238,12 @@ variable "nightly_schedule_expression" {
   description = "Schedule of the nightly run (yesterday's partitions, final compaction)."
   type        = string
   default     = "cron(30 1 * * ? *)"
+}
+
+variable "p95_check_on_frequent_runs" {
+  description = "Also run the P95 check of the saved queries (each query `runs` times on Athena) in the frequent runs, not only in the nightly one. Off by default: 96 checks a day cost Athena scans and Lambda time for a budget that changes slowly."
+  type        = bool
+  default     = false
 }
 
 variable "schedule_timezone" {
@@ -263,12 +268,6 @@ variable "alert_emails" {
   description = "E-mail addresses subscribed to the alert topic (each must confirm the subscription)."
   type        = list(string)
   default     = []
-}
-
-variable "p95_breach_dimensions" {
-  description = "Dimensions of the P95Breach metric the alarm watches; empty means the metric is published without dimensions."
-  type        = map(string)
-  default     = {}
 }
 
 variable "athena_daily_scan_alarm_bytes" {

@@ -107,7 +107,7 @@ data "aws_iam_policy_document" "analyst" {
     sid       = "ListOwnCuratedPrefix"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
-    resources = [var.curated_bucket_arn]
+    resources = [var.lake_bucket_arn]
 
     condition {
       test     = "StringLike"
@@ -123,7 +123,7 @@ data "aws_iam_policy_document" "analyst" {
     sid       = "ReadOwnCuratedPrefix"
     effect    = "Allow"
     actions   = ["s3:GetObject"]
-    resources = ["${var.curated_bucket_arn}/${local.curated_root}team=${each.key}/*"]
+    resources = ["${var.lake_bucket_arn}/${local.curated_root}team=${each.key}/*"]
   }
 
   statement {
@@ -156,7 +156,7 @@ data "aws_iam_policy_document" "analyst" {
     sid       = "BucketLocations"
     effect    = "Allow"
     actions   = ["s3:GetBucketLocation"]
-    resources = [var.curated_bucket_arn, var.athena_results_bucket_arn]
+    resources = [var.lake_bucket_arn, var.athena_results_bucket_arn]
   }
 
   statement {

@@ -1,18 +1,25 @@
 # The etl binary runs either as a Lambda task or as a Fargate task; both roles get the same data
 # permissions (one policy document), each has its own role so that the two trust policies stay
-# single-service.
+# single-service. The job publishes its metrics as CloudWatch embedded-metric log lines, so no
+# role here needs cloudwatch:PutMetricData.
 
 data "aws_iam_policy_document" "etl_data" {
+  # One lake bucket (EVENTLAKE_LAKE = s3://<lake bucket>): listing is limited to the job's three
+  # prefixes, object access to what each prefix needs.
   statement {
-    sid       = "ListRaw"
+    sid       = "ListLakePrefixes"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
-    resources = [var.raw_bucket_arn]
+    resources = [var.lake_bucket_arn]
 
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [local.raw_root, "${local.raw_root}*"]
+      values = [
+        local.raw_root, "${local.raw_root}*",
+        local.curated_root, "${local.curated_root}*",
+        local.quarantine_root, "${local.quarantine_root}*",
+      ]
     }
   }
 
@@ -20,20 +27,7 @@ data "aws_iam_policy_document" "etl_data" {
     sid       = "ReadRaw"
     effect    = "Allow"
     actions   = ["s3:GetObject"]
-    resources = ["${var.raw_bucket_arn}/${local.raw_root}*"]
-  }
-
-  statement {
-    sid       = "ListCurated"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [var.curated_bucket_arn]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = [local.curated_root, "${local.curated_root}*"]
-    }
+    resources = ["${var.lake_bucket_arn}/${local.raw_root}*"]
   }
 
   # Write new v=<run>/ folders, read manifests, and let `etl gc` delete superseded folders (the
@@ -47,20 +41,7 @@ data "aws_iam_policy_document" "etl_data" {
       "s3:GetObject",
       "s3:PutObject",
     ]
-    resources = ["${var.curated_bucket_arn}/${local.curated_root}*"]
-  }
-
-  statement {
-    sid       = "ListQuarantine"
-    effect    = "Allow"
-    actions   = ["s3:ListBucket"]
-    resources = [var.quarantine_bucket_arn]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = [local.quarantine_root, "${local.quarantine_root}*"]
-    }
+    resources = ["${var.lake_bucket_arn}/${local.curated_root}*"]
   }
 
   statement {
@@ -71,7 +52,7 @@ data "aws_iam_policy_document" "etl_data" {
       "s3:GetObject",
       "s3:PutObject",
     ]
-    resources = ["${var.quarantine_bucket_arn}/${local.quarantine_root}*"]
+    resources = ["${var.lake_bucket_arn}/${local.quarantine_root}*"]
   }
 
   statement {
@@ -91,7 +72,7 @@ data "aws_iam_policy_document" "etl_data" {
     resources = local.glue_read_arns
   }
 
-  # The P95 check runs the teams' saved queries in their own workgroups and reads the run times.
+  # The P95 check runs the saved queries in the job's own workgroup and reads their run times.
   statement {
     sid    = "RunSavedQueriesForP95Check"
     effect = "Allow"
@@ -108,7 +89,7 @@ data "aws_iam_policy_document" "etl_data" {
       "athena:StartQueryExecution",
       "athena:StopQueryExecution",
     ]
-    resources = values(local.athena_workgroup_arns)
+    resources = [local.job_athena_workgroup_arn]
   }
 
   statement {
@@ -119,14 +100,7 @@ data "aws_iam_policy_document" "etl_data" {
   }
 
   statement {
-    sid       = "AthenaResultsBucketLocation"
-    effect    = "Allow"
-    actions   = ["s3:GetBucketLocation"]
-    resources = [var.athena_results_bucket_arn]
-  }
-
-  statement {
-    sid       = "ListAthenaResults"
+    sid       = "ListJobAthenaResults"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
     resources = [var.athena_results_bucket_arn]
@@ -134,26 +108,28 @@ data "aws_iam_policy_document" "etl_data" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["team=*"]
+      values   = [var.job_athena_results_prefix, "${var.job_athena_results_prefix}*"]
     }
   }
 
+  # Athena writes query results with the caller's credentials.
   statement {
-    sid    = "WriteAthenaResults"
+    sid    = "WriteJobAthenaResults"
     effect = "Allow"
     actions = [
       "s3:AbortMultipartUpload",
       "s3:GetObject",
+      "s3:ListMultipartUploadParts",
       "s3:PutObject",
     ]
-    resources = ["${var.athena_results_bucket_arn}/team=*"]
+    resources = ["${var.athena_results_bucket_arn}/${var.job_athena_results_prefix}*"]
   }
 
   statement {
     sid       = "BucketLocations"
     effect    = "Allow"
     actions   = ["s3:GetBucketLocation"]
-    resources = [var.raw_bucket_arn, var.curated_bucket_arn, var.quarantine_bucket_arn]
+    resources = [var.lake_bucket_arn, var.athena_results_bucket_arn]
   }
 
   statement {
@@ -166,20 +142,6 @@ data "aws_iam_policy_document" "etl_data" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = [local.via_s3, local.via_glue]
-    }
-  }
-
-  statement {
-    sid     = "PublishJobMetrics"
-    effect  = "Allow"
-    actions = ["cloudwatch:PutMetricData"]
-    # PutMetricData has no resource-level permissions; the namespace condition is the scope.
-    resources = ["*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [var.metrics_namespace]
     }
   }
 }

@@ -57,8 +57,8 @@ data "aws_iam_policy_document" "ingest" {
     effect  = "Allow"
     actions = ["s3:GetObject", "s3:PutObject"]
     resources = [
-      "${var.raw_bucket_arn}/${local.raw_root}*",
-      "${var.raw_bucket_arn}/${local.ingest_root}*",
+      "${var.lake_bucket_arn}/${local.raw_root}*",
+      "${var.lake_bucket_arn}/${local.ingest_root}*",
     ]
   }
 
@@ -109,7 +109,7 @@ resource "aws_iam_role_policy" "ingest" {
 
 # ---------------------------------------------------------------------------------------------
 # Redrive: an operator assumes this role to run `ingest redrive`, which moves the batches parked
-# in the dead-letter queue into the raw bucket (create-if-absent) and deletes each message once
+# in the dead-letter queue into raw/ of the lake bucket (create-if-absent) and deletes each message once
 # its batch is stored. Kept apart from the function's role so that the function can only send to
 # the queue and an operator can do nothing else with this role.
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ data "aws_iam_policy_document" "ingest_redrive_assume" {
 
 resource "aws_iam_role" "ingest_redrive" {
   name                 = "${var.name_prefix}-ingest-redrive"
-  description          = "Replays batches from the ${var.ingest_dlq_name} queue into the raw bucket (ingest redrive)"
+  description          = "Replays batches from the ${var.ingest_dlq_name} queue into raw/ of the lake bucket (ingest redrive)"
   assume_role_policy   = data.aws_iam_policy_document.ingest_redrive_assume.json
   max_session_duration = 3600
 }
@@ -163,8 +163,8 @@ data "aws_iam_policy_document" "ingest_redrive" {
     effect  = "Allow"
     actions = ["s3:GetObject", "s3:PutObject"]
     resources = [
-      "${var.raw_bucket_arn}/${local.raw_root}*",
-      "${var.raw_bucket_arn}/${local.ingest_root}*",
+      "${var.lake_bucket_arn}/${local.raw_root}*",
+      "${var.lake_bucket_arn}/${local.ingest_root}*",
     ]
   }
 

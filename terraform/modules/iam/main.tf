@@ -20,7 +20,8 @@ locals {
   athena_workgroup_arns = {
     for team, wg in var.athena_workgroup_names : team => "arn:${local.partition}:athena:${local.arn_tail}:workgroup/${wg}"
   }
-  athena_catalog_arn = "arn:${local.partition}:athena:${local.arn_tail}:datacatalog/AwsDataCatalog"
+  athena_catalog_arn       = "arn:${local.partition}:athena:${local.arn_tail}:datacatalog/AwsDataCatalog"
+  job_athena_workgroup_arn = "arn:${local.partition}:athena:${local.arn_tail}:workgroup/${var.job_athena_workgroup_name}"
 
   ingest_dlq_arn     = "arn:${local.partition}:sqs:${local.arn_tail}:${var.ingest_dlq_name}"
   etl_function_arn   = "arn:${local.partition}:lambda:${local.arn_tail}:function:${var.etl_function_name}"
@@ -41,7 +42,7 @@ locals {
   via_sns  = "sns.${local.region}.amazonaws.com"
   via_ssm  = "ssm.${local.region}.amazonaws.com"
 
-  # Object key roots (crates/contract/src/layout.rs).
+  # Object key roots in the lake bucket (crates/contract/src/layout.rs).
   raw_root        = "raw/"
   ingest_root     = "_ingest/"
   curated_root    = "curated/events/"

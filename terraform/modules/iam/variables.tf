@@ -16,18 +16,8 @@ variable "data_kms_key_arn" {
   type        = string
 }
 
-variable "raw_bucket_arn" {
-  description = "ARN of the raw bucket."
-  type        = string
-}
-
-variable "curated_bucket_arn" {
-  description = "ARN of the curated bucket."
-  type        = string
-}
-
-variable "quarantine_bucket_arn" {
-  description = "ARN of the quarantine bucket."
+variable "lake_bucket_arn" {
+  description = "ARN of the lake bucket (raw/, curated/, quarantine/ and _ingest/ are prefixes in it; every policy here is scoped to the prefixes a role needs)."
   type        = string
 }
 
@@ -48,8 +38,19 @@ variable "glue_table_name" {
 }
 
 variable "athena_workgroup_names" {
-  description = "Athena workgroup name per team."
+  description = "Athena workgroup name per team (the analyst roles)."
   type        = map(string)
+}
+
+variable "job_athena_workgroup_name" {
+  description = "Name of the etl job's Athena workgroup, where the P95 check runs the saved queries."
+  type        = string
+}
+
+variable "job_athena_results_prefix" {
+  description = "Prefix of the job's query results in the Athena results bucket (the job workgroup's output location)."
+  type        = string
+  default     = "etl/"
 }
 
 variable "ingest_function_name" {
@@ -117,12 +118,6 @@ variable "cloudtrail_log_group_name" {
   type        = string
 }
 
-variable "metrics_namespace" {
-  description = "CloudWatch namespace the etl job may publish custom metrics to (P95Breach and friends)."
-  type        = string
-  default     = "eventlake"
-}
-
 # --- Who may assume the per-team and operator roles.
 
 variable "analyst_principal_arns" {
@@ -138,7 +133,7 @@ variable "analyst_require_mfa" {
 }
 
 variable "ingest_redrive_principal_arns" {
-  description = "IAM principals (operators' roles or users) allowed to assume the ingest redrive role, which drains the dead-letter queue into the raw bucket. Empty: the account root, which lets any principal of this account whose own policy allows sts:AssumeRole on the role."
+  description = "IAM principals (operators' roles or users) allowed to assume the ingest redrive role, which drains the dead-letter queue into raw/ of the lake bucket. Empty: the account root, which lets any principal of this account whose own policy allows sts:AssumeRole on the role."
   type        = list(string)
   default     = []
 }

@@ -71,7 +71,7 @@ resource "aws_lambda_function" "ingest" {
   #checkov:skip=CKV_AWS_117:Runs outside the VPC on purpose: it must reach SQS when S3 is unavailable and SSM for the token hashes, and from the private subnets that needs SQS and SSM interface endpoints (about 30 USD a month for 2 AZs) or a NAT gateway, which the POC budget does not carry. It reaches only AWS APIs, over TLS.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts from CI, which the POC build does not produce yet; the zip comes from the project's own CI.
   function_name = var.function_name
-  description   = "Validates team events and lands them as gzip NDJSON in the raw bucket"
+  description   = "Validates team events and lands them as gzip NDJSON under raw/ of the lake bucket"
   role          = var.role_arn
 
   runtime       = "provided.al2023"
@@ -91,7 +91,7 @@ resource "aws_lambda_function" "ingest" {
   # root, reads the token hashes from the parameter and parks batches in the DLQ when S3 fails.
   environment {
     variables = {
-      EVENTLAKE_LAKE                = "s3://${var.raw_bucket_name}"
+      EVENTLAKE_LAKE                = var.lake_url
       EVENTLAKE_TOKENS_PARAMETER    = aws_ssm_parameter.tokens.name
       EVENTLAKE_DLQ_URL             = aws_sqs_queue.dlq.url
       EVENTLAKE_RATE_EVENTS_PER_SEC = tostring(var.rate_events_per_sec)

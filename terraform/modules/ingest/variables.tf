@@ -38,9 +38,14 @@ variable "kms_key_arn" {
   type        = string
 }
 
-variable "raw_bucket_name" {
-  description = "Name of the raw bucket, the function's lake root: batches go under raw/, idempotency markers under _ingest/."
+variable "lake_url" {
+  description = "The lake location (EVENTLAKE_LAKE), s3://<lake bucket>: batches go under raw/, idempotency markers under _ingest/."
   type        = string
+
+  validation {
+    condition     = can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", var.lake_url))
+    error_message = "lake_url must be an s3://bucket[/prefix] URL."
+  }
 }
 
 variable "tokens_parameter_name" {

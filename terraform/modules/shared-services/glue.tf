@@ -58,7 +58,7 @@ resource "aws_glue_catalog_table" "events" {
   }
 
   storage_descriptor {
-    location      = "s3://${aws_s3_bucket.data["curated"].id}/${local.curated_root}"
+    location      = "${local.lake_url}/${local.curated_root}"
     input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
     output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
     compressed    = true

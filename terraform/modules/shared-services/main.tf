@@ -12,13 +12,14 @@ locals {
   # Globally unique bucket names without hard-coding the account or region.
   bucket_suffix = "${local.account_id}-${local.region}"
 
-  # The four data buckets share one hardening pattern (SSE-KMS with the data key, versioning,
-  # public access block, owner-enforced object ownership, TLS-only policy, access logging,
-  # EventBridge notifications). Their lifecycle rules differ and are defined one by one below.
+  # The lake is one bucket: the job (and ingest) read a single lake URL, s3://<lake bucket>, and
+  # find raw/, curated/, quarantine/ and _ingest/ under it (crates/contract/src/layout.rs).
+  # Retention differs per prefix (lifecycle rules below); access is granted per prefix (iam
+  # module). The Athena results bucket is the second data bucket. Both share one hardening
+  # pattern (SSE-KMS with the data key, versioning, public access block, owner-enforced object
+  # ownership, TLS-only policy, access logging, EventBridge notifications).
   data_buckets = {
-    raw            = "${var.name_prefix}-raw-${local.bucket_suffix}"
-    curated        = "${var.name_prefix}-curated-${local.bucket_suffix}"
-    quarantine     = "${var.name_prefix}-quarantine-${local.bucket_suffix}"
+    lake           = "${var.name_prefix}-lake-${local.bucket_suffix}"
     athena-results = "${var.name_prefix}-athena-results-${local.bucket_suffix}"
   }
 
@@ -26,9 +27,15 @@ locals {
 
   glue_database_name = coalesce(var.glue_database_name, replace(var.name_prefix, "-", "_"))
 
-  # Object key roots inside each bucket (crates/contract/src/layout.rs).
+  lake_url = "s3://${aws_s3_bucket.data["lake"].id}"
+
+  # Object key roots inside the lake bucket (crates/contract/src/layout.rs).
   raw_root        = "raw/"
-  ingest_root     = "_ingest/" # idempotency markers of the ingest function, in the raw bucket
+  ingest_root     = "_ingest/" # idempotency markers of the ingest function
   curated_root    = "curated/events/"
   quarantine_root = "quarantine/"
+
+  # Prefix of the job's own Athena results (the P95 check) in the results bucket; the teams'
+  # results sit under team=<team>/.
+  job_results_root = "etl/"
 }

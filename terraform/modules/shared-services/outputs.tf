@@ -9,43 +9,28 @@ output "logs_kms_key_arn" {
 }
 
 output "bucket_names" {
-  description = "Data bucket names by role: raw, curated, quarantine, athena-results."
+  description = "Data bucket names by role: lake, athena-results."
   value       = { for k, b in aws_s3_bucket.data : k => b.id }
 }
 
 output "bucket_arns" {
-  description = "Data bucket ARNs by role: raw, curated, quarantine, athena-results."
+  description = "Data bucket ARNs by role: lake, athena-results."
   value       = { for k, b in aws_s3_bucket.data : k => b.arn }
 }
 
-output "raw_bucket_name" {
-  description = "Name of the raw landing bucket (keys raw/team=<team>/dt=<date>/hour=<HH>/<batch_id>.ndjson.gz)."
-  value       = aws_s3_bucket.data["raw"].id
+output "lake_bucket_name" {
+  description = "Name of the lake bucket: raw/team=<team>/dt=<date>/hour=<HH>/<batch_id>.ndjson.gz, curated/events/team=<team>/dt=<date>/v=<run>/, quarantine/events/team=<team>/dt=<date>/v=<run>/, _ingest/ (idempotency markers)."
+  value       = aws_s3_bucket.data["lake"].id
 }
 
-output "raw_bucket_arn" {
-  description = "ARN of the raw landing bucket."
-  value       = aws_s3_bucket.data["raw"].arn
+output "lake_bucket_arn" {
+  description = "ARN of the lake bucket."
+  value       = aws_s3_bucket.data["lake"].arn
 }
 
-output "curated_bucket_name" {
-  description = "Name of the curated bucket (keys curated/events/team=<team>/dt=<date>/v=<run>/part-*.parquet)."
-  value       = aws_s3_bucket.data["curated"].id
-}
-
-output "curated_bucket_arn" {
-  description = "ARN of the curated bucket."
-  value       = aws_s3_bucket.data["curated"].arn
-}
-
-output "quarantine_bucket_name" {
-  description = "Name of the quarantine bucket (keys quarantine/events/team=<team>/dt=<date>/v=<run>/quarantine.ndjson)."
-  value       = aws_s3_bucket.data["quarantine"].id
-}
-
-output "quarantine_bucket_arn" {
-  description = "ARN of the quarantine bucket."
-  value       = aws_s3_bucket.data["quarantine"].arn
+output "lake_url" {
+  description = "The lake location every component is configured with (EVENTLAKE_LAKE): s3://<lake bucket>."
+  value       = local.lake_url
 }
 
 output "athena_results_bucket_name" {
@@ -106,4 +91,19 @@ output "athena_workgroup_arns" {
 output "athena_probe_query_ids" {
   description = "Id of the saved P95 probe query per team (empty when create_probe_queries is false)."
   value       = { for t, q in aws_athena_named_query.probe : t => q.id }
+}
+
+output "job_athena_workgroup_name" {
+  description = "Name of the etl job's Athena workgroup (the P95 check runs there)."
+  value       = aws_athena_workgroup.job.name
+}
+
+output "job_athena_workgroup_arn" {
+  description = "ARN of the etl job's Athena workgroup."
+  value       = aws_athena_workgroup.job.arn
+}
+
+output "job_athena_output_location" {
+  description = "S3 location of the etl job's Athena results (enforced by its workgroup)."
+  value       = "s3://${aws_s3_bucket.data["athena-results"].id}/${local.job_results_root}"
 }

@@ -1,5 +1,5 @@
 # ---------------------------------------------------------------------------------------------
-# Data buckets: raw, curated, quarantine, athena-results
+# Data buckets: lake (raw/, curated/, quarantine/, _ingest/) and athena-results
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "data" {
@@ -168,11 +168,19 @@ resource "aws_s3_bucket_policy" "data" {
   depends_on = [aws_s3_bucket_public_access_block.data]
 }
 
-# Raw: the source of truth for replays. Objects of 128 KiB or more move to cheaper classes (smaller
-# ones stay in STANDARD: IA and Glacier IR bill at least 128 KiB per object, so moving them would
-# cost more); everything expires after raw_expiration_days.
-resource "aws_s3_bucket_lifecycle_configuration" "raw" {
-  bucket                                 = aws_s3_bucket.data["raw"].id
+# The lake: one bucket, one lifecycle rule per prefix.
+#   raw/        the source of truth for replays. Objects of 128 KiB or more move to cheaper classes
+#               (smaller ones stay in STANDARD: IA and Glacier IR bill at least 128 KiB per object,
+#               so moving them would cost more); everything expires after raw_expiration_days.
+#   _ingest/    idempotency markers of the ingest function: kept as long as the batches they
+#               stand for.
+#   curated/    `etl gc` deletes superseded v=<run>/ folders; the deleted objects stay as
+#               noncurrent versions (an undo window) for curated_noncurrent_version_expiration_days.
+#   quarantine/ rejected lines, kept quarantine_expiration_days.
+# Rules with different prefixes never overlap; the last rule only removes expired delete markers
+# and incomplete uploads anywhere in the bucket.
+resource "aws_s3_bucket_lifecycle_configuration" "lake" {
+  bucket                                 = aws_s3_bucket.data["lake"].id
   transition_default_minimum_object_size = "all_storage_classes_128K"
 
   rule {
@@ -206,8 +214,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "raw" {
     }
   }
 
-  # Idempotency markers of the ingest function: small objects, kept as long as the batches they
-  # stand for.
   rule {
     id     = "ingest-markers-expiry"
     status = "Enabled"
@@ -230,59 +236,21 @@ resource "aws_s3_bucket_lifecycle_configuration" "raw" {
   }
 
   rule {
-    id     = "cleanup-delete-markers"
+    id     = "curated-noncurrent-expiry"
     status = "Enabled"
 
-    # Whole bucket. An explicit empty prefix rather than "filter {}", which AWS provider 5.90+
-    # reports as an invalid attribute combination.
     filter {
-      prefix = ""
-    }
-
-    expiration {
-      expired_object_delete_marker = true
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.data]
-}
-
-# Curated: `etl gc` deletes superseded v=<run> folders; the deleted objects stay as noncurrent
-# versions (an undo window) and expire after curated_noncurrent_version_expiration_days.
-resource "aws_s3_bucket_lifecycle_configuration" "curated" {
-  bucket = aws_s3_bucket.data["curated"].id
-
-  rule {
-    id     = "expire-old-noncurrent-versions"
-    status = "Enabled"
-
-    # Whole bucket.
-    filter {
-      prefix = ""
+      prefix = "curated/"
     }
 
     noncurrent_version_expiration {
       noncurrent_days = var.curated_noncurrent_version_expiration_days
     }
 
-    expiration {
-      expired_object_delete_marker = true
-    }
-
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
     }
   }
-
-  depends_on = [aws_s3_bucket_versioning.data]
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "quarantine" {
-  bucket = aws_s3_bucket.data["quarantine"].id
 
   rule {
     id     = "quarantine-expiry"
@@ -309,7 +277,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "quarantine" {
     id     = "cleanup-delete-markers"
     status = "Enabled"
 
-    # Whole bucket.
+    # Whole bucket. An explicit empty prefix rather than "filter {}", which AWS provider 5.90+
+    # reports as an invalid attribute combination.
     filter {
       prefix = ""
     }

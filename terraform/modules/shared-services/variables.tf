@@ -54,19 +54,19 @@ variable "raw_expiration_days" {
 }
 
 variable "noncurrent_version_expiration_days" {
-  description = "Days after which noncurrent (overwritten or deleted) object versions expire in the raw and quarantine buckets."
+  description = "Days after which noncurrent (overwritten or deleted) object versions expire under raw/, _ingest/ and quarantine/ of the lake bucket."
   type        = number
   default     = 30
 }
 
 variable "curated_noncurrent_version_expiration_days" {
-  description = "Days after which curated versions removed by `etl gc` (noncurrent objects) expire. Short on purpose: today's partition is rewritten every 15 minutes, and curated data can always be rebuilt from raw."
+  description = "Days after which curated versions removed by `etl gc` (noncurrent objects under curated/ of the lake bucket) expire. Short on purpose: today's partition is rewritten every 15 minutes, and curated data can always be rebuilt from raw."
   type        = number
   default     = 3
 }
 
 variable "quarantine_expiration_days" {
-  description = "Days after which quarantined lines expire."
+  description = "Days after which quarantined lines (quarantine/ of the lake bucket) expire."
   type        = number
   default     = 180
 }
@@ -84,7 +84,7 @@ variable "access_logs_expiration_days" {
 }
 
 variable "bytes_scanned_cutoff_per_query" {
-  description = "Per-query scan limit of each team workgroup, in bytes (Athena minimum is 10 MB). A query that would scan more is cancelled."
+  description = "Per-query scan limit of each team workgroup and of the job workgroup, in bytes (Athena minimum is 10 MB). A query that would scan more is cancelled."
   type        = number
   default     = 10737418240
 
@@ -107,7 +107,7 @@ variable "manage_glue_catalog_encryption" {
 }
 
 variable "create_probe_queries" {
-  description = "Create one saved (named) Athena query per team that the P95 check can run when a team has saved none yet."
+  description = "Create one saved (named) Athena query per team in its workgroup: a latency probe over today's partition that analysts can run or copy. The P95 check of the etl job runs the saved queries of sql/ in the job workgroup, not these."
   type        = bool
   default     = true
 }
