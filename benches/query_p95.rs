@@ -15,18 +15,10 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use eventlake_benches::{etl_command, percentile, root, run_as_etl_if_asked, run_measured};
+use eventlake_benches::{arg, etl_command, percentile, root, run_as_etl_if_asked, run_measured};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 fn main() {
     run_as_etl_if_asked();

@@ -9,18 +9,12 @@
 //! `etl backfill --force` on each, and reports the median of the per-pair S3/local wall-time ratio
 //! (the goal: within 1.5x, which needs concurrent object reads and multipart writes).
 
-use eventlake_benches::{etl_command, median, root, run_as_etl_if_asked, run_measured, seaweedfs};
+use eventlake_benches::{
+    arg, etl_command, median, root, run_as_etl_if_asked, run_measured, seaweedfs,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().expect("a number"))
-}
 
 fn main() {
     run_as_etl_if_asked();

@@ -30,7 +30,7 @@ use eventlake_contract::schema::{PARTITION_COLUMNS, file_schema, hive_type};
 use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
 use tokio::sync::OnceCell;
 
-use super::{Catalog, CommitOutcome, DataFile, PartitionEntry};
+use super::{Catalog, CommitOutcome, DataFile, PartitionEntry, settle};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 
@@ -340,26 +340,7 @@ impl GlueCatalog {
             .build()
     }
 
-    fn race_outcome(
-        entry: &PartitionEntry,
-        current: Option<PartitionEntry>,
-    ) -> Result<CommitOutcome> {
-        match current {
-            Some(c) if c.raw_fingerprint == entry.raw_fingerprint => {
-                Ok(CommitOutcome::AlreadyCurrent)
-            }
-            Some(c) => Err(Error::CommitConflict {
-                partition: entry.partition.clone(),
-                found: c.version,
-            }),
-            None => Err(Error::CommitConflict {
-                partition: entry.partition.clone(),
-                found: "(none: the partition was removed)".into(),
-            }),
-        }
-    }
-
-    /// Removes every partition (for tests and `etl catalog sync --replace`).
+    /// Removes one partition.
     pub async fn delete_partition(&self, p: &PartitionKey) -> Result<()> {
         match self
             .client
@@ -453,7 +434,7 @@ impl Catalog for GlueCatalog {
                 {
                     Ok(_) => Ok(CommitOutcome::Committed),
                     Err(e) if is_code(&e, "AlreadyExistsException") => {
-                        Self::race_outcome(entry, self.get(&entry.partition).await?)
+                        settle(entry, self.get(&entry.partition).await?.as_ref())
                     }
                     Err(e) => Err(glue_error("CreatePartition", target, e)),
                 }
@@ -471,7 +452,7 @@ impl Catalog for GlueCatalog {
                     .map_err(|e| glue_error("UpdatePartition", target, e))?;
                 Ok(CommitOutcome::Committed)
             }
-            _ => Self::race_outcome(entry, current),
+            _ => settle(entry, current.as_ref()),
         }
     }
 }

@@ -58,6 +58,26 @@ pub enum CommitOutcome {
     AlreadyCurrent,
 }
 
+/// What a commit finds when the partition does not point where the run expected: a version built
+/// from the same raw data means the work is done ([`CommitOutcome::AlreadyCurrent`]); anything
+/// else is a conflict.
+pub(crate) fn settle(
+    entry: &PartitionEntry,
+    current: Option<&PartitionEntry>,
+) -> Result<CommitOutcome> {
+    match current {
+        Some(c) if c.raw_fingerprint == entry.raw_fingerprint => Ok(CommitOutcome::AlreadyCurrent),
+        Some(c) => Err(crate::error::Error::CommitConflict {
+            partition: entry.partition.clone(),
+            found: c.version.clone(),
+        }),
+        None => Err(crate::error::Error::CommitConflict {
+            partition: entry.partition.clone(),
+            found: "(none: the entry was removed)".into(),
+        }),
+    }
+}
+
 #[async_trait]
 pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// The entry of one partition, if it was ever committed.

@@ -11,7 +11,7 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersio
 use async_trait::async_trait;
 use eventlake_contract::PartitionKey;
 
-use super::{Catalog, CommitOutcome, PartitionEntry};
+use super::{Catalog, CommitOutcome, PartitionEntry, settle};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 
@@ -52,23 +52,6 @@ impl ObjectCatalog {
         })?;
         Ok(Some((entry, version)))
     }
-
-    /// What a commit that lost a race did: the same raw data is fine, anything else conflicts.
-    async fn after_race(&self, entry: &PartitionEntry) -> Result<CommitOutcome> {
-        match self.read(&Self::key(&entry.partition)).await? {
-            Some((current, _)) if current.raw_fingerprint == entry.raw_fingerprint => {
-                Ok(CommitOutcome::AlreadyCurrent)
-            }
-            Some((current, _)) => Err(Error::CommitConflict {
-                partition: entry.partition.clone(),
-                found: current.version,
-            }),
-            None => Err(Error::Task(format!(
-                "{}: catalog entry vanished during a commit",
-                entry.partition
-            ))),
-        }
-    }
 }
 
 #[async_trait]
@@ -104,21 +87,7 @@ impl Catalog for ObjectCatalog {
         let mode = match (&current, expected) {
             (None, None) => PutMode::Create,
             (Some((c, v)), Some(exp)) if c.version == exp => PutMode::Update(v.clone()),
-            (Some((c, _)), _) if c.raw_fingerprint == entry.raw_fingerprint => {
-                return Ok(CommitOutcome::AlreadyCurrent);
-            }
-            (Some((c, _)), _) => {
-                return Err(Error::CommitConflict {
-                    partition: entry.partition.clone(),
-                    found: c.version.clone(),
-                });
-            }
-            (None, Some(_)) => {
-                return Err(Error::CommitConflict {
-                    partition: entry.partition.clone(),
-                    found: "(none: the entry was removed)".into(),
-                });
-            }
+            _ => return settle(entry, current.as_ref().map(|(c, _)| c)),
         };
         let body = PutPayload::from(serde_json::to_vec_pretty(entry).expect("entry serialises"));
         let path = self.lake.path(&key);
@@ -129,7 +98,10 @@ impl Catalog for ObjectCatalog {
         match self.lake.store().put_opts(&path, body, opts).await {
             Ok(_) => Ok(CommitOutcome::Committed),
             Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => self.after_race(entry).await,
+            | Err(object_store::Error::Precondition { .. }) => {
+                let now = self.read(&key).await?;
+                settle(entry, now.as_ref().map(|(c, _)| c))
+            }
             Err(e) => Err(Error::storage(&path, e)),
         }
     }
