@@ -229,9 +229,9 @@ variable "map_max_concurrency" {
 }
 
 variable "frequent_schedule_expression" {
-  description = "Schedule of the frequent run (today's partitions)."
+  description = "Schedule of the frequent run (today's partitions). The cadence is the cost knob: compaction is not incremental, so every run re-reads all of the day's raw objects so far, and each raw object is read about N/2 + 1 times for N runs a day (7 times every two hours, 49 every 15 minutes; docs/operations.md, section 4). Curated data is up to one interval old (two hours by default); raw data is durable within the RPO whatever the cadence."
   type        = string
-  default     = "rate(15 minutes)"
+  default     = "rate(2 hours)"
 }
 
 variable "nightly_schedule_expression" {
@@ -241,7 +241,7 @@ variable "nightly_schedule_expression" {
 }
 
 variable "p95_check_on_frequent_runs" {
-  description = "Also run the P95 check of the saved queries (each query `runs` times on Athena) in the frequent runs, not only in the nightly one. Off by default: 96 checks a day cost Athena scans and Lambda time for a budget that changes slowly."
+  description = "Also run the P95 check of the saved queries (each query `runs` times on Athena) in the frequent runs, not only in the nightly one. Off by default: a check every frequent run (12 a day at the default cadence) costs Athena scans and Lambda time for a budget that changes slowly."
   type        = bool
   default     = false
 }

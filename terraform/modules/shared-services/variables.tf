@@ -60,7 +60,7 @@ variable "noncurrent_version_expiration_days" {
 }
 
 variable "curated_noncurrent_version_expiration_days" {
-  description = "Days after which curated versions removed by `etl gc` (noncurrent objects under curated/ of the lake bucket) expire. Short on purpose: today's partition is rewritten every 15 minutes, and curated data can always be rebuilt from raw."
+  description = "Days after which curated versions removed by `etl gc` (noncurrent objects under curated/ of the lake bucket) expire. Short on purpose: today's partition is rewritten by every frequent run (every two hours by default), and curated data can always be rebuilt from raw."
   type        = number
   default     = 3
 }
