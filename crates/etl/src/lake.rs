@@ -35,7 +35,7 @@ impl Lake {
     /// Opens the lake named by `--lake`: a local path (created when `create` is set), a
     /// `file://` URL or `s3://bucket/prefix`.
     pub fn open(location: &str, create: bool) -> Result<Self> {
-        Self::from_location(eventlake_store::open(location, create), create)
+        Self::from_location(eventlake_store::open(location, create))
     }
 
     /// Like [`Lake::open`], with S3 credentials and region from an AWS SDK configuration (the one
@@ -45,15 +45,11 @@ impl Lake {
         create: bool,
         sdk: &aws_config::SdkConfig,
     ) -> Result<Self> {
-        Self::from_location(
-            eventlake_store::open_with_sdk(location, create, sdk),
-            create,
-        )
+        Self::from_location(eventlake_store::open_with_sdk(location, create, sdk))
     }
 
     fn from_location(
         loc: std::result::Result<eventlake_store::Location, eventlake_store::OpenError>,
-        _create: bool,
     ) -> Result<Self> {
         let loc = loc.map_err(|e| match e {
             eventlake_store::OpenError::Io { location, source } => Error::io(
@@ -77,15 +73,6 @@ impl Lake {
     /// Whether the lake lives in S3 (or a compatible store).
     pub fn is_s3(&self) -> bool {
         self.bucket.is_some()
-    }
-
-    /// `s3://bucket/root` for an S3 lake, the folder for a local one.
-    pub fn url(&self) -> String {
-        match &self.bucket {
-            Some(b) if self.root.is_empty() => format!("s3://{b}"),
-            Some(b) => format!("s3://{b}/{}", self.root),
-            None => self.display.clone(),
-        }
     }
 
     /// The absolute URL of a key relative to the root (`s3://bucket/root/key`).

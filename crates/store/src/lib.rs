@@ -47,13 +47,6 @@ pub struct Location {
     pub access_key_id: Arc<Mutex<Option<String>>>,
 }
 
-impl Location {
-    /// The access key id in use, if known.
-    pub fn access_key_id(&self) -> Option<String> {
-        self.access_key_id.lock().ok().and_then(|k| k.clone())
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("lake {0}: unsupported scheme (use a local path, file:// or s3://bucket/prefix)")]

@@ -179,10 +179,6 @@ impl GlueCatalog {
         }
     }
 
-    pub fn target(&self) -> &GlueTarget {
-        &self.target
-    }
-
     fn table_name(&self) -> String {
         format!("{}.{}", self.target.database, self.target.table)
     }
@@ -338,28 +334,6 @@ impl GlueCatalog {
             .parameters(P_COMMITTED_AT, &e.committed_at)
             .parameters(P_FILES, files)
             .build()
-    }
-
-    /// Removes one partition.
-    pub async fn delete_partition(&self, p: &PartitionKey) -> Result<()> {
-        match self
-            .client
-            .delete_partition()
-            .database_name(&self.target.database)
-            .table_name(&self.target.table)
-            .partition_values(p.team.to_string())
-            .partition_values(p.dt.to_string())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_code(&e, "EntityNotFoundException") => Ok(()),
-            Err(e) => Err(glue_error(
-                "DeletePartition",
-                format!("{} {p}", self.table_name()),
-                e,
-            )),
-        }
     }
 }
 
