@@ -48,16 +48,19 @@ impl CommittedEvents {
                 files.push(
                     PartitionedFile::new(lake.path(&f.key).to_string(), f.size)
                         .with_partition_values(vec![
-                            ScalarValue::Utf8(Some(e.partition.team.to_string())),
-                            ScalarValue::Utf8(Some(e.partition.dt.to_string())),
+                            ScalarValue::Utf8View(Some(e.partition.team.to_string())),
+                            ScalarValue::Utf8View(Some(e.partition.dt.to_string())),
                         ]),
                 );
             }
         }
-        let partition_schema =
-            DFSchema::try_from(arrow::datatypes::Schema::new(partition_fields()))?;
+        let partition_schema = DFSchema::try_from(arrow::datatypes::Schema::new(view_fields(
+            &partition_fields(),
+        )))?;
         Ok(Self {
-            schema: table_schema(),
+            schema: Arc::new(arrow::datatypes::Schema::new(view_fields(
+                table_schema().fields(),
+            ))),
             partition_schema,
             url: lake.object_store_url().clone(),
             files,
@@ -121,9 +124,11 @@ impl TableProvider for CommittedEvents {
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         let source = format.file_source(
-            TableSchema::builder(file_schema())
-                .with_table_partition_cols(partition_fields())
-                .build(),
+            TableSchema::builder(Arc::new(arrow::datatypes::Schema::new(view_fields(
+                file_schema().fields(),
+            ))))
+            .with_table_partition_cols(view_fields(&partition_fields()))
+            .build(),
         );
         let config = FileScanConfigBuilder::new(self.url.clone(), source)
             .with_file_groups(groups)
@@ -134,15 +139,153 @@ impl TableProvider for CommittedEvents {
     }
 }
 
+/// The fields with strings as `Utf8View`: the Parquet reader decodes strings straight into views
+/// (short ones inline, no copy), and partition values as views cost 16 bytes a row.
+fn view_fields(fields: &[arrow::datatypes::FieldRef]) -> Vec<arrow::datatypes::FieldRef> {
+    fields
+        .iter()
+        .map(|f| match f.data_type() {
+            arrow::datatypes::DataType::Utf8 => Arc::new(
+                f.as_ref()
+                    .clone()
+                    .with_data_type(arrow::datatypes::DataType::Utf8View),
+            ),
+            _ => Arc::clone(f),
+        })
+        .collect()
+}
+
+/// Answers `count(*)` grouped by partition columns only (events per team and day, the most common
+/// question) from the catalog's row counts instead of scanning: the table's partitions are known
+/// with their exact row counts, so no Parquet is read at all. Applies only when nothing but
+/// partition columns is read or filtered.
+#[derive(Debug)]
+struct CountFromCatalog {
+    /// `team`, `dt`, `rows` (Int64): one row per committed partition.
+    counts: Arc<dyn TableProvider>,
+}
+
+impl CountFromCatalog {
+    fn new(entries: &[PartitionEntry]) -> Result<Self> {
+        use arrow::array::{Int64Array, StringViewArray};
+        let mut fields = view_fields(&partition_fields());
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            "rows",
+            arrow::datatypes::DataType::Int64,
+            false,
+        )));
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let teams: StringViewArray = entries
+            .iter()
+            .map(|e| Some(e.partition.team.to_string()))
+            .collect();
+        let dts: StringViewArray = entries
+            .iter()
+            .map(|e| Some(e.partition.dt.to_string()))
+            .collect();
+        let rows = Int64Array::from_iter_values(entries.iter().map(|e| e.rows as i64));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(teams), Arc::new(dts), Arc::new(rows)],
+        )?;
+        Ok(Self {
+            counts: Arc::new(datafusion::datasource::MemTable::try_new(
+                schema,
+                vec![vec![batch]],
+            )?),
+        })
+    }
+}
+
+impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
+    fn name(&self) -> &str {
+        "count_from_catalog"
+    }
+
+    fn apply_order(&self) -> Option<datafusion::optimizer::ApplyOrder> {
+        Some(datafusion::optimizer::ApplyOrder::TopDown)
+    }
+
+    fn rewrite(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _config: &dyn datafusion::optimizer::OptimizerConfig,
+    ) -> datafusion::error::Result<
+        datafusion::common::tree_node::Transformed<datafusion::logical_expr::LogicalPlan>,
+    > {
+        use datafusion::common::tree_node::Transformed;
+        use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, col, utils::conjunction};
+        let LogicalPlan::Aggregate(agg) = &plan else {
+            return Ok(Transformed::no(plan));
+        };
+        let LogicalPlan::TableScan(scan) = agg.input.as_ref() else {
+            return Ok(Transformed::no(plan));
+        };
+        let is_events = scan.table_name.table() == "events"
+            && scan.source.schema().fields().len() == table_schema().fields().len();
+        let partition_only = scan
+            .projected_schema
+            .fields()
+            .iter()
+            .all(|f| PARTITION_COLUMNS.contains(&f.name().as_str()))
+            && scan
+                .filters
+                .iter()
+                .all(|f| expr_applicable_for_cols(&PARTITION_COLUMNS, f));
+        let groups_are_columns = agg.group_expr.iter().all(|e| matches!(e, Expr::Column(_)));
+        let counts_only = agg.aggr_expr.iter().all(|e| match e {
+            Expr::AggregateFunction(f) => {
+                f.func.name() == "count"
+                    && !f.params.distinct
+                    && f.params.filter.is_none()
+                    && f.params
+                        .args
+                        .iter()
+                        .all(|a| matches!(a, Expr::Literal(v, _) if !v.is_null()))
+            }
+            _ => false,
+        });
+        if !(is_events && partition_only && groups_are_columns && counts_only)
+            || scan.fetch.is_some()
+            || agg.aggr_expr.is_empty()
+            // Ungrouped, an empty input must give 0 (a sum would give NULL); DataFusion answers
+            // that case from statistics already.
+            || agg.group_expr.is_empty()
+        {
+            return Ok(Transformed::no(plan));
+        }
+        let source = datafusion::datasource::provider_as_source(Arc::clone(&self.counts));
+        let mut builder = LogicalPlanBuilder::scan(scan.table_name.clone(), source, None)?;
+        if let Some(predicate) = conjunction(scan.filters.clone()) {
+            builder = builder.filter(predicate)?;
+        }
+        let sums: Vec<Expr> = agg
+            .aggr_expr
+            .iter()
+            .map(|e| {
+                datafusion::functions_aggregate::expr_fn::sum(col("rows"))
+                    .alias(e.schema_name().to_string())
+            })
+            .collect();
+        let rewritten = builder.aggregate(agg.group_expr.clone(), sums)?.build()?;
+        Ok(Transformed::yes(rewritten))
+    }
+}
+
 /// A DataFusion session with `events` registered over the catalog's committed versions.
 pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContext> {
-    let config = SessionConfig::new()
-        .with_information_schema(true)
-        .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-    let ctx = SessionContext::new_with_config(config);
-    crate::trino::register(&ctx);
+    // DATAFUSION_* environment variables tune the engine (e.g.
+    // DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
+    let mut options = datafusion::config::ConfigOptions::from_env()?;
+    if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
+        options.execution.parquet.pushdown_filters = true;
+    }
+    let config = SessionConfig::from(options).with_information_schema(true);
+    let mut ctx = SessionContext::new_with_config(config);
+    crate::trino::register(&mut ctx);
     ctx.register_object_store(lake.object_store_url().as_ref(), Arc::clone(lake.store()));
     let entries = catalog.list().await?;
+    ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
     Ok(ctx)
 }
