@@ -9,7 +9,8 @@
 //! over 7 days and 3 teams, then alternates `etl check-p95 sql/` and DuckDB running the same saved
 //! queries (translated from Athena SQL by sqlglot; `benches/duckdb_queries.py`) over exactly the
 //! committed files: `--rounds` rounds of `--runs / --rounds` runs each, so a noisy spell of the
-//! machine falls on both. Each side runs in one warm process, every run timed (none dropped).
+//! machine falls on both. Each side runs in one process per round, one untimed pass over the
+//! queries first, then every run timed.
 //! Needs `pip install duckdb sqlglot`.
 
 use std::collections::BTreeMap;

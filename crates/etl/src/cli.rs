@@ -280,9 +280,12 @@ pub struct CheckP95Args {
     pub queries: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "local")]
     pub engine: EngineKind,
-    /// Runs per query.
+    /// Timed runs per query.
     #[arg(long, default_value_t = 20)]
     pub runs: usize,
+    /// Untimed runs of each query first (0 to time a cold start too).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
     /// One budget for every query (90s, 2m), instead of each file's own.
     #[arg(long)]
     pub budget: Option<String>,
@@ -599,7 +602,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 crate::p95::Engine::Local(session(&ctx.lake, ctx.catalog.as_ref()).await?)
             };
-            let report = crate::p95::check(&engine, &queries, &params, a.runs, budget).await?;
+            let report =
+                crate::p95::check(&engine, &queries, &params, (a.warmup, a.runs), budget).await?;
             std::fs::write(&a.chart, crate::p95::chart_svg(&report))
                 .map_err(|e| Error::io("cannot write chart", a.chart.display(), e))?;
             if a.json {

@@ -68,6 +68,7 @@ pub struct QueryStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub engine: String,
+    pub warmup: usize,
     pub runs: usize,
     pub ok: bool,
     pub over_budget: Vec<String>,
@@ -83,13 +84,15 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Runs every query `runs` times (after checking all of them render), in turn, so that a
-/// noisy moment spreads over all queries rather than hitting one.
+/// Runs every query `warmup` times untimed, then `runs` times timed (after checking all of them
+/// render), in turn, so that a noisy moment spreads over all queries rather than hitting one.
+/// The warm-up keeps a process's one-time costs (thread pools, first reads of file footers) out
+/// of the figures, as an analyst's engine is already running.
 pub async fn check(
     engine: &Engine,
     queries: &[SavedQuery],
     params: &BTreeMap<String, String>,
-    runs: usize,
+    (warmup, runs): (usize, usize),
     budget: Option<Duration>,
 ) -> Result<Report> {
     let sqls: Vec<String> = queries
@@ -111,6 +114,14 @@ pub async fn check(
     let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); queries.len()];
     let mut queued: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); queries.len()];
     let mut rows = vec![0; queries.len()];
+    for (i, sql) in sqls.iter().enumerate().cycle().take(sqls.len() * warmup) {
+        engine.time(sql).await.map_err(|e| {
+            crate::error::Error::InvalidArgument(format!(
+                "{} (warm-up): {e}",
+                queries[i].path.display()
+            ))
+        })?;
+    }
     for run in 0..runs {
         for (i, sql) in sqls.iter().enumerate() {
             let (ms, q, n) = engine.time(sql).await.map_err(|e| {
@@ -154,6 +165,7 @@ pub async fn check(
         .collect();
     Ok(Report {
         engine: engine.name().into(),
+        warmup,
         runs,
         ok: over_budget.is_empty(),
         over_budget,

@@ -246,7 +246,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                         .map_err(|e| TaskError::from_error(&e))?,
                 )
             };
-            let report = crate::p95::check(&engine, &queries, &BTreeMap::new(), runs, None)
+            let report = crate::p95::check(&engine, &queries, &BTreeMap::new(), (1, runs), None)
                 .await
                 .map_err(|e| TaskError::from_error(&e))?;
             for q in &report.queries {

@@ -33,6 +33,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 pub fn register(ctx: &mut SessionContext) {
     datafusion::execution::FunctionRegistry::register_expr_planner(ctx, Arc::new(FixedIntervals))
         .expect("a planner registers");
+    ctx.register_udf(ScalarUDF::from(DateTrunc::new()));
     ctx.register_udf(ScalarUDF::from(JsonExtractScalar::new()));
     ctx.register_udf(ScalarUDF::from(FromIso8601Timestamp::new()));
     ctx.register_udaf(
@@ -78,6 +79,97 @@ impl ExprPlanner for FixedIntervals {
                 None,
             )),
         ))))
+    }
+}
+
+/// `date_trunc` with a fast path for the table's timestamps: on UTC timestamps, truncating to a
+/// second, minute, hour or day is integer arithmetic (floor to a multiple of the unit). Anything
+/// else goes to DataFusion's own `date_trunc`, whose signature and result types it keeps.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DateTrunc {
+    inner: Arc<ScalarUDF>,
+}
+
+impl DateTrunc {
+    pub fn new() -> Self {
+        Self {
+            inner: datafusion::functions::datetime::date_trunc(),
+        }
+    }
+}
+
+impl Default for DateTrunc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScalarUDFImpl for DateTrunc {
+    fn name(&self) -> &str {
+        "date_trunc"
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> datafusion::error::Result<arrow::datatypes::FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let unit_micros = match args.args.first() {
+            Some(ColumnarValue::Scalar(
+                ScalarValue::Utf8(Some(g))
+                | ScalarValue::Utf8View(Some(g))
+                | ScalarValue::LargeUtf8(Some(g)),
+            )) => match g.to_ascii_lowercase().as_str() {
+                "second" => Some(1_000_000_i64),
+                "minute" => Some(60_000_000),
+                "hour" => Some(3_600_000_000),
+                "day" => Some(86_400_000_000),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let (Some(unit), Some(ColumnarValue::Array(a))) = (unit_micros, args.args.get(1))
+            && let DataType::Timestamp(tu, Some(tz)) = a.data_type()
+            && (tz.as_ref() == "UTC" || tz.as_ref() == "+00:00")
+        {
+            let per_micro: i64 = match tu {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1,
+                TimeUnit::Nanosecond => 1_000,
+            };
+            if per_micro != 0 {
+                // Units in the array's own resolution.
+                let step = match tu {
+                    TimeUnit::Millisecond => unit / 1_000,
+                    TimeUnit::Nanosecond => unit * 1_000,
+                    _ => unit,
+                };
+                let ints = arrow::compute::cast(a, &DataType::Int64)?;
+                let ints = ints
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .expect("cast to Int64");
+                let floored: arrow::array::Int64Array =
+                    arrow::compute::kernels::arity::unary(ints, |v| v - v.rem_euclid(step));
+                let out = arrow::compute::cast(&floored, a.data_type())?;
+                return Ok(ColumnarValue::Array(out));
+            }
+        }
+        self.inner.invoke_with_args(args)
     }
 }
 
