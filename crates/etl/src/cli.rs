@@ -178,20 +178,22 @@ pub struct TuningArgs {
     pub row_group_rows: usize,
     #[arg(long, default_value_t = 1)]
     pub zstd_level: i32,
-    /// Raw objects read at once within a partition.
-    #[arg(long, default_value_t = 8)]
-    pub read_concurrency: usize,
+    /// Raw objects read at once within a partition (default 8 on a folder, 64 on S3, where each
+    /// read waits mostly on the network).
+    #[arg(long)]
+    pub read_concurrency: Option<usize>,
 }
 
 impl TuningArgs {
-    fn options(&self) -> Result<CompactOptions> {
-        if self.target_file_mb == 0 || self.row_group_rows == 0 || self.read_concurrency == 0 {
+    fn options(&self, on_s3: bool) -> Result<CompactOptions> {
+        let read_concurrency = self.read_concurrency.unwrap_or(if on_s3 { 64 } else { 8 });
+        if self.target_file_mb == 0 || self.row_group_rows == 0 || read_concurrency == 0 {
             return Err(Error::InvalidArgument(
                 "--target-file-mb, --row-group-rows and --read-concurrency must be positive".into(),
             ));
         }
         Ok(CompactOptions {
-            read_concurrency: self.read_concurrency,
+            read_concurrency,
             target_file_bytes: self.target_file_mb * 1024 * 1024,
             row_group_rows: self.row_group_rows,
             zstd_level: self.zstd_level,
@@ -706,8 +708,8 @@ async fn run_jobs(
     jobs: usize,
     args: &RunArgs,
 ) -> Result<ExitCode> {
-    let opts = args.tuning.options()?;
     let Context { lake, catalog, .. } = open(target, false, false).await?;
+    let opts = args.tuning.options(lake.is_s3())?;
     let plan = plan(&lake, catalog.as_ref(), &selection, args.force).await?;
     if args.dry_run {
         if args.json {

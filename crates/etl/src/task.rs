@@ -180,15 +180,13 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
             if p.partitions.is_empty() {
                 return Err(TaskError::bad(format!("{partition}: no raw data")));
             }
-            let summary = backfill::run(
-                &ctx.lake,
-                ctx.catalog,
-                p,
-                1,
-                &CompactOptions::default(),
-                &Progress::Quiet,
-            )
-            .await;
+            let opts = CompactOptions {
+                // As `etl backfill` chooses: object storage reads wait on the network.
+                read_concurrency: if ctx.lake.is_s3() { 64 } else { 8 },
+                ..CompactOptions::default()
+            };
+            let summary =
+                backfill::run(&ctx.lake, ctx.catalog, p, 1, &opts, &Progress::Quiet).await;
             let r = summary
                 .partitions
                 .first()
