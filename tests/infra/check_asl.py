@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tfmodel import REPO, load_module  # noqa: E402
+from tfmodel import REPO, load_module, report  # noqa: E402
 
 JOBS = REPO / "jobs"
 ETL_MODULE = REPO / "terraform" / "modules" / "etl"
@@ -274,13 +274,11 @@ def main() -> int:
     for name in sorted(set(tf_vars) - used):
         fail("terraform/modules/etl", f"templatefile variable {name} is used by no jobs/*.asl.json")
 
-    if failures:
-        print(f"check_asl: {len(failures)} failure(s)", file=sys.stderr)
-        for x in failures:
-            print(f"  - {x}", file=sys.stderr)
-        return 1
-    print(f"check_asl: ok ({len(files)} definition(s), {n_states} states, {n_tasks} Lambda tasks, {len(used)} placeholders)")
-    return 0
+    return report(
+        "check_asl",
+        failures,
+        f"{len(files)} definition(s), {n_states} states, {n_tasks} Lambda tasks, {len(used)} placeholders",
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no __pycache__ next to the scripts
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tfmodel import REPO, Module, blocks, is_expression, load_all  # noqa: E402
+from tfmodel import REPO, Module, blocks, is_expression, load_all, report  # noqa: E402
 
 ASL = REPO / "jobs" / "compact.asl.json"
 
@@ -577,13 +577,7 @@ def main() -> int:
             failures.append(f"check_terraform: found no {what} to check")
 
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-    if failures:
-        print(f"check_terraform: {len(failures)} failure(s) ({summary})", file=sys.stderr)
-        for f in failures:
-            print(f"  - {f}", file=sys.stderr)
-        return 1
-    print(f"check_terraform: ok ({summary})")
-    return 0
+    return report("check_terraform", failures, summary)
 
 
 if __name__ == "__main__":

@@ -119,3 +119,16 @@ def module_dirs() -> list[Path]:
 
 def load_all() -> dict[Path, Module]:
     return {d: load_module(d) for d in module_dirs()}
+
+
+def report(tool: str, failures: list[str], summary: str) -> int:
+    """Prints a check's verdict: every failure on stderr, or one ok line; returns the exit code."""
+    import sys
+
+    if failures:
+        print(f"{tool}: {len(failures)} failure(s) ({summary})", file=sys.stderr)
+        for f in failures:
+            print(f"  - {f}", file=sys.stderr)
+        return 1
+    print(f"{tool}: ok ({summary})")
+    return 0

@@ -244,9 +244,15 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                         .map_err(|e| TaskError::from_error(&e))?,
                 )
             };
-            let report = crate::p95::check(&engine, &queries, &BTreeMap::new(), (1, runs), None)
-                .await
-                .map_err(|e| TaskError::from_error(&e))?;
+            let report = crate::p95::check(
+                &engine,
+                &queries,
+                &BTreeMap::new(),
+                (usize::from(!athena), runs),
+                None,
+            )
+            .await
+            .map_err(|e| TaskError::from_error(&e))?;
             for q in &report.queries {
                 tracing::info!(
                     query = %q.name, p50_ms = q.p50_ms, p95_ms = q.p95_ms, budget_ms = q.budget_ms,

@@ -199,15 +199,18 @@ async fn backfill_on_s3_registers_every_partition_in_glue() {
         );
         assert!(loc.contains("/v="), "{loc}");
     }
-    let versions_before = client
-        .get_table_versions()
-        .database_name(&db)
-        .table_name("events")
-        .send()
-        .await
-        .unwrap()
-        .table_versions()
-        .len();
+    let (c, d) = (&client, &db);
+    let table_versions = move || async move {
+        c.get_table_versions()
+            .database_name(d)
+            .table_name("events")
+            .send()
+            .await
+            .unwrap()
+            .table_versions()
+            .len()
+    };
+    let versions_before = table_versions().await;
 
     // What Glue points at is what the local engine reads.
     assert_eq!(count(&lake, &glue), "n\n29659\n");
@@ -216,16 +219,7 @@ async fn backfill_on_s3_registers_every_partition_in_glue() {
     let summary: serde_json::Value = serde_json::from_str(&ok(run(&args, &[]))).unwrap();
     assert_eq!(summary["committed"], 0, "{summary}");
     assert_eq!(summary["unchanged"], 9, "{summary}");
-    let versions_after = client
-        .get_table_versions()
-        .database_name(&db)
-        .table_name("events")
-        .send()
-        .await
-        .unwrap()
-        .table_versions()
-        .len();
-    assert_eq!(versions_before, versions_after);
+    assert_eq!(versions_before, table_versions().await);
 
     // A wiped catalog comes back from the manifests.
     client.delete_database().name(&db).send().await.unwrap();

@@ -61,7 +61,13 @@ fn sigkill_mid_backfill_then_rerun_equals_an_uninterrupted_run() {
     let committed = |dir: &std::path::Path| {
         walk(dir)
             .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            // Entries only: a commit's temporary file (`.tmp-…`) is not one until renamed.
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "json")
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("dt="))
+            })
             .count()
     };
     while committed(&catalog) == 0 && Instant::now() < deadline {
