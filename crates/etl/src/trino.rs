@@ -219,8 +219,106 @@ pub fn parse_json_path(path: &str) -> Result<Vec<Step>, String> {
 
 /// The scalar at `steps` in `json`, as Athena's `json_extract_scalar` returns it.
 pub fn extract_scalar(json: &str, steps: &[Step]) -> Option<String> {
+    if let [Step::Key(key)] = steps
+        && let Some(found) = top_level_scan(json.as_bytes(), key.as_bytes())
+    {
+        return found.and_then(|at| {
+            let mut values = serde_json::Deserializer::from_str(&json[at..])
+                .into_iter::<&serde_json::value::RawValue>();
+            values.next()?.ok().and_then(scalar_of)
+        });
+    }
     let mut de = serde_json::Deserializer::from_str(json);
     Nav { steps }.deserialize(&mut de).ok().flatten()
+}
+
+/// The fast path of a one-key path (`$.amount_cents`): walks the top-level object's keys, skipping
+/// the values it does not want without parsing them, like a streaming JSON reader that stops at
+/// the first match. `Some(Some(offset))` is where the value starts, `Some(None)` means the object
+/// has no such key; `None` (an escaped key, anything unexpected) leaves the document to the full
+/// parser.
+fn top_level_scan(b: &[u8], key: &[u8]) -> Option<Option<usize>> {
+    let ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    // The end of the string whose opening quote is at `i` (the index after its closing quote).
+    let string_end = |mut i: usize| -> Option<usize> {
+        i += 1;
+        loop {
+            let j = i + memchr::memchr2(b'"', b'\\', &b[i..])?;
+            if b[j] == b'"' {
+                return Some(j + 1);
+            }
+            i = j + 2;
+        }
+    };
+    let mut i = 0;
+    ws(&mut i);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        ws(&mut i);
+        match b.get(i)? {
+            b'}' => return Some(None),
+            b'"' => {}
+            _ => return None,
+        }
+        let end = string_end(i)?;
+        let name = &b[i + 1..end - 1];
+        if name.contains(&b'\\') {
+            return None;
+        }
+        i = end;
+        ws(&mut i);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        ws(&mut i);
+        if name == key {
+            return Some(Some(i));
+        }
+        // Skip the value.
+        match b.get(i)? {
+            b'"' => i = string_end(i)?,
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match b.get(i)? {
+                        b'"' => {
+                            i = string_end(i)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            _ => {
+                while i < b.len() && !matches!(b[i], b',' | b'}') && !b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+            }
+        }
+        ws(&mut i);
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => return Some(None),
+            _ => return None,
+        }
+    }
 }
 
 /// Walks a JSON document along a path without building it, borrowing what it can.
@@ -584,6 +682,24 @@ mod tests {
         assert_eq!(x(doc, "$.a.b[7]"), None);
         assert_eq!(x("not json", "$.a"), None);
         assert_eq!(x("[1,2]", "$[1]").as_deref(), Some("2"));
+        // The one-key fast path and the full parser agree.
+        for (doc, key) in [
+            (r#"{"a":"x","b":{"c":[1,"}",{"d":"]"}]},"k":"v\"w","n":-1.5e3}"#, "k"),
+            (r#"{"a":"x","b":{"c":[1,"}",{"d":"]"}]},"k":"v\"w","n":-1.5e3}"#, "n"),
+            (r#" { "a" : [ ] , "k" : true } "#, "k"),
+            (r#"{"a\"k":1,"k":2}"#, "k"),
+            (r#"{"k":1,"k":2}"#, "k"),
+            (r#"{"a":1}"#, "k"),
+            (r#"{"k":{"x":1}}"#, "k"),
+            (r#"{"k":null}"#, "k"),
+            (r#"[1,2]"#, "k"),
+        ] {
+            let steps = parse_json_path(&format!("$.{key}")).unwrap();
+            let mut de = serde_json::Deserializer::from_str(doc);
+            let full = Nav { steps: &steps }.deserialize(&mut de).ok().flatten();
+            assert_eq!(extract_scalar(doc, &steps), full, "{doc} {key}");
+        }
+        assert_eq!(x(r#"{"p":"/x","k":"v\"w"}"#, "$.k").as_deref(), Some("v\"w"));
         assert!(parse_json_path("a.b").is_err());
         assert!(parse_json_path("$.a[").is_err());
     }
