@@ -684,8 +684,14 @@ mod tests {
         assert_eq!(x("[1,2]", "$[1]").as_deref(), Some("2"));
         // The one-key fast path and the full parser agree.
         for (doc, key) in [
-            (r#"{"a":"x","b":{"c":[1,"}",{"d":"]"}]},"k":"v\"w","n":-1.5e3}"#, "k"),
-            (r#"{"a":"x","b":{"c":[1,"}",{"d":"]"}]},"k":"v\"w","n":-1.5e3}"#, "n"),
+            (
+                r#"{"a":"x","b":{"c":[1,"}",{"d":"]"}]},"k":"v\"w","n":-1.5e3}"#,
+                "k",
+            ),
+            (
+                r#"{"a":"x","b":{"c":[1,"}",{"d":"]"}]},"k":"v\"w","n":-1.5e3}"#,
+                "n",
+            ),
             (r#" { "a" : [ ] , "k" : true } "#, "k"),
             (r#"{"a\"k":1,"k":2}"#, "k"),
             (r#"{"k":1,"k":2}"#, "k"),
@@ -699,7 +705,10 @@ mod tests {
             let full = Nav { steps: &steps }.deserialize(&mut de).ok().flatten();
             assert_eq!(extract_scalar(doc, &steps), full, "{doc} {key}");
         }
-        assert_eq!(x(r#"{"p":"/x","k":"v\"w"}"#, "$.k").as_deref(), Some("v\"w"));
+        assert_eq!(
+            x(r#"{"p":"/x","k":"v\"w"}"#, "$.k").as_deref(),
+            Some("v\"w")
+        );
         assert!(parse_json_path("a.b").is_err());
         assert!(parse_json_path("$.a[").is_err());
     }
