@@ -152,25 +152,6 @@ data "aws_iam_policy_document" "analyst" {
     resources = ["${var.athena_results_bucket_arn}/team=${each.key}/*"]
   }
 
-  statement {
-    sid       = "BucketLocations"
-    effect    = "Allow"
-    actions   = ["s3:GetBucketLocation"]
-    resources = [var.lake_bucket_arn, var.athena_results_bucket_arn]
-  }
-
-  statement {
-    sid       = "UseDataKeyThroughS3AndGlue"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.data_kms_key_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.via_s3, local.via_glue]
-    }
-  }
 }
 
 resource "aws_iam_role_policy" "analyst" {

@@ -1,7 +1,7 @@
 # The etl binary runs either as a Lambda task or as a Fargate task; both roles get the same data
-# permissions (one policy document), each has its own role so that the two trust policies stay
-# single-service. The job publishes its metrics as CloudWatch embedded-metric log lines, so no
-# role here needs cloudwatch:PutMetricData.
+# permissions (the etl_data document here and lake_data_key in shared.tf), each has its own role
+# so that the two trust policies stay single-service. The job publishes its metrics as CloudWatch
+# embedded-metric log lines, so no role here needs cloudwatch:PutMetricData.
 
 data "aws_iam_policy_document" "etl_data" {
   # One lake bucket (EVENTLAKE_LAKE = s3://<lake bucket>): listing is limited to the job's three
@@ -125,25 +125,6 @@ data "aws_iam_policy_document" "etl_data" {
     resources = ["${var.athena_results_bucket_arn}/${var.job_athena_results_prefix}*"]
   }
 
-  statement {
-    sid       = "BucketLocations"
-    effect    = "Allow"
-    actions   = ["s3:GetBucketLocation"]
-    resources = [var.lake_bucket_arn, var.athena_results_bucket_arn]
-  }
-
-  statement {
-    sid       = "UseDataKeyThroughS3AndGlue"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.data_kms_key_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.via_s3, local.via_glue]
-    }
-  }
 }
 
 # --- etl as a Lambda task -------------------------------------------------------------------
@@ -161,31 +142,6 @@ resource "aws_iam_role_policy" "etl_job_data" {
   policy = data.aws_iam_policy_document.etl_data.json
 }
 
-data "aws_iam_policy_document" "etl_job_runtime" {
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${var.etl_log_group_arn}:*"]
-  }
-
-  statement {
-    sid    = "WriteTraces"
-    effect = "Allow"
-    actions = [
-      "xray:PutTelemetryRecords",
-      "xray:PutTraceSegments",
-    ]
-    # X-Ray trace submission does not support resource-level permissions; "*" is required.
-    resources = ["*"]
-  }
-}
-
-resource "aws_iam_role_policy" "etl_job_runtime" {
-  name   = "etl-runtime"
-  role   = aws_iam_role.etl_job.id
-  policy = data.aws_iam_policy_document.etl_job_runtime.json
-}
 
 # --- etl as a Fargate task ------------------------------------------------------------------
 

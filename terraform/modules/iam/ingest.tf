@@ -53,51 +53,10 @@ data "aws_iam_policy_document" "ingest" {
   }
 
   statement {
-    sid     = "WriteRawBatchesAndIdempotencyMarkers"
-    effect  = "Allow"
-    actions = ["s3:GetObject", "s3:PutObject"]
-    resources = [
-      "${var.lake_bucket_arn}/${local.raw_root}*",
-      "${var.lake_bucket_arn}/${local.ingest_root}*",
-    ]
-  }
-
-  statement {
     sid       = "FallBackToDeadLetterQueue"
     effect    = "Allow"
     actions   = ["sqs:GetQueueUrl", "sqs:SendMessage"]
     resources = [local.ingest_dlq_arn]
-  }
-
-  statement {
-    sid       = "UseDataKeyThroughS3AndSqs"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.data_kms_key_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.via_s3, local.via_sqs]
-    }
-  }
-
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${var.ingest_log_group_arn}:*"]
-  }
-
-  statement {
-    sid    = "WriteTraces"
-    effect = "Allow"
-    actions = [
-      "xray:PutTelemetryRecords",
-      "xray:PutTraceSegments",
-    ]
-    # X-Ray trace submission does not support resource-level permissions; "*" is required.
-    resources = ["*"]
   }
 }
 
@@ -156,29 +115,6 @@ data "aws_iam_policy_document" "ingest_redrive" {
       "sqs:ReceiveMessage",
     ]
     resources = [local.ingest_dlq_arn]
-  }
-
-  statement {
-    sid     = "WriteRawBatchesAndIdempotencyMarkers"
-    effect  = "Allow"
-    actions = ["s3:GetObject", "s3:PutObject"]
-    resources = [
-      "${var.lake_bucket_arn}/${local.raw_root}*",
-      "${var.lake_bucket_arn}/${local.ingest_root}*",
-    ]
-  }
-
-  statement {
-    sid       = "UseDataKeyThroughS3AndSqs"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.data_kms_key_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = [local.via_s3, local.via_sqs]
-    }
   }
 }
 
