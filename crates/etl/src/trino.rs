@@ -219,17 +219,38 @@ pub fn parse_json_path(path: &str) -> Result<Vec<Step>, String> {
 
 /// The scalar at `steps` in `json`, as Athena's `json_extract_scalar` returns it.
 pub fn extract_scalar(json: &str, steps: &[Step]) -> Option<String> {
+    let mut out = None;
+    extract_scalar_with(json, steps, |v| out = Some(v.to_owned()));
+    out
+}
+
+/// Like [`extract_scalar`], handing the value to `found` without copying it when it can (a
+/// number, a boolean, a string without escapes).
+fn extract_scalar_with(json: &str, steps: &[Step], found: impl FnOnce(&str)) {
     if let [Step::Key(key)] = steps
-        && let Some(found) = top_level_scan(json.as_bytes(), key.as_bytes())
+        && let Some(at) = top_level_scan(json.as_bytes(), key.as_bytes())
     {
-        return found.and_then(|at| {
-            let mut values = serde_json::Deserializer::from_str(&json[at..])
-                .into_iter::<&serde_json::value::RawValue>();
-            values.next()?.ok().and_then(scalar_of)
-        });
+        let Some(at) = at else { return };
+        let mut values = serde_json::Deserializer::from_str(&json[at..])
+            .into_iter::<&serde_json::value::RawValue>();
+        let Some(Ok(raw)) = values.next() else { return };
+        let t = raw.get();
+        match t.as_bytes().first() {
+            Some(b'"') if !t.contains('\\') => found(&t[1..t.len() - 1]),
+            Some(b'"') => {
+                if let Ok(v) = serde_json::from_str::<String>(t) {
+                    found(&v)
+                }
+            }
+            Some(b'{' | b'[' | b'n') | None => {}
+            Some(_) => found(t),
+        }
+        return;
     }
     let mut de = serde_json::Deserializer::from_str(json);
-    Nav { steps }.deserialize(&mut de).ok().flatten()
+    if let Ok(Some(v)) = (Nav { steps }).deserialize(&mut de) {
+        found(&v)
+    }
 }
 
 /// The fast path of a one-key path (`$.amount_cents`): walks the top-level object's keys, skipping
@@ -244,14 +265,16 @@ fn top_level_scan(b: &[u8], key: &[u8]) -> Option<Option<usize>> {
         }
     };
     // The end of the string whose opening quote is at `i` (the index after its closing quote).
+    // A plain loop: keys and values here are short, where a vectorised search costs more to set
+    // up than it saves.
     let string_end = |mut i: usize| -> Option<usize> {
         i += 1;
         loop {
-            let j = i + memchr::memchr2(b'"', b'\\', &b[i..])?;
-            if b[j] == b'"' {
-                return Some(j + 1);
+            match b.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
             }
-            i = j + 2;
         }
     };
     let mut i = 0;
@@ -549,7 +572,14 @@ impl ScalarUDFImpl for JsonExtractScalar {
                 }
                 (None, None) => unreachable!("paths are read when not fixed"),
             };
-            out.append_option(extract_scalar(docs.value(i), steps));
+            let mut appended = false;
+            extract_scalar_with(docs.value(i), steps, |v| {
+                out.append_value(v);
+                appended = true;
+            });
+            if !appended {
+                out.append_null();
+            }
         }
         let array: ArrayRef = Arc::new(out.finish());
         Ok(match json {
