@@ -102,12 +102,11 @@ pub fn seaweedfs() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The nearest-rank percentile of unsorted samples.
+/// The nearest-rank percentile of unsorted samples (as `etl check-p95` computes it).
 pub fn percentile(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
-    s[rank.clamp(1, s.len()) - 1]
+    eventlake_etl::p95::percentile(&s, p)
 }
 
 /// The number after `name` on the command line, or `default`.

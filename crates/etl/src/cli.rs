@@ -186,7 +186,9 @@ pub struct TuningArgs {
 
 impl TuningArgs {
     fn options(&self, on_s3: bool) -> Result<CompactOptions> {
-        let read_concurrency = self.read_concurrency.unwrap_or(if on_s3 { 64 } else { 8 });
+        let read_concurrency = self
+            .read_concurrency
+            .unwrap_or_else(|| CompactOptions::default_read_concurrency(on_s3));
         if self.target_file_mb == 0 || self.row_group_rows == 0 || read_concurrency == 0 {
             return Err(Error::InvalidArgument(
                 "--target-file-mb, --row-group-rows and --read-concurrency must be positive".into(),
@@ -445,7 +447,11 @@ pub async fn open(t: &Target, create: bool, need_aws: bool) -> Result<Context> {
     Ok(Context { lake, catalog, sdk })
 }
 
-fn athena_engine(ctx: &Context, t: &Target, a: &AthenaArgs) -> Result<crate::athena::Athena> {
+pub(crate) fn athena_engine(
+    ctx: &Context,
+    t: &Target,
+    a: &AthenaArgs,
+) -> Result<crate::athena::Athena> {
     let timeout = crate::gc::parse_duration(&a.athena_timeout)?;
     Ok(crate::athena::Athena::new(
         ctx.sdk.as_ref().expect("loaded for athena"),

@@ -51,6 +51,14 @@ pub struct CompactOptions {
     pub zstd_level: i32,
 }
 
+impl CompactOptions {
+    /// Raw objects read at once when not set: 8 on a folder, 64 on object storage, where each
+    /// read waits mostly on the network.
+    pub fn default_read_concurrency(on_object_store: bool) -> usize {
+        if on_object_store { 64 } else { 8 }
+    }
+}
+
 impl Default for CompactOptions {
     fn default() -> Self {
         Self {

@@ -26,6 +26,7 @@ use crate::cli::{Target, open};
 use crate::compact::CompactOptions;
 use crate::error::Error;
 use crate::plan::{Selection, plan};
+use clap::Parser as _;
 
 /// What the state machine matches on.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -181,8 +182,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                 return Err(TaskError::bad(format!("{partition}: no raw data")));
             }
             let opts = CompactOptions {
-                // As `etl backfill` chooses: object storage reads wait on the network.
-                read_concurrency: if ctx.lake.is_s3() { 64 } else { 8 },
+                read_concurrency: CompactOptions::default_read_concurrency(ctx.lake.is_s3()),
                 ..CompactOptions::default()
             };
             let summary =
@@ -226,17 +226,14 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                 .await
                 .map_err(|e| TaskError::from_error(&e))?;
             let engine = if athena {
-                let timeout = std::time::Duration::from_secs(30 * 60);
-                crate::p95::Engine::Athena(crate::athena::Athena::new(
-                    ctx.sdk.as_ref().expect("loaded for athena"),
-                    crate::athena::AthenaOptions {
-                        workgroup: std::env::var("EVENTLAKE_ATHENA_WORKGROUP")
-                            .unwrap_or_else(|_| "primary".into()),
-                        database: target.glue.database.clone(),
-                        output: std::env::var("EVENTLAKE_ATHENA_OUTPUT").ok(),
-                        timeout,
-                    },
-                ))
+                // The same settings and environment variables as `etl check-p95 --engine athena`.
+                let args = AthenaFromEnv::try_parse_from(["etl"])
+                    .map_err(|e| TaskError::bad(format!("Athena settings: {e}")))?
+                    .athena;
+                crate::p95::Engine::Athena(
+                    crate::cli::athena_engine(&ctx, target, &args)
+                        .map_err(|e| TaskError::from_error(&e))?,
+                )
             } else {
                 crate::p95::Engine::Local(
                     crate::query::session(&ctx.lake, ctx.catalog.as_ref())
@@ -276,6 +273,14 @@ pub fn sql_dir() -> PathBuf {
     }
 }
 
+/// The Athena settings from their environment variables (and defaults), read by the same
+/// definition as the command line's.
+#[derive(clap::Parser)]
+struct AthenaFromEnv {
+    #[command(flatten)]
+    athena: crate::cli::AthenaArgs,
+}
+
 /// `etl lambda`: serves payloads from the Lambda runtime API until the runtime stops.
 pub async fn serve_lambda(target: Target) -> Result<(), Error> {
     let target = &target;
@@ -286,4 +291,16 @@ pub async fn serve_lambda(target: Target) -> Result<(), Error> {
     ))
     .await
     .map_err(|e| Error::Task(format!("Lambda runtime: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn athena_settings_parse_from_the_environment_alone() {
+        let args = AthenaFromEnv::try_parse_from(["etl"]).unwrap().athena;
+        assert_eq!(args.athena_timeout, "30m");
+        assert!(!args.athena_workgroup.is_empty());
+    }
 }
