@@ -231,25 +231,139 @@ fn extract_scalar_with(json: &str, steps: &[Step], found: impl FnOnce(&str)) {
         && let Some(at) = top_level_scan(json.as_bytes(), key.as_bytes())
     {
         let Some(at) = at else { return };
-        let mut values = serde_json::Deserializer::from_str(&json[at..])
-            .into_iter::<&serde_json::value::RawValue>();
-        let Some(Ok(raw)) = values.next() else { return };
-        let t = raw.get();
-        match t.as_bytes().first() {
-            Some(b'"') if !t.contains('\\') => found(&t[1..t.len() - 1]),
-            Some(b'"') => {
-                if let Ok(v) = serde_json::from_str::<String>(t) {
-                    found(&v)
+        match scalar_at(json.as_bytes(), at) {
+            Some(Scalar::Plain(start, end)) => found(&json[start..end]),
+            Some(Scalar::NotScalar) => {}
+            Some(Scalar::Escaped) | None => {
+                // Escapes to undo or an unusual form: the full parser reads the value.
+                let mut values = serde_json::Deserializer::from_str(&json[at..])
+                    .into_iter::<&serde_json::value::RawValue>();
+                let Some(Ok(raw)) = values.next() else { return };
+                let t = raw.get();
+                match t.as_bytes().first() {
+                    Some(b'"') => {
+                        if let Ok(v) = serde_json::from_str::<String>(t) {
+                            found(&v)
+                        }
+                    }
+                    Some(b'{' | b'[' | b'n') | None => {}
+                    Some(_) => found(t),
                 }
             }
-            Some(b'{' | b'[' | b'n') | None => {}
-            Some(_) => found(t),
         }
         return;
     }
     let mut de = serde_json::Deserializer::from_str(json);
     if let Ok(Some(v)) = (Nav { steps }).deserialize(&mut de) {
         found(&v)
+    }
+}
+
+/// What [`scalar_at`] found where a value starts.
+enum Scalar {
+    /// The value's text is `json[start..end]` as it is (a number, `true`, `false`, or the inside
+    /// of a string without escapes).
+    Plain(usize, usize),
+    /// A string with escapes: the full parser must undo them.
+    Escaped,
+    /// `null`, an object or an array: Athena's `json_extract_scalar` gives NULL.
+    NotScalar,
+}
+
+/// Reads the value that starts at `i` without a parser, for the common shapes. `None` for
+/// anything unexpected, which then goes to the full parser (and its verdict).
+fn scalar_at(b: &[u8], i: usize) -> Option<Scalar> {
+    // A number or literal ending at `j` counts only if a well-formed end of value follows; `1x`
+    // and the like go to the parser.
+    let bare = |j: usize| match b.get(j) {
+        Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') => Some(Scalar::Plain(i, j)),
+        _ => None,
+    };
+    match *b.get(i)? {
+        b'"' => {
+            let (end, escaped) = string_end(b, i)?;
+            if escaped {
+                Some(Scalar::Escaped)
+            } else {
+                Some(Scalar::Plain(i + 1, end - 1))
+            }
+        }
+        b'-' | b'0'..=b'9' => bare(number_end(b, i)?),
+        b't' if b[i..].starts_with(b"true") => bare(i + 4),
+        b'f' if b[i..].starts_with(b"false") => bare(i + 5),
+        b'n' if b[i..].starts_with(b"null") => Some(Scalar::NotScalar),
+        b'{' | b'[' => Some(Scalar::NotScalar),
+        _ => None,
+    }
+}
+
+/// The end of the JSON number that starts at `i`, if it is one by JSON's grammar
+/// (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`).
+fn number_end(b: &[u8], i: usize) -> Option<usize> {
+    let digits = |j: usize| j + b[j..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut j = i;
+    if b.get(j) == Some(&b'-') {
+        j += 1;
+    }
+    match b.get(j)? {
+        b'0' => j += 1,
+        b'1'..=b'9' => j = digits(j),
+        _ => return None,
+    }
+    if b.get(j) == Some(&b'.') {
+        let k = digits(j + 1);
+        if k == j + 1 {
+            return None;
+        }
+        j = k;
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        j += 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let k = digits(j);
+        if k == j {
+            return None;
+        }
+        j = k;
+    }
+    Some(j)
+}
+
+/// The end of the string whose opening quote is at `i` (the index after its closing quote), and
+/// whether it holds a backslash. Eight bytes at a time: most strings in `properties` (paths,
+/// URLs) are longer than a word.
+#[inline]
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `x` equal to `n` (exact for the lowest one, which is the one
+    // used).
+    let eq = |x: u64, n: u8| {
+        let y = x ^ (ONES * u64::from(n));
+        y.wrapping_sub(ONES) & !y & HIGHS
+    };
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        if let Some(word) = b.get(j..j + 8) {
+            let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+            let hits = eq(x, b'"') | eq(x, b'\\');
+            if hits == 0 {
+                j += 8;
+                continue;
+            }
+            j += (hits.trailing_zeros() / 8) as usize;
+        }
+        match *b.get(j)? {
+            b'"' => return Some((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            _ => j += 1,
+        }
     }
 }
 
@@ -262,19 +376,6 @@ fn top_level_scan(b: &[u8], key: &[u8]) -> Option<Option<usize>> {
     let ws = |i: &mut usize| {
         while *i < b.len() && b[*i].is_ascii_whitespace() {
             *i += 1;
-        }
-    };
-    // The end of the string whose opening quote is at `i` (the index after its closing quote).
-    // A plain loop: keys and values here are short, where a vectorised search costs more to set
-    // up than it saves.
-    let string_end = |mut i: usize| -> Option<usize> {
-        i += 1;
-        loop {
-            match b.get(i)? {
-                b'"' => return Some(i + 1),
-                b'\\' => i += 2,
-                _ => i += 1,
-            }
         }
     };
     let mut i = 0;
@@ -290,11 +391,11 @@ fn top_level_scan(b: &[u8], key: &[u8]) -> Option<Option<usize>> {
             b'"' => {}
             _ => return None,
         }
-        let end = string_end(i)?;
-        let name = &b[i + 1..end - 1];
-        if name.contains(&b'\\') {
+        let (end, escaped) = string_end(b, i)?;
+        if escaped {
             return None;
         }
+        let name = &b[i + 1..end - 1];
         i = end;
         ws(&mut i);
         if b.get(i) != Some(&b':') {
@@ -307,13 +408,13 @@ fn top_level_scan(b: &[u8], key: &[u8]) -> Option<Option<usize>> {
         }
         // Skip the value.
         match b.get(i)? {
-            b'"' => i = string_end(i)?,
+            b'"' => i = string_end(b, i)?.0,
             b'{' | b'[' => {
                 let mut depth = 0usize;
                 loop {
                     match b.get(i)? {
                         b'"' => {
-                            i = string_end(i)?;
+                            i = string_end(b, i)?.0;
                             continue;
                         }
                         b'{' | b'[' => depth += 1,
@@ -728,6 +829,23 @@ mod tests {
             (r#"{"a":1}"#, "k"),
             (r#"{"k":{"x":1}}"#, "k"),
             (r#"{"k":null}"#, "k"),
+            (r#"{"k":01}"#, "k"),
+            (r#"{"k":1.}"#, "k"),
+            (r#"{"k":-}"#, "k"),
+            (r#"{"k":1e+7 }"#, "k"),
+            (r#"{"k":0.5E-3,"z":1}"#, "k"),
+            (r#"{"k":1x}"#, "k"),
+            (r#"{"k":false}"#, "k"),
+            (r#"{"k":tru}"#, "k"),
+            (r#"{"k":truex}"#, "k"),
+            (
+                r#"{"k":"a long value past one word \u00e9 with escapes"}"#,
+                "k",
+            ),
+            (
+                r#"{"long key past one word":"x","k":"a value longer than eight bytes"}"#,
+                "k",
+            ),
             (r#"[1,2]"#, "k"),
         ] {
             let steps = parse_json_path(&format!("$.{key}")).unwrap();
