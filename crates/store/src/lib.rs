@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, RetryConfig};
 
+mod local;
 #[cfg(feature = "sdk")]
 mod sdk;
+pub use local::LocalFolder;
 #[cfg(feature = "sdk")]
 pub use sdk::open_with_sdk;
 
@@ -156,7 +157,7 @@ fn open_inner(
         .trim_matches('/')
         .to_owned();
     Ok(Location {
-        store: Arc::new(LocalFileSystem::new()),
+        store: Arc::new(LocalFolder::new()),
         root,
         store_url: "file://".into(),
         display: dir.display().to_string(),
