@@ -418,7 +418,13 @@ async fn write_files(
     let schema = file_schema();
     let mut files = Vec::new();
     let mut writer: Option<(String, AsyncArrowWriter<BufWriter>, u64)> = None;
-    for slice in order.chunks(SLICE) {
+    // Slices of at most SLICE rows, each flagged when it ends an event type's run.
+    let mut slices: Vec<(&[(usize, usize)], bool)> = Vec::new();
+    for run in type_runs(chunks, order) {
+        let n = run.len().div_ceil(SLICE);
+        slices.extend(run.chunks(SLICE).enumerate().map(|(i, s)| (s, i + 1 == n)));
+    }
+    for (slice, run_ends) in slices {
         let batch = gather(chunks, slice)?;
         let (_, w, rows) = match &mut writer {
             Some(w) => w,
@@ -432,6 +438,12 @@ async fn write_files(
         };
         w.write(&batch).await?;
         *rows += batch.num_rows() as u64;
+        // A row group per event type (once it has a few pages' worth of rows): a filter on
+        // `event_type` then keeps or drops whole row groups by their statistics, in every engine
+        // (Athena does not use the page index), and reads no neighbouring type's rows.
+        if run_ends && w.in_progress_rows() >= MIN_TYPE_GROUP_ROWS {
+            w.flush().await?;
+        }
         if (w.bytes_written() + w.in_progress_size()) as u64 >= opts.target_file_bytes {
             let (key, w, rows) = writer.take().expect("open writer");
             files.push(finish_file(key, w, rows).await?);
@@ -451,6 +463,34 @@ async fn finish_file(
     w.finish().await?;
     let size = w.bytes_written() as u64;
     Ok(DataFile { key, size, rows })
+}
+
+/// Event types with fewer rows than this share a row group with the next type.
+const MIN_TYPE_GROUP_ROWS: usize = 4_096;
+
+/// Splits `order` (sorted by event type first) into runs of one event type each.
+fn type_runs<'a>(chunks: &[Chunk], order: &'a [(usize, usize)]) -> Vec<&'a [(usize, usize)]> {
+    let index = file_schema()
+        .index_of("event_type")
+        .expect("the contract has event_type");
+    // The contract's file schema has `event_type` as Utf8.
+    let columns: Vec<_> = chunks
+        .iter()
+        .map(|c| c.batch.column(index).as_string::<i32>())
+        .collect();
+    let value = |&(c, r): &(usize, usize)| columns[c].value(r);
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..order.len() {
+        if value(&order[i]) != value(&order[i - 1]) {
+            runs.push(&order[start..i]);
+            start = i;
+        }
+    }
+    if start < order.len() {
+        runs.push(&order[start..]);
+    }
+    runs
 }
 
 /// Gathers the rows at `positions` from the chunks into one batch.
