@@ -400,6 +400,15 @@ fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
         // Unique per row: a dictionary only costs time before the writer falls back.
         .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
         .set_column_dictionary_enabled(ColumnPath::from("properties"), false)
+        // Enumerations: a dictionary of a few values and runs of their indexes, which ZSTD makes
+        // no smaller (often larger), while each ZSTD column chunk costs its reader a compression
+        // and a decompression context, the larger part of reading such a column.
+        .set_column_compression(ColumnPath::from("event_type"), Compression::UNCOMPRESSED)
+        .set_column_compression(ColumnPath::from("source"), Compression::UNCOMPRESSED)
+        .set_column_compression(
+            ColumnPath::from("schema_version"),
+            Compression::UNCOMPRESSED,
+        )
         .set_created_by(format!("eventlake {}", env!("CARGO_PKG_VERSION")))
         .build())
 }
@@ -417,27 +426,42 @@ async fn write_files(
     let props = writer_properties(opts)?;
     let schema = file_schema();
     let mut files = Vec::new();
-    let mut writer: Option<(String, AsyncArrowWriter<BufWriter>, u64)> = None;
-    // Slices of at most SLICE rows, each flagged when it ends an event type's run.
-    let mut slices: Vec<(&[(usize, usize)], bool)> = Vec::new();
-    for run in type_runs(chunks, order) {
+    let mut writer: Option<OpenFile> = None;
+    // Slices of at most SLICE rows of one event type, each flagged when it ends the type's run.
+    let mut slices: Vec<(&str, &[(usize, usize)], bool)> = Vec::new();
+    for (event_type, run) in type_runs(chunks, order) {
         let n = run.len().div_ceil(SLICE);
-        slices.extend(run.chunks(SLICE).enumerate().map(|(i, s)| (s, i + 1 == n)));
+        slices.extend(
+            run.chunks(SLICE)
+                .enumerate()
+                .map(|(i, s)| (event_type, s, i + 1 == n)),
+        );
     }
-    for (slice, run_ends) in slices {
+    for (event_type, slice, run_ends) in slices {
         let batch = gather(chunks, slice)?;
-        let (_, w, rows) = match &mut writer {
+        let OpenFile {
+            writer: w,
+            rows,
+            event_types,
+            ..
+        } = match &mut writer {
             Some(w) => w,
             None => {
                 let key = layout::curated_file_key(partition, version, files.len());
                 let object = BufWriter::new(Arc::clone(lake.store()), lake.path(&key));
                 let w =
                     AsyncArrowWriter::try_new(object, Arc::clone(&schema), Some(props.clone()))?;
-                writer.insert((key, w, 0))
+                writer.insert(OpenFile {
+                    key,
+                    writer: w,
+                    rows: 0,
+                    event_types: BTreeMap::new(),
+                })
             }
         };
         w.write(&batch).await?;
         *rows += batch.num_rows() as u64;
+        *event_types.entry(event_type.to_owned()).or_default() += batch.num_rows() as u64;
         // A row group per event type (once it has a few pages' worth of rows): a filter on
         // `event_type` then keeps or drops whole row groups by their statistics, in every engine
         // (Athena does not use the page index), and reads no neighbouring type's rows.
@@ -445,31 +469,48 @@ async fn write_files(
             w.flush().await?;
         }
         if (w.bytes_written() + w.in_progress_size()) as u64 >= opts.target_file_bytes {
-            let (key, w, rows) = writer.take().expect("open writer");
-            files.push(finish_file(key, w, rows).await?);
+            let file = writer.take().expect("open writer");
+            files.push(file.finish().await?);
         }
     }
-    if let Some((key, w, rows)) = writer.take() {
-        files.push(finish_file(key, w, rows).await?);
+    if let Some(file) = writer.take() {
+        files.push(file.finish().await?);
     }
     Ok(files)
 }
 
-async fn finish_file(
+/// A data file being written, with what its entry in the manifest will say.
+struct OpenFile {
     key: String,
-    mut w: AsyncArrowWriter<BufWriter>,
+    writer: AsyncArrowWriter<BufWriter>,
     rows: u64,
-) -> Result<DataFile> {
-    w.finish().await?;
-    let size = w.bytes_written() as u64;
-    Ok(DataFile { key, size, rows })
+    event_types: BTreeMap<String, u64>,
+}
+
+impl OpenFile {
+    async fn finish(mut self) -> Result<DataFile> {
+        self.writer.finish().await?;
+        let mut event_types = self.event_types;
+        if event_types.len() > crate::catalog::MAX_TYPE_COUNTS {
+            event_types.clear();
+        }
+        Ok(DataFile {
+            key: self.key,
+            size: self.writer.bytes_written() as u64,
+            rows: self.rows,
+            event_types,
+        })
+    }
 }
 
 /// Event types with fewer rows than this share a row group with the next type.
 const MIN_TYPE_GROUP_ROWS: usize = 4_096;
 
 /// Splits `order` (sorted by event type first) into runs of one event type each.
-fn type_runs<'a>(chunks: &[Chunk], order: &'a [(usize, usize)]) -> Vec<&'a [(usize, usize)]> {
+fn type_runs<'a, 'c>(
+    chunks: &'c [Chunk],
+    order: &'a [(usize, usize)],
+) -> Vec<(&'c str, &'a [(usize, usize)])> {
     let index = file_schema()
         .index_of("event_type")
         .expect("the contract has event_type");
@@ -478,17 +519,17 @@ fn type_runs<'a>(chunks: &[Chunk], order: &'a [(usize, usize)]) -> Vec<&'a [(usi
         .iter()
         .map(|c| c.batch.column(index).as_string::<i32>())
         .collect();
-    let value = |&(c, r): &(usize, usize)| columns[c].value(r);
+    let value = |&(c, r): &(usize, usize)| -> &'c str { columns[c].value(r) };
     let mut runs = Vec::new();
     let mut start = 0;
     for i in 1..order.len() {
         if value(&order[i]) != value(&order[i - 1]) {
-            runs.push(&order[start..i]);
+            runs.push((value(&order[start]), &order[start..i]));
             start = i;
         }
     }
     if start < order.len() {
-        runs.push(&order[start..]);
+        runs.push((value(&order[start]), &order[start..]));
     }
     runs
 }
