@@ -155,44 +155,82 @@ fn view_fields(fields: &[arrow::datatypes::FieldRef]) -> Vec<arrow::datatypes::F
         .collect()
 }
 
-/// Answers `count(*)` grouped by partition columns only (events per team and day, the most common
-/// question) from the catalog's row counts instead of scanning: the table's partitions are known
-/// with their exact row counts, so no Parquet is read at all. Applies only when nothing but
-/// partition columns is read or filtered.
+/// Answers `count(*)` grouped and filtered by team, day and event type only (events per team
+/// and day, the most frequent event types: the most common questions) from the catalog's row
+/// counts instead of scanning: each committed file's entry has its exact row count per event
+/// type, so no Parquet is read at all. Applies only when nothing else is read or filtered, and
+/// to `event_type` only when every file carries its per-type counts.
 #[derive(Debug)]
 struct CountFromCatalog {
-    /// `team`, `dt`, `rows` (Int64): one row per committed partition.
+    /// `team`, `dt`, `event_type`, `rows` (Int64): one row per committed partition and event
+    /// type (`event_type` NULL, one row per partition, when some file lacks per-type counts).
     counts: Arc<dyn TableProvider>,
+    /// The columns the counts can answer for.
+    columns: Vec<&'static str>,
 }
 
 impl CountFromCatalog {
     fn new(entries: &[PartitionEntry]) -> Result<Self> {
         use arrow::array::{Int64Array, StringViewArray};
+        let by_type = entries
+            .iter()
+            .flat_map(|e| &e.files)
+            .all(|f| !f.event_types.is_empty() && f.event_types.values().sum::<u64>() == f.rows);
+        // (team, dt, event type, rows)
+        let mut rows: Vec<(&str, String, Option<&str>, u64)> = Vec::new();
+        for e in entries {
+            let (team, dt) = (e.partition.team.as_str(), e.partition.dt.to_string());
+            if by_type {
+                let mut per_type: std::collections::BTreeMap<&str, u64> = Default::default();
+                for f in &e.files {
+                    for (t, n) in &f.event_types {
+                        *per_type.entry(t.as_str()).or_default() += n;
+                    }
+                }
+                rows.extend(
+                    per_type
+                        .into_iter()
+                        .map(|(t, n)| (team, dt.clone(), Some(t), n)),
+                );
+            } else {
+                rows.push((team, dt, None, e.rows));
+            }
+        }
         let mut fields = view_fields(&partition_fields());
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            "event_type",
+            arrow::datatypes::DataType::Utf8View,
+            true,
+        )));
         fields.push(Arc::new(arrow::datatypes::Field::new(
             "rows",
             arrow::datatypes::DataType::Int64,
             false,
         )));
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));
-        let teams: StringViewArray = entries
-            .iter()
-            .map(|e| Some(e.partition.team.to_string()))
-            .collect();
-        let dts: StringViewArray = entries
-            .iter()
-            .map(|e| Some(e.partition.dt.to_string()))
-            .collect();
-        let rows = Int64Array::from_iter_values(entries.iter().map(|e| e.rows as i64));
+        let teams: StringViewArray = rows.iter().map(|r| Some(r.0)).collect();
+        let dts: StringViewArray = rows.iter().map(|r| Some(r.1.as_str())).collect();
+        let types: StringViewArray = rows.iter().map(|r| r.2).collect();
+        let counts = Int64Array::from_iter_values(rows.iter().map(|r| r.3 as i64));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
-            vec![Arc::new(teams), Arc::new(dts), Arc::new(rows)],
+            vec![
+                Arc::new(teams),
+                Arc::new(dts),
+                Arc::new(types),
+                Arc::new(counts),
+            ],
         )?;
+        let mut columns = PARTITION_COLUMNS.to_vec();
+        if by_type {
+            columns.push("event_type");
+        }
         Ok(Self {
             counts: Arc::new(datafusion::datasource::MemTable::try_new(
                 schema,
                 vec![vec![batch]],
             )?),
+            columns,
         })
     }
 }
@@ -218,20 +256,28 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
         let LogicalPlan::Aggregate(agg) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        let LogicalPlan::TableScan(scan) = agg.input.as_ref() else {
-            return Ok(Transformed::no(plan));
+        // The scan, and a filter above it that the scan could not take in full.
+        let (scan, filter) = match agg.input.as_ref() {
+            LogicalPlan::TableScan(scan) => (scan, None),
+            LogicalPlan::Filter(f) => match f.input.as_ref() {
+                LogicalPlan::TableScan(scan) => (scan, Some(&f.predicate)),
+                _ => return Ok(Transformed::no(plan)),
+            },
+            _ => return Ok(Transformed::no(plan)),
         };
         let is_events = scan.table_name.table() == "events"
             && scan.source.schema().fields().len() == table_schema().fields().len();
+        let columns = &self.columns;
         let partition_only = scan
             .projected_schema
             .fields()
             .iter()
-            .all(|f| PARTITION_COLUMNS.contains(&f.name().as_str()))
+            .all(|f| columns.contains(&f.name().as_str()))
             && scan
                 .filters
                 .iter()
-                .all(|f| expr_applicable_for_cols(&PARTITION_COLUMNS, f));
+                .chain(filter)
+                .all(|f| expr_applicable_for_cols(columns, f));
         let groups_are_columns = agg.group_expr.iter().all(|e| matches!(e, Expr::Column(_)));
         let counts_only = agg.aggr_expr.iter().all(|e| match e {
             Expr::AggregateFunction(f) => {
@@ -256,7 +302,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
         }
         let source = datafusion::datasource::provider_as_source(Arc::clone(&self.counts));
         let mut builder = LogicalPlanBuilder::scan(scan.table_name.clone(), source, None)?;
-        if let Some(predicate) = conjunction(scan.filters.clone()) {
+        if let Some(predicate) = conjunction(scan.filters.iter().chain(filter).cloned()) {
             builder = builder.filter(predicate)?;
         }
         let sums: Vec<Expr> = agg

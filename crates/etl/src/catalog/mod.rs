@@ -12,6 +12,8 @@ mod glue;
 mod local;
 mod object;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use eventlake_contract::PartitionKey;
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,16 @@ pub struct DataFile {
     pub key: String,
     pub size: u64,
     pub rows: u64,
+    /// Rows per `event_type`, summing to `rows`: table statistics that let `count(*)` grouped
+    /// by team, day and event type be answered without reading the file. Empty when unknown
+    /// (older versions) or when the file has more than [`MAX_TYPE_COUNTS`] types.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub event_types: BTreeMap<String, u64>,
 }
+
+/// Files with more distinct event types than this carry no per-type counts (they ride in Glue
+/// partition parameters, which have a size limit).
+pub const MAX_TYPE_COUNTS: usize = 64;
 
 /// What the catalog knows of one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

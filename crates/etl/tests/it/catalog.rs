@@ -19,6 +19,7 @@ pub(crate) fn entry(team: &str, dt: &str, version: &str, fingerprint: &str) -> P
             key: "k".into(),
             size: 1,
             rows: 1,
+            event_types: [("click".to_owned(), 1)].into(),
         }],
         committed_at: "2026-11-25T00:00:00.000Z".into(),
     }
