@@ -164,6 +164,22 @@ async fn every_saved_query_gives_the_generators_answer() {
         .query("SELECT team, count(event_id) AS n, count(user_id IS NULL) AS m FROM events WHERE dt > '2026-11-20' GROUP BY team ORDER BY team")
         .await;
     assert_eq!(by_catalog, by_scan);
+
+    // By event type too (from each file's per-type counts), with a filter on the type that the
+    // scan would keep above itself, and without reading any Parquet.
+    let by_type = "SELECT dt, event_type, count(*) AS n FROM events WHERE team = 'checkout' AND event_type IN ('purchase', 'click') GROUP BY dt, event_type ORDER BY dt, event_type";
+    let by_type_scan = "SELECT dt, event_type, count(event_id) AS n FROM events WHERE team = 'checkout' AND event_type IN ('purchase', 'click') GROUP BY dt, event_type ORDER BY dt, event_type";
+    let answer = t.query(by_type).await;
+    assert!(answer.lines().count() > 2, "{answer}");
+    assert_eq!(answer, t.query(by_type_scan).await);
+    let plan = t.query(&format!("EXPLAIN {by_type}")).await;
+    assert!(!plan.contains("DataSourceExec: file_groups"), "{plan}");
+    assert!(
+        t.query(&format!("EXPLAIN {by_type_scan}"))
+            .await
+            .contains("DataSourceExec: file_groups"),
+        "the scan form reads Parquet"
+    );
 }
 
 #[test]
