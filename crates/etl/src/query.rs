@@ -318,6 +318,223 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
     }
 }
 
+/// At most this many partition groups are split into their own aggregations.
+const MAX_SPLIT: usize = 16;
+
+/// Aggregations grouped by partition columns only (daily active users per day, revenue per team
+/// and day) are planned as one ungrouped aggregation per group, each over its own partitions,
+/// their results put together: every row of a partition has the same team and day, so hashing
+/// them into groups row by row is work with a known answer. Applies when the filters leave at
+/// most [`MAX_SPLIT`] groups; the catalog's partition list says which groups exist.
+#[derive(Debug)]
+struct SplitByPartition {
+    /// `team`, `dt` of every committed partition that has rows.
+    partitions: RecordBatch,
+}
+
+impl SplitByPartition {
+    fn new(entries: &[PartitionEntry]) -> Result<Self> {
+        use arrow::array::StringViewArray;
+        let with_rows: Vec<&PartitionEntry> = entries.iter().filter(|e| e.rows > 0).collect();
+        let teams: StringViewArray = with_rows
+            .iter()
+            .map(|e| Some(e.partition.team.to_string()))
+            .collect();
+        let dts: StringViewArray = with_rows
+            .iter()
+            .map(|e| Some(e.partition.dt.to_string()))
+            .collect();
+        let schema = Arc::new(arrow::datatypes::Schema::new(view_fields(
+            &partition_fields(),
+        )));
+        Ok(Self {
+            partitions: RecordBatch::try_new(schema, vec![Arc::new(teams), Arc::new(dts)])?,
+        })
+    }
+
+    /// The distinct values of `columns` over the partitions the `filters` keep, or `None` when a
+    /// filter cannot be evaluated here.
+    fn groups(
+        &self,
+        table: &datafusion::common::TableReference,
+        filters: &[&Expr],
+        columns: &[&datafusion::common::Column],
+    ) -> Option<std::collections::BTreeSet<Vec<String>>> {
+        use arrow::array::{Array, AsArray};
+        let schema =
+            DFSchema::try_from_qualified_schema(table.clone(), &self.partitions.schema()).ok()?;
+        let mut keep = vec![true; self.partitions.num_rows()];
+        for f in filters {
+            let expr = datafusion::physical_expr::create_physical_expr(
+                f,
+                &schema,
+                &datafusion::execution::context::ExecutionProps::new(),
+                &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
+            )
+            .ok()?;
+            let result = expr
+                .evaluate(&self.partitions)
+                .ok()?
+                .into_array(self.partitions.num_rows())
+                .ok()?;
+            let result = result.as_boolean_opt()?;
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k &= result.is_valid(i) && result.value(i);
+            }
+        }
+        let values: Vec<_> = columns
+            .iter()
+            .map(|c| {
+                self.partitions
+                    .column_by_name(&c.name)
+                    .map(|a| a.as_string_view())
+            })
+            .collect::<Option<_>>()?;
+        Some(
+            keep.iter()
+                .enumerate()
+                .filter(|(_, k)| **k)
+                .map(|(i, _)| values.iter().map(|v| v.value(i).to_owned()).collect())
+                .collect(),
+        )
+    }
+}
+
+impl datafusion::optimizer::OptimizerRule for SplitByPartition {
+    fn name(&self) -> &str {
+        "split_by_partition"
+    }
+
+    fn apply_order(&self) -> Option<datafusion::optimizer::ApplyOrder> {
+        Some(datafusion::optimizer::ApplyOrder::TopDown)
+    }
+
+    fn rewrite(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _config: &dyn datafusion::optimizer::OptimizerConfig,
+    ) -> datafusion::error::Result<
+        datafusion::common::tree_node::Transformed<datafusion::logical_expr::LogicalPlan>,
+    > {
+        use datafusion::common::tree_node::Transformed;
+        use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, lit};
+        let LogicalPlan::Aggregate(agg) = &plan else {
+            return Ok(Transformed::no(plan));
+        };
+        // The scan under filters and projections of plain columns, and those filters.
+        let mut filters: Vec<&Expr> = Vec::new();
+        let mut node = agg.input.as_ref();
+        let scan = loop {
+            match node {
+                LogicalPlan::TableScan(scan) => break scan,
+                LogicalPlan::Filter(f) => {
+                    filters.push(&f.predicate);
+                    node = f.input.as_ref();
+                }
+                LogicalPlan::Projection(p)
+                    if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+                {
+                    node = p.input.as_ref();
+                }
+                _ => return Ok(Transformed::no(plan)),
+            }
+        };
+        let is_events = scan.table_name.table() == "events"
+            && scan.source.schema().fields().len() == table_schema().fields().len();
+        let group_columns: Option<Vec<&datafusion::common::Column>> = agg
+            .group_expr
+            .iter()
+            .map(|e| match e {
+                Expr::Column(c) if PARTITION_COLUMNS.contains(&c.name.as_str()) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let Some(group_columns) = group_columns else {
+            return Ok(Transformed::no(plan));
+        };
+        if !is_events
+            || group_columns.is_empty()
+            || agg.aggr_expr.is_empty()
+            || scan.fetch.is_some()
+        {
+            return Ok(Transformed::no(plan));
+        }
+        let partition_filters: Vec<&Expr> = scan
+            .filters
+            .iter()
+            .chain(filters)
+            .filter(|f| expr_applicable_for_cols(&PARTITION_COLUMNS, f))
+            .collect();
+        let Some(groups) = self.groups(&scan.table_name, &partition_filters, &group_columns) else {
+            return Ok(Transformed::no(plan));
+        };
+        if groups.is_empty() || groups.len() > MAX_SPLIT {
+            return Ok(Transformed::no(plan));
+        }
+        // A group whose rows the other filters remove entirely must not appear, as it would not
+        // in a grouped aggregation: each branch counts its rows and keeps its result only if
+        // there are any.
+        const ROWS: &str = "__eventlake_group_rows";
+        let mut branches = Vec::with_capacity(groups.len());
+        for key in &groups {
+            let predicate = group_columns
+                .iter()
+                .zip(key)
+                .map(|(c, v)| {
+                    Expr::Column((*c).clone()).eq(lit(ScalarValue::Utf8View(Some(v.clone()))))
+                })
+                .reduce(Expr::and)
+                .expect("at least one group column");
+            let mut aggregates = agg.aggr_expr.clone();
+            aggregates
+                .push(datafusion::functions_aggregate::expr_fn::count(lit(1_i64)).alias(ROWS));
+            let mut outputs: Vec<Expr> = group_columns
+                .iter()
+                .zip(key)
+                .map(|(c, v)| {
+                    lit(ScalarValue::Utf8View(Some(v.clone())))
+                        .alias_qualified(c.relation.clone(), c.name.clone())
+                })
+                .collect();
+            outputs.extend(agg.aggr_expr.iter().map(|e| {
+                Expr::Column(datafusion::common::Column::new_unqualified(
+                    e.schema_name().to_string(),
+                ))
+            }));
+            let branch = LogicalPlanBuilder::from(agg.input.as_ref().clone())
+                .filter(predicate)?
+                .aggregate(Vec::<Expr>::new(), aggregates)?
+                .filter(datafusion::logical_expr::col(ROWS).gt(lit(0_i64)))?
+                .project(outputs)?
+                .build()?;
+            branches.push(branch);
+        }
+        let mut builder = LogicalPlanBuilder::from(branches.remove(0));
+        for b in branches {
+            builder = builder.union(b)?;
+        }
+        // A union's columns are unqualified: name them as the aggregation did.
+        let rewritten = builder
+            .project(plan.schema().iter().map(|(q, f)| {
+                Expr::Column(datafusion::common::Column::new_unqualified(f.name()))
+                    .alias_qualified(q.cloned(), f.name())
+            }))?
+            .build()?;
+        // The rewrite must give exactly the aggregation's columns; anything else is left alone.
+        let same =
+            rewritten.schema().fields().len() == plan.schema().fields().len()
+                && rewritten.schema().iter().zip(plan.schema().iter()).all(
+                    |((q1, f1), (q2, f2))| {
+                        q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
+                    },
+                );
+        if !same {
+            return Ok(Transformed::no(plan));
+        }
+        Ok(Transformed::yes(rewritten))
+    }
+}
+
 /// A DataFusion session with `events` registered over the catalog's committed versions.
 pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContext> {
     // DATAFUSION_* environment variables tune the engine (e.g.
@@ -332,6 +549,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     ctx.register_object_store(lake.object_store_url().as_ref(), Arc::clone(lake.store()));
     let entries = catalog.list().await?;
     ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
+    ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
     Ok(ctx)
 }
