@@ -428,7 +428,7 @@ async fn write_files(
     let mut files = Vec::new();
     let mut writer: Option<OpenFile> = None;
     // Slices of at most SLICE rows of one event type, each flagged when it ends the type's run.
-    let mut slices: Vec<(&str, &[(usize, usize)], bool)> = Vec::new();
+    let mut slices: Vec<TypeSlice> = Vec::new();
     for (event_type, run) in type_runs(chunks, order) {
         let n = run.len().div_ceil(SLICE);
         slices.extend(
@@ -478,6 +478,9 @@ async fn write_files(
     }
     Ok(files)
 }
+
+/// Rows of one event type (at most a slice's worth), and whether they end the type's run.
+type TypeSlice<'a> = (&'a str, &'a [(usize, usize)], bool);
 
 /// A data file being written, with what its entry in the manifest will say.
 struct OpenFile {

@@ -233,7 +233,7 @@ fn extract_scalar_with(json: &str, steps: &[Step], found: impl FnOnce(&str)) {
         let Some(at) = at else { return };
         match scalar_at(json.as_bytes(), at) {
             Some(Scalar::Plain(start, end)) => found(&json[start..end]),
-            Some(Scalar::NotScalar) => {}
+            Some(Scalar::Other) => {}
             Some(Scalar::Escaped) | None => {
                 // Escapes to undo or an unusual form: the full parser reads the value.
                 let mut values = serde_json::Deserializer::from_str(&json[at..])
@@ -267,7 +267,7 @@ enum Scalar {
     /// A string with escapes: the full parser must undo them.
     Escaped,
     /// `null`, an object or an array: Athena's `json_extract_scalar` gives NULL.
-    NotScalar,
+    Other,
 }
 
 /// Reads the value that starts at `i` without a parser, for the common shapes. `None` for
@@ -291,8 +291,8 @@ fn scalar_at(b: &[u8], i: usize) -> Option<Scalar> {
         b'-' | b'0'..=b'9' => bare(number_end(b, i)?),
         b't' if b[i..].starts_with(b"true") => bare(i + 4),
         b'f' if b[i..].starts_with(b"false") => bare(i + 5),
-        b'n' if b[i..].starts_with(b"null") => Some(Scalar::NotScalar),
-        b'{' | b'[' => Some(Scalar::NotScalar),
+        b'n' if b[i..].starts_with(b"null") => Some(Scalar::Other),
+        b'{' | b'[' => Some(Scalar::Other),
         _ => None,
     }
 }
