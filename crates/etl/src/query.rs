@@ -155,6 +155,34 @@ fn view_fields(fields: &[arrow::datatypes::FieldRef]) -> Vec<arrow::datatypes::F
         .collect()
 }
 
+/// The `events` scan under an aggregation's filters and projections of plain columns, with those
+/// filters; `None` for any other shape.
+fn scan_under(
+    input: &datafusion::logical_expr::LogicalPlan,
+) -> Option<(&datafusion::logical_expr::TableScan, Vec<&Expr>)> {
+    use datafusion::logical_expr::LogicalPlan;
+    let mut filters = Vec::new();
+    let mut node = input;
+    loop {
+        match node {
+            LogicalPlan::TableScan(scan) => {
+                let is_events = scan.table_name.table() == "events"
+                    && scan.source.schema().fields().len() == table_schema().fields().len()
+                    && scan.fetch.is_none();
+                return is_events.then_some((scan, filters));
+            }
+            LogicalPlan::Filter(f) => {
+                filters.push(&f.predicate);
+                node = f.input.as_ref();
+            }
+            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                node = p.input.as_ref();
+            }
+            _ => return None,
+        }
+    }
+}
+
 /// Answers `count(*)` grouped and filtered by team, day and event type only (events per team
 /// and day, the most frequent event types: the most common questions) from the catalog's row
 /// counts instead of scanning: each committed file's entry has its exact row count per event
@@ -256,17 +284,10 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
         let LogicalPlan::Aggregate(agg) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        // The scan, and a filter above it that the scan could not take in full.
-        let (scan, filter) = match agg.input.as_ref() {
-            LogicalPlan::TableScan(scan) => (scan, None),
-            LogicalPlan::Filter(f) => match f.input.as_ref() {
-                LogicalPlan::TableScan(scan) => (scan, Some(&f.predicate)),
-                _ => return Ok(Transformed::no(plan)),
-            },
-            _ => return Ok(Transformed::no(plan)),
+        // The scan, and filters above it that the scan could not take in full.
+        let Some((scan, filters)) = scan_under(agg.input.as_ref()) else {
+            return Ok(Transformed::no(plan));
         };
-        let is_events = scan.table_name.table() == "events"
-            && scan.source.schema().fields().len() == table_schema().fields().len();
         let columns = &self.columns;
         let partition_only = scan
             .projected_schema
@@ -276,7 +297,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
             && scan
                 .filters
                 .iter()
-                .chain(filter)
+                .chain(filters.iter().copied())
                 .all(|f| expr_applicable_for_cols(columns, f));
         let groups_are_columns = agg.group_expr.iter().all(|e| matches!(e, Expr::Column(_)));
         let counts_only = agg.aggr_expr.iter().all(|e| match e {
@@ -291,8 +312,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
             }
             _ => false,
         });
-        if !(is_events && partition_only && groups_are_columns && counts_only)
-            || scan.fetch.is_some()
+        if !(partition_only && groups_are_columns && counts_only)
             || agg.aggr_expr.is_empty()
             // Ungrouped, an empty input must give 0 (a sum would give NULL); DataFusion answers
             // that case from statistics already.
@@ -302,7 +322,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
         }
         let source = datafusion::datasource::provider_as_source(Arc::clone(&self.counts));
         let mut builder = LogicalPlanBuilder::scan(scan.table_name.clone(), source, None)?;
-        if let Some(predicate) = conjunction(scan.filters.iter().chain(filter).cloned()) {
+        if let Some(predicate) = conjunction(scan.filters.iter().chain(filters).cloned()) {
             builder = builder.filter(predicate)?;
         }
         let sums: Vec<Expr> = agg
@@ -421,26 +441,9 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
         let LogicalPlan::Aggregate(agg) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        // The scan under filters and projections of plain columns, and those filters.
-        let mut filters: Vec<&Expr> = Vec::new();
-        let mut node = agg.input.as_ref();
-        let scan = loop {
-            match node {
-                LogicalPlan::TableScan(scan) => break scan,
-                LogicalPlan::Filter(f) => {
-                    filters.push(&f.predicate);
-                    node = f.input.as_ref();
-                }
-                LogicalPlan::Projection(p)
-                    if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
-                {
-                    node = p.input.as_ref();
-                }
-                _ => return Ok(Transformed::no(plan)),
-            }
+        let Some((scan, filters)) = scan_under(agg.input.as_ref()) else {
+            return Ok(Transformed::no(plan));
         };
-        let is_events = scan.table_name.table() == "events"
-            && scan.source.schema().fields().len() == table_schema().fields().len();
         let group_columns: Option<Vec<&datafusion::common::Column>> = agg
             .group_expr
             .iter()
@@ -452,11 +455,7 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
         let Some(group_columns) = group_columns else {
             return Ok(Transformed::no(plan));
         };
-        if !is_events
-            || group_columns.is_empty()
-            || agg.aggr_expr.is_empty()
-            || scan.fetch.is_some()
-        {
+        if group_columns.is_empty() || agg.aggr_expr.is_empty() {
             return Ok(Transformed::no(plan));
         }
         let partition_filters: Vec<&Expr> = scan
