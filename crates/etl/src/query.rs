@@ -345,7 +345,8 @@ const MAX_SPLIT: usize = 16;
 /// and day) are planned as one ungrouped aggregation per group, each over its own partitions,
 /// their results put together: every row of a partition has the same team and day, so hashing
 /// them into groups row by row is work with a known answer. Applies when the filters leave at
-/// most [`MAX_SPLIT`] groups; the catalog's partition list says which groups exist.
+/// most [`MAX_SPLIT`] groups and filter on partition columns only (whole partitions reach the
+/// aggregation); the catalog's partition list says which groups exist.
 #[derive(Debug)]
 struct SplitByPartition {
     /// `team`, `dt` of every committed partition that has rows.
@@ -458,12 +459,18 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
         if group_columns.is_empty() || agg.aggr_expr.is_empty() {
             return Ok(Transformed::no(plan));
         }
-        let partition_filters: Vec<&Expr> = scan
-            .filters
+        let all_filters: Vec<&Expr> = scan.filters.iter().chain(filters).collect();
+        let partition_filters: Vec<&Expr> = all_filters
             .iter()
-            .chain(filters)
+            .copied()
             .filter(|f| expr_applicable_for_cols(&PARTITION_COLUMNS, f))
             .collect();
+        // With a filter on the rows themselves (`event_type = 'purchase'`), few rows may reach
+        // the aggregation, and a plan per group then costs more than the hashing it saves
+        // (revenue_per_day: 15 ms grouped, 29 ms split nine ways).
+        if partition_filters.len() != all_filters.len() {
+            return Ok(Transformed::no(plan));
+        }
         let Some(groups) = self.groups(&scan.table_name, &partition_filters, &group_columns) else {
             return Ok(Transformed::no(plan));
         };

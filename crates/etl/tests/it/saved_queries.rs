@@ -182,19 +182,26 @@ async fn every_saved_query_gives_the_generators_answer() {
     );
 
     // Grouped by partition columns only: one aggregation per group, same answer as grouping row
-    // by row, and a group whose rows the filters remove does not appear.
-    let split = "SELECT team, dt, count(*) AS n, approx_distinct(user_id) AS u, min(event_time) AS first FROM events WHERE dt >= '2026-11-20' AND (event_type = 'purchase' OR team <> 'checkout') AND NOT (team = 'search' AND dt = '2026-11-21') GROUP BY team, dt ORDER BY team, dt";
-    let grouped = split
-        .replace("GROUP BY team, dt", "GROUP BY team, concat(dt, '')")
-        .replace("SELECT team, dt,", "SELECT team, concat(dt, '') AS dt,");
-    let answer = t.query(split).await;
-    assert!(answer.lines().count() > 3, "{answer}");
-    assert_eq!(answer, t.query(&grouped).await);
-    assert!(!answer.contains("search,2026-11-21"), "{answer}");
-    assert!(
-        t.query(&format!("EXPLAIN {split}")).await.contains("Union"),
-        "planned per group"
+    // by row; with a filter on the rows, grouped as usual, with the same answer.
+    let split = "SELECT team, dt, count(*) AS n, approx_distinct(user_id) AS u, min(event_time) AS first FROM events WHERE dt >= '2026-11-20' AND NOT (team = 'search' AND dt = '2026-11-21') GROUP BY team, dt ORDER BY team, dt";
+    let filtered = split.replace(
+        "WHERE dt >= '2026-11-20'",
+        "WHERE dt >= '2026-11-20' AND (event_type = 'purchase' OR team <> 'checkout')",
     );
+    for (sql, per_group) in [(split, true), (filtered.as_str(), false)] {
+        let grouped = sql
+            .replace("GROUP BY team, dt", "GROUP BY team, concat(dt, '')")
+            .replace("SELECT team, dt,", "SELECT team, concat(dt, '') AS dt,");
+        let answer = t.query(sql).await;
+        assert!(answer.lines().count() > 3, "{answer}");
+        assert_eq!(answer, t.query(&grouped).await, "{sql}");
+        assert!(!answer.contains("search,2026-11-21"), "{answer}");
+        assert_eq!(
+            t.query(&format!("EXPLAIN {sql}")).await.contains("Union"),
+            per_group,
+            "{sql}"
+        );
+    }
     // A filter that leaves no rows in any group gives no rows.
     assert_eq!(
         t.query("SELECT dt, approx_distinct(user_id) AS u FROM events WHERE event_type = 'no_such_type' GROUP BY dt")
