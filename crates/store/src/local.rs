@@ -2,14 +2,14 @@
 //!
 //! `LocalFileSystem` hands every read to tokio's blocking pool, which costs a thread hand-off per
 //! request. A query reads a few column chunks per row group from files that are nearly always in
-//! the page cache, where a `pread` takes microseconds and the hand-off costs more than the read
+//! the page cache, where a read takes microseconds and the hand-off costs more than the read
 //! (and, on a busy machine, a wake-up of another thread). Bounded ranged reads, the only kind a
 //! Parquet reader makes, are therefore served on the calling thread; everything else (listing,
 //! writes, whole-object reads, conditional requests) goes to `LocalFileSystem` unchanged.
 
 use std::fmt;
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -47,13 +47,20 @@ impl LocalFolder {
             return None;
         }
         let path = self.inner.path_to_filesystem(location).ok()?;
-        let file = std::fs::File::open(&path).ok()?;
+        let mut file = std::fs::File::open(&path).ok()?;
         let metadata = file.metadata().ok()?;
         if !metadata.is_file() || range.end > metadata.len() {
             return None;
         }
-        let mut buf = vec![0u8; (range.end - range.start) as usize];
-        file.read_exact_at(&mut buf, range.start).ok()?;
+        // Read into spare capacity: a zeroed buffer of this size is fresh memory from the
+        // system, whose page faults and zeroing cost more than the read itself.
+        let len = (range.end - range.start) as usize;
+        let mut buf = Vec::with_capacity(len);
+        file.seek(SeekFrom::Start(range.start)).ok()?;
+        (&mut file).take(len as u64).read_to_end(&mut buf).ok()?;
+        if buf.len() != len {
+            return None;
+        }
         let meta = ObjectMeta {
             location: location.clone(),
             last_modified: metadata.modified().ok()?.into(),
