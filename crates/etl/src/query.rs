@@ -220,7 +220,8 @@ impl CountFromCatalog {
                         .into_iter()
                         .map(|(t, n)| (team, dt.clone(), Some(t), n)),
                 );
-            } else {
+            } else if e.rows > 0 {
+                // A partition without rows has no group, as in a scan.
                 rows.push((team, dt, None, e.rows));
             }
         }
