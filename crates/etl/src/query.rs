@@ -478,10 +478,9 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
         if groups.is_empty() || groups.len() > MAX_SPLIT {
             return Ok(Transformed::no(plan));
         }
-        // A group whose rows the other filters remove entirely must not appear, as it would not
-        // in a grouped aggregation: each branch counts its rows and keeps its result only if
-        // there are any.
-        const ROWS: &str = "__eventlake_group_rows";
+        // Every group has rows: it comes from a partition the catalog lists with rows, and only
+        // partition filters apply, so an ungrouped aggregation per group shows exactly the groups
+        // the grouped one would.
         let mut branches = Vec::with_capacity(groups.len());
         for key in &groups {
             let predicate = group_columns
@@ -492,9 +491,6 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
                 })
                 .reduce(Expr::and)
                 .expect("at least one group column");
-            let mut aggregates = agg.aggr_expr.clone();
-            aggregates
-                .push(datafusion::functions_aggregate::expr_fn::count(lit(1_i64)).alias(ROWS));
             let mut outputs: Vec<Expr> = group_columns
                 .iter()
                 .zip(key)
@@ -510,8 +506,7 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
             }));
             let branch = LogicalPlanBuilder::from(agg.input.as_ref().clone())
                 .filter(predicate)?
-                .aggregate(Vec::<Expr>::new(), aggregates)?
-                .filter(datafusion::logical_expr::col(ROWS).gt(lit(0_i64)))?
+                .aggregate(Vec::<Expr>::new(), agg.aggr_expr.clone())?
                 .project(outputs)?
                 .build()?;
             branches.push(branch);
