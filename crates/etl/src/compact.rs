@@ -412,6 +412,12 @@ fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
         // Read by every distinct-user question: Snappy keeps most of ZSTD's saving here (a lake
         // of 3M events: 118 against 117 MB) at a fraction of the cost to decode and set up.
         .set_column_compression(ColumnPath::from("user_id"), Compression::SNAPPY)
+        // The JSON every property question decodes in full, the largest column after event_id
+        // once uncompressed. Snappy decodes it about three times as fast as ZSTD, for 1.8 MB
+        // where ZSTD takes 1.0 MB per 140k events (a lake of 3M events: 135 against 118 MB);
+        // property queries' medians fall by about 15%. Every Parquet reader (Athena, Spark,
+        // DuckDB) reads Snappy.
+        .set_column_compression(ColumnPath::from("properties"), Compression::SNAPPY)
         .set_created_by(format!("eventlake {}", env!("CARGO_PKG_VERSION")))
         .build())
 }
