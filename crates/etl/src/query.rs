@@ -550,6 +550,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     crate::trino::register(&mut ctx);
     ctx.register_object_store(lake.object_store_url().as_ref(), Arc::clone(lake.store()));
     let entries = catalog.list().await?;
+    ctx.add_optimizer_rule(Arc::new(crate::trino::FuseJsonCast));
     ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
     ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;

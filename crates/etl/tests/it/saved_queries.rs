@@ -202,6 +202,36 @@ async fn every_saved_query_gives_the_generators_answer() {
             "{sql}"
         );
     }
+    // A number read out of JSON and cast is planned as one function, with the names and the
+    // answers of the written pair (`upper` keeps the pair as written).
+    let fused = "SELECT team, sum(CAST(json_extract_scalar(properties, '$.amount_cents') AS BIGINT)), max(CAST(json_extract_scalar(properties, '$.duration_ms') AS DOUBLE)) AS d, count(*) AS n FROM events WHERE CAST(json_extract_scalar(properties, '$.duration_ms') AS BIGINT) > 30000 GROUP BY team ORDER BY team";
+    let written = fused
+        .replace(
+            "json_extract_scalar(properties, '$.",
+            "upper(json_extract_scalar(properties, '$.",
+        )
+        .replace("')", "'))");
+    let answer = t.query(fused).await;
+    let mut lines = answer.lines();
+    assert_eq!(
+        lines.next(),
+        Some(r#"team,"sum(json_extract_scalar(events.properties,Utf8(""$.amount_cents"")))",d,n"#)
+    );
+    assert!(lines.count() >= 3, "{answer}");
+    let written_answer = t.query(&written).await;
+    assert_eq!(
+        answer.lines().skip(1).collect::<Vec<_>>(),
+        written_answer.lines().skip(1).collect::<Vec<_>>()
+    );
+    let plan = t.query(&format!("EXPLAIN {fused}")).await;
+    for f in [
+        "json_extract_scalar_as_bigint",
+        "json_extract_scalar_as_double",
+    ] {
+        assert!(plan.contains(f), "{plan}");
+        assert!(!t.query(&format!("EXPLAIN {written}")).await.contains(f));
+    }
+
     // A filter that leaves no rows in any group gives no rows.
     assert_eq!(
         t.query("SELECT dt, approx_distinct(user_id) AS u FROM events WHERE event_type = 'no_such_type' GROUP BY dt")

@@ -29,6 +29,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+mod json_cast;
+pub use json_cast::{FuseJsonCast, JsonExtractScalarAs};
+
 /// Registers the functions above on a session, and the planning of `timestamp ± INTERVAL` below.
 pub fn register(ctx: &mut SessionContext) {
     datafusion::execution::FunctionRegistry::register_expr_planner(ctx, Arc::new(FixedIntervals))
@@ -627,69 +630,76 @@ impl ScalarUDFImpl for JsonExtractScalar {
         let [json, path] = args.args.as_slice() else {
             return plan_err!("json_extract_scalar takes (json, path)");
         };
-        let n = args.number_rows;
-        // The path is nearly always a literal: parse it once.
-        let fixed = match path {
-            ColumnarValue::Scalar(s) => match s {
-                ScalarValue::Utf8(p) | ScalarValue::Utf8View(p) | ScalarValue::LargeUtf8(p) => {
-                    match p {
-                        Some(p) => Some(Some(
-                            parse_json_path(p).map_err(DataFusionError::Execution)?,
-                        )),
-                        None => Some(None),
-                    }
+        extract_column(json, path, args.number_rows)
+    }
+}
+
+/// `json_extract_scalar` over a batch: `json` and `path` are each a column or a literal.
+fn extract_column(
+    json: &ColumnarValue,
+    path: &ColumnarValue,
+    n: usize,
+) -> datafusion::error::Result<ColumnarValue> {
+    // The path is nearly always a literal: parse it once.
+    let fixed = match path {
+        ColumnarValue::Scalar(s) => match s {
+            ScalarValue::Utf8(p) | ScalarValue::Utf8View(p) | ScalarValue::LargeUtf8(p) => {
+                match p {
+                    Some(p) => Some(Some(
+                        parse_json_path(p).map_err(DataFusionError::Execution)?,
+                    )),
+                    None => Some(None),
                 }
-                _ => return exec_err!("json_extract_scalar: the path must be a string"),
-            },
-            ColumnarValue::Array(_) => None,
-        };
-        let docs = strings(json, n)?;
-        let paths = if fixed.is_none() {
-            Some(strings(path, n)?)
-        } else {
-            None
-        };
-        let mut out = StringBuilder::with_capacity(docs.len(), docs.len() * 8);
-        for i in 0..docs.len() {
-            if docs.is_null(i) {
+            }
+            _ => return exec_err!("json_extract_scalar: the path must be a string"),
+        },
+        ColumnarValue::Array(_) => None,
+    };
+    let docs = strings(json, n)?;
+    let paths = if fixed.is_none() {
+        Some(strings(path, n)?)
+    } else {
+        None
+    };
+    let mut out = StringBuilder::with_capacity(docs.len(), docs.len() * 8);
+    for i in 0..docs.len() {
+        if docs.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let steps_owned;
+        let steps = match (&fixed, &paths) {
+            (Some(Some(s)), _) => s.as_slice(),
+            (Some(None), _) => {
                 out.append_null();
                 continue;
             }
-            let steps_owned;
-            let steps = match (&fixed, &paths) {
-                (Some(Some(s)), _) => s.as_slice(),
-                (Some(None), _) => {
-                    out.append_null();
-                    continue;
-                }
-                (None, Some(p)) if p.is_null(i) => {
-                    out.append_null();
-                    continue;
-                }
-                (None, Some(p)) => {
-                    steps_owned =
-                        parse_json_path(p.value(i)).map_err(DataFusionError::Execution)?;
-                    steps_owned.as_slice()
-                }
-                (None, None) => unreachable!("paths are read when not fixed"),
-            };
-            let mut appended = false;
-            extract_scalar_with(docs.value(i), steps, |v| {
-                out.append_value(v);
-                appended = true;
-            });
-            if !appended {
+            (None, Some(p)) if p.is_null(i) => {
                 out.append_null();
+                continue;
             }
+            (None, Some(p)) => {
+                steps_owned = parse_json_path(p.value(i)).map_err(DataFusionError::Execution)?;
+                steps_owned.as_slice()
+            }
+            (None, None) => unreachable!("paths are read when not fixed"),
+        };
+        let mut appended = false;
+        extract_scalar_with(docs.value(i), steps, |v| {
+            out.append_value(v);
+            appended = true;
+        });
+        if !appended {
+            out.append_null();
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        Ok(match json {
-            ColumnarValue::Scalar(_) if matches!(path, ColumnarValue::Scalar(_)) => {
-                ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
-            }
-            _ => ColumnarValue::Array(array),
-        })
     }
+    let array: ArrayRef = Arc::new(out.finish());
+    Ok(match json {
+        ColumnarValue::Scalar(_) if matches!(path, ColumnarValue::Scalar(_)) => {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)
+        }
+        _ => ColumnarValue::Array(array),
+    })
 }
 
 /// Parses an ISO 8601 date or date-time into milliseconds since the epoch (UTC when it has no
