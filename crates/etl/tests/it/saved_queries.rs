@@ -232,6 +232,28 @@ async fn every_saved_query_gives_the_generators_answer() {
         assert!(!t.query(&format!("EXPLAIN {written}")).await.contains(f));
     }
 
+    // Few groups (bounded by the catalog's teams, days and event types) are finished on one
+    // thread; a grouping the catalog cannot bound keeps the repartitioned plan. Same answers.
+    let few = "SELECT dt, team, event_type, count(*) AS n, approx_distinct(user_id) AS u FROM events WHERE event_time IS NOT NULL GROUP BY dt, team, event_type ORDER BY dt, team, event_type";
+    let unbounded = few
+        .replace("GROUP BY dt, team,", "GROUP BY dt, concat(team, ''),")
+        .replace("SELECT dt, team,", "SELECT dt, concat(team, '') AS team,");
+    let answer = t.query(few).await;
+    assert!(answer.lines().count() > 10, "{answer}");
+    assert_eq!(answer, t.query(&unbounded).await);
+    let plan = t.query(&format!("EXPLAIN {few}")).await;
+    assert!(plan.contains("mode=Final,"), "{plan}");
+    assert!(!plan.contains("FinalPartitioned"), "{plan}");
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        for sql in [
+            unbounded.as_str(),
+            "SELECT user_id, count(*) AS n FROM events GROUP BY user_id",
+        ] {
+            let plan = t.query(&format!("EXPLAIN {sql}")).await;
+            assert!(plan.contains("FinalPartitioned"), "{plan}");
+        }
+    }
+
     // A filter that leaves no rows in any group gives no rows.
     assert_eq!(
         t.query("SELECT dt, approx_distinct(user_id) AS u FROM events WHERE event_type = 'no_such_type' GROUP BY dt")

@@ -21,6 +21,7 @@ use datafusion::datasource::listing::helpers::{expr_applicable_for_cols, filter_
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -28,8 +29,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use eventlake_contract::schema::{PARTITION_COLUMNS, file_schema, partition_fields, table_schema};
 
 use crate::catalog::{Catalog, PartitionEntry};
+
+mod few_groups;
 use crate::error::Result;
 use crate::lake::Lake;
+pub use few_groups::{FewGroupsOnOneThread, MAX_GROUPS};
 
 /// The `events` table over the committed versions of a catalog.
 #[derive(Debug)]
@@ -546,10 +550,23 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
         options.execution.parquet.pushdown_filters = true;
     }
     let config = SessionConfig::from(options).with_information_schema(true);
-    let mut ctx = SessionContext::new_with_config(config);
+    let entries = catalog.list().await?;
+    // Our physical rules go before DataFusion's distribution and sorting requirements are
+    // enforced, so that those see the plan they will run.
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "EnsureRequirements")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(FewGroupsOnOneThread::new(&entries)));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
     crate::trino::register(&mut ctx);
     ctx.register_object_store(lake.object_store_url().as_ref(), Arc::clone(lake.store()));
-    let entries = catalog.list().await?;
     ctx.add_optimizer_rule(Arc::new(crate::trino::FuseJsonCast));
     ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
     ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
