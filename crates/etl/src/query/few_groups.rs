@@ -64,7 +64,7 @@ impl FewGroupsOnOneThread {
             let column = expr.downcast_ref::<Column>()?;
             let name = column.name();
             let n = match source_column(agg.input(), name)? {
-                Source::Partition(files, idx) => files.len_distinct(idx),
+                Source::Partition(scan, idx) => distinct_partition_values(scan, idx),
                 Source::File(c) if c == "event_type" => self.event_types?,
                 Source::File(_) => return None,
             };
@@ -82,20 +82,15 @@ enum Source<'a> {
     File(String),
 }
 
-trait DistinctValues {
-    fn len_distinct(&self, idx: usize) -> u64;
-}
-
-impl DistinctValues for FileScanConfig {
-    fn len_distinct(&self, idx: usize) -> u64 {
-        let values: BTreeSet<String> = self
-            .file_groups
-            .iter()
-            .flat_map(|g| g.iter())
-            .filter_map(|f| f.partition_values.get(idx).map(|v| v.to_string()))
-            .collect();
-        values.len() as u64
-    }
+/// How many distinct values partition column `idx` has across the scan's files.
+fn distinct_partition_values(scan: &FileScanConfig, idx: usize) -> u64 {
+    let values: BTreeSet<String> = scan
+        .file_groups
+        .iter()
+        .flat_map(|g| g.iter())
+        .filter_map(|f| f.partition_values.get(idx).map(|v| v.to_string()))
+        .collect();
+    values.len() as u64
 }
 
 /// Follows column `name` down through filters, projections that pass it on under a name, and

@@ -11,8 +11,9 @@
 use std::sync::Arc;
 
 use arrow::array::builder::NullBufferBuilder;
-use arrow::array::{ArrayRef, Float64Array, Int64Array};
+use arrow::array::{ArrayRef, PrimitiveArray};
 use arrow::datatypes::DataType;
+use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int64Type};
 use datafusion::common::format::DEFAULT_CAST_OPTIONS;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ScalarValue, plan_err};
@@ -140,53 +141,42 @@ impl ScalarUDFImpl for JsonExtractScalarAs {
 /// The numbers at top-level `key` of each document, or `None` when a value needs the written
 /// path (see the module's documentation).
 fn read_numbers(docs: &Strings, key: &[u8], to: &DataType) -> Option<ArrayRef> {
+    match to {
+        DataType::Int64 => read_as::<Int64Type>(docs, key, |t| plain_i64(t.as_bytes())),
+        DataType::Float64 => read_as::<Float64Type>(docs, key, plain_f64),
+        _ => None,
+    }
+}
+
+fn read_as<T: ArrowPrimitiveType>(
+    docs: &Strings,
+    key: &[u8],
+    parse: impl Fn(&str) -> Option<T::Native>,
+) -> Option<ArrayRef> {
     let mut nulls = NullBufferBuilder::new(docs.len());
-    // The text of each value, or None for NULL; parsed below by type.
-    let mut at = |i: usize| -> Option<Option<(usize, usize)>> {
-        if docs.is_null(i) {
-            nulls.append_null();
-            return Some(None);
-        }
-        let b = docs.value(i).as_bytes();
-        let found = match top_level_scan(b, key)? {
-            None => None,
-            Some(start) => match scalar_at(b, start)? {
-                Scalar::Plain(s, e) => Some((s, e)),
-                Scalar::Other => None,
-                Scalar::Escaped => return None,
-            },
-        };
-        if found.is_some() {
-            nulls.append_non_null();
+    let mut values = Vec::with_capacity(docs.len());
+    for i in 0..docs.len() {
+        let value = if docs.is_null(i) {
+            None
         } else {
-            nulls.append_null();
-        }
-        Some(found)
-    };
-    let array: ArrayRef = match to {
-        DataType::Int64 => {
-            let mut values = Vec::with_capacity(docs.len());
-            for i in 0..docs.len() {
-                values.push(match at(i)? {
-                    Some((s, e)) => plain_i64(&docs.value(i).as_bytes()[s..e])?,
-                    None => 0,
-                });
+            let doc = docs.value(i);
+            let b = doc.as_bytes();
+            match top_level_scan(b, key)? {
+                None => None,
+                Some(start) => match scalar_at(b, start)? {
+                    Scalar::Plain(s, e) => Some(parse(&doc[s..e])?),
+                    Scalar::Other => None,
+                    Scalar::Escaped => return None,
+                },
             }
-            Arc::new(Int64Array::new(values.into(), nulls.finish()))
-        }
-        DataType::Float64 => {
-            let mut values = Vec::with_capacity(docs.len());
-            for i in 0..docs.len() {
-                values.push(match at(i)? {
-                    Some((s, e)) => plain_f64(&docs.value(i)[s..e])?,
-                    None => 0.0,
-                });
-            }
-            Arc::new(Float64Array::new(values.into(), nulls.finish()))
-        }
-        _ => return None,
-    };
-    Some(array)
+        };
+        nulls.append(value.is_some());
+        values.push(value.unwrap_or_default());
+    }
+    Some(Arc::new(PrimitiveArray::<T>::new(
+        values.into(),
+        nulls.finish(),
+    )))
 }
 
 /// `-?[0-9]{1,18}` as an `i64` (18 digits always fit); anything else is `None`.
@@ -229,7 +219,7 @@ fn plain_f64(t: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, StringArray};
+    use arrow::array::{Array, Float64Array, StringArray};
     use arrow::datatypes::Field;
 
     fn written(docs: &StringArray, path: &str, to: &DataType) -> Option<ArrayRef> {

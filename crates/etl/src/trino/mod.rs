@@ -30,7 +30,7 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 mod json_cast;
-pub use json_cast::{FuseJsonCast, JsonExtractScalarAs};
+pub use json_cast::FuseJsonCast;
 
 /// Registers the functions above on a session, and the planning of `timestamp ± INTERVAL` below.
 pub fn register(ctx: &mut SessionContext) {
