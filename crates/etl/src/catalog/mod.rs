@@ -38,6 +38,14 @@ pub struct DataFile {
     pub event_types: BTreeMap<String, u64>,
 }
 
+impl DataFile {
+    /// Whether `event_types` gives all of the file's rows by type (a file without rows needs no
+    /// counts).
+    pub fn counts_every_type(&self) -> bool {
+        self.event_types.values().sum::<u64>() == self.rows
+    }
+}
+
 /// Files with more distinct event types than this carry no per-type counts (they ride in Glue
 /// partition parameters, which have a size limit).
 pub const MAX_TYPE_COUNTS: usize = 64;

@@ -44,7 +44,7 @@ pub struct FewGroupsOnOneThread {
 impl FewGroupsOnOneThread {
     pub fn new(entries: &[PartitionEntry]) -> Self {
         let files = || entries.iter().flat_map(|e| &e.files);
-        let known = files().all(|f| f.rows == 0 || !f.event_types.is_empty());
+        let known = files().all(|f| f.counts_every_type());
         let types: BTreeSet<&str> = files()
             .flat_map(|f| f.event_types.keys().map(String::as_str))
             .collect();

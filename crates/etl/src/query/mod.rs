@@ -29,11 +29,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use eventlake_contract::schema::{PARTITION_COLUMNS, file_schema, partition_fields, table_schema};
 
 use crate::catalog::{Catalog, PartitionEntry};
-
-mod few_groups;
 use crate::error::Result;
 use crate::lake::Lake;
-pub use few_groups::{FewGroupsOnOneThread, MAX_GROUPS};
+
+mod few_groups;
+use few_groups::FewGroupsOnOneThread;
 
 /// The `events` table over the committed versions of a catalog.
 #[derive(Debug)]
@@ -207,7 +207,7 @@ impl CountFromCatalog {
         let by_type = entries
             .iter()
             .flat_map(|e| &e.files)
-            .all(|f| !f.event_types.is_empty() && f.event_types.values().sum::<u64>() == f.rows);
+            .all(|f| f.counts_every_type());
         // (team, dt, event type, rows)
         let mut rows: Vec<(&str, String, Option<&str>, u64)> = Vec::new();
         for e in entries {

@@ -26,8 +26,7 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::{
-    JsonExtractScalar, Scalar, Step, Strings, extract_column, parse_json_path, scalar_at, strings,
-    top_level_scan,
+    JsonExtractScalar, KeyValue, Step, Strings, extract_column, parse_json_path, scan_key, strings,
 };
 
 /// The optimizer rule that plans `CAST(json_extract_scalar(..) AS BIGINT | DOUBLE)` as
@@ -160,14 +159,10 @@ fn read_as<T: ArrowPrimitiveType>(
             None
         } else {
             let doc = docs.value(i);
-            let b = doc.as_bytes();
-            match top_level_scan(b, key)? {
-                None => None,
-                Some(start) => match scalar_at(b, start)? {
-                    Scalar::Plain(s, e) => Some(parse(&doc[s..e])?),
-                    Scalar::Other => None,
-                    Scalar::Escaped => return None,
-                },
+            match scan_key(doc.as_bytes(), key)? {
+                KeyValue::Plain(start, end) => Some(parse(&doc[start..end])?),
+                KeyValue::Null => None,
+                KeyValue::ParseAt(_) => return None,
             }
         };
         nulls.append(value.is_some());

@@ -231,13 +231,12 @@ pub fn extract_scalar(json: &str, steps: &[Step]) -> Option<String> {
 /// number, a boolean, a string without escapes).
 fn extract_scalar_with(json: &str, steps: &[Step], found: impl FnOnce(&str)) {
     if let [Step::Key(key)] = steps
-        && let Some(at) = top_level_scan(json.as_bytes(), key.as_bytes())
+        && let Some(value) = scan_key(json.as_bytes(), key.as_bytes())
     {
-        let Some(at) = at else { return };
-        match scalar_at(json.as_bytes(), at) {
-            Some(Scalar::Plain(start, end)) => found(&json[start..end]),
-            Some(Scalar::Other) => {}
-            Some(Scalar::Escaped) | None => {
+        match value {
+            KeyValue::Plain(start, end) => found(&json[start..end]),
+            KeyValue::Null => {}
+            KeyValue::ParseAt(at) => {
                 // Escapes to undo or an unusual form: the full parser reads the value.
                 let mut values = serde_json::Deserializer::from_str(&json[at..])
                     .into_iter::<&serde_json::value::RawValue>();
@@ -260,6 +259,29 @@ fn extract_scalar_with(json: &str, steps: &[Step], found: impl FnOnce(&str)) {
     if let Ok(Some(v)) = (Nav { steps }).deserialize(&mut de) {
         found(&v)
     }
+}
+
+/// What the key scan finds for a one-key path.
+enum KeyValue {
+    /// The value's text is `json[start..end]` as it is (see [`Scalar::Plain`]).
+    Plain(usize, usize),
+    /// No such key, or its value is `null`, an object or an array: NULL.
+    Null,
+    /// The value starting at this offset needs the full parser (escapes, an unusual form).
+    ParseAt(usize),
+}
+
+/// The value of top-level `key` in `b` by [`top_level_scan`] and [`scalar_at`], or `None` when
+/// the whole document needs the full parser.
+fn scan_key(b: &[u8], key: &[u8]) -> Option<KeyValue> {
+    let Some(at) = top_level_scan(b, key)? else {
+        return Some(KeyValue::Null);
+    };
+    Some(match scalar_at(b, at) {
+        Some(Scalar::Plain(start, end)) => KeyValue::Plain(start, end),
+        Some(Scalar::Other) => KeyValue::Null,
+        Some(Scalar::Escaped) | None => KeyValue::ParseAt(at),
+    })
 }
 
 /// What [`scalar_at`] found where a value starts.
