@@ -1,40 +1,50 @@
 //! The HTTP app: `POST /v1/events` and `GET /healthz`, as one axum [`Router`] that the Lambda and
 //! the local server both run.
+//!
+//! A request is authenticated before its body is read, its body is read within the body timeout,
+//! and everything after that (claiming the idempotency key, storing, the dead-letter queue,
+//! recording the answer) happens within one [`Deadline`]. A `2xx` is given only for events that
+//! are durable in the raw zone or the dead-letter queue.
 
-use std::io::Read;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
-use eventlake_contract::{
-    MAX_EVENT_BYTES, PartitionDate, PartitionKey, SCHEMA_VERSION, TeamName, layout, parse_raw_line,
-};
-use flate2::read::MultiGzDecoder;
+use eventlake_contract::{MAX_EVENT_BYTES, PartitionDate, PartitionKey, TeamName, layout};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::Serialize;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
+use crate::api::{Accepted, ApiError, Rejected};
 use crate::auth::{AuthError, TokenStore};
+use crate::body::{body_text, fingerprint, gunzip, split_events, stamp};
+use crate::deadline::{DEFAULT_DEADLINE, Deadline, Phase};
+use crate::idempotency::{Answer, Claim, Claimed, IdempotencyStore, batch_id};
 use crate::sink::{Landed, RawSink};
 
-/// The contract's limits (section 1).
+/// The contract's limits (section 1) and the request's time limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Body size after decompression (and before it).
     pub max_body_bytes: usize,
     pub max_events: usize,
     pub max_event_bytes: usize,
-    /// Events a team may send per second, sustained (bursts up to one second's worth).
+    /// Events a team may send per second, sustained.
     pub events_per_sec: u32,
+    /// Events a team may send at once. Never less than `max_events` (one full batch is always
+    /// admissible, whatever the rate) nor than `events_per_sec`.
+    pub burst_events: u32,
+    /// Storage, the dead-letter queue and the answer all happen within this time of the body's
+    /// arrival. Keep it well inside the function timeout.
+    pub deadline: Duration,
+    /// The whole body must arrive within this time of the headers.
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -44,7 +54,20 @@ impl Default for Limits {
             max_events: 1000,
             max_event_bytes: MAX_EVENT_BYTES,
             events_per_sec: 2000,
+            burst_events: 1000,
+            deadline: DEFAULT_DEADLINE,
+            body_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl Limits {
+    /// The burst actually allowed (see [`Limits::burst_events`]).
+    pub fn effective_burst(&self) -> u32 {
+        self.burst_events
+            .max(self.events_per_sec)
+            .max(self.max_events as u32)
+            .max(1)
     }
 }
 
@@ -79,18 +102,27 @@ impl LogSink for MemoryLog {
 pub struct AppState {
     pub tokens: TokenStore,
     pub sink: RawSink,
+    pub claims: Arc<dyn IdempotencyStore>,
     pub limits: Limits,
     pub log: Arc<dyn LogSink>,
     limiter: DefaultKeyedRateLimiter<TeamName>,
 }
 
 impl AppState {
-    pub fn new(tokens: TokenStore, sink: RawSink, limits: Limits, log: Arc<dyn LogSink>) -> Self {
+    pub fn new(
+        tokens: TokenStore,
+        sink: RawSink,
+        claims: Arc<dyn IdempotencyStore>,
+        limits: Limits,
+        log: Arc<dyn LogSink>,
+    ) -> Self {
         let rate = NonZeroU32::new(limits.events_per_sec.max(1)).expect("non-zero");
+        let burst = NonZeroU32::new(limits.effective_burst()).expect("non-zero");
         Self {
-            limiter: RateLimiter::keyed(Quota::per_second(rate)),
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             tokens,
             sink,
+            claims,
             limits,
             log,
         }
@@ -113,83 +145,16 @@ async fn healthz() -> Response {
         .into_response()
 }
 
-/// A request refused as a whole.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub rejected: Vec<Rejected>,
-    pub retry_after: Option<u64>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            rejected: Vec::new(),
-            retry_after: None,
-        }
-    }
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-    fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
-    }
-    fn unsupported(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            message,
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::json!({"error": self.code, "message": self.message});
-        if !self.rejected.is_empty() {
-            body["rejected"] = serde_json::to_value(&self.rejected).expect("serialises");
-        }
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let Some(s) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        resp
-    }
-}
-
-/// One rejected event: its 0-based index in the request and why.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Rejected {
-    pub index: usize,
-    pub reason: String,
-    pub detail: String,
-}
-
-/// The `202` answer. A retried request with the same `Idempotency-Key` gets the same answer.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Accepted {
-    pub batch_id: String,
-    pub accepted: usize,
-    pub rejected: Vec<Rejected>,
-    /// `raw` (in the raw zone) or `dead_letter_queue` (storage was down; redriven later).
-    pub durable_in: String,
-}
-
+/// What the request's log line reports.
+#[derive(Default)]
 struct Outcome {
     team: Option<TeamName>,
+    bytes: usize,
+    /// Events this request made durable (a replayed answer made nothing durable).
     accepted: usize,
     rejected: usize,
     batch_id: Option<String>,
+    replayed: bool,
 }
 
 async fn post_events(State(s): State<Arc<AppState>>, req: Request) -> Response {
@@ -201,33 +166,18 @@ async fn post_events(State(s): State<Arc<AppState>>, req: Request) -> Response {
         .filter(|v| v.len() <= 128)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
-    let mut outcome = Outcome {
-        team: None,
-        accepted: 0,
-        rejected: 0,
-        batch_id: None,
-    };
+    let mut outcome = Outcome::default();
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, s.limits.max_body_bytes).await;
-    let bytes = body.as_ref().map(|b| b.len()).unwrap_or(0);
-    let resp = match body {
-        Err(_) => ApiError::too_large(format!(
-            "body is larger than {} bytes",
-            s.limits.max_body_bytes
-        ))
-        .into_response(),
-        Ok(body) => match handle(&s, &parts.headers, body, &mut outcome).await {
-            Ok(r) => r,
-            Err(e) => {
-                if !e.rejected.is_empty() {
-                    outcome.rejected = e.rejected.len();
-                }
-                e.into_response()
+    let mut resp = match handle(&s, &parts.headers, body, &mut outcome).await {
+        Ok(r) => r,
+        Err(e) => {
+            if !e.rejected.is_empty() {
+                outcome.rejected = e.rejected.len();
             }
-        },
+            e.into_response()
+        }
     };
-    log_request(&s, &request_id, &outcome, resp.status(), bytes, started);
-    let mut resp = resp;
+    log_request(&s, &request_id, &outcome, resp.status(), started);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -235,14 +185,7 @@ async fn post_events(State(s): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 /// One JSON line per request, which is also a CloudWatch embedded-metric document. Never a token.
-fn log_request(
-    s: &AppState,
-    request_id: &str,
-    o: &Outcome,
-    status: StatusCode,
-    bytes: usize,
-    started: Instant,
-) {
+fn log_request(s: &AppState, request_id: &str, o: &Outcome, status: StatusCode, started: Instant) {
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let team = o
         .team
@@ -266,8 +209,9 @@ fn log_request(
         "request_id": request_id,
         "team": team,
         "status": status.as_u16(),
-        "bytes": bytes,
+        "bytes": o.bytes,
         "batch_id": o.batch_id,
+        "replayed": o.replayed,
         "EventsAccepted": o.accepted,
         "EventsRejected": o.rejected,
         "Latency": (latency_ms * 1000.0).round() / 1000.0,
@@ -288,129 +232,139 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-/// Gunzips with a cap on the output, so a gzip bomb costs at most the cap.
-fn gunzip(body: &[u8], cap: usize) -> Result<Vec<u8>, ApiError> {
-    if !body.starts_with(&[0x1f, 0x8b]) {
-        return Err(ApiError::bad_request(
-            "Content-Encoding is gzip but the body is not gzip",
-        ));
-    }
-    let mut out = Vec::with_capacity(body.len() * 4);
-    MultiGzDecoder::new(body)
-        .take(cap as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::bad_request(format!("the gzip body is corrupt: {e}")))?;
-    if out.len() > cap {
-        return Err(ApiError::too_large(format!(
-            "body is larger than {cap} bytes after decompression"
-        )));
-    }
-    Ok(out)
+fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<TeamName, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    s.tokens.authenticate(auth).map_err(|e| {
+        ApiError::unauthorized(match e {
+            AuthError::Missing => "missing Authorization: Bearer <token>",
+            AuthError::Malformed => "Authorization must be Bearer <token>",
+            AuthError::Unknown => "unknown token",
+        })
+    })
 }
 
-#[derive(serde::Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    events: Vec<&'a RawValue>,
-}
-
-/// The events of a body, as JSON texts (an NDJSON line that is not JSON stays as it is: it is
-/// rejected by index later).
-fn split_events<'a>(text: &'a str, ndjson: bool) -> Result<Vec<&'a str>, ApiError> {
-    if ndjson {
-        return Ok(text
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .filter(|l| !l.trim().is_empty())
-            .collect());
-    }
-    // One pass: a syntax or end-of-input error is not JSON at all; a data error is JSON of
-    // another shape.
-    let env: Envelope<'a> = serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::bad_request(
-            "body is not the event envelope: expected {\"events\": [ ... ]} (or send application/x-ndjson)",
-        ),
-        _ => ApiError::bad_request(format!("body is not valid JSON: {e}")),
-    })?;
-    Ok(env.events.into_iter().map(RawValue::get).collect())
-}
-
-/// Adds the server's stamps to one client event and validates the resulting raw line exactly as
-/// the compaction job will.
-fn stamp(
-    text: &str,
-    team: &TeamName,
-    received_at: &str,
-    partition: &PartitionKey,
-) -> Result<(String, String), (String, String)> {
-    let mut obj: Map<String, Value> = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => {
-            return Err((
-                "not_an_object".into(),
-                "the event is not a JSON object".into(),
-            ));
-        }
-        Err(e) => {
-            return Err((
-                "invalid_json".into(),
-                format!("the event is not valid JSON: {e}"),
-            ));
-        }
+/// Reads the whole body within the body timeout and the size limit.
+async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::too_large(format!(
+            "body is larger than {} bytes",
+            limits.max_body_bytes
+        ))
     };
-    if let Some(body_team) = obj.get("team")
-        && body_team.as_str() != Some(team.as_str())
+    match tokio::time::timeout(
+        limits.body_timeout,
+        axum::body::to_bytes(body, limits.max_body_bytes),
+    )
+    .await
     {
-        return Err((
-            "team_mismatch".into(),
-            format!("the event names team {body_team}, the token belongs to another team"),
-        ));
-    }
-    obj.insert("team".into(), Value::String(team.to_string()));
-    obj.insert("received_at".into(), Value::String(received_at.to_owned()));
-    obj.insert("schema_version".into(), Value::from(SCHEMA_VERSION));
-    let line = Value::Object(obj).to_string();
-    match parse_raw_line(line.as_bytes(), partition) {
-        Ok(e) => {
-            let id = e.event_id.into_owned();
-            Ok((line, id))
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(too_large())
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "the body could not be read: {e}"
+                )))
+            }
         }
-        Err(r) => Err((r.reason.to_string(), r.detail)),
+        Err(_) => Err(ApiError::timeout(format!(
+            "the body did not arrive within {:?}",
+            limits.body_timeout
+        ))),
     }
 }
 
-fn batch_id(team: &TeamName, idempotency_key: Option<&str>) -> String {
-    match idempotency_key {
-        Some(k) => {
-            let h = Sha256::digest(format!("{team}\0{k}").as_bytes());
-            let hex: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
-            format!("k{hex}")
+/// The stamped lines of one request and what was rejected, by index.
+struct Batch {
+    lines: Vec<String>,
+    rejected: Vec<Rejected>,
+    received_at: DateTime<Utc>,
+}
+
+impl Batch {
+    fn build(events: &[&str], team: &TeamName, received_at: DateTime<Utc>) -> Self {
+        let stamp_text = received_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let partition = partition_of(team, received_at);
+        let mut lines = Vec::with_capacity(events.len());
+        let mut rejected = Vec::new();
+        let mut ids = std::collections::HashSet::with_capacity(events.len());
+        for (index, e) in events.iter().enumerate() {
+            match stamp(e, team, &stamp_text, &partition) {
+                Ok((line, id)) => {
+                    if ids.insert(id.clone()) {
+                        lines.push(line);
+                    } else {
+                        rejected.push(Rejected {
+                            index,
+                            reason: "duplicate_event_id".into(),
+                            detail: format!("event_id {id:?} appears earlier in this request"),
+                        });
+                    }
+                }
+                Err((reason, detail)) => rejected.push(Rejected {
+                    index,
+                    reason,
+                    detail,
+                }),
+            }
         }
-        None => format!("r{:032x}", rand::random::<u128>()),
+        Self {
+            lines,
+            rejected,
+            received_at,
+        }
+    }
+
+    /// The raw object: the lines as gzip NDJSON. The same lines always give the same bytes.
+    fn object(&self) -> Bytes {
+        let mut ndjson = Vec::with_capacity(self.lines.iter().map(|l| l.len() + 1).sum());
+        for l in &self.lines {
+            ndjson.extend_from_slice(l.as_bytes());
+            ndjson.push(b'\n');
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &ndjson).expect("in-memory");
+        Bytes::from(gz.finish().expect("in-memory"))
+    }
+
+    fn raw_key(&self, team: &TeamName, batch_id: &str) -> String {
+        layout::raw_object_key(
+            &partition_of(team, self.received_at),
+            self.received_at.hour(),
+            batch_id,
+        )
     }
 }
 
-fn marker_key(team: &TeamName, batch_id: &str) -> String {
-    format!("_ingest/idempotency/team={team}/{batch_id}.json")
+fn partition_of(team: &TeamName, at: DateTime<Utc>) -> PartitionKey {
+    PartitionKey {
+        team: team.clone(),
+        dt: PartitionDate::new(at.date_naive()),
+    }
+}
+
+fn accepted_response(answer: Accepted, replayed: bool) -> Response {
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(answer)).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
 }
 
 async fn handle(
     s: &AppState,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Body,
     outcome: &mut Outcome,
 ) -> Result<Response, ApiError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let team = s.tokens.authenticate(auth).map_err(|e| {
-        let msg = match e {
-            AuthError::Missing => "missing Authorization: Bearer <token>",
-            AuthError::Malformed => "Authorization must be Bearer <token>",
-            AuthError::Unknown => "unknown token",
-        };
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg)
-    })?;
+    // Who is asking comes first: an unauthenticated body is never read.
+    let team = authenticate(s, headers)?;
     outcome.team = Some(team.clone());
 
     let key = match headers.get("idempotency-key") {
@@ -424,7 +378,6 @@ async fn handle(
             }
         },
     };
-
     let ndjson = match media_type(headers).as_deref() {
         Some("application/json") => false,
         Some("application/x-ndjson") | Some("application/ndjson") => true,
@@ -435,23 +388,42 @@ async fn handle(
             )));
         }
     };
-    let body: Vec<u8> = match headers
+    let gzipped = match headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().to_ascii_lowercase())
         .as_deref()
     {
-        None | Some("identity") => body.to_vec(),
-        Some("gzip") => gunzip(&body, s.limits.max_body_bytes)?,
+        None | Some("identity") => false,
+        Some("gzip") => true,
         Some(other) => {
             return Err(ApiError::unsupported(format!(
                 "Content-Encoding {other} is not supported (use gzip)"
             )));
         }
     };
-    let text = std::str::from_utf8(&body).map_err(|e| {
-        ApiError::bad_request(format!("body is not UTF-8 (at byte {})", e.valid_up_to()))
-    })?;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > s.limits.max_body_bytes as u64
+    {
+        return Err(ApiError::too_large(format!(
+            "body is larger than {} bytes",
+            s.limits.max_body_bytes
+        )));
+    }
+
+    let body = read_body(body, &s.limits).await?;
+    outcome.bytes = body.len();
+    // The deadline starts once the request is whole: from here on only the server decides.
+    let deadline = Deadline::starting_now(s.limits.deadline);
+    let body: Vec<u8> = if gzipped {
+        gunzip(&body, s.limits.max_body_bytes)?
+    } else {
+        body.to_vec()
+    };
+    let text = body_text(&body)?;
     let events = split_events(text, ndjson)?;
     if events.is_empty() {
         return Err(ApiError::bad_request("the request holds no events"));
@@ -477,122 +449,221 @@ async fn handle(
 
     let batch_id = batch_id(&team, key.as_deref());
     outcome.batch_id = Some(batch_id.clone());
-    if key.is_some()
-        && let Ok(Some(prior)) = s.sink.get(&marker_key(&team, &batch_id)).await
-        && let Ok(prior) = serde_json::from_slice::<Accepted>(&prior)
-    {
-        outcome.accepted = prior.accepted;
-        outcome.rejected = prior.rejected.len();
-        let mut resp = (StatusCode::ACCEPTED, axum::Json(prior)).into_response();
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(resp);
-    }
-
-    let now: DateTime<Utc> = Utc::now();
-    let received_at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let partition = PartitionKey {
-        team: team.clone(),
-        dt: PartitionDate::new(now.date_naive()),
-    };
-    let mut lines = Vec::with_capacity(events.len());
-    let mut rejected = Vec::new();
-    let mut ids = std::collections::HashSet::with_capacity(events.len());
-    for (index, e) in events.iter().enumerate() {
-        match stamp(e, &team, &received_at, &partition) {
-            Ok((line, id)) => {
-                if ids.insert(id.clone()) {
-                    lines.push(line);
-                } else {
-                    rejected.push(Rejected {
-                        index,
-                        reason: "duplicate_event_id".into(),
-                        detail: format!("event_id {id:?} appears earlier in this request"),
-                    });
-                }
-            }
-            Err((reason, detail)) => rejected.push(Rejected {
-                index,
-                reason,
-                detail,
-            }),
-        }
-    }
-    outcome.rejected = rejected.len();
-    if lines.is_empty() {
+    let now = Utc::now();
+    let batch = Batch::build(&events, &team, now);
+    outcome.rejected = batch.rejected.len();
+    if batch.lines.is_empty() {
         let mut e = ApiError::bad_request("no event in the request is valid");
-        e.rejected = rejected;
+        e.rejected = batch.rejected;
         return Err(e);
     }
+    throttle(s, &team, batch.lines.len())?;
 
-    let n = NonZeroU32::new(lines.len() as u32).expect("non-empty");
-    match s.limiter.check_key_n(&team, n) {
-        Ok(Ok(())) => {}
+    if key.is_none() {
+        let answer = land(s, &team, &batch_id, &batch, &deadline, outcome).await?;
+        return Ok(accepted_response(answer, false));
+    }
+    let fp = fingerprint(text, ndjson);
+    let claim = Claim {
+        fingerprint: fp.clone(),
+        received_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        deadline_ms: now.timestamp_millis() + s.limits.deadline.as_millis() as i64,
+    };
+    let batch = match claim_key(s, &team, &batch_id, &claim, &deadline).await? {
+        Claimed::Won => batch,
+        Claimed::Held(held) => {
+            match settle_held(s, &team, &batch_id, &fp, &held, &deadline).await? {
+                Settled::Replay(answer) => {
+                    outcome.replayed = true;
+                    return Ok(accepted_response(answer, true));
+                }
+                // The claimant gave up or died: finish its work exactly as it would have.
+                Settled::TakeOver(received_at) => Batch::build(&events, &team, received_at),
+            }
+        }
+    };
+    let answer = land(s, &team, &batch_id, &batch, &deadline, outcome).await?;
+    let record = Answer {
+        fingerprint: fp,
+        answer,
+    };
+    // Every request answers with the recorded answer; when it cannot be recorded, the events
+    // are durable all the same and a retry rebuilds the same answer from the claim.
+    let answer = match deadline
+        .run(Phase::Answer, s.claims.record(&team, &batch_id, &record))
+        .await
+    {
+        Ok(Ok(recorded)) if recorded.fingerprint == record.fingerprint => recorded.answer,
+        // An answer recorded before claims existed: this request's own answer is the truth.
+        Ok(Ok(_)) => record.answer,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, batch_id, "answer not recorded");
+            record.answer
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, batch_id, "answer not recorded");
+            record.answer
+        }
+    };
+    Ok(accepted_response(answer, false))
+}
+
+fn throttle(s: &AppState, team: &TeamName, events: usize) -> Result<(), ApiError> {
+    let n = NonZeroU32::new(events as u32).expect("non-empty");
+    match s.limiter.check_key_n(team, n) {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(not_until)) => {
             use governor::clock::Clock;
             let wait = not_until.wait_time_from(s.limiter.clock().now());
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
+            Err(ApiError::throttled(
                 format!(
                     "team {team} is over its rate of {} events per second",
                     s.limits.events_per_sec
                 ),
-            );
-            e.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
-            return Err(e);
+                wait.as_secs_f64().ceil() as u64,
+            ))
         }
-        Err(_) => {
-            return Err(ApiError::too_large(format!(
-                "{} valid events in one request exceed the team's rate of {} events per second",
-                lines.len(),
-                s.limits.events_per_sec
-            )));
-        }
+        // Unreachable while the burst is at least one full batch; said plainly if configured
+        // otherwise.
+        Err(_) => Err(ApiError::throttled(
+            format!(
+                "{events} events in one request exceed team {team}'s burst of {} events: send smaller batches or raise EVENTLAKE_BURST_EVENTS",
+                s.limits.effective_burst()
+            ),
+            1,
+        )),
     }
-    outcome.accepted = lines.len();
+}
 
-    let mut ndjson_out = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for l in &lines {
-        ndjson_out.extend_from_slice(l.as_bytes());
-        ndjson_out.push(b'\n');
+/// Claims the key, trying again within the storage phase. A key that cannot be claimed is not
+/// acknowledged: without the claim, another body could be stored under the same key.
+async fn claim_key(
+    s: &AppState,
+    team: &TeamName,
+    batch_id: &str,
+    claim: &Claim,
+    deadline: &Deadline,
+) -> Result<Claimed, ApiError> {
+    let mut pause = Duration::from_millis(25);
+    loop {
+        let error = match deadline
+            .run(Phase::Storage, s.claims.claim(team, batch_id, claim))
+            .await
+        {
+            Ok(Ok(claimed)) => return Ok(claimed),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        if deadline.left_in(Phase::Storage) <= pause {
+            tracing::error!(error, batch_id, "idempotency key not claimed");
+            return Err(ApiError::unavailable(
+                "the Idempotency-Key could not be claimed, nothing was stored; retry with the same key",
+                1,
+            ));
+        }
+        tracing::warn!(
+            error,
+            batch_id,
+            "claiming the idempotency key failed; trying again"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(400));
     }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &ndjson_out).expect("in-memory");
-    let object = gz.finish().expect("in-memory");
-    let raw_key = layout::raw_object_key(&partition, now.hour(), &batch_id);
+}
+
+enum Settled {
+    Replay(Accepted),
+    TakeOver(DateTime<Utc>),
+}
+
+/// Another request holds the key: refuse another body, replay the recorded answer, wait for it
+/// while the claimant is within its deadline, or take over once it is past it.
+async fn settle_held(
+    s: &AppState,
+    team: &TeamName,
+    batch_id: &str,
+    fp: &str,
+    held: &Claim,
+    deadline: &Deadline,
+) -> Result<Settled, ApiError> {
+    let reused = || {
+        ApiError::key_reused(
+            "this Idempotency-Key was already used with another body; send new events with a new key",
+        )
+    };
+    if held.fingerprint != fp {
+        return Err(reused());
+    }
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, batch_id, "idempotency store unavailable");
+        ApiError::unavailable(
+            "the idempotency key could not be checked; retry with the same Idempotency-Key",
+            1,
+        )
+    };
+    // Wait at most half of this request's own deadline, so that a takeover still has time.
+    let wait_until = tokio::time::Instant::now() + deadline.total() / 2;
+    let mut poll = Duration::from_millis(20);
+    loop {
+        match deadline
+            .run(Phase::Storage, s.claims.answer(team, batch_id))
+            .await
+        {
+            Ok(Ok(Some(a))) if a.matches(fp) => return Ok(Settled::Replay(a.answer)),
+            Ok(Ok(Some(_))) => return Err(reused()),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => return Err(unavailable(&e)),
+            Err(e) => return Err(unavailable(&e)),
+        }
+        let claimant_left = held.deadline_ms - Utc::now().timestamp_millis();
+        if claimant_left <= 0 {
+            let at = DateTime::parse_from_rfc3339(&held.received_at)
+                .map_err(|e| unavailable(&e))?
+                .with_timezone(&Utc);
+            return Ok(Settled::TakeOver(at));
+        }
+        let next =
+            tokio::time::Instant::now() + poll.min(Duration::from_millis(claimant_left as u64 + 1));
+        if next > wait_until {
+            return Err(ApiError::in_progress(
+                "a request with this Idempotency-Key is still being processed; retry with the same key",
+                (claimant_left as u64).div_ceil(1000),
+            ));
+        }
+        tokio::time::sleep_until(next).await;
+        poll = (poll * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Stores the batch (raw zone, else dead-letter queue) within the deadline; the answer to give.
+async fn land(
+    s: &AppState,
+    team: &TeamName,
+    batch_id: &str,
+    batch: &Batch,
+    deadline: &Deadline,
+    outcome: &mut Outcome,
+) -> Result<Accepted, ApiError> {
+    let raw_key = batch.raw_key(team, batch_id);
     let landed = s
         .sink
-        .land(&raw_key, Bytes::from(object))
+        .land(&raw_key, batch.object(), deadline)
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "batch not durable");
-            let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+            tracing::error!(error = %e, batch_id, "batch not durable");
+            ApiError::unavailable(
                 "the events could not be stored; retry with the same Idempotency-Key",
-            );
-            err.retry_after = Some(1);
-            err
+                1,
+            )
         })?;
-    let answer = Accepted {
-        batch_id: batch_id.clone(),
-        accepted: lines.len(),
-        rejected,
+    outcome.accepted = batch.lines.len();
+    Ok(Accepted {
+        batch_id: batch_id.to_owned(),
+        accepted: batch.lines.len(),
+        rejected: batch.rejected.clone(),
         durable_in: match landed {
             Landed::DeadLettered => "dead_letter_queue".into(),
             _ => "raw".into(),
         },
-    };
-    if key.is_some() && landed != Landed::DeadLettered {
-        let marker = serde_json::to_vec(&answer).expect("serialises");
-        if let Err(e) = s
-            .sink
-            .put_if_absent(&marker_key(&team, &batch_id), Bytes::from(marker))
-            .await
-        {
-            tracing::warn!(error = %e, "idempotency marker not written");
-        }
-    }
-    Ok((StatusCode::ACCEPTED, axum::Json(answer)).into_response())
+    })
 }

@@ -2,6 +2,8 @@
 //! in constant time with every stored hash, so neither timing nor early exit tells an attacker
 //! anything. The team comes from the matching entry, never from the request body.
 
+use std::path::{Path, PathBuf};
+
 use eventlake_contract::TeamName;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -57,20 +59,41 @@ fn unhex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Why the stored tokens could not be loaded or changed. Never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("unreadable token file: {0}")]
+    Unreadable(#[source] serde_json::Error),
+    #[error("token entry of team {team} has no valid sha256")]
+    BadHash { team: TeamName },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<TokenError>,
+    },
+}
+
 impl TokenStore {
-    pub fn from_file(file: &TokenFile) -> Result<Self, String> {
+    pub fn from_file(file: &TokenFile) -> Result<Self, TokenError> {
         let mut entries = Vec::with_capacity(file.tokens.len());
         for e in &file.tokens {
-            let h = unhex(&e.sha256)
-                .ok_or_else(|| format!("token entry of team {} has no valid sha256", e.team))?;
+            let h = unhex(&e.sha256).ok_or_else(|| TokenError::BadHash {
+                team: e.team.clone(),
+            })?;
             entries.push((e.team.clone(), h));
         }
         Ok(Self { entries })
     }
 
-    pub fn from_json(json: &str) -> Result<Self, String> {
-        let file: TokenFile =
-            serde_json::from_str(json).map_err(|e| format!("unreadable token file: {e}"))?;
+    pub fn from_json(json: &str) -> Result<Self, TokenError> {
+        let file: TokenFile = serde_json::from_str(json).map_err(TokenError::Unreadable)?;
         Self::from_file(&file)
     }
 
@@ -107,6 +130,59 @@ pub fn create_token(team: &TeamName) -> (String, TokenEntry) {
     (token, entry)
 }
 
+/// Creates a token for `team` and adds its hash to the token file at `path` (created when
+/// absent). Concurrent calls, from any number of processes, keep every token: the file is changed
+/// under an exclusive lock on `<path>.lock` and replaced atomically (written beside, synced,
+/// renamed), so a reader never sees half a file either.
+pub fn add_token_to_file(path: &Path, team: &TeamName) -> Result<String, TokenError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TokenError::Io { path, source }
+    };
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    let mut file: TokenFile = match std::fs::read_to_string(path) {
+        Ok(t) => serde_json::from_str(&t).map_err(|e| TokenError::File {
+            path: path.to_owned(),
+            source: Box::new(TokenError::Unreadable(e)),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => TokenFile::default(),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let (token, entry) = create_token(team);
+    file.tokens.push(entry);
+    let tmp = PathBuf::from(format!(
+        "{}.tmp-{}-{:08x}",
+        path.display(),
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(
+            &mut f,
+            &serde_json::to_vec_pretty(&file).expect("serialises"),
+        )?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
+    };
+    let written = write();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io(path))?;
+    drop(lock);
+    Ok(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +215,9 @@ mod tests {
 
     #[test]
     fn bad_hashes_are_refused_at_load() {
-        let err = TokenStore::from_json(r#"{"tokens":[{"team":"a","sha256":"xyz"}]}"#).unwrap_err();
+        let err = TokenStore::from_json(r#"{"tokens":[{"team":"a","sha256":"xyz"}]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("team a"), "{err}");
         assert!(TokenStore::from_json(r#"{"tokens":[{"team":"A B","sha256":"00"}]}"#).is_err());
     }

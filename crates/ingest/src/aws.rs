@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client as SqsClient;
 use aws_sdk_ssm::Client as SsmClient;
 
-use crate::auth::TokenStore;
-use crate::sink::{DeadLetter, Dlq};
+use crate::auth::{TokenError, TokenStore};
+use crate::sink::{DeadLetter, Dlq, DlqError};
 
 /// SQS takes messages of at most 256 KiB; a larger batch cannot be dead-lettered (the client gets
 /// a 503 and retries).
@@ -35,10 +35,10 @@ impl SqsDlq {
     }
 }
 
-fn sdk_error<E: std::error::Error>(what: &str, e: E) -> String {
-    // The SDK's Display is terse; the source chain says what went wrong. Credentials never appear
-    // in either.
-    let mut msg = format!("{what}: {e}");
+/// The SDK's Display is terse; the source chain says what went wrong. Credentials never appear
+/// in either.
+fn sdk_message<E: std::error::Error>(e: E) -> String {
+    let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         msg.push_str(&format!(": {s}"));
@@ -47,16 +47,37 @@ fn sdk_error<E: std::error::Error>(what: &str, e: E) -> String {
     msg
 }
 
+fn sqs_error<E: std::error::Error>(operation: &'static str, e: E) -> DlqError {
+    DlqError::Sqs {
+        operation,
+        message: sdk_message(e),
+    }
+}
+
+/// Why the token hashes could not be loaded from SSM.
+#[derive(Debug, thiserror::Error)]
+pub enum ParameterError {
+    #[error("ssm GetParameter {name}: {message}")]
+    Get { name: String, message: String },
+    #[error("ssm parameter {name} has no value")]
+    Empty { name: String },
+    #[error("ssm parameter {name}: {source}")]
+    Tokens {
+        name: String,
+        #[source]
+        source: TokenError,
+    },
+}
+
 #[async_trait]
 impl Dlq for SqsDlq {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), String> {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DlqError> {
         let body = serde_json::to_string(letter).expect("letter serialises");
         if body.len() > SQS_MAX_MESSAGE_BYTES {
-            return Err(format!(
-                "the batch is {} bytes as a dead letter, over the queue's {} byte limit",
-                body.len(),
-                SQS_MAX_MESSAGE_BYTES
-            ));
+            return Err(DlqError::TooLarge {
+                bytes: body.len(),
+                limit: SQS_MAX_MESSAGE_BYTES,
+            });
         }
         self.client
             .send_message()
@@ -65,10 +86,10 @@ impl Dlq for SqsDlq {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| sdk_error("sqs SendMessage", e))
+            .map_err(|e| sqs_error("SendMessage", e))
     }
 
-    async fn receive(&self, max: usize) -> Result<Vec<(String, DeadLetter)>, String> {
+    async fn receive(&self, max: usize) -> Result<Vec<(String, DeadLetter)>, DlqError> {
         let out = self
             .client
             .receive_message()
@@ -78,24 +99,22 @@ impl Dlq for SqsDlq {
             .visibility_timeout(60)
             .send()
             .await
-            .map_err(|e| sdk_error("sqs ReceiveMessage", e))?;
+            .map_err(|e| sqs_error("ReceiveMessage", e))?;
         out.messages()
             .iter()
             .map(|m| {
                 let receipt = m.receipt_handle().unwrap_or_default().to_owned();
                 let letter: DeadLetter = serde_json::from_str(m.body().unwrap_or_default())
-                    .map_err(|e| {
-                        format!(
-                            "unreadable dead letter {}: {e}",
-                            m.message_id().unwrap_or("?")
-                        )
+                    .map_err(|source| DlqError::Unreadable {
+                        id: m.message_id().unwrap_or("?").to_owned(),
+                        source,
                     })?;
                 Ok((receipt, letter))
             })
             .collect()
     }
 
-    async fn ack(&self, receipt: &str) -> Result<(), String> {
+    async fn ack(&self, receipt: &str) -> Result<(), DlqError> {
         self.client
             .delete_message()
             .queue_url(&self.queue_url)
@@ -103,7 +122,7 @@ impl Dlq for SqsDlq {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| sdk_error("sqs DeleteMessage", e))
+            .map_err(|e| sqs_error("DeleteMessage", e))
     }
 }
 
@@ -111,17 +130,25 @@ impl Dlq for SqsDlq {
 pub async fn tokens_from_parameter(
     config: &aws_config::SdkConfig,
     name: &str,
-) -> Result<TokenStore, String> {
+) -> Result<TokenStore, ParameterError> {
     let out = SsmClient::new(config)
         .get_parameter()
         .name(name)
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| sdk_error(&format!("ssm GetParameter {name}"), e))?;
+        .map_err(|e| ParameterError::Get {
+            name: name.to_owned(),
+            message: sdk_message(e),
+        })?;
     let value = out
         .parameter()
         .and_then(|p| p.value())
-        .ok_or_else(|| format!("ssm parameter {name} has no value"))?;
-    TokenStore::from_json(value).map_err(|e| format!("ssm parameter {name}: {e}"))
+        .ok_or_else(|| ParameterError::Empty {
+            name: name.to_owned(),
+        })?;
+    TokenStore::from_json(value).map_err(|source| ParameterError::Tokens {
+        name: name.to_owned(),
+        source,
+    })
 }

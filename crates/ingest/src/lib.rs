@@ -6,11 +6,22 @@
 //! the raw zone with create-if-absent. A `2xx` means the accepted events are durable, in the raw
 //! zone or, when storage stays down, in the dead-letter queue.
 //!
-//! The [`app::router`] is the whole app: the Lambda and the local server run the same router.
+//! An `Idempotency-Key` is a claim ([`idempotency`]): the first request with a key claims it with
+//! its body's fingerprint before anything is stored; a retry with the same body gets the first
+//! answer, the same key with another body gets `422`. Storage, the dead-letter queue and the
+//! answer happen within one [`deadline`] per request.
+//!
+//! The [`app::router`] is the whole app: the Lambda and the local server ([`server`]: header, body
+//! and stall timeouts, a bounded number of connections) run the same router.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod aws;
+pub mod body;
+pub mod deadline;
+pub mod idempotency;
+pub mod server;
 pub mod sink;
 
 pub use app::{AppState, Limits, router};

@@ -4,12 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use eventlake_contract::TeamName;
 use eventlake_ingest::app::{AppState, Limits, StdoutLog, router};
-use eventlake_ingest::auth::{TokenFile, TokenStore, create_token};
+use eventlake_ingest::auth::{TokenStore, add_token_to_file};
 use eventlake_ingest::aws::{SqsDlq, tokens_from_parameter};
+use eventlake_ingest::idempotency::ObjectClaims;
+use eventlake_ingest::server::{ServerLimits, serve};
 use eventlake_ingest::sink::{DirDlq, Dlq, RawSink, redrive};
 
 #[derive(Debug, Parser)]
@@ -50,20 +53,59 @@ enum Command {
     Serve {
         #[arg(long, env = "EVENTLAKE_ADDR", default_value = "127.0.0.1:8787")]
         addr: SocketAddr,
-        /// Events a team may send per second.
-        #[arg(long, env = "EVENTLAKE_RATE_EVENTS_PER_SEC", default_value_t = 2000)]
-        rate: u32,
+        #[command(flatten)]
+        limits: RequestLimits,
+        /// A request's headers must arrive within this time (also how long a kept-alive
+        /// connection may wait idle for its next request).
+        #[arg(long, env = "EVENTLAKE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+        header_timeout: Duration,
+        /// A connection that moves no byte for this long is closed.
+        #[arg(long, env = "EVENTLAKE_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+        stall_timeout: Duration,
+        /// Connections held open at once; past it, the longest-idle one is closed.
+        #[arg(long, env = "EVENTLAKE_MAX_CONNECTIONS", default_value_t = 512)]
+        max_connections: usize,
     },
     /// Run as an AWS Lambda function behind API Gateway (HTTP API).
     Lambda {
-        #[arg(long, env = "EVENTLAKE_RATE_EVENTS_PER_SEC", default_value_t = 2000)]
-        rate: u32,
+        #[command(flatten)]
+        limits: RequestLimits,
     },
     /// Manage team tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Move every batch of the dead-letter queue into the raw zone (idempotent).
     Redrive,
+}
+
+/// Per-request limits, the same for the local server and the Lambda.
+#[derive(Debug, clap::Args)]
+struct RequestLimits {
+    /// Events a team may send per second, sustained.
+    #[arg(long, env = "EVENTLAKE_RATE_EVENTS_PER_SEC", default_value_t = 2000)]
+    rate: u32,
+    /// Events a team may send at once (never less than one full batch of 1,000 events).
+    #[arg(long, env = "EVENTLAKE_BURST_EVENTS", default_value_t = 1000)]
+    burst: u32,
+    /// Storage, dead-letter queue and answer all happen within this time of a request's body
+    /// arriving (keep it well inside the function timeout).
+    #[arg(long, env = "EVENTLAKE_REQUEST_DEADLINE", default_value = "5s", value_parser = humantime::parse_duration)]
+    deadline: Duration,
+    /// A request's body must arrive within this time of its headers.
+    #[arg(long, env = "EVENTLAKE_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    body_timeout: Duration,
+}
+
+impl RequestLimits {
+    fn limits(&self) -> Limits {
+        Limits {
+            events_per_sec: self.rate,
+            burst_events: self.burst,
+            deadline: self.deadline,
+            body_timeout: self.body_timeout,
+            ..Limits::default()
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +171,9 @@ fn dlq_for(
 
 async fn load_tokens(cli: &Cli, sdk: Option<&aws_config::SdkConfig>) -> Result<TokenStore, String> {
     if let (Some(name), Some(sdk)) = (&cli.tokens_parameter, sdk) {
-        return tokens_from_parameter(sdk, name).await;
+        return tokens_from_parameter(sdk, name)
+            .await
+            .map_err(|e| e.to_string());
     }
     let path = &cli.tokens;
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -142,35 +186,28 @@ async fn load_tokens(cli: &Cli, sdk: Option<&aws_config::SdkConfig>) -> Result<T
 }
 
 /// The app's state from the configuration: the local server and the Lambda build it alike.
-async fn app_state(cli: &Cli, create: bool, rate: u32) -> Result<(Arc<AppState>, String), String> {
+async fn app_state(
+    cli: &Cli,
+    create: bool,
+    limits: Limits,
+) -> Result<(Arc<AppState>, String), String> {
+    if limits.deadline.is_zero() {
+        return Err("--deadline must be more than zero".into());
+    }
     let loc = eventlake_store::open(&cli.lake, create).map_err(|e| e.to_string())?;
     let sdk = sdk(cli).await;
     let tokens = load_tokens(cli, sdk.as_ref()).await?;
     let dlq = dlq_for(cli, sdk.as_ref(), loc.local_dir.as_deref());
     let sink = RawSink::new(loc.store.clone(), &loc.root, dlq);
-    let limits = Limits {
-        events_per_sec: rate,
-        ..Limits::default()
-    };
-    let state = AppState::new(tokens, sink, limits, Arc::new(StdoutLog));
+    let claims = Arc::new(ObjectClaims::new(loc.store.clone(), &loc.root));
+    let state = AppState::new(tokens, sink, claims, limits, Arc::new(StdoutLog));
     Ok((Arc::new(state), loc.display))
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
     match &cli.command {
         Command::Token(TokenCommand::Create { team }) => {
-            let mut file: TokenFile = match std::fs::read_to_string(&cli.tokens) {
-                Ok(t) => serde_json::from_str(&t)
-                    .map_err(|e| format!("{}: {e}", cli.tokens.display()))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => TokenFile::default(),
-                Err(e) => return Err(format!("{}: {e}", cli.tokens.display())),
-            };
-            let (token, entry) = create_token(team);
-            file.tokens.push(entry);
-            let tmp = cli.tokens.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&file).expect("serialises"))
-                .and_then(|_| std::fs::rename(&tmp, &cli.tokens))
-                .map_err(|e| format!("{}: {e}", cli.tokens.display()))?;
+            let token = add_token_to_file(&cli.tokens, team).map_err(|e| e.to_string())?;
             eprintln!(
                 "token for team {team} (shown once; only its hash is kept in {}):",
                 cli.tokens.display()
@@ -178,21 +215,32 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{token}");
             Ok(())
         }
-        Command::Serve { addr, rate } => {
-            let (state, lake) = app_state(&cli, true, *rate).await?;
+        Command::Serve {
+            addr,
+            limits,
+            header_timeout,
+            stall_timeout,
+            max_connections,
+        } => {
+            let (state, lake) = app_state(&cli, true, limits.limits()).await?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            eprintln!("ingest: listening on http://{addr}, landing raw events in {lake}");
-            axum::serve(listener, router(state))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
-                .map_err(|e| e.to_string())
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            eprintln!("ingest: listening on http://{bound}, landing raw events in {lake}");
+            let server = ServerLimits {
+                header_timeout: *header_timeout,
+                stall_timeout: *stall_timeout,
+                max_connections: (*max_connections).max(1),
+            };
+            serve(listener, router(state), server, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await;
+            Ok(())
         }
-        Command::Lambda { rate } => {
-            let (state, _) = app_state(&cli, false, *rate).await?;
+        Command::Lambda { limits } => {
+            let (state, _) = app_state(&cli, false, limits.limits()).await?;
             lambda_http::run(router(state))
                 .await
                 .map_err(|e| e.to_string())
@@ -203,10 +251,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             let dlq = dlq_for(&cli, sdk.as_ref(), loc.local_dir.as_deref())
                 .ok_or("no dead-letter queue configured (--dlq-url or --dlq-dir)")?;
             let sink = RawSink::new(loc.store.clone(), &loc.root, None);
-            let r = redrive(&sink, dlq.as_ref()).await?;
+            let r = redrive(&sink, dlq.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
-                "redrive: {} batches written to the raw zone, {} already there",
-                r.written, r.already_there
+                "redrive: {} batches written to the raw zone, {} already there, {} kept beside another batch of the same key",
+                r.written, r.already_there, r.kept_apart
             );
             Ok(())
         }

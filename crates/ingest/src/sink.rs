@@ -1,16 +1,24 @@
-//! Landing a batch in the raw zone: create-if-absent (a retried request changes nothing), retried
-//! with backoff inside a time budget, and handed to a dead-letter queue when storage stays down.
-//! A batch is acknowledged only once it is durable in one of the two.
+//! Landing a batch in the raw zone: create-if-absent, retried with backoff inside the request's
+//! deadline, and handed to a dead-letter queue when storage stays down. A batch is acknowledged
+//! only once it is durable in one of the two.
+//!
+//! Nothing stored is ever replaced: when a key already holds other bytes (the same idempotency key
+//! sent with another body while the key could not be claimed), the batch is written beside it
+//! under a name derived from its content, so both are kept.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::body::hex;
+use crate::deadline::{Deadline, Expired, Phase};
 
 /// Where a batch ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,10 +26,27 @@ use serde::{Deserialize, Serialize};
 pub enum Landed {
     /// Written to the raw zone now.
     Written,
-    /// The same key was already there (a retried request): nothing changed.
+    /// The same bytes were already there (a retried request): nothing changed.
     AlreadyThere,
+    /// The key held other bytes: the batch was written beside it ([`apart_key`]).
+    KeptApart,
     /// Storage stayed unavailable; the batch is durable in the dead-letter queue.
     DeadLettered,
+}
+
+/// Where a batch whose key holds other bytes is kept: the key with the first 16 bytes of the
+/// batch's SHA-256 before its extension (`…/<batch>-<hash>.ndjson.gz`), so the same bytes always
+/// find the same place.
+pub fn apart_key(key: &str, data: &[u8]) -> String {
+    let hash = content_hash(data);
+    match key.strip_suffix(".ndjson.gz") {
+        Some(stem) => format!("{stem}-{hash}.ndjson.gz"),
+        None => format!("{key}-{hash}"),
+    }
+}
+
+fn content_hash(data: &[u8]) -> String {
+    hex(&Sha256::digest(data)[..16])
 }
 
 /// A batch waiting in the dead-letter queue.
@@ -33,16 +58,63 @@ pub struct DeadLetter {
     pub data_base64: String,
 }
 
+impl DeadLetter {
+    pub fn new(key: &str, data: &[u8]) -> Self {
+        use base64::Engine;
+        Self {
+            key: key.to_owned(),
+            data_base64: base64::engine::general_purpose::STANDARD.encode(data),
+        }
+    }
+
+    pub fn data(&self) -> Result<Vec<u8>, RedriveError> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.data_base64)
+            .map_err(|source| RedriveError::NotBase64 {
+                key: self.key.clone(),
+                source,
+            })
+    }
+}
+
+/// A dead-letter queue that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    #[error("the batch is {bytes} bytes as a dead letter, over the queue's {limit} byte limit")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("dead-letter folder {}: {source}", dir.display())]
+    Folder {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sqs {operation}: {message}")]
+    Sqs {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("unreadable dead letter {id}: {source}")]
+    Unreadable {
+        id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// The dead-letter queue behind the raw zone.
 #[async_trait]
 pub trait Dlq: Send + Sync + std::fmt::Debug {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), String>;
+    /// Keeps `letter`. Sending the same letter twice may keep it twice (redrive lands it once);
+    /// a letter never replaces another.
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DlqError>;
     /// Up to `max` letters, each with a receipt to [`Dlq::ack`] once redriven.
-    async fn receive(&self, max: usize) -> Result<Vec<(String, DeadLetter)>, String>;
-    async fn ack(&self, receipt: &str) -> Result<(), String>;
+    async fn receive(&self, max: usize) -> Result<Vec<(String, DeadLetter)>, DlqError>;
+    async fn ack(&self, receipt: &str) -> Result<(), DlqError>;
 }
 
-/// A dead-letter queue in a local folder: one file per letter, written atomically.
+/// A dead-letter queue in a local folder: one file per distinct letter, named after its key and
+/// content, created only if absent.
 #[derive(Debug, Clone)]
 pub struct DirDlq {
     dir: PathBuf,
@@ -52,32 +124,50 @@ impl DirDlq {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
+
+    fn error(&self, source: std::io::Error) -> DlqError {
+        DlqError::Folder {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
 }
 
 #[async_trait]
 impl Dlq for DirDlq {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), String> {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DlqError> {
         let dir = self.dir.clone();
-        let name = letter.key.replace('/', "%2F");
+        let name = format!(
+            "{}.{}.json",
+            letter.key.replace('/', "%2F"),
+            content_hash(letter.data_base64.as_bytes())
+        );
         let body = serde_json::to_vec(letter).expect("letter serialises");
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
-            let tmp = dir.join(format!(".{name}.tmp-{}", rand::random::<u32>()));
+            let tmp = dir.join(format!(".{name}.tmp-{:08x}", rand::random::<u32>()));
             std::fs::write(&tmp, &body)?;
             std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, dir.join(name))
+            // A hard link is create-if-absent: an existing letter of the same name holds the
+            // same bytes and stays as it is.
+            let linked = std::fs::hard_link(&tmp, dir.join(&name));
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+                _ => std::fs::File::open(&dir)?.sync_all(),
+            }
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("dead-letter folder {}: {e}", self.dir.display()))
+        .map_err(|e| self.error(std::io::Error::other(e)))?
+        .map_err(|e| self.error(e))
     }
 
-    async fn receive(&self, max: usize) -> Result<Vec<(String, DeadLetter)>, String> {
+    async fn receive(&self, max: usize) -> Result<Vec<(String, DeadLetter)>, DlqError> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(self.error(e)),
         };
         for e in entries.flatten() {
             if out.len() >= max {
@@ -87,29 +177,52 @@ impl Dlq for DirDlq {
             if name.starts_with('.') {
                 continue;
             }
-            let body = std::fs::read(e.path()).map_err(|e| e.to_string())?;
-            let letter: DeadLetter = serde_json::from_slice(&body)
-                .map_err(|err| format!("unreadable dead letter {}: {err}", e.path().display()))?;
+            let body = std::fs::read(e.path()).map_err(|err| self.error(err))?;
+            let letter: DeadLetter =
+                serde_json::from_slice(&body).map_err(|source| DlqError::Unreadable {
+                    id: e.path().display().to_string(),
+                    source,
+                })?;
             out.push((e.path().display().to_string(), letter));
         }
         Ok(out)
     }
 
-    async fn ack(&self, receipt: &str) -> Result<(), String> {
+    async fn ack(&self, receipt: &str) -> Result<(), DlqError> {
         match std::fs::remove_file(receipt) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(self.error(e)),
         }
     }
+}
+
+/// Why the raw zone did not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Expired(#[from] Expired),
+}
+
+/// Why the dead-letter queue did not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum DlqFailure {
+    #[error("none configured")]
+    NotConfigured,
+    #[error(transparent)]
+    Failed(#[from] DlqError),
+    #[error(transparent)]
+    Expired(#[from] Expired),
 }
 
 /// Storage failed and so did the dead-letter queue: the client must retry.
 #[derive(Debug, thiserror::Error)]
 #[error("the batch could not be made durable: storage: {storage}; dead-letter queue: {dlq}")]
 pub struct NotDurable {
-    pub storage: String,
-    pub dlq: String,
+    pub storage: StorageError,
+    pub dlq: DlqFailure,
 }
 
 /// The raw zone of a lake, for writing.
@@ -118,8 +231,6 @@ pub struct RawSink {
     store: Arc<dyn ObjectStore>,
     root: String,
     dlq: Option<Arc<dyn Dlq>>,
-    /// Time allowed for storage retries before the dead-letter queue takes the batch.
-    pub retry_budget: Duration,
 }
 
 impl RawSink {
@@ -128,7 +239,6 @@ impl RawSink {
             store,
             root: root.trim_matches('/').to_owned(),
             dlq,
-            retry_budget: Duration::from_millis(1500),
         }
     }
 
@@ -157,7 +267,7 @@ impl RawSink {
         }
     }
 
-    /// Reads a small object (an idempotency marker), if it exists.
+    /// Reads a small object, if it exists.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, object_store::Error> {
         match self.store.get(&self.path(key)).await {
             Ok(r) => Ok(Some(r.bytes().await?)),
@@ -166,43 +276,71 @@ impl RawSink {
         }
     }
 
-    /// Lands a batch: storage first, retried with backoff within the budget, then the
-    /// dead-letter queue.
-    pub async fn land(&self, key: &str, data: Bytes) -> Result<Landed, NotDurable> {
-        let started = Instant::now();
+    /// Stores `data` at `key`; when `key` already holds other bytes, at [`apart_key`]. Never
+    /// replaces anything, never drops the batch.
+    pub async fn store(&self, key: &str, data: Bytes) -> Result<Landed, object_store::Error> {
+        match self.put_if_absent(key, data.clone()).await? {
+            Landed::AlreadyThere => {}
+            landed => return Ok(landed),
+        }
+        if self.get(key).await?.as_deref() == Some(&data[..]) {
+            return Ok(Landed::AlreadyThere);
+        }
+        let apart = apart_key(key, &data);
+        tracing::warn!(
+            key,
+            apart,
+            "the raw key holds another batch; kept beside it"
+        );
+        self.put_if_absent(&apart, data).await?;
+        Ok(Landed::KeptApart)
+    }
+
+    /// Lands a batch: storage first, retried with backoff until the storage phase of `deadline`
+    /// ends, then the dead-letter queue until its phase ends.
+    pub async fn land(
+        &self,
+        key: &str,
+        data: Bytes,
+        deadline: &Deadline,
+    ) -> Result<Landed, NotDurable> {
         let mut delay = Duration::from_millis(25);
-        let storage_error = loop {
-            match self.put_if_absent(key, data.clone()).await {
-                Ok(l) => return Ok(l),
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "raw write failed");
-                    if started.elapsed() + delay > self.retry_budget {
-                        break e.to_string();
-                    }
-                    let jitter = Duration::from_millis(
-                        rand::random::<u64>() % (delay.as_millis() as u64 + 1),
-                    );
-                    tokio::time::sleep(delay + jitter).await;
-                    delay = (delay * 2).min(Duration::from_millis(400));
-                }
+        let storage = loop {
+            let error = match deadline
+                .run(Phase::Storage, self.store(key, data.clone()))
+                .await
+            {
+                Ok(Ok(l)) => return Ok(l),
+                Ok(Err(e)) => StorageError::Store(e),
+                Err(e) => StorageError::Expired(e),
+            };
+            tracing::warn!(key, error = %error, "raw write failed");
+            let jitter =
+                Duration::from_millis(rand::random::<u64>() % (delay.as_millis() as u64 + 1));
+            if matches!(error, StorageError::Expired(_))
+                || deadline.left_in(Phase::Storage) <= delay + jitter
+            {
+                break error;
             }
+            tokio::time::sleep(delay + jitter).await;
+            delay = (delay * 2).min(Duration::from_millis(400));
         };
         let Some(dlq) = &self.dlq else {
             return Err(NotDurable {
-                storage: storage_error,
-                dlq: "none configured".into(),
+                storage,
+                dlq: DlqFailure::NotConfigured,
             });
         };
-        use base64::Engine;
-        let letter = DeadLetter {
-            key: key.to_owned(),
-            data_base64: base64::engine::general_purpose::STANDARD.encode(&data),
-        };
-        match dlq.send(&letter).await {
-            Ok(()) => Ok(Landed::DeadLettered),
-            Err(dlq) => Err(NotDurable {
-                storage: storage_error,
-                dlq,
+        let letter = DeadLetter::new(key, &data);
+        match deadline.run(Phase::DeadLetter, dlq.send(&letter)).await {
+            Ok(Ok(())) => Ok(Landed::DeadLettered),
+            Ok(Err(e)) => Err(NotDurable {
+                storage,
+                dlq: e.into(),
+            }),
+            Err(e) => Err(NotDurable {
+                storage,
+                dlq: e.into(),
             }),
         }
     }
@@ -213,12 +351,32 @@ impl RawSink {
 pub struct Redriven {
     pub written: usize,
     pub already_there: usize,
+    /// Letters whose key held another batch: written beside it.
+    pub kept_apart: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedriveError {
+    #[error(transparent)]
+    Dlq(#[from] DlqError),
+    #[error("dead letter for {key} is not base64: {source}")]
+    NotBase64 {
+        key: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("{key}: {source}")]
+    Store {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
 }
 
 /// Moves every letter of the dead-letter queue into the raw zone (create-if-absent, so running it
-/// twice lands each batch once), acknowledging each letter only after its batch is stored.
-pub async fn redrive(sink: &RawSink, dlq: &dyn Dlq) -> Result<Redriven, String> {
-    use base64::Engine;
+/// twice lands each batch once; a key holding another batch keeps both), acknowledging each letter
+/// only after its batch is stored.
+pub async fn redrive(sink: &RawSink, dlq: &dyn Dlq) -> Result<Redriven, RedriveError> {
     let mut out = Redriven::default();
     loop {
         let letters = dlq.receive(10).await?;
@@ -226,13 +384,17 @@ pub async fn redrive(sink: &RawSink, dlq: &dyn Dlq) -> Result<Redriven, String> 
             return Ok(out);
         }
         for (receipt, letter) in letters {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(&letter.data_base64)
-                .map_err(|e| format!("dead letter for {} is not base64: {e}", letter.key))?;
-            match sink.put_if_absent(&letter.key, Bytes::from(data)).await {
+            let data = letter.data()?;
+            match sink.store(&letter.key, Bytes::from(data)).await {
                 Ok(Landed::AlreadyThere) => out.already_there += 1,
+                Ok(Landed::KeptApart) => out.kept_apart += 1,
                 Ok(_) => out.written += 1,
-                Err(e) => return Err(format!("{}: {e}", letter.key)),
+                Err(source) => {
+                    return Err(RedriveError::Store {
+                        key: letter.key,
+                        source,
+                    });
+                }
             }
             dlq.ack(&receipt).await?;
         }

@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use eventlake_contract::TeamName;
+use eventlake_ingest::app::Limits;
 use eventlake_ingest::auth::{TokenFile, create_token};
 use eventlake_ingest::aws::{SqsDlq, tokens_from_parameter};
+use eventlake_ingest::deadline::Deadline;
+use eventlake_ingest::idempotency::ObjectClaims;
 use eventlake_ingest::sink::{DeadLetter, Dlq, Landed, RawSink, redrive};
 use object_store::local::LocalFileSystem;
 
@@ -74,15 +77,17 @@ async fn storage_down_goes_to_sqs_and_redrive_lands_each_batch_once_in_s3() {
     let dir = tempfile::tempdir().unwrap();
     let blocked = dir.path().join("blocked");
     std::fs::write(&blocked, b"in the way").unwrap();
-    let mut down = RawSink::new(
+    let down = RawSink::new(
         Arc::new(LocalFileSystem::new()),
         blocked.to_str().unwrap(),
         Some(dlq.clone()),
     );
-    down.retry_budget = std::time::Duration::from_millis(50);
     let key = "raw/team=checkout/dt=2026-11-25/hour=10/kdlq.ndjson.gz";
+    let deadline = Deadline::starting_now(std::time::Duration::from_millis(400));
     assert_eq!(
-        down.land(key, Bytes::from_static(b"batch")).await.unwrap(),
+        down.land(key, Bytes::from_static(b"batch"), &deadline)
+            .await
+            .unwrap(),
         Landed::DeadLettered
     );
 
@@ -102,7 +107,7 @@ async fn storage_down_goes_to_sqs_and_redrive_lands_each_batch_once_in_s3() {
         key: key.into(),
         data_base64: "A".repeat(300 * 1024),
     };
-    let err = dlq.send(&huge).await.unwrap_err();
+    let err = dlq.send(&huge).await.unwrap_err().to_string();
     assert!(err.contains("over the queue's 262144 byte limit"), "{err}");
 }
 
@@ -133,10 +138,40 @@ async fn tokens_come_from_an_ssm_parameter() {
     );
     let missing = tokens_from_parameter(&sdk, "/eventlake/test/none")
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         missing.contains("ssm GetParameter /eventlake/test/none"),
         "{missing}"
     );
     assert!(!missing.contains(&token));
+}
+
+/// An app on an S3 lake of its own.
+fn s3_env(name: &str, limits: Limits) -> crate::Env {
+    let loc = eventlake_store::open(&s3_lake(name), false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dlq: Arc<dyn Dlq> = Arc::new(eventlake_ingest::sink::DirDlq::new(dir.path().join("dlq")));
+    crate::env_on(loc.store, &loc.root, limits, dir, Some(dlq))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn object_claims_on_s3_conform() {
+    let loc = eventlake_store::open(&s3_lake("claims"), false).unwrap();
+    crate::claims::conformance(Arc::new(ObjectClaims::new(loc.store, &loc.root))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn concurrent_requests_with_one_key_on_s3_store_and_answer_one() {
+    // The S3 stand-in serialises concurrent conditional writes to one key, a second or more
+    // apart: give requests the time a production deadline gives them.
+    let limits = Limits {
+        deadline: std::time::Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let e = s3_env("race", limits);
+    crate::claims::one_key_ten_bodies_at_once(&e, 8, true).await;
+    crate::claims::one_key_one_body_ten_times_at_once(&e).await;
 }

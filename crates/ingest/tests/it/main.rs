@@ -1,50 +1,70 @@
 //! The ingestion app, driven through its router as API Gateway and the local server drive it.
 
 mod aws_standins;
+mod claims;
+mod deadline;
+mod requests;
+mod server;
+mod tokens;
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use eventlake_contract::TeamName;
 use eventlake_ingest::app::{AppState, Limits, MemoryLog, router};
 use eventlake_ingest::auth::{TokenFile, TokenStore, create_token};
+use eventlake_ingest::idempotency::ObjectClaims;
 use eventlake_ingest::sink::{DirDlq, Dlq, RawSink, redrive};
+use futures::TryStreamExt;
 use http_body_util::BodyExt;
 use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// An app over a lake in any object store, with a folder for the dead-letter queue.
 struct Env {
     dir: tempfile::TempDir,
+    store: Arc<dyn ObjectStore>,
+    root: String,
     state: Arc<AppState>,
     log: Arc<MemoryLog>,
     token_a: String,
     token_b: String,
 }
 
-fn env_with(limits: Limits, lake_sub: &str, dlq_sub: Option<&str>) -> Env {
-    let dir = tempfile::tempdir().unwrap();
+/// A short deadline, so that outages are quick to test.
+fn test_limits() -> Limits {
+    Limits {
+        deadline: Duration::from_millis(800),
+        ..Limits::default()
+    }
+}
+
+fn env_on(
+    store: Arc<dyn ObjectStore>,
+    root: &str,
+    limits: Limits,
+    dir: tempfile::TempDir,
+    dlq: Option<Arc<dyn Dlq>>,
+) -> Env {
     let (token_a, ea) = create_token(&TeamName::new("checkout").unwrap());
     let (token_b, eb) = create_token(&TeamName::new("search").unwrap());
     let tokens = TokenStore::from_file(&TokenFile {
         tokens: vec![ea, eb],
     })
     .unwrap();
-    let root = dir.path().join(lake_sub);
-    let dlq: Option<Arc<dyn Dlq>> =
-        dlq_sub.map(|d| Arc::new(DirDlq::new(dir.path().join(d))) as Arc<dyn Dlq>);
-    let mut sink = RawSink::new(
-        Arc::new(LocalFileSystem::new()),
-        root.to_str().unwrap(),
-        dlq,
-    );
-    sink.retry_budget = std::time::Duration::from_millis(100);
+    let sink = RawSink::new(store.clone(), root, dlq);
+    let claims = Arc::new(ObjectClaims::new(store.clone(), root));
     let log = Arc::new(MemoryLog::default());
-    let state = Arc::new(AppState::new(tokens, sink, limits, log.clone()));
+    let state = Arc::new(AppState::new(tokens, sink, claims, limits, log.clone()));
     Env {
         dir,
+        store,
+        root: root.trim_matches('/').to_owned(),
         state,
         log,
         token_a,
@@ -52,10 +72,31 @@ fn env_with(limits: Limits, lake_sub: &str, dlq_sub: Option<&str>) -> Env {
     }
 }
 
+/// A local lake at `<tmp>/<lake_sub>` and a dead-letter folder at `<tmp>/<dlq_sub>`.
+fn env_with(limits: Limits, lake_sub: &str, dlq_sub: Option<&str>) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join(lake_sub);
+    let dlq: Option<Arc<dyn Dlq>> =
+        dlq_sub.map(|d| Arc::new(DirDlq::new(dir.path().join(d))) as Arc<dyn Dlq>);
+    let root = root.to_str().unwrap().to_owned();
+    env_on(Arc::new(LocalFileSystem::new()), &root, limits, dir, dlq)
+}
+
 fn env() -> Env {
-    let e = env_with(Limits::default(), "lake", Some("dlq"));
+    let e = env_with(test_limits(), "lake", Some("dlq"));
     std::fs::create_dir_all(e.dir.path().join("lake")).unwrap();
     e
+}
+
+impl Env {
+    fn dlq(&self) -> DirDlq {
+        DirDlq::new(self.dir.path().join("dlq"))
+    }
+
+    /// A sink on the same lake without a dead-letter queue, as `ingest redrive` opens it.
+    fn redrive_sink(&self) -> RawSink {
+        RawSink::new(self.store.clone(), &self.root, None)
+    }
 }
 
 fn event(id: &str) -> Value {
@@ -122,36 +163,49 @@ fn gzip(b: &[u8]) -> Vec<u8> {
 }
 
 /// Every raw object written, as (key relative to the lake, decompressed lines).
-fn raw_objects(e: &Env) -> Vec<(String, Vec<Value>)> {
-    let root = e.dir.path().join("lake");
+async fn raw_objects(e: &Env) -> Vec<(String, Vec<Value>)> {
+    let prefix = eventlake_store::key_path(&e.root, "raw");
+    let metas: Vec<_> = e
+        .store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .unwrap_or_default();
     let mut out = Vec::new();
-    let mut stack = vec![root.join("raw")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in rd.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let data = std::fs::read(&p).unwrap();
-                let mut text = String::new();
-                std::io::Read::read_to_string(
-                    &mut flate2::read::GzDecoder::new(&data[..]),
-                    &mut text,
-                )
-                .unwrap();
-                let lines = text
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect();
-                out.push((p.strip_prefix(&root).unwrap().display().to_string(), lines));
-            }
-        }
+    for m in metas {
+        let data = e
+            .store
+            .get(&m.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&data[..]), &mut text)
+            .unwrap();
+        let lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let key = m.location.as_ref();
+        let key = key[key.find("raw/").unwrap()..].to_owned();
+        out.push((key, lines));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The event ids in the raw zone, sorted, one per line found.
+async fn raw_event_ids(e: &Env) -> Vec<String> {
+    let mut ids: Vec<String> = raw_objects(e)
+        .await
+        .iter()
+        .flat_map(|(_, lines)| lines.iter())
+        .map(|l| l["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
 }
 
 #[tokio::test]
@@ -167,7 +221,7 @@ async fn a_batch_lands_once_in_the_raw_layout_with_server_stamps() {
     assert_eq!(r.body["accepted"], 2);
     assert_eq!(r.body["rejected"], json!([]));
     assert_eq!(r.body["durable_in"], "raw");
-    let objects = raw_objects(&e);
+    let objects = raw_objects(&e).await;
     assert_eq!(objects.len(), 1);
     let (key, lines) = &objects[0];
     let batch = r.body["batch_id"].as_str().unwrap();
@@ -246,7 +300,7 @@ async fn a_mix_of_good_and_bad_events_lands_the_good_ones_and_reports_the_bad_by
             (7, "missing_field".into()),
         ]
     );
-    let lines = &raw_objects(&e)[0].1;
+    let lines = &raw_objects(&e).await[0].1;
     let ids: Vec<&str> = lines
         .iter()
         .map(|l| l["event_id"].as_str().unwrap())
@@ -387,7 +441,7 @@ async fn bad_requests_get_the_right_status_and_message() {
     let r = send_json(&e, &e.token_a, json!({"events": [bad]})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["rejected"][0]["reason"], "wrong_type");
-    assert!(raw_objects(&e).is_empty(), "nothing was written");
+    assert!(raw_objects(&e).await.is_empty(), "nothing was written");
 }
 
 #[tokio::test]
@@ -436,7 +490,7 @@ async fn size_limits_answer_413_and_write_nothing() {
         r.body["message"],
         "body is larger than 1048576 bytes after decompression"
     );
-    assert!(raw_objects(&e).is_empty());
+    assert!(raw_objects(&e).await.is_empty());
 }
 
 #[tokio::test]
@@ -452,39 +506,42 @@ async fn a_retried_request_lands_nothing_new_and_gets_the_same_answer() {
     assert_eq!(second.status, StatusCode::ACCEPTED);
     assert_eq!(first.body, second.body);
     assert_eq!(second.headers["idempotent-replayed"], "true");
-    assert_eq!(raw_objects(&e).len(), 1);
+    assert_eq!(raw_objects(&e).await.len(), 1);
     // The same key from another team is another batch.
     let other = send(&e, Some(&e.token_b), "application/json", &key, body).await;
     assert_ne!(other.body["batch_id"], first.body["batch_id"]);
-    assert_eq!(raw_objects(&e).len(), 2);
+    assert_eq!(raw_objects(&e).await.len(), 2);
 }
 
 #[tokio::test]
 async fn a_team_over_its_rate_gets_429_with_retry_after() {
+    // 10 events a second, and a burst of one full batch (1,000 events).
     let e = env_with(
         Limits {
             events_per_sec: 10,
-            ..Limits::default()
+            ..test_limits()
         },
         "lake",
         Some("dlq"),
     );
-    let ids: Vec<Value> = (0..8).map(|i| event(&format!("r{i}"))).collect();
-    let r = send_json(&e, &e.token_a, json!({ "events": ids })).await;
+    let batch = |p: &str| -> Vec<Value> { (0..600).map(|i| event(&format!("{p}{i}"))).collect() };
+    let r = send_json(&e, &e.token_a, json!({ "events": batch("r") })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
-    let ids: Vec<Value> = (0..8).map(|i| event(&format!("s{i}"))).collect();
-    let r = send_json(&e, &e.token_a, json!({ "events": ids.clone() })).await;
+    let r = send_json(&e, &e.token_a, json!({ "events": batch("s") })).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(r.headers["retry-after"], "1");
+    // 200 events short at 10 a second: about 20 s.
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((19..=21).contains(&wait), "{wait}");
+    assert_eq!(r.body["error"], "throttled");
     // Another team is not affected.
-    let r = send_json(&e, &e.token_b, json!({ "events": ids })).await;
+    let r = send_json(&e, &e.token_b, json!({ "events": batch("s") })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
 async fn storage_down_means_dead_letter_then_redrive_lands_each_batch_once() {
     // The lake root is a file: every raw write fails.
-    let e = env_with(Limits::default(), "lake", Some("dlq"));
+    let e = env_with(test_limits(), "lake", Some("dlq"));
     std::fs::write(e.dir.path().join("lake"), b"in the way").unwrap();
     let r = send_json(&e, &e.token_a, json!({"events": [event("d1")]})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
@@ -493,17 +550,12 @@ async fn storage_down_means_dead_letter_then_redrive_lands_each_batch_once() {
     // Storage is back: redrive, twice.
     std::fs::remove_file(e.dir.path().join("lake")).unwrap();
     std::fs::create_dir_all(e.dir.path().join("lake")).unwrap();
-    let sink = RawSink::new(
-        Arc::new(LocalFileSystem::new()),
-        e.dir.path().join("lake").to_str().unwrap(),
-        None,
-    );
-    let dlq = DirDlq::new(e.dir.path().join("dlq"));
+    let (sink, dlq) = (e.redrive_sink(), e.dlq());
     let first = redrive(&sink, &dlq).await.unwrap();
     assert_eq!((first.written, first.already_there), (1, 0));
     let second = redrive(&sink, &dlq).await.unwrap();
     assert_eq!((second.written, second.already_there), (0, 0));
-    let objects = raw_objects(&e);
+    let objects = raw_objects(&e).await;
     assert_eq!(objects.len(), 1);
     assert!(objects[0].0.ends_with(&format!(
         "{}.ndjson.gz",
@@ -514,7 +566,7 @@ async fn storage_down_means_dead_letter_then_redrive_lands_each_batch_once() {
 
 #[tokio::test]
 async fn storage_and_dead_letter_queue_down_means_503() {
-    let e = env_with(Limits::default(), "lake", Some("dlq/blocked"));
+    let e = env_with(test_limits(), "lake", Some("dlq/blocked"));
     std::fs::write(e.dir.path().join("lake"), b"in the way").unwrap();
     std::fs::write(e.dir.path().join("dlq"), b"in the way too").unwrap();
     let r = send_json(&e, &e.token_a, json!({"events": [event("d1")]})).await;
@@ -636,7 +688,7 @@ async fn openapi_matches_the_router() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    let src = include_str!("../../src/app.rs");
+    let src = include_str!("../../src/api.rs");
     for code in &codes {
         assert!(
             src.contains(&format!("\"{code}\"")),
@@ -650,6 +702,8 @@ async fn openapi_matches_the_router() {
         .collect();
     assert_eq!(
         statuses,
-        vec!["202", "400", "401", "413", "415", "429", "503"]
+        vec![
+            "202", "400", "401", "408", "409", "413", "415", "422", "429", "503"
+        ]
     );
 }
