@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use eventlake_benches::{CHILD_ENV, Measured, median, run_as_etl_if_asked, run_measured};
-use eventlake_etl::generate::{GenerateOptions, generate};
-use eventlake_etl::lake::Lake;
+use eventlake_catalog::Lake;
+use eventlake_compaction::generate::{GenerateOptions, generate};
 
 // The same allocator as the `etl` binary, since this binary runs the job as `etl` does.
 #[global_allocator]

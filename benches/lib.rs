@@ -65,7 +65,7 @@ pub const CHILD_ENV: &str = "EVENTLAKE_BENCH_AS_ETL";
 /// Runs as `etl` when started by [`etl_command`]; call first thing in `main`.
 pub fn run_as_etl_if_asked() {
     if std::env::var_os(CHILD_ENV).is_some() {
-        std::process::exit(match eventlake_etl::cli::main() {
+        std::process::exit(match eventlake_etl::main() {
             c if c == std::process::ExitCode::SUCCESS => 0,
             _ => 1,
         });
@@ -106,7 +106,7 @@ pub fn seaweedfs() -> Vec<(String, String)> {
 pub fn percentile(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    eventlake_etl::p95::percentile(&s, p)
+    eventlake_query::p95::percentile(&s, p)
 }
 
 /// The number after `name` on the command line, or `default`.

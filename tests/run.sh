@@ -18,13 +18,19 @@ eval "$(tests/standins/seaweedfs.sh start)"
 eval "$(tests/standins/moto.sh start)"
 export EVENTLAKE_TEST_S3_LAKE=s3://eventlake-test/tests
 
-# The ingestion Lambda stays small: no DataFusion (nor arrow, parquet) in its dependency tree.
-heavy=$(cargo tree --locked -p eventlake-ingest -e normal --prefix none | grep -E '^(datafusion|arrow|parquet)' | sort -u || true)
-if [ -n "$heavy" ]; then
-  echo "eventlake-ingest must not depend on these:" >&2
-  echo "$heavy" >&2
-  exit 1
-fi
+# The ingestion Lambda stays small: no DataFusion (nor arrow, parquet), no Kafka client and none of
+# the batch parts in its dependency tree; the catalog is metadata and never pulls a query engine.
+forbid() {
+  local crate=$1 pattern=$2 found
+  found=$(cargo tree --locked -p "$crate" -e normal --prefix none | grep -E "^($pattern) " | sort -u || true)
+  if [ -n "$found" ]; then
+    echo "$crate must not depend on these:" >&2
+    echo "$found" >&2
+    exit 1
+  fi
+}
+forbid eventlake-ingest 'datafusion[a-z-]*|arrow[a-z-]*|parquet|rdkafka[a-z-]*|eventlake-(catalog|compaction|query|etl)'
+forbid eventlake-catalog 'datafusion[a-z-]*|parquet|eventlake-(compaction|query|etl|ingest)'
 
 # The saved queries must parse as Athena (Trino) SQL; the Rust tests run the same text locally.
 python3 -c 'import sqlglot' 2>/dev/null || python3 -m pip install --quiet 'sqlglot==26.33.0' >&2

@@ -11,7 +11,8 @@
 //! manifest sits beside the Parquet files without becoming part of the table, and marker files in
 //! the raw zone are not read as data.
 
-use crate::names::{PartitionDate, PartitionKey, TeamName};
+use crate::hive;
+use crate::names::{PartitionKey, TeamName};
 
 pub const RAW_ROOT: &str = "raw";
 pub const CURATED_ROOT: &str = "curated";
@@ -22,12 +23,12 @@ pub const QUARANTINE_FILE: &str = "quarantine.ndjson";
 
 /// `raw/team=<team>/dt=<dt>/`
 pub fn raw_partition_prefix(key: &PartitionKey) -> String {
-    format!("{RAW_ROOT}/team={}/dt={}/", key.team, key.dt)
+    format!("{RAW_ROOT}/{}/", hive::partition(key))
 }
 
 /// `raw/team=<team>/`
 pub fn raw_team_prefix(team: &TeamName) -> String {
-    format!("{RAW_ROOT}/team={team}/")
+    format!("{RAW_ROOT}/{}/", hive::team(team))
 }
 
 /// `raw/team=<team>/dt=<dt>/hour=<HH>/<batch_id>.ndjson.gz`
@@ -40,12 +41,16 @@ pub fn raw_object_key(key: &PartitionKey, hour: u32, batch_id: &str) -> String {
 
 /// `curated/events/team=<team>/dt=<dt>/`
 pub fn curated_partition_prefix(key: &PartitionKey) -> String {
-    format!("{CURATED_ROOT}/{TABLE}/team={}/dt={}/", key.team, key.dt)
+    format!("{CURATED_ROOT}/{TABLE}/{}/", hive::partition(key))
 }
 
 /// `curated/events/team=<team>/dt=<dt>/v=<version>/`
 pub fn curated_version_prefix(key: &PartitionKey, version: &str) -> String {
-    format!("{}v={version}/", curated_partition_prefix(key))
+    format!(
+        "{}{}/",
+        curated_partition_prefix(key),
+        hive::version(version)
+    )
 }
 
 /// `curated/events/team=<team>/dt=<dt>/v=<version>/part-<n>.parquet`
@@ -64,8 +69,9 @@ pub fn manifest_key(key: &PartitionKey, version: &str) -> String {
 /// `quarantine/events/team=<team>/dt=<dt>/v=<version>/`
 pub fn quarantine_version_prefix(key: &PartitionKey, version: &str) -> String {
     format!(
-        "{QUARANTINE_ROOT}/{TABLE}/team={}/dt={}/v={version}/",
-        key.team, key.dt
+        "{QUARANTINE_ROOT}/{TABLE}/{}/{}/",
+        hive::partition(key),
+        hive::version(version)
     )
 }
 
@@ -116,12 +122,8 @@ pub fn parse_raw_key(key: &str) -> Result<RawObjectPath, LayoutError> {
         [_, team, dt, hour, file] => (*team, *dt, Some(*hour), *file),
         _ => return Err(err("unexpected depth")),
     };
-    let team = team
-        .strip_prefix("team=")
-        .ok_or_else(|| err("no team= folder"))?;
-    let team = TeamName::new(team).map_err(|e| err(&e.to_string()))?;
-    let dt = dt.strip_prefix("dt=").ok_or_else(|| err("no dt= folder"))?;
-    let dt = PartitionDate::parse(dt).map_err(|e| err(&e.to_string()))?;
+    let team = hive::team_of(team).map_err(|e| err(&e.to_string()))?;
+    let dt = hive::dt_of(dt).map_err(|e| err(&e.to_string()))?;
     let hour = match hour {
         None => None,
         Some(h) => {
@@ -147,6 +149,7 @@ pub fn parse_raw_key(key: &str) -> Result<RawObjectPath, LayoutError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::PartitionDate;
 
     fn key() -> PartitionKey {
         PartitionKey {

@@ -8,7 +8,9 @@
 //! It does no I/O, so the ingestion function and the batch job share it without sharing their
 //! dependencies.
 
+pub mod duration;
 pub mod event;
+pub mod hive;
 pub mod layout;
 pub mod names;
 #[cfg(feature = "arrow")]

@@ -137,7 +137,7 @@ pub struct PartitionKey {
 
 impl fmt::Display for PartitionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "team={}/dt={}", self.team, self.dt)
+        f.write_str(&crate::hive::partition(self))
     }
 }
 

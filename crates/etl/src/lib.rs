@@ -1,33 +1,23 @@
-//! eventlake's batch jobs.
+//! The `etl` command: parses arguments, opens the lake and its catalog, and hands the work to the
+//! library parts; also the scheduled job's task entry point (Lambda and Fargate).
 //!
-//! - [`generate`]: synthetic raw data and its ground truth.
-//! - [`plan`]: which partitions have raw data and what to do with them.
-//! - [`compact`]: one partition from raw JSON to committed Parquet, every line accounted for.
-//! - [`backfill`]: a plan run `jobs` partitions at a time.
-//! - [`catalog`]: which version of each partition readers see.
-//! - [`query`]: SQL over the committed versions.
-//! - [`gc`]: removal of versions nobody points to.
+//! | module | holds |
+//! | --- | --- |
+//! | [`args`] | every flag, its default and its environment variable |
+//! | [`commands`] | what each command does with the parts, and the process entry point |
+//! | [`task`] | the Step Functions payloads (`etl task`, `etl lambda`) and their error names |
+//! | [`output`], [`progress`] | what people see: tables, summaries, a progress bar |
 //!
-//! The same code runs on a laptop against a folder and in the cloud; only the [`lake::Lake`] and
-//! the [`catalog::Catalog`] differ.
+//! The parts: [`eventlake_catalog`] (the lake and its catalogs), [`eventlake_compaction`]
+//! (plan, compact, backfill, gc, sync), [`eventlake_query`] (the local engine, Athena, saved
+//! queries, the P95 check).
 
-pub mod athena;
-pub mod aws;
-pub mod backfill;
-pub mod catalog;
-pub mod cli;
-pub mod compact;
-pub mod error;
-pub mod gc;
-pub mod generate;
-pub mod lake;
-pub mod p95;
-pub mod plan;
-pub mod query;
-pub mod read;
-pub mod saved;
-pub mod sync;
+pub mod args;
+pub mod commands;
+mod error;
+pub mod output;
+pub mod progress;
 pub mod task;
-pub mod trino;
 
+pub use commands::main;
 pub use error::{Error, Result};

@@ -21,12 +21,14 @@ use eventlake_contract::{PartitionDate, TeamName};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::backfill::{self, Progress, Status};
-use crate::cli::{Target, open};
-use crate::compact::CompactOptions;
-use crate::error::Error;
-use crate::plan::{Selection, plan};
 use clap::Parser as _;
+use eventlake_catalog::{Context, Target, open};
+use eventlake_compaction::backfill::{self, Quiet, Status};
+use eventlake_compaction::compact::CompactOptions;
+use eventlake_compaction::plan::{Selection, plan};
+use tokio::sync::OnceCell;
+
+use crate::error::Error;
 
 /// What the state machine matches on.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -37,7 +39,8 @@ pub struct TaskError {
 }
 
 impl TaskError {
-    fn from_error(e: &Error) -> Self {
+    fn from_error(e: impl Into<Error>) -> Self {
+        let e = e.into();
         Self::new(e.is_retryable(), e.to_string())
     }
 
@@ -110,8 +113,40 @@ fn three() -> usize {
     3
 }
 
-/// Runs one payload against the lake and catalog of `target` (from the task's environment).
-pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError> {
+/// The lake and catalog payloads run against: opened (with the AWS configuration) by the first
+/// payload and kept for the next ones, so a Lambda instance loads its configuration and builds
+/// its clients once, not per invocation.
+#[derive(Debug)]
+pub struct TaskContext {
+    target: Target,
+    opened: OnceCell<Context>,
+}
+
+impl TaskContext {
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            opened: OnceCell::new(),
+        }
+    }
+
+    /// The opened lake and catalog; with the AWS configuration when `need_aws`.
+    async fn context(&self, need_aws: bool) -> Result<Context, TaskError> {
+        if let Some(c) = self.opened.get()
+            && (c.sdk.is_some() || !need_aws)
+        {
+            return Ok(c.clone());
+        }
+        let c = open(&self.target, false, self.target.aws_config(need_aws).await)
+            .await
+            .map_err(TaskError::from_error)?;
+        let _ = self.opened.set(c.clone());
+        Ok(c)
+    }
+}
+
+/// Runs one payload against the task's lake and catalog (from its environment).
+pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskError> {
     let payload: Payload = serde_json::from_value(payload)
         .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
     match payload {
@@ -128,9 +163,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
             };
             let day =
                 PartitionDate::parse(&day.format("%Y-%m-%d").to_string()).expect("a calendar date");
-            let ctx = open(target, false, false)
-                .await
-                .map_err(|e| TaskError::from_error(&e))?;
+            let ctx = task.context(false).await?;
             let selection = Selection {
                 teams,
                 from: Some(day),
@@ -138,7 +171,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
             };
             let p = plan(&ctx.lake, ctx.catalog.as_ref(), &selection, false)
                 .await
-                .map_err(|e| TaskError::from_error(&e))?;
+                .map_err(TaskError::from_error)?;
             let max_bytes = std::env::var("EVENTLAKE_LAMBDA_MAX_RAW_MB")
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
@@ -166,9 +199,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                 .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
             let dt = PartitionDate::parse(&dt)
                 .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
-            let ctx = open(target, false, false)
-                .await
-                .map_err(|e| TaskError::from_error(&e))?;
+            let ctx = task.context(false).await?;
             let selection = Selection {
                 teams: vec![team.clone()],
                 from: Some(dt),
@@ -176,7 +207,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
             };
             let p = plan(&ctx.lake, ctx.catalog.as_ref(), &selection, false)
                 .await
-                .map_err(|e| TaskError::from_error(&e))?;
+                .map_err(TaskError::from_error)?;
             let partition = format!("team={team}/dt={dt}");
             if p.partitions.is_empty() {
                 return Err(TaskError::bad(format!("{partition}: no raw data")));
@@ -185,8 +216,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                 read_concurrency: CompactOptions::default_read_concurrency(ctx.lake.is_s3()),
                 ..CompactOptions::default()
             };
-            let summary =
-                backfill::run(&ctx.lake, ctx.catalog, p, 1, &opts, &Progress::Quiet).await;
+            let summary = backfill::run(&ctx.lake, ctx.catalog, p, 1, &opts, &Quiet).await;
             let r = summary
                 .partitions
                 .first()
@@ -218,30 +248,25 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                     )));
                 }
             };
-            let dir =
-                PathBuf::from(std::env::var("EVENTLAKE_SQL_DIR").unwrap_or_else(|_| "sql".into()));
-            let queries =
-                crate::saved::load_all(&[dir]).map_err(|e| TaskError::bad(e.to_string()))?;
-            let ctx = open(target, false, athena)
-                .await
-                .map_err(|e| TaskError::from_error(&e))?;
+            let queries = eventlake_query::saved::load_all(&[sql_dir()])
+                .map_err(|e| TaskError::bad(e.to_string()))?;
+            let ctx = task.context(athena).await?;
             let engine = if athena {
                 // The same settings and environment variables as `etl check-p95 --engine athena`.
                 let args = AthenaFromEnv::try_parse_from(["etl"])
                     .map_err(|e| TaskError::bad(format!("Athena settings: {e}")))?
                     .athena;
-                crate::p95::Engine::Athena(
-                    crate::cli::athena_engine(&ctx, target, &args)
-                        .map_err(|e| TaskError::from_error(&e))?,
+                eventlake_query::p95::Engine::Athena(
+                    args.engine(&ctx).map_err(TaskError::from_error)?,
                 )
             } else {
-                crate::p95::Engine::Local(
-                    crate::query::session(&ctx.lake, ctx.catalog.as_ref())
+                eventlake_query::p95::Engine::Local(
+                    eventlake_query::session(&ctx.lake, ctx.catalog.as_ref())
                         .await
-                        .map_err(|e| TaskError::from_error(&e))?,
+                        .map_err(TaskError::from_error)?,
                 )
             };
-            let report = crate::p95::check(
+            let report = eventlake_query::p95::check(
                 &engine,
                 &queries,
                 &BTreeMap::new(),
@@ -249,7 +274,7 @@ pub async fn handle(payload: Value, target: &Target) -> Result<Value, TaskError>
                 None,
             )
             .await
-            .map_err(|e| TaskError::from_error(&e))?;
+            .map_err(TaskError::from_error)?;
             for q in &report.queries {
                 tracing::info!(
                     query = %q.name, p50_ms = q.p50_ms, p95_ms = q.p95_ms, budget_ms = q.budget_ms,
@@ -278,19 +303,20 @@ pub fn sql_dir() -> PathBuf {
 #[derive(clap::Parser)]
 struct AthenaFromEnv {
     #[command(flatten)]
-    athena: crate::cli::AthenaArgs,
+    athena: crate::args::AthenaArgs,
 }
 
-/// `etl lambda`: serves payloads from the Lambda runtime API until the runtime stops.
-pub async fn serve_lambda(target: Target) -> Result<(), Error> {
-    let target = &target;
+/// `etl lambda`: serves payloads from the Lambda runtime API until the runtime stops. The lake,
+/// catalog and AWS clients are built once per instance.
+pub async fn serve_lambda(task: TaskContext) -> Result<(), Error> {
+    let task = &task;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| async move {
-            handle(event.payload, target).await
+            handle(event.payload, task).await
         },
     ))
     .await
-    .map_err(|e| Error::Task(format!("Lambda runtime: {e}")))
+    .map_err(|e| Error::Lambda(e.to_string()))
 }
 
 #[cfg(test)]

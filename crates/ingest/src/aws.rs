@@ -1,7 +1,8 @@
 //! The AWS side of ingestion: the SQS dead-letter queue and the token hashes in an SSM parameter.
 //!
-//! Clients come from one shared SDK configuration (the standard chain: environment, profile,
-//! Lambda role; `AWS_ENDPOINT_URL` for a stand-in).
+//! Clients come from the process's one SDK configuration ([`eventlake_store::sdk_config`], the
+//! standard chain: environment, profile, Lambda role; `AWS_ENDPOINT_URL` for a stand-in), which
+//! also signs the lake's S3 requests.
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client as SqsClient;
@@ -13,11 +14,6 @@ use crate::sink::{DeadLetter, Dlq, DlqError};
 /// SQS takes messages of at most 256 KiB; a larger batch cannot be dead-lettered (the client gets
 /// a 503 and retries).
 pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
-
-/// The shared SDK configuration.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_from_env().await
-}
 
 /// The dead-letter queue as an SQS queue: one message per batch, the letter as JSON.
 #[derive(Debug, Clone)]

@@ -57,10 +57,10 @@ enum Command {
         limits: RequestLimits,
         /// A request's headers must arrive within this time (also how long a kept-alive
         /// connection may wait idle for its next request).
-        #[arg(long, env = "EVENTLAKE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "EVENTLAKE_HEADER_TIMEOUT", default_value = "10s", value_parser = eventlake_contract::duration::parse)]
         header_timeout: Duration,
         /// A connection that moves no byte for this long is closed.
-        #[arg(long, env = "EVENTLAKE_STALL_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+        #[arg(long, env = "EVENTLAKE_STALL_TIMEOUT", default_value = "30s", value_parser = eventlake_contract::duration::parse)]
         stall_timeout: Duration,
         /// Connections held open at once; past it, the longest-idle one is closed.
         #[arg(long, env = "EVENTLAKE_MAX_CONNECTIONS", default_value_t = 512)]
@@ -89,10 +89,10 @@ struct RequestLimits {
     burst: u32,
     /// Storage, dead-letter queue and answer all happen within this time of a request's body
     /// arriving (keep it well inside the function timeout).
-    #[arg(long, env = "EVENTLAKE_REQUEST_DEADLINE", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "EVENTLAKE_REQUEST_DEADLINE", default_value = "5s", value_parser = eventlake_contract::duration::parse)]
     deadline: Duration,
     /// A request's body must arrive within this time of its headers.
-    #[arg(long, env = "EVENTLAKE_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "EVENTLAKE_BODY_TIMEOUT", default_value = "10s", value_parser = eventlake_contract::duration::parse)]
     body_timeout: Duration,
 }
 
@@ -145,13 +145,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// The AWS SDK configuration, loaded only when an AWS resource is configured.
+/// The AWS SDK configuration, loaded only when an AWS resource is configured; S3, SQS and SSM
+/// then act as one identity.
 async fn sdk(cli: &Cli) -> Option<aws_config::SdkConfig> {
-    if cli.dlq_url.is_some() || cli.tokens_parameter.is_some() {
-        Some(eventlake_ingest::aws::sdk_config().await)
+    if cli.lake.starts_with("s3://") || cli.dlq_url.is_some() || cli.tokens_parameter.is_some() {
+        Some(eventlake_store::sdk_config().await)
     } else {
         None
     }
+}
+
+/// The lake's store, signed with the shared SDK configuration when there is one.
+fn open_lake(
+    cli: &Cli,
+    create: bool,
+    sdk: Option<&aws_config::SdkConfig>,
+) -> Result<eventlake_store::Location, String> {
+    match sdk {
+        Some(sdk) => eventlake_store::open_with_sdk(&cli.lake, create, sdk),
+        None => eventlake_store::open(&cli.lake, create),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn dlq_for(
@@ -194,8 +208,8 @@ async fn app_state(
     if limits.deadline.is_zero() {
         return Err("--deadline must be more than zero".into());
     }
-    let loc = eventlake_store::open(&cli.lake, create).map_err(|e| e.to_string())?;
     let sdk = sdk(cli).await;
+    let loc = open_lake(cli, create, sdk.as_ref())?;
     let tokens = load_tokens(cli, sdk.as_ref()).await?;
     let dlq = dlq_for(cli, sdk.as_ref(), loc.local_dir.as_deref());
     let sink = RawSink::new(loc.store.clone(), &loc.root, dlq);
@@ -246,8 +260,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         Command::Redrive => {
-            let loc = eventlake_store::open(&cli.lake, false).map_err(|e| e.to_string())?;
             let sdk = sdk(&cli).await;
+            let loc = open_lake(&cli, false, sdk.as_ref())?;
             let dlq = dlq_for(&cli, sdk.as_ref(), loc.local_dir.as_deref())
                 .ok_or("no dead-letter queue configured (--dlq-url or --dlq-dir)")?;
             let sink = RawSink::new(loc.store.clone(), &loc.root, None);

@@ -27,7 +27,7 @@ mod local;
 mod sdk;
 pub use local::LocalFolder;
 #[cfg(feature = "sdk")]
-pub use sdk::open_with_sdk;
+pub use sdk::{open_with_sdk, sdk_config};
 
 /// A store and the root of the lake inside it.
 #[derive(Debug, Clone)]

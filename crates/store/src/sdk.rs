@@ -4,7 +4,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use object_store::CredentialProvider;
 use object_store::aws::AwsCredential;
@@ -84,4 +85,23 @@ pub fn open_with_sdk(location: &str, create: bool, sdk: &SdkConfig) -> Result<Lo
         loc.access_key_id = key_id;
     }
     Ok(loc)
+}
+
+/// One AWS SDK configuration per process, shared by S3 (object storage, through
+/// [`open_with_sdk`]) and every SDK client (Glue, Athena, SQS, SSM, DynamoDB), so all act as the
+/// same identity: credentials and region from the standard chain (environment, profiles and SSO,
+/// web identity, container and instance roles), endpoints for stand-ins from `AWS_ENDPOINT_URL` /
+/// `AWS_ENDPOINT_URL_<SERVICE>` only.
+///
+/// SDK calls retry throttling and 5xx answers with exponential backoff and jitter, up to
+/// `EVENTLAKE_AWS_MAX_ATTEMPTS` attempts (default 8).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let attempts = std::env::var("EVENTLAKE_AWS_MAX_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+        .load()
+        .await
 }

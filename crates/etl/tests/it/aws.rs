@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_sdk_glue::types::{PartitionInput, StorageDescriptor};
-use eventlake_etl::catalog::{GlueCatalog, GlueTarget, ObjectCatalog};
-use eventlake_etl::lake::Lake;
+use eventlake_catalog::Lake;
+use eventlake_catalog::{GlueCatalog, GlueTarget, ObjectCatalog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -43,7 +43,7 @@ fn moto() -> String {
 
 async fn sdk() -> aws_config::SdkConfig {
     moto();
-    eventlake_etl::aws::sdk_config().await
+    eventlake_store::sdk_config().await
 }
 
 /// A Glue database name unique to this test (names are lower case, no dashes).

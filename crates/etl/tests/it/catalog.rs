@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use eventlake_etl::catalog::{Catalog, CommitOutcome, DataFile, LocalCatalog, PartitionEntry};
-use eventlake_etl::error::Error;
+use eventlake_catalog::Error;
+use eventlake_catalog::{Catalog, CommitOutcome, DataFile, LocalCatalog, PartitionEntry};
 
 use crate::common::{TestLake, etl, key};
 

@@ -3,13 +3,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use eventlake_catalog::Lake;
+use eventlake_catalog::{Catalog, LocalCatalog};
+use eventlake_compaction::backfill::{self, Quiet, Summary};
+use eventlake_compaction::compact::CompactOptions;
+use eventlake_compaction::plan::{Selection, plan};
 use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
-use eventlake_etl::backfill::{self, Progress, Summary};
-use eventlake_etl::catalog::{Catalog, LocalCatalog};
-use eventlake_etl::compact::CompactOptions;
-use eventlake_etl::lake::Lake;
-use eventlake_etl::plan::{Selection, plan};
-use eventlake_etl::query::{run_sql, session};
+use eventlake_query::{run_sql, session};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
@@ -87,7 +87,7 @@ impl TestLake {
             p,
             2,
             &CompactOptions::default(),
-            &Progress::Quiet,
+            &Quiet,
         )
         .await
     }
@@ -98,7 +98,7 @@ impl TestLake {
             .await
             .expect("session");
         let (schema, batches) = run_sql(&ctx, sql).await.expect("query");
-        eventlake_etl::query::render(&schema, &batches, eventlake_etl::query::Format::Csv).unwrap()
+        eventlake_query::render(&schema, &batches, eventlake_query::Format::Csv).unwrap()
     }
 
     /// Reads every quarantine record of the committed partitions.

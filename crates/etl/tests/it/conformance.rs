@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use eventlake_etl::catalog::{Catalog, CommitOutcome, LocalCatalog};
-use eventlake_etl::error::Error;
+use eventlake_catalog::Error;
+use eventlake_catalog::{Catalog, CommitOutcome, LocalCatalog};
 
 use crate::catalog::entry;
 use crate::common::{TestLake, key};

@@ -1,9 +1,9 @@
 //! generate → backfill → query gives exactly the generator's ground truth.
 
+use eventlake_catalog::Catalog;
+use eventlake_compaction::backfill::Status;
+use eventlake_compaction::generate::{GenerateOptions, MALFORMED_KINDS, generate};
 use eventlake_contract::TeamName;
-use eventlake_etl::backfill::Status;
-use eventlake_etl::catalog::Catalog;
-use eventlake_etl::generate::{GenerateOptions, MALFORMED_KINDS, generate};
 
 use crate::common::TestLake;
 

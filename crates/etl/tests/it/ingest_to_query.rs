@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode};
 use eventlake_contract::TeamName;
 use eventlake_ingest::app::{AppState, Limits, MemoryLog, router};
 use eventlake_ingest::auth::{TokenFile, TokenStore, create_token};
+use eventlake_ingest::idempotency::ObjectClaims;
 use eventlake_ingest::sink::RawSink;
 use tower::ServiceExt;
 
@@ -21,10 +22,13 @@ async fn posted_events_are_compacted_exactly_once() {
         tokens: vec![entry],
     })
     .unwrap();
-    let sink = RawSink::new(t.lake.store().clone(), t.lake.path("").as_ref(), None);
+    let root = t.lake.path("");
+    let sink = RawSink::new(t.lake.store().clone(), root.as_ref(), None);
+    let claims = Arc::new(ObjectClaims::new(t.lake.store().clone(), root.as_ref()));
     let state = Arc::new(AppState::new(
         tokens,
         sink,
+        claims,
         Limits::default(),
         Arc::new(MemoryLog::default()),
     ));

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
-use eventlake_etl::generate::{GenerateOptions, Truth, generate};
-use eventlake_etl::query::{run_sql, session};
-use eventlake_etl::saved::{SavedQuery, load_all};
+use eventlake_compaction::generate::{GenerateOptions, Truth, generate};
+use eventlake_query::saved::{SavedQuery, load_all};
+use eventlake_query::{run_sql, session};
 
 use crate::common::{TestLake, etl, stderr, stdout};
 

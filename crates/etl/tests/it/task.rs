@@ -1,10 +1,9 @@
 //! The scheduled job's task entry point, called directly and as `etl task`.
 
+use eventlake_catalog::{CatalogKind, GlueTarget, Target};
+use eventlake_compaction::generate::{GenerateOptions, generate};
 use eventlake_contract::PartitionDate;
-use eventlake_etl::catalog::GlueTarget;
-use eventlake_etl::cli::{CatalogKind, Target};
-use eventlake_etl::generate::{GenerateOptions, generate};
-use eventlake_etl::task::handle;
+use eventlake_etl::task::{TaskContext, handle};
 use serde_json::json;
 
 use crate::common::{TestLake, etl, stdout};
@@ -13,12 +12,12 @@ fn today() -> String {
     chrono::Utc::now().format("%Y-%m-%d").to_string()
 }
 
-fn target(t: &TestLake) -> Target {
-    Target {
+fn target(t: &TestLake) -> TaskContext {
+    TaskContext::new(Target {
         lake: t.path.to_str().unwrap().to_owned(),
         catalog: CatalogKind::Lake,
         glue: GlueTarget::default(),
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

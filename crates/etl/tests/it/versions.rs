@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use eventlake_catalog::{Catalog, CommitOutcome, LocalCatalog, PartitionEntry};
+use eventlake_compaction::backfill::Status;
+use eventlake_compaction::gc::gc;
+use eventlake_compaction::plan::Action;
 use eventlake_contract::PartitionKey;
-use eventlake_etl::backfill::Status;
-use eventlake_etl::catalog::{Catalog, CommitOutcome, LocalCatalog, PartitionEntry};
-use eventlake_etl::gc::gc;
-use eventlake_etl::plan::Action;
 
 use crate::common::{RAW, TestLake, key, line};
 
@@ -41,9 +41,10 @@ async fn new_raw_data_makes_a_new_version_and_gc_removes_the_old_one() {
         &format!("{RAW}/b.ndjson.gz"),
         format!("{}\n", line("a-2", "2026-11-20T10:00:05.000Z")).as_bytes(),
     );
-    let p = eventlake_etl::plan::plan(&t.lake, t.catalog.as_ref(), &Default::default(), false)
-        .await
-        .unwrap();
+    let p =
+        eventlake_compaction::plan::plan(&t.lake, t.catalog.as_ref(), &Default::default(), false)
+            .await
+            .unwrap();
     let actions: Vec<Action> = p.partitions.iter().map(|p| p.action).collect();
     assert_eq!(actions, vec![Action::Changed, Action::Unchanged]);
 
@@ -143,19 +144,22 @@ struct FailingCommit {
 
 #[async_trait]
 impl Catalog for FailingCommit {
-    async fn get(&self, p: &PartitionKey) -> eventlake_etl::Result<Option<PartitionEntry>> {
+    async fn get(&self, p: &PartitionKey) -> eventlake_catalog::Result<Option<PartitionEntry>> {
         self.inner.get(p).await
     }
-    async fn list(&self) -> eventlake_etl::Result<Vec<PartitionEntry>> {
+    async fn list(&self) -> eventlake_catalog::Result<Vec<PartitionEntry>> {
         self.inner.list().await
     }
     async fn commit(
         &self,
         e: &PartitionEntry,
         expected: Option<&str>,
-    ) -> eventlake_etl::Result<CommitOutcome> {
+    ) -> eventlake_catalog::Result<CommitOutcome> {
         if e.partition == self.fail {
-            return Err(eventlake_etl::Error::Task("injected commit failure".into()));
+            return Err(eventlake_catalog::Error::Task {
+                panicked: false,
+                message: "injected commit failure".into(),
+            });
         }
         self.inner.commit(e, expected).await
     }

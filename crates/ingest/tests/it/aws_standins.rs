@@ -29,7 +29,7 @@ async fn sdk() -> aws_config::SdkConfig {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL is not set: run tests/run.sh, which starts the stand-ins"
     );
-    eventlake_ingest::aws::sdk_config().await
+    eventlake_store::sdk_config().await
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ pub fn load(path: &Path) -> Result<SavedQuery> {
             "name" => name = Some(value.to_owned()),
             "answers" => answers = Some(value.to_owned()),
             "budget" => {
-                budget = Some(crate::gc::parse_duration(value).map_err(|_| {
+                budget = Some(eventlake_contract::duration::parse(value).map_err(|_| {
                     err(
                         path,
                         n,

@@ -5,14 +5,14 @@
 use std::collections::BTreeSet;
 
 use eventlake_contract::layout::{self, is_hidden};
-use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
+use eventlake_contract::{PartitionDate, PartitionKey, TeamName, hive};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::catalog::{Catalog, PartitionEntry};
 use crate::error::Result;
-use crate::lake::Lake;
+use eventlake_catalog::Lake;
+use eventlake_catalog::{Catalog, PartitionEntry};
 
 /// Which partitions a command covers.
 #[derive(Debug, Clone, Default)]
@@ -112,8 +112,7 @@ pub async fn plan(
         lake.list_folders(layout::RAW_ROOT)
             .await?
             .iter()
-            .filter_map(|f| f.strip_prefix("team="))
-            .filter_map(|t| TeamName::new(t).ok())
+            .filter_map(|f| hive::parse_team(f))
             .collect()
     } else {
         selection
@@ -128,10 +127,7 @@ pub async fn plan(
     let mut keys = Vec::new();
     for team in teams {
         for folder in lake.list_folders(&layout::raw_team_prefix(&team)).await? {
-            let Some(dt) = folder
-                .strip_prefix("dt=")
-                .and_then(|d| PartitionDate::parse(d).ok())
-            else {
+            let Some(dt) = hive::parse_dt(&folder) else {
                 continue;
             };
             if selection.contains(dt) {

@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::athena::Athena;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::saved::SavedQuery;
 
 /// Where the queries run.
@@ -102,34 +102,32 @@ pub async fn check(
     if let Engine::Local(ctx) = engine {
         // Plan every query once before timing any: unknown columns or functions fail here.
         for (q, sql) in queries.iter().zip(&sqls) {
-            ctx.state().create_logical_plan(sql).await.map_err(|e| {
-                crate::error::Error::SavedQuery {
+            ctx.state()
+                .create_logical_plan(sql)
+                .await
+                .map_err(|e| Error::SavedQuery {
                     path: q.path.display().to_string(),
                     line: 1,
                     message: e.to_string(),
-                }
-            })?;
+                })?;
         }
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); queries.len()];
     let mut queued: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); queries.len()];
     let mut rows = vec![0; queries.len()];
     for (i, sql) in sqls.iter().enumerate().cycle().take(sqls.len() * warmup) {
-        engine.time(sql).await.map_err(|e| {
-            crate::error::Error::InvalidArgument(format!(
-                "{} (warm-up): {e}",
-                queries[i].path.display()
-            ))
+        engine.time(sql).await.map_err(|e| Error::Run {
+            query: queries[i].path.display().to_string(),
+            run: "warm-up".into(),
+            source: Box::new(e),
         })?;
     }
     for run in 0..runs {
         for (i, sql) in sqls.iter().enumerate() {
-            let (ms, q, n) = engine.time(sql).await.map_err(|e| {
-                crate::error::Error::InvalidArgument(format!(
-                    "{} (run {}): {e}",
-                    queries[i].path.display(),
-                    run + 1
-                ))
+            let (ms, q, n) = engine.time(sql).await.map_err(|e| Error::Run {
+                query: queries[i].path.display().to_string(),
+                run: format!("run {}", run + 1),
+                source: Box::new(e),
             })?;
             samples[i].push(ms);
             queued[i].push(q);

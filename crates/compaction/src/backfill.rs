@@ -2,18 +2,17 @@
 //! failure never loses another's work. The summary names every failed partition.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use eventlake_contract::PartitionKey;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, CommitOutcome};
 use crate::compact::{CompactOptions, Counts, compact_partition};
 use crate::error::Error;
-use crate::lake::Lake;
 use crate::plan::{PartitionPlan, Plan};
+use eventlake_catalog::Lake;
+use eventlake_catalog::{Catalog, CommitOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,67 +61,45 @@ impl Summary {
     }
 }
 
-/// How a long run shows its progress: a bar on a terminal, log lines otherwise.
-#[derive(Debug, Clone)]
-pub enum Progress {
-    Bar(ProgressBar),
-    Log,
-    Quiet,
+/// How a long run shows its progress. The command draws a bar on a terminal; [`LogProgress`]
+/// logs a line per partition; [`Quiet`] says nothing.
+pub trait Progress: Send + Sync {
+    /// One partition is done; `lines` were read so far, since `started`.
+    fn partition_done(&self, report: &PartitionReport, lines: u64, started: Instant);
+    /// Every partition is done.
+    fn finish(&self) {}
 }
 
-impl Progress {
-    /// A bar when stderr is a terminal, log lines otherwise.
-    pub fn auto(total: u64) -> Self {
-        use std::io::IsTerminal;
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} partitions  {msg}  ETA {eta}",
-                )
-                .expect("template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(200));
-            Progress::Bar(bar)
-        } else {
-            Progress::Log
-        }
-    }
+/// No progress at all (programs that read the summary).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quiet;
 
-    fn done(&self, r: &PartitionReport, lines: u64, started: Instant) {
-        let rate = lines as f64 / started.elapsed().as_secs_f64().max(1e-3);
-        match self {
-            Progress::Bar(bar) => {
-                bar.inc(1);
-                bar.set_message(format!("{:.0} lines/s", rate));
-                if r.status == Status::Failed {
-                    bar.println(format!(
-                        "FAILED team={} dt={}: {}",
-                        r.team,
-                        r.dt,
-                        r.error.as_deref().unwrap_or("")
-                    ));
-                }
-            }
-            Progress::Log => match r.status {
-                Status::Failed => tracing::error!(
-                    team = %r.team, dt = %r.dt, error = r.error.as_deref().unwrap_or(""),
-                    "partition failed"
-                ),
-                _ => tracing::info!(
-                    team = %r.team, dt = %r.dt, status = ?r.status,
-                    rows = r.counts.as_ref().map(|c| c.rows).unwrap_or(0),
-                    elapsed_ms = r.elapsed_ms, lines_per_sec = rate as u64,
-                    "partition done"
-                ),
-            },
-            Progress::Quiet => {}
-        }
-    }
+impl Progress for Quiet {
+    fn partition_done(&self, _: &PartitionReport, _: u64, _: Instant) {}
+}
 
-    fn finish(&self) {
-        if let Progress::Bar(bar) = self {
-            bar.finish_and_clear();
+/// One log line per partition (`tracing`), for logs that are read later.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogProgress;
+
+/// Lines per second since `started`.
+pub fn rate(lines: u64, started: Instant) -> f64 {
+    lines as f64 / started.elapsed().as_secs_f64().max(1e-3)
+}
+
+impl Progress for LogProgress {
+    fn partition_done(&self, r: &PartitionReport, lines: u64, started: Instant) {
+        match r.status {
+            Status::Failed => tracing::error!(
+                team = %r.team, dt = %r.dt, error = r.error.as_deref().unwrap_or(""),
+                "partition failed"
+            ),
+            _ => tracing::info!(
+                team = %r.team, dt = %r.dt, status = ?r.status,
+                rows = r.counts.as_ref().map(|c| c.rows).unwrap_or(0),
+                elapsed_ms = r.elapsed_ms, lines_per_sec = rate(lines, started) as u64,
+                "partition done"
+            ),
         }
     }
 }
@@ -187,7 +164,7 @@ pub async fn run(
     plan: Plan,
     jobs: usize,
     opts: &CompactOptions,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Summary {
     let started = Instant::now();
     let mut partitions = plan.partitions;
@@ -200,7 +177,7 @@ pub async fn run(
         .buffer_unordered(jobs.max(1));
     while let Some(r) = stream.next().await {
         lines_done += r.counts.as_ref().map(|c| c.lines).unwrap_or(0);
-        progress.done(&r, lines_done, started);
+        progress.partition_done(&r, lines_done, started);
         reports.push(r);
     }
     progress.finish();

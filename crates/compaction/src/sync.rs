@@ -8,14 +8,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use eventlake_contract::PartitionKey;
 use eventlake_contract::layout::{self, CURATED_ROOT};
+use eventlake_contract::{PartitionKey, hive};
 use serde::Serialize;
 
-use crate::catalog::{Catalog, CommitOutcome, PartitionEntry};
 use crate::compact::Manifest;
-use crate::error::{Error, Result};
-use crate::lake::Lake;
+use eventlake_catalog::Error as LakeError;
+use eventlake_catalog::{Catalog, CommitOutcome, PartitionEntry};
+
+use crate::error::Result;
+use eventlake_catalog::Lake;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
@@ -36,13 +38,13 @@ async fn complete_entry(
     let key = layout::manifest_key(p, version);
     let bytes = match lake.get(&key).await {
         Ok(b) => b,
-        Err(Error::Storage {
+        Err(LakeError::Storage {
             source: object_store::Error::NotFound { .. },
             ..
         }) => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
-    let m: Manifest = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|source| LakeError::Json {
         what: "manifest",
         path: key.clone(),
         source,
@@ -88,7 +90,7 @@ pub async fn sync(lake: &Lake, catalog: &dyn Catalog, dry_run: bool) -> Result<S
                     chosen = Some(e);
                     break;
                 }
-                None => report.incomplete.push(format!("{p}/v={v}")),
+                None => report.incomplete.push(format!("{p}/{}", hive::version(&v))),
             }
         }
         let Some(entry) = chosen else { continue };
@@ -108,7 +110,9 @@ pub async fn sync(lake: &Lake, catalog: &dyn Catalog, dry_run: bool) -> Result<S
             }
         }
         tracing::info!(partition = %p, version = %entry.version, "registered");
-        report.registered.push(format!("{p}/v={}", entry.version));
+        report
+            .registered
+            .push(format!("{p}/{}", hive::version(&entry.version)));
     }
     Ok(report)
 }

@@ -8,19 +8,11 @@
 //! The embedded default is [`LocalCatalog`], a folder inside the lake. Other catalogs (the Glue Data
 //! Catalog) implement the same trait.
 
-mod glue;
-mod local;
-mod object;
-
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use eventlake_contract::PartitionKey;
 use serde::{Deserialize, Serialize};
-
-pub use glue::{GlueCatalog, GlueTarget};
-pub use local::LocalCatalog;
-pub use object::ObjectCatalog;
 
 use crate::error::Result;
 
@@ -86,11 +78,11 @@ pub(crate) fn settle(
 ) -> Result<CommitOutcome> {
     match current {
         Some(c) if c.raw_fingerprint == entry.raw_fingerprint => Ok(CommitOutcome::AlreadyCurrent),
-        Some(c) => Err(crate::error::Error::CommitConflict {
+        Some(c) => Err(crate::Error::CommitConflict {
             partition: entry.partition.clone(),
             found: c.version.clone(),
         }),
-        None => Err(crate::error::Error::CommitConflict {
+        None => Err(crate::Error::CommitConflict {
             partition: entry.partition.clone(),
             found: "(none: the entry was removed)".into(),
         }),
@@ -110,7 +102,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// never committed). When it points elsewhere, a run that built the same raw data gets
     /// [`CommitOutcome::AlreadyCurrent`]; any other gets [`Error::CommitConflict`].
     ///
-    /// [`Error::CommitConflict`]: crate::error::Error::CommitConflict
+    /// [`Error::CommitConflict`]: crate::Error::CommitConflict
     async fn commit(&self, entry: &PartitionEntry, expected: Option<&str>)
     -> Result<CommitOutcome>;
 }

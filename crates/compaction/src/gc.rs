@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use eventlake_contract::layout::{self, CURATED_ROOT, QUARANTINE_ROOT, TABLE};
-use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
+use eventlake_contract::{PartitionKey, hive};
 use serde::Serialize;
 
-use crate::catalog::Catalog;
-use crate::error::{Error, Result};
-use crate::lake::Lake;
+use crate::error::Result;
+use eventlake_catalog::Catalog;
+use eventlake_catalog::Lake;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
@@ -24,27 +24,6 @@ pub struct GcReport {
     /// Versions the catalog points to.
     pub live: usize,
     pub dry_run: bool,
-}
-
-/// Parses `90s`, `15m`, `24h`, `7d` (or a plain number of seconds).
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| {
-        Error::InvalidArgument(format!("invalid duration {s:?}: use 90s, 15m, 24h or 7d"))
-    })?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => {
-            return Err(Error::InvalidArgument(format!(
-                "invalid duration {s:?}: use 90s, 15m, 24h or 7d"
-            )));
-        }
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 /// When a version was started, from its id (`20261125T130512123Z-…`).
@@ -61,30 +40,23 @@ pub(crate) async fn versions_under(
     into: &mut BTreeSet<(PartitionKey, String)>,
 ) -> Result<()> {
     let base = format!("{root}/{TABLE}");
-    for team in lake.list_folders(&base).await? {
-        let Some(t) = team
-            .strip_prefix("team=")
-            .and_then(|t| TeamName::new(t).ok())
-        else {
+    for team_segment in lake.list_folders(&base).await? {
+        let Some(team) = hive::parse_team(&team_segment) else {
             continue;
         };
-        for dt in lake.list_folders(&format!("{base}/{team}")).await? {
-            let Some(d) = dt
-                .strip_prefix("dt=")
-                .and_then(|d| PartitionDate::parse(d).ok())
-            else {
+        for dt_segment in lake.list_folders(&format!("{base}/{team_segment}")).await? {
+            let Some(dt) = hive::parse_dt(&dt_segment) else {
                 continue;
             };
-            for v in lake.list_folders(&format!("{base}/{team}/{dt}")).await? {
-                if let Some(v) = v.strip_prefix("v=") {
-                    into.insert((
-                        PartitionKey {
-                            team: t.clone(),
-                            dt: d,
-                        },
-                        v.to_owned(),
-                    ));
-                }
+            let partition = PartitionKey {
+                team: team.clone(),
+                dt,
+            };
+            let versions = lake
+                .list_folders(&format!("{base}/{team_segment}/{dt_segment}"))
+                .await?;
+            for v in versions.iter().filter_map(|v| hive::parse_version(v)) {
+                into.insert((partition.clone(), v.to_owned()));
             }
         }
     }
@@ -132,7 +104,9 @@ pub async fn gc(
                 .delete_prefix(&layout::quarantine_version_prefix(&partition, &version))
                 .await?;
         }
-        report.removed.push(format!("{partition}/v={version}"));
+        report
+            .removed
+            .push(format!("{partition}/{}", hive::version(&version)));
     }
     Ok(report)
 }
@@ -140,17 +114,6 @@ pub async fn gc(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
-        assert_eq!(parse_duration("15m").unwrap().as_secs(), 900);
-        assert_eq!(parse_duration("24h").unwrap().as_secs(), 86_400);
-        assert_eq!(parse_duration("7d").unwrap().as_secs(), 604_800);
-        assert_eq!(parse_duration("0").unwrap().as_secs(), 0);
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 
     #[test]
     fn version_ids_carry_their_time() {

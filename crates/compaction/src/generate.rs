@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::lake::Lake;
+use eventlake_catalog::Lake;
 
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {

@@ -9,9 +9,9 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use async_trait::async_trait;
-use eventlake_contract::PartitionKey;
+use eventlake_contract::{PartitionKey, hive};
 
-use super::{Catalog, CommitOutcome, PartitionEntry, settle};
+use crate::catalog::{Catalog, CommitOutcome, PartitionEntry, settle};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 
@@ -29,7 +29,7 @@ impl ObjectCatalog {
     }
 
     fn key(p: &PartitionKey) -> String {
-        format!("{OBJECT_CATALOG_PREFIX}/team={}/dt={}.json", p.team, p.dt)
+        format!("{OBJECT_CATALOG_PREFIX}/{}.json", hive::partition(p))
     }
 
     /// The entry and its version tag, if present.
@@ -65,7 +65,7 @@ impl Catalog for ObjectCatalog {
         let keys: Vec<String> = objects
             .into_iter()
             .map(|m| m.location.to_string())
-            .filter(|k| k.ends_with(".json") && k.contains("/team=") && k.contains("/dt="))
+            .filter(|k| hive::parse_partition(k, ".json").is_some())
             .collect();
         let mut out: Vec<PartitionEntry> = futures::stream::iter(keys)
             .map(|k| async move { self.read(&k).await })

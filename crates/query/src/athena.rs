@@ -12,6 +12,8 @@ use aws_sdk_athena::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError}
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
 use serde::Serialize;
 
+use eventlake_catalog::AwsFailure;
+
 use crate::error::{Error, Result};
 
 /// Where and how queries run.
@@ -80,12 +82,23 @@ where
     R: std::fmt::Debug,
 {
     match &e {
-        SdkError::ServiceError(s) => Error::Athena(format!(
-            "{operation}: {}: {}",
-            s.err().code().unwrap_or("Error"),
-            s.err().message().unwrap_or("")
-        )),
-        _ => Error::Athena(format!("{operation}: {}", DisplayErrorContext(&e))),
+        SdkError::ServiceError(s) => {
+            let code = s.err().code().unwrap_or("Error");
+            Error::athena(
+                AwsFailure::from_code(code),
+                format!("{operation}: {code}: {}", s.err().message().unwrap_or("")),
+            )
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            Error::athena(
+                AwsFailure::Unavailable,
+                format!("{operation}: {}", DisplayErrorContext(&e)),
+            )
+        }
+        _ => Error::athena(
+            AwsFailure::Refused,
+            format!("{operation}: {}", DisplayErrorContext(&e)),
+        ),
     }
 }
 
@@ -120,7 +133,9 @@ impl Athena {
             .await
             .map_err(|e| sdk_error("StartQueryExecution", e))?
             .query_execution_id()
-            .ok_or_else(|| Error::Athena("StartQueryExecution returned no id".into()))?
+            .ok_or_else(|| {
+                Error::athena(AwsFailure::Refused, "StartQueryExecution returned no id")
+            })?
             .to_owned();
         tracing::debug!(query_execution_id = %id, workgroup = %self.opts.workgroup, "started");
 
@@ -135,10 +150,12 @@ impl Athena {
                 .send()
                 .await
                 .map_err(|e| sdk_error("GetQueryExecution", e))?;
-            let exec = got
-                .query_execution()
-                .cloned()
-                .ok_or_else(|| Error::Athena(format!("query {id}: no execution returned")))?;
+            let exec = got.query_execution().cloned().ok_or_else(|| {
+                Error::athena(
+                    AwsFailure::Refused,
+                    format!("query {id}: no execution returned"),
+                )
+            })?;
             let status = exec.status();
             match status.and_then(|s| s.state()) {
                 Some(QueryExecutionState::Succeeded) => break exec,
@@ -150,11 +167,14 @@ impl Athena {
                         .and_then(|e| e.error_type())
                         .map(|t| format!(" (error type {t})"))
                         .unwrap_or_default();
-                    return Err(Error::Athena(format!(
-                        "query {id} {} in workgroup {}: {reason}{kind}",
-                        s.state().expect("state").as_str().to_lowercase(),
-                        self.opts.workgroup
-                    )));
+                    return Err(Error::athena(
+                        AwsFailure::Refused,
+                        format!(
+                            "query {id} {} in workgroup {}: {reason}{kind}",
+                            s.state().expect("state").as_str().to_lowercase(),
+                            self.opts.workgroup
+                        ),
+                    ));
                 }
                 _ => {}
             }
@@ -165,10 +185,13 @@ impl Athena {
                     .query_execution_id(&id)
                     .send()
                     .await;
-                return Err(Error::Athena(format!(
-                    "query {id} still running after {:?}; stopped it",
-                    self.opts.timeout
-                )));
+                return Err(Error::athena(
+                    AwsFailure::Refused,
+                    format!(
+                        "query {id} still running after {:?}; stopped it",
+                        self.opts.timeout
+                    ),
+                ));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 3 / 2).min(Duration::from_secs(2));

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
+use eventlake_contract::{PartitionKey, hive};
 
-use super::{Catalog, CommitOutcome, PartitionEntry};
+use crate::catalog::{Catalog, CommitOutcome, PartitionEntry};
 use crate::error::{Error, Result};
 
 /// The catalog's folder inside the lake.
@@ -38,14 +38,14 @@ impl LocalCatalog {
 
     fn entry_path(&self, p: &PartitionKey) -> PathBuf {
         self.dir
-            .join(format!("team={}", p.team))
-            .join(format!("dt={}.json", p.dt))
+            .join(hive::team(&p.team))
+            .join(format!("{}.json", hive::dt(&p.dt)))
     }
 
     fn lock_path(&self, p: &PartitionKey) -> PathBuf {
         self.dir
-            .join(format!("team={}", p.team))
-            .join(format!(".dt={}.lock", p.dt))
+            .join(hive::team(&p.team))
+            .join(format!(".{}.lock", hive::dt(&p.dt)))
     }
 
     fn read(path: &Path) -> Result<Option<PartitionEntry>> {
@@ -124,29 +124,20 @@ impl LocalCatalog {
         };
         for team_dir in teams.flatten() {
             let name = team_dir.file_name();
-            let Some(team) = name.to_str().and_then(|n| n.strip_prefix("team=")) else {
+            if name.to_str().and_then(hive::parse_team).is_none() {
                 continue;
-            };
-            let Ok(team) = TeamName::new(team) else {
-                continue;
-            };
+            }
             let files = fs::read_dir(team_dir.path())
                 .map_err(|e| Error::io("cannot list catalog", team_dir.path().display(), e))?;
             for f in files.flatten() {
-                let fname = f.file_name();
-                let Some(dt) = fname
-                    .to_str()
-                    .and_then(|n| n.strip_prefix("dt="))
-                    .and_then(|n| n.strip_suffix(".json"))
+                let path = f.path();
+                let Some(key) = path
+                    .strip_prefix(&self.dir)
+                    .ok()
+                    .and_then(|p| p.to_str())
+                    .and_then(|p| hive::parse_partition(p, ".json"))
                 else {
                     continue;
-                };
-                let Ok(dt) = PartitionDate::parse(dt) else {
-                    continue;
-                };
-                let key = PartitionKey {
-                    team: team.clone(),
-                    dt,
                 };
                 if let Some(entry) = Self::read(&self.entry_path(&key))? {
                     out.push(entry);

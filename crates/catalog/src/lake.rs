@@ -5,12 +5,11 @@
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unreachable};
 
 /// The root of a lake and the store that holds it.
 #[derive(Clone)]
@@ -18,7 +17,8 @@ pub struct Lake {
     store: Arc<dyn ObjectStore>,
     /// The root inside `store` (no leading or trailing `/`).
     root: String,
-    url: ObjectStoreUrl,
+    /// `file://` or `s3://bucket`: the URL query engines know the store by.
+    store_url: String,
     local_dir: Option<PathBuf>,
     display: String,
     bucket: Option<String>,
@@ -57,12 +57,12 @@ impl Lake {
                 location,
                 source,
             ),
-            other => Error::InvalidArgument(other.to_string()),
+            other => Error::Config(other.to_string()),
         })?;
         Ok(Self {
             store: loc.store,
             root: loc.root,
-            url: ObjectStoreUrl::parse(&loc.store_url)?,
+            store_url: loc.store_url,
             local_dir: loc.local_dir,
             display: loc.display,
             bucket: loc.bucket,
@@ -116,8 +116,14 @@ impl Lake {
                     .and_then(|k| k.clone())
                     .unwrap_or_else(|| "(none found)".into());
                 let text = e.to_string();
-                let reason = if text.contains("NoSuchBucket") {
-                    format!("bucket {bucket:?} does not exist")
+                // object_store keeps S3's error code in its message only: classify it here,
+                // once, into a variant that decides everything after.
+                let reason = if text.contains("NoSuchBucket")
+                    || matches!(e, object_store::Error::NotFound { .. })
+                {
+                    Unreachable::NoSuchBucket {
+                        bucket: bucket.clone(),
+                    }
                 } else if matches!(
                     e,
                     object_store::Error::PermissionDenied { .. }
@@ -127,17 +133,18 @@ impl Lake {
                     || text.contains("SignatureDoesNotMatch")
                     || text.contains("AccessDenied")
                 {
-                    format!(
-                        "access to bucket {bucket:?} was refused for access key id {key_id} (check the credentials and the bucket policy)"
-                    )
-                } else if matches!(e, object_store::Error::NotFound { .. }) {
-                    format!("bucket {bucket:?} does not exist")
+                    Unreachable::Refused {
+                        bucket: bucket.clone(),
+                        key_id,
+                    }
                 } else {
-                    format!("bucket {bucket:?} cannot be reached")
+                    Unreachable::Unreachable {
+                        bucket: bucket.clone(),
+                    }
                 };
                 Err(Error::Unreachable {
                     lake: self.display.clone(),
-                    reason,
+                    reason: Box::new(reason),
                     source: e,
                 })
             }
@@ -148,9 +155,9 @@ impl Lake {
         &self.store
     }
 
-    /// The URL DataFusion knows the store by.
-    pub fn object_store_url(&self) -> &ObjectStoreUrl {
-        &self.url
+    /// The URL query engines know the store by (`file://` or `s3://bucket`).
+    pub fn store_url(&self) -> &str {
+        &self.store_url
     }
 
     /// The lake's folder, when it is local.

@@ -29,11 +29,11 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, CommitOutcome, DataFile, PartitionEntry};
 use crate::error::{Error, Result};
-use crate::lake::Lake;
 use crate::plan::PartitionPlan;
 use crate::read::{Chunk, ObjectOutcome, QuarantineRecord, read_object};
+use eventlake_catalog::Lake;
+use eventlake_catalog::{Catalog, CommitOutcome, DataFile, PartitionEntry};
 
 /// The order rows are written in: analysts filter on `event_type` and `event_time`, and sorted
 /// columns let Athena and DataFusion skip row groups and pages by their statistics.
@@ -220,10 +220,13 @@ pub async fn compact_partition(
     counts.conflicts = dedupe.conflicts;
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
     if !counts.balanced() {
-        return Err(Error::Task(format!(
-            "{partition}: accounting does not balance (rows {} + duplicates {} + quarantined {} != lines {}); nothing was committed",
-            counts.rows, counts.duplicates, counts.quarantined, counts.lines
-        )));
+        return Err(Error::Unbalanced {
+            partition: partition.clone(),
+            rows: counts.rows,
+            duplicates: counts.duplicates,
+            quarantined: counts.quarantined,
+            lines: counts.lines,
+        });
     }
 
     let t = Instant::now();
@@ -503,7 +506,7 @@ impl OpenFile {
     async fn finish(mut self) -> Result<DataFile> {
         self.writer.finish().await?;
         let mut event_types = self.event_types;
-        if event_types.len() > crate::catalog::MAX_TYPE_COUNTS {
+        if event_types.len() > eventlake_catalog::MAX_TYPE_COUNTS {
             event_types.clear();
         }
         Ok(DataFile {

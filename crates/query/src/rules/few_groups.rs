@@ -30,7 +30,7 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 
-use crate::catalog::PartitionEntry;
+use eventlake_catalog::PartitionEntry;
 
 /// The most groups whose partial results are merged on one thread.
 pub const MAX_GROUPS: u64 = 10_000;

@@ -30,8 +30,8 @@ use eventlake_contract::schema::{PARTITION_COLUMNS, file_schema, hive_type};
 use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
 use tokio::sync::OnceCell;
 
-use super::{Catalog, CommitOutcome, DataFile, PartitionEntry, settle};
-use crate::error::{Error, Result};
+use crate::catalog::{Catalog, CommitOutcome, DataFile, PartitionEntry, settle};
+use crate::error::{AwsFailure, Error, Result};
 use crate::lake::Lake;
 
 const P_VERSION: &str = "eventlake.version";
@@ -75,33 +75,25 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let (code, message, retryable) = match &e {
+    let (code, message, failure) = match &e {
         SdkError::ServiceError(s) => {
             let err = s.err();
             let code = err.code().unwrap_or("Unknown").to_owned();
-            let retryable = matches!(
-                code.as_str(),
-                "ThrottlingException"
-                    | "InternalServiceException"
-                    | "OperationTimeoutException"
-                    | "ConcurrentModificationException"
-                    | "ResourceNotReadyException"
-            );
-            let msg = err.message().unwrap_or("").to_owned();
-            (code, msg, retryable)
+            let failure = AwsFailure::from_code(&code);
+            (code, err.message().unwrap_or("").to_owned(), failure)
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => (
             "Unreachable".to_owned(),
             aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
-            true,
+            AwsFailure::Unavailable,
         ),
         _ => (
             "Error".to_owned(),
             aws_sdk_glue::error::DisplayErrorContext(&e).to_string(),
-            false,
+            AwsFailure::Refused,
         ),
     };
-    let message = if code == "AccessDeniedException" {
+    let message = if failure == AwsFailure::AccessDenied {
         format!("access denied (not retried; check the job's IAM policy): {message}")
     } else {
         format!("{code}: {message}")
@@ -110,7 +102,7 @@ where
         operation,
         target,
         message,
-        retryable,
+        failure,
     }
 }
 

@@ -1,0 +1,27 @@
+//! The compaction engine: raw JSON in, committed Parquet out, every line accounted for.
+//!
+//! - [`plan`]: which partitions have raw data in range, and whether each needs work (a value:
+//!   `--dry-run` prints it).
+//! - [`read`]: one raw object to Arrow rows and quarantine records (a bad line never fails the
+//!   object).
+//! - [`compact`]: one partition from raw objects to a new committed version: validated,
+//!   de-duplicated, sorted Parquet, a manifest, quarantine, one catalog commit.
+//! - [`backfill`]: a plan run `jobs` partitions at a time, one partition's failure never losing
+//!   another's work.
+//! - [`gc`]: removal of versions no catalog points to; [`sync`]: a catalog rebuilt from the
+//!   manifests.
+//! - [`generate`]: synthetic raw data with its ground truth, for tests, benchmarks and demos.
+//!
+//! Storage and commits go through [`eventlake_catalog`]'s `Lake` and `Catalog`, so the same code
+//! runs on a folder and on S3 with any catalog.
+
+pub mod backfill;
+pub mod compact;
+mod error;
+pub mod gc;
+pub mod generate;
+pub mod plan;
+pub mod read;
+pub mod sync;
+
+pub use error::{Error, Result};

@@ -1,0 +1,166 @@
+//! The query engine's error. Each variant decides whether running the same step again can help
+//! ([`Error::is_retryable`]).
+
+use eventlake_catalog::AwsFailure;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The lake or the catalog failed.
+    #[error(transparent)]
+    Lake(#[from] eventlake_catalog::Error),
+
+    /// An argument or parameter is wrong; nothing ran.
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    /// The local engine failed to plan or run a query.
+    #[error("query: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// Athena refused or failed a call or a query.
+    #[error("Athena: {message}")]
+    Athena {
+        message: String,
+        failure: AwsFailure,
+    },
+
+    /// A saved SQL file is unusable (syntax, header, parameters); nothing ran.
+    #[error("{path}:{line}: {message}")]
+    SavedQuery {
+        path: String,
+        line: usize,
+        message: String,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A saved query failed while it was being timed.
+    #[error("{query} ({run}): {source}")]
+    Run {
+        query: String,
+        run: String,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// Can running the same step again succeed?
+    pub fn is_retryable(&self) -> bool {
+        use datafusion::error::DataFusionError;
+        match self {
+            Error::Lake(e) => e.is_retryable(),
+            Error::Query(DataFusionError::ObjectStore(e)) => {
+                eventlake_catalog::storage_is_retryable(e)
+            }
+            Error::Query(DataFusionError::IoError(_)) => true,
+            Error::Query(_) | Error::Arrow(_) => false,
+            Error::Athena { failure, .. } => failure.is_transient(),
+            Error::InvalidArgument(_) | Error::SavedQuery { .. } => false,
+            Error::Io { .. } => true,
+            Error::Run { source, .. } => source.is_retryable(),
+        }
+    }
+
+    pub fn io(what: &'static str, path: impl ToString, source: std::io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn athena(failure: AwsFailure, message: impl Into<String>) -> Self {
+        Error::Athena {
+            message: message.into(),
+            failure,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::error::DataFusionError;
+
+    /// One case per variant: what a retry can fix.
+    #[test]
+    fn retries_are_decided_by_variant() {
+        let store = |not_found: bool| {
+            let source: Box<dyn std::error::Error + Send + Sync> = "x".into();
+            if not_found {
+                object_store::Error::NotFound {
+                    path: "p".into(),
+                    source,
+                }
+            } else {
+                object_store::Error::Generic {
+                    store: "S3",
+                    source,
+                }
+            }
+        };
+        let cases: Vec<(Error, bool)> = vec![
+            (
+                eventlake_catalog::Error::storage("p", store(false)).into(),
+                true,
+            ),
+            (eventlake_catalog::Error::Config("bad".into()).into(), false),
+            (Error::InvalidArgument("bad".into()), false),
+            (DataFusionError::Plan("no such column".into()).into(), false),
+            (
+                DataFusionError::ObjectStore(Box::new(store(false))).into(),
+                true,
+            ),
+            (
+                DataFusionError::ObjectStore(Box::new(store(true))).into(),
+                false,
+            ),
+            (
+                DataFusionError::IoError(std::io::Error::other("x")).into(),
+                true,
+            ),
+            (
+                arrow::error::ArrowError::InvalidArgumentError("x".into()).into(),
+                false,
+            ),
+            (Error::athena(AwsFailure::Throttled, "slow down"), true),
+            (Error::athena(AwsFailure::Refused, "query failed"), false),
+            (
+                Error::SavedQuery {
+                    path: "q.sql".into(),
+                    line: 1,
+                    message: "m".into(),
+                },
+                false,
+            ),
+            (
+                Error::io("cannot read", "q.sql", std::io::Error::other("x")),
+                true,
+            ),
+            (
+                Error::Run {
+                    query: "q".into(),
+                    run: "run 1".into(),
+                    source: Box::new(Error::athena(AwsFailure::Unavailable, "x")),
+                },
+                true,
+            ),
+        ];
+        for (e, retryable) in cases {
+            assert_eq!(e.is_retryable(), retryable, "{e}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The local engine: a DataFusion session with Athena's functions, the `events` table over the
+//! committed versions, and the planner rules; running SQL and rendering its result.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use eventlake_catalog::{Catalog, Lake};
+
+use crate::error::Result;
+use crate::rules::few_groups::FewGroupsOnOneThread;
+use crate::rules::{CountFromCatalog, SplitByPartition};
+use crate::table::CommittedEvents;
+
+/// A DataFusion session with `events` registered over the catalog's committed versions.
+pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContext> {
+    // DATAFUSION_* environment variables tune the engine (e.g.
+    // DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
+    let mut options = datafusion::config::ConfigOptions::from_env()?;
+    if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
+        options.execution.parquet.pushdown_filters = true;
+    }
+    let config = SessionConfig::from(options).with_information_schema(true);
+    let entries = catalog.list().await?;
+    // Our physical rules go before DataFusion's distribution and sorting requirements are
+    // enforced, so that those see the plan they will run.
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "EnsureRequirements")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(FewGroupsOnOneThread::new(&entries)));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
+    crate::trino::register(&mut ctx);
+    let url = ObjectStoreUrl::parse(lake.store_url())?;
+    ctx.register_object_store(url.as_ref(), Arc::clone(lake.store()));
+    ctx.add_optimizer_rule(Arc::new(crate::trino::FuseJsonCast));
+    ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
+    ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
+    ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
+    Ok(ctx)
+}
+
+/// Runs one SQL statement and collects its result.
+pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let df = ctx.sql(sql).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await?;
+    Ok((schema, batches))
+}
+
+/// Output formats of `etl query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Renders a result for people (`table`) or programs (`csv`, `json`: one object per line).
+pub fn render(schema: &SchemaRef, batches: &[RecordBatch], format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Table => {
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                let header: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                format!("{}\n(0 rows)\n", header.join(" | "))
+            } else {
+                format!("{}\n", arrow::util::pretty::pretty_format_batches(batches)?)
+            }
+        }
+        Format::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
+                if batches.is_empty() {
+                    w.write(&RecordBatch::new_empty(Arc::clone(schema)))?;
+                }
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+            String::from_utf8(out).expect("csv is UTF-8")
+        }
+        Format::Json => {
+            let mut out = Vec::new();
+            {
+                let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
+                for b in batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            String::from_utf8(out).expect("json is UTF-8")
+        }
+    })
+}
