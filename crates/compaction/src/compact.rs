@@ -561,3 +561,104 @@ fn gather(chunks: &[Chunk], positions: &[(usize, usize)]) -> Result<RecordBatch>
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema, columns)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::read_object;
+    use eventlake_contract::{PartitionDate, TeamName};
+
+    fn partition() -> PartitionKey {
+        PartitionKey {
+            team: TeamName::new("checkout").unwrap(),
+            dt: PartitionDate::parse("2026-11-25").unwrap(),
+        }
+    }
+
+    /// (id, type, event time second, received second, user)
+    type Row<'a> = (&'a str, &'a str, u32, u32, &'a str);
+
+    fn chunk(rows: &[Row<'_>]) -> Chunk {
+        let text: String = rows
+            .iter()
+            .map(|(id, ty, t, rcv, user)| {
+                format!(
+                    "{{\"event_id\":\"{id}\",\"event_type\":\"{ty}\",\"event_time\":\"2026-11-25T10:00:{t:02}Z\",\"received_at\":\"2026-11-25T11:00:{rcv:02}Z\",\"user_id\":\"{user}\"}}\n"
+                )
+            })
+            .collect();
+        read_object("raw/x.ndjson", text.as_bytes(), &partition())
+            .chunk
+            .expect("rows")
+    }
+
+    /// The kept rows as (event_id, user_id), in written order.
+    fn kept(chunks: &[Chunk], d: &Deduped) -> Vec<(String, String)> {
+        d.order
+            .iter()
+            .map(|&(c, r)| {
+                let b = &chunks[c].batch;
+                (
+                    b.column(0).as_string::<i32>().value(r).to_owned(),
+                    b.column(4).as_string::<i32>().value(r).to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_received_copy_wins_and_conflicts_are_counted() {
+        let chunks = vec![
+            chunk(&[("a", "view", 1, 5, "u1"), ("b", "view", 2, 5, "u1")]),
+            // "a" received earlier here, with other content: it wins, and the dropped copy is a
+            // conflict; "b" again, later and the same: a plain duplicate.
+            chunk(&[("a", "view", 1, 3, "u2"), ("b", "view", 2, 9, "u1")]),
+        ];
+        let d = dedupe_and_sort(&chunks);
+        assert_eq!((d.duplicates, d.conflicts), (2, 1));
+        assert_eq!(
+            kept(&chunks, &d),
+            vec![("a".into(), "u2".into()), ("b".into(), "u1".into())]
+        );
+    }
+
+    #[test]
+    fn ties_go_to_the_earlier_object_and_line() {
+        let chunks = vec![
+            chunk(&[("a", "view", 1, 5, "first"), ("a", "view", 1, 5, "second")]),
+            chunk(&[("a", "view", 1, 5, "third")]),
+        ];
+        let d = dedupe_and_sort(&chunks);
+        assert_eq!(d.duplicates, 2);
+        assert_eq!(kept(&chunks, &d), vec![("a".into(), "first".into())]);
+    }
+
+    #[test]
+    fn rows_are_sorted_by_type_then_time_then_id() {
+        let chunks = vec![chunk(&[
+            ("z", "view", 1, 1, "u"),
+            ("c", "click", 9, 1, "u"),
+            ("b", "click", 2, 1, "u"),
+            ("a", "click", 2, 1, "u"),
+            ("y", "buy", 5, 1, "u"),
+        ])];
+        let d = dedupe_and_sort(&chunks);
+        let ids: Vec<String> = kept(&chunks, &d).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec!["y", "a", "b", "c", "z"]);
+        assert_eq!(d.duplicates, 0);
+    }
+
+    #[test]
+    fn counts_balance_only_when_every_line_is_placed() {
+        let mut c = Counts {
+            lines: 10,
+            rows: 7,
+            duplicates: 2,
+            quarantined: 1,
+            ..Counts::default()
+        };
+        assert!(c.balanced());
+        c.quarantined = 0;
+        assert!(!c.balanced());
+    }
+}

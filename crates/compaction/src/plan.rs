@@ -101,6 +101,17 @@ pub fn fingerprint(objects: &[RawObject]) -> String {
     format!("{:032x}", h.digest128())
 }
 
+/// What to do with a partition whose raw objects have `raw_fingerprint`, given its committed
+/// entry.
+fn decide(current: Option<&PartitionEntry>, raw_fingerprint: &str, force: bool) -> Action {
+    match current {
+        None => Action::New,
+        Some(c) if c.raw_fingerprint != raw_fingerprint => Action::Changed,
+        Some(_) if force => Action::Forced,
+        Some(_) => Action::Unchanged,
+    }
+}
+
 /// Lists the raw zone for `selection` and compares each partition with the catalog.
 pub async fn plan(
     lake: &Lake,
@@ -174,12 +185,7 @@ async fn plan_partition(
     }
     let raw_fingerprint = fingerprint(&objects);
     let current = catalog.get(&partition).await?;
-    let action = match &current {
-        None => Action::New,
-        Some(c) if c.raw_fingerprint != raw_fingerprint => Action::Changed,
-        Some(_) if force => Action::Forced,
-        Some(_) => Action::Unchanged,
-    };
+    let action = decide(current.as_ref(), &raw_fingerprint, force);
     Ok(Some(PartitionPlan {
         partition,
         action,
@@ -189,4 +195,79 @@ async fn plan_partition(
         raw_fingerprint,
         current,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(key: &str, size: u64, e_tag: Option<&str>) -> RawObject {
+        RawObject {
+            key: key.into(),
+            size,
+            e_tag: e_tag.map(str::to_owned),
+        }
+    }
+
+    fn entry(raw_fingerprint: &str) -> PartitionEntry {
+        PartitionEntry {
+            partition: PartitionKey {
+                team: TeamName::new("checkout").unwrap(),
+                dt: PartitionDate::parse("2026-11-25").unwrap(),
+            },
+            version: "v1".into(),
+            location: String::new(),
+            manifest: String::new(),
+            raw_fingerprint: raw_fingerprint.into(),
+            rows: 1,
+            files: Vec::new(),
+            committed_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_any_object() {
+        let base = vec![object("a", 10, Some("e1")), object("b", 20, None)];
+        let fp = fingerprint(&base);
+        assert_eq!(fp, fingerprint(&base.clone()));
+        for changed in [
+            vec![object("a", 10, Some("e1"))],
+            vec![object("a", 10, Some("e2")), object("b", 20, None)],
+            vec![object("a", 11, Some("e1")), object("b", 20, None)],
+            vec![
+                object("a", 10, Some("e1")),
+                object("b", 20, None),
+                object("c", 1, None),
+            ],
+        ] {
+            assert_ne!(fingerprint(&changed), fp, "{changed:?}");
+        }
+        // Key and size never run into each other.
+        assert_ne!(
+            fingerprint(&[object("a1", 0, None)]),
+            fingerprint(&[object("a", 1, None)])
+        );
+    }
+
+    #[test]
+    fn decisions() {
+        assert_eq!(decide(None, "f", false), Action::New);
+        assert_eq!(decide(None, "f", true), Action::New);
+        assert_eq!(decide(Some(&entry("g")), "f", false), Action::Changed);
+        assert_eq!(decide(Some(&entry("f")), "f", false), Action::Unchanged);
+        assert_eq!(decide(Some(&entry("f")), "f", true), Action::Forced);
+    }
+
+    #[test]
+    fn selections_are_inclusive_and_open_ended() {
+        let d = |s| PartitionDate::parse(s).unwrap();
+        let s = Selection {
+            teams: vec![],
+            from: Some(d("2026-11-20")),
+            to: Some(d("2026-11-22")),
+        };
+        assert!(s.contains(d("2026-11-20")) && s.contains(d("2026-11-22")));
+        assert!(!s.contains(d("2026-11-19")) && !s.contains(d("2026-11-23")));
+        assert!(Selection::default().contains(d("1999-01-01")));
+    }
 }

@@ -321,3 +321,99 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
     out.chunk = builders.finish();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands over at most `step` bytes a call, then fails after `fail_at` bytes.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+        fail_at: Option<usize>,
+        pos: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.fail_at.is_some_and(|f| self.pos >= f) {
+                return Err(std::io::Error::other("broken"));
+            }
+            let end = (self.pos + self.step.min(out.len())).min(self.data.len());
+            let end = self.fail_at.map_or(end, |f| end.min(f));
+            let n = end - self.pos;
+            out[..n].copy_from_slice(&self.data[self.pos..end]);
+            self.pos = end;
+            Ok(n)
+        }
+    }
+
+    /// The pieces of `data` read `step` bytes at a time: lines as text, long ones as `<len>` (a
+    /// long line that fits the read buffer comes whole, and the contract rejects it by length;
+    /// one that does not is skipped: both end as `line_too_large`).
+    fn pieces(data: &[u8], step: usize, max: usize, fail_at: Option<usize>) -> (Vec<String>, bool) {
+        let mut got = Vec::new();
+        let r = split_lines(
+            Trickle {
+                data,
+                step,
+                fail_at,
+                pos: 0,
+            },
+            max,
+            |p| {
+                got.push(match p {
+                    Piece::Line(l) if l.len() > max => format!("<{}>", l.len()),
+                    Piece::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                    Piece::TooLong(n, _) => format!("<{n}>"),
+                })
+            },
+        );
+        (got, r.is_ok())
+    }
+
+    #[test]
+    fn lines_come_whole_whatever_the_read_size() {
+        let data = b"a\r\nbb\n\nccc";
+        for step in [1, 2, 3, 7, 64] {
+            let (got, ok) = pieces(data, step, 16, None);
+            assert!(ok);
+            assert_eq!(got, vec!["a\r", "bb", "", "ccc"], "step {step}");
+        }
+        assert_eq!(pieces(b"", 4, 16, None).0, Vec::<String>::new());
+        assert_eq!(pieces(b"x\n", 4, 16, None).0, vec!["x"]);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_skipped_to_its_end_and_counted() {
+        let long = "y".repeat(1000);
+        let data = format!("ok\n{long}\nafter\n{long}");
+        for step in [1, 5, 100, 4096] {
+            let (got, _) = pieces(data.as_bytes(), step, 64, None);
+            assert_eq!(got, vec!["ok", "<1000>", "after", "<1000>"], "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_read_error_returns_the_unfinished_line() {
+        let mut lines = Vec::new();
+        let r = split_lines(
+            Trickle {
+                data: b"one\ntwo\nthr",
+                step: 3,
+                fail_at: Some(11),
+                pos: 0,
+            },
+            64,
+            |p| {
+                if let Piece::Line(l) = p {
+                    lines.push(l.to_vec())
+                }
+            },
+        );
+        let (_, partial, total) = r.unwrap_err();
+        assert_eq!(lines, vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(partial, b"thr".to_vec());
+        assert_eq!(total, 11);
+    }
+}

@@ -51,6 +51,13 @@ pub fn dt_of(segment: &str) -> Result<PartitionDate, SegmentError> {
     Ok(PartitionDate::parse(day)?)
 }
 
+/// A partition shows as its path: `team=<team>/dt=<YYYY-MM-DD>`.
+impl std::fmt::Display for PartitionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&partition(self))
+    }
+}
+
 /// The team of a `team=<team>` segment, if it is one and the name is valid.
 pub fn parse_team(segment: &str) -> Option<TeamName> {
     team_of(segment).ok()

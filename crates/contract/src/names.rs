@@ -135,12 +135,6 @@ pub struct PartitionKey {
     pub dt: PartitionDate,
 }
 
-impl fmt::Display for PartitionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::hive::partition(self))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
