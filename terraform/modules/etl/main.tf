@@ -20,7 +20,7 @@ locals {
       EVENTLAKE_ATHENA_WORKGROUP = var.athena_workgroup_name
       # The plan's threshold between the two runners.
       EVENTLAKE_LAMBDA_MAX_RAW_MB = tostring(var.lambda_max_raw_mb)
-      # Read by the etl command line (crates/etl/src/cli.rs).
+      # Read by the etl command line (crates/etl/src/args.rs).
       EVENTLAKE_LOG_FORMAT = "json"
       ETL_LOG              = var.log_level
     },
