@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::compact::{CompactOptions, Counts, compact_partition};
+use crate::earlier::IdBoard;
 use crate::error::Error;
 use crate::plan::{PartitionPlan, Plan};
 use eventlake_catalog::Lake;
@@ -124,6 +125,7 @@ async fn run_one(
     catalog: Arc<dyn Catalog>,
     plan: PartitionPlan,
     opts: CompactOptions,
+    board: IdBoard,
 ) -> PartitionReport {
     let started = Instant::now();
     let mut r = report(&plan.partition, Status::Failed);
@@ -132,11 +134,17 @@ async fn run_one(
         r.version = plan.current.as_ref().map(|c| c.version.clone());
         return r;
     }
-    let result =
-        tokio::spawn(async move { compact_partition(&lake, catalog.as_ref(), &plan, &opts).await })
-            .await
-            .map_err(Error::from)
-            .and_then(|r| r);
+    let partition = plan.partition.clone();
+    let closing = board.clone();
+    let result = tokio::spawn(async move {
+        compact_partition(&lake, catalog.as_ref(), &plan, &opts, &board).await
+    })
+    .await
+    .map_err(Error::from)
+    .and_then(|r| r);
+    // Whoever waits for this partition's ids and has not got them (it failed before it read
+    // them) reads them elsewhere.
+    closing.close(&partition);
     match result {
         Ok(c) => {
             r.status = match c.outcome {
@@ -168,12 +176,27 @@ pub async fn run(
 ) -> Summary {
     let started = Instant::now();
     let mut partitions = plan.partitions;
-    // Largest first keeps every worker busy to the end.
-    partitions.sort_by_key(|p| std::cmp::Reverse(p.bytes));
+    // Day by day, so a partition's earlier days are read before it (or alongside it) and it
+    // takes their ids from the board; within a day, largest first keeps every worker busy.
+    partitions.sort_by_key(|p| (p.partition.dt, std::cmp::Reverse(p.bytes)));
+    let board = IdBoard::expecting(
+        partitions
+            .iter()
+            .filter(|p| p.needs_work())
+            .map(|p| &p.partition),
+    );
     let mut lines_done = 0u64;
     let mut reports: Vec<PartitionReport> = Vec::with_capacity(partitions.len());
     let mut stream = futures::stream::iter(partitions)
-        .map(|p| run_one(lake.clone(), Arc::clone(&catalog), p, opts.clone()))
+        .map(|p| {
+            run_one(
+                lake.clone(),
+                Arc::clone(&catalog),
+                p,
+                opts.clone(),
+                board.clone(),
+            )
+        })
         .buffer_unordered(jobs.max(1));
     while let Some(r) = stream.next().await {
         lines_done += r.counts.as_ref().map(|c| c.lines).unwrap_or(0);

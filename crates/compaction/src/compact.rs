@@ -18,7 +18,6 @@ use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{SecondsFormat, Utc};
 use eventlake_contract::schema::file_schema;
 use eventlake_contract::{PartitionKey, Reason, layout};
-use futures::{StreamExt, TryStreamExt};
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use object_store::buffered::BufWriter;
@@ -29,9 +28,13 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
+use crate::earlier::{
+    ID_INDEX_FILE, IdBoard, IdIndex, earlier_ids, encode_index, ids_batch, is_earlier_duplicate,
+    lookup, read_objects,
+};
 use crate::error::{Error, Result};
 use crate::plan::PartitionPlan;
-use crate::read::{Chunk, ObjectOutcome, QuarantineRecord, read_object};
+use crate::read::{Chunk, QuarantineRecord};
 use eventlake_catalog::Lake;
 use eventlake_catalog::{Catalog, CommitOutcome, DataFile, PartitionEntry};
 
@@ -79,6 +82,10 @@ pub struct Counts {
     pub rows: u64,
     /// Valid lines dropped because their `event_id` was already kept.
     pub duplicates: u64,
+    /// Rows dropped because their `event_id` was received in an earlier partition of the team
+    /// within the de-duplication window (a retry across midnight).
+    #[serde(default)]
+    pub cross_partition_duplicates: u64,
     /// Of the duplicates, those whose content differed from the kept row.
     pub conflicts: u64,
     /// Lines quarantined.
@@ -96,15 +103,17 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// `rows + duplicates + quarantined = lines`
+    /// `rows + duplicates + cross_partition_duplicates + quarantined = lines`
     pub fn balanced(&self) -> bool {
-        self.rows + self.duplicates + self.quarantined == self.lines
+        self.rows + self.duplicates + self.cross_partition_duplicates + self.quarantined
+            == self.lines
     }
 
     pub fn add(&mut self, o: &Counts) {
         self.lines += o.lines;
         self.rows += o.rows;
         self.duplicates += o.duplicates;
+        self.cross_partition_duplicates += o.cross_partition_duplicates;
         self.conflicts += o.conflicts;
         self.quarantined += o.quarantined;
         for (r, n) in &o.by_reason {
@@ -133,14 +142,30 @@ pub struct Manifest {
     pub version: String,
     pub created_at: String,
     pub counts: Counts,
+    /// Fingerprint of the inputs (raw objects, window, earlier partitions): the catalog entry's.
     pub raw_fingerprint: String,
     pub inputs: Vec<crate::plan::RawObject>,
+    /// The de-duplication window, in seconds, and the earlier partitions it reached.
+    #[serde(default)]
+    pub dedupe_window_secs: u64,
+    #[serde(default)]
+    pub earlier: Vec<EarlierInput>,
+    /// The version's id index, for the partitions after it.
+    #[serde(default)]
+    pub ids: Option<IdIndex>,
     pub files: Vec<DataFile>,
     pub bytes_written: u64,
     /// Key of the quarantine file, when any line was quarantined.
     pub quarantine: Option<String>,
     pub sort_order: Vec<String>,
     pub timings: Timings,
+}
+
+/// An earlier partition a version's rows were de-duplicated against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierInput {
+    pub partition: PartitionKey,
+    pub raw_fingerprint: String,
 }
 
 /// The result of compacting one partition.
@@ -163,12 +188,14 @@ pub fn new_version() -> String {
     )
 }
 
-/// Compacts one partition and commits it.
+/// Compacts one partition and commits it. `board` holds the ids the run's other partitions
+/// have read (see [`crate::earlier`]); this partition publishes its own there.
 pub async fn compact_partition(
     lake: &Lake,
     catalog: &dyn Catalog,
     plan: &PartitionPlan,
     opts: &CompactOptions,
+    board: &IdBoard,
 ) -> Result<Compacted> {
     let started = Instant::now();
     let partition = &plan.partition;
@@ -176,19 +203,7 @@ pub async fn compact_partition(
 
     // Read and parse the raw objects concurrently, keeping their order (for a deterministic
     // first-wins among equal `received_at`).
-    let outcomes: Vec<ObjectOutcome> = futures::stream::iter(plan.objects.iter().cloned())
-        .map(|o| {
-            let lake = lake.clone();
-            let partition = partition.clone();
-            tokio::spawn(async move {
-                let data = lake.get(&o.key).await?;
-                Ok::<_, Error>(read_object(&o.key, &data, &partition))
-            })
-        })
-        .buffered(opts.read_concurrency.max(1))
-        .map(|joined| joined.map_err(Error::from).and_then(|r| r))
-        .try_collect()
-        .await?;
+    let outcomes = read_objects(lake, partition, &plan.objects, opts.read_concurrency).await?;
     let read_ms = started.elapsed().as_millis() as u64;
 
     let mut counts = Counts {
@@ -214,10 +229,35 @@ pub async fn compact_partition(
     }
 
     let t = Instant::now();
-    let dedupe = dedupe_and_sort(&chunks);
-    counts.rows = dedupe.order.len() as u64;
+    let mut dedupe = dedupe_and_sort(&chunks);
     counts.duplicates = dedupe.duplicates;
     counts.conflicts = dedupe.conflicts;
+    let id_at = |c: usize, r: usize| chunks[c].batch.column(0).as_string::<i32>().value(r);
+    let own_ids = Arc::new(ids_batch(
+        dedupe
+            .order
+            .iter()
+            .zip(&dedupe.latest)
+            .map(|(&(c, r), &t)| (id_at(c, r), t)),
+    )?);
+    board.publish(partition, Arc::clone(&own_ids));
+    if !plan.earlier.is_empty() {
+        let earlier =
+            earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
+        let earlier = lookup(&earlier);
+        let before = dedupe.order.len();
+        dedupe.order.retain(|&(c, r)| {
+            let b = &chunks[c].batch;
+            let id = b.column(0).as_string::<i32>().value(r);
+            let received = b
+                .column(3)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(r);
+            !is_earlier_duplicate(&earlier, id, received, plan.dedupe_window)
+        });
+        counts.cross_partition_duplicates = (before - dedupe.order.len()) as u64;
+    }
+    counts.rows = dedupe.order.len() as u64;
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
     if !counts.balanced() {
         return Err(Error::Unbalanced {
@@ -244,6 +284,11 @@ pub async fn compact_partition(
         lake.put(&key, body).await?;
         Some(key)
     };
+    let ids_key = format!(
+        "{}{ID_INDEX_FILE}",
+        layout::curated_version_prefix(partition, &version)
+    );
+    lake.put(&ids_key, encode_index(&own_ids)?).await?;
     let write_ms = t.elapsed().as_millis() as u64;
     let bytes_written = files.iter().map(|f| f.size).sum();
     let timings = Timings {
@@ -259,8 +304,22 @@ pub async fn compact_partition(
         version: version.clone(),
         created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         counts: counts.clone(),
-        raw_fingerprint: plan.raw_fingerprint.clone(),
+        raw_fingerprint: plan.inputs_fingerprint.clone(),
         inputs: plan.objects.clone(),
+        dedupe_window_secs: plan.dedupe_window.as_secs(),
+        earlier: plan
+            .earlier
+            .iter()
+            .map(|e| EarlierInput {
+                partition: e.partition.clone(),
+                raw_fingerprint: e.raw_fingerprint.clone(),
+            })
+            .collect(),
+        ids: Some(IdIndex {
+            key: ids_key,
+            raw_fingerprint: plan.raw_fingerprint.clone(),
+            ids: own_ids.num_rows() as u64,
+        }),
         files: files.clone(),
         bytes_written,
         quarantine: quarantine_key,
@@ -279,7 +338,7 @@ pub async fn compact_partition(
         version: version.clone(),
         location: layout::curated_version_prefix(partition, &version),
         manifest: manifest_key,
-        raw_fingerprint: plan.raw_fingerprint.clone(),
+        raw_fingerprint: plan.inputs_fingerprint.clone(),
         rows: counts.rows,
         files: files.clone(),
         committed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -299,6 +358,8 @@ pub async fn compact_partition(
 /// The rows to write, in order, as (chunk, row) positions.
 struct Deduped {
     order: Vec<(usize, usize)>,
+    /// For each row of `order`, the latest `received_at` among its id's lines.
+    latest: Vec<i64>,
     duplicates: u64,
     conflicts: u64,
 }
@@ -316,21 +377,25 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
         .collect();
 
-    let mut best: HashMap<&str, (u32, u32)> = HashMap::with_capacity(total);
+    // id → (chunk, row) of the kept line, and the latest `received_at` of any of its lines.
+    let mut best: HashMap<&str, (u32, u32, i64)> = HashMap::with_capacity(total);
     let mut dropped: Vec<(u32, u32)> = Vec::new();
     for (ci, id_col) in ids.iter().enumerate() {
         for r in 0..id_col.len() {
             let here = (ci as u32, r as u32);
+            let at = received[ci].value(r);
             match best.entry(id_col.value(r)) {
                 Entry::Vacant(v) => {
-                    v.insert(here);
+                    v.insert((here.0, here.1, at));
                 }
                 Entry::Occupied(mut o) => {
-                    let (bc, br) = *o.get();
+                    let (bc, br, latest) = *o.get();
                     let kept_at = received[bc as usize].value(br as usize);
-                    if received[ci].value(r) < kept_at {
-                        dropped.push(o.insert(here));
+                    if at < kept_at {
+                        o.insert((here.0, here.1, latest));
+                        dropped.push((bc, br));
                     } else {
+                        o.get_mut().2 = latest.max(at);
                         dropped.push(here);
                     }
                 }
@@ -342,7 +407,8 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         .iter()
         .filter(|&&d| {
             let id = ids[d.0 as usize].value(d.1 as usize);
-            fp(best[id]) != fp(d)
+            let (c, r, _) = best[id];
+            fp((c, r)) != fp(d)
         })
         .count() as u64;
 
@@ -357,7 +423,7 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         .collect();
     let mut type_names: Vec<&str> = Vec::new();
     let mut type_rank: HashMap<&str, u32> = HashMap::new();
-    for &(c, r) in best.values() {
+    for &(c, r, _) in best.values() {
         let t = types[c as usize].value(r as usize);
         if !type_rank.contains_key(t) {
             type_rank.insert(t, 0);
@@ -368,16 +434,24 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
     for (i, t) in type_names.iter().enumerate() {
         type_rank.insert(t, i as u32);
     }
-    let mut keyed: Vec<(u32, i64, &str, usize, usize)> = best
+    let mut keyed: Vec<(u32, i64, &str, usize, usize, i64)> = best
         .iter()
-        .map(|(id, &(c, r))| {
+        .map(|(id, &(c, r, latest))| {
             let (c, r) = (c as usize, r as usize);
-            (type_rank[types[c].value(r)], times[c].value(r), *id, c, r)
+            (
+                type_rank[types[c].value(r)],
+                times[c].value(r),
+                *id,
+                c,
+                r,
+                latest,
+            )
         })
         .collect();
     keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
     Deduped {
-        order: keyed.into_iter().map(|k| (k.3, k.4)).collect(),
+        order: keyed.iter().map(|k| (k.3, k.4)).collect(),
+        latest: keyed.iter().map(|k| k.5).collect(),
         duplicates: dropped.len() as u64,
         conflicts,
     }
@@ -620,6 +694,16 @@ mod tests {
             kept(&chunks, &d),
             vec![("a".into(), "u2".into()), ("b".into(), "u1".into())]
         );
+        // Each kept row knows its id's latest copy: "a" at 11:00:05, "b" at 11:00:09.
+        let at = |s: i64| {
+            chunks[0]
+                .batch
+                .column(3)
+                .as_primitive::<TimestampMicrosecondType>()
+                .value(0)
+                + (s - 5) * 1_000_000
+        };
+        assert_eq!(d.latest, vec![at(5), at(9)]);
     }
 
     #[test]
@@ -652,8 +736,9 @@ mod tests {
     fn counts_balance_only_when_every_line_is_placed() {
         let mut c = Counts {
             lines: 10,
-            rows: 7,
+            rows: 6,
             duplicates: 2,
+            cross_partition_duplicates: 1,
             quarantined: 1,
             ..Counts::default()
         };

@@ -6,7 +6,10 @@
 //! raw object, as the ingestion function writes it: every line of a batch shares its
 //! `received_at`. Re-sent events reuse an earlier `event_id` of the same partition (often in
 //! another object) with a later `received_at`; a share of them carry different content
-//! (conflicts). Malformed lines cycle through every kind of bad line the compaction must survive.
+//! (conflicts). Between two generated days, a few events arrive in the last minute of the first
+//! and are re-sent in the first seconds of the second: retries across midnight, duplicates of
+//! the earlier day's rows. Malformed lines cycle through every kind of bad line the compaction
+//! must survive.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -41,6 +44,9 @@ pub struct GenerateOptions {
     pub malformed_rate: f64,
     /// Share of events whose `event_time` lies days before their arrival.
     pub late_rate: f64,
+    /// Share of a partition's lines that are retries, just after midnight, of events the day
+    /// before received in its last minute.
+    pub cross_day_rate: f64,
     /// Partitions generated at once.
     pub jobs: usize,
 }
@@ -61,6 +67,7 @@ impl Default for GenerateOptions {
             conflict_share: 0.1,
             malformed_rate: 0.001,
             late_rate: 0.01,
+            cross_day_rate: 0.0005,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -89,8 +96,10 @@ pub struct PartitionTruth {
     pub lines: u64,
     /// Distinct valid events: the rows a correct job writes.
     pub events: u64,
-    /// Valid lines re-sending an event already seen.
+    /// Valid lines re-sending an event already seen in the partition.
     pub duplicates: u64,
+    /// Valid lines re-sending an event the day before received in its last minute.
+    pub cross_partition_duplicates: u64,
     /// Of the duplicates, those whose content differs from the first copy.
     pub conflicts: u64,
     pub malformed: u64,
@@ -111,6 +120,7 @@ impl PartitionTruth {
         self.lines += o.lines;
         self.events += o.events;
         self.duplicates += o.duplicates;
+        self.cross_partition_duplicates += o.cross_partition_duplicates;
         self.conflicts += o.conflicts;
         self.malformed += o.malformed;
         for (k, v) in &o.malformed_by_kind {
@@ -359,11 +369,57 @@ fn write_event(
     }
 }
 
-/// The raw objects of one partition, and its truth.
+/// The events that cross into `dt`: first received in the last minute of the day before,
+/// re-sent in the first seconds of `dt`. Derived from the seed, the team and `dt` alone, so the
+/// two partitions that hold them are generated independently.
+struct Night {
+    /// (event id, content seed)
+    events: Vec<(String, u64)>,
+    first_received: chrono::DateTime<Utc>,
+    retried: chrono::DateTime<Utc>,
+}
+
+fn night_before(opts: &GenerateOptions, team: &TeamName, dt: PartitionDate, n: u64) -> Night {
+    let seed = xxhash_rust::xxh3::xxh3_64(format!("{}/night/{team}/{dt}", opts.seed).as_bytes());
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    let midnight = Utc.from_utc_datetime(&dt.date().and_time(NaiveTime::MIN));
+    let events = (0..n).map(|_| (event_id(&mut r), r.random())).collect();
+    Night {
+        events,
+        first_received: midnight - Duration::milliseconds(r.random_range(1_000..60_000)),
+        retried: midnight + Duration::milliseconds(r.random_range(0..30_000)),
+    }
+}
+
+/// One gzip object of `body` at `received_at` in partition `key`.
+fn object(
+    r: &mut ChaCha8Rng,
+    key: &PartitionKey,
+    received_at: chrono::DateTime<Utc>,
+    body: &[u8],
+) -> (String, Vec<u8>) {
+    let hour = received_at
+        .format("%H")
+        .to_string()
+        .parse::<u32>()
+        .expect("hour");
+    let batch_id = format!("b-{:016x}", r.random::<u64>());
+    let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 5), Compression::default());
+    gz.write_all(body).expect("in-memory write");
+    (
+        layout::raw_object_key(key, hour, &batch_id),
+        gz.finish().expect("in-memory write"),
+    )
+}
+
+/// The raw objects of one partition, and its truth. `night` events cross each midnight next to
+/// the partition whose neighbour is generated too (`has_before`, `has_after`).
 fn generate_partition(
     opts: &GenerateOptions,
     key: &PartitionKey,
     lines: u64,
+    night: u64,
+    (has_before, has_after): (bool, bool),
 ) -> (Vec<(String, Vec<u8>)>, PartitionTruth, u64) {
     let seed =
         xxhash_rust::xxh3::xxh3_64(format!("{}/{}/{}", opts.seed, key.team, key.dt).as_bytes());
@@ -375,6 +431,8 @@ fn generate_partition(
     let mut uncompressed = 0u64;
     let day_start = Utc.from_utc_datetime(&key.dt.date().and_time(NaiveTime::MIN));
     let batch_size = opts.batch_size.max(1) as u64;
+    let crossing = night * u64::from(has_before) + night * u64::from(has_after);
+    let lines = lines.saturating_sub(crossing);
     let batches = lines.div_ceil(batch_size).max(1);
     let step_ms = 86_400_000 / batches as i64;
     let mut emitted = 0u64;
@@ -387,11 +445,6 @@ fn generate_partition(
         }
         let received_at = day_start
             + Duration::milliseconds(b as i64 * step_ms + r.random_range(0..step_ms.max(1)));
-        let hour = received_at
-            .format("%H")
-            .to_string()
-            .parse::<u32>()
-            .expect("hour");
         let mut body: Vec<u8> = Vec::with_capacity(n as usize * 600);
         let crlf = b % 50 == 7;
         if b % 70 == 3 {
@@ -456,13 +509,62 @@ fn generate_partition(
         truth.lines += n;
         truth.objects += 1;
         uncompressed += body.len() as u64;
-        let batch_id = format!("b-{:016x}", r.random::<u64>());
-        let mut gz = GzEncoder::new(Vec::with_capacity(body.len() / 5), Compression::default());
-        gz.write_all(&body).expect("in-memory write");
-        objects.push((
-            layout::raw_object_key(key, hour, &batch_id),
-            gz.finish().expect("in-memory write"),
-        ));
+        objects.push(object(&mut r, key, received_at, &body));
+    }
+    if has_before && night > 0 {
+        // Retries of the events the day before received in its last minute.
+        let n = night_before(opts, &key.team, key.dt, night);
+        let mut body = Vec::new();
+        for (id, cseed) in &n.events {
+            let c = content(*cseed, opts.late_rate);
+            write_event(
+                &mut body,
+                team,
+                id,
+                &c,
+                n.first_received,
+                n.retried,
+                None,
+                None,
+            );
+            body.push(b'\n');
+        }
+        truth.cross_partition_duplicates += night;
+        truth.lines += night;
+        truth.objects += 1;
+        uncompressed += body.len() as u64;
+        objects.push(object(&mut r, key, n.retried, &body));
+    }
+    if has_after && night > 0 {
+        // First copies of the events that will be re-sent just after midnight.
+        let n = night_before(opts, &key.team, key.dt.succ(), night);
+        let mut body = Vec::new();
+        for (id, cseed) in &n.events {
+            let c = content(*cseed, opts.late_rate);
+            write_event(
+                &mut body,
+                team,
+                id,
+                &c,
+                n.first_received,
+                n.first_received,
+                None,
+                None,
+            );
+            body.push(b'\n');
+            truth.events += 1;
+            truth.late += u64::from(event_time(&c, n.first_received).date_naive() < key.dt.date());
+            *truth
+                .by_event_type
+                .entry(c.event_type.to_owned())
+                .or_default() += 1;
+            truth.purchase_amount_cents += c.amount_cents.unwrap_or(0);
+            users.insert(c.user);
+        }
+        truth.lines += night;
+        truth.objects += 1;
+        uncompressed += body.len() as u64;
+        objects.push(object(&mut r, key, n.first_received, &body));
     }
     truth.users = users.len() as u64;
     (objects, truth, uncompressed)
@@ -480,6 +582,7 @@ pub async fn generate(lake: &Lake, opts: &GenerateOptions) -> Result<Truth> {
         ("--malformed-rate", opts.malformed_rate),
         ("--late-rate", opts.late_rate),
         ("--conflict-share", opts.conflict_share),
+        ("--cross-day-rate", opts.cross_day_rate),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(Error::InvalidArgument(format!(
@@ -500,6 +603,8 @@ pub async fn generate(lake: &Lake, opts: &GenerateOptions) -> Result<Truth> {
     }
     let per = opts.events / keys.len() as u64;
     let extra = opts.events % keys.len() as u64;
+    let night = (per as f64 * opts.cross_day_rate).round() as u64;
+    let (first, last) = (opts.start, keys.last().expect("a partition").dt);
     let results: Vec<(PartitionKey, PartitionTruth, u64, u64)> =
         futures::stream::iter(keys.into_iter().enumerate())
             .map(|(i, key)| {
@@ -509,7 +614,8 @@ pub async fn generate(lake: &Lake, opts: &GenerateOptions) -> Result<Truth> {
                 async move {
                     let (objects, truth, uncompressed) = tokio::task::spawn_blocking({
                         let key = key.clone();
-                        move || generate_partition(&opts, &key, lines)
+                        let sides = (key.dt > first, key.dt < last);
+                        move || generate_partition(&opts, &key, lines, night, sides)
                     })
                     .await?;
                     let mut bytes = 0u64;

@@ -8,6 +8,7 @@
 //!   de-duplicated, sorted Parquet, a manifest, quarantine, one catalog commit.
 //! - [`backfill`]: a plan run `jobs` partitions at a time, one partition's failure never losing
 //!   another's work.
+//! - [`earlier`]: cross-partition de-duplication, with the ids of a team's earlier days.
 //! - [`gc`]: removal of versions no catalog points to; [`sync`]: a catalog rebuilt from the
 //!   manifests.
 //! - [`generate`]: synthetic raw data with its ground truth, for tests, benchmarks and demos.
@@ -17,6 +18,7 @@
 
 pub mod backfill;
 pub mod compact;
+pub mod earlier;
 mod error;
 pub mod gc;
 pub mod generate;

@@ -1,8 +1,14 @@
 //! Planning: which partitions have raw data in range, what they hold, and what to do with them.
 //!
 //! A plan is a value: `--dry-run` prints it, and it is computed without writing anything.
+//!
+//! A partition's rows depend on its own raw objects and, through cross-partition
+//! de-duplication, on the raw objects of the same team's earlier partitions within the
+//! de-duplication window. Both go into its inputs' fingerprint, which the catalog keeps: a late
+//! raw object in the day before re-plans the day after too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use eventlake_contract::layout::{self, is_hidden};
 use eventlake_contract::{PartitionDate, PartitionKey, TeamName, hive};
@@ -13,6 +19,10 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::Result;
 use eventlake_catalog::Lake;
 use eventlake_catalog::{Catalog, PartitionEntry};
+
+/// The default de-duplication window across partitions: a retry within a day of the first copy
+/// is a duplicate even when midnight lies between them.
+pub const DEFAULT_DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Which partitions a command covers.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +65,16 @@ pub enum Action {
     Forced,
 }
 
+/// An earlier partition of the same team within the de-duplication window, with raw data.
+#[derive(Debug, Clone, Serialize)]
+pub struct Earlier {
+    pub partition: PartitionKey,
+    #[serde(skip)]
+    pub objects: Vec<RawObject>,
+    /// Fingerprint of its raw objects when planned.
+    pub raw_fingerprint: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionPlan {
     pub partition: PartitionKey,
@@ -64,11 +84,24 @@ pub struct PartitionPlan {
     pub bytes: u64,
     /// Marker files (`_SUCCESS`, `.crc`, …) under the prefix, not read as data.
     pub hidden: usize,
-    /// Fingerprint of the raw object set (keys, sizes, e-tags).
+    /// Fingerprint of the partition's own raw object set (keys, sizes, e-tags).
     pub raw_fingerprint: String,
+    /// A row whose `event_id` was received in an earlier partition at most this long before is
+    /// a duplicate of that row.
+    #[serde(serialize_with = "as_secs")]
+    pub dedupe_window: Duration,
+    /// The earlier partitions within the window that have raw data.
+    pub earlier: Vec<Earlier>,
+    /// Fingerprint of everything the rows depend on: the raw object set, the window and the
+    /// earlier partitions' raw object sets. The catalog entry keeps it.
+    pub inputs_fingerprint: String,
     /// The committed version when planned.
     #[serde(skip)]
     pub current: Option<PartitionEntry>,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
 }
 
 impl PartitionPlan {
@@ -101,23 +134,53 @@ pub fn fingerprint(objects: &[RawObject]) -> String {
     format!("{:032x}", h.digest128())
 }
 
-/// What to do with a partition whose raw objects have `raw_fingerprint`, given its committed
+/// The days before `dt` whose rows a row of `dt` can duplicate within `window`.
+pub fn earlier_days(dt: PartitionDate, window: Duration) -> Vec<PartitionDate> {
+    let days = window.as_secs().div_ceil(86_400);
+    (1..=days)
+        .map_while(|k| dt.date().checked_sub_days(chrono::Days::new(k)))
+        .map(PartitionDate::new)
+        .collect()
+}
+
+/// Fingerprint of a partition's inputs: its own raw objects alone when nothing earlier counts
+/// (so partitions committed before cross-partition de-duplication stay unchanged where it
+/// changes nothing), else those and the window and every earlier partition's raw objects.
+pub fn inputs_fingerprint(own: &str, window: Duration, earlier: &[Earlier]) -> String {
+    if earlier.is_empty() {
+        return own.to_owned();
+    }
+    let mut h = Xxh3::new();
+    h.update(own.as_bytes());
+    h.update(&window.as_secs().to_le_bytes());
+    for e in earlier {
+        h.update(e.partition.to_string().as_bytes());
+        h.update(&[0]);
+        h.update(e.raw_fingerprint.as_bytes());
+        h.update(&[0]);
+    }
+    format!("i{:032x}", h.digest128())
+}
+
+/// What to do with a partition whose inputs have `inputs_fingerprint`, given its committed
 /// entry.
-fn decide(current: Option<&PartitionEntry>, raw_fingerprint: &str, force: bool) -> Action {
+fn decide(current: Option<&PartitionEntry>, inputs_fingerprint: &str, force: bool) -> Action {
     match current {
         None => Action::New,
-        Some(c) if c.raw_fingerprint != raw_fingerprint => Action::Changed,
+        Some(c) if c.raw_fingerprint != inputs_fingerprint => Action::Changed,
         Some(_) if force => Action::Forced,
         Some(_) => Action::Unchanged,
     }
 }
 
-/// Lists the raw zone for `selection` and compares each partition with the catalog.
+/// Lists the raw zone for `selection` and compares each partition with the catalog; rows
+/// received within `dedupe_window` of the same event in an earlier partition are duplicates.
 pub async fn plan(
     lake: &Lake,
     catalog: &dyn Catalog,
     selection: &Selection,
     force: bool,
+    dedupe_window: Duration,
 ) -> Result<Plan> {
     let teams: Vec<TeamName> = if selection.teams.is_empty() {
         lake.list_folders(layout::RAW_ROOT)
@@ -135,23 +198,45 @@ pub async fn plan(
             .collect()
     };
 
+    // The selected partitions, and every partition whose raw objects one of them depends on
+    // (its earlier days within the window): each is listed once.
     let mut keys = Vec::new();
+    let mut listed: BTreeSet<PartitionKey> = BTreeSet::new();
     for team in teams {
-        for folder in lake.list_folders(&layout::raw_team_prefix(&team)).await? {
-            let Some(dt) = hive::parse_dt(&folder) else {
-                continue;
+        let days: BTreeSet<PartitionDate> = lake
+            .list_folders(&layout::raw_team_prefix(&team))
+            .await?
+            .iter()
+            .filter_map(|f| hive::parse_dt(f))
+            .collect();
+        for &dt in days.iter().filter(|&&dt| selection.contains(dt)) {
+            let key = |dt| PartitionKey {
+                team: team.clone(),
+                dt,
             };
-            if selection.contains(dt) {
-                keys.push(PartitionKey {
-                    team: team.clone(),
-                    dt,
-                });
+            keys.push(key(dt));
+            listed.insert(key(dt));
+            for before in earlier_days(dt, dedupe_window) {
+                if days.contains(&before) {
+                    listed.insert(key(before));
+                }
             }
         }
     }
+    let listings: HashMap<PartitionKey, (Vec<RawObject>, usize)> = futures::stream::iter(listed)
+        .map(|key| async move {
+            let listing = list_raw(lake, &key).await?;
+            Ok::<_, crate::error::Error>((key, listing))
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
 
+    let listings = &listings;
     let mut partitions: Vec<PartitionPlan> = futures::stream::iter(keys)
-        .map(|key| async move { plan_partition(lake, catalog, key, force).await })
+        .map(
+            |key| async move { plan_partition(catalog, key, listings, force, dedupe_window).await },
+        )
         .buffer_unordered(16)
         .try_filter_map(|p| async move { Ok(p) })
         .try_collect()
@@ -160,13 +245,9 @@ pub async fn plan(
     Ok(Plan { partitions })
 }
 
-async fn plan_partition(
-    lake: &Lake,
-    catalog: &dyn Catalog,
-    partition: PartitionKey,
-    force: bool,
-) -> Result<Option<PartitionPlan>> {
-    let listing = lake.list(&layout::raw_partition_prefix(&partition)).await?;
+/// The raw objects under a partition's prefix (hidden files apart), and how many were hidden.
+async fn list_raw(lake: &Lake, partition: &PartitionKey) -> Result<(Vec<RawObject>, usize)> {
+    let listing = lake.list(&layout::raw_partition_prefix(partition)).await?;
     let mut hidden = 0;
     let mut objects = Vec::with_capacity(listing.len());
     for meta in listing {
@@ -180,12 +261,41 @@ async fn plan_partition(
             e_tag: meta.e_tag,
         });
     }
+    Ok((objects, hidden))
+}
+
+async fn plan_partition(
+    catalog: &dyn Catalog,
+    partition: PartitionKey,
+    listings: &HashMap<PartitionKey, (Vec<RawObject>, usize)>,
+    force: bool,
+    dedupe_window: Duration,
+) -> Result<Option<PartitionPlan>> {
+    let Some((objects, hidden)) = listings.get(&partition).cloned() else {
+        return Ok(None);
+    };
     if objects.is_empty() {
         return Ok(None);
     }
+    let earlier: Vec<Earlier> = earlier_days(partition.dt, dedupe_window)
+        .into_iter()
+        .filter_map(|dt| {
+            let key = PartitionKey {
+                team: partition.team.clone(),
+                dt,
+            };
+            let (objects, _) = listings.get(&key)?;
+            (!objects.is_empty()).then(|| Earlier {
+                raw_fingerprint: fingerprint(objects),
+                partition: key,
+                objects: objects.clone(),
+            })
+        })
+        .collect();
     let raw_fingerprint = fingerprint(&objects);
+    let inputs_fingerprint = inputs_fingerprint(&raw_fingerprint, dedupe_window, &earlier);
     let current = catalog.get(&partition).await?;
-    let action = decide(current.as_ref(), &raw_fingerprint, force);
+    let action = decide(current.as_ref(), &inputs_fingerprint, force);
     Ok(Some(PartitionPlan {
         partition,
         action,
@@ -193,6 +303,9 @@ async fn plan_partition(
         objects,
         hidden,
         raw_fingerprint,
+        dedupe_window,
+        earlier,
+        inputs_fingerprint,
         current,
     }))
 }
@@ -256,6 +369,45 @@ mod tests {
         assert_eq!(decide(Some(&entry("g")), "f", false), Action::Changed);
         assert_eq!(decide(Some(&entry("f")), "f", false), Action::Unchanged);
         assert_eq!(decide(Some(&entry("f")), "f", true), Action::Forced);
+    }
+
+    #[test]
+    fn the_window_reaches_back_whole_days() {
+        let d = |s| PartitionDate::parse(s).unwrap();
+        let day = d("2026-12-01");
+        assert!(earlier_days(day, Duration::ZERO).is_empty());
+        assert_eq!(
+            earlier_days(day, Duration::from_secs(1)),
+            vec![d("2026-11-30")]
+        );
+        assert_eq!(
+            earlier_days(day, Duration::from_secs(86_400)),
+            vec![d("2026-11-30")]
+        );
+        assert_eq!(
+            earlier_days(day, Duration::from_secs(86_401)),
+            vec![d("2026-11-30"), d("2026-11-29")]
+        );
+    }
+
+    #[test]
+    fn inputs_change_with_an_earlier_partition_and_not_without_one() {
+        let own = fingerprint(&[object("a", 1, None)]);
+        let w = Duration::from_secs(86_400);
+        assert_eq!(inputs_fingerprint(&own, w, &[]), own);
+        let before = |size| Earlier {
+            partition: PartitionKey {
+                team: TeamName::new("checkout").unwrap(),
+                dt: PartitionDate::parse("2026-11-24").unwrap(),
+            },
+            objects: vec![],
+            raw_fingerprint: fingerprint(&[object("b", size, None)]),
+        };
+        let with = inputs_fingerprint(&own, w, &[before(1)]);
+        assert_ne!(with, own);
+        assert_eq!(with, inputs_fingerprint(&own, w, &[before(1)]));
+        assert_ne!(with, inputs_fingerprint(&own, w, &[before(2)]));
+        assert_ne!(with, inputs_fingerprint(&own, w * 2, &[before(1)]));
     }
 
     #[test]

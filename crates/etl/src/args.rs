@@ -204,6 +204,9 @@ pub struct GenerateArgs {
     /// Share of events whose event_time is days before their arrival.
     #[arg(long, default_value_t = 0.01)]
     pub late_rate: f64,
+    /// Share of a day's lines that retry, just after midnight, an event of the day before.
+    #[arg(long, default_value_t = 0.0005)]
+    pub cross_day_rate: f64,
     /// Print the ground truth as JSON.
     #[arg(long)]
     pub json: bool,
@@ -246,6 +249,10 @@ impl TuningArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// A row whose event_id was received in an earlier partition of its team at most this long
+    /// before is a duplicate of that row (0 turns cross-partition de-duplication off).
+    #[arg(long, env = "EVENTLAKE_DEDUPE_WINDOW", default_value = "24h", value_parser = eventlake_contract::duration::parse)]
+    pub dedupe_window: std::time::Duration,
     /// Rewrite partitions whose raw data did not change.
     #[arg(long)]
     pub force: bool,

@@ -99,6 +99,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 conflict_share: a.conflict_share,
                 malformed_rate: a.malformed_rate,
                 late_rate: a.late_rate,
+                cross_day_rate: a.cross_day_rate,
                 ..GenerateOptions::default()
             };
             let truth = generate(&lake, &opts).await?;
@@ -324,7 +325,14 @@ async fn run_jobs(
 ) -> Result<ExitCode> {
     let Context { lake, catalog, .. } = open_target(target, false, false).await?;
     let opts = args.tuning.options(lake.is_s3())?;
-    let plan = plan(&lake, catalog.as_ref(), &selection, args.force).await?;
+    let plan = plan(
+        &lake,
+        catalog.as_ref(),
+        &selection,
+        args.force,
+        args.dedupe_window,
+    )
+    .await?;
     if args.dry_run {
         if args.json {
             println!(

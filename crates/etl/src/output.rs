@@ -37,8 +37,8 @@ pub fn format_plan(plan: &Plan) -> String {
 
 pub fn format_summary(s: &Summary) -> String {
     let mut out = format!(
-        "{:<40} {:<15} {:>9} {:>9} {:>6} {:>9} {:>11}\n",
-        "partition", "status", "lines", "rows", "dups", "conflicts", "quarantined"
+        "{:<40} {:<15} {:>9} {:>9} {:>6} {:>9} {:>6} {:>11}\n",
+        "partition", "status", "lines", "rows", "dups", "conflicts", "cross", "quarantined"
     );
     for r in &s.partitions {
         let key = format!("team={}/dt={}", r.team, r.dt);
@@ -46,8 +46,13 @@ pub fn format_summary(s: &Summary) -> String {
         match (&r.counts, r.status) {
             (Some(c), _) => {
                 out += &format!(
-                    "{key:<40} {status:<15} {:>9} {:>9} {:>6} {:>9} {:>11}\n",
-                    c.lines, c.rows, c.duplicates, c.conflicts, c.quarantined
+                    "{key:<40} {status:<15} {:>9} {:>9} {:>6} {:>9} {:>6} {:>11}\n",
+                    c.lines,
+                    c.rows,
+                    c.duplicates,
+                    c.conflicts,
+                    c.cross_partition_duplicates,
+                    c.quarantined
                 )
             }
             (None, Status::Failed) => {
@@ -61,7 +66,7 @@ pub fn format_summary(s: &Summary) -> String {
     }
     let t = &s.totals;
     out += &format!(
-        "{} partitions: {} committed, {} unchanged, {} failed; {} lines -> {} rows + {} duplicates ({} conflicts) + {} quarantined; {} raw ({} uncompressed) in {:.1} s, {} lines/s\n",
+        "{} partitions: {} committed, {} unchanged, {} failed; {} lines -> {} rows + {} duplicates ({} conflicts) + {} duplicates of earlier days + {} quarantined; {} raw ({} uncompressed) in {:.1} s, {} lines/s\n",
         s.partitions.len(),
         s.committed,
         s.unchanged,
@@ -70,6 +75,7 @@ pub fn format_summary(s: &Summary) -> String {
         t.rows,
         t.duplicates,
         t.conflicts,
+        t.cross_partition_duplicates,
         t.quarantined,
         mib(t.raw_bytes),
         mib(t.raw_uncompressed_bytes),
@@ -87,18 +93,24 @@ pub fn format_summary(s: &Summary) -> String {
 
 pub fn format_truth(t: &Truth, lake: &str) -> String {
     let mut s = format!(
-        "{:<40} {:>8} {:>9} {:>9} {:>6} {:>9} {:>9}\n",
-        "partition", "objects", "lines", "events", "dups", "conflicts", "malformed"
+        "{:<40} {:>8} {:>9} {:>9} {:>6} {:>9} {:>6} {:>9}\n",
+        "partition", "objects", "lines", "events", "dups", "conflicts", "cross", "malformed"
     );
     for (k, p) in &t.partitions {
         s += &format!(
-            "{k:<40} {:>8} {:>9} {:>9} {:>6} {:>9} {:>9}\n",
-            p.objects, p.lines, p.events, p.duplicates, p.conflicts, p.malformed
+            "{k:<40} {:>8} {:>9} {:>9} {:>6} {:>9} {:>6} {:>9}\n",
+            p.objects,
+            p.lines,
+            p.events,
+            p.duplicates,
+            p.conflicts,
+            p.cross_partition_duplicates,
+            p.malformed
         );
     }
     let x = &t.totals;
     s += &format!(
-        "wrote {} lines in {} objects ({} gzip, {} NDJSON) to {lake}/raw: {} distinct events, {} duplicates ({} conflicts), {} malformed, {} late\n",
+        "wrote {} lines in {} objects ({} gzip, {} NDJSON) to {lake}/raw: {} distinct events, {} duplicates ({} conflicts), {} retries across midnight, {} malformed, {} late\n",
         x.lines,
         x.objects,
         mib(t.bytes),
@@ -106,6 +118,7 @@ pub fn format_truth(t: &Truth, lake: &str) -> String {
         x.events,
         x.duplicates,
         x.conflicts,
+        x.cross_partition_duplicates,
         x.malformed,
         x.late
     );

@@ -25,7 +25,7 @@ use clap::Parser as _;
 use eventlake_catalog::{Context, Target, open};
 use eventlake_compaction::backfill::{self, Quiet, Status};
 use eventlake_compaction::compact::CompactOptions;
-use eventlake_compaction::plan::{Selection, plan};
+use eventlake_compaction::plan::{DEFAULT_DEDUPE_WINDOW, Selection, plan};
 use tokio::sync::OnceCell;
 
 use crate::error::Error;
@@ -169,9 +169,15 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 from: Some(day),
                 to: Some(day),
             };
-            let p = plan(&ctx.lake, ctx.catalog.as_ref(), &selection, false)
-                .await
-                .map_err(TaskError::from_error)?;
+            let p = plan(
+                &ctx.lake,
+                ctx.catalog.as_ref(),
+                &selection,
+                false,
+                dedupe_window()?,
+            )
+            .await
+            .map_err(TaskError::from_error)?;
             let max_bytes = std::env::var("EVENTLAKE_LAMBDA_MAX_RAW_MB")
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
@@ -205,9 +211,15 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 from: Some(dt),
                 to: Some(dt),
             };
-            let p = plan(&ctx.lake, ctx.catalog.as_ref(), &selection, false)
-                .await
-                .map_err(TaskError::from_error)?;
+            let p = plan(
+                &ctx.lake,
+                ctx.catalog.as_ref(),
+                &selection,
+                false,
+                dedupe_window()?,
+            )
+            .await
+            .map_err(TaskError::from_error)?;
             let partition = format!("team={team}/dt={dt}");
             if p.partitions.is_empty() {
                 return Err(TaskError::bad(format!("{partition}: no raw data")));
@@ -283,6 +295,16 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
             }
             Ok(serde_json::to_value(&report).expect("report serialises"))
         }
+    }
+}
+
+/// The cross-partition de-duplication window: `EVENTLAKE_DEDUPE_WINDOW` (as `--dedupe-window`),
+/// 24 hours when unset.
+fn dedupe_window() -> Result<std::time::Duration, TaskError> {
+    match std::env::var("EVENTLAKE_DEDUPE_WINDOW") {
+        Ok(v) => eventlake_contract::duration::parse(&v)
+            .map_err(|e| TaskError::bad(format!("EVENTLAKE_DEDUPE_WINDOW: {e}"))),
+        Err(_) => Ok(DEFAULT_DEDUPE_WINDOW),
     }
 }
 

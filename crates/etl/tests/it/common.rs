@@ -7,7 +7,7 @@ use eventlake_catalog::Lake;
 use eventlake_catalog::{Catalog, LocalCatalog};
 use eventlake_compaction::backfill::{self, Quiet, Summary};
 use eventlake_compaction::compact::CompactOptions;
-use eventlake_compaction::plan::{Selection, plan};
+use eventlake_compaction::plan::{DEFAULT_DEDUPE_WINDOW, Selection, plan};
 use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
 use eventlake_query::{run_sql, session};
 use flate2::Compression;
@@ -78,9 +78,15 @@ impl TestLake {
     }
 
     pub async fn backfill_with(&self, catalog: Arc<dyn Catalog>, force: bool) -> Summary {
-        let p = plan(&self.lake, catalog.as_ref(), &Selection::default(), force)
-            .await
-            .expect("plan");
+        let p = plan(
+            &self.lake,
+            catalog.as_ref(),
+            &Selection::default(),
+            force,
+            DEFAULT_DEDUPE_WINDOW,
+        )
+        .await
+        .expect("plan");
         backfill::run(
             &self.lake,
             catalog,

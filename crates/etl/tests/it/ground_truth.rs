@@ -46,6 +46,10 @@ async fn counts_match_the_generator_exactly() {
         assert_eq!(c.lines, want.lines, "{r:?}");
         assert_eq!(c.rows, want.events, "{r:?}");
         assert_eq!(c.duplicates, want.duplicates, "{r:?}");
+        assert_eq!(
+            c.cross_partition_duplicates, want.cross_partition_duplicates,
+            "{r:?}"
+        );
         assert_eq!(c.conflicts, want.conflicts, "{r:?}");
         assert_eq!(c.quarantined, want.malformed, "{r:?}");
         assert_eq!(c.objects, want.objects, "{r:?}");

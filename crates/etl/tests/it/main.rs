@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod conformance;
 mod crash;
+mod cross_day;
 mod ground_truth;
 mod ingest_to_query;
 mod saved_queries;

@@ -41,10 +41,15 @@ async fn new_raw_data_makes_a_new_version_and_gc_removes_the_old_one() {
         &format!("{RAW}/b.ndjson.gz"),
         format!("{}\n", line("a-2", "2026-11-20T10:00:05.000Z")).as_bytes(),
     );
-    let p =
-        eventlake_compaction::plan::plan(&t.lake, t.catalog.as_ref(), &Default::default(), false)
-            .await
-            .unwrap();
+    let p = eventlake_compaction::plan::plan(
+        &t.lake,
+        t.catalog.as_ref(),
+        &Default::default(),
+        false,
+        eventlake_compaction::plan::DEFAULT_DEDUPE_WINDOW,
+    )
+    .await
+    .unwrap();
     let actions: Vec<Action> = p.partitions.iter().map(|p| p.action).collect();
     assert_eq!(actions, vec![Action::Changed, Action::Unchanged]);
 
