@@ -1,13 +1,15 @@
 //! Load on the ingestion server over loopback, storing to the local S3 stand-in (SeaweedFS).
 //!
 //! ```text
-//! cargo bench -p eventlake-benches --bench ingest_load -- [--seconds 60] [--store seaweedfs|local]
+//! cargo bench -p eventlake-benches --bench ingest_load -- [--seconds 60] [--store seaweedfs|local] [--baseline-bin PATH]
 //! ```
 //!
 //! Builds the release `ingest` binary, then measures:
 //! 1. cold start: process start to the first answered request, and the binary's size;
 //! 2. the promised load: 3 teams x 1,000 events/s in batches of 100 for `--seconds`, with request
-//!    latency percentiles and the error count (every answer must be 202);
+//!    latency percentiles and the error count (every answer must be 202), without and with an
+//!    `Idempotency-Key` on every request; with `--baseline-bin PATH` the same runs against that
+//!    binary (an earlier build), in turn, and the ratio of the p99s;
 //! 3. the most events/s the server sustains on one core (pinned with `taskset`), 32 requests in
 //!    flight, for 10 s.
 //!
@@ -103,6 +105,55 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// 3 teams x 1,000 events/s in batches of 100 for `seconds`: request latencies (ms) and errors.
+async fn load(
+    client: &reqwest::Client,
+    addr: &str,
+    team_tokens: &[(&str, String)],
+    seconds: u64,
+    keyed: bool,
+) -> (Vec<f64>, u64) {
+    let url = format!("http://{addr}/v1/events");
+    let mut tasks = Vec::new();
+    for (team, token) in team_tokens {
+        let (client, url, token, team) =
+            (client.clone(), url.clone(), token.clone(), team.to_string());
+        let run = format!("{:08x}", std::process::id() ^ seconds as u32);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            for seq in 0..seconds * 10 {
+                tick.tick().await;
+                let body = batch(&team, seq, 100);
+                let t = Instant::now();
+                let mut req = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json");
+                if keyed {
+                    req = req.header("idempotency-key", format!("{run}-{keyed}-{seq}"));
+                }
+                let r = req.body(body).send().await;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                match r {
+                    Ok(r) if r.status() == 202 => {}
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    (all, errors)
+}
+
 fn main() {
     let seconds: u64 = arg("--seconds", "60").parse().unwrap();
     let store = arg("--store", "seaweedfs");
@@ -162,59 +213,51 @@ fn main() {
         median(colds)
     );
 
-    // 2. The promised load.
-    let server = start_server(&bin, &tokens, &lake, &env, 18_790, false);
-    let url = format!("http://{}/v1/events", server.addr);
-    let (lat, errors, events) = rt.block_on(async {
-        let mut tasks = Vec::new();
-        for (team, token) in &team_tokens {
-            let (client, url, token, team) =
-                (client.clone(), url.clone(), token.clone(), team.to_string());
-            tasks.push(tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut errors = 0u64;
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
-                for seq in 0..seconds * 10 {
-                    tick.tick().await;
-                    let body = batch(&team, seq, 100);
-                    let t = Instant::now();
-                    let r = client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                    match r {
-                        Ok(r) if r.status() == 202 => {}
-                        _ => errors += 1,
-                    }
-                }
-                (lat, errors)
-            }));
+    // 2. The promised load: without and with an Idempotency-Key on every request (a claim and
+    // a recorded answer each), and the same against a baseline binary when one is given.
+    let baseline = std::env::args()
+        .position(|a| a == "--baseline-bin")
+        .and_then(|i| std::env::args().nth(i + 1))
+        .map(std::path::PathBuf::from);
+    let mut runs = vec![
+        ("this build", bin.clone(), false),
+        ("this build", bin.clone(), true),
+    ];
+    if let Some(b) = &baseline {
+        runs.insert(1, ("baseline", b.clone(), false));
+        runs.push(("baseline", b.clone(), true));
+    }
+    let mut p99 = std::collections::BTreeMap::new();
+    for (i, (name, bin, keyed)) in runs.iter().enumerate() {
+        let server = start_server(bin, &tokens, &lake, &env, 18_780 + i as u16, false);
+        let (lat, errors) = rt.block_on(load(&client, &server.addr, &team_tokens, seconds, *keyed));
+        drop(server);
+        let mut sorted = lat.clone();
+        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let keys = if *keyed { "with keys" } else { "no keys" };
+        println!(
+            "load ({name}, {keys}): 3 teams x 1,000 events/s, batches of 100, {seconds} s: {} requests, {} events, {errors} errors; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, mean {:.2} ms",
+            lat.len(),
+            lat.len() * 100,
+            pct(&sorted, 0.5),
+            pct(&sorted, 0.99),
+            sorted.last().unwrap(),
+            lat.iter().sum::<f64>() / lat.len() as f64
+        );
+        p99.insert((*name, *keyed), pct(&sorted, 0.99));
+    }
+    for keyed in [false, true] {
+        if let (Some(this), Some(base)) = (
+            p99.get(&("this build", keyed)),
+            p99.get(&("baseline", keyed)),
+        ) {
+            println!(
+                "p99 {}: this build / baseline = {:.2}",
+                if keyed { "with keys" } else { "no keys" },
+                this / base
+            );
         }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await.unwrap();
-            all.extend(l);
-            errors += e;
-        }
-        let n = all.len() as u64 * 100;
-        (all, errors, n)
-    });
-    drop(server);
-    let mut sorted = lat.clone();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "load: 3 teams x 1,000 events/s, batches of 100, {seconds} s: {} requests, {events} events, {errors} errors; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, mean {:.2} ms",
-        lat.len(),
-        pct(&sorted, 0.5),
-        pct(&sorted, 0.99),
-        sorted.last().unwrap(),
-        lat.iter().sum::<f64>() / lat.len() as f64
-    );
+    }
 
     // 3. The most events/s on one core.
     let pinned = Command::new("taskset").arg("-V").output().is_ok();
