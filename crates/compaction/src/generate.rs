@@ -391,6 +391,19 @@ fn night_before(opts: &GenerateOptions, team: &TeamName, dt: PartitionDate, n: u
     }
 }
 
+impl Night {
+    /// The raw lines of these events, first sent at `first_received` and received at `at`.
+    fn body(&self, team: &str, late_rate: f64, at: chrono::DateTime<Utc>) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (id, cseed) in &self.events {
+            let c = content(*cseed, late_rate);
+            write_event(&mut body, team, id, &c, self.first_received, at, None, None);
+            body.push(b'\n');
+        }
+        body
+    }
+}
+
 /// One gzip object of `body` at `received_at` in partition `key`.
 fn object(
     r: &mut ChaCha8Rng,
@@ -514,21 +527,7 @@ fn generate_partition(
     if has_before && night > 0 {
         // Retries of the events the day before received in its last minute.
         let n = night_before(opts, &key.team, key.dt, night);
-        let mut body = Vec::new();
-        for (id, cseed) in &n.events {
-            let c = content(*cseed, opts.late_rate);
-            write_event(
-                &mut body,
-                team,
-                id,
-                &c,
-                n.first_received,
-                n.retried,
-                None,
-                None,
-            );
-            body.push(b'\n');
-        }
+        let body = n.body(team, opts.late_rate, n.retried);
         truth.cross_partition_duplicates += night;
         truth.lines += night;
         truth.objects += 1;
@@ -538,20 +537,9 @@ fn generate_partition(
     if has_after && night > 0 {
         // First copies of the events that will be re-sent just after midnight.
         let n = night_before(opts, &key.team, key.dt.succ(), night);
-        let mut body = Vec::new();
-        for (id, cseed) in &n.events {
+        let body = n.body(team, opts.late_rate, n.first_received);
+        for (_, cseed) in &n.events {
             let c = content(*cseed, opts.late_rate);
-            write_event(
-                &mut body,
-                team,
-                id,
-                &c,
-                n.first_received,
-                n.first_received,
-                None,
-                None,
-            );
-            body.push(b'\n');
             truth.events += 1;
             truth.late += u64::from(event_time(&c, n.first_received).date_naive() < key.dt.date());
             *truth

@@ -25,7 +25,7 @@ use clap::Parser as _;
 use eventlake_catalog::{Context, Target, open};
 use eventlake_compaction::backfill::{self, Quiet, Status};
 use eventlake_compaction::compact::CompactOptions;
-use eventlake_compaction::plan::{DEFAULT_DEDUPE_WINDOW, Selection, plan};
+use eventlake_compaction::plan::{DEFAULT_DEDUPE_WINDOW, Plan, Selection, plan};
 use tokio::sync::OnceCell;
 
 use crate::error::Error;
@@ -164,20 +164,7 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
             let day =
                 PartitionDate::parse(&day.format("%Y-%m-%d").to_string()).expect("a calendar date");
             let ctx = task.context(false).await?;
-            let selection = Selection {
-                teams,
-                from: Some(day),
-                to: Some(day),
-            };
-            let p = plan(
-                &ctx.lake,
-                ctx.catalog.as_ref(),
-                &selection,
-                false,
-                dedupe_window()?,
-            )
-            .await
-            .map_err(TaskError::from_error)?;
+            let p = plan_day(&ctx, teams, day).await?;
             let max_bytes = std::env::var("EVENTLAKE_LAMBDA_MAX_RAW_MB")
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
@@ -206,20 +193,7 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
             let dt = PartitionDate::parse(&dt)
                 .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
             let ctx = task.context(false).await?;
-            let selection = Selection {
-                teams: vec![team.clone()],
-                from: Some(dt),
-                to: Some(dt),
-            };
-            let p = plan(
-                &ctx.lake,
-                ctx.catalog.as_ref(),
-                &selection,
-                false,
-                dedupe_window()?,
-            )
-            .await
-            .map_err(TaskError::from_error)?;
+            let p = plan_day(&ctx, vec![team.clone()], dt).await?;
             let partition = format!("team={team}/dt={dt}");
             if p.partitions.is_empty() {
                 return Err(TaskError::bad(format!("{partition}: no raw data")));
@@ -300,6 +274,28 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
 
 /// The cross-partition de-duplication window: `EVENTLAKE_DEDUPE_WINDOW` (as `--dedupe-window`),
 /// 24 hours when unset.
+/// The plan of one day's partitions of `teams` (every team when empty).
+async fn plan_day(
+    ctx: &Context,
+    teams: Vec<TeamName>,
+    day: PartitionDate,
+) -> Result<Plan, TaskError> {
+    let selection = Selection {
+        teams,
+        from: Some(day),
+        to: Some(day),
+    };
+    plan(
+        &ctx.lake,
+        ctx.catalog.as_ref(),
+        &selection,
+        false,
+        dedupe_window()?,
+    )
+    .await
+    .map_err(TaskError::from_error)
+}
+
 fn dedupe_window() -> Result<std::time::Duration, TaskError> {
     match std::env::var("EVENTLAKE_DEDUPE_WINDOW") {
         Ok(v) => eventlake_contract::duration::parse(&v)
