@@ -16,8 +16,8 @@
 //! answers with the recorded answer, so what clients are told is what was stored.
 //!
 //! [`IdempotencyStore`] is the seam: [`ObjectClaims`] keeps claims in the lake's own object store
-//! (a local folder or S3 with conditional writes); a database with conditional writes fits the
-//! same trait. The conformance tests in `tests/it` run against each implementation.
+//! (a local folder or S3 with conditional writes); [`crate::ledger::DynamoLedger`] keeps them in a
+//! DynamoDB table. The conformance tests in `tests/it` run against each implementation.
 
 use std::sync::Arc;
 
@@ -104,6 +104,13 @@ pub enum IdempotencyError {
         key: String,
         #[source]
         source: object_store::Error,
+    },
+    #[error("idempotency ledger at {key}: {detail}")]
+    Ledger {
+        key: String,
+        detail: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("idempotency record {key} is unreadable: {source}")]
     Corrupt {

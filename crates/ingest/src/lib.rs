@@ -21,6 +21,7 @@ pub mod aws;
 pub mod body;
 pub mod deadline;
 pub mod idempotency;
+pub mod ledger;
 pub mod server;
 pub mod sink;
 

@@ -11,7 +11,8 @@ use eventlake_contract::TeamName;
 use eventlake_ingest::app::{AppState, Limits, StdoutLog, router};
 use eventlake_ingest::auth::{TokenStore, add_token_to_file};
 use eventlake_ingest::aws::{SqsDlq, tokens_from_parameter};
-use eventlake_ingest::idempotency::ObjectClaims;
+use eventlake_ingest::idempotency::{IdempotencyStore, ObjectClaims};
+use eventlake_ingest::ledger::DynamoLedger;
 use eventlake_ingest::server::{ServerLimits, serve};
 use eventlake_ingest::sink::{DirDlq, Dlq, RawSink, redrive};
 
@@ -43,6 +44,13 @@ struct Cli {
     /// local lake.
     #[arg(long, global = true, env = "EVENTLAKE_DLQ_DIR")]
     dlq_dir: Option<PathBuf>,
+    /// Keep idempotency claims and answers in this DynamoDB table (the ledger) instead of the
+    /// lake's `_ingest/idempotency/` objects.
+    #[arg(long, global = true, env = "EVENTLAKE_LEDGER_TABLE")]
+    ledger_table: Option<String>,
+    /// How long a ledger item is kept (the table's TTL): a key can be reused after it.
+    #[arg(long, global = true, env = "EVENTLAKE_LEDGER_RETENTION", default_value = "7d", value_parser = eventlake_contract::duration::parse)]
+    ledger_retention: Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -148,7 +156,11 @@ fn main() -> ExitCode {
 /// The AWS SDK configuration, loaded only when an AWS resource is configured; S3, SQS and SSM
 /// then act as one identity.
 async fn sdk(cli: &Cli) -> Option<aws_config::SdkConfig> {
-    if cli.lake.starts_with("s3://") || cli.dlq_url.is_some() || cli.tokens_parameter.is_some() {
+    if cli.lake.starts_with("s3://")
+        || cli.dlq_url.is_some()
+        || cli.tokens_parameter.is_some()
+        || cli.ledger_table.is_some()
+    {
         Some(eventlake_store::sdk_config().await)
     } else {
         None
@@ -213,7 +225,10 @@ async fn app_state(
     let tokens = load_tokens(cli, sdk.as_ref()).await?;
     let dlq = dlq_for(cli, sdk.as_ref(), loc.local_dir.as_deref());
     let sink = RawSink::new(loc.store.clone(), &loc.root, dlq);
-    let claims = Arc::new(ObjectClaims::new(loc.store.clone(), &loc.root));
+    let claims: Arc<dyn IdempotencyStore> = match (&cli.ledger_table, sdk.as_ref()) {
+        (Some(table), Some(sdk)) => Arc::new(DynamoLedger::new(sdk, table, cli.ledger_retention)),
+        _ => Arc::new(ObjectClaims::new(loc.store.clone(), &loc.root)),
+    };
     let state = AppState::new(tokens, sink, claims, limits, Arc::new(StdoutLog));
     Ok((Arc::new(state), loc.display))
 }

@@ -175,3 +175,136 @@ async fn concurrent_requests_with_one_key_on_s3_store_and_answer_one() {
     crate::claims::one_key_ten_bodies_at_once(&e, 8, true).await;
     crate::claims::one_key_one_body_ten_times_at_once(&e).await;
 }
+
+/// A ledger table on the DynamoDB stand-in, unique to this test, made as Terraform makes it
+/// (partition key `pk`, on demand, a stream of new images).
+async fn ledger_table(sdk: &aws_config::SdkConfig, name: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        StreamSpecification, StreamViewType,
+    };
+    let table = format!(
+        "{name}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn the_dynamodb_ledger_conforms() {
+    use eventlake_ingest::idempotency::{Answer, Claim, IdempotencyStore};
+    use eventlake_ingest::ledger::{DEFAULT_RETENTION, DynamoLedger};
+    let sdk = sdk().await;
+    let table = ledger_table(&sdk, "ledger-conf").await;
+    let ledger = Arc::new(DynamoLedger::new(&sdk, &table, DEFAULT_RETENTION));
+    crate::claims::conformance(ledger.clone()).await;
+
+    // The item says what the fan-out and the TTL need: its state, team and batch, and when it
+    // expires.
+    let team = TeamName::new("checkout").unwrap();
+    let claim = Claim {
+        fingerprint: "f".into(),
+        received_at: "2026-11-25T10:00:00.000Z".into(),
+        deadline_ms: 1,
+    };
+    ledger.claim(&team, "kitem", &claim).await.unwrap();
+    let answer = Answer {
+        fingerprint: "f".into(),
+        answer: eventlake_ingest::api::Accepted {
+            batch_id: "kitem".into(),
+            accepted: 3,
+            rejected: vec![],
+            durable_in: "raw".into(),
+        },
+    };
+    ledger.record(&team, "kitem", &answer).await.unwrap();
+    let item = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("checkout#kitem".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let s = |k: &str| item[k].as_s().unwrap().clone();
+    assert_eq!(
+        (s("state"), s("team"), s("batch_id"), s("durable_in")),
+        (
+            "accepted".into(),
+            "checkout".into(),
+            "kitem".into(),
+            "raw".into()
+        )
+    );
+    assert_eq!(item["accepted"].as_n().unwrap(), "3");
+    let expires: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        expires > now + DEFAULT_RETENTION.as_secs() - 600,
+        "{expires}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn concurrent_requests_with_one_key_on_the_ledger_store_and_answer_one() {
+    use eventlake_ingest::ledger::{DEFAULT_RETENTION, DynamoLedger};
+    let sdk = sdk().await;
+    let table = ledger_table(&sdk, "ledger-race").await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = root.to_str().unwrap().to_owned();
+    let dlq: Arc<dyn Dlq> = Arc::new(eventlake_ingest::sink::DirDlq::new(dir.path().join("dlq")));
+    let e = crate::env_with_claims(
+        Arc::new(LocalFileSystem::new()),
+        &root,
+        Limits {
+            deadline: std::time::Duration::from_secs(5),
+            ..Limits::default()
+        },
+        dir,
+        Some(dlq),
+        Arc::new(DynamoLedger::new(&sdk, &table, DEFAULT_RETENTION)),
+    );
+    crate::claims::one_key_ten_bodies_at_once(&e, 8, true).await;
+    crate::claims::one_key_one_body_ten_times_at_once(&e).await;
+}

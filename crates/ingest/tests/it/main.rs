@@ -16,7 +16,7 @@ use axum::http::{Request, StatusCode};
 use eventlake_contract::TeamName;
 use eventlake_ingest::app::{AppState, Limits, MemoryLog, router};
 use eventlake_ingest::auth::{TokenFile, TokenStore, create_token};
-use eventlake_ingest::idempotency::ObjectClaims;
+use eventlake_ingest::idempotency::{IdempotencyStore, ObjectClaims};
 use eventlake_ingest::sink::{DirDlq, Dlq, RawSink, redrive};
 use futures::TryStreamExt;
 use http_body_util::BodyExt;
@@ -51,6 +51,19 @@ fn env_on(
     dir: tempfile::TempDir,
     dlq: Option<Arc<dyn Dlq>>,
 ) -> Env {
+    let claims = Arc::new(ObjectClaims::new(store.clone(), root));
+    env_with_claims(store, root, limits, dir, dlq, claims)
+}
+
+/// As [`env_on`], with idempotency claims kept in `claims`.
+fn env_with_claims(
+    store: Arc<dyn ObjectStore>,
+    root: &str,
+    limits: Limits,
+    dir: tempfile::TempDir,
+    dlq: Option<Arc<dyn Dlq>>,
+    claims: Arc<dyn IdempotencyStore>,
+) -> Env {
     let (token_a, ea) = create_token(&TeamName::new("checkout").unwrap());
     let (token_b, eb) = create_token(&TeamName::new("search").unwrap());
     let tokens = TokenStore::from_file(&TokenFile {
@@ -58,7 +71,6 @@ fn env_on(
     })
     .unwrap();
     let sink = RawSink::new(store.clone(), root, dlq);
-    let claims = Arc::new(ObjectClaims::new(store.clone(), root));
     let log = Arc::new(MemoryLog::default());
     let state = Arc::new(AppState::new(tokens, sink, claims, limits, log.clone()));
     Env {
