@@ -460,7 +460,24 @@ async fn handle(
     throttle(s, &team, batch.lines.len())?;
 
     if key.is_none() {
-        let answer = land(s, &team, &batch_id, &batch, &deadline, outcome).await?;
+        let (answer, stored_at) = land(s, &team, &batch_id, &batch, &deadline, outcome).await?;
+        if s.claims.commits() {
+            let record = Answer {
+                fingerprint: String::new(),
+                answer,
+                stored_at,
+            };
+            let recorded = deadline
+                .run(Phase::Answer, s.claims.record(&team, &batch_id, &record))
+                .await;
+            if let Err(e) = recorded
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                return Err(not_committed(&batch_id, &e, outcome, "retry the request"));
+            }
+            return Ok(accepted_response(record.answer, false));
+        }
         return Ok(accepted_response(answer, false));
     }
     let fp = fingerprint(text, ndjson);
@@ -482,10 +499,11 @@ async fn handle(
             }
         }
     };
-    let answer = land(s, &team, &batch_id, &batch, &deadline, outcome).await?;
+    let (answer, stored_at) = land(s, &team, &batch_id, &batch, &deadline, outcome).await?;
     let record = Answer {
         fingerprint: fp,
         answer,
+        stored_at,
     };
     // Every request answers with the recorded answer; when it cannot be recorded, the events
     // are durable all the same and a retry rebuilds the same answer from the claim.
@@ -496,6 +514,24 @@ async fn handle(
         Ok(Ok(recorded)) if recorded.fingerprint == record.fingerprint => recorded.answer,
         // An answer recorded before claims existed: this request's own answer is the truth.
         Ok(Ok(_)) => record.answer,
+        // The ledger is the commit point: not recorded, not acknowledged; a retry with the
+        // same key takes the claim over and records the same answer.
+        Ok(Err(e)) if s.claims.commits() => {
+            return Err(not_committed(
+                &batch_id,
+                &e.to_string(),
+                outcome,
+                "retry with the same Idempotency-Key",
+            ));
+        }
+        Err(e) if s.claims.commits() => {
+            return Err(not_committed(
+                &batch_id,
+                &e.to_string(),
+                outcome,
+                "retry with the same Idempotency-Key",
+            ));
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, batch_id, "answer not recorded");
             record.answer
@@ -506,6 +542,20 @@ async fn handle(
         }
     };
     Ok(accepted_response(answer, false))
+}
+
+/// A batch stored but not committed to the ledger: not acknowledged, and not counted.
+fn not_committed(batch_id: &str, error: &str, outcome: &mut Outcome, what_to_do: &str) -> ApiError {
+    tracing::error!(
+        error,
+        batch_id,
+        "batch stored but not committed to the ledger"
+    );
+    outcome.accepted = 0;
+    ApiError::unavailable(
+        format!("the events could not be committed to the ledger; {what_to_do}"),
+        1,
+    )
 }
 
 fn throttle(s: &AppState, team: &TeamName, events: usize) -> Result<(), ApiError> {
@@ -635,7 +685,8 @@ async fn settle_held(
     }
 }
 
-/// Stores the batch (raw zone, else dead-letter queue) within the deadline; the answer to give.
+/// Stores the batch (raw zone, else dead-letter queue) within the deadline; the answer to give
+/// and the raw object that holds the batch (`None` when it went to the dead-letter queue).
 async fn land(
     s: &AppState,
     team: &TeamName,
@@ -643,11 +694,12 @@ async fn land(
     batch: &Batch,
     deadline: &Deadline,
     outcome: &mut Outcome,
-) -> Result<Accepted, ApiError> {
+) -> Result<(Accepted, Option<String>), ApiError> {
     let raw_key = batch.raw_key(team, batch_id);
+    let object = batch.object();
     let landed = s
         .sink
-        .land(&raw_key, batch.object(), deadline)
+        .land(&raw_key, object.clone(), deadline)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, batch_id, "batch not durable");
@@ -657,7 +709,12 @@ async fn land(
             )
         })?;
     outcome.accepted = batch.lines.len();
-    Ok(Accepted {
+    let stored_at = match landed {
+        Landed::Written | Landed::AlreadyThere => Some(raw_key),
+        Landed::KeptApart => Some(crate::sink::apart_key(&raw_key, &object)),
+        Landed::DeadLettered => None,
+    };
+    let accepted = Accepted {
         batch_id: batch_id.to_owned(),
         accepted: batch.lines.len(),
         rejected: batch.rejected.clone(),
@@ -665,5 +722,6 @@ async fn land(
             Landed::DeadLettered => "dead_letter_queue".into(),
             _ => "raw".into(),
         },
-    })
+    };
+    Ok((accepted, stored_at))
 }

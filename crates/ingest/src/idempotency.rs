@@ -58,6 +58,10 @@ pub struct Claim {
 pub struct Answer {
     pub fingerprint: String,
     pub answer: Accepted,
+    /// The batch's object in the raw zone (`None` while it is in the dead-letter queue): what
+    /// the bus reads to fan the batch out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_at: Option<String>,
 }
 
 /// An answer as stored: today's form, or the bare answer recorded before claims existed (its
@@ -76,6 +80,7 @@ impl From<Stored> for Answer {
             Stored::Legacy(answer) => Answer {
                 fingerprint: String::new(),
                 answer,
+                stored_at: None,
             },
         }
     }
@@ -142,6 +147,13 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
         team: &TeamName,
         batch_id: &str,
     ) -> Result<Option<Answer>, IdempotencyError>;
+    /// Whether recording an answer is the batch's commit point (the ledger, whose stream is the
+    /// bus's outbox): then every accepted batch is recorded, with a key or without, and a
+    /// request whose answer cannot be recorded is not acknowledged (`503`; its retry completes
+    /// it).
+    fn commits(&self) -> bool {
+        false
+    }
     /// Records `answer` unless one is recorded already; returns the recorded one.
     async fn record(
         &self,

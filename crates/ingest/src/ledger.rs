@@ -1,7 +1,9 @@
 //! The ledger: idempotency claims and answers as items of a DynamoDB table.
 //!
 //! One item per batch, keyed `pk = "<team>#<batch_id>"`: the claim when a request claims its key
-//! (`state = "claimed"`), then the answer when the batch is durable (`state = "accepted"`). Both
+//! (`state = "claimed"`), then the answer when the batch is durable (`state = "accepted"`, with
+//! `stored_at`, the raw object the bus fans out). Requests without a key are recorded too: the
+//! record is the batch's commit point, and the table's stream of new images is the bus's outbox. Both
 //! writes are conditional (`attribute_not_exists`), so exactly one request claims a key and the
 //! first answer recorded is the answer, as with [`crate::idempotency::ObjectClaims`]; the same
 //! conformance tests run against both. Items expire (`expires_at`, the table's TTL attribute)
@@ -117,6 +119,10 @@ impl DynamoLedger {
 
 #[async_trait]
 impl IdempotencyStore for DynamoLedger {
+    fn commits(&self) -> bool {
+        true
+    }
+
     async fn claim(
         &self,
         team: &TeamName,
@@ -192,7 +198,7 @@ impl IdempotencyStore for DynamoLedger {
             .key("pk", AttributeValue::S(pk.clone()))
             .update_expression(
                 "SET answer = :answer, #state = :accepted, team = :team, batch_id = :batch, \
-                 durable_in = :durable_in, accepted = :accepted_n, \
+                 durable_in = :durable_in, accepted = :accepted_n, stored_at = :stored_at, \
                  expires_at = if_not_exists(expires_at, :expires_at)",
             )
             .condition_expression("attribute_not_exists(answer)")
@@ -211,6 +217,13 @@ impl IdempotencyStore for DynamoLedger {
             .expression_attribute_values(
                 ":accepted_n",
                 AttributeValue::N(answer.answer.accepted.to_string()),
+            )
+            .expression_attribute_values(
+                ":stored_at",
+                answer
+                    .stored_at
+                    .clone()
+                    .map_or(AttributeValue::Null(true), AttributeValue::S),
             )
             .expression_attribute_values(":expires_at", AttributeValue::N(self.expires_at()))
             .send()

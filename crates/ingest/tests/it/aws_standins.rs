@@ -246,6 +246,7 @@ async fn the_dynamodb_ledger_conforms() {
             rejected: vec![],
             durable_in: "raw".into(),
         },
+        stored_at: Some("raw/team=checkout/dt=2026-11-25/hour=10/kitem.ndjson.gz".into()),
     };
     ledger.record(&team, "kitem", &answer).await.unwrap();
     let item = aws_sdk_dynamodb::Client::new(&sdk)
@@ -272,6 +273,10 @@ async fn the_dynamodb_ledger_conforms() {
         )
     );
     assert_eq!(item["accepted"].as_n().unwrap(), "3");
+    assert_eq!(
+        s("stored_at"),
+        "raw/team=checkout/dt=2026-11-25/hour=10/kitem.ndjson.gz"
+    );
     let expires: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -307,4 +312,168 @@ async fn concurrent_requests_with_one_key_on_the_ledger_store_and_answer_one() {
     );
     crate::claims::one_key_ten_bodies_at_once(&e, 8, true).await;
     crate::claims::one_key_one_body_ten_times_at_once(&e).await;
+}
+
+/// The ledger, whose first `failing` answers cannot be recorded (a throttled or unreachable
+/// table at the commit point).
+#[derive(Debug)]
+struct FlakyLedger {
+    inner: eventlake_ingest::ledger::DynamoLedger,
+    failing: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl eventlake_ingest::idempotency::IdempotencyStore for FlakyLedger {
+    fn commits(&self) -> bool {
+        true
+    }
+    async fn claim(
+        &self,
+        team: &TeamName,
+        batch_id: &str,
+        claim: &eventlake_ingest::idempotency::Claim,
+    ) -> Result<
+        eventlake_ingest::idempotency::Claimed,
+        eventlake_ingest::idempotency::IdempotencyError,
+    > {
+        self.inner.claim(team, batch_id, claim).await
+    }
+    async fn claim_of(
+        &self,
+        team: &TeamName,
+        batch_id: &str,
+    ) -> Result<
+        Option<eventlake_ingest::idempotency::Claim>,
+        eventlake_ingest::idempotency::IdempotencyError,
+    > {
+        self.inner.claim_of(team, batch_id).await
+    }
+    async fn answer(
+        &self,
+        team: &TeamName,
+        batch_id: &str,
+    ) -> Result<
+        Option<eventlake_ingest::idempotency::Answer>,
+        eventlake_ingest::idempotency::IdempotencyError,
+    > {
+        self.inner.answer(team, batch_id).await
+    }
+    async fn record(
+        &self,
+        team: &TeamName,
+        batch_id: &str,
+        answer: &eventlake_ingest::idempotency::Answer,
+    ) -> Result<
+        eventlake_ingest::idempotency::Answer,
+        eventlake_ingest::idempotency::IdempotencyError,
+    > {
+        use std::sync::atomic::Ordering;
+        if self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(eventlake_ingest::idempotency::IdempotencyError::Ledger {
+                key: batch_id.to_owned(),
+                detail: "ProvisionedThroughputExceededException".into(),
+                source: "throttled".into(),
+            });
+        }
+        self.inner.record(team, batch_id, answer).await
+    }
+}
+
+/// The ledger item of a batch, as the bus's stream sees it.
+async fn ledger_item(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    pk: &str,
+) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(sdk)
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn with_the_ledger_every_batch_is_committed_before_it_is_acknowledged() {
+    use eventlake_ingest::ledger::{DEFAULT_RETENTION, DynamoLedger};
+    let sdk = sdk().await;
+    let table = ledger_table(&sdk, "ledger-commit").await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
+    let root = lake.to_str().unwrap().to_owned();
+    let dlq: Arc<dyn Dlq> = Arc::new(eventlake_ingest::sink::DirDlq::new(dir.path().join("dlq")));
+    let ledger = Arc::new(FlakyLedger {
+        inner: DynamoLedger::new(&sdk, &table, DEFAULT_RETENTION),
+        failing: 0.into(),
+    });
+    let e = crate::env_with_claims(
+        Arc::new(LocalFileSystem::new()),
+        &root,
+        Limits {
+            deadline: std::time::Duration::from_millis(800),
+            ..Limits::default()
+        },
+        dir,
+        Some(dlq),
+        ledger.clone(),
+    );
+    let body = || serde_json::json!({"events": [crate::event("l-1"), crate::event("l-2")]});
+
+    // Without a key: recorded all the same, naming the raw object that holds it.
+    let sent = crate::send_json(&e, &e.token_a, body()).await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    let batch = sent.body["batch_id"].as_str().unwrap().to_owned();
+    let item = ledger_item(&sdk, &table, &format!("checkout#{batch}"))
+        .await
+        .expect("an unkeyed batch is in the ledger");
+    assert_eq!(item["state"].as_s().unwrap(), "accepted");
+    let stored_at = item["stored_at"].as_s().unwrap();
+    assert!(lake.join(stored_at).exists(), "{stored_at}");
+
+    // The commit fails: no 2xx, and nothing counted as accepted.
+    ledger.failing.store(1, std::sync::atomic::Ordering::SeqCst);
+    let sent = crate::send_json(&e, &e.token_a, body()).await;
+    assert_eq!(sent.status, 503, "{}", sent.body);
+    assert!(
+        sent.body["message"].as_str().unwrap().contains("ledger"),
+        "{}",
+        sent.body
+    );
+
+    // With a key: the failed commit answers 503, and a retry with the same key completes it.
+    ledger.failing.store(1, std::sync::atomic::Ordering::SeqCst);
+    let first = crate::claims::send_keyed(&e, &e.token_a, "commit-1", body().to_string()).await;
+    assert_eq!(first.status, 503, "{}", first.body);
+    let mut answered = None;
+    for _ in 0..20 {
+        let retry = crate::claims::send_keyed(&e, &e.token_a, "commit-1", body().to_string()).await;
+        if retry.status == 202 || retry.status == 200 {
+            answered = Some(retry);
+            break;
+        }
+        assert!(
+            [409, 503].contains(&retry.status.as_u16()),
+            "{} {}",
+            retry.status,
+            retry.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let answered = answered.expect("a retry completes the commit");
+    let batch = answered.body["batch_id"].as_str().unwrap().to_owned();
+    let item = ledger_item(&sdk, &table, &format!("checkout#{batch}"))
+        .await
+        .unwrap();
+    assert_eq!(item["state"].as_s().unwrap(), "accepted");
+    assert_eq!(item["accepted"].as_n().unwrap(), "2");
+    assert!(lake.join(item["stored_at"].as_s().unwrap()).exists());
 }

@@ -15,7 +15,7 @@ fn body_of(round: usize, n: usize) -> String {
     json!({ "events": events }).to_string()
 }
 
-async fn send_keyed(e: &Env, token: &str, key: &str, body: String) -> Sent {
+pub(crate) async fn send_keyed(e: &Env, token: &str, key: &str, body: String) -> Sent {
     send(
         e,
         Some(token),
@@ -259,6 +259,7 @@ async fn a_retry_waits_for_the_request_in_flight_then_gets_its_answer() {
                 &Answer {
                     fingerprint: claim.fingerprint.clone(),
                     answer: answer.clone(),
+                    stored_at: None,
                 },
             )
             .await
@@ -346,6 +347,9 @@ pub(crate) async fn conformance(store: Arc<dyn IdempotencyStore>) {
             rejected: vec![],
             durable_in: "raw".into(),
         },
+        stored_at: Some(format!(
+            "raw/team=checkout/dt=2026-11-25/hour=10/{batch}-{n}.ndjson.gz"
+        )),
     };
     assert_eq!(
         store.record(&team, &batch, &answer(1)).await.unwrap(),
