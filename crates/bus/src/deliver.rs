@@ -1,0 +1,236 @@
+//! Delivery to the receiving teams' SQS queues.
+//!
+//! One FIFO queue per receiving team: FIFO because its deduplication id makes a redelivered
+//! batch (a retried stream record) cost nothing within five minutes, and its message groups keep
+//! one user's events in order; after the window, the consumer drops a repeated event by its id.
+//! Messages go out in batches of at most ten entries and 256 KiB; entries the queue refuses are
+//! retried, a bounded number of times, then the delivery fails as a whole, so the stream record
+//! is retried (and, after the stream's own retries, kept by its on-failure destination). What was
+//! sent before is not lost or doubled by that retry: the same ids are deduplicated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use eventlake_contract::TeamName;
+
+use crate::Error;
+use crate::fanout::Message;
+
+/// Where messages go.
+#[async_trait]
+pub trait Deliver: Send + Sync + std::fmt::Debug {
+    /// Delivers every message, or fails saying which team's queue refused what.
+    async fn deliver(&self, messages: &[Message]) -> Result<(), Error>;
+}
+
+/// SQS queues by receiving team.
+#[derive(Debug, Clone)]
+pub struct SqsQueues {
+    client: Client,
+    urls: HashMap<TeamName, String>,
+    attempts: u32,
+}
+
+/// SQS's limits for one `SendMessageBatch`.
+const MAX_ENTRIES: usize = 10;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+impl SqsQueues {
+    pub fn new(sdk: &aws_config::SdkConfig, urls: HashMap<TeamName, String>) -> Self {
+        Self {
+            client: Client::new(sdk),
+            urls,
+            attempts: 4,
+        }
+    }
+
+    /// The queue of every team, found by name: `<prefix><team>.fifo`.
+    pub async fn by_name(
+        sdk: &aws_config::SdkConfig,
+        prefix: &str,
+        teams: impl IntoIterator<Item = &TeamName>,
+    ) -> Result<Self, Error> {
+        let client = Client::new(sdk);
+        let mut urls = HashMap::new();
+        for team in teams {
+            let name = format!("{prefix}{team}.fifo");
+            let url = client
+                .get_queue_url()
+                .queue_name(&name)
+                .send()
+                .await
+                .map_err(|e| Error::Queue {
+                    team: team.to_string(),
+                    detail: format!("GetQueueUrl {name}: {}", DisplayErrorContext(&e)),
+                })?
+                .queue_url
+                .unwrap_or_default();
+            urls.insert(team.clone(), url);
+        }
+        Ok(Self {
+            client,
+            urls,
+            attempts: 4,
+        })
+    }
+
+    async fn send_chunk(
+        &self,
+        team: &TeamName,
+        url: &str,
+        chunk: &[&Message],
+    ) -> Result<(), Error> {
+        let mut pending: Vec<&Message> = chunk.to_vec();
+        let mut pause = Duration::from_millis(50);
+        let mut last = String::new();
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            let entries: Vec<SendMessageBatchRequestEntry> = pending
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&m.body)
+                        .message_deduplication_id(&m.dedup_id)
+                        .message_group_id(&m.group_id)
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match sent {
+                Ok(out) => {
+                    if out.failed().is_empty() {
+                        return Ok(());
+                    }
+                    last = out
+                        .failed()
+                        .iter()
+                        .map(|f| format!("{}: {}", f.code(), f.message().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let failed: std::collections::HashSet<usize> = out
+                        .failed()
+                        .iter()
+                        .filter_map(|f| f.id().parse().ok())
+                        .collect();
+                    pending = pending
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| failed.contains(i))
+                        .map(|(_, m)| m)
+                        .collect();
+                }
+                Err(e) => last = DisplayErrorContext(&e).to_string(),
+            }
+        }
+        Err(Error::Queue {
+            team: team.to_string(),
+            detail: format!(
+                "{} of {} messages not accepted after {} attempts: {last}",
+                pending.len(),
+                chunk.len(),
+                self.attempts
+            ),
+        })
+    }
+}
+
+/// Splits `messages` into SQS batches: at most ten entries and 256 KiB each.
+fn chunks<'a>(messages: &[&'a Message]) -> Vec<Vec<&'a Message>> {
+    let mut out: Vec<Vec<&Message>> = Vec::new();
+    let mut bytes = 0;
+    for &m in messages {
+        let size = m.body.len() + m.dedup_id.len() + m.group_id.len();
+        match out.last_mut() {
+            Some(last) if last.len() < MAX_ENTRIES && bytes + size <= MAX_BATCH_BYTES => {
+                last.push(m);
+                bytes += size;
+            }
+            _ => {
+                out.push(vec![m]);
+                bytes = size;
+            }
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Deliver for SqsQueues {
+    async fn deliver(&self, messages: &[Message]) -> Result<(), Error> {
+        let mut by_team: BTreeMap<&TeamName, Vec<&Message>> = BTreeMap::new();
+        for m in messages {
+            by_team.entry(&m.to).or_default().push(m);
+        }
+        // Every team's queue is tried, so one refusing queue does not hold the others back.
+        let mut failures = Vec::new();
+        for (team, list) in by_team {
+            let Some(url) = self.urls.get(team) else {
+                failures.push(Error::Queue {
+                    team: team.to_string(),
+                    detail: "no queue is configured for this team".into(),
+                });
+                continue;
+            };
+            for chunk in chunks(&list) {
+                if let Err(e) = self.send_chunk(team, url, &chunk).await {
+                    failures.push(e);
+                    break;
+                }
+            }
+        }
+        match failures.len() {
+            0 => Ok(()),
+            1 => Err(failures.remove(0)),
+            _ => Err(Error::Queue {
+                team: "several".into(),
+                detail: failures
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body_len: usize) -> Message {
+        Message {
+            to: TeamName::new("growth").unwrap(),
+            dedup_id: "d".repeat(64),
+            group_id: "checkout:u".into(),
+            body: "x".repeat(body_len),
+        }
+    }
+
+    #[test]
+    fn batches_keep_to_ten_entries_and_256_kib() {
+        let small: Vec<Message> = (0..23).map(|_| message(100)).collect();
+        let refs: Vec<&Message> = small.iter().collect();
+        let sizes: Vec<usize> = chunks(&refs).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        let big: Vec<Message> = (0..10).map(|_| message(32 * 1024)).collect();
+        let refs: Vec<&Message> = big.iter().collect();
+        let sizes: Vec<usize> = chunks(&refs).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [7, 3]);
+    }
+}

@@ -1,0 +1,243 @@
+//! Reading the ledger's stream and handing each committed batch to the fan-out.
+//!
+//! On AWS a Lambda event source mapping reads the stream (bisecting a failing batch, partial
+//! batch responses, bounded retries and record age, an S3 on-failure destination). On a laptop
+//! and in tests a [`StreamPoller`] reads the same records with `GetRecords` and [`FanOut`]
+//! handles them the same way: records in order, each retried a bounded number of times, and one
+//! that still fails is kept with its reason (under `_bus/failed/` in the lake) instead of
+//! blocking the records after it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodbstreams::Client;
+use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde_json::json;
+
+use crate::deliver::Deliver;
+use crate::fanout::{lines, messages};
+use crate::outbox::{Committed, from_record};
+use crate::{Error, Subscriptions};
+
+/// Delivers committed batches: reads each one's raw object and sends its events.
+#[derive(Debug, Clone)]
+pub struct FanOut {
+    lake: eventlake_store::Location,
+    subs: Arc<Subscriptions>,
+    deliver: Arc<dyn Deliver>,
+    attempts: u32,
+}
+
+/// What became of a run of stream records.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Handled {
+    /// Committed batches delivered.
+    pub batches: usize,
+    /// Messages sent (an event to each receiving team).
+    pub messages: usize,
+    /// Records that still failed after their retries, kept with their reason.
+    pub kept: Vec<String>,
+}
+
+impl FanOut {
+    pub fn new(
+        lake: eventlake_store::Location,
+        subs: Arc<Subscriptions>,
+        deliver: Arc<dyn Deliver>,
+    ) -> Self {
+        Self {
+            lake,
+            subs,
+            deliver,
+            attempts: 3,
+        }
+    }
+
+    /// Delivers one committed batch; the number of messages sent.
+    pub async fn batch(&self, c: &Committed) -> Result<usize, Error> {
+        let path = eventlake_store::key_path(&self.lake.root, &c.stored_at);
+        let data = match self.lake.store.get(&path).await {
+            Ok(r) => r.bytes().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => Error::Poison {
+                record: c.stored_at.clone(),
+                reason: "the raw object the ledger names is not in the lake".into(),
+            },
+            e => Error::Lake {
+                key: c.stored_at.clone(),
+                source: e,
+            },
+        })?;
+        let text = lines(&data, &c.stored_at)?;
+        let messages = messages(c, &text, &self.subs)?;
+        self.deliver.deliver(&messages).await?;
+        Ok(messages.len())
+    }
+
+    /// Handles stream records in order, each retried up to a bound; one that still fails is
+    /// kept under `_bus/failed/` with its reason, and the records after it go on.
+    pub async fn records(&self, records: &[Record]) -> Result<Handled, Error> {
+        let mut handled = Handled::default();
+        for record in records {
+            let seq = record
+                .dynamodb()
+                .and_then(|d| d.sequence_number())
+                .unwrap_or("unknown")
+                .to_owned();
+            let mut pause = Duration::from_millis(100);
+            let mut outcome = Ok(None);
+            for attempt in 0..self.attempts {
+                if attempt > 0 {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                outcome = match from_record(record) {
+                    Ok(Some(c)) => self.batch(&c).await.map(|n| Some((c, n))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                match &outcome {
+                    Err(e) if e.is_retryable() => continue,
+                    _ => break,
+                }
+            }
+            match outcome {
+                Ok(Some((c, n))) => {
+                    tracing::info!(team = %c.team, batch_id = c.batch_id, messages = n, "batch delivered");
+                    handled.batches += 1;
+                    handled.messages += n;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.keep(&seq, record, &e).await?;
+                    handled.kept.push(format!("{seq}: {e}"));
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Keeps a record that could not be delivered, with its reason, for a later redrive.
+    async fn keep(&self, seq: &str, record: &Record, e: &Error) -> Result<(), Error> {
+        tracing::error!(sequence = seq, error = %e, "stream record kept undelivered");
+        let committed = from_record(record).ok().flatten();
+        let body = json!({
+            "sequence_number": seq,
+            "reason": e.to_string(),
+            "batch": committed.map(|c| json!({
+                "team": c.team.to_string(),
+                "batch_id": c.batch_id,
+                "stored_at": c.stored_at,
+            })),
+        });
+        let key = format!("_bus/failed/{seq}.json");
+        self.lake
+            .store
+            .put(
+                &eventlake_store::key_path(&self.lake.root, &key),
+                PutPayload::from(Bytes::from(body.to_string())),
+            )
+            .await
+            .map_err(|source| Error::Lake { key, source })?;
+        Ok(())
+    }
+}
+
+/// Reads a table's stream from its oldest records, shard by shard.
+#[derive(Debug)]
+pub struct StreamPoller {
+    client: Client,
+    stream_arn: String,
+    /// Shard id → its next iterator (`None` once the shard is closed and read).
+    iterators: HashMap<String, Option<String>>,
+}
+
+fn stream_error<E: std::error::Error>(operation: &str, e: E) -> Error {
+    Error::Stream {
+        detail: format!("{operation}: {}", DisplayErrorContext(&e)),
+    }
+}
+
+impl StreamPoller {
+    /// The poller of `table`'s latest stream.
+    pub async fn for_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<Self, Error> {
+        let client = Client::new(sdk);
+        let streams = client
+            .list_streams()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| stream_error("ListStreams", e))?;
+        let arn = streams
+            .streams()
+            .last()
+            .and_then(|s| s.stream_arn())
+            .ok_or_else(|| Error::Stream {
+                detail: format!("table {table} has no stream: enable one with new images"),
+            })?
+            .to_owned();
+        Ok(Self {
+            client,
+            stream_arn: arn,
+            iterators: HashMap::new(),
+        })
+    }
+
+    /// Opens an iterator for every shard not seen before.
+    async fn discover(&mut self) -> Result<(), Error> {
+        let described = self
+            .client
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .map_err(|e| stream_error("DescribeStream", e))?;
+        let shards = described
+            .stream_description()
+            .map(|d| d.shards().to_vec())
+            .unwrap_or_default();
+        for shard in shards {
+            let Some(id) = shard.shard_id() else { continue };
+            if self.iterators.contains_key(id) {
+                continue;
+            }
+            let it = self
+                .client
+                .get_shard_iterator()
+                .stream_arn(&self.stream_arn)
+                .shard_id(id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .map_err(|e| stream_error("GetShardIterator", e))?;
+            self.iterators.insert(id.to_owned(), it.shard_iterator);
+        }
+        Ok(())
+    }
+
+    /// The records written since the last call, in each shard's order.
+    pub async fn poll(&mut self) -> Result<Vec<Record>, Error> {
+        self.discover().await?;
+        let mut all = Vec::new();
+        for next in self.iterators.values_mut() {
+            let Some(it) = next.clone() else { continue };
+            let out = self
+                .client
+                .get_records()
+                .shard_iterator(it)
+                .limit(1000)
+                .send()
+                .await
+                .map_err(|e| stream_error("GetRecords", e))?;
+            all.extend(out.records().iter().cloned());
+            *next = out.next_shard_iterator;
+        }
+        Ok(all)
+    }
+}

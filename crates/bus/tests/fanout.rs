@@ -1,0 +1,310 @@
+//! The fan-out against the stand-ins: the ledger's stream on moto's DynamoDB, the receiving
+//! teams' FIFO queues on moto's SQS, a lake in a folder. `tests/run.sh` starts moto and runs
+//! these; without it they fail, they never pass silently.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType,
+};
+use eventlake_bus::Subscriptions;
+use eventlake_bus::deliver::SqsQueues;
+use eventlake_bus::stream::{FanOut, Handled, StreamPoller};
+use eventlake_contract::TeamName;
+use eventlake_ingest::api::Accepted;
+use eventlake_ingest::idempotency::{Answer, IdempotencyStore};
+use eventlake_ingest::ledger::{DEFAULT_RETENTION, DynamoLedger};
+
+const SUBS: &str = r#"{"version":1,"teams":["checkout","growth","search"],"subscriptions":[
+    {"team":"growth","from":"checkout","event_types":["purchase"]},
+    {"team":"search","from":"checkout","event_types":["*"],"sources":["web"]}]}"#;
+
+async fn sdk() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run tests/run.sh, which starts the stand-ins"
+    );
+    eventlake_store::sdk_config().await
+}
+
+fn unique(name: &str) -> String {
+    format!(
+        "{name}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// The ledger table, as Terraform makes it.
+async fn ledger_table(sdk: &aws_config::SdkConfig) -> String {
+    let table = unique("bus-ledger");
+    aws_sdk_dynamodb::Client::new(sdk)
+        .create_table()
+        .table_name(&table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    table
+}
+
+/// A FIFO queue per team, named `<prefix><team>.fifo`.
+async fn queues(sdk: &aws_config::SdkConfig, prefix: &str, teams: &[&str]) {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    for t in teams {
+        sqs.create_queue()
+            .queue_name(format!("{prefix}{t}.fifo"))
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Every message in a team's queue (received, then deleted), as event ids.
+async fn drain(sdk: &aws_config::SdkConfig, prefix: &str, team: &str) -> Vec<String> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(format!("{prefix}{team}.fifo"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if got.messages().is_empty() {
+            break;
+        }
+        for m in got.messages() {
+            let v: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            ids.push(v["event_id"].as_str().unwrap().to_owned());
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    ids.sort();
+    ids
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b).unwrap();
+    gz.finish().unwrap()
+}
+
+fn line(id: &str, ty: &str, source: &str, user: &str) -> String {
+    format!(
+        r#"{{"event_id":"{id}","event_type":"{ty}","event_time":"2026-12-01T10:00:00.000Z","user_id":"{user}","source":"{source}","properties":{{}},"team":"checkout","received_at":"2026-12-01T10:00:01.000Z","schema_version":1}}"#
+    )
+}
+
+/// Lands a batch as ingest does: the raw object, then its ledger record.
+async fn commit(
+    lake: &std::path::Path,
+    ledger: &DynamoLedger,
+    batch: &str,
+    object: Vec<u8>,
+    accepted: usize,
+) {
+    let key = format!("raw/team=checkout/dt=2026-12-01/hour=10/{batch}.ndjson.gz");
+    let path = lake.join(&key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, object).unwrap();
+    let answer = Answer {
+        fingerprint: String::new(),
+        answer: Accepted {
+            batch_id: batch.into(),
+            accepted,
+            rejected: vec![],
+            durable_in: "raw".into(),
+        },
+        stored_at: Some(key),
+    };
+    let team = TeamName::new("checkout").unwrap();
+    ledger.record(&team, batch, &answer).await.unwrap();
+}
+
+struct Bus {
+    sdk: aws_config::SdkConfig,
+    dir: tempfile::TempDir,
+    ledger: DynamoLedger,
+    table: String,
+    prefix: String,
+}
+
+async fn bus() -> Bus {
+    let sdk = sdk().await;
+    let table = ledger_table(&sdk).await;
+    let prefix = unique("bus") + "-";
+    queues(&sdk, &prefix, &["growth", "search"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("lake")).unwrap();
+    Bus {
+        ledger: DynamoLedger::new(&sdk, &table, DEFAULT_RETENTION),
+        sdk,
+        dir,
+        table,
+        prefix,
+    }
+}
+
+impl Bus {
+    fn lake(&self) -> std::path::PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    async fn fanout(&self, urls: HashMap<TeamName, String>) -> FanOut {
+        let subs = Arc::new(Subscriptions::parse(SUBS, "subs").unwrap());
+        let queues = SqsQueues::new(&self.sdk, urls);
+        let lake = eventlake_store::open(self.lake().to_str().unwrap(), false).unwrap();
+        FanOut::new(lake, subs, Arc::new(queues))
+    }
+
+    async fn urls(&self) -> HashMap<TeamName, String> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        let mut urls = HashMap::new();
+        for t in ["growth", "search"] {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(format!("{}{t}.fifo", self.prefix))
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap();
+            urls.insert(TeamName::new(t).unwrap(), url);
+        }
+        urls
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS stand-ins: run tests/run.sh"]
+async fn every_committed_event_reaches_each_subscriber_once() {
+    let b = bus().await;
+    let body = [
+        line("e1", "purchase", "web", "u1"),
+        line("e2", "page_view", "ios", "u1"),
+        line("e3", "page_view", "web", "u2"),
+    ]
+    .join("\n");
+    commit(&b.lake(), &b.ledger, "k1", gzip(body.as_bytes()), 3).await;
+    // A claim that never completed is not a batch.
+    let claim = eventlake_ingest::idempotency::Claim {
+        fingerprint: "f".into(),
+        received_at: "2026-12-01T10:00:00.000Z".into(),
+        deadline_ms: 1,
+    };
+    b.ledger
+        .claim(&TeamName::new("checkout").unwrap(), "k2", &claim)
+        .await
+        .unwrap();
+
+    let fanout = b.fanout(b.urls().await).await;
+    let mut poller = StreamPoller::for_table(&b.sdk, &b.table).await.unwrap();
+    let records = poller.poll().await.unwrap();
+    let handled = fanout.records(&records).await.unwrap();
+    assert_eq!(
+        handled,
+        Handled {
+            batches: 1,
+            messages: 3,
+            kept: vec![]
+        }
+    );
+    // The same records again (a retried stream batch): the queues drop the repeats.
+    fanout.records(&records).await.unwrap();
+    assert_eq!(drain(&b.sdk, &b.prefix, "growth").await, ["e1"]);
+    assert_eq!(drain(&b.sdk, &b.prefix, "search").await, ["e1", "e3"]);
+    // Nothing new since.
+    assert!(poller.poll().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS stand-ins: run tests/run.sh"]
+async fn a_poison_record_is_kept_with_its_reason_and_the_rest_are_delivered() {
+    let b = bus().await;
+    commit(&b.lake(), &b.ledger, "bad", b"not gzip at all".to_vec(), 1).await;
+    let body = line("e9", "purchase", "web", "u9");
+    commit(&b.lake(), &b.ledger, "good", gzip(body.as_bytes()), 1).await;
+
+    let fanout = b.fanout(b.urls().await).await;
+    let mut poller = StreamPoller::for_table(&b.sdk, &b.table).await.unwrap();
+    let handled = fanout.records(&poller.poll().await.unwrap()).await.unwrap();
+    assert_eq!((handled.batches, handled.messages), (1, 2));
+    assert_eq!(handled.kept.len(), 1, "{handled:?}");
+    assert!(handled.kept[0].contains("not gzip"), "{handled:?}");
+    let failed: Vec<_> = std::fs::read_dir(b.lake().join("_bus/failed"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(failed.len(), 1);
+    let kept: serde_json::Value = serde_json::from_str(&failed[0]).unwrap();
+    assert_eq!(kept["batch"]["batch_id"], "bad");
+    assert!(kept["reason"].as_str().unwrap().contains("not gzip"));
+    assert_eq!(drain(&b.sdk, &b.prefix, "growth").await, ["e9"]);
+    assert_eq!(drain(&b.sdk, &b.prefix, "search").await, ["e9"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS stand-ins: run tests/run.sh"]
+async fn a_queue_that_refuses_writes_loses_nothing_for_the_other_subscribers() {
+    let b = bus().await;
+    let body = line("e5", "purchase", "web", "u5");
+    commit(&b.lake(), &b.ledger, "k5", gzip(body.as_bytes()), 1).await;
+    // growth's queue is gone: every write to it is refused.
+    let mut urls = b.urls().await;
+    let growth = TeamName::new("growth").unwrap();
+    let broken = urls[&growth].replace(".fifo", "-gone.fifo");
+    urls.insert(growth, broken);
+
+    let fanout = b.fanout(urls).await;
+    let mut poller = StreamPoller::for_table(&b.sdk, &b.table).await.unwrap();
+    let handled = fanout.records(&poller.poll().await.unwrap()).await.unwrap();
+    assert_eq!(handled.batches, 0);
+    assert_eq!(handled.kept.len(), 1);
+    assert!(
+        handled.kept[0].contains("queue of team growth"),
+        "{handled:?}"
+    );
+    // search got its event; the record is kept for growth's redrive.
+    assert_eq!(drain(&b.sdk, &b.prefix, "search").await, ["e5"]);
+    assert!(b.lake().join("_bus/failed").read_dir().unwrap().count() == 1);
+}
