@@ -135,6 +135,7 @@ async fn run_one(
         return r;
     }
     let partition = plan.partition.clone();
+    let earlier = plan.earlier.clone();
     let closing = board.clone();
     let result = tokio::spawn(async move {
         compact_partition(&lake, catalog.as_ref(), &plan, &opts, &board).await
@@ -145,6 +146,7 @@ async fn run_one(
     // Whoever waits for this partition's ids and has not got them (it failed before it read
     // them) reads them elsewhere.
     closing.close(&partition);
+    closing.release(&earlier);
     match result {
         Ok(c) => {
             r.status = match c.outcome {
@@ -179,12 +181,7 @@ pub async fn run(
     // Day by day, so a partition's earlier days are read before it (or alongside it) and it
     // takes their ids from the board; within a day, largest first keeps every worker busy.
     partitions.sort_by_key(|p| (p.partition.dt, std::cmp::Reverse(p.bytes)));
-    let board = IdBoard::expecting(
-        partitions
-            .iter()
-            .filter(|p| p.needs_work())
-            .map(|p| &p.partition),
-    );
+    let board = IdBoard::for_run(&partitions);
     let mut lines_done = 0u64;
     let mut reports: Vec<PartitionReport> = Vec::with_capacity(partitions.len());
     let mut stream = futures::stream::iter(partitions)

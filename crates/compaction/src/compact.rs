@@ -29,7 +29,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::earlier::{
-    ID_INDEX_FILE, IdBoard, IdIndex, earlier_ids, encode_index, ids_batch, is_earlier_duplicate,
+    ID_INDEX_FILE, IdBoard, IdIndex, earlier_ids, encode_index, ids_of, is_earlier_duplicate,
     lookup, read_objects,
 };
 use crate::error::{Error, Result};
@@ -229,31 +229,37 @@ pub async fn compact_partition(
     }
 
     let t = Instant::now();
+    // This partition's ids go to the days after it first, so they do not wait for its sort.
+    let (own_ids, hashes) = ids_of(&chunks)?;
+    let own_ids = Arc::new(own_ids);
+    board.publish(partition, Arc::clone(&own_ids));
     let mut dedupe = dedupe_and_sort(&chunks);
     counts.duplicates = dedupe.duplicates;
     counts.conflicts = dedupe.conflicts;
-    let id_at = |c: usize, r: usize| chunks[c].batch.column(0).as_string::<i32>().value(r);
-    let own_ids = Arc::new(ids_batch(
-        dedupe
-            .order
-            .iter()
-            .zip(&dedupe.latest)
-            .map(|(&(c, r), &t)| (id_at(c, r), t)),
-    )?);
-    board.publish(partition, Arc::clone(&own_ids));
     if !plan.earlier.is_empty() {
         let earlier =
             earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
         let earlier = lookup(&earlier);
         let before = dedupe.order.len();
+        let offsets: Vec<usize> = chunks
+            .iter()
+            .scan(0, |at, c| {
+                let here = *at;
+                *at += c.batch.num_rows();
+                Some(here)
+            })
+            .collect();
+        let received: Vec<_> = chunks
+            .iter()
+            .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
+            .collect();
         dedupe.order.retain(|&(c, r)| {
-            let b = &chunks[c].batch;
-            let id = b.column(0).as_string::<i32>().value(r);
-            let received = b
-                .column(3)
-                .as_primitive::<TimestampMicrosecondType>()
-                .value(r);
-            !is_earlier_duplicate(&earlier, id, received, plan.dedupe_window)
+            !is_earlier_duplicate(
+                &earlier,
+                hashes[offsets[c] + r],
+                received[c].value(r),
+                plan.dedupe_window,
+            )
         });
         counts.cross_partition_duplicates = (before - dedupe.order.len()) as u64;
     }
@@ -358,8 +364,6 @@ pub async fn compact_partition(
 /// The rows to write, in order, as (chunk, row) positions.
 struct Deduped {
     order: Vec<(usize, usize)>,
-    /// For each row of `order`, the latest `received_at` among its id's lines.
-    latest: Vec<i64>,
     duplicates: u64,
     conflicts: u64,
 }
@@ -377,25 +381,21 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
         .collect();
 
-    // id → (chunk, row) of the kept line, and the latest `received_at` of any of its lines.
-    let mut best: HashMap<&str, (u32, u32, i64)> = HashMap::with_capacity(total);
+    let mut best: HashMap<&str, (u32, u32)> = HashMap::with_capacity(total);
     let mut dropped: Vec<(u32, u32)> = Vec::new();
     for (ci, id_col) in ids.iter().enumerate() {
         for r in 0..id_col.len() {
             let here = (ci as u32, r as u32);
-            let at = received[ci].value(r);
             match best.entry(id_col.value(r)) {
                 Entry::Vacant(v) => {
-                    v.insert((here.0, here.1, at));
+                    v.insert(here);
                 }
                 Entry::Occupied(mut o) => {
-                    let (bc, br, latest) = *o.get();
+                    let (bc, br) = *o.get();
                     let kept_at = received[bc as usize].value(br as usize);
-                    if at < kept_at {
-                        o.insert((here.0, here.1, latest));
-                        dropped.push((bc, br));
+                    if received[ci].value(r) < kept_at {
+                        dropped.push(o.insert(here));
                     } else {
-                        o.get_mut().2 = latest.max(at);
                         dropped.push(here);
                     }
                 }
@@ -407,8 +407,7 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         .iter()
         .filter(|&&d| {
             let id = ids[d.0 as usize].value(d.1 as usize);
-            let (c, r, _) = best[id];
-            fp((c, r)) != fp(d)
+            fp(best[id]) != fp(d)
         })
         .count() as u64;
 
@@ -423,7 +422,7 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         .collect();
     let mut type_names: Vec<&str> = Vec::new();
     let mut type_rank: HashMap<&str, u32> = HashMap::new();
-    for &(c, r, _) in best.values() {
+    for &(c, r) in best.values() {
         let t = types[c as usize].value(r as usize);
         if !type_rank.contains_key(t) {
             type_rank.insert(t, 0);
@@ -434,24 +433,16 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
     for (i, t) in type_names.iter().enumerate() {
         type_rank.insert(t, i as u32);
     }
-    let mut keyed: Vec<(u32, i64, &str, usize, usize, i64)> = best
+    let mut keyed: Vec<(u32, i64, &str, usize, usize)> = best
         .iter()
-        .map(|(id, &(c, r, latest))| {
+        .map(|(id, &(c, r))| {
             let (c, r) = (c as usize, r as usize);
-            (
-                type_rank[types[c].value(r)],
-                times[c].value(r),
-                *id,
-                c,
-                r,
-                latest,
-            )
+            (type_rank[types[c].value(r)], times[c].value(r), *id, c, r)
         })
         .collect();
     keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
     Deduped {
-        order: keyed.iter().map(|k| (k.3, k.4)).collect(),
-        latest: keyed.iter().map(|k| k.5).collect(),
+        order: keyed.into_iter().map(|k| (k.3, k.4)).collect(),
         duplicates: dropped.len() as u64,
         conflicts,
     }
@@ -694,16 +685,6 @@ mod tests {
             kept(&chunks, &d),
             vec![("a".into(), "u2".into()), ("b".into(), "u1".into())]
         );
-        // Each kept row knows its id's latest copy: "a" at 11:00:05, "b" at 11:00:09.
-        let at = |s: i64| {
-            chunks[0]
-                .batch
-                .column(3)
-                .as_primitive::<TimestampMicrosecondType>()
-                .value(0)
-                + (s - 5) * 1_000_000
-        };
-        assert_eq!(d.latest, vec![at(5), at(9)]);
     }
 
     #[test]

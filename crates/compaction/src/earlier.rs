@@ -6,18 +6,23 @@
 //! earlier partitions, whatever became of it there), so a partition's rows do not depend on
 //! whether, or in which order, its neighbours were compacted.
 //!
+//! Ids are compared by their 128-bit XXH3 hash (fixed size, so lookups touch no strings and the
+//! index is small); two different ids share a hash with a probability near 2^-128 per pair,
+//! far below that of the storage losing the data.
+//!
 //! An earlier partition's ids come from the first of:
 //! 1. the same run, which publishes each partition's ids as soon as it has read them
 //!    ([`IdBoard`]), so a backfill reads every raw object once;
-//! 2. its committed version's id index (`_ids.parquet`, `event_id` and the latest `received_at`
-//!    of every valid line), when that version was built from the raw objects there are now;
+//! 2. its committed version's id index (`_ids.parquet`: the hash and `received_at` of every
+//!    valid line), when that version was built from the raw objects there are now;
 //! 3. its raw objects, read and validated as its own compaction would.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, RecordBatch, StringBuilder, TimestampMicrosecondArray};
+use arrow::array::{AsArray, FixedSizeBinaryArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use eventlake_catalog::{Catalog, Lake};
 use eventlake_contract::PartitionKey;
@@ -27,15 +32,38 @@ use tokio::sync::watch;
 
 use crate::compact::Manifest;
 use crate::error::{Error, Result};
-use crate::plan::{Earlier, RawObject};
+use crate::plan::{Earlier, PartitionPlan, RawObject};
 use crate::read::{Chunk, ObjectOutcome, read_object};
 
-/// The ids of a partition's valid lines: one row per distinct `event_id`, with the latest
-/// `received_at` among its lines (the id index's schema, [`index_schema`]).
+/// The ids of a partition's valid lines: one row per line, the hash of its `event_id`
+/// ([`id_hash`], 16 bytes little-endian) and its `received_at` ([`index_schema`]).
 pub type Ids = RecordBatch;
 
-/// Looks up an id's latest `received_at` in the earlier partitions.
-pub type Lookup<'a> = HashMap<&'a str, i64>;
+/// Hashes `u128` keys that are hashes already: their low 64 bits.
+#[derive(Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+/// An id's hash → its latest `received_at` in the earlier partitions.
+pub type Lookup = HashMap<u128, i64, BuildHasherDefault<PassThrough>>;
+
+/// The hash ids are compared by.
+pub fn id_hash(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
+}
 
 /// The id index of a committed version, as its manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,49 +79,51 @@ pub struct IdIndex {
 /// The file name of a version's id index (hidden from readers of the table by its `_`).
 pub const ID_INDEX_FILE: &str = "_ids.parquet";
 
-/// The ids of `rows` (`event_id`, latest `received_at`), each id once.
-pub fn ids_batch<'a>(rows: impl ExactSizeIterator<Item = (&'a str, i64)>) -> Result<Ids> {
-    let mut ids = StringBuilder::with_capacity(rows.len(), rows.len() * 36);
-    let mut received = Vec::with_capacity(rows.len());
-    for (id, t) in rows {
-        ids.append_value(id);
-        received.push(t);
-    }
-    Ok(RecordBatch::try_new(
-        index_schema(),
-        vec![
-            Arc::new(ids.finish()),
-            Arc::new(TimestampMicrosecondArray::from(received).with_timezone("UTC")),
-        ],
-    )?)
-}
-
-/// The ids of the valid lines of `chunks` (an earlier partition read from its raw objects).
-pub fn ids_of(chunks: &[Chunk]) -> Result<Ids> {
-    let mut ids = Lookup::with_capacity(chunks.iter().map(|c| c.batch.num_rows()).sum());
+/// The ids of the valid lines of `chunks`, and each line's hash in chunk order (line `r` of
+/// chunk `c` at `offsets[c] + r`).
+pub fn ids_of(chunks: &[Chunk]) -> Result<(Ids, Vec<u128>)> {
+    let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
+    let mut hashes = Vec::with_capacity(lines);
+    let mut received = Vec::with_capacity(lines);
     for c in chunks {
         let id = c.batch.column(0).as_string::<i32>();
-        let received = c.batch.column(3).as_primitive::<TimestampMicrosecondType>();
-        for r in 0..id.len() {
-            let t = received.value(r);
-            ids.entry(id.value(r))
-                .and_modify(|max| *max = (*max).max(t))
-                .or_insert(t);
-        }
+        hashes.extend(id.iter().map(|v| id_hash(v.unwrap_or_default())));
+        received.extend_from_slice(
+            c.batch
+                .column(3)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values(),
+        );
     }
-    ids_batch(ids.into_iter())
+    let mut bytes = Vec::with_capacity(lines * 16);
+    for h in &hashes {
+        bytes.extend_from_slice(&h.to_le_bytes());
+    }
+    let ids = FixedSizeBinaryArray::try_new(16, bytes.into(), None)?;
+    let batch = RecordBatch::try_new(
+        index_schema(),
+        vec![
+            Arc::new(ids),
+            Arc::new(TimestampMicrosecondArray::from(received).with_timezone("UTC")),
+        ],
+    )?;
+    Ok((batch, hashes))
 }
 
-/// One lookup over the ids of several earlier partitions; an id in more than one keeps its
+/// One lookup over the ids of several earlier partitions; an id seen more than once keeps its
 /// latest `received_at`.
-pub fn lookup(earlier: &[Arc<Ids>]) -> Lookup<'_> {
-    let mut all = Lookup::with_capacity(earlier.iter().map(|b| b.num_rows()).sum());
+pub fn lookup(earlier: &[Arc<Ids>]) -> Lookup {
+    let mut all = Lookup::with_capacity_and_hasher(
+        earlier.iter().map(|b| b.num_rows()).sum(),
+        Default::default(),
+    );
     for batch in earlier {
-        let id = batch.column(0).as_string::<i32>();
+        let ids = batch.column(0).as_fixed_size_binary();
         let received = batch.column(1).as_primitive::<TimestampMicrosecondType>();
         for r in 0..batch.num_rows() {
+            let h = u128::from_le_bytes(ids.value(r).try_into().expect("16 bytes"));
             let t = received.value(r);
-            all.entry(id.value(r))
+            all.entry(h)
                 .and_modify(|max| *max = (*max).max(t))
                 .or_insert(t);
         }
@@ -101,22 +131,23 @@ pub fn lookup(earlier: &[Arc<Ids>]) -> Lookup<'_> {
     all
 }
 
-/// Whether a row received at `received_at` duplicates an earlier line of its id.
+/// Whether a row whose id hashes to `id` ([`id_hash`]), received at `received_at`, duplicates
+/// an earlier line of its id.
 pub fn is_earlier_duplicate(
     earlier: &Lookup,
-    id: &str,
+    id: u128,
     received_at: i64,
     window: Duration,
 ) -> bool {
     let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
     earlier
-        .get(id)
+        .get(&id)
         .is_some_and(|&t| t <= received_at && received_at.saturating_sub(t) <= window)
 }
 
 fn index_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("event_id", DataType::Utf8, false),
+        Field::new("id_hash", DataType::FixedSizeBinary(16), false),
         Field::new(
             "received_at",
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -125,17 +156,21 @@ fn index_schema() -> SchemaRef {
     ]))
 }
 
-/// The id index file: [`Ids`] as Parquet. Ids are near-random, so no dictionary and no
-/// statistics; a fast ZSTD level keeps the file small without slowing the commit.
+/// The id index file: [`Ids`] as Parquet. Hashes are random, so they are stored plain; times
+/// are delta-encoded and compressed.
 pub fn encode_index(ids: &Ids) -> Result<Vec<u8>> {
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(
-            parquet::basic::ZstdLevel::try_new(1)?,
-        ))
+    use parquet::basic::{Compression, Encoding, ZstdLevel};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use parquet::schema::types::ColumnPath;
+    let received = ColumnPath::from("received_at");
+    let props = WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
         .set_dictionary_enabled(false)
-        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::None)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_column_encoding(received.clone(), Encoding::DELTA_BINARY_PACKED)
+        .set_column_compression(received, Compression::ZSTD(ZstdLevel::try_new(1)?))
         .build();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(ids.num_rows() * 18);
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, index_schema(), Some(props))?;
     w.write(ids)?;
     w.close()?;
@@ -152,6 +187,7 @@ pub fn decode_index(data: bytes::Bytes) -> Result<Ids> {
 
 /// The partitions of one run publish their ids here as soon as they have read their raw
 /// objects; later days of the same team wait for them instead of reading those objects again.
+/// A partition's ids are kept only until every partition of the run that reads them is done.
 #[derive(Debug, Clone, Default)]
 pub struct IdBoard {
     slots: Arc<Mutex<HashMap<PartitionKey, Slot>>>,
@@ -161,21 +197,33 @@ pub struct IdBoard {
 struct Slot {
     sender: Option<watch::Sender<Option<Arc<Ids>>>>,
     receiver: watch::Receiver<Option<Arc<Ids>>>,
+    /// Partitions of the run that will read these ids and are not done yet.
+    readers: usize,
 }
 
 impl IdBoard {
-    /// A board on which each of `partitions` will publish its ids (or close its slot).
-    pub fn expecting<'a>(partitions: impl IntoIterator<Item = &'a PartitionKey>) -> Self {
+    /// The board of a run of `partitions`: a slot for each one that a later one reads.
+    pub fn for_run(partitions: &[PartitionPlan]) -> Self {
+        let working: Vec<&PartitionPlan> = partitions.iter().filter(|p| p.needs_work()).collect();
+        let mut readers: HashMap<&PartitionKey, usize> = HashMap::new();
+        for p in &working {
+            for e in &p.earlier {
+                if working.iter().any(|w| w.partition == e.partition) {
+                    *readers.entry(&e.partition).or_default() += 1;
+                }
+            }
+        }
         let board = Self::default();
         {
             let mut slots = board.slots.lock().expect("board lock");
-            for p in partitions {
+            for (partition, readers) in readers {
                 let (sender, receiver) = watch::channel(None);
                 slots.insert(
-                    p.clone(),
+                    partition.clone(),
                     Slot {
                         sender: Some(sender),
                         receiver,
+                        readers,
                     },
                 );
             }
@@ -196,6 +244,19 @@ impl IdBoard {
     pub fn close(&self, partition: &PartitionKey) {
         if let Some(slot) = self.slots.lock().expect("board lock").get_mut(partition) {
             slot.sender.take();
+        }
+    }
+
+    /// `reader` is done with the ids of `earlier`: those no one else needs are dropped.
+    pub fn release(&self, earlier: &[Earlier]) {
+        let mut slots = self.slots.lock().expect("board lock");
+        for e in earlier {
+            if let Some(slot) = slots.get_mut(&e.partition) {
+                slot.readers = slot.readers.saturating_sub(1);
+                if slot.readers == 0 {
+                    slots.remove(&e.partition);
+                }
+            }
         }
     }
 
@@ -279,7 +340,7 @@ pub(crate) async fn earlier_ids(
             tracing::debug!(partition = %e.partition, "reading an earlier partition's raw objects for its ids");
             let outcomes = read_objects(lake, &e.partition, &e.objects, read_concurrency).await?;
             let chunks: Vec<Chunk> = outcomes.into_iter().filter_map(|o| o.chunk).collect();
-            all.push(Arc::new(ids_of(&chunks)?));
+            all.push(Arc::new(ids_of(&chunks)?.0));
         }
     }
     Ok(all)
@@ -290,22 +351,43 @@ mod tests {
     use super::*;
 
     fn ids(rows: &[(&str, i64)]) -> Arc<Ids> {
-        Arc::new(ids_batch(rows.iter().copied()).unwrap())
+        let hashes: Vec<u8> = rows
+            .iter()
+            .flat_map(|(id, _)| id_hash(id).to_le_bytes())
+            .collect();
+        let times: Vec<i64> = rows.iter().map(|(_, t)| *t).collect();
+        Arc::new(
+            RecordBatch::try_new(
+                index_schema(),
+                vec![
+                    Arc::new(FixedSizeBinaryArray::try_new(16, hashes.into(), None).unwrap()),
+                    Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+                ],
+            )
+            .unwrap(),
+        )
+    }
+
+    fn key(d: &str) -> PartitionKey {
+        PartitionKey {
+            team: eventlake_contract::TeamName::new("checkout").unwrap(),
+            dt: eventlake_contract::PartitionDate::parse(d).unwrap(),
+        }
     }
 
     #[test]
     fn the_window_is_inclusive_and_only_looks_back() {
         let hour = Duration::from_secs(3600);
-        let earlier = [ids(&[("a", 1_000_000)])];
-        let ids = lookup(&earlier);
+        let ids = lookup(&[ids(&[("a", 1_000_000)])]);
+        let (a, b) = (id_hash("a"), id_hash("b"));
         let h = 3_600_000_000;
-        assert!(is_earlier_duplicate(&ids, "a", 1_000_000 + h, hour));
-        assert!(!is_earlier_duplicate(&ids, "a", 1_000_001 + h, hour));
-        assert!(!is_earlier_duplicate(&ids, "b", 1_000_001, hour));
-        assert!(!is_earlier_duplicate(&ids, "a", 999_999, hour));
+        assert!(is_earlier_duplicate(&ids, a, 1_000_000 + h, hour));
+        assert!(!is_earlier_duplicate(&ids, a, 1_000_001 + h, hour));
+        assert!(!is_earlier_duplicate(&ids, b, 1_000_001, hour));
+        assert!(!is_earlier_duplicate(&ids, a, 999_999, hour));
         assert!(!is_earlier_duplicate(
             &ids,
-            "a",
+            a,
             1_000_000 + h,
             Duration::ZERO
         ));
@@ -313,19 +395,16 @@ mod tests {
 
     #[test]
     fn the_index_round_trips_and_lookups_keep_the_latest() {
-        let b = ids(&[("b", 2), ("a", 5)]);
+        let b = ids(&[("b", 2), ("a", 5), ("a", 3)]);
         let decoded = decode_index(encode_index(&b).unwrap().into()).unwrap();
         assert_eq!(&decoded, b.as_ref());
-        let earlier = [ids(&[("a", 9)]), b];
-        assert_eq!(lookup(&earlier), [("a", 9), ("b", 2)].into());
+        let got = lookup(&[ids(&[("a", 9)]), b]);
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[&id_hash("a")], got[&id_hash("b")]), (9, 2));
     }
 
     #[test]
-    fn raw_lines_give_each_id_once_with_its_latest_time() {
-        let partition = PartitionKey {
-            team: eventlake_contract::TeamName::new("checkout").unwrap(),
-            dt: eventlake_contract::PartitionDate::parse("2026-11-30").unwrap(),
-        };
+    fn raw_lines_give_every_valid_line_with_its_hash() {
         let line = |id: &str, at: &str| {
             format!(
                 r#"{{"event_id":"{id}","event_type":"t","event_time":"2026-11-30T00:00:00Z","user_id":"u","properties":{{}},"team":"checkout","received_at":"2026-11-30T{at}Z","schema_version":1}}"#
@@ -337,39 +416,61 @@ mod tests {
             line("b", "02:00:00"),
         ]
         .join("\n");
-        let chunk = read_object("k", body.as_bytes(), &partition).chunk.unwrap();
-        let got = ids_of(&[chunk]).unwrap();
-        let got = lookup(std::slice::from_ref(&Arc::new(got)))
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<HashMap<_, _>>();
+        let chunk = read_object("k", body.as_bytes(), &key("2026-11-30"))
+            .chunk
+            .unwrap();
+        let (got, hashes) = ids_of(&[chunk]).unwrap();
+        assert_eq!(hashes, [id_hash("a"), id_hash("a"), id_hash("b")]);
+        let got = lookup(&[Arc::new(got)]);
         let hour = 3_600_000_000;
         let midnight = 1_795_996_800_000_000;
-        assert_eq!(
-            got,
-            [
-                ("a".to_owned(), midnight + 3 * hour),
-                ("b".to_owned(), midnight + 2 * hour)
-            ]
-            .into()
-        );
+        assert_eq!(got[&id_hash("a")], midnight + 3 * hour);
+        assert_eq!(got[&id_hash("b")], midnight + 2 * hour);
+    }
+
+    fn plan_of(d: &str, earlier: &[&str]) -> PartitionPlan {
+        PartitionPlan {
+            partition: key(d),
+            action: crate::plan::Action::New,
+            objects: vec![],
+            bytes: 0,
+            hidden: 0,
+            raw_fingerprint: String::new(),
+            dedupe_window: Duration::from_secs(86_400),
+            earlier: earlier
+                .iter()
+                .map(|e| Earlier {
+                    partition: key(e),
+                    objects: vec![],
+                    raw_fingerprint: String::new(),
+                })
+                .collect(),
+            inputs_fingerprint: String::new(),
+            current: None,
+        }
     }
 
     #[tokio::test]
-    async fn the_board_hands_over_ids_or_gives_up_when_closed() {
-        let k = |d: &str| PartitionKey {
-            team: eventlake_contract::TeamName::new("checkout").unwrap(),
-            dt: eventlake_contract::PartitionDate::parse(d).unwrap(),
-        };
-        let board = IdBoard::expecting([&k("2026-11-24"), &k("2026-11-25")]);
+    async fn the_board_hands_over_ids_and_drops_them_when_no_one_needs_them() {
+        let plans = [
+            plan_of("2026-11-24", &[]),
+            plan_of("2026-11-25", &["2026-11-24"]),
+            plan_of("2026-11-26", &["2026-11-25"]),
+        ];
+        let board = IdBoard::for_run(&plans);
         let waiting = {
             let board = board.clone();
-            tokio::spawn(async move { board.wait(&k("2026-11-24")).await })
+            tokio::spawn(async move { board.wait(&key("2026-11-24")).await })
         };
-        board.publish(&k("2026-11-24"), ids(&[("x", 1)]));
+        board.publish(&key("2026-11-24"), ids(&[("x", 1)]));
         assert_eq!(waiting.await.unwrap().unwrap().num_rows(), 1);
-        board.close(&k("2026-11-25"));
-        assert!(board.wait(&k("2026-11-25")).await.is_none());
-        assert!(board.wait(&k("2026-11-23")).await.is_none());
+        // The 25th is done with the 24th: its ids are gone.
+        board.release(&plans[1].earlier);
+        assert!(board.wait(&key("2026-11-24")).await.is_none());
+        // The 25th failed before it published: the 26th stops waiting.
+        board.close(&key("2026-11-25"));
+        assert!(board.wait(&key("2026-11-25")).await.is_none());
+        // The 26th is read by no one: it has no slot.
+        assert!(board.wait(&key("2026-11-26")).await.is_none());
     }
 }
