@@ -11,9 +11,11 @@
 //! - [`outbox`]: the ledger's stream records, read as committed batches.
 //! - [`fanout`]: a batch's events as messages, one per receiving team, with deduplication ids.
 //! - [`deliver`]: the receiving teams' SQS queues.
+//! - [`consume`]: a team's consumer, which hands each event over once.
 //! - [`stream`]: the fan-out of stream records (retries, failures kept with their reason) and a
 //!   poller that reads the stream where no Lambda does (a laptop, the tests).
 
+pub mod consume;
 pub mod deliver;
 pub mod fanout;
 pub mod outbox;
@@ -39,6 +41,8 @@ pub enum Error {
     },
     #[error("ledger stream: {detail}")]
     Stream { detail: String },
+    #[error("consumer: {detail}")]
+    Consumer { detail: String },
     #[error(transparent)]
     Subscriptions(#[from] subscriptions::Error),
 }
@@ -48,7 +52,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Poison { .. } | Error::Subscriptions(_) => false,
-            Error::Queue { .. } | Error::Lake { .. } | Error::Stream { .. } => true,
+            Error::Queue { .. }
+            | Error::Lake { .. }
+            | Error::Stream { .. }
+            | Error::Consumer { .. } => true,
         }
     }
 }

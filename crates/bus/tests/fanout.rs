@@ -308,3 +308,74 @@ async fn a_queue_that_refuses_writes_loses_nothing_for_the_other_subscribers() {
     assert_eq!(drain(&b.sdk, &b.prefix, "search").await, ["e5"]);
     assert!(b.lake().join("_bus/failed").read_dir().unwrap().count() == 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS stand-ins: run tests/run.sh"]
+async fn a_consumer_hands_each_event_over_once_even_across_restarts() {
+    use eventlake_bus::consume::{Consumer, Received, SeenIds};
+    let b = bus().await;
+    let body = [
+        line("c1", "purchase", "web", "u1"),
+        line("c2", "purchase", "web", "u2"),
+    ]
+    .join("\n");
+    commit(&b.lake(), &b.ledger, "kc", gzip(body.as_bytes()), 2).await;
+    let fanout = b.fanout(b.urls().await).await;
+    let mut poller = StreamPoller::for_table(&b.sdk, &b.table).await.unwrap();
+    fanout.records(&poller.poll().await.unwrap()).await.unwrap();
+
+    let growth = b.urls().await[&TeamName::new("growth").unwrap()].clone();
+    let seen = b.dir.path().join("growth.seen");
+    let mut out = Vec::new();
+    let mut consumer = Consumer::new(&b.sdk, &growth, SeenIds::open(&seen).unwrap());
+    let mut total = Received::default();
+    for _ in 0..5 {
+        let r = consumer.receive(&mut out).await.unwrap();
+        total.events += r.events;
+        total.repeats += r.repeats;
+        if total.events == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        total,
+        Received {
+            events: 2,
+            repeats: 0
+        }
+    );
+
+    // The same event again after the queue's window (another deduplication id), to a consumer
+    // started anew: dropped by its id.
+    aws_sdk_sqs::Client::new(&b.sdk)
+        .send_message()
+        .queue_url(&growth)
+        .message_body(line("c1", "purchase", "web", "u1"))
+        .message_group_id("checkout:u1")
+        .message_deduplication_id("after-the-window")
+        .send()
+        .await
+        .unwrap();
+    let mut consumer = Consumer::new(&b.sdk, &growth, SeenIds::open(&seen).unwrap());
+    let again = consumer.receive(&mut out).await.unwrap();
+    assert_eq!(
+        again,
+        Received {
+            events: 0,
+            repeats: 1
+        }
+    );
+    let text = String::from_utf8(out).unwrap();
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&"c1".to_owned()) && ids.contains(&"c2".to_owned()));
+    assert!(drain(&b.sdk, &b.prefix, "growth").await.is_empty());
+}

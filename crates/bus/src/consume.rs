@@ -1,0 +1,156 @@
+//! Team consumers: a team's events from its queue, each once.
+//!
+//! The FIFO queue drops a repeated message within its five-minute window; after it (a stream
+//! record retried later, a redrive), the same event can arrive again. A [`Consumer`] drops an
+//! event whose id it has already handed over, remembering ids in a file of its own (one id a
+//! line, appended and flushed before the message is deleted), so a restarted consumer keeps
+//! dropping them. An event is written out before its message is deleted: a consumer that dies
+//! in between gets it again and drops it by its id.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::DisplayErrorContext;
+
+use crate::Error;
+
+/// The ids already handed over, kept in a file when one is given.
+#[derive(Debug, Default)]
+pub struct SeenIds {
+    ids: HashSet<String>,
+    file: Option<(PathBuf, File)>,
+}
+
+impl SeenIds {
+    /// Ids remembered in `path` (created if absent).
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let io = |e: std::io::Error| Error::Consumer {
+            detail: format!("{}: {e}", path.display()),
+        };
+        let mut ids = HashSet::new();
+        if path.exists() {
+            for line in BufReader::new(File::open(path).map_err(io)?).lines() {
+                let line = line.map_err(io)?;
+                if !line.is_empty() {
+                    ids.insert(line);
+                }
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Self {
+            ids,
+            file: Some((path.to_owned(), file)),
+        })
+    }
+
+    /// Ids remembered for this process only.
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    fn insert(&mut self, id: &str) -> Result<(), Error> {
+        if let Some((path, file)) = &mut self.file {
+            writeln!(file, "{id}")
+                .and_then(|()| file.sync_data())
+                .map_err(|e| Error::Consumer {
+                    detail: format!("{}: {e}", path.display()),
+                })?;
+        }
+        self.ids.insert(id.to_owned());
+        Ok(())
+    }
+}
+
+/// What one receive handed over.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Events written out.
+    pub events: usize,
+    /// Messages dropped: their event was handed over before.
+    pub repeats: usize,
+}
+
+/// Reads one team's queue.
+#[derive(Debug)]
+pub struct Consumer {
+    client: Client,
+    url: String,
+    seen: SeenIds,
+    wait: Duration,
+}
+
+impl Consumer {
+    pub fn new(sdk: &aws_config::SdkConfig, queue_url: &str, seen: SeenIds) -> Self {
+        Self {
+            client: Client::new(sdk),
+            url: queue_url.to_owned(),
+            seen,
+            wait: Duration::from_secs(1),
+        }
+    }
+
+    /// Receives up to ten messages (waiting up to a second for the first), writes each new
+    /// event to `out` as one NDJSON line, and deletes the messages.
+    pub async fn receive(&mut self, out: &mut impl Write) -> Result<Received, Error> {
+        let failed = |op: &str, e: &dyn std::fmt::Display| Error::Consumer {
+            detail: format!("{op} {}: {e}", self.url),
+        };
+        let got = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(self.wait.as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| failed("ReceiveMessage", &DisplayErrorContext(&e)))?;
+        let mut received = Received::default();
+        for m in got.messages() {
+            let body = m.body().unwrap_or_default();
+            let id = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| {
+                    v.get("event_id")
+                        .and_then(|i| i.as_str())
+                        .map(str::to_owned)
+                });
+            match id {
+                Some(id) if self.seen.contains(&id) => received.repeats += 1,
+                Some(id) => {
+                    writeln!(out, "{body}")
+                        .and_then(|()| out.flush())
+                        .map_err(|e| failed("writing out", &e))?;
+                    self.seen.insert(&id)?;
+                    received.events += 1;
+                }
+                // Not an event: left in the queue, whose redrive policy moves it to the DLQ.
+                None => {
+                    tracing::error!(queue = self.url, "a message that is not an event");
+                    continue;
+                }
+            }
+            if let Some(handle) = m.receipt_handle() {
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(|e| failed("DeleteMessage", &DisplayErrorContext(&e)))?;
+            }
+        }
+        Ok(received)
+    }
+}
