@@ -29,7 +29,7 @@ forbid() {
     exit 1
   fi
 }
-forbid eventlake-ingest 'datafusion[a-z-]*|arrow[a-z-]*|parquet|rdkafka[a-z-]*|eventlake-(catalog|compaction|query|etl)'
+forbid eventlake-ingest 'datafusion[a-z-]*|arrow[a-z-]*|parquet|rdkafka[a-z-]*|eventlake-(catalog|compaction|query|etl|bus)'
 forbid eventlake-catalog 'datafusion[a-z-]*|parquet|eventlake-(compaction|query|etl|ingest)'
 
 # The saved queries must parse as Athena (Trino) SQL; the Rust tests run the same text locally.
@@ -70,3 +70,29 @@ kill "$server"
 out=$("$etl" --lake "$scratch/lake2" query --format csv --sql "SELECT team, count(*) AS n FROM events GROUP BY team")
 test "$out" = "$(printf 'team,n\ncheckout,1')" || { echo "ingest smoke gave: $out" >&2; exit 1; }
 echo "ingest to query: ok"
+
+# The README's bus example on moto: a team posts with curl, another team's consumer prints it.
+bus=target/debug/bus
+export EVENTLAKE_LEDGER_TABLE="smoke-ledger-$$" EVENTLAKE_BUS_QUEUE_PREFIX="smoke-$$-"
+cat >"$scratch/subscriptions.json" <<'JSON'
+{"version": 1, "teams": ["checkout", "growth"],
+ "subscriptions": [{"team": "growth", "from": "checkout", "event_types": ["purchase"]}]}
+JSON
+"$bus" init --subscriptions "$scratch/subscriptions.json" 2>/dev/null
+"$ingest" --lake "$scratch/lake3" --tokens "$scratch/tokens.json" serve --addr 127.0.0.1:18788 \
+  >"$scratch/ingest-bus.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do
+  curl -fsS http://127.0.0.1:18788/healthz >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS http://127.0.0.1:18788/v1/events -H "Authorization: Bearer $token" \
+  -H 'Content-Type: application/json' \
+  -d '{"events":[{"event_id":"bus-1","event_type":"purchase","event_time":"2026-11-25T10:00:00Z"},
+                 {"event_id":"bus-2","event_type":"page_view","event_time":"2026-11-25T10:00:01Z"}]}' >/dev/null
+kill "$server"
+"$bus" fanout --lake "$scratch/lake3" --subscriptions "$scratch/subscriptions.json" --idle 2s 2>/dev/null
+out=$("$bus" consume --team growth --max-events 1 --idle 10s | python3 -c 'import json,sys; print(*[json.loads(l)["event_id"] for l in sys.stdin])')
+test "$out" = "bus-1" || { echo "bus smoke gave: $out" >&2; exit 1; }
+unset EVENTLAKE_LEDGER_TABLE EVENTLAKE_BUS_QUEUE_PREFIX
+echo "curl to consumer: ok"
