@@ -55,13 +55,19 @@ echo "quickstart: ok"
 # The README's ingestion example: a token, the local server, curl, then etl picks the batch up.
 ingest=target/debug/ingest
 token=$("$ingest" --tokens "$scratch/tokens.json" token create --team checkout 2>/dev/null)
-"$ingest" --lake "$scratch/lake2" --tokens "$scratch/tokens.json" serve --addr 127.0.0.1:18787 \
-  >"$scratch/ingest.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do
-  curl -fsS http://127.0.0.1:18787/healthz >/dev/null 2>&1 && break
-  sleep 0.1
-done
+# Starts `ingest serve` on a scratch lake and port, and waits (bounded) until it answers.
+serve_ingest() {
+  "$ingest" --lake "$scratch/$1" --tokens "$scratch/tokens.json" serve --addr "127.0.0.1:$2" \
+    >"$scratch/$1.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "ingest did not start on port $2" >&2
+  exit 1
+}
+serve_ingest lake2 18787
 curl -fsS http://127.0.0.1:18787/v1/events -H "Authorization: Bearer $token" \
   -H 'Content-Type: application/json' -H 'Idempotency-Key: smoke-1' \
   -d '{"events":[{"event_id":"e-1","event_type":"page_view","event_time":"2026-11-25T10:00:00Z"}]}' >/dev/null
@@ -79,13 +85,7 @@ cat >"$scratch/subscriptions.json" <<'JSON'
  "subscriptions": [{"team": "growth", "from": "checkout", "event_types": ["purchase"]}]}
 JSON
 "$bus" init --subscriptions "$scratch/subscriptions.json" 2>/dev/null
-"$ingest" --lake "$scratch/lake3" --tokens "$scratch/tokens.json" serve --addr 127.0.0.1:18788 \
-  >"$scratch/ingest-bus.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do
-  curl -fsS http://127.0.0.1:18788/healthz >/dev/null 2>&1 && break
-  sleep 0.1
-done
+serve_ingest lake3 18788
 curl -fsS http://127.0.0.1:18788/v1/events -H "Authorization: Bearer $token" \
   -H 'Content-Type: application/json' \
   -d '{"events":[{"event_id":"bus-1","event_type":"purchase","event_time":"2026-11-25T10:00:00Z"},

@@ -105,61 +105,6 @@ async fn queue_url(
         .ok_or_else(|| format!("queue {name}: no URL"))
 }
 
-/// The ledger table, unless it exists: partition key `pk`, on demand, new images streamed.
-async fn create_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<(), String> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        StreamSpecification, StreamViewType,
-    };
-    let client = aws_sdk_dynamodb::Client::new(sdk);
-    if client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok()
-    {
-        eprintln!("table {table} (already there)");
-        return Ok(());
-    }
-    let built = |e: aws_sdk_dynamodb::error::BuildError| e.to_string();
-    client
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(built)?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(built)?,
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .map_err(built)?,
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "table {table}: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            )
-        })?;
-    eprintln!("table {table}");
-    Ok(())
-}
-
 async fn run(cli: Cli) -> Result<(), String> {
     let sdk = eventlake_store::sdk_config().await;
     match cli.command {
@@ -168,7 +113,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             subscriptions,
         } => {
             let subs = Subscriptions::load(&subscriptions).map_err(|e| e.to_string())?;
-            create_table(&sdk, &table).await?;
+            let created = eventlake_ingest::ledger::create_table(&sdk, &table)
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "table {table}{}",
+                if created { "" } else { " (already there)" }
+            );
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let mut made = std::collections::BTreeSet::new();
             for team in subs.rules().iter().map(|r| &r.team) {

@@ -6,10 +6,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
-};
 use eventlake_bus::Subscriptions;
 use eventlake_bus::deliver::SqsQueues;
 use eventlake_bus::stream::{FanOut, Handled, StreamPoller};
@@ -41,34 +37,11 @@ fn unique(name: &str) -> String {
 /// The ledger table, as Terraform makes it.
 async fn ledger_table(sdk: &aws_config::SdkConfig) -> String {
     let table = unique("bus-ledger");
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    assert!(
+        eventlake_ingest::ledger::create_table(sdk, &table)
+            .await
+            .unwrap()
+    );
     table
 }
 

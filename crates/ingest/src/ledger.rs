@@ -242,3 +242,62 @@ impl IdempotencyStore for DynamoLedger {
         }
     }
 }
+
+/// Creates the ledger table unless it exists (`true` when it was created): partition key `pk`,
+/// on demand, a stream of new images (the bus's outbox), as Terraform builds it on AWS. For a
+/// laptop's stand-ins, a sandbox account and the tests.
+pub async fn create_table(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+) -> Result<bool, IdempotencyError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        StreamSpecification, StreamViewType,
+    };
+    let client = Client::new(sdk);
+    if client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(false);
+    }
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| IdempotencyError::Ledger {
+        key: table.to_owned(),
+        detail: format!("CreateTable: {e}"),
+        source: e,
+    };
+    let request = client
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| failed(Box::new(e)))?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| failed(Box::new(e)))?,
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(|e| failed(Box::new(e)))?,
+        );
+    request.send().await.map_err(|e| IdempotencyError::Ledger {
+        key: table.to_owned(),
+        detail: format!("CreateTable: {}", DisplayErrorContext(&e)),
+        source: Box::new(e),
+    })?;
+    Ok(true)
+}

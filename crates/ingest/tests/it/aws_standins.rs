@@ -176,46 +176,17 @@ async fn concurrent_requests_with_one_key_on_s3_store_and_answer_one() {
     crate::claims::one_key_one_body_ten_times_at_once(&e).await;
 }
 
-/// A ledger table on the DynamoDB stand-in, unique to this test, made as Terraform makes it
-/// (partition key `pk`, on demand, a stream of new images).
+/// A ledger table on the DynamoDB stand-in, unique to this test, made as Terraform makes it;
+/// making it again finds it there.
 async fn ledger_table(sdk: &aws_config::SdkConfig, name: &str) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        StreamSpecification, StreamViewType,
-    };
+    use eventlake_ingest::ledger::create_table;
     let table = format!(
         "{name}-{}-{:08x}",
         std::process::id(),
         rand::random::<u32>()
     );
-    aws_sdk_dynamodb::Client::new(sdk)
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    assert!(create_table(sdk, &table).await.unwrap());
+    assert!(!create_table(sdk, &table).await.unwrap());
     table
 }
 
