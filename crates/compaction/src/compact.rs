@@ -270,6 +270,7 @@ pub async fn compact_partition(
             partition: partition.clone(),
             rows: counts.rows,
             duplicates: counts.duplicates,
+            cross_partition_duplicates: counts.cross_partition_duplicates,
             quarantined: counts.quarantined,
             lines: counts.lines,
         });

@@ -21,15 +21,16 @@ pub enum Error {
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 
-    /// `rows + duplicates + quarantined != lines`: a bug in the job, not a condition a retry
-    /// can change. Nothing was committed.
+    /// `rows + duplicates + cross_partition_duplicates + quarantined != lines`: a bug in the job,
+    /// not a condition a retry can change. Nothing was committed.
     #[error(
-        "bug: {partition}: accounting does not balance (rows {rows} + duplicates {duplicates} + quarantined {quarantined} != lines {lines}); nothing was committed"
+        "bug: {partition}: accounting does not balance (rows {rows} + duplicates {duplicates} + duplicates of earlier days {cross_partition_duplicates} + quarantined {quarantined} != lines {lines}); nothing was committed"
     )]
     Unbalanced {
         partition: PartitionKey,
         rows: u64,
         duplicates: u64,
+        cross_partition_duplicates: u64,
         quarantined: u64,
         lines: u64,
     },
@@ -98,6 +99,7 @@ mod tests {
                     partition,
                     rows: 1,
                     duplicates: 0,
+                    cross_partition_duplicates: 0,
                     quarantined: 0,
                     lines: 2,
                 },
