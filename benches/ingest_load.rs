@@ -1,7 +1,7 @@
 //! Load on the ingestion server over loopback, storing to the local S3 stand-in (SeaweedFS).
 //!
 //! ```text
-//! cargo bench -p eventlake-benches --bench ingest_load -- [--seconds 60] [--store seaweedfs|local] [--baseline-bin PATH]
+//! cargo bench -p eventlake-benches --bench ingest_load -- [--seconds 60] [--store seaweedfs|local] [--baseline-bin PATH] [--ledger]
 //! ```
 //!
 //! Builds the release `ingest` binary, then measures:
@@ -10,6 +10,8 @@
 //!    latency percentiles and the error count (every answer must be 202), without and with an
 //!    `Idempotency-Key` on every request; with `--baseline-bin PATH` the same runs against that
 //!    binary (an earlier build), in turn, and the ratio of the p99s;
+//!    With `--ledger`, claims and answers go to a DynamoDB ledger on moto (started by the
+//!    project's script) instead of the lake, and every request is recorded there;
 //! 3. the most events/s the server sustains on one core (pinned with `taskset`), 32 requests in
 //!    flight, for 10 s.
 //!
@@ -20,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventlake_benches::{median, root, seaweedfs};
+use eventlake_benches::{median, moto, root, seaweedfs};
 
 const TEAMS: [&str; 3] = ["checkout", "search", "growth"];
 
@@ -159,7 +161,16 @@ fn main() {
     let store = arg("--store", "seaweedfs");
     let status = Command::new("cargo")
         .current_dir(root())
-        .args(["build", "--release", "--locked", "-q", "--bin", "ingest"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-q",
+            "--bin",
+            "ingest",
+            "--bin",
+            "bus",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -188,9 +199,40 @@ fn main() {
     } else {
         (work.path().join("lake").display().to_string(), Vec::new())
     };
+    let ledger = std::env::args().any(|a| a == "--ledger");
+    let mut env = env;
+    if ledger {
+        // The ledger table on moto, made by `bus init` as on a laptop.
+        let table = format!("load-ledger-{}", std::process::id());
+        env.extend(moto());
+        env.push(("EVENTLAKE_LEDGER_TABLE".into(), table));
+        let subs = work.path().join("subscriptions.json");
+        std::fs::write(
+            &subs,
+            r#"{"version": 1, "teams": ["checkout", "search", "growth"]}"#,
+        )
+        .unwrap();
+        let out = Command::new(root().join("target/release/bus"))
+            .arg("init")
+            .arg("--subscriptions")
+            .arg(&subs)
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bus init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     println!(
-        "ingest binary: {:.1} MiB; storing to {lake}",
-        size as f64 / (1024.0 * 1024.0)
+        "ingest binary: {:.1} MiB; storing to {lake}{}",
+        size as f64 / (1024.0 * 1024.0),
+        if ledger {
+            ", claims and answers in a DynamoDB ledger on moto"
+        } else {
+            ""
+        }
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -84,12 +84,12 @@ pub fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Starts SeaweedFS with the project's script (a no-op when it runs); returns its environment.
-pub fn seaweedfs() -> Vec<(String, String)> {
-    let out = Command::new(root().join("tests/standins/seaweedfs.sh"))
+/// Starts a stand-in with the project's script (a no-op when it runs); returns its environment.
+fn standin(script: &str) -> Vec<(String, String)> {
+    let out = Command::new(root().join("tests/standins").join(script))
         .arg("start")
         .output()
-        .expect("seaweedfs script runs");
+        .unwrap_or_else(|e| panic!("{script} runs: {e}"));
     assert!(
         out.status.success(),
         "{}",
@@ -100,6 +100,17 @@ pub fn seaweedfs() -> Vec<(String, String)> {
         .filter_map(|w| w.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+/// Starts SeaweedFS (S3) with the project's script; returns its environment.
+pub fn seaweedfs() -> Vec<(String, String)> {
+    standin("seaweedfs.sh")
+}
+
+/// Starts moto (DynamoDB and its stream, SQS, ...) with the project's script; returns its
+/// environment.
+pub fn moto() -> Vec<(String, String)> {
+    standin("moto.sh")
 }
 
 /// The nearest-rank percentile of unsorted samples (as `etl check-p95` computes it).
