@@ -467,13 +467,7 @@ async fn handle(
                 answer,
                 stored_at,
             };
-            let recorded = deadline
-                .run(Phase::Answer, s.claims.record(&team, &batch_id, &record))
-                .await;
-            if let Err(e) = recorded
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-            {
+            if let Err(e) = record_answer(s, &team, &batch_id, &record, &deadline).await {
                 return Err(not_committed(&batch_id, &e, outcome, "retry the request"));
             }
             return Ok(accepted_response(record.answer, false));
@@ -507,34 +501,19 @@ async fn handle(
     };
     // Every request answers with the recorded answer; when it cannot be recorded, the events
     // are durable all the same and a retry rebuilds the same answer from the claim.
-    let answer = match deadline
-        .run(Phase::Answer, s.claims.record(&team, &batch_id, &record))
-        .await
-    {
-        Ok(Ok(recorded)) if recorded.fingerprint == record.fingerprint => recorded.answer,
+    let answer = match record_answer(s, &team, &batch_id, &record, &deadline).await {
+        Ok(recorded) if recorded.fingerprint == record.fingerprint => recorded.answer,
         // An answer recorded before claims existed: this request's own answer is the truth.
-        Ok(Ok(_)) => record.answer,
+        Ok(_) => record.answer,
         // The ledger is the commit point: not recorded, not acknowledged; a retry with the
         // same key takes the claim over and records the same answer.
-        Ok(Err(e)) if s.claims.commits() => {
-            return Err(not_committed(
-                &batch_id,
-                &e.to_string(),
-                outcome,
-                "retry with the same Idempotency-Key",
-            ));
-        }
         Err(e) if s.claims.commits() => {
             return Err(not_committed(
                 &batch_id,
-                &e.to_string(),
+                &e,
                 outcome,
                 "retry with the same Idempotency-Key",
             ));
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, batch_id, "answer not recorded");
-            record.answer
         }
         Err(e) => {
             tracing::warn!(error = %e, batch_id, "answer not recorded");
@@ -542,6 +521,24 @@ async fn handle(
         }
     };
     Ok(accepted_response(answer, false))
+}
+
+/// Records `record` within the deadline's answer phase: the recorded answer, or why not.
+async fn record_answer(
+    s: &AppState,
+    team: &TeamName,
+    batch_id: &str,
+    record: &Answer,
+    deadline: &Deadline,
+) -> Result<Answer, String> {
+    match deadline
+        .run(Phase::Answer, s.claims.record(team, batch_id, record))
+        .await
+    {
+        Ok(Ok(recorded)) => Ok(recorded),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A batch stored but not committed to the ledger: not acknowledged, and not counted.
