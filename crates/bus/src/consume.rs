@@ -71,6 +71,42 @@ impl SeenIds {
         self.ids.insert(id.to_owned());
         Ok(())
     }
+
+    /// Hands an event over once: writes `body` to `out` as one NDJSON line, unless its id was
+    /// handed over before, and remembers the id (on disk first, when a file is kept).
+    pub fn hand_over(&mut self, body: &str, out: &mut impl Write) -> Result<HandOver, Error> {
+        let id = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.get("event_id")
+                    .and_then(|i| i.as_str())
+                    .map(str::to_owned)
+            });
+        let Some(id) = id else {
+            return Ok(HandOver::NotAnEvent);
+        };
+        if self.contains(&id) {
+            return Ok(HandOver::Repeat);
+        }
+        writeln!(out, "{body}")
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::Consumer {
+                detail: format!("writing out: {e}"),
+            })?;
+        self.insert(&id)?;
+        Ok(HandOver::New)
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOver {
+    /// Written out.
+    New,
+    /// Dropped: its event was handed over before.
+    Repeat,
+    /// Not an event (no `event_id`): not written.
+    NotAnEvent,
 }
 
 /// What one receive handed over.
@@ -118,25 +154,11 @@ impl Consumer {
             .map_err(|e| failed("ReceiveMessage", &DisplayErrorContext(&e)))?;
         let mut received = Received::default();
         for m in got.messages() {
-            let body = m.body().unwrap_or_default();
-            let id = serde_json::from_str::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| {
-                    v.get("event_id")
-                        .and_then(|i| i.as_str())
-                        .map(str::to_owned)
-                });
-            match id {
-                Some(id) if self.seen.contains(&id) => received.repeats += 1,
-                Some(id) => {
-                    writeln!(out, "{body}")
-                        .and_then(|()| out.flush())
-                        .map_err(|e| failed("writing out", &e))?;
-                    self.seen.insert(&id)?;
-                    received.events += 1;
-                }
+            match self.seen.hand_over(m.body().unwrap_or_default(), out)? {
+                HandOver::New => received.events += 1,
+                HandOver::Repeat => received.repeats += 1,
                 // Not an event: left in the queue, whose redrive policy moves it to the DLQ.
-                None => {
+                HandOver::NotAnEvent => {
                     tracing::error!(queue = self.url, "a message that is not an event");
                     continue;
                 }

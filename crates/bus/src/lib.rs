@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! ingest ─▶ ledger (DynamoDB, one item per committed batch) ─▶ its stream (the outbox)
-//!        ─▶ fan-out ─▶ one SQS FIFO queue per receiving team ─▶ the team's consumers
+//!        ─▶ fan-out ─▶ one SQS FIFO queue per receiving team ─▶ (optionally) its Kafka topic
+//!        ─▶ the team's consumers
 //! ```
 //!
 //! - [`subscriptions`]: which team receives which producing team's events, loaded from a
@@ -12,12 +13,14 @@
 //! - [`fanout`]: a batch's events as messages, one per receiving team, with deduplication ids.
 //! - [`deliver`]: the receiving teams' SQS queues.
 //! - [`consume`]: a team's consumer, which hands each event over once.
+//! - [`kafka`]: the bridge from a team's queue to its Kafka topic, and a consumer of the topic.
 //! - [`stream`]: the fan-out of stream records (retries, failures kept with their reason) and a
 //!   poller that reads the stream where no Lambda does (a laptop, the tests).
 
 pub mod consume;
 pub mod deliver;
 pub mod fanout;
+pub mod kafka;
 pub mod outbox;
 pub mod stream;
 pub mod subscriptions;
@@ -43,6 +46,8 @@ pub enum Error {
     Stream { detail: String },
     #[error("consumer: {detail}")]
     Consumer { detail: String },
+    #[error("kafka: {detail}")]
+    Kafka { detail: String },
     #[error(transparent)]
     Subscriptions(#[from] subscriptions::Error),
 }
@@ -55,7 +60,8 @@ impl Error {
             Error::Queue { .. }
             | Error::Lake { .. }
             | Error::Stream { .. }
-            | Error::Consumer { .. } => true,
+            | Error::Consumer { .. }
+            | Error::Kafka { .. } => true,
         }
     }
 }

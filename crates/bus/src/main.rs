@@ -1,7 +1,7 @@
 //! `bus`: the event bus on a laptop or a server: the fan-out of the ledger's stream, and a team's
 //! consumer.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,8 +11,10 @@ use clap::{Parser, Subcommand};
 use eventlake_bus::Subscriptions;
 use eventlake_bus::consume::{Consumer, SeenIds};
 use eventlake_bus::deliver::SqsQueues;
+use eventlake_bus::kafka::{Bridge, KafkaConfig, TopicConsumer, TopicProducer, create_topics};
 use eventlake_bus::stream::{FanOut, StreamPoller};
 use eventlake_contract::TeamName;
+use eventlake_ingest::auth::{AuthError, TokenStore};
 
 #[derive(Parser)]
 #[command(
@@ -29,8 +31,26 @@ struct Cli {
         default_value = "eventlake-"
     )]
     queue_prefix: String,
+    /// The Kafka brokers (`host:port,…`) of the teams' topics; without them the bus runs on SQS
+    /// alone.
+    #[arg(long, global = true, env = "EVENTLAKE_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+    /// A team's topic is `<prefix><team>`.
+    #[arg(
+        long,
+        global = true,
+        env = "EVENTLAKE_KAFKA_TOPIC_PREFIX",
+        default_value = "eventlake."
+    )]
+    topic_prefix: String,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Source {
+    Queue,
+    Kafka,
 }
 
 #[derive(Subcommand)]
@@ -47,6 +67,9 @@ enum Command {
             default_value = "subscriptions.json"
         )]
         subscriptions: PathBuf,
+        /// Partitions of each team's topic (with --kafka-brokers).
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
     },
     /// Reads the ledger's stream and sends every committed batch's events to the teams that
     /// subscribe to them (where no Lambda reads the stream).
@@ -68,10 +91,45 @@ enum Command {
         #[arg(long, value_parser = eventlake_contract::duration::parse)]
         idle: Option<Duration>,
     },
-    /// Prints a team's events from its queue as NDJSON, each once.
+    /// Moves every receiving team's queue into its Kafka topic (where no Lambda does), deleting
+    /// a message only after the broker acknowledged it.
+    Bridge {
+        #[arg(
+            long,
+            env = "EVENTLAKE_SUBSCRIPTIONS",
+            default_value = "subscriptions.json"
+        )]
+        subscriptions: PathBuf,
+        /// Only this team's queue.
+        #[arg(long)]
+        team: Option<String>,
+        /// How long a message waits for the broker before it is left in the queue for later.
+        #[arg(long, default_value = "10s", value_parser = eventlake_contract::duration::parse)]
+        delivery_timeout: Duration,
+        /// Stop after the queues have been empty this long (run forever when not given).
+        #[arg(long, value_parser = eventlake_contract::duration::parse)]
+        idle: Option<Duration>,
+    },
+    /// Prints a team's events as NDJSON, each once: from its queue, or from its Kafka topic.
     Consume {
         #[arg(long)]
         team: String,
+        /// Where to read: the team's SQS queue, or its Kafka topic (needs --kafka-brokers).
+        #[arg(long, value_enum, default_value_t = Source::Queue)]
+        from: Source,
+        /// The consumer group on the topic (default: `eventlake-<team>`).
+        #[arg(long)]
+        group: Option<String>,
+        /// How long a stopped member of the group holds its partitions.
+        #[arg(long, default_value = "10s", value_parser = eventlake_contract::duration::parse)]
+        session_timeout: Duration,
+        /// The teams' token hashes (as the local ingest server uses them): when given, the
+        /// consumer must present --token, and it must be the team's own.
+        #[arg(long, env = "EVENTLAKE_TOKENS")]
+        tokens: Option<PathBuf>,
+        /// The team's token (with --tokens).
+        #[arg(long, env = "EVENTLAKE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Remembers the ids handed over, so a redelivered event is dropped after a restart too.
         #[arg(long)]
         seen: Option<PathBuf>,
@@ -107,10 +165,12 @@ async fn queue_url(
 
 async fn run(cli: Cli) -> Result<(), String> {
     let sdk = eventlake_store::sdk_config().await;
+    let kafka = kafka_config(&cli);
     match cli.command {
         Command::Init {
             table,
             subscriptions,
+            partitions,
         } => {
             let subs = Subscriptions::load(&subscriptions).map_err(|e| e.to_string())?;
             let created = eventlake_ingest::ledger::create_table(&sdk, &table)
@@ -120,24 +180,17 @@ async fn run(cli: Cli) -> Result<(), String> {
                 "table {table}{}",
                 if created { "" } else { " (already there)" }
             );
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            let mut made = std::collections::BTreeSet::new();
-            for team in subs.rules().iter().map(|r| &r.team) {
-                if made.insert(team.clone()) {
-                    let name = format!("{}{team}.fifo", cli.queue_prefix);
-                    sqs.create_queue()
-                        .queue_name(&name)
-                        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            format!(
-                                "queue {name}: {}",
-                                aws_sdk_sqs::error::DisplayErrorContext(&e)
-                            )
-                        })?;
-                    eprintln!("queue {name}");
-                }
+            let teams = receiving_teams(&subs);
+            for team in &teams {
+                let name = create_queue(&sdk, &cli.queue_prefix, team).await?;
+                eprintln!("queue {name} (and its DLQ)");
+            }
+            if let Some(config) = kafka {
+                let topics: Vec<String> = teams.iter().map(|t| config.topic(t)).collect();
+                create_topics(&config, &topics, partitions)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!("topics {}", topics.join(", "));
             }
             Ok(())
         }
@@ -188,36 +241,199 @@ async fn run(cli: Cli) -> Result<(), String> {
                 );
             }
         }
+        Command::Bridge {
+            subscriptions,
+            team,
+            delivery_timeout,
+            idle,
+        } => {
+            let config = kafka.ok_or(
+                "bridge needs the Kafka brokers: --kafka-brokers or EVENTLAKE_KAFKA_BROKERS",
+            )?;
+            let teams = match team {
+                Some(t) => vec![TeamName::new(&t).map_err(|e| e.to_string())?],
+                None => {
+                    let subs = Subscriptions::load(&subscriptions).map_err(|e| e.to_string())?;
+                    receiving_teams(&subs).into_iter().collect()
+                }
+            };
+            let mut tasks = tokio::task::JoinSet::new();
+            for team in teams {
+                let url = queue_url(&sdk, &cli.queue_prefix, &team).await?;
+                let producer = TopicProducer::new(&config, &team, delivery_timeout)
+                    .map_err(|e| e.to_string())?;
+                let bridge = Bridge::new(&sdk, &url, producer);
+                tasks.spawn(async move {
+                    let mut quiet_since = Instant::now();
+                    loop {
+                        let moved = match bridge.step().await {
+                            Ok(m) => m,
+                            Err(e) => {
+                                // The queue keeps what was not moved; try again shortly.
+                                tracing::warn!(team = %team, error = %e, "bridge step failed");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                continue;
+                            }
+                        };
+                        if moved.received > 0 {
+                            quiet_since = Instant::now();
+                            eprintln!(
+                                "{team}: {} moved to Kafka{}",
+                                moved.moved,
+                                if moved.left > 0 {
+                                    format!(", {} left in the queue for later", moved.left)
+                                } else {
+                                    String::new()
+                                }
+                            );
+                        } else if idle.is_some_and(|d| quiet_since.elapsed() >= d) {
+                            return;
+                        }
+                    }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+            Ok(())
+        }
         Command::Consume {
             team,
+            from,
+            group,
+            session_timeout,
+            tokens,
+            token,
             seen,
             max_events,
             idle,
         } => {
             let team = TeamName::new(&team).map_err(|e| e.to_string())?;
-            let url = queue_url(&sdk, &cli.queue_prefix, &team).await?;
+            if let Some(path) = tokens {
+                authorize(&path, token.as_deref(), &team)?;
+            }
             let seen = match seen {
                 Some(p) => SeenIds::open(&p).map_err(|e| e.to_string())?,
                 None => SeenIds::in_memory(),
             };
-            let mut consumer = Consumer::new(&sdk, &url, seen);
             let mut out = std::io::stdout().lock();
+            let max_events = max_events.unwrap_or(usize::MAX);
             let (mut events, mut quiet_since) = (0, Instant::now());
-            while max_events.is_none_or(|m| events < m) {
-                let r = consumer
-                    .receive(&mut out)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                events += r.events;
-                if r.events + r.repeats > 0 {
-                    quiet_since = Instant::now();
-                } else if idle.is_some_and(|d| quiet_since.elapsed() >= d) {
-                    break;
+            match from {
+                Source::Queue => {
+                    let url = queue_url(&sdk, &cli.queue_prefix, &team).await?;
+                    let mut consumer = Consumer::new(&sdk, &url, seen);
+                    while events < max_events {
+                        let r = consumer
+                            .receive(&mut out)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        events += r.events;
+                        if r.events + r.repeats > 0 {
+                            quiet_since = Instant::now();
+                        } else if idle.is_some_and(|d| quiet_since.elapsed() >= d) {
+                            break;
+                        }
+                    }
+                }
+                Source::Kafka => {
+                    let config = kafka.ok_or(
+                        "--from kafka needs the Kafka brokers: --kafka-brokers or EVENTLAKE_KAFKA_BROKERS",
+                    )?;
+                    let group = group.unwrap_or_else(|| format!("eventlake-{team}"));
+                    let mut consumer =
+                        TopicConsumer::new(&config, &team, &group, session_timeout, seen)
+                            .map_err(|e| e.to_string())?;
+                    while events < max_events {
+                        let r = consumer
+                            .receive(&mut out, Duration::from_secs(1), max_events - events)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        events += r.events;
+                        if r.events + r.repeats > 0 {
+                            quiet_since = Instant::now();
+                        } else if idle.is_some_and(|d| quiet_since.elapsed() >= d) {
+                            break;
+                        }
+                    }
                 }
             }
             Ok(())
         }
     }
+}
+
+/// Every team that receives events, once.
+fn receiving_teams(subs: &Subscriptions) -> BTreeSet<TeamName> {
+    subs.rules().iter().map(|r| r.team.clone()).collect()
+}
+
+fn kafka_config(cli: &Cli) -> Option<KafkaConfig> {
+    cli.kafka_brokers.as_ref().map(|brokers| KafkaConfig {
+        brokers: brokers.clone(),
+        topic_prefix: cli.topic_prefix.clone(),
+    })
+}
+
+/// Locally, a team reads only its own events: the token must be the team's.
+fn authorize(tokens: &std::path::Path, token: Option<&str>, team: &TeamName) -> Result<(), String> {
+    let text = std::fs::read_to_string(tokens)
+        .map_err(|e| format!("tokens file {}: {e}", tokens.display()))?;
+    let store = TokenStore::from_json(&text)
+        .map_err(|e| format!("tokens file {}: {e}", tokens.display()))?;
+    let token = token.ok_or("refused: give the team's token (--token or EVENTLAKE_TOKEN)")?;
+    match store.authenticate(Some(&format!("Bearer {token}"))) {
+        Ok(owner) if owner == *team => Ok(()),
+        Ok(owner) => Err(format!(
+            "refused: this token is team {owner}'s, not team {team}'s"
+        )),
+        Err(AuthError::Unknown) => Err("refused: the token is not known".into()),
+        Err(_) => Err("refused: the token is malformed".into()),
+    }
+}
+
+/// Creates `team`'s FIFO queue with its DLQ (a message received 5 times without being deleted
+/// moves there); the queue's name.
+async fn create_queue(
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+    team: &TeamName,
+) -> Result<String, String> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let failed = |name: &str, e: &dyn std::fmt::Display| format!("queue {name}: {e}");
+    let dlq_name = format!("{prefix}{team}-dlq.fifo");
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(&dlq_name)
+        .attributes(A::FifoQueue, "true")
+        .attributes(A::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .map_err(|e| failed(&dlq_name, &aws_sdk_sqs::error::DisplayErrorContext(&e)))?
+        .queue_url
+        .unwrap_or_default();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .map_err(|e| failed(&dlq_name, &aws_sdk_sqs::error::DisplayErrorContext(&e)))?
+        .attributes()
+        .and_then(|a| a.get(&A::QueueArn).cloned())
+        .unwrap_or_default();
+    let name = format!("{prefix}{team}.fifo");
+    sqs.create_queue()
+        .queue_name(&name)
+        .attributes(A::FifoQueue, "true")
+        .attributes(A::VisibilityTimeout, "30")
+        .attributes(
+            A::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}).to_string(),
+        )
+        .send()
+        .await
+        .map_err(|e| failed(&name, &aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+    Ok(name)
 }
 
 #[tokio::main]
