@@ -19,12 +19,74 @@ use eventlake_contract::TeamName;
 
 use crate::Error;
 use crate::fanout::Message;
+use crate::outbox::Committed;
 
 /// Where messages go.
 #[async_trait]
 pub trait Deliver: Send + Sync + std::fmt::Debug {
     /// Delivers every message, or fails saying which team's queue refused what.
     async fn deliver(&self, messages: &[Message]) -> Result<(), Error>;
+}
+
+/// Where batch notifications go.
+#[async_trait]
+pub trait Notify: Send + Sync + std::fmt::Debug {
+    /// Tells `to` that `events` of batch `batch` were delivered to its queue.
+    async fn notify(&self, to: &TeamName, batch: &Committed, events: usize) -> Result<(), Error>;
+}
+
+/// One SNS topic for every notification; each carries a `to` message attribute, on which a
+/// team's subscription filters, so a team sees only its own.
+#[derive(Debug, Clone)]
+pub struct SnsNotify {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsNotify {
+    pub fn new(sdk: &aws_config::SdkConfig, topic_arn: &str) -> Self {
+        Self {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn: topic_arn.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Notify for SnsNotify {
+    async fn notify(&self, to: &TeamName, batch: &Committed, events: usize) -> Result<(), Error> {
+        let attribute = |v: &str| {
+            aws_sdk_sns::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .expect("data type is set")
+        };
+        let message = serde_json::json!({
+            "to": to.as_str(),
+            "from": batch.team.as_str(),
+            "batch_id": batch.batch_id,
+            "events": events,
+            "stored_at": batch.stored_at,
+        });
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(message.to_string())
+            .message_attributes("to", attribute(to.as_str()))
+            .message_attributes("from", attribute(batch.team.as_str()))
+            .send()
+            .await
+            .map_err(|e| Error::Queue {
+                team: to.to_string(),
+                detail: format!(
+                    "SNS Publish to {}: {}",
+                    self.topic_arn,
+                    aws_sdk_sns::error::DisplayErrorContext(&e)
+                ),
+            })?;
+        Ok(())
+    }
 }
 
 /// SQS queues by receiving team.

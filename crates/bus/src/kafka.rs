@@ -40,6 +40,8 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// A team's topic is `<prefix><team>`.
     pub topic_prefix: String,
+    /// librdkafka's `security.protocol` (`SSL` for a TLS listener); plaintext when not given.
+    pub security_protocol: Option<String>,
 }
 
 impl KafkaConfig {
@@ -51,6 +53,9 @@ impl KafkaConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", "eventlake-bus");
+        if let Some(p) = &self.security_protocol {
+            c.set("security.protocol", p);
+        }
         c
     }
 }

@@ -21,6 +21,7 @@ pub mod consume;
 pub mod deliver;
 pub mod fanout;
 pub mod kafka;
+pub mod lambda;
 pub mod outbox;
 pub mod stream;
 pub mod subscriptions;

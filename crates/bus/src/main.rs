@@ -43,6 +43,9 @@ struct Cli {
         default_value = "eventlake."
     )]
     topic_prefix: String,
+    /// librdkafka's `security.protocol` for the brokers (`SSL` for a TLS listener).
+    #[arg(long, global = true, env = "EVENTLAKE_KAFKA_SECURITY_PROTOCOL")]
+    kafka_security_protocol: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -370,6 +373,7 @@ fn kafka_config(cli: &Cli) -> Option<KafkaConfig> {
     cli.kafka_brokers.as_ref().map(|brokers| KafkaConfig {
         brokers: brokers.clone(),
         topic_prefix: cli.topic_prefix.clone(),
+        security_protocol: cli.kafka_security_protocol.clone(),
     })
 }
 

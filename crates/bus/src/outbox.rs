@@ -25,7 +25,11 @@ pub struct Committed {
 
 /// The committed batch an item's new image describes, if any.
 pub fn committed(image: &HashMap<String, AttributeValue>) -> Result<Option<Committed>, Error> {
-    let s = |name: &str| image.get(name).and_then(|v| v.as_s().ok()).cloned();
+    committed_by(|name| image.get(name).and_then(|v| v.as_s().ok()).cloned())
+}
+
+/// The committed batch of an image whose string attributes `s` reads.
+fn committed_by(s: impl Fn(&str) -> Option<String>) -> Result<Option<Committed>, Error> {
     if s("state").as_deref() != Some("accepted") {
         return Ok(None);
     }
@@ -62,6 +66,19 @@ pub fn from_record(record: &Record) -> Result<Option<Committed>, Error> {
         Some(image) => committed(image),
         None => Ok(None),
     }
+}
+
+/// The committed batch of a stream record as a Lambda receives it (inserts and modifications
+/// only): the same decision as [`from_record`].
+pub fn from_lambda_record(
+    record: &aws_lambda_events::event::dynamodb::EventRecord,
+) -> Result<Option<Committed>, Error> {
+    if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
+        return Ok(None);
+    }
+    // The image in DynamoDB's JSON form: {"name": {"S": "value"}, ...}.
+    let image = serde_json::to_value(&record.change.new_image).unwrap_or_default();
+    committed_by(|name| image.get(name)?.get("S")?.as_str().map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -106,5 +123,40 @@ mod tests {
         assert_eq!(committed(&dead_lettered).unwrap(), None);
         let broken = image(&[("pk", "x"), ("state", "accepted"), ("stored_at", "raw/x")]);
         assert!(matches!(committed(&broken), Err(Error::Poison { .. })));
+    }
+}
+
+#[cfg(test)]
+mod lambda_tests {
+    use super::*;
+
+    #[test]
+    fn a_lambda_record_reads_as_the_stream_record_does() {
+        let record: aws_lambda_events::event::dynamodb::EventRecord =
+            serde_json::from_value(serde_json::json!({
+                "awsRegion": "eu-west-1",
+                "eventID": "1",
+                "eventName": "MODIFY",
+                "eventSource": "aws:dynamodb",
+                "eventVersion": "1.1",
+                "dynamodb": {
+                    "SequenceNumber": "100",
+                    "StreamViewType": "NEW_IMAGE",
+                    "SizeBytes": 10,
+                    "Keys": {"pk": {"S": "checkout#k1"}},
+                    "NewImage": {
+                        "pk": {"S": "checkout#k1"}, "state": {"S": "accepted"},
+                        "team": {"S": "checkout"}, "batch_id": {"S": "k1"},
+                        "stored_at": {"S": "raw/team=checkout/dt=2026-12-01/hour=10/k1.ndjson.gz"},
+                        "accepted": {"N": "3"}
+                    }
+                }
+            }))
+            .unwrap();
+        let c = from_lambda_record(&record).unwrap().unwrap();
+        assert_eq!((c.team.as_str(), c.batch_id.as_str()), ("checkout", "k1"));
+        let mut removed = record.clone();
+        removed.event_name = "REMOVE".into();
+        assert_eq!(from_lambda_record(&removed).unwrap(), None);
     }
 }

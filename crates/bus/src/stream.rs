@@ -18,10 +18,54 @@ use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::json;
 
-use crate::deliver::Deliver;
+use crate::deliver::{Deliver, Notify};
 use crate::fanout::{lines, messages};
-use crate::outbox::{Committed, from_record};
+use crate::outbox::{Committed, from_lambda_record, from_record};
 use crate::{Error, Subscriptions};
+
+/// One record of the ledger's stream, as the poller or the Lambda reads it.
+#[derive(Debug)]
+pub struct StreamItem {
+    pub sequence_number: String,
+    /// The committed batch it announces (none for a claim, an expiry, a dead-lettered batch).
+    pub batch: Result<Option<Committed>, Error>,
+}
+
+impl StreamItem {
+    /// A record read with `GetRecords`.
+    pub fn from_sdk(record: &Record) -> Self {
+        Self {
+            sequence_number: record
+                .dynamodb()
+                .and_then(|d| d.sequence_number())
+                .unwrap_or("unknown")
+                .to_owned(),
+            batch: from_record(record),
+        }
+    }
+
+    /// A record of the event a Lambda on the stream receives.
+    pub fn from_lambda(record: &aws_lambda_events::event::dynamodb::EventRecord) -> Self {
+        Self {
+            sequence_number: record
+                .change
+                .sequence_number
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            batch: from_lambda_record(record),
+        }
+    }
+}
+
+/// What to do with a record that still fails (retryably) after its retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenExhausted {
+    /// Keep it under `_bus/failed/` and go on (the poller: nothing else would retry it).
+    Keep,
+    /// Stop there and report it, so the event source mapping retries from it (bisecting,
+    /// bounded) and finally hands it to its on-failure destination.
+    Report,
+}
 
 /// Delivers committed batches: reads each one's raw object and sends its events.
 #[derive(Debug, Clone)]
@@ -29,6 +73,7 @@ pub struct FanOut {
     lake: eventlake_store::Location,
     subs: Arc<Subscriptions>,
     deliver: Arc<dyn Deliver>,
+    notify: Option<Arc<dyn Notify>>,
     attempts: u32,
 }
 
@@ -41,6 +86,8 @@ pub struct Handled {
     pub messages: usize,
     /// Records that still failed after their retries, kept with their reason.
     pub kept: Vec<String>,
+    /// With [`WhenExhausted::Report`]: the first record not handled, to be retried from.
+    pub retry_from: Option<String>,
 }
 
 impl FanOut {
@@ -53,8 +100,15 @@ impl FanOut {
             lake,
             subs,
             deliver,
+            notify: None,
             attempts: 3,
         }
+    }
+
+    /// Also sends one notification per batch to each receiving team that wants one.
+    pub fn with_notify(mut self, notify: Arc<dyn Notify>) -> Self {
+        self.notify = Some(notify);
+        self
     }
 
     /// Delivers one committed batch; the number of messages sent.
@@ -77,34 +131,58 @@ impl FanOut {
         let text = lines(&data, &c.stored_at)?;
         let messages = messages(c, &text, &self.subs)?;
         self.deliver.deliver(&messages).await?;
+        if let Some(notify) = &self.notify {
+            let mut per_team: std::collections::BTreeMap<&eventlake_contract::TeamName, usize> =
+                Default::default();
+            for m in &messages {
+                *per_team.entry(&m.to).or_default() += 1;
+            }
+            for (to, events) in per_team {
+                if self.subs.notifies(to) {
+                    notify.notify(to, c, events).await?;
+                }
+            }
+        }
         Ok(messages.len())
     }
 
-    /// Handles stream records in order, each retried up to a bound; one that still fails is
-    /// kept under `_bus/failed/` with its reason, and the records after it go on.
+    /// Handles stream records read with `GetRecords` in order, each retried up to a bound; one
+    /// that still fails is kept under `_bus/failed/` with its reason, and the records after it
+    /// go on.
     pub async fn records(&self, records: &[Record]) -> Result<Handled, Error> {
+        let items: Vec<StreamItem> = records.iter().map(StreamItem::from_sdk).collect();
+        self.handle(items, WhenExhausted::Keep).await
+    }
+
+    /// Handles stream records in order, each retried up to a bound. A poison record (one no
+    /// retry can deliver) is kept under `_bus/failed/` with its reason and the records after it
+    /// go on; one that still fails retryably is kept or reported, as `when` says.
+    pub async fn handle(
+        &self,
+        items: Vec<StreamItem>,
+        when: WhenExhausted,
+    ) -> Result<Handled, Error> {
         let mut handled = Handled::default();
-        for record in records {
-            let seq = record
-                .dynamodb()
-                .and_then(|d| d.sequence_number())
-                .unwrap_or("unknown")
-                .to_owned();
+        for item in items {
+            let seq = item.sequence_number;
+            let committed = item.batch.as_ref().ok().cloned().flatten();
             let mut pause = Duration::from_millis(100);
-            let mut outcome = Ok(None);
-            for attempt in 0..self.attempts {
-                if attempt > 0 {
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                }
-                outcome = match from_record(record) {
-                    Ok(Some(c)) => self.batch(&c).await.map(|n| Some((c, n))),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(e),
-                };
-                match &outcome {
-                    Err(e) if e.is_retryable() => continue,
-                    _ => break,
+            let mut outcome = match item.batch {
+                Ok(batch) => Ok(batch.map(|c| (c, 0))),
+                Err(e) => Err(e),
+            };
+            if let Ok(Some((c, _))) = &outcome {
+                let c = c.clone();
+                for attempt in 0..self.attempts {
+                    if attempt > 0 {
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                    outcome = self.batch(&c).await.map(|n| Some((c.clone(), n)));
+                    match &outcome {
+                        Err(e) if e.is_retryable() => continue,
+                        _ => break,
+                    }
                 }
             }
             match outcome {
@@ -114,8 +192,13 @@ impl FanOut {
                     handled.messages += n;
                 }
                 Ok(None) => {}
+                Err(e) if e.is_retryable() && when == WhenExhausted::Report => {
+                    tracing::warn!(sequence = seq, error = %e, "stream record failed; reported for a retry");
+                    handled.retry_from = Some(seq);
+                    break;
+                }
                 Err(e) => {
-                    self.keep(&seq, record, &e).await?;
+                    self.keep(&seq, committed.as_ref(), &e).await?;
                     handled.kept.push(format!("{seq}: {e}"));
                 }
             }
@@ -124,13 +207,12 @@ impl FanOut {
     }
 
     /// Keeps a record that could not be delivered, with its reason, for a later redrive.
-    async fn keep(&self, seq: &str, record: &Record, e: &Error) -> Result<(), Error> {
+    async fn keep(&self, seq: &str, batch: Option<&Committed>, e: &Error) -> Result<(), Error> {
         tracing::error!(sequence = seq, error = %e, "stream record kept undelivered");
-        let committed = from_record(record).ok().flatten();
         let body = json!({
             "sequence_number": seq,
             "reason": e.to_string(),
-            "batch": committed.map(|c| json!({
+            "batch": batch.map(|c| json!({
                 "team": c.team.to_string(),
                 "batch_id": c.batch_id,
                 "stored_at": c.stored_at,

@@ -9,7 +9,8 @@
 //!   "subscriptions": [
 //!     {"team": "growth", "from": "checkout", "event_types": ["purchase", "checkout.*"]},
 //!     {"team": "search", "from": "checkout", "event_types": ["*"], "sources": ["web"]}
-//!   ]
+//!   ],
+//!   "notify": ["growth"]
 //! }
 //! ```
 //!
@@ -18,7 +19,8 @@
 //! loads, not a silent non-delivery later. A pattern is an event type in which `*` stands for any
 //! run of characters; `sources`, when present, keeps only events whose `source` matches one of
 //! its patterns (an event without a `source` matches none). A team receives a producing team's
-//! events only through a rule that names that team in `from`.
+//! events only through a rule that names that team in `from`. `notify` lists the teams that also
+//! want one SNS notification per batch they receive events of (a summary, not the events).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -58,6 +60,9 @@ struct Document {
     teams: Vec<String>,
     #[serde(default)]
     subscriptions: Vec<RuleDoc>,
+    /// Teams that also want one SNS notification per batch they receive events of.
+    #[serde(default)]
+    notify: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +137,7 @@ impl Rule {
 pub struct Subscriptions {
     teams: BTreeSet<TeamName>,
     rules: Vec<Rule>,
+    notify: BTreeSet<TeamName>,
 }
 
 impl Subscriptions {
@@ -226,7 +232,20 @@ impl Subscriptions {
                 sources,
             });
         }
-        Ok(Self { teams, rules })
+        let mut notify = BTreeSet::new();
+        for (i, t) in doc.notify.iter().enumerate() {
+            notify.insert(known(format!("notify[{i}]"), t)?);
+        }
+        Ok(Self {
+            teams,
+            rules,
+            notify,
+        })
+    }
+
+    /// Whether `team` wants one SNS notification per batch it receives events of.
+    pub fn notifies(&self, team: &TeamName) -> bool {
+        self.notify.contains(team)
     }
 
     /// Every team of the platform.
@@ -336,6 +355,15 @@ mod tests {
         assert!(e.starts_with("subs.json: subscriptions[0].team: "), "{e}");
         let e = refused(r#"{"version":1,"teams":["checkout","checkout"]}"#);
         assert!(e.contains("teams[1]") && e.contains("listed twice"), "{e}");
+        let e = refused(r#"{"version":1,"teams":["checkout"],"notify":["growth"]}"#);
+        assert!(e.starts_with("subs.json: notify[0]: unknown team"), "{e}");
+        let s = Subscriptions::parse(
+            r#"{"version":1,"teams":["checkout","growth"],"notify":["growth"]}"#,
+            "subs.json",
+        )
+        .unwrap();
+        assert!(s.notifies(&TeamName::new("growth").unwrap()));
+        assert!(!s.notifies(&TeamName::new("checkout").unwrap()));
     }
 
     #[test]

@@ -219,7 +219,8 @@ async fn every_committed_event_reaches_each_subscriber_once() {
         Handled {
             batches: 1,
             messages: 3,
-            kept: vec![]
+            kept: vec![],
+            retry_from: None,
         }
     );
     // The same records again (a retried stream batch): the queues drop the repeats.
@@ -351,4 +352,162 @@ async fn a_consumer_hands_each_event_over_once_even_across_restarts() {
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&"c1".to_owned()) && ids.contains(&"c2".to_owned()));
     assert!(drain(&b.sdk, &b.prefix, "growth").await.is_empty());
+}
+
+/// The event a Lambda on the stream receives for ledger items of committed batches, as
+/// (sequence number, batch id) pairs.
+fn lambda_event(records: &[(&str, &str)]) -> aws_lambda_events::event::dynamodb::Event {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(seq, batch)| {
+            serde_json::json!({
+                "awsRegion": "eu-west-1",
+                "eventID": seq,
+                "eventName": "MODIFY",
+                "eventSource": "aws:dynamodb",
+                "eventVersion": "1.1",
+                "dynamodb": {
+                    "SequenceNumber": seq,
+                    "StreamViewType": "NEW_IMAGE",
+                    "SizeBytes": 100,
+                    "Keys": {"pk": {"S": format!("checkout#{batch}")}},
+                    "NewImage": {
+                        "pk": {"S": format!("checkout#{batch}")},
+                        "state": {"S": "accepted"},
+                        "team": {"S": "checkout"},
+                        "batch_id": {"S": batch},
+                        "stored_at": {"S": format!("raw/team=checkout/dt=2026-12-01/hour=10/{batch}.ndjson.gz")}
+                    }
+                }
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS stand-ins: run tests/run.sh"]
+async fn the_lambda_handler_keeps_poison_and_reports_a_refused_queue_for_a_retry() {
+    let b = bus().await;
+    let one = line("l1", "purchase", "web", "u1");
+    let two = line("l2", "page_view", "web", "u2");
+    commit(&b.lake(), &b.ledger, "l1", gzip(one.as_bytes()), 1).await;
+    commit(&b.lake(), &b.ledger, "poison", b"not gzip".to_vec(), 1).await;
+    commit(&b.lake(), &b.ledger, "l2", gzip(two.as_bytes()), 1).await;
+
+    // A poison record in the middle: kept with its reason, the records around it delivered,
+    // nothing reported (retrying it cannot help).
+    let fan = b.fanout(b.urls().await).await;
+    let event = lambda_event(&[("100", "l1"), ("200", "poison"), ("300", "l2")]);
+    let (handled, response) = eventlake_bus::lambda::fanout(&fan, event).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!((handled.batches, handled.kept.len()), (2, 1), "{handled:?}");
+    assert!(b.lake().join("_bus/failed/200.json").exists());
+    assert_eq!(drain(&b.sdk, &b.prefix, "growth").await, ["l1"]);
+    assert_eq!(drain(&b.sdk, &b.prefix, "search").await, ["l1", "l2"]);
+
+    // growth's queue refuses writes: the record is reported, so the mapping retries from it
+    // (and the one after it), and nothing of it is kept yet.
+    let mut urls = b.urls().await;
+    let growth = TeamName::new("growth").unwrap();
+    let broken = urls[&growth].replace(".fifo", "-gone.fifo");
+    urls.insert(growth, broken);
+    let fan = b.fanout(urls).await;
+    let event = lambda_event(&[("400", "l1"), ("500", "l2")]);
+    let (handled, response) = eventlake_bus::lambda::fanout(&fan, event).await.unwrap();
+    let ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(ids, ["400"]);
+    assert_eq!(handled.retry_from.as_deref(), Some("400"));
+    assert!(!b.lake().join("_bus/failed/400.json").exists());
+    // search's copy went out all the same (a repeat, with the same deduplication id).
+    assert_eq!(drain(&b.sdk, &b.prefix, "search").await, ["l1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the AWS stand-ins: run tests/run.sh"]
+async fn a_team_that_asks_gets_one_sns_notification_per_batch() {
+    use eventlake_bus::deliver::SnsNotify;
+    let b = bus().await;
+    let body = [
+        line("n1", "purchase", "web", "u1"),
+        line("n2", "purchase", "ios", "u2"),
+    ]
+    .join("\n");
+    commit(&b.lake(), &b.ledger, "n", gzip(body.as_bytes()), 2).await;
+
+    // The notification topic, and growth's subscription to it: a queue that filters on `to`.
+    let sns = aws_sdk_sns::Client::new(&b.sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique("bus-notify"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&b.sdk);
+    let inbox = sqs
+        .create_queue()
+        .queue_name(unique("growth-notes"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let inbox_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&inbox)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&inbox_arn)
+        .attributes("FilterPolicy", r#"{"to":["growth"]}"#)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+
+    let subs = SUBS.replace(
+        r#"["*"],"sources":["web"]}]"#,
+        r#"["*"],"sources":["web"]}],"notify":["growth","checkout"]"#,
+    );
+    let subs = Arc::new(Subscriptions::parse(&subs, "subs").unwrap());
+    assert!(subs.notifies(&TeamName::new("growth").unwrap()));
+    let lake = eventlake_store::open(b.lake().to_str().unwrap(), false).unwrap();
+    let fan = FanOut::new(lake, subs, Arc::new(SqsQueues::new(&b.sdk, b.urls().await)))
+        .with_notify(Arc::new(SnsNotify::new(&b.sdk, &topic)));
+    let mut poller = StreamPoller::for_table(&b.sdk, &b.table).await.unwrap();
+    let handled = fan.records(&poller.poll().await.unwrap()).await.unwrap();
+    assert_eq!((handled.batches, handled.messages), (1, 3));
+
+    let got = sqs
+        .receive_message()
+        .queue_url(&inbox)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let notes: Vec<serde_json::Value> = got
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    // One for growth's batch of two events; search did not ask, checkout received nothing.
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["to"], "growth");
+    assert_eq!(notes[0]["from"], "checkout");
+    assert_eq!(notes[0]["batch_id"], "n");
+    assert_eq!(notes[0]["events"], 2);
 }

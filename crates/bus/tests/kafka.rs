@@ -66,6 +66,7 @@ async fn topic() -> (KafkaConfig, TeamName) {
     let config = KafkaConfig {
         brokers: brokers(),
         topic_prefix: format!("{}.", unique("bus-test")),
+        security_protocol: None,
     };
     let team = TeamName::new("growth").unwrap();
     eventlake_bus::kafka::create_topics(&config, &[config.topic(&team)], 3)
@@ -181,6 +182,7 @@ async fn messages_wait_in_the_queue_while_the_broker_is_down() {
     let down = KafkaConfig {
         brokers: "127.0.0.1:9".into(),
         topic_prefix: config.topic_prefix.clone(),
+        security_protocol: None,
     };
     let bridge = Bridge::new(
         &sdk,
@@ -216,4 +218,69 @@ async fn messages_wait_in_the_queue_while_the_broker_is_down() {
     let (mut ids, repeats) = consume(&config, &team, 2).await;
     ids.sort();
     assert_eq!((ids, repeats), (vec!["d1".to_owned(), "d2".to_owned()], 0));
+}
+
+/// The event a Lambda on `growth`'s queue receives.
+fn sqs_event(prefix: &str, messages: &[(&str, &str)]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|(id, user)| {
+            serde_json::json!({
+                "messageId": format!("m-{id}"),
+                "receiptHandle": "h",
+                "body": format!(r#"{{"event_id":"{id}","event_type":"purchase","user_id":"{user}","team":"checkout"}}"#),
+                "attributes": {"MessageGroupId": format!("checkout:{user}")},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:eu-west-1:123456789012:{prefix}growth.fifo"),
+                "awsRegion": "eu-west-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the broker: run tests/run.sh"]
+async fn the_bridge_lambda_reports_what_the_broker_did_not_acknowledge() {
+    use eventlake_bus::lambda::BridgeHandler;
+    let (config, team) = topic().await;
+    let handler = BridgeHandler::new(config.clone(), "eventlake-", Duration::from_secs(10));
+    assert_eq!(
+        handler
+            .team_of("arn:aws:sqs:eu-west-1:1:eventlake-growth.fifo")
+            .unwrap(),
+        team
+    );
+    assert!(
+        handler
+            .team_of("arn:aws:sqs:eu-west-1:1:other.fifo")
+            .is_err()
+    );
+
+    let response = handler
+        .handle(sqs_event("eventlake-", &[("s1", "u1"), ("s2", "u2")]))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let (mut ids, _) = consume(&config, &team, 2).await;
+    ids.sort();
+    assert_eq!(ids, ["s1", "s2"]);
+
+    // The broker down: every message is reported, for the queue to deliver again.
+    let down = KafkaConfig {
+        brokers: "127.0.0.1:9".into(),
+        ..config
+    };
+    let handler = BridgeHandler::new(down, "eventlake-", Duration::from_secs(2));
+    let response = handler
+        .handle(sqs_event("eventlake-", &[("s3", "u1"), ("s4", "u1")]))
+        .await
+        .unwrap();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, ["m-s3", "m-s4"]);
 }
