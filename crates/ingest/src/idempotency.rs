@@ -161,6 +161,17 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
         batch_id: &str,
         answer: &Answer,
     ) -> Result<Answer, IdempotencyError>;
+    /// Notes that a dead-lettered batch of `batch_id` now sits at `stored_at` in the raw zone,
+    /// once: `true` when this call noted it (for the ledger, the update its stream announces to
+    /// the bus), `false` when it was noted before or the store keeps no such record.
+    async fn redriven(
+        &self,
+        _team: &TeamName,
+        _batch_id: &str,
+        _stored_at: &str,
+    ) -> Result<bool, IdempotencyError> {
+        Ok(false)
+    }
 }
 
 /// Claims and answers as small JSON objects under `_ingest/idempotency/team=<team>/` in the lake:

@@ -241,6 +241,58 @@ impl IdempotencyStore for DynamoLedger {
             Err(e) => Err(self.failed(&pk, e)),
         }
     }
+
+    async fn redriven(
+        &self,
+        team: &TeamName,
+        batch_id: &str,
+        stored_at: &str,
+    ) -> Result<bool, IdempotencyError> {
+        let pk = Self::pk(team, batch_id);
+        // Only a batch without its raw object yet: a second redrive changes nothing, so the
+        // stream announces the batch once. An item that expired before the redrive is made
+        // again: the letter is the proof that the batch was accepted.
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .update_expression(
+                "SET stored_at = :stored_at, redriven_at = :now, #state = :accepted, \
+                 team = if_not_exists(team, :team), batch_id = if_not_exists(batch_id, :batch), \
+                 expires_at = if_not_exists(expires_at, :expires_at)",
+            )
+            .condition_expression(
+                "attribute_not_exists(stored_at) OR attribute_type(stored_at, :null)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":stored_at", AttributeValue::S(stored_at.to_owned()))
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::S(
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
+            )
+            .expression_attribute_values(":null", AttributeValue::S("NULL".into()))
+            .expression_attribute_values(":accepted", AttributeValue::S("accepted".into()))
+            .expression_attribute_values(":team", AttributeValue::S(team.to_string()))
+            .expression_attribute_values(":batch", AttributeValue::S(batch_id.to_owned()))
+            .expression_attribute_values(":expires_at", AttributeValue::N(self.expires_at()))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.failed(&pk, e)),
+        }
+    }
 }
 
 /// Creates the ledger table unless it exists (`true` when it was created): partition key `pk`,

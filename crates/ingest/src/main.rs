@@ -280,12 +280,31 @@ async fn run(cli: Cli) -> Result<(), String> {
             let dlq = dlq_for(&cli, sdk.as_ref(), loc.local_dir.as_deref())
                 .ok_or("no dead-letter queue configured (--dlq-url or --dlq-dir)")?;
             let sink = RawSink::new(loc.store.clone(), &loc.root, None);
-            let r = redrive(&sink, dlq.as_ref())
-                .await
-                .map_err(|e| e.to_string())?;
+            // With the ledger, each redriven batch is noted there, and its stream announces
+            // it to the bus.
+            let ledger = match (&cli.ledger_table, sdk.as_ref()) {
+                (Some(table), Some(sdk)) => {
+                    Some(DynamoLedger::new(sdk, table, cli.ledger_retention))
+                }
+                _ => None,
+            };
+            let r = redrive(
+                &sink,
+                dlq.as_ref(),
+                ledger.as_ref().map(|l| l as &dyn IdempotencyStore),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             println!(
-                "redrive: {} batches written to the raw zone, {} already there, {} kept beside another batch of the same key",
-                r.written, r.already_there, r.kept_apart
+                "redrive: {} batches written to the raw zone, {} already there, {} kept beside another batch of the same key{}",
+                r.written,
+                r.already_there,
+                r.kept_apart,
+                if ledger.is_some() {
+                    format!("; {} announced to the bus by the ledger", r.announced)
+                } else {
+                    String::new()
+                }
             );
             Ok(())
         }

@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 
 use crate::body::hex;
 use crate::deadline::{Deadline, Expired, Phase};
+use crate::idempotency::IdempotencyStore;
+use eventlake_contract::layout;
 
 /// Where a batch ended up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -353,6 +355,8 @@ pub struct Redriven {
     pub already_there: usize,
     /// Letters whose key held another batch: written beside it.
     pub kept_apart: usize,
+    /// Batches the ledger now names with their raw object (announced to the bus by its stream).
+    pub announced: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -365,6 +369,8 @@ pub enum RedriveError {
         #[source]
         source: base64::DecodeError,
     },
+    #[error("{key}: the ledger: {detail}")]
+    Ledger { key: String, detail: String },
     #[error("{key}: {source}")]
     Store {
         key: String,
@@ -375,8 +381,13 @@ pub enum RedriveError {
 
 /// Moves every letter of the dead-letter queue into the raw zone (create-if-absent, so running it
 /// twice lands each batch once; a key holding another batch keeps both), acknowledging each letter
-/// only after its batch is stored.
-pub async fn redrive(sink: &RawSink, dlq: &dyn Dlq) -> Result<Redriven, RedriveError> {
+/// only after its batch is stored and, with a ledger, noted there (its stream then announces the
+/// batch to the bus, once however often the redrive runs).
+pub async fn redrive(
+    sink: &RawSink,
+    dlq: &dyn Dlq,
+    ledger: Option<&dyn IdempotencyStore>,
+) -> Result<Redriven, RedriveError> {
     let mut out = Redriven::default();
     loop {
         let letters = dlq.receive(10).await?;
@@ -385,15 +396,45 @@ pub async fn redrive(sink: &RawSink, dlq: &dyn Dlq) -> Result<Redriven, RedriveE
         }
         for (receipt, letter) in letters {
             let data = letter.data()?;
-            match sink.store(&letter.key, Bytes::from(data)).await {
-                Ok(Landed::AlreadyThere) => out.already_there += 1,
-                Ok(Landed::KeptApart) => out.kept_apart += 1,
-                Ok(_) => out.written += 1,
-                Err(source) => {
-                    return Err(RedriveError::Store {
-                        key: letter.key,
-                        source,
-                    });
+            let landed = sink
+                .store(&letter.key, Bytes::from(data.clone()))
+                .await
+                .map_err(|source| RedriveError::Store {
+                    key: letter.key.clone(),
+                    source,
+                })?;
+            let stored_at = match landed {
+                Landed::AlreadyThere => {
+                    out.already_there += 1;
+                    letter.key.clone()
+                }
+                Landed::KeptApart => {
+                    out.kept_apart += 1;
+                    apart_key(&letter.key, &data)
+                }
+                _ => {
+                    out.written += 1;
+                    letter.key.clone()
+                }
+            };
+            if let Some(ledger) = ledger {
+                let raw = layout::parse_raw_key(&letter.key).map_err(|e| RedriveError::Ledger {
+                    key: letter.key.clone(),
+                    detail: e.to_string(),
+                })?;
+                let batch_id = raw
+                    .file_name
+                    .strip_suffix(".ndjson.gz")
+                    .unwrap_or(&raw.file_name);
+                if ledger
+                    .redriven(&raw.partition.team, batch_id, &stored_at)
+                    .await
+                    .map_err(|e| RedriveError::Ledger {
+                        key: letter.key.clone(),
+                        detail: e.to_string(),
+                    })?
+                {
+                    out.announced += 1;
                 }
             }
             dlq.ack(&receipt).await?;

@@ -95,9 +95,9 @@ async fn storage_down_goes_to_sqs_and_redrive_lands_each_batch_once_in_s3() {
 
     let loc = eventlake_store::open(&s3_lake("redrive"), false).unwrap();
     let s3 = RawSink::new(loc.store, &loc.root, None);
-    let first = redrive(&s3, dlq.as_ref()).await.unwrap();
+    let first = redrive(&s3, dlq.as_ref(), None).await.unwrap();
     assert_eq!((first.written, first.already_there), (1, 0));
-    let again = redrive(&s3, dlq.as_ref()).await.unwrap();
+    let again = redrive(&s3, dlq.as_ref(), None).await.unwrap();
     assert_eq!((again.written, again.already_there), (0, 0));
     assert_eq!(
         s3.get(key).await.unwrap().unwrap(),
@@ -449,4 +449,72 @@ async fn with_the_ledger_every_batch_is_committed_before_it_is_acknowledged() {
     assert_eq!(item["state"].as_s().unwrap(), "accepted");
     assert_eq!(item["accepted"].as_n().unwrap(), "2");
     assert!(lake.join(item["stored_at"].as_s().unwrap()).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn a_dead_lettered_batch_is_noted_in_the_ledger_when_redriven_once() {
+    use eventlake_ingest::ledger::{DEFAULT_RETENTION, DynamoLedger};
+    let sdk = sdk().await;
+    let table = ledger_table(&sdk, "ledger-redrive").await;
+    let dir = tempfile::tempdir().unwrap();
+    // Storage that always fails (the lake root is a file): the batch goes to the DLQ folder.
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"in the way").unwrap();
+    let dlq_dir = dir.path().join("dlq");
+    let dlq: Arc<dyn Dlq> = Arc::new(eventlake_ingest::sink::DirDlq::new(&dlq_dir));
+    let ledger = Arc::new(DynamoLedger::new(&sdk, &table, DEFAULT_RETENTION));
+    let e = crate::env_with_claims(
+        Arc::new(LocalFileSystem::new()),
+        blocked.to_str().unwrap(),
+        Limits {
+            deadline: std::time::Duration::from_secs(3),
+            ..Limits::default()
+        },
+        dir,
+        Some(dlq.clone()),
+        ledger.clone(),
+    );
+    let body = serde_json::json!({"events": [crate::event("dl-1")]}).to_string();
+    let sent = crate::claims::send_keyed(&e, &e.token_a, "dl-batch", body).await;
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    assert_eq!(
+        sent.body["durable_in"], "dead_letter_queue",
+        "{}",
+        sent.body
+    );
+    let pk = format!("checkout#{}", sent.body["batch_id"].as_str().unwrap());
+    let pk = pk.as_str();
+    let item = ledger_item(&sdk, &table, pk).await.unwrap();
+    // Accepted, but not yet a batch the bus delivers: no raw object yet.
+    assert_eq!(item["state"].as_s().unwrap(), "accepted");
+    assert!(item["stored_at"].as_s().is_err(), "{item:?}");
+
+    // Redriven into a working lake: noted once, however often the redrive runs.
+    let lake = tempfile::tempdir().unwrap();
+    let sink = RawSink::new(
+        Arc::new(LocalFileSystem::new()),
+        lake.path().to_str().unwrap(),
+        None,
+    );
+    let first = redrive(&sink, dlq.as_ref(), Some(ledger.as_ref()))
+        .await
+        .unwrap();
+    assert_eq!((first.written, first.announced), (1, 1));
+    let item = ledger_item(&sdk, &table, pk).await.unwrap();
+    let stored_at = item["stored_at"].as_s().unwrap().clone();
+    assert!(lake.path().join(&stored_at).exists(), "{stored_at}");
+    assert!(item.contains_key("redriven_at"));
+    // The same letter again (its acknowledgement was lost): lands as already there, noted no more.
+    let letter_key = stored_at.clone();
+    dlq.send(&DeadLetter::new(
+        &letter_key,
+        &std::fs::read(lake.path().join(&stored_at)).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let again = redrive(&sink, dlq.as_ref(), Some(ledger.as_ref()))
+        .await
+        .unwrap();
+    assert_eq!((again.already_there, again.announced), (1, 0));
 }

@@ -140,7 +140,7 @@ async fn the_same_key_with_another_body_is_refused_while_storage_is_down_and_aft
     assert_eq!(retry.body, first.body);
 
     std::fs::remove_file(e.dir.path().join("lake/raw")).unwrap();
-    let r = redrive(&e.redrive_sink(), &e.dlq()).await.unwrap();
+    let r = redrive(&e.redrive_sink(), &e.dlq(), None).await.unwrap();
     assert_eq!((r.written, r.already_there, r.kept_apart), (1, 0, 0));
     assert_eq!(raw_event_ids(&e).await, vec!["race1-1-0", "race1-1-1"]);
     let after = send_keyed(&e, &e.token_a, "outage-1", body_of(2, 3)).await;
@@ -196,7 +196,7 @@ async fn two_batches_dead_lettered_under_one_key_are_both_redriven() {
     }
     // The same letter sent twice is kept once.
     assert_eq!(e.dlq().receive(10).await.unwrap().len(), 2);
-    let r = redrive(&e.redrive_sink(), &e.dlq()).await.unwrap();
+    let r = redrive(&e.redrive_sink(), &e.dlq(), None).await.unwrap();
     assert_eq!((r.written, r.kept_apart), (1, 1), "{r:?}");
     assert_eq!(raw_event_ids(&e).await, vec!["one", "two"]);
     let keys: Vec<String> = raw_objects(&e).await.into_iter().map(|(k, _)| k).collect();

@@ -563,9 +563,9 @@ async fn storage_down_means_dead_letter_then_redrive_lands_each_batch_once() {
     std::fs::remove_file(e.dir.path().join("lake")).unwrap();
     std::fs::create_dir_all(e.dir.path().join("lake")).unwrap();
     let (sink, dlq) = (e.redrive_sink(), e.dlq());
-    let first = redrive(&sink, &dlq).await.unwrap();
+    let first = redrive(&sink, &dlq, None).await.unwrap();
     assert_eq!((first.written, first.already_there), (1, 0));
-    let second = redrive(&sink, &dlq).await.unwrap();
+    let second = redrive(&sink, &dlq, None).await.unwrap();
     assert_eq!((second.written, second.already_there), (0, 0));
     let objects = raw_objects(&e).await;
     assert_eq!(objects.len(), 1);
