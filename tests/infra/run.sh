@@ -6,7 +6,8 @@
 #   2. tests/infra/check_terraform.py: buckets, IAM statements, the resources and roles the
 #      workflow names, variables, provider pins, module READMEs
 #   3. tests/infra/check_asl.py: the Step Functions definitions in jobs/ and their templatefile
-#      variables
+#      variables; tests/infra/bus_policies.py: the bus's generated IAM policies evaluated per team
+#      (team B's role reads B's queue and topic and nothing of C's)
 #   4. tests/infra/sfn_branches.py: the compaction workflow's branches on moto's Step Functions
 #      engine (success, retry of a Retryable error, a NonRetryable failure that alerts, a
 #      breached P95 budget, the Fargate route)
@@ -82,6 +83,8 @@ echo "== check_terraform"
 "$venvs/tools/bin/python" -B tests/infra/check_terraform.py
 echo "== check_asl"
 "$venvs/tools/bin/python" -B tests/infra/check_asl.py
+echo "== bus_policies"
+"$venvs/tools/bin/python" -B tests/infra/bus_policies.py
 
 # 4. The workflow's branches on moto.
 echo "== sfn_branches"

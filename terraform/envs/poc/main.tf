@@ -27,6 +27,9 @@ locals {
     state_machine   = "${local.name_prefix}-compact"
     alert_topic     = "${local.name_prefix}-alerts"
     trail           = "${local.name_prefix}-trail"
+    ledger_table    = "${local.name_prefix}-ledger"
+    bus_fanout      = "${local.name_prefix}-bus-fanout"
+    bus_bridge      = "${local.name_prefix}-bus-bridge"
   }
 
   log_groups = {
@@ -36,6 +39,8 @@ locals {
     etl_task      = "/ecs/${local.names.ecs_task_family}"
     etl_insights  = "/aws/ecs/containerinsights/${local.names.ecs_cluster}/performance"
     state_machine = "/aws/vendedlogs/states/${local.names.state_machine}"
+    bus_fanout    = "/aws/lambda/${local.names.bus_fanout}"
+    bus_bridge    = "/aws/lambda/${local.names.bus_bridge}"
   }
 
   # Created by the security module next to the trail.
@@ -49,6 +54,8 @@ locals {
   # terraform happens to run, and stay relative so the plan is the same on every machine.
   ingest_package_path = startswith(var.ingest_package_path, "/") ? var.ingest_package_path : "${path.root}/${var.ingest_package_path}"
   etl_package_path    = startswith(var.etl_package_path, "/") ? var.etl_package_path : "${path.root}/${var.etl_package_path}"
+  bus_package_path    = startswith(var.bus_package_path, "/") ? var.bus_package_path : "${path.root}/${var.bus_package_path}"
+  subscriptions_path  = startswith(var.subscriptions_path, "/") ? var.subscriptions_path : "${path.root}/${var.subscriptions_path}"
 }
 
 module "shared" {
@@ -100,6 +107,7 @@ module "iam" {
   job_athena_workgroup_name = module.shared.job_athena_workgroup_name
 
   ingest_function_name         = local.names.ingest_function
+  ledger_table_name            = local.names.ledger_table
   ingest_dlq_name              = local.names.ingest_dlq
   ingest_tokens_parameter_name = local.names.ingest_tokens
   ingest_log_group_arn         = module.logging.log_group_arns["ingest"]
@@ -169,6 +177,7 @@ module "ingest" {
   package_path  = local.ingest_package_path
 
   tokens_parameter_name = local.names.ingest_tokens
+  ledger_table_name     = module.bus.ledger_table_name
 
   role_arn             = module.iam.ingest_role_arn
   log_group_name       = module.logging.log_group_names["ingest"]
@@ -180,6 +189,32 @@ module "ingest" {
   rate_events_per_sec = var.ingest_rate_events_per_sec
   events_rate_limit   = var.events_rate_limit
   events_burst_limit  = var.events_burst_limit
+}
+
+module "bus" {
+  source = "../../modules/bus"
+
+  name_prefix          = local.name_prefix
+  teams                = var.teams
+  subscriptions_json   = file(local.subscriptions_path)
+  ledger_table_name    = local.names.ledger_table
+  fanout_function_name = local.names.bus_fanout
+  bridge_function_name = local.names.bus_bridge
+  package_path         = local.bus_package_path
+
+  kms_key_arn           = module.shared.data_kms_key_arn
+  lake_bucket_arn       = module.shared.lake_bucket_arn
+  lake_url              = module.shared.lake_url
+  fanout_log_group_name = module.logging.log_group_names["bus_fanout"]
+  bridge_log_group_name = module.logging.log_group_names["bus_bridge"]
+  alarm_topic_arn       = module.etl.alert_topic_arn
+
+  notification_emails      = var.bus_notification_emails
+  team_principal_arns      = var.bus_team_principal_arns
+  kafka_bootstrap_servers  = var.kafka_bootstrap_servers
+  create_msk_serverless    = var.create_msk_serverless
+  kafka_subnet_ids         = var.kafka_subnet_ids
+  kafka_security_group_ids = var.kafka_security_group_ids
 }
 
 module "security" {

@@ -100,3 +100,23 @@ output "cloudtrail_arn" {
   description = "ARN of the multi-region trail."
   value       = module.security.trail_arn
 }
+
+output "ledger_table_name" {
+  description = "The bus's ledger table (ingest's commit point; its stream feeds the fan-out)."
+  value       = module.bus.ledger_table_name
+}
+
+output "bus_queue_prefix" {
+  description = "A receiving team's queue is <prefix><team>.fifo: EVENTLAKE_BUS_QUEUE_PREFIX for `bus consume`."
+  value       = module.bus.queue_prefix
+}
+
+output "bus_team_role_arns" {
+  description = "Per receiving team, the role its consumers assume to read its queue and topic."
+  value       = module.bus.team_role_arns
+}
+
+output "bus_notification_topic_arn" {
+  description = "SNS topic of the per-batch notifications."
+  value       = module.bus.notification_topic_arn
+}

@@ -111,6 +111,54 @@ variable "etl_package_path" {
   default     = "../../../target/lambda/etl/bootstrap.zip"
 }
 
+variable "bus_package_path" {
+  description = "Path of the bus-lambda zip (the fan-out and the Kafka bridge), relative to this directory or absolute."
+  type        = string
+  default     = "../../../target/lambda/bus/bootstrap.zip"
+}
+
+variable "subscriptions_path" {
+  description = "The bus's subscriptions document (which team receives which events), relative to this directory or absolute."
+  type        = string
+  default     = "subscriptions.json"
+}
+
+variable "bus_notification_emails" {
+  description = "Per team, e-mail addresses that get the team's batch notifications (teams listed under notify in the subscriptions)."
+  type        = map(list(string))
+  default     = {}
+}
+
+variable "bus_team_principal_arns" {
+  description = "Per team, the principals allowed to assume that team's bus consumer role. Teams not listed get the account root."
+  type        = map(list(string))
+  default     = {}
+}
+
+variable "kafka_bootstrap_servers" {
+  description = "Bootstrap servers of an existing Kafka cluster for the teams' topics; empty for SQS alone (the default: MSK costs several times a team's budget)."
+  type        = string
+  default     = ""
+}
+
+variable "create_msk_serverless" {
+  description = "Create an MSK Serverless cluster for the teams' topics (about 550 USD a month before data). Needs kafka_subnet_ids and kafka_security_group_ids."
+  type        = bool
+  default     = false
+}
+
+variable "kafka_subnet_ids" {
+  description = "Subnets where the Kafka bridge runs (the cluster's network)."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_security_group_ids" {
+  description = "Security groups of the Kafka bridge, allowing it to reach the brokers."
+  type        = list(string)
+  default     = []
+}
+
 variable "etl_image_tag" {
   description = "Tag of the etl image in ECR used by the Fargate task (immutable tags: one per release)."
   type        = string

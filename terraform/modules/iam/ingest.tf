@@ -1,5 +1,6 @@
-# Role of the ingest Lambda: read the team token hashes, write raw batches and idempotency markers
-# (create-if-absent is a conditional PutObject, no extra permission), fall back to the dead-letter
+# Role of the ingest Lambda: read the team token hashes, write raw batches (create-if-absent is a
+# conditional PutObject, no extra permission), claim and record each batch in the ledger table
+# (conditional writes: the commit point, and the bus's outbox), fall back to the dead-letter
 # queue, write its own logs and traces. Nothing here lets it read the queue back: draining it is
 # the operator's job, with the redrive role below.
 
@@ -49,6 +50,31 @@ data "aws_iam_policy_document" "ingest" {
       test     = "StringEquals"
       variable = "kms:EncryptionContext:PARAMETER_ARN"
       values   = [local.ingest_tokens_parameter_arn]
+    }
+  }
+
+  statement {
+    sid    = "ClaimAndRecordBatchesInLedger"
+    effect = "Allow"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [local.ledger_table_arn]
+  }
+
+  # The ledger table is encrypted with the data key.
+  statement {
+    sid       = "UseDataKeyThroughDynamoDb"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.data_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${local.region}.amazonaws.com"]
     }
   }
 
@@ -115,6 +141,27 @@ data "aws_iam_policy_document" "ingest_redrive" {
       "sqs:ReceiveMessage",
     ]
     resources = [local.ingest_dlq_arn]
+  }
+
+  # A redriven batch is noted in the ledger, whose stream announces it to the bus.
+  statement {
+    sid       = "NoteRedrivenBatchesInLedger"
+    effect    = "Allow"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [local.ledger_table_arn]
+  }
+
+  statement {
+    sid       = "UseDataKeyThroughDynamoDb"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.data_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${local.region}.amazonaws.com"]
+    }
   }
 }
 

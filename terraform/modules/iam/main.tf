@@ -23,6 +23,7 @@ locals {
   athena_catalog_arn       = "arn:${local.partition}:athena:${local.arn_tail}:datacatalog/AwsDataCatalog"
   job_athena_workgroup_arn = "arn:${local.partition}:athena:${local.arn_tail}:workgroup/${var.job_athena_workgroup_name}"
 
+  ledger_table_arn   = "arn:${local.partition}:dynamodb:${local.arn_tail}:table/${var.ledger_table_name}"
   ingest_dlq_arn     = "arn:${local.partition}:sqs:${local.arn_tail}:${var.ingest_dlq_name}"
   etl_function_arn   = "arn:${local.partition}:lambda:${local.arn_tail}:function:${var.etl_function_name}"
   ecs_cluster_arn    = "arn:${local.partition}:ecs:${local.arn_tail}:cluster/${var.ecs_cluster_name}"

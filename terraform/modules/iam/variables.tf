@@ -58,6 +58,11 @@ variable "ingest_function_name" {
   type        = string
 }
 
+variable "ledger_table_name" {
+  description = "Name of the bus's DynamoDB ledger table, where ingest records every accepted batch (its commit point)."
+  type        = string
+}
+
 variable "ingest_dlq_name" {
   description = "Name of the ingest SQS dead-letter queue."
   type        = string

@@ -87,12 +87,15 @@ resource "aws_lambda_function" "ingest" {
   reserved_concurrent_executions = var.reserved_concurrent_executions
   kms_key_arn                    = var.kms_key_arn
 
-  # The function writes batches under raw/ and idempotency claims and answers under _ingest/ of the lake
-  # root, reads the token hashes from the parameter and parks batches in the DLQ when S3 fails.
+  # The function writes batches under raw/ of the lake root, claims and records each batch in the
+  # ledger table, reads the token hashes from the parameter and parks batches in the DLQ when S3
+  # fails.
   environment {
     variables = {
       EVENTLAKE_LAKE                = var.lake_url
       EVENTLAKE_TOKENS_PARAMETER    = aws_ssm_parameter.tokens.name
+      EVENTLAKE_LEDGER_TABLE        = var.ledger_table_name
+      EVENTLAKE_LEDGER_RETENTION    = var.ledger_retention
       EVENTLAKE_DLQ_URL             = aws_sqs_queue.dlq.url
       EVENTLAKE_RATE_EVENTS_PER_SEC = tostring(var.rate_events_per_sec)
       EVENTLAKE_REQUEST_DEADLINE    = "${max(1, floor(var.timeout / 2))}s"

@@ -48,6 +48,17 @@ variable "lake_url" {
   }
 }
 
+variable "ledger_table_name" {
+  description = "Name of the bus's DynamoDB ledger table: the function claims and records every batch there (EVENTLAKE_LEDGER_TABLE) instead of in idempotency objects in the lake."
+  type        = string
+}
+
+variable "ledger_retention" {
+  description = "How long a ledger item is kept before its TTL removes it (EVENTLAKE_LEDGER_RETENTION, for example \"7d\"): an idempotency key can be reused after it."
+  type        = string
+  default     = "7d"
+}
+
 variable "tokens_parameter_name" {
   description = "Name of the SSM SecureString parameter holding the SHA-256 hashes of the team tokens, for example \"/eventlake-poc/ingest/tokens\". Created with an empty list; operators write its value."
   type        = string
