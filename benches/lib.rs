@@ -84,8 +84,9 @@ pub fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Starts a stand-in with the project's script (a no-op when it runs); returns its environment.
-fn standin(script: &str) -> Vec<(String, String)> {
+/// Starts a stand-in with the project's script (a no-op when it runs); returns its environment
+/// (the `export NAME=value` lines the script prints).
+pub fn standin(script: &str) -> Vec<(String, String)> {
     let out = Command::new(root().join("tests/standins").join(script))
         .arg("start")
         .output()

@@ -22,7 +22,6 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use eventlake_contract::TeamName;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -42,6 +41,8 @@ pub struct KafkaConfig {
     pub topic_prefix: String,
     /// librdkafka's `security.protocol` (`SSL` for a TLS listener); plaintext when not given.
     pub security_protocol: Option<String>,
+    /// How the clients authenticate.
+    pub auth: KafkaAuth,
 }
 
 impl KafkaConfig {
@@ -56,7 +57,20 @@ impl KafkaConfig {
         if let Some(p) = &self.security_protocol {
             c.set("security.protocol", p);
         }
+        if let KafkaAuth::AwsMskIam { .. } = self.auth {
+            c.set("security.protocol", "SASL_SSL")
+                .set("sasl.mechanism", "OAUTHBEARER");
+        }
         c
+    }
+
+    fn context(&self) -> BusContext {
+        BusContext {
+            msk_region: match &self.auth {
+                KafkaAuth::AwsMskIam { region } => Some(region.clone()),
+                KafkaAuth::None => None,
+            },
+        }
     }
 }
 
@@ -72,9 +86,9 @@ pub async fn create_topics(
     topics: &[String],
     partitions: i32,
 ) -> Result<(), Error> {
-    let admin: AdminClient<DefaultClientContext> = config
+    let admin: AdminClient<BusContext> = config
         .client()
-        .create()
+        .create_with_context(config.context())
         .map_err(|e| kafka_error("admin client", e))?;
     let new: Vec<NewTopic> = topics
         .iter()
@@ -97,7 +111,7 @@ pub async fn create_topics(
 /// A producer to one topic: idempotent, `acks=all`.
 pub struct TopicProducer {
     topic: String,
-    producer: FutureProducer,
+    producer: FutureProducer<BusContext>,
 }
 
 impl std::fmt::Debug for TopicProducer {
@@ -123,7 +137,7 @@ impl TopicProducer {
         team: &TeamName,
         delivery_timeout: Duration,
     ) -> Result<Self, Error> {
-        let producer: FutureProducer = config
+        let producer: FutureProducer<BusContext> = config
             .client()
             // Retries never write a message twice or out of order within a partition.
             .set("enable.idempotence", "true")
@@ -133,7 +147,7 @@ impl TopicProducer {
                 "message.timeout.ms",
                 delivery_timeout.as_millis().max(1).to_string(),
             )
-            .create()
+            .create_with_context(config.context())
             .map_err(|e| kafka_error("producer", e))?;
         Ok(Self {
             topic: config.topic(team),
@@ -322,7 +336,7 @@ impl Bridge {
 /// A team's consumer of its topic: a consumer group per team, offsets committed after the
 /// events were written out.
 pub struct TopicConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<BusContext>,
     seen: SeenIds,
 }
 
@@ -342,7 +356,7 @@ impl TopicConsumer {
         session_timeout: Duration,
         seen: SeenIds,
     ) -> Result<Self, Error> {
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer<BusContext> = config
             .client()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
@@ -355,7 +369,7 @@ impl TopicConsumer {
                 "heartbeat.interval.ms",
                 (session_timeout.as_millis() / 3).max(1).to_string(),
             )
-            .create()
+            .create_with_context(config.context())
             .map_err(|e| kafka_error("consumer", e))?;
         consumer
             .subscribe(&[&config.topic(team)])
@@ -415,5 +429,222 @@ impl TopicConsumer {
                 .map_err(|e| kafka_error("commit", e))?;
         }
         Ok(received)
+    }
+}
+
+/// How the clients authenticate to the brokers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum KafkaAuth {
+    /// No authentication (a laptop's broker, a cluster that trusts its network or TLS).
+    #[default]
+    None,
+    /// MSK's IAM access control (MSK Serverless): SASL OAUTHBEARER with a token signed with the
+    /// process's AWS credentials (the environment's `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`, as Lambda sets them).
+    AwsMskIam { region: String },
+}
+
+impl KafkaAuth {
+    /// Reads `EVENTLAKE_KAFKA_AUTH` (`none` or `aws-msk-iam`) and, for the latter, the region
+    /// from `AWS_REGION`.
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var("EVENTLAKE_KAFKA_AUTH").as_deref() {
+            Err(_) | Ok("") | Ok("none") => Ok(Self::None),
+            Ok("aws-msk-iam") => Ok(Self::AwsMskIam {
+                region: std::env::var("AWS_REGION").map_err(|_| Error::Kafka {
+                    detail: "EVENTLAKE_KAFKA_AUTH=aws-msk-iam needs AWS_REGION".into(),
+                })?,
+            }),
+            Ok(other) => Err(Error::Kafka {
+                detail: format!("EVENTLAKE_KAFKA_AUTH={other:?}: expected none or aws-msk-iam"),
+            }),
+        }
+    }
+}
+
+/// The Kafka clients' context: supplies MSK IAM tokens when [`KafkaAuth::AwsMskIam`] is set.
+#[derive(Debug, Clone, Default)]
+pub struct BusContext {
+    msk_region: Option<String>,
+}
+
+impl rdkafka::client::ClientContext for BusContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        let region = self
+            .msk_region
+            .as_deref()
+            .ok_or("no OAUTHBEARER token source: set EVENTLAKE_KAFKA_AUTH=aws-msk-iam")?;
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (Some(key), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+        else {
+            return Err("MSK IAM: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".into());
+        };
+        let (token, expires) = msk_iam_token(
+            region,
+            &key,
+            &secret,
+            env("AWS_SESSION_TOKEN").as_deref(),
+            std::time::SystemTime::now(),
+        )?;
+        Ok(rdkafka::client::OAuthToken {
+            token,
+            principal_name: String::new(),
+            lifetime_ms: expires
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for BusContext {}
+
+/// RFC 3986 percent-encoding of a query value (everything but the unreserved characters).
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An MSK IAM authentication token: the URL
+/// `https://kafka.<region>.amazonaws.com/?Action=kafka-cluster%3AConnect`, presigned with SigV4
+/// for the `kafka-cluster` service for 15 minutes, with a `User-Agent` parameter, base64url
+/// without padding; and when it expires.
+pub fn msk_iam_token(
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+    session_token: Option<&str>,
+    now: std::time::SystemTime,
+) -> Result<(String, std::time::SystemTime), Box<dyn std::error::Error>> {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    use base64::Engine;
+    const LIFETIME: Duration = Duration::from_secs(900);
+    let host = format!("kafka.{region}.amazonaws.com");
+    let url = format!("https://{host}/?Action=kafka-cluster%3AConnect");
+    let credentials = aws_credential_types::Credentials::new(
+        access_key,
+        secret_key,
+        session_token.map(str::to_owned),
+        None,
+        "environment",
+    );
+    let identity = credentials.into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(LIFETIME);
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("kafka-cluster")
+        .time(now)
+        .settings(settings)
+        .build()?
+        .into();
+    let request = SignableRequest::new(
+        "GET",
+        &url,
+        std::iter::once(("host", host.as_str())),
+        SignableBody::Bytes(&[]),
+    )?;
+    let (instructions, _) = sign(request, &params)?.into_parts();
+    let mut signed = url;
+    for (name, value) in instructions.params() {
+        signed.push('&');
+        signed.push_str(name);
+        signed.push('=');
+        signed.push_str(&query_escape(value));
+    }
+    signed.push_str("&User-Agent=eventlake-bus");
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signed);
+    Ok((token, now + LIFETIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn an_msk_iam_token_is_a_presigned_connect_url() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_764_000_000);
+        let (token, expires) = msk_iam_token(
+            "eu-west-1",
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some("session/token+="),
+            now,
+        )
+        .unwrap();
+        assert_eq!(expires, now + Duration::from_secs(900));
+        assert!(!token.contains('=') && !token.contains('+') && !token.contains('/'));
+        let url = String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&token)
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            url.starts_with(
+                "https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect&"
+            ),
+            "{url}"
+        );
+        for part in [
+            "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+            "X-Amz-Credential=AKIDEXAMPLE%2F20251124%2Feu-west-1%2Fkafka-cluster%2Faws4_request",
+            "X-Amz-Date=20251124T160000Z",
+            "X-Amz-Expires=900",
+            "X-Amz-SignedHeaders=host",
+            "X-Amz-Security-Token=session%2Ftoken%2B%3D",
+            "X-Amz-Signature=",
+        ] {
+            assert!(url.contains(part), "{part} not in {url}");
+        }
+        assert!(url.ends_with("&User-Agent=eventlake-bus"), "{url}");
+        // The same inputs sign the same way; the secret never appears.
+        assert_eq!(
+            token,
+            msk_iam_token(
+                "eu-west-1",
+                "AKIDEXAMPLE",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                Some("session/token+="),
+                now
+            )
+            .unwrap()
+            .0
+        );
+        assert!(!url.contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn the_auth_is_read_from_the_environment_names() {
+        assert_eq!(KafkaAuth::default(), KafkaAuth::None);
+        let config = KafkaConfig {
+            brokers: "b:9098".into(),
+            topic_prefix: "eventlake.".into(),
+            security_protocol: None,
+            auth: KafkaAuth::AwsMskIam {
+                region: "eu-west-1".into(),
+            },
+        };
+        let c = config.client();
+        assert_eq!(c.get("sasl.mechanism"), Some("OAUTHBEARER"));
+        assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(config.context().msk_region.as_deref(), Some("eu-west-1"));
     }
 }

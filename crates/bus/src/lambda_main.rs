@@ -7,7 +7,8 @@
 //!   topic ARN).
 //! - `bridge`: on each team's queue. `EVENTLAKE_KAFKA_BROKERS`, `EVENTLAKE_KAFKA_TOPIC_PREFIX`,
 //!   `EVENTLAKE_BUS_QUEUE_PREFIX`, optionally `EVENTLAKE_KAFKA_SECURITY_PROTOCOL` (`SSL` for a
-//!   TLS listener).
+//!   TLS listener) and `EVENTLAKE_KAFKA_AUTH=aws-msk-iam` (MSK Serverless's IAM access control,
+//!   signed with the function's credentials).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::sqs::SqsEvent;
 use eventlake_bus::Subscriptions;
 use eventlake_bus::deliver::{SnsNotify, SqsQueues};
-use eventlake_bus::kafka::KafkaConfig;
+use eventlake_bus::kafka::{KafkaAuth, KafkaConfig};
 use eventlake_bus::lambda::{BridgeHandler, fanout};
 use eventlake_bus::stream::FanOut;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -89,6 +90,7 @@ async fn run() -> Result<(), String> {
                 topic_prefix: std::env::var("EVENTLAKE_KAFKA_TOPIC_PREFIX")
                     .unwrap_or_else(|_| "eventlake.".into()),
                 security_protocol: std::env::var("EVENTLAKE_KAFKA_SECURITY_PROTOCOL").ok(),
+                auth: KafkaAuth::from_env().map_err(|e| e.to_string())?,
             };
             let bridge = BridgeHandler::new(config, &queue_prefix, Duration::from_secs(10));
             let bridge = &bridge;

@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
 use eventlake_bus::Subscriptions;
 use eventlake_bus::consume::{Consumer, SeenIds};
 use eventlake_bus::deliver::SqsQueues;
-use eventlake_bus::kafka::{Bridge, KafkaConfig, TopicConsumer, TopicProducer, create_topics};
+use eventlake_bus::kafka::{
+    Bridge, KafkaAuth, KafkaConfig, TopicConsumer, TopicProducer, create_topics,
+};
 use eventlake_bus::stream::{FanOut, StreamPoller};
 use eventlake_contract::TeamName;
 use eventlake_ingest::auth::{AuthError, TokenStore};
@@ -46,6 +48,10 @@ struct Cli {
     /// librdkafka's `security.protocol` for the brokers (`SSL` for a TLS listener).
     #[arg(long, global = true, env = "EVENTLAKE_KAFKA_SECURITY_PROTOCOL")]
     kafka_security_protocol: Option<String>,
+    /// `aws-msk-iam` for MSK's IAM access control (signed with the environment's AWS
+    /// credentials: `aws configure export-credentials --format env`).
+    #[arg(long, global = true, env = "EVENTLAKE_KAFKA_AUTH", value_parser = parse_auth, default_value = "none")]
+    kafka_auth: KafkaAuth,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +99,22 @@ enum Command {
         /// Stop after the stream has been quiet this long (run forever when not given).
         #[arg(long, value_parser = eventlake_contract::duration::parse)]
         idle: Option<Duration>,
+    },
+    /// Delivers again what the fan-out kept undelivered (`_bus/failed/` in the lake, or the
+    /// stream mapping's on-failure destination), removing each record once its batch went out.
+    Redrive {
+        /// The lake: a folder or s3://bucket[/prefix].
+        #[arg(long, env = "EVENTLAKE_LAKE", default_value = "./lake")]
+        lake: String,
+        #[arg(
+            long,
+            env = "EVENTLAKE_SUBSCRIPTIONS",
+            default_value = "subscriptions.json"
+        )]
+        subscriptions: PathBuf,
+        /// Where the kept records are, under the lake root.
+        #[arg(long, default_value = "_bus/failed/")]
+        prefix: String,
     },
     /// Moves every receiving team's queue into its Kafka topic (where no Lambda does), deleting
     /// a message only after the broker acknowledged it.
@@ -227,7 +249,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                     if idle.is_some_and(|d| quiet_since.elapsed() >= d) {
                         return Ok(());
                     }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    // Four to ten polls a second, as a Lambda mapping polls a shard.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
                 quiet_since = Instant::now();
@@ -242,6 +265,37 @@ async fn run(cli: Cli) -> Result<(), String> {
                         format!("; {} records kept under _bus/failed/", handled.kept.len())
                     }
                 );
+            }
+        }
+        Command::Redrive {
+            lake,
+            subscriptions,
+            prefix,
+        } => {
+            let subs = Arc::new(Subscriptions::load(&subscriptions).map_err(|e| e.to_string())?);
+            let teams = receiving_teams(&subs);
+            let queues = SqsQueues::by_name(&sdk, &cli.queue_prefix, &teams)
+                .await
+                .map_err(|e| e.to_string())?;
+            let lake =
+                eventlake_store::open_with_sdk(&lake, false, &sdk).map_err(|e| e.to_string())?;
+            let fanout = FanOut::new(lake, subs, Arc::new(queues));
+            let r = fanout.redrive(&prefix).await.map_err(|e| e.to_string())?;
+            eprintln!(
+                "redrive: {} kept records delivered and removed, {} left",
+                r.delivered,
+                r.left.len()
+            );
+            for key in &r.left {
+                eprintln!("  left: {key}");
+            }
+            if r.left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} kept records are still undelivered",
+                    r.left.len()
+                ))
             }
         }
         Command::Bridge {
@@ -364,6 +418,17 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+fn parse_auth(s: &str) -> Result<KafkaAuth, String> {
+    match s {
+        "none" => Ok(KafkaAuth::None),
+        "aws-msk-iam" => Ok(KafkaAuth::AwsMskIam {
+            region: std::env::var("AWS_REGION")
+                .map_err(|_| "aws-msk-iam needs AWS_REGION".to_owned())?,
+        }),
+        other => Err(format!("{other:?}: expected none or aws-msk-iam")),
+    }
+}
+
 /// Every team that receives events, once.
 fn receiving_teams(subs: &Subscriptions) -> BTreeSet<TeamName> {
     subs.rules().iter().map(|r| r.team.clone()).collect()
@@ -374,6 +439,7 @@ fn kafka_config(cli: &Cli) -> Option<KafkaConfig> {
         brokers: brokers.clone(),
         topic_prefix: cli.topic_prefix.clone(),
         security_protocol: cli.kafka_security_protocol.clone(),
+        auth: cli.kafka_auth.clone(),
     })
 }
 

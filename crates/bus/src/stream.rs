@@ -323,3 +323,126 @@ impl StreamPoller {
         Ok(all)
     }
 }
+
+/// What [`FanOut::redrive`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Redriven {
+    /// Kept objects whose batches are now delivered (and the objects removed).
+    pub delivered: usize,
+    /// Objects left where they are: still failing, or not something this build can read.
+    pub left: Vec<String>,
+}
+
+impl FanOut {
+    /// Delivers again what was kept under `prefix` of the lake (`_bus/failed/`, where the
+    /// fan-out keeps records; or the stream mapping's on-failure destination, whose objects hold
+    /// the stream records themselves) and removes each object once its batch is delivered.
+    pub async fn redrive(&self, prefix: &str) -> Result<Redriven, Error> {
+        // Every object under the prefix, folder by folder (the on-failure destination nests).
+        let mut objects: Vec<object_store::ObjectMeta> = Vec::new();
+        let mut folders = vec![eventlake_store::key_path(
+            &self.lake.root,
+            prefix.trim_end_matches('/'),
+        )];
+        while let Some(folder) = folders.pop() {
+            let listed = self
+                .lake
+                .store
+                .list_with_delimiter(Some(&folder))
+                .await
+                .map_err(|source| Error::Lake {
+                    key: folder.to_string(),
+                    source,
+                })?;
+            objects.extend(listed.objects);
+            folders.extend(listed.common_prefixes);
+        }
+        let mut out = Redriven::default();
+        for meta in objects {
+            let key = meta.location.to_string();
+            let lake_error = |source| Error::Lake {
+                key: key.clone(),
+                source,
+            };
+            let data = self
+                .lake
+                .store
+                .get(&meta.location)
+                .await
+                .map_err(lake_error)?
+                .bytes()
+                .await
+                .map_err(lake_error)?;
+            let done = match serde_json::from_slice::<serde_json::Value>(&data) {
+                Ok(v) => self.redrive_one(&key, &v).await?,
+                Err(_) => false,
+            };
+            if done {
+                self.lake
+                    .store
+                    .delete(&meta.location)
+                    .await
+                    .map_err(lake_error)?;
+                out.delivered += 1;
+            } else {
+                out.left.push(key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delivers one kept object's batch or records; whether all of it went out.
+    async fn redrive_one(&self, key: &str, v: &serde_json::Value) -> Result<bool, Error> {
+        // A record the fan-out kept: its batch.
+        if let Some(b) = v.get("batch").filter(|b| !b.is_null()) {
+            let s = |f: &str| b.get(f).and_then(|x| x.as_str()).map(str::to_owned);
+            let (Some(team), Some(batch_id), Some(stored_at)) =
+                (s("team"), s("batch_id"), s("stored_at"))
+            else {
+                return Ok(false);
+            };
+            let Ok(team) = eventlake_contract::TeamName::new(&team) else {
+                return Ok(false);
+            };
+            let c = Committed {
+                team,
+                batch_id,
+                stored_at,
+            };
+            return match self.batch(&c).await {
+                Ok(n) => {
+                    tracing::info!(key, messages = n, "kept batch delivered");
+                    Ok(true)
+                }
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "kept batch still not delivered");
+                    Ok(false)
+                }
+            };
+        }
+        // The stream mapping's on-failure record with its payload (the stream event), or a
+        // stream event as such.
+        let event = v
+            .get("payload")
+            .map(|p| match p {
+                serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
+                other => other.clone(),
+            })
+            .unwrap_or_else(|| v.clone());
+        if event.get("Records").is_none() {
+            return Ok(false);
+        }
+        let Ok(event) = serde_json::from_value::<aws_lambda_events::event::dynamodb::Event>(event)
+        else {
+            return Ok(false);
+        };
+        let items = event.records.iter().map(StreamItem::from_lambda).collect();
+        let handled = self.handle(items, WhenExhausted::Report).await?;
+        tracing::info!(
+            key,
+            batches = handled.batches,
+            "kept stream records delivered"
+        );
+        Ok(handled.retry_from.is_none())
+    }
+}

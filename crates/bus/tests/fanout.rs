@@ -281,6 +281,17 @@ async fn a_queue_that_refuses_writes_loses_nothing_for_the_other_subscribers() {
     // search got its event; the record is kept for growth's redrive.
     assert_eq!(drain(&b.sdk, &b.prefix, "search").await, ["e5"]);
     assert!(b.lake().join("_bus/failed").read_dir().unwrap().count() == 1);
+
+    // While growth's queue still refuses, a redrive leaves the record where it is.
+    let still = fanout.redrive("_bus/failed/").await.unwrap();
+    assert_eq!((still.delivered, still.left.len()), (0, 1));
+    // Once it is fixed, the redrive delivers the batch and removes the record.
+    let fixed = b.fanout(b.urls().await).await;
+    let redriven = fixed.redrive("_bus/failed/").await.unwrap();
+    assert_eq!((redriven.delivered, redriven.left.len()), (1, 0));
+    assert_eq!(drain(&b.sdk, &b.prefix, "growth").await, ["e5"]);
+    assert_eq!(b.lake().join("_bus/failed").read_dir().unwrap().count(), 0);
+    assert_eq!(fixed.redrive("_bus/failed/").await.unwrap().delivered, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

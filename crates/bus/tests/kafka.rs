@@ -67,6 +67,7 @@ async fn topic() -> (KafkaConfig, TeamName) {
         brokers: brokers(),
         topic_prefix: format!("{}.", unique("bus-test")),
         security_protocol: None,
+        auth: Default::default(),
     };
     let team = TeamName::new("growth").unwrap();
     eventlake_bus::kafka::create_topics(&config, &[config.topic(&team)], 3)
@@ -183,6 +184,7 @@ async fn messages_wait_in_the_queue_while_the_broker_is_down() {
         brokers: "127.0.0.1:9".into(),
         topic_prefix: config.topic_prefix.clone(),
         security_protocol: None,
+        auth: Default::default(),
     };
     let bridge = Bridge::new(
         &sdk,
