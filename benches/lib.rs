@@ -47,6 +47,25 @@ fn wait_with_rusage(pid: libc::pid_t) -> (i32, u64) {
     (code, usage.ru_maxrss as u64)
 }
 
+/// Waits for the child `pid` and returns its exit status and the CPU time (user and system) it
+/// used.
+#[allow(unsafe_code)]
+pub fn wait_cpu(pid: u32) -> (i32, Duration) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data, fully written by wait4 on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child, not yet reaped; both pointers are valid for the call.
+    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid as libc::pid_t, "wait4 failed");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    (code, tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     assert!(!v.is_empty());
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
