@@ -89,13 +89,16 @@ cat >"$scratch/subscriptions.json" <<'JSON'
 JSON
 "$bus" init --subscriptions "$scratch/subscriptions.json" 2>/dev/null
 serve_ingest lake3 18788
-curl -fsS http://127.0.0.1:18788/v1/events -H "Authorization: Bearer $token" \
-  -H 'Content-Type: application/json' \
-  -d '{"events":[{"event_id":"bus-1","event_type":"purchase","event_time":"2026-11-25T10:00:00Z"},
-                 {"event_id":"bus-2","event_type":"page_view","event_time":"2026-11-25T10:00:01Z"}]}' >/dev/null
+# The same batch twice (a client's retry): one ledger record, one delivery to the subscriber.
+for _ in 1 2; do
+  curl -fsS http://127.0.0.1:18788/v1/events -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' -H 'Idempotency-Key: bus-batch-1' \
+    -d '{"events":[{"event_id":"bus-1","event_type":"purchase","event_time":"2026-11-25T10:00:00Z"},
+                   {"event_id":"bus-2","event_type":"page_view","event_time":"2026-11-25T10:00:01Z"}]}' >/dev/null
+done
 kill "$server"
 "$bus" fanout --lake "$scratch/lake3" --subscriptions "$scratch/subscriptions.json" --idle 2s 2>/dev/null
-out=$("$bus" consume --team growth --max-events 1 --idle 10s | python3 -c 'import json,sys; print(*[json.loads(l)["event_id"] for l in sys.stdin])')
+out=$("$bus" consume --team growth --idle 3s | python3 -c 'import json,sys; print(*[json.loads(l)["event_id"] for l in sys.stdin])')
 test "$out" = "bus-1" || { echo "bus smoke gave: $out" >&2; exit 1; }
 echo "curl to consumer: ok"
 

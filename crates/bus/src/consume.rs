@@ -153,6 +153,7 @@ impl Consumer {
             .await
             .map_err(|e| failed("ReceiveMessage", &DisplayErrorContext(&e)))?;
         let mut received = Received::default();
+        let mut handled = Vec::new();
         for m in got.messages() {
             match self.seen.hand_over(m.body().unwrap_or_default(), out)? {
                 HandOver::New => received.events += 1,
@@ -164,13 +165,37 @@ impl Consumer {
                 }
             }
             if let Some(handle) = m.receipt_handle() {
-                self.client
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(|e| failed("DeleteMessage", &DisplayErrorContext(&e)))?;
+                handled.push(handle);
+            }
+        }
+        // Every handed-over message in one call (a receive brings at most ten). One that is not
+        // deleted comes back and is dropped as a repeat.
+        if !handled.is_empty() {
+            let entries = handled
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(*h)
+                        .build()
+                        .expect("id and handle are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| failed("DeleteMessageBatch", &DisplayErrorContext(&e)))?;
+            for f in out.failed() {
+                tracing::warn!(
+                    queue = self.url,
+                    code = f.code(),
+                    "a handed-over message was not deleted; it will be dropped as a repeat"
+                );
             }
         }
         Ok(received)

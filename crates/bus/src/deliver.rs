@@ -6,7 +6,9 @@
 //! Messages go out in batches of at most ten entries and 256 KiB; entries the queue refuses are
 //! retried, a bounded number of times, then the delivery fails as a whole, so the stream record
 //! is retried (and, after the stream's own retries, kept by its on-failure destination). What was
-//! sent before is not lost or doubled by that retry: the same ids are deduplicated.
+//! sent before is not lost or doubled by that retry: the same ids are deduplicated. A team's
+//! messages go out on several lanes at once, a message group always on the same lane, so one
+//! user's events keep their order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -232,30 +234,50 @@ fn chunks<'a>(messages: &[&'a Message]) -> Vec<Vec<&'a Message>> {
     out
 }
 
+/// Messages of one team are sent on this many lanes at once; a message group always takes the
+/// same lane, so each group's messages keep their order.
+const LANES: u64 = 8;
+
+fn lane(group_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    group_id.hash(&mut h);
+    h.finish() % LANES
+}
+
 #[async_trait]
 impl Deliver for SqsQueues {
     async fn deliver(&self, messages: &[Message]) -> Result<(), Error> {
-        let mut by_team: BTreeMap<&TeamName, Vec<&Message>> = BTreeMap::new();
+        // (team, lane) → its messages, in order.
+        let mut lanes: BTreeMap<(&TeamName, u64), Vec<&Message>> = BTreeMap::new();
         for m in messages {
-            by_team.entry(&m.to).or_default().push(m);
+            lanes.entry((&m.to, lane(&m.group_id))).or_default().push(m);
         }
-        // Every team's queue is tried, so one refusing queue does not hold the others back.
-        let mut failures = Vec::new();
-        for (team, list) in by_team {
+        // Every team's queue is tried, so one refusing queue does not hold back the others;
+        // the lanes go out concurrently, each one's batches in order.
+        let sends = lanes.into_iter().map(|((team, _), list)| async move {
             let Some(url) = self.urls.get(team) else {
-                failures.push(Error::Queue {
+                return Err(Error::Queue {
                     team: team.to_string(),
                     detail: "no queue is configured for this team".into(),
                 });
-                continue;
             };
             for chunk in chunks(&list) {
-                if let Err(e) = self.send_chunk(team, url, &chunk).await {
-                    failures.push(e);
-                    break;
-                }
+                self.send_chunk(team, url, &chunk).await?;
             }
-        }
+            Ok(())
+        });
+        let mut failures: Vec<Error> = futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        // One report per team.
+        let mut seen = std::collections::HashSet::new();
+        failures.retain(|e| match e {
+            Error::Queue { team, .. } => seen.insert(team.clone()),
+            _ => true,
+        });
         match failures.len() {
             0 => Ok(()),
             1 => Err(failures.remove(0)),

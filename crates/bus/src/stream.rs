@@ -111,8 +111,8 @@ impl FanOut {
         self
     }
 
-    /// Delivers one committed batch; the number of messages sent.
-    pub async fn batch(&self, c: &Committed) -> Result<usize, Error> {
+    /// The messages of one committed batch, from its raw object.
+    async fn messages_of(&self, c: &Committed) -> Result<Vec<crate::fanout::Message>, Error> {
         let path = eventlake_store::key_path(&self.lake.root, &c.stored_at);
         let data = match self.lake.store.get(&path).await {
             Ok(r) => r.bytes().await,
@@ -129,21 +129,80 @@ impl FanOut {
             },
         })?;
         let text = lines(&data, &c.stored_at)?;
-        let messages = messages(c, &text, &self.subs)?;
-        self.deliver.deliver(&messages).await?;
-        if let Some(notify) = &self.notify {
-            let mut per_team: std::collections::BTreeMap<&eventlake_contract::TeamName, usize> =
-                Default::default();
-            for m in &messages {
-                *per_team.entry(&m.to).or_default() += 1;
-            }
-            for (to, events) in per_team {
-                if self.subs.notifies(to) {
-                    notify.notify(to, c, events).await?;
-                }
+        messages(c, &text, &self.subs)
+    }
+
+    /// One notification per receiving team of a delivered batch, for the teams that ask.
+    async fn notify_batch(
+        &self,
+        c: &Committed,
+        messages: &[crate::fanout::Message],
+    ) -> Result<(), Error> {
+        let Some(notify) = &self.notify else {
+            return Ok(());
+        };
+        let mut per_team: std::collections::BTreeMap<&eventlake_contract::TeamName, usize> =
+            Default::default();
+        for m in messages {
+            *per_team.entry(&m.to).or_default() += 1;
+        }
+        for (to, events) in per_team {
+            if self.subs.notifies(to) {
+                notify.notify(to, c, events).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Delivers one committed batch; the number of messages sent.
+    pub async fn batch(&self, c: &Committed) -> Result<usize, Error> {
+        let messages = self.messages_of(c).await?;
+        self.deliver.deliver(&messages).await?;
+        self.notify_batch(c, &messages).await?;
         Ok(messages.len())
+    }
+
+    /// Delivers the batches of several records in one go: their raw objects read at once, their
+    /// messages sent together in record order (lanes per message group keep each user's order).
+    /// `None` when any of it fails, for the record-by-record path to sort out (the repeats it
+    /// sends are dropped by their deduplication ids).
+    async fn all_at_once(&self, items: &[StreamItem]) -> Option<Handled> {
+        use futures::StreamExt;
+        let mut batches = Vec::new();
+        for item in items {
+            match &item.batch {
+                Ok(Some(c)) => batches.push(c),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+        }
+        if batches.len() < 2 {
+            return None;
+        }
+        let read: Vec<Result<Vec<crate::fanout::Message>, Error>> =
+            futures::stream::iter(batches.iter().map(|c| self.messages_of(c)))
+                .buffered(16)
+                .collect()
+                .await;
+        let mut per_batch = Vec::with_capacity(read.len());
+        for r in read {
+            per_batch.push(r.ok()?);
+        }
+        let all: Vec<crate::fanout::Message> = per_batch.iter().flatten().cloned().collect();
+        if let Err(e) = self.deliver.deliver(&all).await {
+            tracing::warn!(error = %e, "delivery of several batches at once failed; going record by record");
+            return None;
+        }
+        for (c, m) in batches.iter().zip(&per_batch) {
+            if self.notify_batch(c, m).await.is_err() {
+                return None;
+            }
+        }
+        Some(Handled {
+            batches: batches.len(),
+            messages: all.len(),
+            ..Handled::default()
+        })
     }
 
     /// Handles stream records read with `GetRecords` in order, each retried up to a bound; one
@@ -162,6 +221,9 @@ impl FanOut {
         items: Vec<StreamItem>,
         when: WhenExhausted,
     ) -> Result<Handled, Error> {
+        if let Some(handled) = self.all_at_once(&items).await {
+            return Ok(handled);
+        }
         let mut handled = Handled::default();
         for item in items {
             let seq = item.sequence_number;
