@@ -77,7 +77,7 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: String) ->
             .post(url)
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .header("idempotency-key", format!("{:016x}", xxh(&body)))
+            .header("idempotency-key", format!("{:016x}", key_of(&body)))
             .body(body.clone())
             .send()
             .await
@@ -92,7 +92,7 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: String) ->
 }
 
 /// A key per body: a retried batch is the same batch.
-fn xxh(s: &str) -> u64 {
+fn key_of(s: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     s.hash(&mut h);

@@ -75,14 +75,7 @@ impl SeenIds {
     /// Hands an event over once: writes `body` to `out` as one NDJSON line, unless its id was
     /// handed over before, and remembers the id (on disk first, when a file is kept).
     pub fn hand_over(&mut self, body: &str, out: &mut impl Write) -> Result<HandOver, Error> {
-        let id = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                v.get("event_id")
-                    .and_then(|i| i.as_str())
-                    .map(str::to_owned)
-            });
-        let Some(id) = id else {
+        let Some(id) = crate::fanout::event_id(body) else {
             return Ok(HandOver::NotAnEvent);
         };
         if self.contains(&id) {

@@ -40,6 +40,15 @@ struct Line<'a> {
     user_id: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// The `event_id` of a message body (an event as stored in the raw zone), if it has one.
+pub fn event_id(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get("event_id")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -165,14 +165,7 @@ impl TopicProducer {
     pub async fn send(&self, messages: &[Outgoing<'_>]) -> Vec<bool> {
         let mut pending = Vec::with_capacity(messages.len());
         for m in messages {
-            let event_id = serde_json::from_str::<serde_json::Value>(m.body)
-                .ok()
-                .and_then(|v| {
-                    v.get("event_id")
-                        .and_then(|i| i.as_str())
-                        .map(str::to_owned)
-                })
-                .unwrap_or_default();
+            let event_id = crate::fanout::event_id(m.body).unwrap_or_default();
             let record = FutureRecord::to(&self.topic)
                 .key(m.key)
                 .payload(m.body)
