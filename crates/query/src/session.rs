@@ -16,15 +16,31 @@ use crate::rules::few_groups::FewGroupsOnOneThread;
 use crate::rules::{CountFromCatalog, SplitByPartition};
 use crate::table::CommittedEvents;
 
-/// A DataFusion session with `events` registered over the catalog's committed versions.
-pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContext> {
-    // DATAFUSION_* environment variables tune the engine (e.g.
-    // DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
+/// The engine's options: DATAFUSION_* environment variables tune it (e.g.
+/// DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
+fn config() -> Result<SessionConfig> {
     let mut options = datafusion::config::ConfigOptions::from_env()?;
     if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
         options.execution.parquet.pushdown_filters = true;
     }
-    let config = SessionConfig::from(options).with_information_schema(true);
+    Ok(SessionConfig::from(options).with_information_schema(true))
+}
+
+/// A session with Athena's functions and no table: for SQL over literals (the conformance
+/// suite, `etl functions`).
+pub fn functions_session() -> Result<SessionContext> {
+    let state = SessionStateBuilder::new()
+        .with_config(config()?)
+        .with_default_features()
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
+    crate::trino::register(&mut ctx);
+    Ok(ctx)
+}
+
+/// A DataFusion session with `events` registered over the catalog's committed versions.
+pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContext> {
+    let config = config()?;
     let entries = catalog.list().await?;
     // Our physical rules go before DataFusion's distribution and sorting requirements are
     // enforced, so that those see the plan they will run.

@@ -29,7 +29,15 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+mod binary;
+mod conditional;
+pub mod datetime;
+mod fun;
+mod json;
 mod json_cast;
+pub mod render;
+mod text;
+pub use conditional::trino_type;
 pub use json_cast::FuseJsonCast;
 
 /// Registers the functions above on a session, and the planning of `timestamp ± INTERVAL` below.
@@ -43,6 +51,36 @@ pub fn register(ctx: &mut SessionContext) {
         AggregateUDF::new_from_impl(ApproxPercentileCont::new())
             .with_aliases(["approx_percentile"]),
     );
+    for f in datetime::functions()
+        .into_iter()
+        .chain(text::functions())
+        .chain(binary::functions())
+        .chain(json::functions())
+        .chain(conditional::functions())
+    {
+        ctx.register_udf(f.udf());
+    }
+    for a in conditional::aggregates() {
+        ctx.register_udaf(a);
+    }
+    // DataFusion's own, under Athena's names.
+    ctx.register_udf(
+        datafusion::functions_nested::string::array_to_string_udf()
+            .as_ref()
+            .clone()
+            .with_aliases(["array_join"]),
+    );
+    ctx.register_udf(
+        datafusion::functions::math::trunc()
+            .as_ref()
+            .clone()
+            .with_aliases(["truncate"]),
+    );
+    datafusion::execution::FunctionRegistry::register_function_rewrite(
+        &mut *ctx.state_ref().write(),
+        Arc::new(conditional::Rewrites),
+    )
+    .expect("a rewrite registers");
 }
 
 /// Plans `timestamp ± INTERVAL '…' DAY|HOUR|MINUTE|SECOND` (no months) as a fixed duration. The

@@ -1,0 +1,153 @@
+//! Athena's hashes and binary functions, on `varbinary` as in Athena: `to_utf8`, `from_utf8`,
+//! `to_hex` (upper case), `from_hex`, `md5`, `sha256`, `sha512`, `xxhash64` (8 bytes, big
+//! endian), `to_base64`, `from_base64`, `to_base64url`, `from_base64url`.
+
+use arrow::array::{Array, ArrayRef, BinaryArray, StringArray};
+use arrow::datatypes::DataType;
+use base64::Engine;
+use md5::Digest;
+
+use super::fun::{Call, Fun, Result, arc, arity, text};
+
+fn bytes(a: &ArrayRef) -> Result<BinaryArray> {
+    let b = arrow::compute::cast(a, &DataType::Binary)?;
+    Ok(b.as_any()
+        .downcast_ref::<BinaryArray>()
+        .expect("cast to Binary")
+        .clone())
+}
+
+fn map_bytes(a: &ArrayRef, f: impl Fn(&[u8]) -> Vec<u8>) -> Result<ArrayRef> {
+    let b = bytes(a)?;
+    let out: Vec<Option<Vec<u8>>> = b.iter().map(|v| v.map(&f)).collect();
+    Ok(arc(BinaryArray::from_iter(out)))
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(H[usize::from(x >> 4)] as char);
+        s.push(H[usize::from(x & 15)] as char);
+    }
+    s
+}
+
+fn from_hex(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        let digits: Option<Vec<u8>> = v
+            .as_bytes()
+            .chunks(2)
+            .map(|p| {
+                std::str::from_utf8(p)
+                    .ok()
+                    .filter(|p| p.len() == 2)
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+            })
+            .collect();
+        match digits {
+            Some(d) => out.push(Some(d)),
+            None => out.push(call.row_err(format!("{v:?} is not hexadecimal of even length"))?),
+        }
+    }
+    Ok(arc(BinaryArray::from_iter(out)))
+}
+
+fn base64_decode(call: &Call, a: &[ArrayRef], url: bool) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        let r = if url {
+            base64::engine::general_purpose::URL_SAFE.decode(v)
+        } else {
+            base64::engine::general_purpose::STANDARD.decode(v)
+        };
+        match r {
+            Ok(d) => out.push(Some(d)),
+            Err(e) => out.push(call.row_err(format!("{v:?} is not base64: {e}"))?),
+        }
+    }
+    Ok(arc(BinaryArray::from_iter(out)))
+}
+
+fn to_text(a: &ArrayRef, f: impl Fn(&[u8]) -> String) -> Result<ArrayRef> {
+    let b = bytes(a)?;
+    Ok(arc(StringArray::from(
+        b.iter().map(|v| v.map(&f)).collect::<Vec<_>>(),
+    )))
+}
+
+fn bin(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[1])?;
+    Ok(DataType::Binary)
+}
+
+fn varchar(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[1])?;
+    Ok(DataType::Utf8)
+}
+
+/// The functions above.
+pub fn functions() -> Vec<Fun> {
+    vec![
+        Fun::new("to_utf8", bin, |_, a| map_bytes(&a[0], |b| b.to_vec())),
+        Fun::new("from_utf8", varchar, |_, a| {
+            to_text(&a[0], |b| String::from_utf8_lossy(b).into_owned())
+        }),
+        Fun::new("to_hex", varchar, |_, a| to_text(&a[0], hex_upper)),
+        Fun::new("from_hex", bin, from_hex),
+        Fun::new("md5", bin, |_, a| {
+            map_bytes(&a[0], |b| md5::Md5::digest(b).to_vec())
+        }),
+        Fun::new("sha256", bin, |_, a| {
+            map_bytes(&a[0], |b| sha2::Sha256::digest(b).to_vec())
+        }),
+        Fun::new("sha512", bin, |_, a| {
+            map_bytes(&a[0], |b| sha2::Sha512::digest(b).to_vec())
+        }),
+        Fun::new("xxhash64", bin, |_, a| {
+            map_bytes(&a[0], |b| {
+                xxhash_rust::xxh64::xxh64(b, 0).to_be_bytes().to_vec()
+            })
+        }),
+        Fun::new("to_base64", varchar, |_, a| {
+            to_text(&a[0], |b| {
+                base64::engine::general_purpose::STANDARD.encode(b)
+            })
+        }),
+        Fun::new("from_base64", bin, |c, a| base64_decode(c, a, false)),
+        Fun::new("to_base64url", varchar, |_, a| {
+            to_text(&a[0], |b| {
+                base64::engine::general_purpose::URL_SAFE.encode(b)
+            })
+        }),
+        Fun::new("from_base64url", bin, |c, a| base64_decode(c, a, true)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_as_athena_prints_them() {
+        assert_eq!(
+            hex_upper(&md5::Md5::digest(b"")),
+            "D41D8CD98F00B204E9800998ECF8427E"
+        );
+        assert_eq!(
+            hex_upper(&xxhash_rust::xxh64::xxh64(b"", 0).to_be_bytes()),
+            "EF46DB3751D8E999"
+        );
+    }
+}

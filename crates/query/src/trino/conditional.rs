@@ -1,0 +1,369 @@
+//! Athena's conditionals and the functions planned as other expressions:
+//!
+//! - `if(c, a[, b])`: `CASE WHEN c THEN a [ELSE b] END` (only the chosen branch runs).
+//! - `try(e)`: `e` with the errors Athena's `try` hides turned into NULL: a cast becomes
+//!   `TRY_CAST`, a division or remainder by zero is NULL, and this module's functions give NULL
+//!   for a row they cannot compute (an unparsable date, text that is not JSON, a bad pattern).
+//! - `typeof(x)`: the value's type, in Athena's names.
+//! - `contains(array, x)`: `array_has`; `count_if(c)`: `count(CASE WHEN c THEN 1 END)`;
+//!   `max_by(x, y)` / `min_by(x, y)`: `first_value(x ORDER BY y DESC | ASC)` over the rows where
+//!   `y` is not NULL; `approx_percentile(x, w, p)`: the weighted `approx_percentile_cont`.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringArray};
+use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, DataFusionError};
+use datafusion::logical_expr::expr::{AggregateFunction, Case, ScalarFunction};
+use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, Expr, ExprSchemable, Operator,
+    ScalarUDF, Signature, SortExpr, Volatility, lit,
+};
+
+use super::fun::{Call, Fun, Result, arc, arity};
+
+/// A type in Athena's words.
+pub fn trino_type(t: &DataType) -> String {
+    match t {
+        DataType::Null => "unknown".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "integer".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => format!("decimal({p},{s})"),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "varchar".into(),
+        DataType::Binary | DataType::BinaryView | DataType::LargeBinary => "varbinary".into(),
+        DataType::FixedSizeBinary(_) => "varbinary".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(u, tz) => {
+            let p = match u {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 3,
+                TimeUnit::Microsecond => 6,
+                TimeUnit::Nanosecond => 9,
+            };
+            match tz {
+                Some(_) => format!("timestamp({p}) with time zone"),
+                None => format!("timestamp({p})"),
+            }
+        }
+        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
+        DataType::Interval(arrow::datatypes::IntervalUnit::YearMonth) => {
+            "interval year to month".into()
+        }
+        DataType::Interval(_) | DataType::Duration(_) => "interval day to second".into(),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _) => format!("array({})", trino_type(f.data_type())),
+        DataType::Map(f, _) => match f.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "map({}, {})",
+                trino_type(kv[0].data_type()),
+                trino_type(kv[1].data_type())
+            ),
+            other => format!("map({})", trino_type(other)),
+        },
+        DataType::Struct(fs) => format!(
+            "row({})",
+            fs.iter()
+                .map(|f| format!("{} {}", f.name(), trino_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::Dictionary(_, v) => trino_type(v),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+fn typeof_(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let name = trino_type(&call.types[0]);
+    Ok(arc(StringArray::from(vec![name; a[0].len()])))
+}
+
+/// The common type of `if`'s branches (what the CASE it becomes will have).
+fn branches_type(types: &[DataType]) -> Result<DataType> {
+    let mut t = DataType::Null;
+    for b in types {
+        if t == DataType::Null {
+            t = b.clone();
+        } else if *b != DataType::Null && *b != t {
+            t = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&t, b)
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "if: the branches' types {} and {} have no common type",
+                        trino_type(&t),
+                        trino_type(b)
+                    ))
+                })?;
+        }
+    }
+    Ok(t)
+}
+
+fn planned_away(call: &Call, _: &[ArrayRef]) -> Result<ArrayRef> {
+    Err(DataFusionError::Internal(format!(
+        "{} should have been planned as another expression",
+        call.name
+    )))
+}
+
+/// The scalar functions above (`if` and `try` are rewritten before they run).
+pub fn functions() -> Vec<Fun> {
+    vec![
+        Fun::new(
+            "typeof",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Utf8)
+            },
+            typeof_,
+        ),
+        Fun::new(
+            "if",
+            |n, t| {
+                arity(n, t, &[2, 3])?;
+                branches_type(&t[1..])
+            },
+            planned_away,
+        ),
+        Fun::new(
+            "try",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(t[0].clone())
+            },
+            |_, a| Ok(Arc::clone(&a[0])),
+        ),
+    ]
+}
+
+/// An aggregate that is only a name for the planner: [`Rewrites`] replaces it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Placeholder {
+    name: &'static str,
+    arity: &'static [usize],
+    signature: Signature,
+    /// The index of the argument whose type is the result's, or None for bigint.
+    ret_from: Option<usize>,
+}
+
+impl Placeholder {
+    fn udaf(name: &'static str, arity: &'static [usize], ret_from: Option<usize>) -> AggregateUDF {
+        AggregateUDF::new_from_impl(Self {
+            name,
+            arity,
+            signature: Signature::variadic_any(Volatility::Immutable),
+            ret_from,
+        })
+    }
+}
+
+impl AggregateUDFImpl for Placeholder {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        arity(self.name, t, self.arity)?;
+        Ok(match self.ret_from {
+            Some(i) => t[i].clone(),
+            None => DataType::Int64,
+        })
+    }
+    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Err(DataFusionError::Internal(format!(
+            "{} should have been planned as another aggregate",
+            self.name
+        )))
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}_state", args.name),
+            args.return_field.data_type().clone(),
+            true,
+        ))])
+    }
+}
+
+/// The aggregates planned as others.
+pub fn aggregates() -> Vec<AggregateUDF> {
+    vec![
+        Placeholder::udaf("count_if", &[1], None),
+        Placeholder::udaf("max_by", &[2], Some(0)),
+        Placeholder::udaf("min_by", &[2], Some(0)),
+        datafusion::functions_aggregate::any_value::any_value_udaf()
+            .as_ref()
+            .clone()
+            .with_aliases(["arbitrary"]),
+        datafusion::functions_aggregate::bool_and_or::bool_and_udaf()
+            .as_ref()
+            .clone()
+            .with_aliases(["every"]),
+    ]
+}
+
+/// Rewrites `if`, `try`, `contains` on arrays and the placeholder aggregates.
+#[derive(Debug, Default)]
+pub struct Rewrites;
+
+fn is_fun(f: &ScalarUDF) -> Option<&Fun> {
+    (f.inner().as_ref() as &dyn Any).downcast_ref::<Fun>()
+}
+
+/// The errors `try` hides, made NULL in `e`.
+fn lenient(e: Expr) -> Result<Expr> {
+    Ok(e.transform_down(|e| {
+        Ok(match e {
+            Expr::Cast(c) => Transformed::yes(Expr::TryCast(
+                datafusion::logical_expr::TryCast::new_from_field(c.expr, c.field),
+            )),
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: op @ (Operator::Divide | Operator::Modulo),
+                right,
+            }) => Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                left,
+                op,
+                Box::new(datafusion::functions::core::expr_fn::nullif(*right, lit(0))),
+            ))),
+            Expr::ScalarFunction(ScalarFunction { func, args }) => match is_fun(&func) {
+                Some(f) => Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                    func: Arc::new(ScalarUDF::new_from_impl(f.lenient())),
+                    args,
+                })),
+                None => Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args })),
+            },
+            other => Transformed::no(other),
+        })
+    })?
+    .data)
+}
+
+impl FunctionRewrite for Rewrites {
+    fn name(&self) -> &str {
+        "athena_function_rewrites"
+    }
+
+    fn rewrite(
+        &self,
+        expr: Expr,
+        schema: &DFSchema,
+        _config: &ConfigOptions,
+    ) -> Result<Transformed<Expr>> {
+        match expr {
+            Expr::ScalarFunction(ScalarFunction { func, args }) => match func.name() {
+                "if" => {
+                    let mut args = args.into_iter();
+                    let (Some(c), Some(a)) = (args.next(), args.next()) else {
+                        return Err(DataFusionError::Plan("if takes 2 or 3 arguments".into()));
+                    };
+                    let b = args.next();
+                    Ok(Transformed::yes(Expr::Case(Case::new(
+                        None,
+                        vec![(Box::new(c), Box::new(a))],
+                        b.map(Box::new),
+                    ))))
+                }
+                "try" => {
+                    let [e] = <[Expr; 1]>::try_from(args)
+                        .map_err(|_| DataFusionError::Plan("try takes one argument".into()))?;
+                    Ok(Transformed::yes(lenient(e)?))
+                }
+                "contains"
+                    if args.first().is_some_and(|a| {
+                        matches!(
+                            a.get_type(schema),
+                            Ok(DataType::List(_)
+                                | DataType::LargeList(_)
+                                | DataType::FixedSizeList(..))
+                        )
+                    }) =>
+                {
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                        func: datafusion::functions_nested::array_has::array_has_udf(),
+                        args,
+                    })))
+                }
+                _ => Ok(Transformed::no(Expr::ScalarFunction(ScalarFunction {
+                    func,
+                    args,
+                }))),
+            },
+            Expr::AggregateFunction(f) => aggregate(f),
+            other => Ok(Transformed::no(other)),
+        }
+    }
+}
+
+fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
+    let name = f.func.name().to_string();
+    let p = f.params;
+    let with = |func: Arc<AggregateUDF>,
+                args: Vec<Expr>,
+                filter: Option<Box<Expr>>,
+                order_by: Vec<SortExpr>| {
+        Expr::AggregateFunction(AggregateFunction::new_udf(
+            func,
+            args,
+            p.distinct,
+            filter,
+            order_by,
+            p.null_treatment,
+        ))
+    };
+    Ok(match name.as_str() {
+        "count_if" => {
+            let c = p.args[0].clone();
+            let one = Expr::Case(Case::new(
+                None,
+                vec![(Box::new(c), Box::new(lit(1_i64)))],
+                None,
+            ));
+            Transformed::yes(with(
+                datafusion::functions_aggregate::count::count_udaf(),
+                vec![one],
+                p.filter.clone(),
+                vec![],
+            ))
+        }
+        "max_by" | "min_by" => {
+            let (x, y) = (p.args[0].clone(), p.args[1].clone());
+            let not_null = Expr::IsNotNull(Box::new(y.clone()));
+            let filter = match p.filter.clone() {
+                Some(f) => Some(Box::new(f.and(not_null))),
+                None => Some(Box::new(not_null)),
+            };
+            let asc = name == "min_by";
+            Transformed::yes(with(
+                datafusion::functions_aggregate::first_last::first_value_udaf(),
+                vec![x],
+                filter,
+                vec![SortExpr::new(y, asc, false)],
+            ))
+        }
+        "approx_percentile" if p.args.len() == 3 => Transformed::yes(with(
+            datafusion::functions_aggregate::approx_percentile_cont_with_weight::approx_percentile_cont_with_weight_udaf(),
+            p.args.clone(),
+            p.filter.clone(),
+            p.order_by.clone(),
+        )),
+        _ => Transformed::no(Expr::AggregateFunction(AggregateFunction {
+            func: f.func,
+            params: p,
+        })),
+    })
+}

@@ -1,0 +1,1034 @@
+//! Athena's date and time functions: the field extractors, `date_add`, `date_diff`,
+//! `date_format`/`date_parse` (MySQL specifiers), `format_datetime`/`parse_datetime` (Java
+//! patterns), `from_unixtime`, `to_unixtime`, `date`, `from_iso8601_date`, `to_iso8601`,
+//! `with_timezone`, `last_day_of_month`.
+//!
+//! A value's fields are those of its wall-clock time: a `timestamp with time zone` is read in
+//! its own zone (as Athena does), a `timestamp` and a `date` as they are.
+
+use std::str::FromStr;
+
+use arrow::array::timezone::Tz;
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, TimeUnit};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime,
+    TimeZone, Timelike,
+};
+use datafusion::common::DataFusionError;
+
+use super::fun::{Call, Fun, Result, arc, arity, text};
+
+/// How a column holds time, and how to give back a wall-clock time in the same type.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Date,
+    Naive(TimeUnit),
+    Zoned(TimeUnit, Tz, String),
+}
+
+fn unit_per_sec(u: TimeUnit) -> i64 {
+    match u {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
+}
+
+fn from_epoch(v: i64, u: TimeUnit) -> Option<NaiveDateTime> {
+    let per = unit_per_sec(u);
+    let secs = v.div_euclid(per);
+    let nanos = (v.rem_euclid(per) * (1_000_000_000 / per)) as u32;
+    DateTime::from_timestamp(secs, nanos).map(|d| d.naive_utc())
+}
+
+fn to_epoch(t: NaiveDateTime, u: TimeUnit) -> Option<i64> {
+    let utc = t.and_utc();
+    let secs = utc.timestamp();
+    let sub = i64::from(utc.timestamp_subsec_nanos());
+    let per = unit_per_sec(u);
+    secs.checked_mul(per)?
+        .checked_add(sub / (1_000_000_000 / per))
+}
+
+pub fn parse_zone(name: &str) -> Result<Tz> {
+    Tz::from_str(name.trim())
+        .map_err(|_| DataFusionError::Execution(format!("unknown time zone {name:?}")))
+}
+
+/// The wall-clock times of a date or timestamp column.
+pub fn wall_times(a: &ArrayRef) -> Result<(Kind, Vec<Option<NaiveDateTime>>)> {
+    let midnight = NaiveTime::MIN;
+    match a.data_type() {
+        DataType::Date32 | DataType::Date64 => {
+            let d = arrow::compute::cast(a, &DataType::Date32)?;
+            let d = d.as_any().downcast_ref::<Date32Array>().expect("date32");
+            Ok((
+                Kind::Date,
+                (0..d.len())
+                    .map(|i| {
+                        d.is_valid(i)
+                            .then(|| d.value_as_date(i).map(|x| x.and_time(midnight)))
+                            .flatten()
+                    })
+                    .collect(),
+            ))
+        }
+        DataType::Timestamp(u, tz) => {
+            let u = *u;
+            let v = arrow::compute::cast(a, &DataType::Timestamp(u, None))?;
+            let v = arrow::compute::cast(&v, &DataType::Int64)?;
+            let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
+            let zone = tz.as_ref().map(|z| parse_zone(z)).transpose()?;
+            let vals = (0..v.len())
+                .map(|i| {
+                    if v.is_null(i) {
+                        return None;
+                    }
+                    let t = from_epoch(v.value(i), u)?;
+                    Some(match &zone {
+                        Some(z) => z.from_utc_datetime(&t).naive_local(),
+                        None => t,
+                    })
+                })
+                .collect();
+            Ok((
+                match (zone, tz) {
+                    (Some(z), Some(name)) => Kind::Zoned(u, z, name.to_string()),
+                    _ => Kind::Naive(u),
+                },
+                vals,
+            ))
+        }
+        DataType::Null => Ok((Kind::Naive(TimeUnit::Millisecond), vec![None; a.len()])),
+        other => Err(DataFusionError::Execution(format!(
+            "expected a date or timestamp, not {}",
+            super::conditional::trino_type(other)
+        ))),
+    }
+}
+
+/// The UTC instant of a wall-clock time in a zone (the earlier one when the clock went back,
+/// the first valid one after a gap when it went forward).
+pub fn instant_of(t: NaiveDateTime, z: &Tz) -> NaiveDateTime {
+    match z.from_local_datetime(&t) {
+        LocalResult::Single(d) | LocalResult::Ambiguous(d, _) => d.naive_utc(),
+        LocalResult::None => match z.from_local_datetime(&(t + Duration::hours(1))) {
+            LocalResult::Single(d) | LocalResult::Ambiguous(d, _) => d.naive_utc(),
+            LocalResult::None => t,
+        },
+    }
+}
+
+/// A column of `kind` from wall-clock times.
+pub fn from_wall_times(kind: &Kind, vals: Vec<Option<NaiveDateTime>>) -> Result<ArrayRef> {
+    Ok(match kind {
+        Kind::Date => arc(Date32Array::from(
+            vals.into_iter()
+                .map(|v| {
+                    v.map(|t| {
+                        (t.date() - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days()
+                            as i32
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )),
+        Kind::Naive(u) => {
+            let ints = Int64Array::from(
+                vals.into_iter()
+                    .map(|v| v.and_then(|t| to_epoch(t, *u)))
+                    .collect::<Vec<_>>(),
+            );
+            arrow::compute::cast(&arc(ints), &DataType::Timestamp(*u, None))?
+        }
+        Kind::Zoned(u, z, name) => {
+            let ints = Int64Array::from(
+                vals.into_iter()
+                    .map(|v| v.and_then(|t| to_epoch(instant_of(t, z), *u)))
+                    .collect::<Vec<_>>(),
+            );
+            arrow::compute::cast(
+                &arc(ints),
+                &DataType::Timestamp(*u, Some(name.as_str().into())),
+            )?
+        }
+    })
+}
+
+fn bigint(_: &str, _: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Int64)
+}
+
+fn varchar(_: &str, _: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Utf8)
+}
+
+fn field(a: &ArrayRef, f: impl Fn(NaiveDateTime) -> i64) -> Result<ArrayRef> {
+    let (_, vals) = wall_times(a)?;
+    Ok(arc(Int64Array::from(
+        vals.into_iter().map(|v| v.map(&f)).collect::<Vec<_>>(),
+    )))
+}
+
+macro_rules! extractor {
+    ($name:expr, $f:expr) => {
+        Fun::new($name, bigint, |_, a| field(&a[0], $f))
+    };
+}
+
+/// The field extractors, each `f(date | timestamp) → bigint`.
+pub fn extractors() -> Vec<Fun> {
+    vec![
+        extractor!("year", |t| i64::from(t.year())),
+        extractor!("quarter", |t| i64::from((t.month() - 1) / 3 + 1)),
+        extractor!("month", |t| i64::from(t.month())),
+        extractor!("week", |t| i64::from(t.iso_week().week())).alias("week_of_year"),
+        extractor!("year_of_week", |t| i64::from(t.iso_week().year())).alias("yow"),
+        extractor!("day", |t| i64::from(t.day())).alias("day_of_month"),
+        extractor!("day_of_week", |t| i64::from(
+            t.weekday().number_from_monday()
+        ))
+        .alias("dow"),
+        extractor!("day_of_year", |t| i64::from(t.ordinal())).alias("doy"),
+        extractor!("hour", |t| i64::from(t.hour())),
+        extractor!("minute", |t| i64::from(t.minute())),
+        extractor!("second", |t| i64::from(t.second())),
+        extractor!("millisecond", |t| i64::from(t.nanosecond() / 1_000_000)),
+    ]
+}
+
+fn same_as_third(name: &str, types: &[DataType]) -> Result<DataType> {
+    arity(name, types, &[3])?;
+    Ok(match &types[2] {
+        DataType::Date64 => DataType::Date32,
+        t => t.clone(),
+    })
+}
+
+/// Adds `n` months, keeping the day where the month has it and the month's last day otherwise.
+fn add_months(t: NaiveDateTime, n: i64) -> Option<NaiveDateTime> {
+    let n32 = u32::try_from(n.unsigned_abs()).ok()?;
+    if n >= 0 {
+        t.checked_add_months(Months::new(n32))
+    } else {
+        t.checked_sub_months(Months::new(n32))
+    }
+}
+
+fn add_unit(
+    unit: &str,
+    n: i64,
+    t: NaiveDateTime,
+) -> std::result::Result<Option<NaiveDateTime>, String> {
+    Ok(match unit {
+        "millisecond" => t.checked_add_signed(Duration::try_milliseconds(n).ok_or("overflow")?),
+        "second" => t.checked_add_signed(Duration::try_seconds(n).ok_or("overflow")?),
+        "minute" => t.checked_add_signed(Duration::try_minutes(n).ok_or("overflow")?),
+        "hour" => t.checked_add_signed(Duration::try_hours(n).ok_or("overflow")?),
+        "day" => t.checked_add_signed(Duration::try_days(n).ok_or("overflow")?),
+        "week" => t.checked_add_signed(Duration::try_weeks(n).ok_or("overflow")?),
+        "month" => add_months(t, n),
+        "quarter" => add_months(t, n.checked_mul(3).ok_or("overflow")?),
+        "year" => add_months(t, n.checked_mul(12).ok_or("overflow")?),
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit (millisecond, second, minute, hour, day, week, month, quarter, year)"
+            ));
+        }
+    })
+}
+
+fn is_time_unit(u: &str) -> bool {
+    matches!(u, "millisecond" | "second" | "minute" | "hour")
+}
+
+/// `date_add(unit, value, x)`: `x` plus `value` units, in `x`'s type. On a timestamp with a
+/// time zone, the hours and smaller units are elapsed time and the days and larger ones move the
+/// wall clock, as in Athena.
+fn date_add(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let units = text(&a[0])?;
+    let n = arrow::compute::cast(&a[1], &DataType::Int64)?;
+    let n = n.as_any().downcast_ref::<Int64Array>().expect("int64");
+    let (kind, vals) = wall_times(&a[2])?;
+    let mut out = Vec::with_capacity(vals.len());
+    for (i, v) in vals.into_iter().enumerate() {
+        let (Some(t), false, false) = (v, units.is_null(i), n.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        let unit = units.value(i).to_ascii_lowercase();
+        if matches!(kind, Kind::Date) && is_time_unit(&unit) {
+            out.push(call.row_err(format!("{unit:?} is not a valid unit for a date"))?);
+            continue;
+        }
+        let r = match &kind {
+            Kind::Zoned(_, z, _) if is_time_unit(&unit) => {
+                add_unit(&unit, n.value(i), instant_of(t, z))
+                    .map(|o| o.map(|u| z.from_utc_datetime(&u).naive_local()))
+            }
+            _ => add_unit(&unit, n.value(i), t),
+        };
+        match r {
+            Ok(Some(t)) => out.push(Some(t)),
+            Ok(None) => out.push(call.row_err("the result is out of range")?),
+            Err(e) => out.push(call.row_err(e)?),
+        }
+    }
+    from_wall_times(&kind, out)
+}
+
+/// Whole months from `a` to `b`, truncated toward zero.
+fn months_between(a: NaiveDateTime, b: NaiveDateTime) -> i64 {
+    let mut m = i64::from(b.year() - a.year()) * 12 + i64::from(b.month()) - i64::from(a.month());
+    if m > 0 && add_months(a, m).is_some_and(|x| x > b) {
+        m -= 1;
+    } else if m < 0 && add_months(a, m).is_some_and(|x| x < b) {
+        m += 1;
+    }
+    m
+}
+
+/// `date_diff(unit, a, b)`: whole units from `a` to `b` (negative when `b` is earlier).
+fn date_diff(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let units = text(&a[0])?;
+    let (ka, xs) = wall_times(&a[1])?;
+    let (kb, ys) = wall_times(&a[2])?;
+    let instant = |k: &Kind, t: NaiveDateTime| match k {
+        Kind::Zoned(_, z, _) => instant_of(t, z),
+        _ => t,
+    };
+    let mut out = Vec::with_capacity(xs.len());
+    for (i, (x, y)) in xs.into_iter().zip(ys).enumerate() {
+        let (Some(x), Some(y), false) = (x, y, units.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        let unit = units.value(i).to_ascii_lowercase();
+        let elapsed = instant(&kb, y) - instant(&ka, x);
+        let v = match unit.as_str() {
+            "millisecond" => Some(elapsed.num_milliseconds()),
+            "second" => Some(elapsed.num_seconds()),
+            "minute" => Some(elapsed.num_minutes()),
+            "hour" => Some(elapsed.num_hours()),
+            // Days and longer count on the wall clock of the first value's zone.
+            "day" => Some((y - x).num_days()),
+            "week" => Some((y - x).num_days() / 7),
+            "month" => Some(months_between(x, y)),
+            "quarter" => Some(months_between(x, y) / 3),
+            "year" => Some(months_between(x, y) / 12),
+            other => call.row_err(format!("{other:?} is not a unit"))?,
+        };
+        out.push(v);
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+/// One item of a format: text as it is, or a field.
+#[derive(Debug, Clone, PartialEq)]
+enum Item {
+    Lit(String),
+    /// A chrono specifier (`%Y`), for formatting and parsing.
+    Chrono(&'static str),
+    /// Fraction of a second with this many digits (`%f` is 6, Java's `SSS` is 3).
+    Fraction(usize),
+    /// A Java pattern letter chrono cannot express, with its count.
+    Java(char, usize),
+}
+
+/// MySQL-style specifiers (`date_format`, `date_parse`).
+fn mysql_items(fmt: &str) -> std::result::Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    let mut chars = fmt.chars();
+    let mut lit = String::new();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            lit.push(c);
+            continue;
+        }
+        let Some(s) = chars.next() else {
+            lit.push('%');
+            break;
+        };
+        let item = match s {
+            'a' => Item::Chrono("%a"),
+            'b' => Item::Chrono("%b"),
+            'c' => Item::Chrono("%-m"),
+            'd' => Item::Chrono("%d"),
+            'e' => Item::Chrono("%-d"),
+            'f' => Item::Fraction(6),
+            'H' => Item::Chrono("%H"),
+            'h' | 'I' => Item::Chrono("%I"),
+            'i' => Item::Chrono("%M"),
+            'j' => Item::Chrono("%j"),
+            'k' => Item::Chrono("%-H"),
+            'l' => Item::Chrono("%-I"),
+            'M' => Item::Chrono("%B"),
+            'm' => Item::Chrono("%m"),
+            'p' => Item::Chrono("%p"),
+            'r' => Item::Chrono("%I:%M:%S %p"),
+            'S' | 's' => Item::Chrono("%S"),
+            'T' => Item::Chrono("%H:%M:%S"),
+            'v' => Item::Chrono("%V"),
+            'W' => Item::Chrono("%A"),
+            'w' => Item::Chrono("%w"),
+            'x' => Item::Chrono("%G"),
+            'Y' => Item::Chrono("%Y"),
+            'y' => Item::Chrono("%y"),
+            '%' => {
+                lit.push('%');
+                continue;
+            }
+            'D' | 'U' | 'u' | 'V' | 'X' => {
+                return Err(format!(
+                    "the specifier %{s} is not supported (as in Athena)"
+                ));
+            }
+            other => {
+                lit.push(other);
+                continue;
+            }
+        };
+        if !lit.is_empty() {
+            items.push(Item::Lit(std::mem::take(&mut lit)));
+        }
+        items.push(item);
+    }
+    if !lit.is_empty() {
+        items.push(Item::Lit(lit));
+    }
+    Ok(items)
+}
+
+/// Java (Joda) patterns (`format_datetime`, `parse_datetime`).
+fn java_items(fmt: &str) -> std::result::Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    let cs: Vec<char> = fmt.chars().collect();
+    let mut i = 0;
+    let mut lit = String::new();
+    while i < cs.len() {
+        let c = cs[i];
+        if c == '\'' {
+            // A quoted literal; '' is a quote.
+            if cs.get(i + 1) == Some(&'\'') {
+                lit.push('\'');
+                i += 2;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < cs.len() {
+                if cs[j] == '\'' {
+                    if cs.get(j + 1) == Some(&'\'') {
+                        lit.push('\'');
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                lit.push(cs[j]);
+                j += 1;
+            }
+            i = j + 1;
+            continue;
+        }
+        if !c.is_ascii_alphabetic() {
+            lit.push(c);
+            i += 1;
+            continue;
+        }
+        let mut n = 1;
+        while cs.get(i + n) == Some(&c) {
+            n += 1;
+        }
+        i += n;
+        let item = match (c, n) {
+            ('y' | 'Y' | 'u', 2) => Item::Chrono("%y"),
+            ('y' | 'Y' | 'u', _) => Item::Chrono("%Y"),
+            ('x', 2) => Item::Chrono("%g"),
+            ('x', _) => Item::Chrono("%G"),
+            ('w', 1) => Item::Java('w', 1),
+            ('w', _) => Item::Chrono("%V"),
+            ('M', 1) => Item::Chrono("%-m"),
+            ('M', 2) => Item::Chrono("%m"),
+            ('M', 3) => Item::Chrono("%b"),
+            ('M', _) => Item::Chrono("%B"),
+            ('d', 1) => Item::Chrono("%-d"),
+            ('d', _) => Item::Chrono("%d"),
+            ('D', 1) => Item::Java('D', 1),
+            ('D', _) => Item::Chrono("%j"),
+            ('e', _) => Item::Chrono("%u"),
+            ('E', 1..=3) => Item::Chrono("%a"),
+            ('E', _) => Item::Chrono("%A"),
+            ('a', _) => Item::Chrono("%p"),
+            ('H', 1) => Item::Chrono("%-H"),
+            ('H', _) => Item::Chrono("%H"),
+            ('k', _) => Item::Java('k', n),
+            ('K', _) => Item::Java('K', n),
+            ('h', 1) => Item::Chrono("%-I"),
+            ('h', _) => Item::Chrono("%I"),
+            ('m', 1) => Item::Chrono("%-M"),
+            ('m', _) => Item::Chrono("%M"),
+            ('s', 1) => Item::Chrono("%-S"),
+            ('s', _) => Item::Chrono("%S"),
+            ('S', n) => Item::Fraction(n.min(9)),
+            ('Z', 1) => Item::Chrono("%z"),
+            ('Z', 2) => Item::Chrono("%:z"),
+            ('Z', _) => Item::Java('Z', 3),
+            ('z', _) => Item::Java('z', n),
+            ('G', _) => Item::Java('G', n),
+            ('C', _) => Item::Java('C', n),
+            (other, _) => return Err(format!("the pattern letter {other:?} is not supported")),
+        };
+        if !lit.is_empty() {
+            items.push(Item::Lit(std::mem::take(&mut lit)));
+        }
+        items.push(item);
+    }
+    if !lit.is_empty() {
+        items.push(Item::Lit(lit));
+    }
+    Ok(items)
+}
+
+fn render(items: &[Item], t: NaiveDateTime, zone: Option<(&Tz, &str)>) -> String {
+    let mut s = String::new();
+    for it in items {
+        match it {
+            Item::Lit(l) => s.push_str(l),
+            Item::Chrono(f) => match (f, zone) {
+                (&"%z" | &"%:z", Some((z, _))) => {
+                    let off = z.offset_from_utc_datetime(&instant_of(t, z));
+                    let d =
+                        chrono::DateTime::<Tz>::from_naive_utc_and_offset(instant_of(t, z), off);
+                    s.push_str(&d.format(f).to_string());
+                }
+                (&"%z", None) => s.push_str("+0000"),
+                (&"%:z", None) => s.push_str("+00:00"),
+                _ => s.push_str(&t.format(f).to_string()),
+            },
+            Item::Fraction(n) => {
+                let digits = format!("{:09}", t.nanosecond() % 1_000_000_000);
+                s.push_str(&digits[..*n]);
+            }
+            Item::Java(c, n) => match c {
+                'w' => s.push_str(&t.iso_week().week().to_string()),
+                'D' => s.push_str(&t.ordinal().to_string()),
+                'k' => s.push_str(&format!(
+                    "{:0n$}",
+                    if t.hour() == 0 { 24 } else { t.hour() },
+                    n = *n
+                )),
+                'K' => s.push_str(&format!("{:0n$}", t.hour() % 12, n = *n)),
+                'Z' | 'z' => s.push_str(zone.map_or("UTC", |(_, name)| name)),
+                'G' => s.push_str(if t.year() > 0 { "AD" } else { "BC" }),
+                'C' => s.push_str(&(t.year() / 100).to_string()),
+                _ => {}
+            },
+        }
+    }
+    s
+}
+
+/// A chrono parse format for the items, or why they cannot be parsed.
+fn parse_format(items: &[Item]) -> std::result::Result<String, String> {
+    let mut f = String::new();
+    let mut iter = items.iter().peekable();
+    while let Some(it) = iter.next() {
+        match it {
+            Item::Lit(l) => {
+                // `.` then a fraction is chrono's `%.f`.
+                if l.ends_with('.') && matches!(iter.peek(), Some(Item::Fraction(_))) {
+                    f.push_str(&l[..l.len() - 1].replace('%', "%%"));
+                    f.push_str("%.f");
+                    iter.next();
+                } else {
+                    f.push_str(&l.replace('%', "%%"));
+                }
+            }
+            Item::Chrono(c) => f.push_str(&c.replace('-', "")),
+            Item::Fraction(_) => f.push_str("%f"),
+            Item::Java(c, _) => return Err(format!("cannot parse with the pattern letter {c:?}")),
+        }
+    }
+    Ok(f)
+}
+
+/// Parses `s` with a chrono format into a wall-clock time and, when the text has one, an offset.
+fn parse_with(s: &str, f: &str) -> Option<(NaiveDateTime, Option<chrono::FixedOffset>)> {
+    if let Ok(d) = DateTime::parse_from_str(s, f) {
+        return Some((d.naive_utc(), Some(*d.offset())));
+    }
+    let mut p = chrono::format::Parsed::new();
+    chrono::format::parse(&mut p, s, chrono::format::StrftimeItems::new(f)).ok()?;
+    // Athena fills what the format leaves out with 1970-01-01 00:00:00.000.
+    if p.year().is_none() && p.isoyear().is_none() {
+        let _ = p.set_year(1970);
+    }
+    if p.month().is_none() && p.ordinal().is_none() && p.isoweek().is_none() {
+        let _ = p.set_month(1);
+    }
+    if p.day().is_none() && p.ordinal().is_none() && p.weekday().is_none() {
+        let _ = p.set_day(1);
+    }
+    if p.hour_div_12().is_none() {
+        let _ = p.set_ampm(false);
+    }
+    if p.hour_mod_12().is_none() {
+        let _ = p.set_hour12(12);
+    }
+    if p.minute().is_none() {
+        let _ = p.set_minute(0);
+    }
+    if p.second().is_none() {
+        let _ = p.set_second(0);
+    }
+    let date = p.to_naive_date().ok()?;
+    let time = p.to_naive_time().ok()?;
+    Some((date.and_time(time), None))
+}
+
+fn ms_naive() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+fn ms_utc() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// Formats with a per-row format text and a translation of it.
+fn format_rows(
+    call: &Call,
+    a: &[ArrayRef],
+    items_of: fn(&str) -> std::result::Result<Vec<Item>, String>,
+) -> Result<ArrayRef> {
+    let (kind, vals) = wall_times(&a[0])?;
+    let fmts = text(&a[1])?;
+    let mut cache: Option<(String, Vec<Item>)> = None;
+    let mut out = Vec::with_capacity(vals.len());
+    for (i, v) in vals.into_iter().enumerate() {
+        let (Some(t), false) = (v, fmts.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        let f = fmts.value(i);
+        if cache.as_ref().is_none_or(|(k, _)| k != f) {
+            match items_of(f) {
+                Ok(items) => cache = Some((f.to_string(), items)),
+                Err(e) => {
+                    out.push(call.row_err(e)?);
+                    continue;
+                }
+            }
+        }
+        let items = &cache.as_ref().expect("cached").1;
+        let zone = match &kind {
+            Kind::Zoned(_, z, name) => Some((z, name.as_str())),
+            _ => None,
+        };
+        out.push(Some(render(items, t, zone)));
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn parse_rows(
+    call: &Call,
+    a: &[ArrayRef],
+    items_of: fn(&str) -> std::result::Result<Vec<Item>, String>,
+    zoned: bool,
+) -> Result<ArrayRef> {
+    let texts = text(&a[0])?;
+    let fmts = text(&a[1])?;
+    let mut out: Vec<Option<i64>> = Vec::with_capacity(texts.len());
+    let mut zone_of_first: Option<String> = None;
+    for i in 0..texts.len() {
+        if texts.is_null(i) || fmts.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let f = match items_of(fmts.value(i)).and_then(|items| parse_format(&items)) {
+            Ok(f) => f,
+            Err(e) => {
+                out.push(call.row_err(e)?);
+                continue;
+            }
+        };
+        let s = texts.value(i);
+        match parse_with(s, &f) {
+            Some((t, off)) => {
+                if let (Some(o), true) = (off, zoned) {
+                    zone_of_first.get_or_insert_with(|| o.to_string());
+                }
+                out.push(Some(t.and_utc().timestamp_millis()));
+            }
+            None => out.push(call.row_err(format!(
+                "invalid value {s:?} for format {:?}",
+                fmts.value(i)
+            ))?),
+        }
+    }
+    let arr = TimestampMillisecondArray::from(out);
+    Ok(if zoned {
+        arc(arr.with_timezone(zone_of_first.unwrap_or_else(|| "UTC".into())))
+    } else {
+        arc(arr)
+    })
+}
+
+fn unixtime(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let secs = arrow::compute::cast(&a[0], &DataType::Float64)?;
+    let secs = secs.as_any().downcast_ref::<Float64Array>().expect("f64");
+    let zone = match a.get(1) {
+        Some(z) => {
+            let z = text(z)?;
+            super::fun::same_text(&z).map(str::to_string)
+        }
+        None => None,
+    };
+    let out: Vec<Option<i64>> = secs
+        .iter()
+        .map(|s| s.map(|s| (s * 1000.0).floor() as i64))
+        .collect();
+    let arr = TimestampMillisecondArray::from(out);
+    let _ = call;
+    Ok(arc(arr.with_timezone(zone.unwrap_or_else(|| "UTC".into()))))
+}
+
+fn to_unixtime(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (kind, vals) = wall_times(&a[0])?;
+    Ok(arc(Float64Array::from(
+        vals.into_iter()
+            .map(|v| {
+                v.map(|t| {
+                    let u = match &kind {
+                        Kind::Zoned(_, z, _) => instant_of(t, z),
+                        _ => t,
+                    }
+                    .and_utc();
+                    u.timestamp() as f64 + f64::from(u.timestamp_subsec_nanos()) / 1e9
+                })
+            })
+            .collect::<Vec<_>>(),
+    )))
+}
+
+/// `date(x)`: the date of a timestamp (in its zone), or a `YYYY-MM-DD` text.
+fn date(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    if super::fun::is_string(a[0].data_type()) {
+        let t = text(&a[0])?;
+        let mut out = Vec::with_capacity(t.len());
+        for s in t.iter() {
+            out.push(match s {
+                None => None,
+                Some(s) => match NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
+                    Ok(d) => Some(d.and_time(NaiveTime::MIN)),
+                    Err(_) => call.row_err(format!("{s:?} is not a date (YYYY-MM-DD)"))?,
+                },
+            });
+        }
+        return from_wall_times(&Kind::Date, out);
+    }
+    let (_, vals) = wall_times(&a[0])?;
+    from_wall_times(
+        &Kind::Date,
+        vals.into_iter()
+            .map(|v| v.map(|t| t.date().and_time(NaiveTime::MIN)))
+            .collect(),
+    )
+}
+
+/// `from_iso8601_date`: `2020-05-11`, `2020-W10`, `2020-W10-2`, `2020-123`, `2020-05`, `2020`.
+fn from_iso8601_date(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let t = text(&a[0])?;
+    let mut out = Vec::with_capacity(t.len());
+    for s in t.iter() {
+        out.push(match s {
+            None => None,
+            Some(s) => match iso_date(s.trim()) {
+                Some(d) => Some(d.and_time(NaiveTime::MIN)),
+                None => call.row_err(format!("{s:?} is not an ISO 8601 date"))?,
+            },
+        });
+    }
+    from_wall_times(&Kind::Date, out)
+}
+
+fn iso_date(s: &str) -> Option<NaiveDate> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some(d);
+    }
+    if let Some((y, w)) = s.split_once("-W") {
+        let y: i32 = y.parse().ok()?;
+        let (w, d) = match w.split_once('-') {
+            Some((w, d)) => (w.parse().ok()?, d.parse::<u32>().ok()?),
+            None => (w.parse().ok()?, 1),
+        };
+        let wd = chrono::Weekday::try_from(u8::try_from(d.checked_sub(1)?).ok()?).ok()?;
+        return NaiveDate::from_isoywd_opt(y, w, wd);
+    }
+    if let Some((y, rest)) = s.split_once('-') {
+        let y: i32 = y.parse().ok()?;
+        if rest.len() == 3 {
+            return NaiveDate::from_yo_opt(y, rest.parse().ok()?);
+        }
+        return NaiveDate::from_ymd_opt(y, rest.parse().ok()?, 1);
+    }
+    if s.len() == 4 {
+        return NaiveDate::from_ymd_opt(s.parse().ok()?, 1, 1);
+    }
+    None
+}
+
+fn to_iso8601(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (kind, vals) = wall_times(&a[0])?;
+    let out: Vec<Option<String>> = vals
+        .into_iter()
+        .map(|v| {
+            v.map(|t| match &kind {
+                Kind::Date => t.format("%Y-%m-%d").to_string(),
+                Kind::Naive(_) => t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+                Kind::Zoned(_, z, name) => {
+                    let u = instant_of(t, z);
+                    let off = z.offset_from_utc_datetime(&u);
+                    let d = DateTime::<Tz>::from_naive_utc_and_offset(u, off);
+                    let o = d.format("%:z").to_string();
+                    let o = if o == "+00:00" && (name == "UTC" || name == "Z") {
+                        "Z".to_string()
+                    } else {
+                        o
+                    };
+                    format!("{}{o}", t.format("%Y-%m-%dT%H:%M:%S%.3f"))
+                }
+            })
+        })
+        .collect();
+    Ok(arc(StringArray::from(out)))
+}
+
+/// `with_timezone(timestamp, zone)`: the wall-clock time read in `zone`.
+fn with_timezone(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (_, vals) = wall_times(&a[0])?;
+    let zones = text(&a[1])?;
+    let Some(name) = super::fun::same_text(&zones) else {
+        return Ok(arrow::array::new_null_array(call.ret, vals.len()));
+    };
+    let z = parse_zone(name)?;
+    let u = match call.ret {
+        DataType::Timestamp(u, _) => *u,
+        _ => TimeUnit::Millisecond,
+    };
+    from_wall_times(&Kind::Zoned(u, z, name.to_string()), vals)
+}
+
+fn last_day_of_month(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (_, vals) = wall_times(&a[0])?;
+    from_wall_times(
+        &Kind::Date,
+        vals.into_iter()
+            .map(|v| {
+                v.and_then(|t| {
+                    let first = NaiveDate::from_ymd_opt(t.year(), t.month(), 1)?;
+                    let next = first.checked_add_months(Months::new(1))?;
+                    Some((next - Duration::days(1)).and_time(NaiveTime::MIN))
+                })
+            })
+            .collect(),
+    )
+}
+
+/// A time zone given as a literal, checked; a zone that is not a literal is an error (the zone
+/// is part of the result's type).
+fn zone_literal(v: Option<&Option<&datafusion::common::ScalarValue>>) -> Result<String> {
+    use datafusion::common::ScalarValue as S;
+    match v {
+        Some(Some(S::Utf8(Some(z)) | S::Utf8View(Some(z)) | S::LargeUtf8(Some(z)))) => {
+            parse_zone(z)?;
+            Ok(z.clone())
+        }
+        _ => Err(DataFusionError::Plan(
+            "the time zone must be a literal, e.g. 'America/New_York'".into(),
+        )),
+    }
+}
+
+/// The date and time functions above.
+pub fn functions() -> Vec<Fun> {
+    let mut v = extractors();
+    v.extend([
+        Fun::new("date_add", same_as_third, date_add),
+        Fun::new(
+            "date_diff",
+            |n, t| {
+                arity(n, t, &[3])?;
+                Ok(DataType::Int64)
+            },
+            date_diff,
+        ),
+        Fun::new(
+            "date_format",
+            |n, t| {
+                arity(n, t, &[2])?;
+                varchar(n, t)
+            },
+            |c, a| format_rows(c, a, mysql_items),
+        ),
+        Fun::new(
+            "format_datetime",
+            |n, t| {
+                arity(n, t, &[2])?;
+                varchar(n, t)
+            },
+            |c, a| format_rows(c, a, java_items),
+        ),
+        Fun::new(
+            "date_parse",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(ms_naive())
+            },
+            |c, a| parse_rows(c, a, mysql_items, false),
+        ),
+        Fun::new(
+            "parse_datetime",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(ms_utc())
+            },
+            |c, a| parse_rows(c, a, java_items, true),
+        ),
+        Fun::new(
+            "from_unixtime",
+            |n, t| {
+                arity(n, t, &[1, 2])?;
+                Ok(ms_utc())
+            },
+            unixtime,
+        )
+        .literal_type(|n, t, lits| {
+            arity(n, t, &[1, 2])?;
+            let zone = if t.len() == 2 {
+                zone_literal(lits.get(1))?
+            } else {
+                "UTC".into()
+            };
+            Ok(DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some(zone.into()),
+            ))
+        }),
+        Fun::new(
+            "to_unixtime",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Float64)
+            },
+            to_unixtime,
+        ),
+        Fun::new(
+            "date",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Date32)
+            },
+            date,
+        ),
+        Fun::new(
+            "from_iso8601_date",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Date32)
+            },
+            from_iso8601_date,
+        ),
+        Fun::new(
+            "to_iso8601",
+            |n, t| {
+                arity(n, t, &[1])?;
+                varchar(n, t)
+            },
+            to_iso8601,
+        ),
+        Fun::new(
+            "with_timezone",
+            |n, t| {
+                arity(n, t, &[2])?;
+                let u = match &t[0] {
+                    DataType::Timestamp(u, _) => *u,
+                    _ => TimeUnit::Millisecond,
+                };
+                Ok(DataType::Timestamp(u, Some("UTC".into())))
+            },
+            with_timezone,
+        )
+        .literal_type(|n, t, lits| {
+            arity(n, t, &[2])?;
+            let u = match &t[0] {
+                DataType::Timestamp(u, _) => *u,
+                _ => TimeUnit::Millisecond,
+            };
+            Ok(DataType::Timestamp(
+                u,
+                Some(zone_literal(lits.get(1))?.into()),
+            ))
+        }),
+        Fun::new(
+            "last_day_of_month",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Date32)
+            },
+            last_day_of_month,
+        ),
+    ]);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    #[test]
+    fn month_arithmetic_clamps_and_counts_whole_months() {
+        assert_eq!(
+            add_months(dt("2020-01-31 00:00:00"), 1),
+            Some(dt("2020-02-29 00:00:00"))
+        );
+        assert_eq!(
+            months_between(dt("2020-01-31 00:00:00"), dt("2020-02-29 00:00:00")),
+            1
+        );
+        assert_eq!(
+            months_between(dt("2020-01-15 00:00:00"), dt("2020-02-14 00:00:00")),
+            0
+        );
+        assert_eq!(
+            months_between(dt("2020-02-14 00:00:00"), dt("2020-01-15 00:00:00")),
+            0
+        );
+        assert_eq!(
+            months_between(dt("2019-01-01 00:00:00"), dt("2020-01-01 00:00:00")) / 12,
+            1
+        );
+    }
+
+    #[test]
+    fn mysql_and_java_formats() {
+        let t = dt("2001-08-22 03:04:05");
+        let f = |fmt: &str| render(&mysql_items(fmt).unwrap(), t, None);
+        assert_eq!(f("%Y-%m-%d %H:%i:%s"), "2001-08-22 03:04:05");
+        assert_eq!(f("%W %M %e %l%p %%"), "Wednesday August 22 3AM %");
+        let j = |fmt: &str| render(&java_items(fmt).unwrap(), t, None);
+        assert_eq!(j("yyyy-MM-dd'T'HH:mm:ss.SSS"), "2001-08-22T03:04:05.000");
+        assert_eq!(j("EEE, d MMM yyyy"), "Wed, 22 Aug 2001");
+        let p = parse_format(&mysql_items("%Y-%m-%d %H:%i:%s.%f").unwrap()).unwrap();
+        assert_eq!(
+            parse_with("2001-08-22 03:04:05.321", &p).map(|x| x.0.and_utc().timestamp_millis()),
+            Some(dt("2001-08-22 03:04:05").and_utc().timestamp_millis() + 321)
+        );
+    }
+}

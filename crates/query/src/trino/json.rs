@@ -1,0 +1,226 @@
+//! Athena's JSON functions. A JSON value is held as its text, in Athena's canonical form
+//! (no spaces, object keys sorted): `json_parse`, `json_format`, `json_extract`,
+//! `json_array_length`, `json_array_get`, `json_array_contains`, `json_size`, `is_json_scalar`.
+//! (`json_extract_scalar` is in the parent module, with its fast path.)
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
+use arrow::datatypes::DataType;
+use serde_json::Value;
+
+use super::fun::{Call, Fun, Result, arc, arity, text};
+use super::{Step, parse_json_path};
+
+/// The canonical text of a value (sorted keys: `serde_json`'s map is ordered by key).
+pub fn canonical(v: &Value) -> String {
+    serde_json::to_string(v).expect("a value serializes")
+}
+
+pub fn at<'a>(v: &'a Value, steps: &[Step]) -> Option<&'a Value> {
+    let mut cur = v;
+    for s in steps {
+        cur = match (s, cur) {
+            (Step::Key(k), Value::Object(m)) => m.get(k)?,
+            (Step::Index(i), Value::Array(a)) => a.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Each row's JSON parsed (None for NULL or text that is not JSON), with `f` applied.
+fn per_doc<T>(a: &ArrayRef, mut f: impl FnMut(Option<Value>) -> T) -> Result<Vec<T>> {
+    let s = text(a)?;
+    Ok(s.iter()
+        .map(|v| f(v.and_then(|v| serde_json::from_str::<Value>(v).ok())))
+        .collect())
+}
+
+fn json_parse(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        out.push(match v {
+            None => None,
+            Some(t) => match serde_json::from_str::<Value>(t) {
+                Ok(j) => Some(canonical(&j)),
+                Err(e) => call.row_err(format!("cannot convert {t:?} to JSON: {e}"))?,
+            },
+        });
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn with_path<T>(
+    call: &Call,
+    a: &[ArrayRef],
+    mut f: impl FnMut(&Value) -> Option<T>,
+) -> Result<Vec<Option<T>>> {
+    let docs = text(&a[0])?;
+    let paths = text(&a[1])?;
+    let mut cache: Option<(String, Vec<Step>)> = None;
+    let mut out = Vec::with_capacity(docs.len());
+    for i in 0..docs.len() {
+        if docs.is_null(i) || paths.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let p = paths.value(i);
+        if cache.as_ref().is_none_or(|(k, _)| k != p) {
+            match parse_json_path(p) {
+                Ok(steps) => cache = Some((p.to_string(), steps)),
+                Err(e) => {
+                    out.push(call.row_err(e)?);
+                    continue;
+                }
+            }
+        }
+        let steps = &cache.as_ref().expect("cached").1;
+        let v = serde_json::from_str::<Value>(docs.value(i))
+            .ok()
+            .and_then(|d| at(&d, steps).and_then(&mut f));
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn json_extract(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let out = with_path(call, a, |v| Some(canonical(v)))?;
+    Ok(arc(StringArray::from(out)))
+}
+
+fn json_size(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let out = with_path(call, a, |v| {
+        Some(match v {
+            Value::Object(m) => m.len() as i64,
+            Value::Array(x) => x.len() as i64,
+            _ => 0,
+        })
+    })?;
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn json_array_length(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let out = per_doc(&a[0], |v| match v {
+        Some(Value::Array(x)) => Some(x.len() as i64),
+        _ => None,
+    })?;
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn json_array_get(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let idx = arrow::compute::cast(&a[1], &DataType::Int64)?;
+    let idx = idx.as_any().downcast_ref::<Int64Array>().expect("int64");
+    let docs = per_doc(&a[0], |v| v)?;
+    let out: Vec<Option<String>> = docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let Some(Value::Array(x)) = d else {
+                return None;
+            };
+            if idx.is_null(i) {
+                return None;
+            }
+            let k = idx.value(i);
+            let k = if k < 0 { x.len() as i64 + k } else { k };
+            usize::try_from(k)
+                .ok()
+                .and_then(|k| x.get(k))
+                .map(canonical)
+        })
+        .collect();
+    Ok(arc(StringArray::from(out)))
+}
+
+fn json_array_contains(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let docs = per_doc(&a[0], |v| v)?;
+    let needle = &a[1];
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, d) in docs.into_iter().enumerate() {
+        let Some(Value::Array(x)) = d else {
+            out.push(None);
+            continue;
+        };
+        if needle.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let n = datafusion::common::ScalarValue::try_from_array(needle, i)?;
+        use datafusion::common::ScalarValue as S;
+        let hit = x.iter().any(|e| match (&n, e) {
+            (S::Boolean(Some(b)), Value::Bool(c)) => b == c,
+            (S::Utf8(Some(s)) | S::Utf8View(Some(s)) | S::LargeUtf8(Some(s)), Value::String(t)) => {
+                s == t
+            }
+            (S::Int64(Some(v)), Value::Number(m)) => m.as_i64() == Some(*v),
+            (S::Int32(Some(v)), Value::Number(m)) => m.as_i64() == Some(i64::from(*v)),
+            (S::Float64(Some(v)), Value::Number(m)) => m.as_f64() == Some(*v),
+            _ => false,
+        });
+        out.push(Some(hit));
+    }
+    Ok(arc(BooleanArray::from(out)))
+}
+
+fn is_json_scalar(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        out.push(match v {
+            None => None,
+            Some(t) => match serde_json::from_str::<Value>(t) {
+                Ok(j) => Some(!matches!(j, Value::Array(_) | Value::Object(_))),
+                Err(e) => call.row_err(format!("{t:?} is not JSON: {e}"))?,
+            },
+        });
+    }
+    Ok(arc(BooleanArray::from(out)))
+}
+
+fn one(t: DataType) -> impl Fn(&str, &[DataType]) -> Result<DataType> {
+    move |n, types| {
+        arity(n, types, &[1])?;
+        Ok(t.clone())
+    }
+}
+
+fn two(t: DataType) -> impl Fn(&str, &[DataType]) -> Result<DataType> {
+    move |n, types| {
+        arity(n, types, &[2])?;
+        Ok(t.clone())
+    }
+}
+
+/// The functions above.
+pub fn functions() -> Vec<Fun> {
+    vec![
+        Fun::new("json_parse", |n, t| one(DataType::Utf8)(n, t), json_parse),
+        Fun::new("json_format", |n, t| one(DataType::Utf8)(n, t), json_parse),
+        Fun::new(
+            "json_extract",
+            |n, t| two(DataType::Utf8)(n, t),
+            json_extract,
+        ),
+        Fun::new("json_size", |n, t| two(DataType::Int64)(n, t), json_size),
+        Fun::new(
+            "json_array_length",
+            |n, t| one(DataType::Int64)(n, t),
+            json_array_length,
+        ),
+        Fun::new(
+            "json_array_get",
+            |n, t| two(DataType::Utf8)(n, t),
+            json_array_get,
+        ),
+        Fun::new(
+            "json_array_contains",
+            |n, t| two(DataType::Boolean)(n, t),
+            json_array_contains,
+        ),
+        Fun::new(
+            "is_json_scalar",
+            |n, t| one(DataType::Boolean)(n, t),
+            is_json_scalar,
+        ),
+    ]
+}

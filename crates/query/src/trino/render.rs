@@ -1,0 +1,141 @@
+//! Values as Athena prints them: `2001-08-22 03:04:05.321`, `[1, 2]`, `{a=1}`, `1.0E10`. Used
+//! by `format('%s', …)` and by the conformance suite to compare with Athena's documented results.
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::ScalarValue;
+
+/// A double as Java's `Double.toString` writes it.
+pub fn double(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let a = x.abs();
+    if a == 0.0 || (1e-3..1e7).contains(&a) {
+        let s = format!("{x}");
+        if s.contains('.') { s } else { format!("{s}.0") }
+    } else {
+        let s = format!("{x:e}");
+        let (m, e) = s.split_once('e').expect("exponent");
+        let m = if m.contains('.') {
+            m.to_string()
+        } else {
+            format!("{m}.0")
+        };
+        format!("{m}E{e}")
+    }
+}
+
+/// One value of a column.
+pub fn cell(a: &ArrayRef, i: usize) -> String {
+    if a.is_null(i) {
+        return "NULL".into();
+    }
+    match a.data_type() {
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            let l = arrow::compute::cast(
+                a,
+                &DataType::List(match a.data_type() {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        f.clone()
+                    }
+                    _ => unreachable!(),
+                }),
+            )
+            .expect("list cast");
+            let v = l.as_list::<i32>().value(i);
+            let parts: Vec<String> = (0..v.len()).map(|j| cell(&v, j)).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        DataType::Map(..) => {
+            let m = a.as_map();
+            let e = m.value(i);
+            let (k, v) = (e.column(0), e.column(1));
+            let parts: Vec<String> = (0..e.len())
+                .map(|j| format!("{}={}", cell(k, j), cell(v, j)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        DataType::Struct(fs) => {
+            let s = a.as_struct();
+            let parts: Vec<String> = fs
+                .iter()
+                .enumerate()
+                .map(|(j, f)| format!("{}={}", f.name(), cell(s.column(j), i)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        _ => match ScalarValue::try_from_array(a, i) {
+            Ok(v) => value(&v),
+            Err(e) => format!("<{e}>"),
+        },
+    }
+}
+
+/// One value.
+pub fn value(v: &ScalarValue) -> String {
+    use ScalarValue as S;
+    if v.is_null() {
+        return "NULL".into();
+    }
+    match v {
+        S::Utf8(Some(s)) | S::Utf8View(Some(s)) | S::LargeUtf8(Some(s)) => s.clone(),
+        S::Float64(Some(x)) => double(*x),
+        S::Float32(Some(x)) => double(f64::from(*x)),
+        S::Binary(Some(b)) | S::LargeBinary(Some(b)) | S::BinaryView(Some(b)) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        S::TimestampSecond(Some(x), tz) => timestamp(*x, TimeUnit::Second, tz.as_deref()),
+        S::TimestampMillisecond(Some(x), tz) => timestamp(*x, TimeUnit::Millisecond, tz.as_deref()),
+        S::TimestampMicrosecond(Some(x), tz) => timestamp(*x, TimeUnit::Microsecond, tz.as_deref()),
+        S::TimestampNanosecond(Some(x), tz) => timestamp(*x, TimeUnit::Nanosecond, tz.as_deref()),
+        S::List(_) | S::LargeList(_) | S::FixedSizeList(_) | S::Map(_) | S::Struct(_) => {
+            match v.to_array() {
+                Ok(a) => cell(&a, 0),
+                Err(e) => format!("<{e}>"),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn timestamp(x: i64, u: TimeUnit, tz: Option<&str>) -> String {
+    let a: ArrayRef = match u {
+        TimeUnit::Second => std::sync::Arc::new(arrow::array::TimestampSecondArray::from(vec![x])),
+        TimeUnit::Millisecond => {
+            std::sync::Arc::new(arrow::array::TimestampMillisecondArray::from(vec![x]))
+        }
+        TimeUnit::Microsecond => {
+            std::sync::Arc::new(arrow::array::TimestampMicrosecondArray::from(vec![x]))
+        }
+        TimeUnit::Nanosecond => {
+            std::sync::Arc::new(arrow::array::TimestampNanosecondArray::from(vec![x]))
+        }
+    };
+    let a = match tz {
+        Some(z) => arrow::compute::cast(&a, &DataType::Timestamp(u, Some(z.into()))).expect("tz"),
+        None => a,
+    };
+    let Ok((_, vals)) = super::datetime::wall_times(&a) else {
+        return x.to_string();
+    };
+    let Some(t) = vals[0] else {
+        return "NULL".into();
+    };
+    let digits = match u {
+        TimeUnit::Second => "",
+        TimeUnit::Millisecond => "%.3f",
+        TimeUnit::Microsecond => "%.6f",
+        TimeUnit::Nanosecond => "%.9f",
+    };
+    let s = t.format(&format!("%Y-%m-%d %H:%M:%S{digits}")).to_string();
+    match tz {
+        Some(z) => format!("{s} {z}"),
+        None => s,
+    }
+}
