@@ -29,6 +29,10 @@ pub enum Error {
         failure: AwsFailure,
     },
 
+    /// The query uses a function the local engine does not have; nothing ran.
+    #[error("{0}")]
+    MissingFunction(crate::trino::missing::MissingFunction),
+
     /// A saved SQL file is unusable (syntax, header, parameters); nothing ran.
     #[error("{path}:{line}: {message}")]
     SavedQuery {
@@ -68,7 +72,9 @@ impl Error {
             Error::Query(DataFusionError::IoError(_)) => true,
             Error::Query(_) | Error::Arrow(_) => false,
             Error::Athena { failure, .. } => failure.is_transient(),
-            Error::InvalidArgument(_) | Error::SavedQuery { .. } => false,
+            Error::InvalidArgument(_) | Error::SavedQuery { .. } | Error::MissingFunction(_) => {
+                false
+            }
             Error::Io { .. } => true,
             Error::Run { source, .. } => source.is_retryable(),
         }

@@ -36,6 +36,7 @@ impl Engine {
     async fn time(&self, sql: &str) -> Result<(f64, f64, usize)> {
         match self {
             Engine::Local(ctx) => {
+                let sql = &crate::session::prepare(ctx, sql)?;
                 let t = Instant::now();
                 let batches = ctx.sql(sql).await?.collect().await?;
                 let ms = t.elapsed().as_secs_f64() * 1000.0;

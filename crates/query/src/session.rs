@@ -32,6 +32,7 @@ pub fn functions_session() -> Result<SessionContext> {
     let state = SessionStateBuilder::new()
         .with_config(config()?)
         .with_default_features()
+        .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
         .build();
     let mut ctx = SessionContext::new_with_state(state);
     crate::trino::register(&mut ctx);
@@ -53,6 +54,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
         .with_physical_optimizer_rules(rules)
         .build();
     let mut ctx = SessionContext::new_with_state(state);
@@ -68,10 +70,20 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
 
 /// Runs one SQL statement and collects its result.
 pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let sql = &prepare(ctx, sql)?;
     let df = ctx.sql(sql).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok((schema, batches))
+}
+
+/// The SQL as the engine reads it: Athena's type syntax in casts rewritten, and a function the
+/// engine lacks reported (name, line, column) before anything runs.
+pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
+    if let Some(m) = crate::trino::missing::first_missing(ctx, sql) {
+        return Err(crate::Error::MissingFunction(m));
+    }
+    Ok(crate::trino::json_types::athena_type_syntax(sql))
 }
 
 /// Output formats of `etl query`.

@@ -31,10 +31,14 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 mod binary;
 mod conditional;
+#[cfg(test)]
+mod conformance;
 pub mod datetime;
 mod fun;
 mod json;
 mod json_cast;
+pub mod json_types;
+pub mod missing;
 pub mod render;
 mod text;
 pub use conditional::trino_type;

@@ -138,6 +138,37 @@ pub fn functions() -> Vec<Fun> {
             },
             planned_away,
         ),
+        // Planned as DataFusion's array or map function for the first argument's type.
+        Fun::new(
+            "contains",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::Boolean)
+            },
+            planned_away,
+        ),
+        Fun::new(
+            "element_at",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(match &t[0] {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        f.data_type().clone()
+                    }
+                    DataType::Map(f, _) => match f.data_type() {
+                        DataType::Struct(kv) if kv.len() == 2 => kv[1].data_type().clone(),
+                        _ => DataType::Null,
+                    },
+                    other => {
+                        return Err(DataFusionError::Plan(format!(
+                            "element_at takes an array or a map, not {}",
+                            trino_type(other)
+                        )));
+                    }
+                })
+            },
+            planned_away,
+        ),
         Fun::new(
             "try",
             |n, t| {
@@ -283,20 +314,47 @@ impl FunctionRewrite for Rewrites {
                         .map_err(|_| DataFusionError::Plan("try takes one argument".into()))?;
                     Ok(Transformed::yes(lenient(e)?))
                 }
-                "contains"
-                    if args.first().is_some_and(|a| {
+                "contains" if is_fun(&func).is_some() => {
+                    let list = args.first().is_some_and(|a| {
                         matches!(
                             a.get_type(schema),
                             Ok(DataType::List(_)
                                 | DataType::LargeList(_)
                                 | DataType::FixedSizeList(..))
                         )
-                    }) =>
-                {
+                    });
+                    let func = if list {
+                        datafusion::functions_nested::array_has::array_has_udf()
+                    } else {
+                        datafusion::functions::string::contains()
+                    };
                     Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
-                        func: datafusion::functions_nested::array_has::array_has_udf(),
+                        func,
                         args,
                     })))
+                }
+                "element_at" if is_fun(&func).is_some() => {
+                    let map = args
+                        .first()
+                        .is_some_and(|a| matches!(a.get_type(schema), Ok(DataType::Map(..))));
+                    let element = datafusion::functions_nested::extract::array_element_udf();
+                    let e = if map {
+                        // map_extract gives a list of the key's values: the first is the value.
+                        let values = Expr::ScalarFunction(ScalarFunction {
+                            func: datafusion::functions_nested::map_extract::map_extract_udf(),
+                            args,
+                        });
+                        Expr::ScalarFunction(ScalarFunction {
+                            func: element,
+                            args: vec![values, lit(1_i64)],
+                        })
+                    } else {
+                        Expr::ScalarFunction(ScalarFunction {
+                            func: element,
+                            args,
+                        })
+                    };
+                    Ok(Transformed::yes(e))
                 }
                 _ => Ok(Transformed::no(Expr::ScalarFunction(ScalarFunction {
                     func,
@@ -304,6 +362,30 @@ impl FunctionRewrite for Rewrites {
                 }))),
             },
             Expr::AggregateFunction(f) => aggregate(f),
+            Expr::Cast(c) => {
+                let from = c.expr.get_type(schema)?;
+                match super::json_types::json_cast(
+                    (*c.expr).clone(),
+                    &from,
+                    c.field.data_type(),
+                    false,
+                ) {
+                    Some(e) => Ok(Transformed::yes(e)),
+                    None => Ok(Transformed::no(Expr::Cast(c))),
+                }
+            }
+            Expr::TryCast(c) => {
+                let from = c.expr.get_type(schema)?;
+                match super::json_types::json_cast(
+                    (*c.expr).clone(),
+                    &from,
+                    c.field.data_type(),
+                    true,
+                ) {
+                    Some(e) => Ok(Transformed::yes(e)),
+                    None => Ok(Transformed::no(Expr::TryCast(c))),
+                }
+            }
             other => Ok(Transformed::no(other)),
         }
     }
