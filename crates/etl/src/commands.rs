@@ -158,7 +158,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 r.to_batch()?
             } else {
                 let session = session(&ctx.lake, ctx.catalog.as_ref()).await?;
-                run_sql(&session, &sql).await?
+                match (run_sql(&session, &sql).await, &a.source.file) {
+                    // Say which file the line and column are in.
+                    (Err(eventlake_query::Error::MissingFunction(m)), Some(f)) => {
+                        return Err(Error::InvalidArgument(format!("{}:{m}", f.display())));
+                    }
+                    (r, _) => r?,
+                }
             };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(render(&schema, &batches, a.format.into())?.as_bytes());
