@@ -161,7 +161,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 match (run_sql(&session, &sql).await, &a.source.file) {
                     // Say which file the line and column are in.
                     (Err(eventlake_query::Error::MissingFunction(m)), Some(f)) => {
-                        return Err(Error::InvalidArgument(format!("{}:{m}", f.display())));
+                        return Err(Error::InvalidArgument(format!(
+                            "{}:{}:{}: {}",
+                            f.display(),
+                            m.line,
+                            m.column,
+                            m.what()
+                        )));
                     }
                     (r, _) => r?,
                 }

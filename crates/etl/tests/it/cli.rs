@@ -135,6 +135,40 @@ fn generate_backfill_query_round_trip() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("nope"), "{}", stderr(&bad));
 
+    // Athena's functions on the committed rows, with Athena's answers.
+    let athena = etl(
+        &t.path,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "--sql",
+            "select count_if(year(event_time) = year(date_add('day', 1, event_time))) > 0 as ok, \
+             typeof(date(event_time)) as t, to_hex(md5(to_utf8('x'))) as h \
+             from events group by 2, 3",
+        ],
+    );
+    assert_eq!(
+        stdout(&athena),
+        "ok,t,h\ntrue,date,9DD4E461268C8034F5C8564E155C67A6\n",
+        "{}",
+        stderr(&athena)
+    );
+    // A function the engine lacks fails before it runs, with its file, line and column.
+    let lacking = t.path.join("lacking.sql");
+    std::fs::write(
+        &lacking,
+        "select team,\n  reduce(array[1, 2], 0, (s, x) -> s + x, s -> s) as n\nfrom events",
+    )
+    .unwrap();
+    let missing = etl(&t.path, &["query", "--file", lacking.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = stderr(&missing);
+    assert!(
+        err.contains("lacking.sql:2:3: reduce() is an Athena function"),
+        "{err}"
+    );
+
     let gc = etl(&t.path, &["gc", "--grace", "0s"]);
     assert!(
         stdout(&gc).contains("removed 1 versions"),

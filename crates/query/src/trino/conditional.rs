@@ -12,7 +12,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -364,6 +364,9 @@ impl FunctionRewrite for Rewrites {
             Expr::AggregateFunction(f) => aggregate(f),
             Expr::Cast(c) => {
                 let from = c.expr.get_type(schema)?;
+                if let Some(e) = athena_cast(&c.expr, &from, c.field.data_type()) {
+                    return Ok(Transformed::yes(e));
+                }
                 match super::json_types::json_cast(
                     (*c.expr).clone(),
                     &from,
@@ -389,6 +392,59 @@ impl FunctionRewrite for Rewrites {
             other => Ok(Transformed::no(other)),
         }
     }
+}
+
+/// Casts whose Athena semantics differ from arrow's: a double or decimal to an integer rounds
+/// half away from zero (arrow truncates), and a date or timestamp to varchar is written as Athena
+/// writes it (`2001-08-22 03:04:05.321`, arrow writes a `T`).
+fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
+    let float = matches!(
+        from,
+        DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+    );
+    if float && target.is_integer() {
+        let rounded = Expr::ScalarFunction(ScalarFunction {
+            func: datafusion::functions::math::round(),
+            args: vec![e.clone()],
+        });
+        return Some(Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(rounded),
+            target.clone(),
+        )));
+    }
+    let time = matches!(from, DataType::Timestamp(..) | DataType::Date32);
+    if time && matches!(target, DataType::Utf8 | DataType::Utf8View) {
+        let f = Fun::new(
+            "cast_to_varchar",
+            |_, _| Ok(DataType::Utf8),
+            |_, a| {
+                Ok(arc(StringArray::from(
+                    (0..a[0].len())
+                        .map(|i| (!a[0].is_null(i)).then(|| super::render::cell(&a[0], i)))
+                        .collect::<Vec<_>>(),
+                )))
+            },
+        );
+        let out = Expr::ScalarFunction(ScalarFunction {
+            func: Arc::new(f.udf()),
+            args: vec![e.clone()],
+        });
+        return Some(if target == &DataType::Utf8 {
+            out
+        } else {
+            Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(out),
+                target.clone(),
+            ))
+        });
+    }
+    None
 }
 
 fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {

@@ -79,8 +79,9 @@ pub fn wall_times(a: &ArrayRef) -> Result<(Kind, Vec<Option<NaiveDateTime>>)> {
         }
         DataType::Timestamp(u, tz) => {
             let u = *u;
-            let v = arrow::compute::cast(a, &DataType::Timestamp(u, None))?;
-            let v = arrow::compute::cast(&v, &DataType::Int64)?;
+            // The stored values are UTC instants (a cast to a zone-less timestamp would move
+            // them to local time).
+            let v = arrow::compute::cast(a, &DataType::Int64)?;
             let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
             let zone = tz.as_ref().map(|z| parse_zone(z)).transpose()?;
             let vals = (0..v.len())
@@ -682,7 +683,7 @@ fn unixtime(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let zone = match a.get(1) {
         Some(z) => {
             let z = text(z)?;
-            super::fun::same_text(&z).map(str::to_string)
+            super::fun::same_text(&z).map(zone_name)
         }
         None => None,
     };
@@ -813,12 +814,13 @@ fn with_timezone(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let Some(name) = super::fun::same_text(&zones) else {
         return Ok(arrow::array::new_null_array(call.ret, vals.len()));
     };
-    let z = parse_zone(name)?;
+    let name = zone_name(name);
+    let z = parse_zone(&name)?;
     let u = match call.ret {
         DataType::Timestamp(u, _) => *u,
         _ => TimeUnit::Millisecond,
     };
-    from_wall_times(&Kind::Zoned(u, z, name.to_string()), vals)
+    from_wall_times(&Kind::Zoned(u, z, name), vals)
 }
 
 fn last_day_of_month(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
@@ -843,8 +845,9 @@ fn zone_literal(v: Option<&Option<&datafusion::common::ScalarValue>>) -> Result<
     use datafusion::common::ScalarValue as S;
     match v {
         Some(Some(S::Utf8(Some(z)) | S::Utf8View(Some(z)) | S::LargeUtf8(Some(z)))) => {
-            parse_zone(z)?;
-            Ok(z.clone())
+            let z = zone_name(z);
+            parse_zone(&z)?;
+            Ok(z)
         }
         _ => Err(DataFusionError::Plan(
             "the time zone must be a literal, e.g. 'America/New_York'".into(),
@@ -852,10 +855,82 @@ fn zone_literal(v: Option<&Option<&datafusion::common::ScalarValue>>) -> Result<
     }
 }
 
+/// A zone as Athena prints it: `+07:09` for an offset.
+fn zone_name(z: &str) -> String {
+    if let Some(rest) = z.strip_prefix(['+', '-']) {
+        let sign = &z[..1];
+        let digits: String = rest.chars().filter(|c| c.is_ascii_digit()).collect();
+        if digits.len() <= 2 {
+            return format!("{sign}{digits:0>2}:00");
+        }
+        if digits.len() == 4 {
+            return format!("{sign}{}:{}", &digits[..2], &digits[2..]);
+        }
+    }
+    z.to_string()
+}
+
+/// `TIMESTAMP '2001-08-22 03:04:05.321 America/Los_Angeles'` (the SQL is rewritten to call
+/// this): the wall-clock time in that zone, typed with the zone.
+fn timestamp_literal(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let t = text(&a[0])?;
+    let mut out = Vec::with_capacity(t.len());
+    for v in t.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        let Some((when, zone)) = super::json_types::literal_zone(v) else {
+            out.push(call.row_err(format!("{v:?} is not a timestamp with a time zone"))?);
+            continue;
+        };
+        let z = parse_zone(&zone_name(zone))?;
+        let local = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+            .iter()
+            .find_map(|f| {
+                NaiveDateTime::parse_from_str(when, f).ok().or_else(|| {
+                    NaiveDate::parse_from_str(when, f)
+                        .ok()
+                        .map(|d| d.and_time(NaiveTime::MIN))
+                })
+            });
+        match local {
+            Some(t) => out.push(Some(instant_of(t, &z).and_utc().timestamp_millis())),
+            None => out.push(call.row_err(format!("{v:?} is not a timestamp"))?),
+        }
+    }
+    let zone = call.ret.clone();
+    Ok(arrow::compute::cast(&arc(Int64Array::from(out)), &zone)?)
+}
+
 /// The date and time functions above.
 pub fn functions() -> Vec<Fun> {
     let mut v = extractors();
     v.extend([
+        Fun::new(
+            "timestamp_with_zone_literal",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(ms_utc())
+            },
+            timestamp_literal,
+        )
+        .literal_type(|n, t, lits| {
+            use datafusion::common::ScalarValue as S;
+            arity(n, t, &[1])?;
+            let zone = match lits.first() {
+                Some(Some(S::Utf8(Some(v)) | S::Utf8View(Some(v)) | S::LargeUtf8(Some(v)))) => {
+                    super::json_types::literal_zone(v).map(|(_, z)| zone_name(z))
+                }
+                _ => None,
+            };
+            let zone = zone.unwrap_or_else(|| "UTC".into());
+            parse_zone(&zone)?;
+            Ok(DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some(zone.into()),
+            ))
+        }),
         Fun::new("date_add", same_as_third, date_add),
         Fun::new(
             "date_diff",

@@ -8,6 +8,7 @@ use arrow::datatypes::DataType;
 use serde_json::Value;
 
 use super::fun::{Call, Fun, Result, arc, arity, text};
+use super::json_types::JSON;
 use super::{Step, parse_json_path};
 
 /// The canonical text of a value (sorted keys: `serde_json`'s map is ordered by key).
@@ -194,24 +195,16 @@ fn two(t: DataType) -> impl Fn(&str, &[DataType]) -> Result<DataType> {
 /// The functions above.
 pub fn functions() -> Vec<Fun> {
     vec![
-        Fun::new("json_parse", |n, t| one(DataType::Utf8)(n, t), json_parse),
+        Fun::new("json_parse", |n, t| one(JSON)(n, t), json_parse),
         Fun::new("json_format", |n, t| one(DataType::Utf8)(n, t), json_parse),
-        Fun::new(
-            "json_extract",
-            |n, t| two(DataType::Utf8)(n, t),
-            json_extract,
-        ),
+        Fun::new("json_extract", |n, t| two(JSON)(n, t), json_extract),
         Fun::new("json_size", |n, t| two(DataType::Int64)(n, t), json_size),
         Fun::new(
             "json_array_length",
             |n, t| one(DataType::Int64)(n, t),
             json_array_length,
         ),
-        Fun::new(
-            "json_array_get",
-            |n, t| two(DataType::Utf8)(n, t),
-            json_array_get,
-        ),
+        Fun::new("json_array_get", |n, t| two(JSON)(n, t), json_array_get),
         Fun::new(
             "json_array_contains",
             |n, t| two(DataType::Boolean)(n, t),

@@ -138,8 +138,29 @@ impl TypePlanner for AthenaTypes {
     }
 }
 
-/// `ARRAY(T)`, `MAP(K, V)` and `ROW(a T, …)` after a cast's `AS`, written with angle brackets
-/// (`ROW` as `STRUCT`). Text without them comes back as it is.
+/// The zone of a `TIMESTAMP '2001-08-22 03:04:05.321 America/Los_Angeles'` literal (a name or
+/// an offset after the time), and the text before it.
+pub fn literal_zone(v: &str) -> Option<(&str, &str)> {
+    let (when, zone) = v.trim().rsplit_once(' ')?;
+    let when = when.trim();
+    let date_time = when.len() >= 10
+        && when.as_bytes()[4] == b'-'
+        && when.as_bytes()[7] == b'-'
+        && when[..4].bytes().all(|b| b.is_ascii_digit());
+    let offset =
+        zone.starts_with(['+', '-']) && zone[1..].bytes().all(|b| b.is_ascii_digit() || b == b':');
+    let name = zone.starts_with(|c: char| c.is_ascii_alphabetic())
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '+' | '-'));
+    let zone_like = offset || name;
+    (date_time && zone_like).then_some((when, zone))
+}
+
+/// Athena's syntax the SQL parser does not read, rewritten keeping every line and column:
+/// `ARRAY(T)` and `ROW(a T, …)` after a cast's `AS` (as `ARRAY<T>`, `STRUCT<…>`), `JSON '…'`
+/// literals (`json_parse('…')`) and `TIMESTAMP '… zone'` literals. Text without them comes
+/// back as it is.
 pub fn athena_type_syntax(sql: &str) -> String {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
         return sql.to_string();
@@ -174,9 +195,39 @@ pub fn athena_type_syntax(sql: &str) -> String {
                 in_type.push(depth);
                 out.push(t.to_string());
             }
+            // `JSON '…'` is the parsed text (a cast of a string to JSON is a JSON string).
+            Token::Word(_)
+                if word(t, "JSON")
+                    && in_type.is_empty()
+                    && matches!(next, Some(Token::SingleQuotedString(_))) =>
+            {
+                out.push("json_parse".into());
+                i += 1;
+                while !matches!(tokens[i], Token::SingleQuotedString(_)) {
+                    keep_lines(&mut out, &tokens[i]);
+                    i += 1;
+                }
+                out.push(format!("({})", tokens[i]));
+                changed = true;
+            }
+            // `TIMESTAMP '… zone'` is a timestamp with that time zone.
+            Token::Word(_)
+                if word(t, "TIMESTAMP")
+                    && in_type.is_empty()
+                    && matches!(next, Some(Token::SingleQuotedString(v)) if literal_zone(v).is_some()) =>
+            {
+                out.push("timestamp_with_zone_literal".into());
+                i += 1;
+                while !matches!(tokens[i], Token::SingleQuotedString(_)) {
+                    keep_lines(&mut out, &tokens[i]);
+                    i += 1;
+                }
+                out.push(format!("({})", tokens[i]));
+                changed = true;
+            }
             Token::Word(_)
                 if !in_type.is_empty()
-                    && (word(t, "ARRAY") || word(t, "MAP") || word(t, "ROW"))
+                    && (word(t, "ARRAY") || word(t, "ROW"))
                     && next == Some(&Token::LParen) =>
             {
                 out.push(if word(t, "ROW") {
@@ -223,6 +274,16 @@ pub fn athena_type_syntax(sql: &str) -> String {
     } else {
         sql.to_string()
     }
+}
+
+/// Between a literal's type and its text: only line breaks are kept (so later lines keep their
+/// numbers).
+fn keep_lines(out: &mut Vec<String>, t: &Token) {
+    let s = t.to_string();
+    out.extend(
+        s.contains('\n')
+            .then(|| "\n".repeat(s.matches('\n').count())),
+    );
 }
 
 fn is_text(t: &DataType) -> bool {
@@ -386,7 +447,7 @@ fn from_json(a: &ArrayRef, target: &DataType, lenient: bool) -> Result<ArrayRef>
     let schema = Arc::new(Schema::new(vec![Field::new("v", target.clone(), true)]));
     let decode = |rows: &[Value]| -> std::result::Result<ArrayRef, String> {
         let mut d = arrow::json::ReaderBuilder::new(Arc::clone(&schema))
-            .with_coerce_primitive(false)
+            .with_coerce_primitive(matches!(target, DataType::Utf8 | DataType::Utf8View))
             .build_decoder()
             .map_err(|e| e.to_string())?;
         d.serialize(rows).map_err(|e| e.to_string())?;
@@ -520,7 +581,16 @@ mod tests {
         let sql = "SELECT CAST(x AS ARRAY(JSON)),\n CAST(y AS MAP(VARCHAR, ARRAY(BIGINT))) FROM t";
         assert_eq!(
             athena_type_syntax(sql),
-            "SELECT CAST(x AS ARRAY<JSON>),\n CAST(y AS MAP<VARCHAR, ARRAY<BIGINT>>) FROM t"
+            "SELECT CAST(x AS ARRAY<JSON>),\n CAST(y AS MAP(VARCHAR, ARRAY<BIGINT>)) FROM t"
+        );
+        assert_eq!(
+            athena_type_syntax("SELECT JSON '[1]', TIMESTAMP '2001-08-22 03:04:05 UTC'"),
+            "SELECT json_parse('[1]'), timestamp_with_zone_literal('2001-08-22 03:04:05 UTC')"
+        );
+        assert_eq!(literal_zone("2001-08-22 03:04:05.321"), None);
+        assert_eq!(
+            literal_zone("2001-08-22 03:04:05 +07:09"),
+            Some(("2001-08-22 03:04:05", "+07:09"))
         );
         assert_eq!(
             athena_type_syntax("SELECT ARRAY[1], map(ARRAY['a'], ARRAY[1])"),

@@ -353,23 +353,33 @@ pub struct MissingFunction {
     pub athena: bool,
 }
 
-impl std::fmt::Display for MissingFunction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl MissingFunction {
+    /// What is missing, without where.
+    pub fn what(&self) -> String {
         if self.athena {
-            write!(
-                f,
-                "line {}, column {}: {}() is an Athena function the local engine does not have \
-                 yet; run this query with --engine athena (the README lists the local functions)",
-                self.line, self.column, self.name
+            format!(
+                "{}() is an Athena function the local engine does not have yet; run this query \
+                 with --engine athena (the README lists the local functions)",
+                self.name
             )
         } else {
-            write!(
-                f,
-                "line {}, column {}: unknown function {}() (neither Athena nor the local engine \
-                 has it)",
-                self.line, self.column, self.name
+            format!(
+                "unknown function {}() (neither Athena nor the local engine has it)",
+                self.name
             )
         }
+    }
+}
+
+impl std::fmt::Display for MissingFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line,
+            self.column,
+            self.what()
+        )
     }
 }
 

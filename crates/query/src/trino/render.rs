@@ -105,21 +105,20 @@ pub fn value(v: &ScalarValue) -> String {
 }
 
 fn timestamp(x: i64, u: TimeUnit, tz: Option<&str>) -> String {
-    let a: ArrayRef = match u {
-        TimeUnit::Second => std::sync::Arc::new(arrow::array::TimestampSecondArray::from(vec![x])),
-        TimeUnit::Millisecond => {
-            std::sync::Arc::new(arrow::array::TimestampMillisecondArray::from(vec![x]))
-        }
-        TimeUnit::Microsecond => {
-            std::sync::Arc::new(arrow::array::TimestampMicrosecondArray::from(vec![x]))
-        }
-        TimeUnit::Nanosecond => {
-            std::sync::Arc::new(arrow::array::TimestampNanosecondArray::from(vec![x]))
-        }
+    use arrow::array::{
+        TimestampMicrosecondArray as Us, TimestampMillisecondArray as Ms,
+        TimestampNanosecondArray as Ns, TimestampSecondArray as S,
     };
-    let a = match tz {
-        Some(z) => arrow::compute::cast(&a, &DataType::Timestamp(u, Some(z.into()))).expect("tz"),
-        None => a,
+    // The value is an instant: label it with its zone (a cast would move it).
+    let a: ArrayRef = match (u, tz) {
+        (TimeUnit::Second, Some(z)) => std::sync::Arc::new(S::from(vec![x]).with_timezone(z)),
+        (TimeUnit::Second, None) => std::sync::Arc::new(S::from(vec![x])),
+        (TimeUnit::Millisecond, Some(z)) => std::sync::Arc::new(Ms::from(vec![x]).with_timezone(z)),
+        (TimeUnit::Millisecond, None) => std::sync::Arc::new(Ms::from(vec![x])),
+        (TimeUnit::Microsecond, Some(z)) => std::sync::Arc::new(Us::from(vec![x]).with_timezone(z)),
+        (TimeUnit::Microsecond, None) => std::sync::Arc::new(Us::from(vec![x])),
+        (TimeUnit::Nanosecond, Some(z)) => std::sync::Arc::new(Ns::from(vec![x]).with_timezone(z)),
+        (TimeUnit::Nanosecond, None) => std::sync::Arc::new(Ns::from(vec![x])),
     };
     let Ok((_, vals)) = super::datetime::wall_times(&a) else {
         return x.to_string();

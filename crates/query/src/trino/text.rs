@@ -348,10 +348,10 @@ pub struct Url<'a> {
 }
 
 pub fn parse_url(u: &str) -> Option<Url<'_>> {
-    if u.is_empty()
-        || u.chars()
-            .any(|c| c.is_whitespace() || c == '"' || c == '<' || c == '>')
-    {
+    // What java.net.URI refuses.
+    if u.chars().any(|c| {
+        c.is_whitespace() || matches!(c, '"' | '<' | '>' | '^' | '`' | '{' | '}' | '|' | '\\')
+    }) {
         return None;
     }
     let mut out = Url::default();
@@ -853,19 +853,19 @@ pub fn functions() -> Vec<Fun> {
             format,
         ),
         Fun::new("url_extract_host", fixed!(DataType::Utf8, 1), |_, a| {
-            url_part(a, |u| u.host.map(str::to_string))
+            url_part(a, |u| Some(u.host.unwrap_or_default().to_string()))
         }),
         Fun::new("url_extract_path", fixed!(DataType::Utf8, 1), |_, a| {
             url_part(a, |u| Some(u.path.to_string()))
         }),
         Fun::new("url_extract_protocol", fixed!(DataType::Utf8, 1), |_, a| {
-            url_part(a, |u| u.scheme.map(str::to_string))
+            url_part(a, |u| Some(u.scheme.unwrap_or_default().to_string()))
         }),
         Fun::new("url_extract_query", fixed!(DataType::Utf8, 1), |_, a| {
-            url_part(a, |u| u.query.map(str::to_string))
+            url_part(a, |u| Some(u.query.unwrap_or_default().to_string()))
         }),
         Fun::new("url_extract_fragment", fixed!(DataType::Utf8, 1), |_, a| {
-            url_part(a, |u| u.fragment.map(str::to_string))
+            url_part(a, |u| Some(u.fragment.unwrap_or_default().to_string()))
         }),
         Fun::new("url_extract_port", fixed!(DataType::Int64, 1), |_, a| {
             let s = text(&a[0])?;
@@ -900,6 +900,7 @@ mod tests {
         assert_eq!(u.fragment, Some("Ref1"));
         assert_eq!(parse_url("http://example.com").unwrap().path, "");
         assert_eq!(parse_url("not a url"), None);
+        assert_eq!(parse_url("http://example.com/^"), None);
     }
 
     #[test]
