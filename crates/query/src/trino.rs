@@ -29,6 +29,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+mod athena_strings;
 mod binary;
 mod conditional;
 #[cfg(test)]
@@ -61,6 +62,7 @@ pub fn register(ctx: &mut SessionContext) {
         .chain(binary::functions())
         .chain(json::functions())
         .chain(conditional::functions())
+        .chain(athena_strings::functions())
     {
         ctx.register_udf(f.udf());
     }

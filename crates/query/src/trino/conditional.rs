@@ -92,6 +92,20 @@ fn typeof_(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(arc(StringArray::from(vec![name; a[0].len()])))
 }
 
+fn is_list(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+    )
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
 /// The common type of `if`'s branches (what the CASE it becomes will have).
 fn branches_type(types: &[DataType]) -> Result<DataType> {
     let mut t = DataType::Null;
@@ -166,6 +180,31 @@ pub fn functions() -> Vec<Fun> {
                         )));
                     }
                 })
+            },
+            planned_away,
+        ),
+        // Strings or arrays, planned as DataFusion's function for the argument's type (its own
+        // `reverse` and `repeat` take only strings; Athena's `repeat` makes an array).
+        Fun::new(
+            "reverse",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(if is_list(&t[0]) {
+                    t[0].clone()
+                } else {
+                    DataType::Utf8
+                })
+            },
+            planned_away,
+        ),
+        Fun::new(
+            "repeat",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::List(Arc::new(Field::new_list_field(
+                    t[0].clone(),
+                    true,
+                ))))
             },
             planned_away,
         ),
@@ -332,6 +371,100 @@ impl FunctionRewrite for Rewrites {
                         func,
                         args,
                     })))
+                }
+                "reverse" if is_fun(&func).is_some() => {
+                    let list = args.first().is_some_and(|a| a.get_type(schema).is_ok_and(|t| is_list(&t)));
+                    let func = if list {
+                        datafusion::functions_nested::reverse::array_reverse_udf()
+                    } else {
+                        datafusion::functions::unicode::reverse()
+                    };
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction { func, args })))
+                }
+                "repeat" if is_fun(&func).is_some() => Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction {
+                        func: datafusion::functions_nested::repeat::array_repeat_udf(),
+                        args,
+                    },
+                ))),
+                "concat"
+                    if args
+                        .iter()
+                        .any(|a| a.get_type(schema).is_ok_and(|t| is_list(&t))) =>
+                {
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                        func: datafusion::functions_nested::concat::array_concat_udf(),
+                        args,
+                    })))
+                }
+                // DataFusion's own where its answer is Athena's, for its speed: `substr` from a
+                // positive literal start, `strpos` without an instance, `length` of a string.
+                "substr"
+                    if is_fun(&func).is_some()
+                        && args.len() >= 2
+                        && args.first().is_some_and(|a| a.get_type(schema).is_ok_and(|t| !is_binary(&t)))
+                        && matches!(&args[1], Expr::Literal(v, _) if v.cast_to(&DataType::Int64).is_ok_and(|v| matches!(v, datafusion::common::ScalarValue::Int64(Some(x)) if x > 0)))
+                        && args.get(2).is_none_or(|l| matches!(l, Expr::Literal(v, _) if v.cast_to(&DataType::Int64).is_ok_and(|v| matches!(v, datafusion::common::ScalarValue::Int64(Some(x)) if x >= 0)))) =>
+                {
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                        func: datafusion::functions::unicode::substr(),
+                        args,
+                    })))
+                }
+                "strpos" if is_fun(&func).is_some() && args.len() == 2 => {
+                    Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(Expr::ScalarFunction(ScalarFunction {
+                            func: datafusion::functions::unicode::strpos(),
+                            args,
+                        })),
+                        DataType::Int64,
+                    ))))
+                }
+                "length"
+                    if is_fun(&func).is_some()
+                        && args.first().is_some_and(|a| a.get_type(schema).is_ok_and(|t| !is_binary(&t))) =>
+                {
+                    Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(Expr::ScalarFunction(ScalarFunction {
+                            func: datafusion::functions::unicode::character_length(),
+                            args,
+                        })),
+                        DataType::Int64,
+                    ))))
+                }
+                // `extract(DOW FROM x)` and Athena's other fields, as Athena counts them.
+                "date_part" | "datepart"
+                    if args.len() == 2
+                        && matches!(
+                            args[1].get_type(schema),
+                            Ok(DataType::Date32 | DataType::Timestamp(..))
+                        )
+                        && matches!(&args[0], Expr::Literal(v, _)
+                            if v.to_string().trim_matches('"').parse::<String>().ok()
+                                .and_then(|f| super::datetime::extract_field(&f)).is_some()) =>
+                {
+                    let Expr::Literal(v, _) = &args[0] else { unreachable!("matched above") };
+                    let field = v.to_string();
+                    let name = super::datetime::extract_field(field.trim_matches('"'))
+                        .expect("matched above");
+                    let f = super::datetime::extractors()
+                        .into_iter()
+                        .find(|f| datafusion::logical_expr::ScalarUDFImpl::name(f) == name)
+                        .expect("every field has an extractor");
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                        func: Arc::new(f.udf()),
+                        args: vec![args[1].clone()],
+                    })))
+                }
+                // On a date, `date_trunc` gives a date.
+                "date_trunc"
+                    if args.len() == 2
+                        && matches!(args[1].get_type(schema), Ok(DataType::Date32)) =>
+                {
+                    Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(Expr::ScalarFunction(ScalarFunction { func, args })),
+                        DataType::Date32,
+                    ))))
                 }
                 "element_at" if is_fun(&func).is_some() => {
                     let map = args

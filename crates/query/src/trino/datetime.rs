@@ -14,7 +14,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{
-    DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime,
+    DateTime, Datelike, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset,
     TimeZone, Timelike,
 };
 use datafusion::common::DataFusionError;
@@ -180,6 +180,54 @@ macro_rules! extractor {
     };
 }
 
+/// The zone offset's hours or minutes of a timestamp with a time zone.
+fn zone_offset(a: &ArrayRef, minutes: bool) -> Result<ArrayRef> {
+    let (kind, vals) = wall_times(a)?;
+    let Kind::Zoned(_, z, _) = &kind else {
+        return Err(DataFusionError::Execution(
+            "the time zone of a timestamp without one".into(),
+        ));
+    };
+    Ok(arc(Int64Array::from(
+        vals.into_iter()
+            .map(|v| {
+                v.map(|t| {
+                    let secs = i64::from(
+                        z.offset_from_utc_datetime(&instant_of(t, z))
+                            .fix()
+                            .local_minus_utc(),
+                    );
+                    if minutes {
+                        (secs / 60) % 60
+                    } else {
+                        secs / 3600
+                    }
+                })
+            })
+            .collect::<Vec<_>>(),
+    )))
+}
+
+/// The name of the extractor `extract(field FROM x)` means, when it is one of Athena's fields.
+pub fn extract_field(field: &str) -> Option<&'static str> {
+    Some(match field.to_ascii_lowercase().as_str() {
+        "year" => "year",
+        "quarter" => "quarter",
+        "month" => "month",
+        "week" | "week_of_year" => "week",
+        "day" | "day_of_month" => "day",
+        "dow" | "day_of_week" => "day_of_week",
+        "doy" | "day_of_year" => "day_of_year",
+        "yow" | "year_of_week" => "year_of_week",
+        "hour" => "hour",
+        "minute" => "minute",
+        "second" => "second",
+        "timezone_hour" => "timezone_hour",
+        "timezone_minute" => "timezone_minute",
+        _ => return None,
+    })
+}
+
 /// The field extractors, each `f(date | timestamp) → bigint`.
 pub fn extractors() -> Vec<Fun> {
     vec![
@@ -198,6 +246,8 @@ pub fn extractors() -> Vec<Fun> {
         extractor!("minute", |t| i64::from(t.minute())),
         extractor!("second", |t| i64::from(t.second())),
         extractor!("millisecond", |t| i64::from(t.nanosecond() / 1_000_000)),
+        Fun::new("timezone_hour", bigint, |_, a| zone_offset(&a[0], false)),
+        Fun::new("timezone_minute", bigint, |_, a| zone_offset(&a[0], true)),
     ]
 }
 
@@ -564,6 +614,10 @@ fn parse_with(s: &str, f: &str) -> Option<(NaiveDateTime, Option<chrono::FixedOf
     let mut p = chrono::format::Parsed::new();
     chrono::format::parse(&mut p, s, chrono::format::StrftimeItems::new(f)).ok()?;
     // Athena fills what the format leaves out with 1970-01-01 00:00:00.000.
+    // A two-digit year is 1970 to 2069, as in Athena.
+    if let (None, Some(yy)) = (p.year(), p.year_mod_100()) {
+        let _ = p.set_year(i64::from(if yy < 70 { 2000 + yy } else { 1900 + yy }));
+    }
     if p.year().is_none() && p.isoyear().is_none() {
         let _ = p.set_year(1970);
     }
@@ -677,23 +731,15 @@ fn parse_rows(
     })
 }
 
+/// `from_unixtime(seconds[, zone | hours, minutes])`: the zone is in the result's type.
 fn unixtime(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let secs = arrow::compute::cast(&a[0], &DataType::Float64)?;
     let secs = secs.as_any().downcast_ref::<Float64Array>().expect("f64");
-    let zone = match a.get(1) {
-        Some(z) => {
-            let z = text(z)?;
-            super::fun::same_text(&z).map(zone_name)
-        }
-        None => None,
-    };
     let out: Vec<Option<i64>> = secs
         .iter()
         .map(|s| s.map(|s| (s * 1000.0).floor() as i64))
         .collect();
-    let arr = TimestampMillisecondArray::from(out);
-    let _ = call;
-    Ok(arc(arr.with_timezone(zone.unwrap_or_else(|| "UTC".into()))))
+    Ok(arrow::compute::cast(&arc(Int64Array::from(out)), call.ret)?)
 }
 
 fn to_unixtime(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
@@ -975,17 +1021,34 @@ pub fn functions() -> Vec<Fun> {
         Fun::new(
             "from_unixtime",
             |n, t| {
-                arity(n, t, &[1, 2])?;
+                arity(n, t, &[1, 2, 3])?;
                 Ok(ms_utc())
             },
             unixtime,
         )
         .literal_type(|n, t, lits| {
-            arity(n, t, &[1, 2])?;
-            let zone = if t.len() == 2 {
-                zone_literal(lits.get(1))?
-            } else {
-                "UTC".into()
+            use datafusion::common::ScalarValue as S;
+            arity(n, t, &[1, 2, 3])?;
+            let int = |v: Option<&Option<&S>>| match v {
+                Some(Some(v)) => match v.cast_to(&DataType::Int64) {
+                    Ok(S::Int64(Some(x))) => Ok(x),
+                    _ => Err(DataFusionError::Plan(
+                        "the offset must be integer literals".into(),
+                    )),
+                },
+                _ => Err(DataFusionError::Plan(
+                    "the offset must be integer literals".into(),
+                )),
+            };
+            let zone = match t.len() {
+                2 => zone_literal(lits.get(1))?,
+                3 => {
+                    let (h, m) = (int(lits.get(1))?, int(lits.get(2))?);
+                    let total = h * 60 + if h < 0 { -m.abs() } else { m.abs() };
+                    let sign = if total < 0 { '-' } else { '+' };
+                    format!("{sign}{:02}:{:02}", total.abs() / 60, total.abs() % 60)
+                }
+                _ => "UTC".into(),
             };
             Ok(DataType::Timestamp(
                 TimeUnit::Millisecond,
@@ -1101,6 +1164,11 @@ mod tests {
         assert_eq!(j("yyyy-MM-dd'T'HH:mm:ss.SSS"), "2001-08-22T03:04:05.000");
         assert_eq!(j("EEE, d MMM yyyy"), "Wed, 22 Aug 2001");
         let p = parse_format(&mysql_items("%Y-%m-%d %H:%i:%s.%f").unwrap()).unwrap();
+        let q = parse_format(&mysql_items("%d-%b-%y %l.%i.%s.%f %p").unwrap()).unwrap();
+        assert_eq!(
+            parse_with("31-MAY-69 04.59.59.999000 AM", &q).map(|x| x.0),
+            Some(dt("2069-05-31 04:59:59") + Duration::milliseconds(999))
+        );
         assert_eq!(
             parse_with("2001-08-22 03:04:05.321", &p).map(|x| x.0.and_utc().timestamp_millis()),
             Some(dt("2001-08-22 03:04:05").and_utc().timestamp_millis() + 321)

@@ -1,0 +1,452 @@
+//! String functions DataFusion has under the same name with other answers; Athena's win:
+//!
+//! - `concat(…)`: NULL when any argument is NULL (DataFusion skips NULLs); on arrays, the arrays
+//!   joined.
+//! - `substr(s, start[, length])` / `substring`: 1-based, a negative start counts from the end,
+//!   a start of 0 or past the end gives `''`; on `varbinary` too.
+//! - `split_part(s, delimiter, n)`: NULL past the last part (DataFusion gives `''`).
+//! - `strpos(s, sub[, instance])`: the instance-th occurrence, from the end when negative; 0 when
+//!   there is none.
+//! - `replace(s, search[, with])`: without `with`, removes `search`; an empty `search` inserts
+//!   `with` between characters.
+//! - `lpad`/`rpad`: an empty pad or a negative size is an error.
+//! - `from_utf8(b[, replacement])`, `length` of `varbinary` (bytes), `concat_ws` over an array.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, Int64Array, StringArray, StringBuilder,
+};
+use arrow::datatypes::DataType;
+use datafusion::common::DataFusionError;
+
+use super::fun::{Call, Fun, Result, arc, arity, text};
+
+fn ints(a: &ArrayRef) -> Result<Int64Array> {
+    let c = arrow::compute::cast(a, &DataType::Int64)?;
+    Ok(c.as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("int64")
+        .clone())
+}
+
+fn is_binary(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+    )
+}
+
+fn is_list(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+    )
+}
+
+/// The 0-based range Athena's `substr` takes from `len` items.
+fn substr_range(len: usize, start: i64, length: Option<i64>) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let from = if start > 0 {
+        start - 1
+    } else if start < 0 {
+        len + start
+    } else {
+        return None;
+    };
+    if from < 0 || from >= len {
+        return None;
+    }
+    let to = match length {
+        Some(l) if l < 0 => return None,
+        Some(l) => (from + l).min(len),
+        None => len,
+    };
+    Some((from as usize, to as usize))
+}
+
+fn substr(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let start = ints(&a[1])?;
+    let length = a.get(2).map(ints).transpose()?;
+    let null = |i: usize| start.is_null(i) || length.as_ref().is_some_and(|l| l.is_null(i));
+    if is_binary(a[0].data_type()) {
+        let b = arrow::compute::cast(&a[0], &DataType::Binary)?;
+        let b = b.as_binary::<i32>();
+        let mut out = BinaryBuilder::new();
+        for i in 0..b.len() {
+            if b.is_null(i) || null(i) {
+                out.append_null();
+                continue;
+            }
+            let v = b.value(i);
+            match substr_range(v.len(), start.value(i), length.as_ref().map(|l| l.value(i))) {
+                Some((f, t)) => out.append_value(&v[f..t]),
+                None => out.append_value([]),
+            }
+        }
+        return Ok(arc(out.finish()));
+    }
+    let s = text(&a[0])?;
+    let mut out = StringBuilder::new();
+    for i in 0..s.len() {
+        if s.is_null(i) || null(i) {
+            out.append_null();
+            continue;
+        }
+        let v = s.value(i);
+        let chars = v.chars().count();
+        match substr_range(chars, start.value(i), length.as_ref().map(|l| l.value(i))) {
+            Some((f, t)) => {
+                let piece: String = v.chars().skip(f).take(t - f).collect();
+                out.append_value(piece);
+            }
+            None => out.append_value(""),
+        }
+    }
+    Ok(arc(out.finish()))
+}
+
+fn concat(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    if is_binary(a[0].data_type()) {
+        let parts: Vec<BinaryArray> = a
+            .iter()
+            .map(|x| {
+                arrow::compute::cast(x, &DataType::Binary).map(|b| b.as_binary::<i32>().clone())
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let mut out = BinaryBuilder::new();
+        for i in 0..a[0].len() {
+            if parts.iter().any(|p| p.is_null(i)) {
+                out.append_null();
+            } else {
+                let v: Vec<u8> = parts.iter().flat_map(|p| p.value(i).to_vec()).collect();
+                out.append_value(v);
+            }
+        }
+        return Ok(arc(out.finish()));
+    }
+    let parts: Vec<StringArray> = a.iter().map(text).collect::<Result<_>>()?;
+    let mut out = StringBuilder::new();
+    for i in 0..a[0].len() {
+        if parts.iter().any(|p| p.is_null(i)) {
+            out.append_null();
+        } else {
+            let v: String = parts.iter().map(|p| p.value(i)).collect();
+            out.append_value(v);
+        }
+    }
+    Ok(arc(out.finish()))
+}
+
+fn split_part(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let d = text(&a[1])?;
+    let n = ints(&a[2])?;
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if s.is_null(i) || d.is_null(i) || n.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let k = n.value(i);
+        if k < 1 {
+            out.push(call.row_err("the index must be greater than zero")?);
+            continue;
+        }
+        let (v, delim) = (s.value(i), d.value(i));
+        let part = if delim.is_empty() {
+            v.chars().nth(k as usize - 1).map(String::from)
+        } else {
+            v.split(delim).nth(k as usize - 1).map(str::to_string)
+        };
+        out.push(part);
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn strpos(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let sub = text(&a[1])?;
+    let inst = a.get(2).map(ints).transpose()?;
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if s.is_null(i) || sub.is_null(i) || inst.as_ref().is_some_and(|x| x.is_null(i)) {
+            out.push(None);
+            continue;
+        }
+        let k = inst.as_ref().map_or(1, |x| x.value(i));
+        if k == 0 {
+            out.push(call.row_err("the instance must not be zero")?);
+            continue;
+        }
+        let (v, needle) = (s.value(i), sub.value(i));
+        let hits: Vec<usize> = if needle.is_empty() {
+            (0..=v.len()).filter(|b| v.is_char_boundary(*b)).collect()
+        } else {
+            v.match_indices(needle).map(|(b, _)| b).collect()
+        };
+        let hit = if k > 0 {
+            hits.get(k as usize - 1)
+        } else {
+            hits.len()
+                .checked_sub(k.unsigned_abs() as usize)
+                .and_then(|j| hits.get(j))
+        };
+        out.push(Some(hit.map_or(0, |b| v[..*b].chars().count() as i64 + 1)));
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn replace(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let from = text(&a[1])?;
+    let with = a.get(2).map(text).transpose()?;
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if s.is_null(i) || from.is_null(i) || with.as_ref().is_some_and(|w| w.is_null(i)) {
+            out.push(None);
+            continue;
+        }
+        let w = with.as_ref().map_or("", |w| w.value(i));
+        out.push(Some(s.value(i).replace(from.value(i), w)));
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn pad(call: &Call, a: &[ArrayRef], left: bool) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let size = ints(&a[1])?;
+    let fill = text(&a[2])?;
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if s.is_null(i) || size.is_null(i) || fill.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let (v, n, f) = (s.value(i), size.value(i), fill.value(i));
+        if n < 0 {
+            out.push(call.row_err("the target size must be zero or more")?);
+            continue;
+        }
+        if f.is_empty() {
+            out.push(call.row_err("the padding string must not be empty")?);
+            continue;
+        }
+        let n = n as usize;
+        let len = v.chars().count();
+        if len >= n {
+            out.push(Some(v.chars().take(n).collect()));
+            continue;
+        }
+        let padding: String = f.chars().cycle().take(n - len).collect();
+        out.push(Some(if left {
+            padding + v
+        } else {
+            v.to_string() + &padding
+        }));
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn from_utf8(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let b = arrow::compute::cast(&a[0], &DataType::Binary)?;
+    let b = b.as_binary::<i32>();
+    let repl = a.get(1).map(text).transpose()?;
+    let mut out = Vec::with_capacity(b.len());
+    for i in 0..b.len() {
+        if b.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let r = repl
+            .as_ref()
+            .map_or("\u{FFFD}", |r| if r.is_null(i) { "" } else { r.value(i) });
+        let mut s = String::new();
+        for chunk in b.value(i).utf8_chunks() {
+            s.push_str(chunk.valid());
+            if !chunk.invalid().is_empty() {
+                s.push_str(r);
+            }
+        }
+        out.push(Some(s));
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn length(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    if is_binary(a[0].data_type()) {
+        let b = arrow::compute::cast(&a[0], &DataType::Binary)?;
+        let b = b.as_binary::<i32>();
+        return Ok(arc(Int64Array::from(
+            b.iter()
+                .map(|v| v.map(|v| v.len() as i64))
+                .collect::<Vec<_>>(),
+        )));
+    }
+    let s = text(&a[0])?;
+    Ok(arc(Int64Array::from(
+        s.iter()
+            .map(|v| v.map(|v| v.chars().count() as i64))
+            .collect::<Vec<_>>(),
+    )))
+}
+
+fn concat_ws(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let sep = text(&a[0])?;
+    let mut out = Vec::with_capacity(sep.len());
+    // One array argument, or strings.
+    let lists = a.len() == 2 && is_list(a[1].data_type());
+    let parts: Vec<StringArray> = if lists {
+        vec![]
+    } else {
+        a[1..].iter().map(text).collect::<Result<_>>()?
+    };
+    for i in 0..sep.len() {
+        if sep.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let items: Vec<String> = if lists {
+            let l = arrow::compute::cast(
+                &a[1],
+                &DataType::List(Arc::new(arrow::datatypes::Field::new_list_field(
+                    DataType::Utf8,
+                    true,
+                ))),
+            )?;
+            let l = l.as_list::<i32>();
+            if l.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let v = l.value(i);
+            let v = v.as_string::<i32>();
+            v.iter().flatten().map(str::to_string).collect()
+        } else {
+            parts
+                .iter()
+                .filter(|p| !p.is_null(i))
+                .map(|p| p.value(i).to_string())
+                .collect()
+        };
+        out.push(Some(items.join(sep.value(i))));
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn same_kind(n: &str, t: &[DataType]) -> Result<DataType> {
+    if t.is_empty() {
+        return Err(DataFusionError::Plan(format!("{n} needs arguments")));
+    }
+    Ok(if is_binary(&t[0]) {
+        DataType::Binary
+    } else {
+        DataType::Utf8
+    })
+}
+
+/// The functions above (`concat` on arrays is planned as `array_concat`).
+pub fn functions() -> Vec<Fun> {
+    vec![
+        Fun::new(
+            "substr",
+            |n, t| {
+                arity(n, t, &[2, 3])?;
+                same_kind(n, t)
+            },
+            substr,
+        )
+        .alias("substring"),
+        Fun::new(
+            "concat",
+            |n, t| {
+                if t.iter().any(is_list) {
+                    return Ok(t.iter().find(|x| is_list(x)).cloned().expect("a list"));
+                }
+                same_kind(n, t)
+            },
+            concat,
+        ),
+        Fun::new(
+            "split_part",
+            |n, t| {
+                arity(n, t, &[3])?;
+                Ok(DataType::Utf8)
+            },
+            split_part,
+        ),
+        Fun::new(
+            "strpos",
+            |n, t| {
+                arity(n, t, &[2, 3])?;
+                Ok(DataType::Int64)
+            },
+            strpos,
+        ),
+        Fun::new(
+            "replace",
+            |n, t| {
+                arity(n, t, &[2, 3])?;
+                Ok(DataType::Utf8)
+            },
+            replace,
+        ),
+        Fun::new(
+            "lpad",
+            |n, t| {
+                arity(n, t, &[3])?;
+                Ok(DataType::Utf8)
+            },
+            |c, a| pad(c, a, true),
+        ),
+        Fun::new(
+            "rpad",
+            |n, t| {
+                arity(n, t, &[3])?;
+                Ok(DataType::Utf8)
+            },
+            |c, a| pad(c, a, false),
+        ),
+        Fun::new(
+            "from_utf8",
+            |n, t| {
+                arity(n, t, &[1, 2])?;
+                Ok(DataType::Utf8)
+            },
+            from_utf8,
+        ),
+        Fun::new(
+            "length",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Int64)
+            },
+            length,
+        ),
+        Fun::new(
+            "concat_ws",
+            |n, t| {
+                if t.len() < 2 {
+                    return Err(DataFusionError::Plan(format!(
+                        "{n} needs a separator and values"
+                    )));
+                }
+                Ok(DataType::Utf8)
+            },
+            concat_ws,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substr_positions_are_athenas() {
+        assert_eq!(substr_range(13, -5, None), Some((8, 13)));
+        assert_eq!(substr_range(13, -5, Some(4)), Some((8, 12)));
+        assert_eq!(substr_range(13, 0, None), None);
+        assert_eq!(substr_range(3, 5, None), None);
+    }
+}
