@@ -37,6 +37,7 @@ forbid eventlake-catalog 'datafusion[a-z-]*|parquet|eventlake-(compaction|query|
 
 # The saved queries must parse as Athena (Trino) SQL; the Rust tests run the same text locally.
 python3 -c 'import sqlglot' 2>/dev/null || python3 -m pip install --quiet 'sqlglot==26.33.0' >&2
+python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install --quiet 'duckdb==2.0.1' >&2
 python3 tests/check_sql_athena.py sql
 
 cargo test --workspace --locked -- --include-ignored
@@ -54,6 +55,10 @@ out=$("$etl" --lake "$scratch/lake" query --format csv \
   --sql "SELECT count(*) AS events FROM events")
 test "$out" = "$(printf 'events\n29647')" || { echo "quickstart gave: $out" >&2; exit 1; }
 echo "quickstart: ok"
+
+# Athena's SQL locally against DuckDB: generated analyst queries on the quickstart's committed
+# files, through sqlglot's translation; every answer must be the same.
+python3 tests/athena_vs_duckdb.py "$etl" "$scratch/lake" --queries 200
 
 # The README's ingestion example: a token, the local server, curl, then etl picks the batch up.
 ingest=target/debug/ingest
