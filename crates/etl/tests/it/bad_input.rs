@@ -112,7 +112,7 @@ async fn each_bad_line_is_quarantined_with_its_reason_and_line() {
         .await;
     assert_eq!(
         got,
-        "event_id,t\ne-14,2026-11-20T10:00:00Z\ne-ok,2026-11-20T10:00:00Z\n"
+        "event_id,t\ne-14,2026-11-20 10:00:00.000\ne-ok,2026-11-20 10:00:00.000\n"
     );
 }
 
@@ -223,6 +223,6 @@ async fn duplicates_keep_the_first_by_received_at_and_count_conflicts() {
     assert_eq!(
         t.query("select event_id, cast(received_at as varchar) as r, properties from events order by event_id")
             .await,
-        "event_id,r,properties\nd-1,2026-11-20T10:00:02Z,\"{\"\"path\"\":\"\"/x\"\"}\"\nd-2,2026-11-20T10:00:01Z,\"{\"\"path\"\":\"\"/x\"\"}\"\n"
+        "event_id,r,properties\nd-1,2026-11-20 10:00:02.000,\"{\"\"path\"\":\"\"/x\"\"}\"\nd-2,2026-11-20 10:00:01.000,\"{\"\"path\"\":\"\"/x\"\"}\"\n"
     );
 }

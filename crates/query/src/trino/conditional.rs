@@ -45,6 +45,9 @@ pub fn trino_type(t: &DataType) -> String {
         DataType::Binary | DataType::BinaryView | DataType::LargeBinary => "varbinary".into(),
         DataType::FixedSizeBinary(_) => "varbinary".into(),
         DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(u, tz) if super::render::is_table_timestamp(u, tz.as_deref()) => {
+            "timestamp(3)".into()
+        }
         DataType::Timestamp(u, tz) => {
             let p = match u {
                 TimeUnit::Second => 0,

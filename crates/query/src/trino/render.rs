@@ -104,7 +104,19 @@ pub fn value(v: &ScalarValue) -> String {
     }
 }
 
+/// The curated table stores `event_time` and `received_at` as UTC microseconds; Glue declares
+/// them `timestamp`, which Athena reads as `timestamp(3)` without a zone. Nothing else in a
+/// session has this type (Athena's own timestamps are milliseconds here), so it stands for
+/// a table column and is shown and typed the way Athena shows it.
+pub(crate) fn is_table_timestamp(u: &TimeUnit, tz: Option<&str>) -> bool {
+    *u == TimeUnit::Microsecond && tz == Some("UTC")
+}
+
 fn timestamp(x: i64, u: TimeUnit, tz: Option<&str>) -> String {
+    if is_table_timestamp(&u, tz) {
+        let ms = x.div_euclid(1000);
+        return timestamp(ms, TimeUnit::Millisecond, None);
+    }
     use arrow::array::{
         TimestampMicrosecondArray as Us, TimestampMillisecondArray as Ms,
         TimestampNanosecondArray as Ns, TimestampSecondArray as S,
