@@ -3,14 +3,17 @@
 //! Its files come from the catalog entries, so a version that is half-written, left by a crashed
 //! run or replaced by a newer commit is never read, and no listing of the lake is needed. Filters
 //! on `team` and `dt` prune whole partitions before any file is opened; other filters reach the
-//! Parquet reader, which skips row groups and pages by their statistics.
+//! Parquet reader, which skips row groups and pages by their statistics. The scan tells the
+//! planner how many rows it reads (the catalog records each file's), so a join builds its hash
+//! table on its smaller side.
 
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::stats::Precision;
+use datafusion::common::{DFSchema, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -34,7 +37,8 @@ pub struct CommittedEvents {
     schema: SchemaRef,
     partition_schema: DFSchema,
     url: ObjectStoreUrl,
-    files: Vec<PartitionedFile>,
+    /// Each committed file with its number of rows.
+    files: Vec<(PartitionedFile, u64)>,
 }
 
 impl CommittedEvents {
@@ -42,13 +46,14 @@ impl CommittedEvents {
         let mut files = Vec::new();
         for e in entries {
             for f in &e.files {
-                files.push(
+                files.push((
                     PartitionedFile::new(lake.path(&f.key).to_string(), f.size)
                         .with_partition_values(vec![
                             ScalarValue::Utf8View(Some(e.partition.team.to_string())),
                             ScalarValue::Utf8View(Some(e.partition.dt.to_string())),
                         ]),
-                );
+                    f.rows,
+                ));
             }
         }
         let partition_schema = DFSchema::try_from(arrow::datatypes::Schema::new(view_fields(
@@ -104,10 +109,13 @@ impl TableProvider for CommittedEvents {
             .cloned()
             .collect();
         let mut files = Vec::with_capacity(self.files.len());
-        for f in &self.files {
+        let (mut rows, mut bytes) = (0_u64, 0_u64);
+        for (f, n) in &self.files {
             if let Some(f) =
                 filter_partitioned_file(f.clone(), &partition_filters, &self.partition_schema)?
             {
+                rows += n;
+                bytes += f.object_meta.size;
                 files.push(f);
             }
         }
@@ -127,7 +135,12 @@ impl TableProvider for CommittedEvents {
             .with_table_partition_cols(view_fields(&partition_fields()))
             .build(),
         );
+        // Exact: the catalog wrote each file's rows when it committed it.
+        let mut stats = Statistics::new_unknown(&self.schema);
+        stats.num_rows = Precision::Exact(rows as usize);
+        stats.total_byte_size = Precision::Inexact(bytes as usize);
         let config = FileScanConfigBuilder::new(self.url.clone(), source)
+            .with_statistics(stats)
             .with_file_groups(groups)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
