@@ -56,9 +56,10 @@ out=$("$etl" --lake "$scratch/lake" query --format csv \
 test "$out" = "$(printf 'events\n29647')" || { echo "quickstart gave: $out" >&2; exit 1; }
 echo "quickstart: ok"
 
-# Athena's SQL locally against DuckDB: generated analyst queries on the quickstart's committed
-# files, through sqlglot's translation; every answer must be the same.
-python3 tests/athena_vs_duckdb.py "$etl" "$scratch/lake" --queries 200
+# Athena's SQL locally against DuckDB: generated analyst queries and the benchmark's analyst
+# queries on the quickstart's committed files, through sqlglot's translation; every answer must
+# be the same.
+python3 tests/athena_vs_duckdb.py "$etl" "$scratch/lake" --queries 200 --files benches/analyst
 
 # The README's ingestion example: a token, the local server, curl, then etl picks the batch up.
 ingest=target/debug/ingest
