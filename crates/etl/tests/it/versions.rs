@@ -125,7 +125,9 @@ async fn partition_filters_prune_before_any_file_is_opened() {
     two_partitions(&t);
     t.backfill(false).await;
     let plan = t
-        .query("explain select count(*) from events where team = 'search' and dt = '2026-11-20'")
+        .query(
+            "explain select max(event_id) from events where team = 'search' and dt = '2026-11-20'",
+        )
         .await;
     assert!(plan.contains("team=search"), "{plan}");
     assert!(!plan.contains("team=checkout"), "{plan}");
