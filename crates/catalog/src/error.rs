@@ -119,6 +119,16 @@ pub enum Error {
         found: String,
     },
 
+    /// This run's lease of the partition expired and another run took it over: committing now
+    /// could overwrite that run's work.
+    #[error(
+        "{partition}: this run no longer holds the partition's lease ({detail}); nothing was committed, run it again"
+    )]
+    LeaseLost {
+        partition: PartitionKey,
+        detail: String,
+    },
+
     /// A background task was cancelled, or panicked (a bug).
     #[error("task {}: {message}", if *panicked { "panicked" } else { "was cancelled" })]
     Task { panicked: bool, message: String },
@@ -149,7 +159,7 @@ impl Error {
                 matches!(reason.as_ref(), Unreachable::Unreachable { .. })
             }
             Error::Glue { failure, .. } => failure.is_transient(),
-            Error::Io { .. } | Error::CommitConflict { .. } => true,
+            Error::Io { .. } | Error::CommitConflict { .. } | Error::LeaseLost { .. } => true,
             Error::Task { panicked, .. } => !panicked,
         }
     }

@@ -13,8 +13,9 @@
 //!   `AccessDeniedException` and bad input are not retried.
 //!
 //! Glue has no conditional partition update: the compare-and-swap is a read then a write, and
-//! only a create is race-free. Runs of one partition must not overlap (the scheduled job runs
-//! each partition once per execution; two laptops should use the lake catalog).
+//! only a create is race-free. Runs of one partition therefore never overlap: a run takes the
+//! partition's lease in the lake before it works on it ([`crate::Leases`]) and confirms it right
+//! before the commit.
 
 use std::collections::HashMap;
 

@@ -13,7 +13,7 @@ use crate::earlier::IdBoard;
 use crate::error::Error;
 use crate::plan::{PartitionPlan, Plan};
 use eventlake_catalog::Lake;
-use eventlake_catalog::{Catalog, CommitOutcome};
+use eventlake_catalog::{Catalog, CommitOutcome, LeasedCatalog, Leases, Taken};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,6 +24,8 @@ pub enum Status {
     Unchanged,
     /// Another run committed the same raw data first; this run's version was left for `gc`.
     AlreadyCurrent,
+    /// Another run holds the partition's lease: skipped, nothing read or written.
+    Busy,
     Failed,
 }
 
@@ -43,6 +45,11 @@ pub struct PartitionReport {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retryable: Option<bool>,
+    /// For a busy partition: who holds its lease, and until when (an S3 lease).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +57,8 @@ pub struct Summary {
     pub partitions: Vec<PartitionReport>,
     pub committed: usize,
     pub unchanged: usize,
+    /// Partitions another run was working on (`team=…/dt=…`): skipped, not failed.
+    pub busy: Vec<String>,
     pub failed: Vec<String>,
     pub totals: Counts,
     pub elapsed_ms: u64,
@@ -117,12 +126,15 @@ fn report(p: &PartitionKey, status: Status) -> PartitionReport {
         elapsed_ms: 0,
         error: None,
         retryable: None,
+        held_by: None,
+        held_until: None,
     }
 }
 
 async fn run_one(
     lake: Lake,
     catalog: Arc<dyn Catalog>,
+    leases: Leases,
     plan: PartitionPlan,
     opts: CompactOptions,
     board: IdBoard,
@@ -137,16 +149,44 @@ async fn run_one(
     let partition = plan.partition.clone();
     let earlier = plan.earlier.clone();
     let closing = board.clone();
-    let result = tokio::spawn(async move {
-        compact_partition(&lake, catalog.as_ref(), &plan, &opts, &board).await
-    })
-    .await
-    .map_err(Error::from)
-    .and_then(|r| r);
-    // Whoever waits for this partition's ids and has not got them (it failed before it read
-    // them) reads them elsewhere.
-    closing.close(&partition);
-    closing.release(&earlier);
+    // Whoever waits for this partition's ids and has not got them (it failed or was skipped
+    // before it read them) reads them elsewhere.
+    let close = || {
+        closing.close(&partition);
+        closing.release(&earlier);
+    };
+    let lease = match leases.take(&partition).await {
+        Ok(Taken::Held(l)) => Arc::new(l),
+        Ok(Taken::Busy { holder, until }) => {
+            close();
+            r.status = Status::Busy;
+            r.held_by = Some(holder);
+            r.held_until = until;
+            r.elapsed_ms = started.elapsed().as_millis() as u64;
+            return r;
+        }
+        Err(e) => {
+            close();
+            let e = Error::from(e);
+            r.retryable = Some(e.is_retryable());
+            r.error = Some(format!("cannot take the partition's lease: {e}"));
+            r.elapsed_ms = started.elapsed().as_millis() as u64;
+            return r;
+        }
+    };
+    let guarded = LeasedCatalog::new(catalog, Arc::clone(&lease));
+    let result =
+        tokio::spawn(async move { compact_partition(&lake, &guarded, &plan, &opts, &board).await })
+            .await
+            .map_err(Error::from)
+            .and_then(|r| r);
+    close();
+    // The task is over, so this is the last handle on the lease.
+    if let Ok(lease) = Arc::try_unwrap(lease)
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(partition = %partition, error = %e, "cannot give the lease back; it expires on its own");
+    }
     match result {
         Ok(c) => {
             r.status = match c.outcome {
@@ -182,6 +222,7 @@ pub async fn run(
     // takes their ids from the board; within a day, largest first keeps every worker busy.
     partitions.sort_by_key(|p| (p.partition.dt, std::cmp::Reverse(p.bytes)));
     let board = IdBoard::for_run(&partitions);
+    let leases = Leases::new(lake, opts.lease_ttl, eventlake_catalog::this_holder());
     let mut lines_done = 0u64;
     let mut reports: Vec<PartitionReport> = Vec::with_capacity(partitions.len());
     let mut stream = futures::stream::iter(partitions)
@@ -189,6 +230,7 @@ pub async fn run(
             run_one(
                 lake.clone(),
                 Arc::clone(&catalog),
+                leases.clone(),
                 p,
                 opts.clone(),
                 board.clone(),
@@ -217,6 +259,11 @@ pub async fn run(
             .iter()
             .filter(|r| matches!(r.status, Status::Unchanged | Status::AlreadyCurrent))
             .count(),
+        busy: reports
+            .iter()
+            .filter(|r| r.status == Status::Busy)
+            .map(|r| format!("team={}/dt={}", r.team, r.dt))
+            .collect(),
         failed: reports
             .iter()
             .filter(|r| r.status == Status::Failed)

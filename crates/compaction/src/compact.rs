@@ -52,6 +52,9 @@ pub struct CompactOptions {
     pub target_file_bytes: u64,
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    /// How long a partition's lease lives unless this run extends it (it does, every third of
+    /// it, while it works): after a crash, other runs wait this long for the partition.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl CompactOptions {
@@ -69,6 +72,7 @@ impl Default for CompactOptions {
             target_file_bytes: 256 * 1024 * 1024,
             row_group_rows: 1024 * 1024,
             zstd_level: 1,
+            lease_ttl: eventlake_catalog::DEFAULT_LEASE_TTL,
         }
     }
 }

@@ -226,6 +226,10 @@ pub struct TuningArgs {
     /// read waits mostly on the network).
     #[arg(long)]
     pub read_concurrency: Option<usize>,
+    /// How long a partition's lease lasts unless this run extends it (it does while it works);
+    /// after a crash, other runs skip the partition as busy for this long.
+    #[arg(long, env = "EVENTLAKE_LEASE_TTL", default_value = "10m", value_parser = eventlake_contract::duration::parse)]
+    pub lease_ttl: std::time::Duration,
 }
 
 impl TuningArgs {
@@ -243,6 +247,7 @@ impl TuningArgs {
             target_file_bytes: self.target_file_mb * 1024 * 1024,
             row_group_rows: self.row_group_rows,
             zstd_level: self.zstd_level,
+            lease_ttl: self.lease_ttl,
         })
     }
 }

@@ -55,6 +55,16 @@ pub fn format_summary(s: &Summary) -> String {
                     c.quarantined
                 )
             }
+            (None, Status::Busy) => {
+                out += &format!(
+                    "{key:<40} {status:<15} held by {}{}\n",
+                    r.held_by.as_deref().unwrap_or("another run"),
+                    r.held_until
+                        .as_deref()
+                        .map(|u| format!(" until {u}"))
+                        .unwrap_or_default()
+                )
+            }
             (None, Status::Failed) => {
                 out += &format!(
                     "{key:<40} {status:<15} {}\n",
@@ -66,10 +76,11 @@ pub fn format_summary(s: &Summary) -> String {
     }
     let t = &s.totals;
     out += &format!(
-        "{} partitions: {} committed, {} unchanged, {} failed; {} lines -> {} rows + {} duplicates ({} conflicts) + {} duplicates of earlier days + {} quarantined; {} raw ({} uncompressed) in {:.1} s, {} lines/s\n",
+        "{} partitions: {} committed, {} unchanged, {} busy, {} failed; {} lines -> {} rows + {} duplicates ({} conflicts) + {} duplicates of earlier days + {} quarantined; {} raw ({} uncompressed) in {:.1} s, {} lines/s\n",
         s.partitions.len(),
         s.committed,
         s.unchanged,
+        s.busy.len(),
         s.failed.len(),
         t.lines,
         t.rows,
@@ -82,7 +93,13 @@ pub fn format_summary(s: &Summary) -> String {
         s.elapsed_ms as f64 / 1000.0,
         s.lines_per_sec
     );
-    if s.committed == 0 && s.failed.is_empty() && !s.partitions.is_empty() {
+    if !s.busy.is_empty() {
+        out += &format!(
+            "skipped, another run is working on them (run again once it is done): {}\n",
+            s.busy.join(", ")
+        );
+    }
+    if s.committed == 0 && s.failed.is_empty() && s.busy.is_empty() && !s.partitions.is_empty() {
         out += "nothing to do: every partition is unchanged since its last commit (use --force to rewrite)\n";
     }
     if !s.failed.is_empty() {

@@ -38,6 +38,14 @@ impl Progress for Bar {
                 r.error.as_deref().unwrap_or("")
             ));
         }
+        if r.status == Status::Busy {
+            self.0.println(format!(
+                "busy team={} dt={}: held by {}",
+                r.team,
+                r.dt,
+                r.held_by.as_deref().unwrap_or("another run")
+            ));
+        }
     }
 
     fn finish(&self) {

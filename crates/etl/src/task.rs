@@ -213,6 +213,15 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                     format!("{partition}: {}", r.error.as_deref().unwrap_or("failed")),
                 ));
             }
+            if r.status == Status::Busy {
+                // The scheduled run skips it; the run holding it commits it.
+                return Ok(json!({
+                    "partition": partition,
+                    "status": "busy",
+                    "held_by": r.held_by,
+                    "held_until": r.held_until,
+                }));
+            }
             Ok(json!({
                 "partition": partition,
                 "status": if r.status == Status::Unchanged { "unchanged" } else { "committed" },

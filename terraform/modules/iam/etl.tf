@@ -55,6 +55,19 @@ data "aws_iam_policy_document" "etl_data" {
     resources = ["${var.lake_bucket_arn}/${local.quarantine_root}*"]
   }
 
+  # One lease object per partition (`_leases/events/team=…/dt=….json`), taken with a conditional
+  # write before the work and deleted after the commit: runs never overlap on a partition.
+  statement {
+    sid    = "PartitionLeases"
+    effect = "Allow"
+    actions = [
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = ["${var.lake_bucket_arn}/${local.lease_root}*"]
+  }
+
   statement {
     sid    = "RegisterPartitions"
     effect = "Allow"

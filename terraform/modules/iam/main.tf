@@ -48,4 +48,5 @@ locals {
   ingest_root     = "_ingest/"
   curated_root    = "curated/events/"
   quarantine_root = "quarantine/"
+  lease_root      = "_leases/"
 }

@@ -34,6 +34,7 @@ locals {
   ingest_root     = "_ingest/" # idempotency markers of the ingest function
   curated_root    = "curated/events/"
   quarantine_root = "quarantine/"
+  lease_root      = "_leases/"
 
   # Prefix of the job's own Athena results (the P95 check) in the results bucket; the teams'
   # results sit under team=<team>/.

@@ -177,6 +177,8 @@ resource "aws_s3_bucket_policy" "data" {
 #   curated/    `etl gc` deletes superseded v=<run>/ folders; the deleted objects stay as
 #               noncurrent versions (an undo window) for curated_noncurrent_version_expiration_days.
 #   quarantine/ rejected lines, kept quarantine_expiration_days.
+#   _leases/    one small object per partition while a run works on it, deleted after its
+#               commit: the overwritten and deleted versions go after a day.
 # Rules with different prefixes never overlap; the last rule only removes expired delete markers
 # and incomplete uploads anywhere in the bucket.
 resource "aws_s3_bucket_lifecycle_configuration" "lake" {
@@ -266,6 +268,23 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
 
     noncurrent_version_expiration {
       noncurrent_days = var.noncurrent_version_expiration_days
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  rule {
+    id     = "lease-versions-expiry"
+    status = "Enabled"
+
+    filter {
+      prefix = local.lease_root
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
     }
 
     abort_incomplete_multipart_upload {

@@ -30,7 +30,7 @@ fn unique(name: &str) -> String {
 }
 
 /// `s3://bucket/prefix` on the S3 stand-in, unique to this test.
-fn s3_lake(name: &str) -> String {
+pub(crate) fn s3_lake(name: &str) -> String {
     let base = std::env::var("EVENTLAKE_TEST_S3_LAKE")
         .expect("EVENTLAKE_TEST_S3_LAKE is not set: run tests/run.sh, which starts the stand-ins");
     format!("{base}/{}", unique(name))
@@ -41,13 +41,13 @@ fn moto() -> String {
         .expect("AWS_ENDPOINT_URL is not set: run tests/run.sh, which starts the stand-ins")
 }
 
-async fn sdk() -> aws_config::SdkConfig {
+pub(crate) async fn sdk() -> aws_config::SdkConfig {
     moto();
     eventlake_store::sdk_config().await
 }
 
 /// A Glue database name unique to this test (names are lower case, no dashes).
-fn database(name: &str) -> String {
+pub(crate) fn database(name: &str) -> String {
     unique(name).replace('-', "_")
 }
 
@@ -58,6 +58,11 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         c.env(k, v);
     }
     c.output().expect("etl runs")
+}
+
+/// Runs etl and returns its stdout; fails the test with both outputs when it fails.
+pub(crate) fn run_ok(args: &[&str]) -> String {
+    ok(run(args, &[]))
 }
 
 fn ok(o: Output) -> String {

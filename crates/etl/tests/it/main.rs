@@ -10,6 +10,7 @@ mod crash;
 mod cross_day;
 mod ground_truth;
 mod ingest_to_query;
+mod lease;
 mod saved_queries;
 mod task;
 mod versions;
