@@ -50,6 +50,10 @@ pub struct PartitionReport {
     pub held_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_until: Option<String>,
+    /// For a committed partition: seconds from its newest raw object's arrival to the commit,
+    /// how late the curated table shows an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,6 +132,7 @@ fn report(p: &PartitionKey, status: Status) -> PartitionReport {
         retryable: None,
         held_by: None,
         held_until: None,
+        lag_seconds: None,
     }
 }
 
@@ -148,6 +153,7 @@ async fn run_one(
     }
     let partition = plan.partition.clone();
     let earlier = plan.earlier.clone();
+    let newest_raw = plan.objects.iter().filter_map(|o| o.last_modified).max();
     let closing = board.clone();
     // Whoever waits for this partition's ids and has not got them (it failed or was skipped
     // before it read them) reads them elsewhere.
@@ -193,6 +199,12 @@ async fn run_one(
                 CommitOutcome::Committed => Status::Committed,
                 CommitOutcome::AlreadyCurrent => Status::AlreadyCurrent,
             };
+            if r.status == Status::Committed {
+                r.lag_seconds = newest_raw.map(|t| {
+                    let ms = (chrono::Utc::now() - t).num_milliseconds().max(0);
+                    ms as f64 / 1000.0
+                });
+            }
             r.version = Some(c.version);
             r.files = c.files.len();
             r.bytes_written = c.bytes_written;

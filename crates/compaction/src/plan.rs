@@ -49,6 +49,10 @@ pub struct RawObject {
     pub size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub e_tag: Option<String>,
+    /// When the store last wrote it (the lag metric: newest raw object to its commit). Not part
+    /// of any fingerprint.
+    #[serde(skip)]
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What the job will do with a partition.
@@ -259,6 +263,7 @@ async fn list_raw(lake: &Lake, partition: &PartitionKey) -> Result<(Vec<RawObjec
             key: meta.location.to_string(),
             size: meta.size,
             e_tag: meta.e_tag,
+            last_modified: Some(meta.last_modified),
         });
     }
     Ok((objects, hidden))
@@ -319,6 +324,7 @@ mod tests {
             key: key.into(),
             size,
             e_tag: e_tag.map(str::to_owned),
+            last_modified: None,
         }
     }
 

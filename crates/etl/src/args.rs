@@ -267,6 +267,10 @@ pub struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write CloudWatch embedded-metric lines (per partition and per run) to stderr: `emf` or
+    /// `off`. Default: on when running as a Lambda function or an ECS task, off elsewhere.
+    #[arg(long, env = "EVENTLAKE_METRICS", value_parser = ["emf", "off"])]
+    pub metrics: Option<String>,
     #[command(flatten)]
     pub tuning: TuningArgs,
 }

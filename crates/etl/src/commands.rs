@@ -365,6 +365,9 @@ async fn run_jobs(
         crate::progress::auto(plan.partitions.len() as u64)
     };
     let summary = backfill::run(&lake, catalog, plan, jobs, &opts, progress.as_ref()).await;
+    if crate::metrics::enabled(args.metrics.as_deref()) {
+        crate::metrics::emit(&crate::metrics::documents(&summary, "backfill"));
+    }
     if args.json {
         println!(
             "{}",

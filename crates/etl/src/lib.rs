@@ -7,6 +7,7 @@
 //! | [`commands`] | what each command does with the parts, and the process entry point |
 //! | [`task`] | the Step Functions payloads (`etl task`, `etl lambda`) and their error names |
 //! | [`output`], [`progress`] | what people see: tables, summaries, a progress bar |
+//! | [`metrics`] | CloudWatch embedded-metric lines of a run |
 //!
 //! The parts: [`eventlake_catalog`] (the lake and its catalogs), [`eventlake_compaction`]
 //! (plan, compact, backfill, gc, sync), [`eventlake_query`] (the local engine, Athena, saved
@@ -15,6 +16,7 @@
 pub mod args;
 pub mod commands;
 mod error;
+pub mod metrics;
 pub mod output;
 pub mod progress;
 pub mod task;

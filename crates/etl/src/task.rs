@@ -4,7 +4,7 @@
 //! | payload | returns |
 //! | --- | --- |
 //! | `{"action":"plan","scope":"today"\|"yesterday"}` | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count"}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data |
-//! | `{"action":"compact","team":"…","dt":"YYYY-MM-DD"}` | `{"partition","status":"committed"\|"unchanged","version","rows","quarantined"}` |
+//! | `{"action":"compact","team":"…","dt":"YYYY-MM-DD"}` | `{"partition","status":"committed"\|"unchanged","version","rows","quarantined"}`, or `{"partition","status":"busy","held_by","held_until"}` when another run holds the partition's lease |
 //! | `{"action":"check_p95","engine":"athena"\|"local","runs":3}` | `{"ok","over_budget":[…],"queries":[…]}`: a breached budget is a result (`ok: false`), not an error |
 //!
 //! Errors carry the type `Retryable` (storage hiccups, throttling, a commit race: the same step can
@@ -203,6 +203,9 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 ..CompactOptions::default()
             };
             let summary = backfill::run(&ctx.lake, ctx.catalog, p, 1, &opts, &Quiet).await;
+            if crate::metrics::enabled(std::env::var("EVENTLAKE_METRICS").ok().as_deref()) {
+                crate::metrics::emit(&crate::metrics::documents(&summary, "compact"));
+            }
             let r = summary
                 .partitions
                 .first()

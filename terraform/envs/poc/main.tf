@@ -165,6 +165,7 @@ module "etl" {
   image_tag           = var.etl_image_tag
   map_max_concurrency = var.map_max_concurrency
   alert_emails        = var.alert_emails
+  teams               = var.teams
   # asl_path keeps its default: jobs/compact.asl.json at the repository root.
 }
 
@@ -189,6 +190,7 @@ module "ingest" {
   rate_events_per_sec = var.ingest_rate_events_per_sec
   events_rate_limit   = var.events_rate_limit
   events_burst_limit  = var.events_burst_limit
+  teams               = var.teams
 }
 
 module "bus" {

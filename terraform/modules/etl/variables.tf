@@ -281,3 +281,26 @@ variable "ecr_keep_images" {
   type        = number
   default     = 10
 }
+
+variable "teams" {
+  description = "Teams on the platform: each gets its alarms on quarantine share and commit lag, and a dashboard."
+  type        = list(string)
+  default     = []
+}
+
+variable "freshness_alarm_hours" {
+  description = "Alarm when no compaction run succeeded for this many hours, or a commit took in raw data this old (three frequent intervals by default)."
+  type        = number
+  default     = 6
+
+  validation {
+    condition     = var.freshness_alarm_hours >= 1 && var.freshness_alarm_hours <= 24 && floor(var.freshness_alarm_hours) == var.freshness_alarm_hours
+    error_message = "freshness_alarm_hours must be a whole number from 1 to 24 (a CloudWatch alarm looks back at most a day)."
+  }
+}
+
+variable "quarantine_share_alarm_percent" {
+  description = "Alarm when more than this share of a team's partition lines is quarantined in two of four hours."
+  type        = number
+  default     = 5
+}

@@ -173,3 +173,27 @@ variable "lambda_errors_threshold" {
   type        = number
   default     = 5
 }
+
+variable "teams" {
+  description = "Teams on the platform: each gets a latency alarm and a rate alarm on its own requests."
+  type        = list(string)
+  default     = []
+}
+
+variable "latency_p99_alarm_ms" {
+  description = "Alarm when a team's p99 request latency stays above this for 15 minutes."
+  type        = number
+  default     = 200
+}
+
+variable "default_team_events_per_sec" {
+  description = "Events per second a team may send before its rate alarm fires, unless team_events_per_sec names it."
+  type        = number
+  default     = 200
+}
+
+variable "team_events_per_sec" {
+  description = "Per team, the events per second it may send before its rate alarm fires."
+  type        = map(number)
+  default     = {}
+}

@@ -11,6 +11,7 @@ mod cross_day;
 mod ground_truth;
 mod ingest_to_query;
 mod lease;
+mod metrics;
 mod saved_queries;
 mod task;
 mod versions;
