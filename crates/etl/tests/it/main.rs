@@ -8,6 +8,7 @@ mod common;
 mod conformance;
 mod crash;
 mod cross_day;
+mod engine;
 mod ground_truth;
 mod ingest_to_query;
 mod lease;
