@@ -42,6 +42,7 @@ pub mod json_types;
 pub mod missing;
 pub mod render;
 mod text;
+pub mod unnest;
 pub use conditional::trino_type;
 pub use json_cast::FuseJsonCast;
 

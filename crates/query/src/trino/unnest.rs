@@ -1,0 +1,279 @@
+//! Athena's lateral `UNNEST`: `FROM t CROSS JOIN UNNEST(t.tags) AS u(tag)` (or
+//! `FROM t, UNNEST(…) AS u(…)`), and `WITH ORDINALITY`.
+//!
+//! DataFusion plans `unnest()` in a select list but not as a lateral join, and has no
+//! ordinality, so such a query is rewritten before planning:
+//!
+//! ```sql
+//! FROM t AS a CROSS JOIN UNNEST(a.x, a.y) WITH ORDINALITY AS u(p, q, n)
+//! -- becomes
+//! FROM (SELECT a.*, unnest(a.x) AS p, unnest(a.y) AS q,
+//!              unnest(generate_series(1, greatest(cardinality(a.x), cardinality(a.y)))) AS n
+//!       FROM t AS a) AS a
+//! ```
+//!
+//! and `u.p` elsewhere in the query becomes `a.p`. Several arrays are zipped, the shorter ones
+//! padded with NULL, and a NULL or empty array gives no row: Athena's meaning. A query without
+//! such an `UNNEST` is left exactly as written; one the rewrite does not cover (an `UNNEST` of a
+//! map, or without column names) reaches the planner unchanged and gets its error.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Query, Select, SelectItem, SetExpr,
+    Statement, TableFactor, VisitMut, VisitorMut, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// The query with its lateral `UNNEST`s made plain `unnest()` calls; `sql` itself when there is
+/// nothing to rewrite.
+pub fn rewrite(sql: &str) -> String {
+    if !sql.to_ascii_lowercase().contains("unnest") {
+        return sql.to_string();
+    }
+    let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql) else {
+        return sql.to_string();
+    };
+    let mut v = Lateral::default();
+    for s in &mut statements {
+        let _ = s.visit(&mut v);
+    }
+    if !v.changed {
+        return sql.to_string();
+    }
+    let _ = visit_expressions_mut(&mut statements, |e| {
+        if let Expr::CompoundIdentifier(parts) = e
+            && parts.len() >= 2
+            && let Some(m) = v.moved.iter().find(|m| same(&m.from, &parts[0]))
+        {
+            parts[0] = m.to.clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    statements
+        .iter()
+        .map(Statement::to_string)
+        .collect::<Vec<_>>()
+        .join(";\n")
+}
+
+fn same(a: &Ident, b: &Ident) -> bool {
+    a.value.eq_ignore_ascii_case(&b.value)
+}
+
+/// An UNNEST's columns, now under another alias.
+#[derive(Clone)]
+struct Moved {
+    from: Ident,
+    to: Ident,
+    columns: Vec<Ident>,
+}
+
+#[derive(Default)]
+struct Lateral {
+    moved: Vec<Moved>,
+    changed: bool,
+}
+
+impl VisitorMut for Lateral {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        self.set_expr(&mut q.body);
+        ControlFlow::Continue(())
+    }
+}
+
+impl Lateral {
+    fn set_expr(&mut self, e: &mut SetExpr) {
+        match e {
+            SetExpr::Select(s) => self.select(s),
+            SetExpr::SetOperation { left, right, .. } => {
+                self.set_expr(left);
+                self.set_expr(right);
+            }
+            _ => {}
+        }
+    }
+
+    fn select(&mut self, s: &mut Select) {
+        let before = self.moved.len();
+        // `FROM t, UNNEST(…) AS u(…)`
+        let mut i = 1;
+        while i < s.from.len() {
+            if s.from[i].joins.is_empty() && s.from[i - 1].joins.is_empty() {
+                let left = s.from[i - 1].relation.clone();
+                if let Some(merged) = self.lateral(&left, &s.from[i].relation) {
+                    s.from[i - 1].relation = merged;
+                    s.from.remove(i);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        for twj in &mut s.from {
+            // `FROM t CROSS JOIN UNNEST(…) AS u(…)`, possibly several in a row.
+            while let Some(j) = twj.joins.first() {
+                let cross = matches!(
+                    j.join_operator,
+                    JoinOperator::CrossJoin(JoinConstraint::None)
+                );
+                let merged = if cross {
+                    self.lateral(&twj.relation, &j.relation)
+                } else {
+                    None
+                };
+                match merged {
+                    Some(m) => {
+                        twj.relation = m;
+                        twj.joins.remove(0);
+                    }
+                    None => break,
+                }
+            }
+            // `FROM UNNEST(…) WITH ORDINALITY AS u(…)` on its own.
+            if let Some(m) = self.standalone(&twj.relation) {
+                twj.relation = m;
+            }
+        }
+        // `u.*` names the UNNEST's columns, not the whole row they now sit in.
+        let moved = self.moved[before..].to_vec();
+        if moved.is_empty() {
+            return;
+        }
+        let mut items = Vec::with_capacity(s.projection.len());
+        for item in s.projection.drain(..) {
+            let found = match &item {
+                SelectItem::QualifiedWildcard(kind, _) => {
+                    let name = kind.to_string();
+                    moved
+                        .iter()
+                        .find(|m| m.from.value.eq_ignore_ascii_case(&name))
+                }
+                _ => None,
+            };
+            match found {
+                Some(m) => items.extend(m.columns.iter().map(|c| {
+                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(vec![m.to.clone(), c.clone()]))
+                })),
+                None => items.push(item),
+            }
+        }
+        s.projection = items;
+    }
+
+    /// `left` with the UNNEST's columns added to each of its rows, under `left`'s alias.
+    fn lateral(&mut self, left: &TableFactor, un: &TableFactor) -> Option<TableFactor> {
+        let (alias, columns, items) = unnest_columns(un)?;
+        let to = match left {
+            TableFactor::Table {
+                name, alias: None, ..
+            } => match name.0.last()? {
+                ObjectNamePart::Identifier(i) => i.clone(),
+                _ => return None,
+            },
+            TableFactor::Table { alias: Some(a), .. } => a.name.clone(),
+            TableFactor::Derived { alias: Some(a), .. } => a.name.clone(),
+            _ => return None,
+        };
+        let derived = relation(&format!(
+            "SELECT * FROM (SELECT {to}.*, {items} FROM {left}) AS {to}"
+        ))?;
+        self.moved.push(Moved {
+            from: alias,
+            to,
+            columns,
+        });
+        self.changed = true;
+        Some(derived)
+    }
+
+    /// An UNNEST with ordinality and nothing to its left.
+    fn standalone(&mut self, t: &TableFactor) -> Option<TableFactor> {
+        let TableFactor::UNNEST {
+            with_ordinality: true,
+            ..
+        } = t
+        else {
+            return None;
+        };
+        let (alias, _, items) = unnest_columns(t)?;
+        let derived = relation(&format!("SELECT * FROM (SELECT {items}) AS {alias}"))?;
+        self.changed = true;
+        Some(derived)
+    }
+}
+
+/// An UNNEST's alias, its column names and the select items that produce them; `None` for a
+/// form this rewrite does not cover (no column names, `WITH OFFSET`, a map's two columns).
+fn unnest_columns(t: &TableFactor) -> Option<(Ident, Vec<Ident>, String)> {
+    let TableFactor::UNNEST {
+        alias: Some(alias),
+        array_exprs,
+        with_offset: false,
+        with_offset_alias: None,
+        with_ordinality,
+    } = t
+    else {
+        return None;
+    };
+    let columns: Vec<Ident> = alias.columns.iter().map(|c| c.name.clone()).collect();
+    let n = array_exprs.len();
+    if n == 0 || columns.len() != n + usize::from(*with_ordinality) {
+        return None;
+    }
+    let mut items: Vec<String> = array_exprs
+        .iter()
+        .zip(&columns)
+        .map(|(e, c)| format!("unnest({e}) AS {c}"))
+        .collect();
+    if *with_ordinality {
+        let sizes: Vec<String> = array_exprs
+            .iter()
+            .map(|e| format!("cardinality({e})"))
+            .collect();
+        let longest = if n == 1 {
+            sizes[0].clone()
+        } else {
+            format!("greatest({})", sizes.join(", "))
+        };
+        items.push(format!(
+            "unnest(generate_series(1, {longest})) AS {}",
+            columns[n]
+        ));
+    }
+    Some((alias.name.clone(), columns, items.join(", ")))
+}
+
+/// The first relation of a `SELECT … FROM <relation>` text.
+fn relation(sql: &str) -> Option<TableFactor> {
+    let mut s = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
+    let Statement::Query(q) = s.pop()? else {
+        return None;
+    };
+    let SetExpr::Select(select) = *q.body else {
+        return None;
+    };
+    select.from.into_iter().next().map(|t| t.relation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite;
+
+    #[test]
+    fn lateral_unnest_becomes_a_projection() {
+        let sql = "SELECT u.tag, count(*) FROM events AS e CROSS JOIN UNNEST(split(e.event_type, '_')) AS u(tag) GROUP BY u.tag";
+        let got = rewrite(sql);
+        assert!(
+            got.contains("unnest(split(e.event_type, '_')) AS tag"),
+            "{got}"
+        );
+        assert!(got.contains("SELECT e.tag"), "{got}");
+        assert!(!got.to_lowercase().contains("cross join"), "{got}");
+        // Nothing to rewrite: the text is kept as written.
+        let plain = "select unnest(make_array(1, 2))  -- as is";
+        assert_eq!(rewrite(plain), plain);
+    }
+}
