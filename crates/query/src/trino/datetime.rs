@@ -543,8 +543,36 @@ fn java_items(fmt: &str) -> std::result::Result<Vec<Item>, String> {
     Ok(items)
 }
 
+/// Writes `n` with at least `width` digits (zero-padded), as chrono's `%Y`, `%m`… do for
+/// non-negative values.
+fn push_padded(s: &mut String, n: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = buf.len() - i;
+    for _ in digits..width {
+        s.push('0');
+    }
+    s.push_str(std::str::from_utf8(&buf[i..]).expect("ascii digits"));
+}
+
+#[cfg(test)]
 fn render(items: &[Item], t: NaiveDateTime, zone: Option<(&Tz, &str)>) -> String {
     let mut s = String::new();
+    render_into(&mut s, items, t, zone);
+    s
+}
+
+fn render_into(s: &mut String, items: &[Item], t: NaiveDateTime, zone: Option<(&Tz, &str)>) {
+    use std::fmt::Write as _;
     for it in items {
         match it {
             Item::Lit(l) => s.push_str(l),
@@ -553,11 +581,20 @@ fn render(items: &[Item], t: NaiveDateTime, zone: Option<(&Tz, &str)>) -> String
                     let off = z.offset_from_utc_datetime(&instant_of(t, z));
                     let d =
                         chrono::DateTime::<Tz>::from_naive_utc_and_offset(instant_of(t, z), off);
-                    s.push_str(&d.format(f).to_string());
+                    let _ = write!(s, "{}", d.format(f));
                 }
                 (&"%z", None) => s.push_str("+0000"),
                 (&"%:z", None) => s.push_str("+00:00"),
-                _ => s.push_str(&t.format(f).to_string()),
+                // The specifiers of nearly every format, without parsing `f` for each row.
+                (&"%Y", _) if (0..=9999).contains(&t.year()) => push_padded(s, t.year() as u32, 4),
+                (&"%m", _) => push_padded(s, t.month(), 2),
+                (&"%d", _) => push_padded(s, t.day(), 2),
+                (&"%H", _) => push_padded(s, t.hour(), 2),
+                (&"%M", _) => push_padded(s, t.minute(), 2),
+                (&"%S", _) => push_padded(s, t.second(), 2),
+                _ => {
+                    let _ = write!(s, "{}", t.format(f));
+                }
             },
             Item::Fraction(n) => {
                 let digits = format!("{:09}", t.nanosecond() % 1_000_000_000);
@@ -579,7 +616,6 @@ fn render(items: &[Item], t: NaiveDateTime, zone: Option<(&Tz, &str)>) -> String
             },
         }
     }
-    s
 }
 
 /// A chrono parse format for the items, or why they cannot be parsed.
@@ -661,10 +697,11 @@ fn format_rows(
     let (kind, vals) = wall_times(&a[0])?;
     let fmts = text(&a[1])?;
     let mut cache: Option<(String, Vec<Item>)> = None;
-    let mut out = Vec::with_capacity(vals.len());
+    let mut out = arrow::array::StringBuilder::with_capacity(vals.len(), vals.len() * 16);
+    let mut buf = String::new();
     for (i, v) in vals.into_iter().enumerate() {
         let (Some(t), false) = (v, fmts.is_null(i)) else {
-            out.push(None);
+            out.append_null();
             continue;
         };
         let f = fmts.value(i);
@@ -672,7 +709,7 @@ fn format_rows(
             match items_of(f) {
                 Ok(items) => cache = Some((f.to_string(), items)),
                 Err(e) => {
-                    out.push(call.row_err(e)?);
+                    out.append_option(call.row_err::<String>(e)?);
                     continue;
                 }
             }
@@ -682,9 +719,11 @@ fn format_rows(
             Kind::Zoned(_, z, name) => Some((z, name.as_str())),
             _ => None,
         };
-        out.push(Some(render(items, t, zone)));
+        buf.clear();
+        render_into(&mut buf, items, t, zone);
+        out.append_value(&buf);
     }
-    Ok(arc(StringArray::from(out)))
+    Ok(arc(out.finish()))
 }
 
 fn parse_rows(

@@ -190,6 +190,49 @@ pub fn arity(name: &str, types: &[DataType], allowed: &[usize]) -> Result<()> {
     }
 }
 
+/// A string argument read where it is, without copying it to another string type (a table's
+/// columns are `Utf8View`; copying them cost more than the function itself).
+pub enum Texts {
+    Utf8(StringArray),
+    Large(arrow::array::LargeStringArray),
+    View(arrow::array::StringViewArray),
+}
+
+impl Texts {
+    pub fn of(a: &ArrayRef) -> Result<Self> {
+        use arrow::array::AsArray;
+        Ok(match a.data_type() {
+            DataType::Utf8View => Texts::View(a.as_string_view().clone()),
+            DataType::LargeUtf8 => Texts::Large(a.as_string::<i64>().clone()),
+            _ => Texts::Utf8(text(a)?),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Texts::Utf8(x) => x.len(),
+            Texts::Large(x) => x.len(),
+            Texts::View(x) => x.len(),
+        }
+    }
+
+    pub fn is_null(&self, i: usize) -> bool {
+        match self {
+            Texts::Utf8(x) => x.is_null(i),
+            Texts::Large(x) => x.is_null(i),
+            Texts::View(x) => x.is_null(i),
+        }
+    }
+
+    pub fn value(&self, i: usize) -> &str {
+        match self {
+            Texts::Utf8(x) => x.value(i),
+            Texts::Large(x) => x.value(i),
+            Texts::View(x) => x.value(i),
+        }
+    }
+}
+
 /// An argument as UTF-8 strings (any string or literal NULL type is cast).
 pub fn text(a: &ArrayRef) -> Result<StringArray> {
     let c = arrow::compute::cast(a, &DataType::Utf8)?;

@@ -60,11 +60,13 @@ fn check_group(call: &Call, re: &Regex, g: i64) -> Result<Option<usize>> {
 }
 
 fn regexp_extract(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let p = text(&a[1])?;
     let groups = group_arg(a, 2)?;
     let mut cache = Patterns::new();
     let mut out = StringBuilder::new();
+    // Capture locations belong to the pattern they were made for.
+    let mut locations: Option<(String, regex::CaptureLocations)> = None;
     for i in 0..s.len() {
         if s.is_null(i) || p.is_null(i) || groups.as_ref().is_some_and(|g| g.is_null(i)) {
             out.append_null();
@@ -82,8 +84,20 @@ fn regexp_extract(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
             out.append_null();
             continue;
         };
-        match re.captures(s.value(i)).and_then(|c| c.get(g)) {
-            Some(m) => out.append_value(m.as_str()),
+        let text = s.value(i);
+        // The whole match needs no capture groups; a group reuses one set of locations.
+        let found = if g == 0 {
+            re.find(text).map(|m| (m.start(), m.end()))
+        } else {
+            let pattern = p.value(i);
+            let (_, locs) = match &mut locations {
+                Some(l) if l.0 == pattern => l,
+                slot => slot.insert((pattern.to_string(), re.capture_locations())),
+            };
+            re.captures_read(locs, text).and_then(|_| locs.get(g))
+        };
+        match found {
+            Some((from, to)) => out.append_value(&text[from..to]),
             None => out.append_null(),
         }
     }
