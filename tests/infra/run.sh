@@ -7,7 +7,9 @@
 #      workflow names, variables, provider pins, module READMEs
 #   3. tests/infra/check_asl.py: the Step Functions definitions in jobs/ and their templatefile
 #      variables; tests/infra/bus_policies.py: the bus's generated IAM policies evaluated per team
-#      (team B's role reads B's queue and topic and nothing of C's)
+#      (team B's role reads B's queue and topic and nothing of C's); analyst_policies.py: the
+#      analyst roles' policies the same way (B's analysts read B's curated partitions, results
+#      and workgroup, and nothing of C's, nor raw data or quarantine)
 #   4. tests/infra/sfn_branches.py: the compaction workflow's branches on moto's Step Functions
 #      engine (success, retry of a Retryable error, a NonRetryable failure that alerts, a
 #      breached P95 budget, the Fargate route)
@@ -85,6 +87,8 @@ echo "== check_asl"
 "$venvs/tools/bin/python" -B tests/infra/check_asl.py
 echo "== bus_policies"
 "$venvs/tools/bin/python" -B tests/infra/bus_policies.py
+echo "== analyst_policies"
+"$venvs/tools/bin/python" -B tests/infra/analyst_policies.py
 
 # 4. The workflow's branches on moto.
 echo "== sfn_branches"

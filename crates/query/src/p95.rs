@@ -103,14 +103,17 @@ pub async fn check(
     if let Engine::Local(ctx) = engine {
         // Plan every query once before timing any: unknown columns or functions fail here.
         for (q, sql) in queries.iter().zip(&sqls) {
+            let failed = |message: String| Error::SavedQuery {
+                path: q.path.display().to_string(),
+                line: 1,
+                message,
+            };
+            // As the timed runs will read it (Athena's type syntax, lateral UNNEST).
+            let sql = crate::session::prepare(ctx, sql).map_err(|e| failed(e.to_string()))?;
             ctx.state()
-                .create_logical_plan(sql)
+                .create_logical_plan(&sql)
                 .await
-                .map_err(|e| Error::SavedQuery {
-                    path: q.path.display().to_string(),
-                    line: 1,
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| failed(e.to_string()))?;
         }
     }
     let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); queries.len()];

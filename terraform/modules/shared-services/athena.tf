@@ -9,6 +9,11 @@ resource "aws_athena_workgroup" "team" {
   state         = "ENABLED"
   force_destroy = var.force_destroy
 
+  # Athena's scans are billed to the workgroup: the tag puts them in the team's budget.
+  tags = {
+    team = each.key
+  }
+
   configuration {
     enforce_workgroup_configuration    = true
     publish_cloudwatch_metrics_enabled = true

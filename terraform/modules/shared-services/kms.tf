@@ -71,6 +71,15 @@ locals {
         Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
         Resource  = "*" # this key (key policy)
       },
+      {
+        # AWS Budgets alerts go to the teams' encrypted topics (teams.tf), for this account only.
+        Sid       = "BudgetsPublishToEncryptedTeamTopics"
+        Effect    = "Allow"
+        Principal = { Service = "budgets.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*" # this key (key policy)
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
     ]
   }
 

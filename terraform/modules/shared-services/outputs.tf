@@ -107,3 +107,13 @@ output "job_athena_output_location" {
   description = "S3 location of the etl job's Athena results (enforced by its workgroup)."
   value       = "s3://${aws_s3_bucket.data["athena-results"].id}/${local.job_results_root}"
 }
+
+output "team_topic_arns" {
+  description = "Per team, the ARN of its notification topic (budget alerts)."
+  value       = { for t, topic in aws_sns_topic.team : t => topic.arn }
+}
+
+output "team_budget_names" {
+  description = "Per team, the name of its AWS Budgets budget."
+  value       = { for t, b in aws_budgets_budget.team : t => b.name }
+}

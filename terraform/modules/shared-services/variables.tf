@@ -111,3 +111,21 @@ variable "create_probe_queries" {
   type        = bool
   default     = true
 }
+
+variable "default_team_monthly_budget_usd" {
+  description = "Monthly AWS Budgets limit, in USD, of a team not named in team_monthly_budget_usd (the platform's target is 10-15 EUR per team)."
+  type        = number
+  default     = 16
+}
+
+variable "team_monthly_budget_usd" {
+  description = "Per team, its monthly AWS Budgets limit in USD; alerts at 80% of actual and 100% of forecast cost go to the team's topic."
+  type        = map(number)
+  default     = {}
+}
+
+variable "team_alert_emails" {
+  description = "Per team, e-mail addresses subscribed to the team's topic (budget alerts); each must confirm."
+  type        = map(list(string))
+  default     = {}
+}

@@ -1,5 +1,7 @@
 data "aws_region" "current" {}
 
+data "aws_caller_identity" "current" {}
+
 data "aws_partition" "current" {}
 
 data "aws_availability_zones" "selected" {
@@ -20,6 +22,11 @@ data "aws_availability_zones" "selected" {
 
 data "aws_vpc_endpoint_service" "s3" {
   service      = "s3"
+  service_type = "Gateway"
+}
+
+data "aws_vpc_endpoint_service" "dynamodb" {
+  service      = "dynamodb"
   service_type = "Gateway"
 }
 
@@ -231,6 +238,51 @@ resource "aws_vpc_endpoint" "s3" {
 
   tags = {
     Name = "${var.name_prefix}-s3"
+  }
+}
+
+# DynamoDB through a free gateway endpoint as well (the bus ledger and the event stream): code in
+# these subnets reaches it without a NAT gateway. Limited to this environment's tables.
+data "aws_iam_policy_document" "dynamodb_endpoint" {
+  statement {
+    sid    = "PlatformTablesOnly"
+    effect = "Allow"
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:BatchWriteItem",
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:DescribeStream",
+      "dynamodb:DescribeTable",
+      "dynamodb:GetItem",
+      "dynamodb:GetRecords",
+      "dynamodb:GetShardIterator",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:Scan",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [
+      "arn:${local.partition}:dynamodb:${local.region}:${data.aws_caller_identity.current.account_id}:table/${var.name_prefix}-*",
+    ]
+
+    # As for S3: "*" means any principal whose own policies allow the call.
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+  }
+}
+
+resource "aws_vpc_endpoint" "dynamodb" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = data.aws_vpc_endpoint_service.dynamodb.service_name
+  vpc_endpoint_type = "Gateway"
+  policy            = data.aws_iam_policy_document.dynamodb_endpoint.json
+  route_table_ids   = concat(aws_route_table.private[*].id, aws_route_table.public[*].id)
+
+  tags = {
+    Name = "${var.name_prefix}-dynamodb"
   }
 }
 

@@ -47,3 +47,8 @@ output "nat_gateway_enabled" {
   description = "Whether a NAT gateway was created."
   value       = local.nat_gateway_count > 0
 }
+
+output "dynamodb_gateway_endpoint_id" {
+  description = "ID of the DynamoDB gateway endpoint (free; limited to this environment's tables)."
+  value       = aws_vpc_endpoint.dynamodb.id
+}
