@@ -89,6 +89,8 @@ echo "== bus_policies"
 "$venvs/tools/bin/python" -B tests/infra/bus_policies.py
 echo "== analyst_policies"
 "$venvs/tools/bin/python" -B tests/infra/analyst_policies.py
+echo "== check_environments"
+"$venvs/tools/bin/python" -B tests/infra/check_environments.py
 
 # 4. The workflow's branches on moto.
 echo "== sfn_branches"

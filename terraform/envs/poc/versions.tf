@@ -17,17 +17,13 @@ terraform {
   #
   # For shared use, keep state in an S3 bucket created once outside this configuration (a
   # configuration cannot safely store its state in a bucket it manages itself), with versioning,
-  # SSE-KMS and a TLS-only policy, and use S3 native locking (Terraform >= 1.10):
+  # SSE-KMS and a TLS-only policy, and use S3 native locking (Terraform >= 1.10). Uncomment
   #
-  # backend "s3" {
-  #   bucket       = "<state-bucket>"
-  #   key          = "eventlake/poc/terraform.tfstate"
-  #   region       = "<region>"
-  #   encrypt      = true
-  #   kms_key_id   = "<state-kms-key-arn>"
-  #   use_lockfile = true
-  # }
+  # backend "s3" {}
   #
-  # then run `terraform init -migrate-state`. Commit the .terraform.lock.hcl that `terraform
+  # and give each environment its own state key (environments/<env>.s3.tfbackend):
+  # `terraform init -reconfigure -backend-config=environments/<env>.s3.tfbackend`, then
+  # `terraform init -migrate-state` for state that was local. With local state, a workspace per
+  # environment (`terraform workspace select -or-create <env>`) keeps them apart instead. Commit the .terraform.lock.hcl that `terraform
   # init` writes, so every run uses the same provider build.
 }
