@@ -77,6 +77,8 @@ module "logging" {
   retention_in_days       = var.log_retention_days
   access_logs_bucket_name = module.shared.access_logs_bucket_name
   cloudtrail_name         = local.names.trail
+  # Application logs also go to the archive bucket (logs/), kept there after the groups' retention.
+  archived_log_groups = ["ingest", "etl", "etl_task", "state_machine", "bus_fanout", "bus_bridge"]
 }
 
 module "vpc" {

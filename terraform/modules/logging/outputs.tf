@@ -29,3 +29,8 @@ output "archive_bucket_arn" {
     aws_s3_bucket_server_side_encryption_configuration.archive,
   ]
 }
+
+output "log_archive_stream_name" {
+  description = "Name of the Firehose stream that copies the archived log groups into the archive bucket (null when archived_log_groups is empty)."
+  value       = local.archive_enabled ? aws_kinesis_firehose_delivery_stream.archive[0].name : null
+}

@@ -57,3 +57,9 @@ variable "force_destroy" {
   type        = bool
   default     = false
 }
+
+variable "archived_log_groups" {
+  description = "Keys of log_groups whose events are also copied into the log archive bucket (under logs/, through one Firehose stream), where the archive lifecycle keeps them after the groups' own retention. Empty creates no stream."
+  type        = list(string)
+  default     = []
+}
