@@ -108,7 +108,12 @@ class Script:
             self.calls.append(payload)
             action = payload.get("action")
             if action == "plan":
-                if set(payload) != {"action", "scope"} or payload["scope"] not in ("today", "yesterday"):
+                day = set(payload) == {"action", "scope"} and payload["scope"] in ("today", "yesterday")
+                ranged = payload.get("scope") == "range" and set(payload) in (
+                    {"action", "scope", "from", "to"},
+                    {"action", "scope", "from", "to", "teams"},
+                )
+                if not (day or ranged):
                     return self._bad(payload)
                 return False, {"partitions": self.partitions, "count": len(self.partitions)}
             if action == "compact":
@@ -118,6 +123,11 @@ class Script:
                 outcomes = self.compact.get(key, [])
                 attempt = sum(1 for c in self.calls if c.get("action") == "compact" and (c.get("team"), c.get("dt")) == key)
                 outcome = outcomes[attempt - 1] if attempt <= len(outcomes) else "ok"
+                if outcome == "busy":
+                    # Another run holds the partition's lease (crates/etl/src/task.rs).
+                    return False, {"partition": f"team={key[0]}/dt={key[1]}", "status": "busy",
+                                   "held_by": "pid 7 on another host", "held_until": "2026-11-20T02:00:00.000Z",
+                                   "rows": None, "quarantined": None}
                 if outcome != "ok":
                     return True, {
                         "errorType": outcome,
@@ -346,8 +356,8 @@ def lambda_payloads(events: list[dict], action: str) -> list[dict]:
     return out
 
 
-def partition(team: str, runner: str = "lambda") -> dict:
-    return {"team": team, "dt": DAY, "raw_bytes": 123_456, "runner": runner}
+def partition(team: str, runner: str = "lambda", dt: str = DAY) -> dict:
+    return {"team": team, "dt": dt, "raw_bytes": 123_456, "runner": runner}
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,6 +367,9 @@ def partition(team: str, runner: str = "lambda") -> dict:
 
 NIGHTLY = {"run": "nightly", "scope": "yesterday", "check_p95": True}
 FREQUENT = {"run": "frequent", "scope": "today", "check_p95": False}
+RANGE_DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
+BACKFILL = {"run": "backfill", "scope": "range", "from": RANGE_DAYS[0], "to": RANGE_DAYS[-1], "teams": ["acme", "globex"], "check_p95": False}
+BACKFILL_ALL = {"run": "backfill", "scope": "range", "from": RANGE_DAYS[0], "to": RANGE_DAYS[-1], "check_p95": False}
 
 
 def run_branch(name: str, moto: Moto, standin: StandIn, script_for, expect, run_input: dict = NIGHTLY) -> None:
@@ -495,6 +508,32 @@ def expect_fargate(name, moto, script, desc, events, variables):
         check(len(runs) == 1 and desc["status"] == "SUCCEEDED", name, f"{len(runs)} RunTask requests, status {desc['status']}")
 
 
+def expect_range(teams):
+    def check_range(name, moto, script, desc, events, variables):
+        check(desc["status"] == "SUCCEEDED", name, f"status {desc['status']} {desc.get('error', '')} {desc.get('cause', '')}")
+        want = {"action": "plan", "scope": "range", "from": RANGE_DAYS[0], "to": RANGE_DAYS[-1]}
+        if teams is not None:
+            want["teams"] = teams
+        check(script.calls and script.calls[0] == want, name, f"plan call {script.calls[:1]}, expected {want}")
+        compacts = sorted((c.get("team"), c.get("dt")) for c in script.calls if c.get("action") == "compact")
+        planned = sorted((t, d) for t in ("acme", "globex") for d in RANGE_DAYS)
+        check(compacts == planned, name, f"Lambda compactions {compacts}")
+        out = json.loads(desc.get("output") or "{}")
+        check(out.get("summary", {}).get("any_failed") is False, name, f"summary {out.get('summary')}")
+        check(not moto.alerts(3), name, "an alert was published")
+    return check_range
+
+
+def expect_busy(name, moto, script, desc, events, variables):
+    check(desc["status"] == "SUCCEEDED", name, f"status {desc['status']} {desc.get('error', '')} {desc.get('cause', '')}")
+    out = json.loads(desc.get("output") or "{}")
+    results = out.get("results", [])
+    busy = [r for r in results if r.get("result", {}).get("status") == "busy"]
+    check(len(results) == 2 and len(busy) == 1 and not any(r.get("failed") for r in results), name, f"results {results}")
+    check(entered(events, "PartitionFailed") == 0, name, "a busy partition was recorded as failed")
+    check(not moto.alerts(3), name, "an alert was published")
+
+
 def main() -> int:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     port = os.environ.get("EVENTLAKE_SFN_STANDIN_PORT")
@@ -522,6 +561,16 @@ def main() -> int:
         run_branch("fargate", moto, standin,
                    lambda v: Script(v["etl_function_arn"], [partition("acme"), partition("initech", "fargate")]),
                    expect_fargate)
+        ranged = [partition(t, dt=d) for t in ("acme", "globex") for d in RANGE_DAYS]
+        run_branch("range", moto, standin,
+                   lambda v: Script(v["etl_function_arn"], ranged),
+                   expect_range(["acme", "globex"]), BACKFILL)
+        run_branch("range-all-teams", moto, standin,
+                   lambda v: Script(v["etl_function_arn"], ranged),
+                   expect_range(None), BACKFILL_ALL)
+        run_branch("busy", moto, standin,
+                   lambda v: Script(v["etl_function_arn"], [partition("acme"), partition("globex")], compact={("acme", DAY): ["busy"]}),
+                   expect_busy, FREQUENT)
     finally:
         standin.shutdown()
     if failures:
@@ -529,7 +578,7 @@ def main() -> int:
         for f in failures:
             print(f"  - {f}", file=sys.stderr)
         return 1
-    print("sfn_branches: ok (success, retryable, permanent, breach, fargate)")
+    print("sfn_branches: ok (success, retryable, permanent, breach, fargate, range, range-all-teams, busy)")
     return 0
 
 

@@ -3,7 +3,7 @@
 //!
 //! | payload | returns |
 //! | --- | --- |
-//! | `{"action":"plan","scope":"today"\|"yesterday"}` | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count"}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data |
+//! | `{"action":"plan","scope":"today"\|"yesterday"}`, or `{"action":"plan","scope":"range","from":"YYYY-MM-DD","to":"YYYY-MM-DD","teams":[…]}` (at most 92 days; no teams for all) | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count"}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data |
 //! | `{"action":"compact","team":"…","dt":"YYYY-MM-DD"}` | `{"partition","status":"committed"\|"unchanged","version","rows","quarantined"}`, or `{"partition","status":"busy","held_by","held_until"}` when another run holds the partition's lease |
 //! | `{"action":"check_p95","engine":"athena"\|"local","runs":3}` | `{"ok","over_budget":[…],"queries":[…]}`: a breached budget is a result (`ok: false`), not an error |
 //!
@@ -83,6 +83,11 @@ pub enum Payload {
         scope: Scope,
         #[serde(default)]
         teams: Vec<String>,
+        /// First and last day of a `range` scope (YYYY-MM-DD, inclusive).
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        to: Option<String>,
     },
     Compact {
         team: String,
@@ -101,7 +106,13 @@ pub enum Payload {
 pub enum Scope {
     Today,
     Yesterday,
+    /// The days `from` to `to`: a backfill.
+    Range,
 }
+
+/// The most days one range may plan: a month for every team fits many times over, and the
+/// workflow's history stays far below its 25,000 events.
+pub const MAX_RANGE_DAYS: i64 = 92;
 
 fn today() -> Scope {
     Scope::Today
@@ -150,21 +161,20 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
     let payload: Payload = serde_json::from_value(payload)
         .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
     match payload {
-        Payload::Plan { scope, teams } => {
+        Payload::Plan {
+            scope,
+            teams,
+            from,
+            to,
+        } => {
             let teams = teams
                 .iter()
                 .map(|t| TeamName::new(t))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
-            let now = Utc::now().date_naive();
-            let day = match scope {
-                Scope::Today => now,
-                Scope::Yesterday => now - Days::new(1),
-            };
-            let day =
-                PartitionDate::parse(&day.format("%Y-%m-%d").to_string()).expect("a calendar date");
+            let (first, last) = days_of(scope, from.as_deref(), to.as_deref())?;
             let ctx = task.context(false).await?;
-            let p = plan_day(&ctx, teams, day).await?;
+            let p = plan_days(&ctx, teams, first, last).await?;
             let max_bytes = std::env::var("EVENTLAKE_LAMBDA_MAX_RAW_MB")
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
@@ -218,11 +228,14 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
             }
             if r.status == Status::Busy {
                 // The scheduled run skips it; the run holding it commits it.
+                // rows and quarantined are there (null) for the workflow's result selector.
                 return Ok(json!({
                     "partition": partition,
                     "status": "busy",
                     "held_by": r.held_by,
                     "held_until": r.held_until,
+                    "rows": null,
+                    "quarantined": null,
                 }));
             }
             Ok(json!({
@@ -287,15 +300,68 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
 /// The cross-partition de-duplication window: `EVENTLAKE_DEDUPE_WINDOW` (as `--dedupe-window`),
 /// 24 hours when unset.
 /// The plan of one day's partitions of `teams` (every team when empty).
+/// The days a plan covers: today, yesterday (UTC), or a range given in full.
+fn days_of(
+    scope: Scope,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(PartitionDate, PartitionDate), TaskError> {
+    let date = |d: chrono::NaiveDate| {
+        PartitionDate::parse(&d.format("%Y-%m-%d").to_string()).expect("a calendar date")
+    };
+    let now = Utc::now().date_naive();
+    match (scope, from, to) {
+        (Scope::Today, None, None) => Ok((date(now), date(now))),
+        (Scope::Yesterday, None, None) => {
+            let d = date(now - Days::new(1));
+            Ok((d, d))
+        }
+        (Scope::Range, Some(f), Some(t)) => {
+            let parse = |name: &str, v: &str| {
+                PartitionDate::parse(v)
+                    .map_err(|e| TaskError::bad(format!("invalid payload: {name}: {e}")))
+            };
+            let (f, t) = (parse("from", f)?, parse("to", t)?);
+            if f > t {
+                return Err(TaskError::bad(format!(
+                    "invalid payload: from {f} is after to {t}"
+                )));
+            }
+            let days = (t.date() - f.date()).num_days() + 1;
+            if days > MAX_RANGE_DAYS {
+                return Err(TaskError::bad(format!(
+                    "invalid payload: {days} days from {f} to {t}; one run plans at most {MAX_RANGE_DAYS}, start one run per part"
+                )));
+            }
+            Ok((f, t))
+        }
+        (Scope::Range, _, _) => Err(TaskError::bad(
+            "invalid payload: scope range needs both from and to (YYYY-MM-DD)",
+        )),
+        (_, _, _) => Err(TaskError::bad(
+            "invalid payload: from and to go with scope range only",
+        )),
+    }
+}
+
 async fn plan_day(
     ctx: &Context,
     teams: Vec<TeamName>,
     day: PartitionDate,
 ) -> Result<Plan, TaskError> {
+    plan_days(ctx, teams, day, day).await
+}
+
+async fn plan_days(
+    ctx: &Context,
+    teams: Vec<TeamName>,
+    first: PartitionDate,
+    last: PartitionDate,
+) -> Result<Plan, TaskError> {
     let selection = Selection {
         teams,
-        from: Some(day),
-        to: Some(day),
+        from: Some(first),
+        to: Some(last),
     };
     plan(
         &ctx.lake,

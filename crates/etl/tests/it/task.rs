@@ -159,3 +159,79 @@ fn etl_task_prints_json_and_exits_by_retryability() {
     assert_eq!(r["ok"], true);
     assert!(r["over_budget"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_plan_covers_its_days_and_teams_and_refuses_what_it_cannot_plan() {
+    let t = TestLake::new();
+    let opts = GenerateOptions {
+        start: PartitionDate::parse("2026-11-01").unwrap(),
+        days: 4,
+        events: 4000,
+        ..GenerateOptions::default()
+    };
+    generate(&t.lake, &opts).await.unwrap();
+    let target = target(&t);
+
+    let plan = handle(
+        json!({"action": "plan", "scope": "range", "from": "2026-11-02", "to": "2026-11-03", "teams": ["checkout", "search"]}),
+        &target,
+    )
+    .await
+    .unwrap();
+    let mut got: Vec<String> = plan["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["team"].as_str().unwrap(),
+                p["dt"].as_str().unwrap()
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "checkout/2026-11-02",
+            "checkout/2026-11-03",
+            "search/2026-11-02",
+            "search/2026-11-03"
+        ]
+    );
+    let all = handle(
+        json!({"action": "plan", "scope": "range", "from": "2026-11-01", "to": "2026-11-30"}),
+        &target,
+    )
+    .await
+    .unwrap();
+    assert_eq!(all["count"], 12, "{all}");
+
+    for (bad, says) in [
+        (
+            json!({"action": "plan", "scope": "range", "from": "2026-11-01"}),
+            "needs both from and to",
+        ),
+        (
+            json!({"action": "plan", "scope": "range", "from": "2026-11-03", "to": "2026-11-01"}),
+            "is after",
+        ),
+        (
+            json!({"action": "plan", "scope": "range", "from": "2026-01-01", "to": "2026-12-31"}),
+            "at most 92",
+        ),
+        (
+            json!({"action": "plan", "scope": "today", "from": "2026-11-01", "to": "2026-11-02"}),
+            "scope range only",
+        ),
+        (
+            json!({"action": "plan", "scope": "range", "from": "2026-11-31", "to": "2026-12-01"}),
+            "from",
+        ),
+    ] {
+        let e = handle(bad.clone(), &target).await.unwrap_err();
+        assert_eq!(e.error_type, "NonRetryable", "{bad}");
+        assert!(e.message.contains(says), "{bad}: {}", e.message);
+    }
+}
