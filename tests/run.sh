@@ -44,7 +44,8 @@ cargo test --workspace --locked -- --include-ignored
 
 # The AWS side without an account: checkov, structural checks of the Terraform and the workflow,
 # and the workflow's branches on moto's Step Functions engine.
-bash tests/infra/run.sh
+# With the etl binary built above, the workflow is also driven by `etl backfill --remote`.
+EVENTLAKE_ETL_BIN="$PWD/target/debug/etl" bash tests/infra/run.sh
 
 # The README's first command, on a scratch lake with the debug binary built above.
 scratch=$(mktemp -d)

@@ -52,6 +52,7 @@ import io
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -534,6 +535,41 @@ def expect_busy(name, moto, script, desc, events, variables):
     check(not moto.alerts(3), name, "an alert was published")
 
 
+def run_remote(name: str, moto: Moto, standin: StandIn, etl: str, compact: dict, expect_code: int) -> None:
+    """`etl backfill --remote` against moto's engine: it starts the execution, prints each
+    partition as the workflow finishes it, and exits as a local backfill would."""
+    print(f"branch {name}")
+    moto.reset()
+    variables = moto.setup()
+    machine = moto.create_state_machine(variables)
+    ranged = [partition(t, dt=d) for t in ("acme", "globex") for d in RANGE_DAYS]
+    script = Script(variables["etl_function_arn"], ranged, compact=compact)
+    standin.script = script
+    env = os.environ | {
+        "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "ETL_LOG": "warn",
+    }
+    args = [etl, "backfill", "--remote", "--state-machine", machine, "--from", RANGE_DAYS[0],
+            "--to", RANGE_DAYS[-1], "--team", "acme", "--team", "globex", "--poll-seconds", "1"]
+    try:
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=EXECUTION_DEADLINE_S + 60)
+    finally:
+        standin.script = None
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("[")]
+    check(proc.returncode == expect_code, name, f"exit code {proc.returncode}, expected {expect_code}\n{proc.stdout}\n{proc.stderr}")
+    check(script.calls and script.calls[0] == {k: v for k, v in BACKFILL.items() if k not in ("run", "check_p95")} | {"action": "plan"},
+          name, f"plan call {script.calls[:1]}")
+    check(len(lines) == len(ranged) and all(f" of {len(ranged)}]" in x for x in lines), name, f"progress lines {lines}")
+    for t, d in compact:
+        bad = [x for x in lines if f"team={t}/dt={d}" in x]
+        check(len(bad) == 1 and " failed " in bad[0], name, f"the failed partition's line: {bad}")
+    if not [f for f in failures if f.startswith(name + ":")]:
+        print(f"  ok: exit {proc.returncode}, {len(lines)} partitions reported, {len(script.calls)} Lambda invocations")
+
+
 def main() -> int:
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     port = os.environ.get("EVENTLAKE_SFN_STANDIN_PORT")
@@ -571,6 +607,12 @@ def main() -> int:
         run_branch("busy", moto, standin,
                    lambda v: Script(v["etl_function_arn"], [partition("acme"), partition("globex")], compact={("acme", DAY): ["busy"]}),
                    expect_busy, FREQUENT)
+        etl = os.environ.get("EVENTLAKE_ETL_BIN")
+        if etl:
+            run_remote("remote", moto, standin, etl, {}, 0)
+            run_remote("remote-failed", moto, standin, etl, {("globex", RANGE_DAYS[1]): ["NonRetryable"]}, 1)
+        else:
+            print("branch remote: not run here (EVENTLAKE_ETL_BIN unset; tests/run.sh sets it to the built etl)")
     finally:
         standin.shutdown()
     if failures:
@@ -578,7 +620,8 @@ def main() -> int:
         for f in failures:
             print(f"  - {f}", file=sys.stderr)
         return 1
-    print("sfn_branches: ok (success, retryable, permanent, breach, fargate, range, range-all-teams, busy)")
+    remote = ", remote, remote-failed" if os.environ.get("EVENTLAKE_ETL_BIN") else ""
+    print(f"sfn_branches: ok (success, retryable, permanent, breach, fargate, range, range-all-teams, busy{remote})")
     return 0
 
 

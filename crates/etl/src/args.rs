@@ -299,6 +299,17 @@ pub struct BackfillArgs {
     /// Partitions compacted at once.
     #[arg(long, default_value_t = default_jobs())]
     pub jobs: usize,
+    /// Run the backfill on AWS: start the compaction workflow (--state-machine) with this range
+    /// and these teams, print each partition as it finishes and exit as a local run would.
+    /// Needs --from and --to (at most 92 days per run).
+    #[arg(long)]
+    pub remote: bool,
+    /// ARN of the compaction state machine, for --remote (Terraform output state_machine_arn).
+    #[arg(long, env = "EVENTLAKE_STATE_MACHINE_ARN", value_name = "ARN")]
+    pub state_machine: Option<String>,
+    /// Seconds between two looks at a remote backfill.
+    #[arg(long, default_value_t = 5, hide = true)]
+    pub poll_seconds: u64,
     #[command(flatten)]
     pub run: RunArgs,
 }

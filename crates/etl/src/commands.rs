@@ -132,6 +132,36 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             if a.jobs == 0 {
                 return Err(Error::InvalidArgument("--jobs must be at least 1".into()));
             }
+            if a.remote {
+                let (Some(from), Some(to)) = (a.from, a.to) else {
+                    return Err(Error::InvalidArgument(
+                        "--remote needs --from and --to: the workflow plans a range of days".into(),
+                    ));
+                };
+                let Some(state_machine) = a.state_machine.as_deref() else {
+                    return Err(Error::InvalidArgument(
+                        "--remote needs --state-machine <ARN> (or EVENTLAKE_STATE_MACHINE_ARN): Terraform's output state_machine_arn".into(),
+                    ));
+                };
+                if a.run.force || a.run.dry_run {
+                    return Err(Error::InvalidArgument(
+                        "--force and --dry-run are local options; --remote compacts what the workflow plans".into(),
+                    ));
+                }
+                let sdk = eventlake_store::sdk_config().await;
+                return crate::remote::run(
+                    &sdk,
+                    crate::remote::RemoteBackfill {
+                        state_machine,
+                        from,
+                        to,
+                        teams: &a.teams,
+                        json: a.run.json,
+                        every: std::time::Duration::from_secs(a.poll_seconds.max(1)),
+                    },
+                )
+                .await;
+            }
             let selection = Selection {
                 teams: a.teams,
                 from: a.from,

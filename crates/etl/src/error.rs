@@ -29,6 +29,10 @@ pub enum Error {
     /// The Lambda runtime stopped serving.
     #[error("Lambda runtime: {0}")]
     Lambda(String),
+
+    /// Step Functions refused or failed a call of `backfill --remote` (after the SDK's retries).
+    #[error("{0}")]
+    Remote(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,6 +42,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::InvalidArgument(_) | Error::Lambda(_) => false,
+            Error::Remote(_) => true,
             Error::Lake(e) => e.is_retryable(),
             Error::Compaction(e) => e.is_retryable(),
             Error::Query(e) => e.is_retryable(),

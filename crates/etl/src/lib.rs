@@ -8,6 +8,7 @@
 //! | [`task`] | the Step Functions payloads (`etl task`, `etl lambda`) and their error names |
 //! | [`output`], [`progress`] | what people see: tables, summaries, a progress bar |
 //! | [`metrics`] | CloudWatch embedded-metric lines of a run |
+//! | [`remote`] | `backfill --remote`: the compaction workflow started and followed from a laptop |
 //!
 //! The parts: [`eventlake_catalog`] (the lake and its catalogs), [`eventlake_compaction`]
 //! (plan, compact, backfill, gc, sync), [`eventlake_query`] (the local engine, Athena, saved
@@ -19,6 +20,7 @@ mod error;
 pub mod metrics;
 pub mod output;
 pub mod progress;
+pub mod remote;
 pub mod task;
 
 pub use commands::main;

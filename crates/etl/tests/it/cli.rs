@@ -1,6 +1,6 @@
 //! The `etl` command as a user runs it: messages, exit codes, formats.
 
-use crate::common::{TestLake, etl, stderr, stdout};
+use crate::common::{TestLake, etl, etl_bin, stderr, stdout};
 
 #[test]
 fn bad_arguments_are_refused_before_any_io() {
@@ -24,6 +24,47 @@ fn bad_arguments_are_refused_before_any_io() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("--from 2026-11-21 is after --to 2026-11-20"));
+    // A remote backfill says what it lacks before it calls AWS.
+    for (args, says) in [
+        (
+            vec!["backfill", "--remote", "--state-machine", "arn:x"],
+            "--remote needs --from and --to",
+        ),
+        (
+            vec![
+                "backfill",
+                "--remote",
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-11-02",
+            ],
+            "--remote needs --state-machine",
+        ),
+        (
+            vec![
+                "backfill",
+                "--remote",
+                "--state-machine",
+                "arn:x",
+                "--from",
+                "2026-01-01",
+                "--to",
+                "2026-12-31",
+            ],
+            "at most 92 days",
+        ),
+    ] {
+        let out = etl_bin()
+            .env_remove("EVENTLAKE_STATE_MACHINE_ARN")
+            .arg("--lake")
+            .arg(&t.path)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
     let out = etl(&t.path.join("nope"), &["query", "--sql", "select 1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
