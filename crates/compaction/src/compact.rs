@@ -55,6 +55,12 @@ pub struct CompactOptions {
     /// How long a partition's lease lives unless this run extends it (it does, every third of
     /// it, while it works): after a crash, other runs wait this long for the partition.
     pub lease_ttl: std::time::Duration,
+    /// Read only the raw objects added since the committed version and add their rows to it
+    /// (see [`crate::incremental`]), when that gives what a full compaction would.
+    pub incremental: bool,
+    /// An incremental run that would leave more files than this compacts the whole partition
+    /// instead, merging its files back into one sorted set.
+    pub max_files: usize,
 }
 
 impl CompactOptions {
@@ -73,6 +79,8 @@ impl Default for CompactOptions {
             row_group_rows: 1024 * 1024,
             zstd_level: 1,
             lease_ttl: eventlake_catalog::DEFAULT_LEASE_TTL,
+            incremental: false,
+            max_files: 16,
         }
     }
 }
@@ -163,6 +171,20 @@ pub struct Manifest {
     pub quarantine: Option<String>,
     pub sort_order: Vec<String>,
     pub timings: Timings,
+    /// For a version an incremental run made: the version it added to, and what the run itself
+    /// read (`counts` are the whole partition's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appended: Option<Appended>,
+}
+
+/// What an incremental run added to a committed version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub base_version: String,
+    /// Raw objects read by this run (those the base version had not).
+    pub objects: u64,
+    /// This run's own accounting: `rows + duplicates + … = lines` of the objects it read.
+    pub counts: Counts,
 }
 
 /// An earlier partition a version's rows were de-duplicated against.
@@ -201,6 +223,11 @@ pub async fn compact_partition(
     opts: &CompactOptions,
     board: &IdBoard,
 ) -> Result<Compacted> {
+    if opts.incremental
+        && let Some(done) = crate::incremental::try_append(lake, catalog, plan, opts, board).await?
+    {
+        return Ok(done);
+    }
     let started = Instant::now();
     let partition = &plan.partition;
     let version = new_version();
@@ -215,22 +242,7 @@ pub async fn compact_partition(
         raw_bytes: plan.bytes,
         ..Counts::default()
     };
-    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
-    let mut chunks: Vec<Chunk> = Vec::with_capacity(outcomes.len());
-    for o in outcomes {
-        counts.lines += o.lines;
-        counts.raw_uncompressed_bytes += o.bytes_read;
-        counts.quarantined += o.quarantined.len() as u64;
-        for q in &o.quarantined {
-            *counts.by_reason.entry(q.reason).or_default() += 1;
-        }
-        quarantine.extend(o.quarantined);
-        if let Some(f) = o.object_failure {
-            counts.objects_failed += 1;
-            quarantine.push(f);
-        }
-        chunks.extend(o.chunk);
-    }
+    let (quarantine, chunks) = tally(outcomes, &mut counts);
 
     let t = Instant::now();
     // This partition's ids go to the days after it first, so they do not wait for its sort.
@@ -240,33 +252,17 @@ pub async fn compact_partition(
     let mut dedupe = dedupe_and_sort(&chunks);
     counts.duplicates = dedupe.duplicates;
     counts.conflicts = dedupe.conflicts;
-    if !plan.earlier.is_empty() {
-        let earlier =
-            earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
-        let earlier = lookup(&earlier);
-        let before = dedupe.order.len();
-        let offsets: Vec<usize> = chunks
-            .iter()
-            .scan(0, |at, c| {
-                let here = *at;
-                *at += c.batch.num_rows();
-                Some(here)
-            })
-            .collect();
-        let received: Vec<_> = chunks
-            .iter()
-            .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
-            .collect();
-        dedupe.order.retain(|&(c, r)| {
-            !is_earlier_duplicate(
-                &earlier,
-                hashes[offsets[c] + r],
-                received[c].value(r),
-                plan.dedupe_window,
-            )
-        });
-        counts.cross_partition_duplicates = (before - dedupe.order.len()) as u64;
-    }
+    counts.cross_partition_duplicates = drop_earlier_duplicates(
+        lake,
+        catalog,
+        plan,
+        opts,
+        board,
+        &chunks,
+        &hashes,
+        &mut dedupe,
+    )
+    .await?;
     counts.rows = dedupe.order.len() as u64;
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
     if !counts.balanced() {
@@ -281,7 +277,7 @@ pub async fn compact_partition(
     }
 
     let t = Instant::now();
-    let files = write_files(lake, partition, &version, &chunks, &dedupe.order, opts).await?;
+    let files = write_files(lake, partition, &version, 0, &chunks, &dedupe.order, opts).await?;
     drop(chunks);
     let quarantine_key = if quarantine.is_empty() {
         None
@@ -336,6 +332,7 @@ pub async fn compact_partition(
         quarantine: quarantine_key,
         sort_order: SORT_ORDER.iter().map(|s| s.to_string()).collect(),
         timings: timings.clone(),
+        appended: None,
     };
     let manifest_key = layout::manifest_key(partition, &version);
     lake.put(
@@ -366,16 +363,83 @@ pub async fn compact_partition(
     })
 }
 
+/// Adds the read objects to `counts`; their quarantined lines (and object failures), and their
+/// valid rows.
+pub(crate) fn tally(
+    outcomes: Vec<crate::read::ObjectOutcome>,
+    counts: &mut Counts,
+) -> (Vec<QuarantineRecord>, Vec<Chunk>) {
+    let mut quarantine: Vec<QuarantineRecord> = Vec::new();
+    let mut chunks: Vec<Chunk> = Vec::with_capacity(outcomes.len());
+    for o in outcomes {
+        counts.lines += o.lines;
+        counts.raw_uncompressed_bytes += o.bytes_read;
+        counts.quarantined += o.quarantined.len() as u64;
+        for q in &o.quarantined {
+            *counts.by_reason.entry(q.reason).or_default() += 1;
+        }
+        quarantine.extend(o.quarantined);
+        if let Some(f) = o.object_failure {
+            counts.objects_failed += 1;
+            quarantine.push(f);
+        }
+        chunks.extend(o.chunk);
+    }
+    (quarantine, chunks)
+}
+
+/// Drops from `dedupe` the rows whose event id an earlier partition of the team received within
+/// the window; how many.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn drop_earlier_duplicates(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    plan: &PartitionPlan,
+    opts: &CompactOptions,
+    board: &IdBoard,
+    chunks: &[Chunk],
+    hashes: &[u128],
+    dedupe: &mut Deduped,
+) -> Result<u64> {
+    if plan.earlier.is_empty() {
+        return Ok(0);
+    }
+    let earlier = earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
+    let earlier = lookup(&earlier);
+    let before = dedupe.order.len();
+    let offsets: Vec<usize> = chunks
+        .iter()
+        .scan(0, |at, c| {
+            let here = *at;
+            *at += c.batch.num_rows();
+            Some(here)
+        })
+        .collect();
+    let received: Vec<_> = chunks
+        .iter()
+        .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
+        .collect();
+    dedupe.order.retain(|&(c, r)| {
+        !is_earlier_duplicate(
+            &earlier,
+            hashes[offsets[c] + r],
+            received[c].value(r),
+            plan.dedupe_window,
+        )
+    });
+    Ok((before - dedupe.order.len()) as u64)
+}
+
 /// The rows to write, in order, as (chunk, row) positions.
-struct Deduped {
-    order: Vec<(usize, usize)>,
-    duplicates: u64,
-    conflicts: u64,
+pub(crate) struct Deduped {
+    pub(crate) order: Vec<(usize, usize)>,
+    pub(crate) duplicates: u64,
+    pub(crate) conflicts: u64,
 }
 
 /// One row per `event_id`: the first by `received_at` wins, ties going to the earlier object and
 /// line. Then the winners are sorted by [`SORT_ORDER`].
-fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
+pub(crate) fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
     let total: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
     let ids: Vec<_> = chunks
         .iter()
@@ -496,10 +560,12 @@ fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
 }
 
 /// Writes the rows in `order` as Parquet files of about `target_file_bytes` each.
-async fn write_files(
+/// Writes the rows at `order` into new files of the version, numbered from `first`.
+pub(crate) async fn write_files(
     lake: &Lake,
     partition: &PartitionKey,
     version: &str,
+    first: usize,
     chunks: &[Chunk],
     order: &[(usize, usize)],
     opts: &CompactOptions,
@@ -529,7 +595,7 @@ async fn write_files(
         } = match &mut writer {
             Some(w) => w,
             None => {
-                let key = layout::curated_file_key(partition, version, files.len());
+                let key = layout::curated_file_key(partition, version, first + files.len());
                 let object = BufWriter::new(Arc::clone(lake.store()), lake.path(&key));
                 let w =
                     AsyncArrowWriter::try_new(object, Arc::clone(&schema), Some(props.clone()))?;

@@ -6,6 +6,8 @@
 //!   object).
 //! - [`compact`]: one partition from raw objects to a new committed version: validated,
 //!   de-duplicated, sorted Parquet, a manifest, quarantine, one catalog commit.
+//! - [`incremental`]: a committed version plus the raw objects added since, when that gives what
+//!   a full compaction would.
 //! - [`backfill`]: a plan run `jobs` partitions at a time, one partition's failure never losing
 //!   another's work.
 //! - [`earlier`]: cross-partition de-duplication, with the ids of a team's earlier days.
@@ -22,6 +24,7 @@ pub mod earlier;
 mod error;
 pub mod gc;
 pub mod generate;
+pub mod incremental;
 pub mod plan;
 pub mod read;
 pub mod sync;

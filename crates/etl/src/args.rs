@@ -230,6 +230,15 @@ pub struct TuningArgs {
     /// after a crash, other runs skip the partition as busy for this long.
     #[arg(long, env = "EVENTLAKE_LEASE_TTL", default_value = "10m", value_parser = eventlake_contract::duration::parse)]
     pub lease_ttl: std::time::Duration,
+    /// Read only the raw objects added since a partition's committed version and add their rows
+    /// to it, when that gives what a full compaction would (otherwise the partition is compacted
+    /// in full, and the log says why).
+    #[arg(long, env = "EVENTLAKE_INCREMENTAL")]
+    pub incremental: bool,
+    /// With --incremental: a partition that would have more files than this is compacted in
+    /// full, merging them back.
+    #[arg(long, default_value_t = 16)]
+    pub max_files: usize,
 }
 
 impl TuningArgs {
@@ -248,6 +257,8 @@ impl TuningArgs {
             row_group_rows: self.row_group_rows,
             zstd_level: self.zstd_level,
             lease_ttl: self.lease_ttl,
+            incremental: self.incremental,
+            max_files: self.max_files.max(1),
         })
     }
 }

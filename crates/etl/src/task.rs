@@ -210,6 +210,9 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
             }
             let opts = CompactOptions {
                 read_concurrency: CompactOptions::default_read_concurrency(ctx.lake.is_s3()),
+                // The frequent runs add to today's version when EVENTLAKE_INCREMENTAL is set.
+                incremental: std::env::var("EVENTLAKE_INCREMENTAL")
+                    .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on")),
                 ..CompactOptions::default()
             };
             let summary = backfill::run(&ctx.lake, ctx.catalog, p, 1, &opts, &Quiet).await;

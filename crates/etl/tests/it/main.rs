@@ -10,6 +10,7 @@ mod crash;
 mod cross_day;
 mod engine;
 mod ground_truth;
+mod incremental;
 mod ingest_to_query;
 mod lease;
 mod metrics;

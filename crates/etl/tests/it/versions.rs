@@ -144,9 +144,9 @@ async fn partition_filters_prune_before_any_file_is_opened() {
 
 /// A catalog whose commits fail for one partition, as if the process died at that point.
 #[derive(Debug)]
-struct FailingCommit {
-    inner: LocalCatalog,
-    fail: PartitionKey,
+pub(crate) struct FailingCommit {
+    pub(crate) inner: LocalCatalog,
+    pub(crate) fail: PartitionKey,
 }
 
 #[async_trait]

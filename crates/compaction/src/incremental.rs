@@ -1,0 +1,304 @@
+//! Incremental compaction: a committed version plus the raw objects added since.
+//!
+//! A frequent run over today's partition used to read every raw object of the day again. With
+//! `incremental` on, a run reads only the objects the committed version's manifest does not
+//! list, and commits a new version made of the committed files (copied into the new version's
+//! prefix, which is what Athena reads) plus one new sorted file of the new rows, with the
+//! manifest, quarantine and id index of the whole partition. It does so only when the result is
+//! exactly what a full compaction of the same raw data gives; otherwise it says why and the run
+//! compacts the partition in full:
+//!
+//! - every object the committed version read is still there, with the same size and e-tag (an
+//!   object rewritten in place, or deleted, changes rows already written);
+//! - the de-duplication window and the earlier days it reached are the same;
+//! - no new valid line repeats an event id of the committed version (which copy is kept, and
+//!   whether it is a conflict, depends on rows already written);
+//! - the partition would not exceed `max_files` files (the full compaction merges them back).
+//!
+//! The accounting identity holds for the run (`appended.counts` in the manifest) and for the
+//! whole partition (`counts`); a crash before the commit leaves the committed version as it was.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{SecondsFormat, Utc};
+use eventlake_catalog::{Catalog, DataFile, Lake, PartitionEntry};
+use eventlake_contract::layout;
+use object_store::ObjectStoreExt;
+
+use crate::compact::{
+    Appended, CompactOptions, Compacted, Counts, Manifest, SORT_ORDER, Timings, dedupe_and_sort,
+    drop_earlier_duplicates, new_version, tally, write_files,
+};
+use crate::earlier::{
+    ID_INDEX_FILE, IdBoard, IdIndex, decode_index, encode_index, ids_of, read_objects,
+};
+use crate::error::{Error, Result};
+use crate::plan::{PartitionPlan, RawObject};
+
+/// The committed version an incremental run adds to.
+struct Base {
+    entry: PartitionEntry,
+    manifest: Manifest,
+    new: Vec<RawObject>,
+}
+
+/// Why a partition is compacted in full, or the base to add to.
+async fn base(
+    lake: &Lake,
+    plan: &PartitionPlan,
+    opts: &CompactOptions,
+) -> Result<std::result::Result<Base, String>> {
+    let Some(entry) = plan.current.clone() else {
+        return Ok(Err("never committed".into()));
+    };
+    let bytes = lake.get(&entry.manifest).await?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|source| eventlake_catalog::Error::Json {
+            what: "manifest",
+            path: entry.manifest.clone(),
+            source,
+        })?;
+    if manifest.version != entry.version {
+        return Ok(Err("the manifest is not the committed version's".into()));
+    }
+    if manifest.files.len() + 1 > opts.max_files {
+        return Ok(Err(format!(
+            "{} files already: merging them back",
+            manifest.files.len()
+        )));
+    }
+    if manifest.dedupe_window_secs != plan.dedupe_window.as_secs() {
+        return Ok(Err("the de-duplication window changed".into()));
+    }
+    let earlier_then: HashSet<(String, String)> = manifest
+        .earlier
+        .iter()
+        .map(|e| (e.partition.to_string(), e.raw_fingerprint.clone()))
+        .collect();
+    let earlier_now: HashSet<(String, String)> = plan
+        .earlier
+        .iter()
+        .map(|e| (e.partition.to_string(), e.raw_fingerprint.clone()))
+        .collect();
+    if earlier_then != earlier_now {
+        return Ok(Err("an earlier day's raw data changed".into()));
+    }
+    if manifest.ids.is_none() {
+        return Ok(Err("the committed version has no id index".into()));
+    }
+    let now: HashMap<&str, &RawObject> = plan.objects.iter().map(|o| (o.key.as_str(), o)).collect();
+    for o in &manifest.inputs {
+        match now.get(o.key.as_str()) {
+            None => return Ok(Err(format!("{} is gone", o.key))),
+            Some(n) if n.size != o.size || n.e_tag != o.e_tag => {
+                return Ok(Err(format!("{} was rewritten since it was read", o.key)));
+            }
+            Some(_) => {}
+        }
+    }
+    let read: HashSet<&str> = manifest.inputs.iter().map(|o| o.key.as_str()).collect();
+    let new: Vec<RawObject> = plan
+        .objects
+        .iter()
+        .filter(|o| !read.contains(o.key.as_str()))
+        .cloned()
+        .collect();
+    if new.is_empty() {
+        return Ok(Err("no new raw object".into()));
+    }
+    Ok(Ok(Base {
+        entry,
+        manifest,
+        new,
+    }))
+}
+
+/// Adds the partition's new raw objects to its committed version and commits the result; `None`
+/// when it must be compacted in full (the reason is logged).
+pub async fn try_append(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    plan: &PartitionPlan,
+    opts: &CompactOptions,
+    board: &IdBoard,
+) -> Result<Option<Compacted>> {
+    let started = Instant::now();
+    let partition = &plan.partition;
+    let Base {
+        entry,
+        manifest: old,
+        new,
+    } = match base(lake, plan, opts).await? {
+        Ok(b) => b,
+        Err(why) => {
+            tracing::info!(partition = %partition, why = %why, "full compaction");
+            return Ok(None);
+        }
+    };
+
+    let outcomes = read_objects(lake, partition, &new, opts.read_concurrency).await?;
+    let read_ms = started.elapsed().as_millis() as u64;
+    let mut run = Counts {
+        objects: new.len() as u64,
+        raw_bytes: new.iter().map(|o| o.size).sum(),
+        ..Counts::default()
+    };
+    let (quarantine, chunks) = tally(outcomes, &mut run);
+
+    let t = Instant::now();
+    let (new_ids, hashes) = ids_of(&chunks)?;
+    let index = old.ids.as_ref().expect("checked by base");
+    let old_ids = decode_index(lake.get(&index.key).await?)?;
+    {
+        use arrow::array::{Array, AsArray};
+        let col = old_ids.column(0).as_fixed_size_binary();
+        let committed: HashSet<u128> = (0..col.len())
+            .map(|i| u128::from_le_bytes(col.value(i).try_into().expect("16 bytes")))
+            .collect();
+        if hashes.iter().any(|h| committed.contains(h)) {
+            tracing::info!(partition = %partition, "full compaction: a new line repeats a committed event id");
+            return Ok(None);
+        }
+    }
+    let all_ids = arrow::compute::concat_batches(&old_ids.schema(), [&old_ids, &new_ids])?;
+    let all_ids = Arc::new(all_ids);
+    board.publish(partition, Arc::clone(&all_ids));
+
+    let mut dedupe = dedupe_and_sort(&chunks);
+    run.duplicates = dedupe.duplicates;
+    run.conflicts = dedupe.conflicts;
+    run.cross_partition_duplicates = drop_earlier_duplicates(
+        lake,
+        catalog,
+        plan,
+        opts,
+        board,
+        &chunks,
+        &hashes,
+        &mut dedupe,
+    )
+    .await?;
+    run.rows = dedupe.order.len() as u64;
+    if !run.balanced() {
+        return Err(Error::Unbalanced {
+            partition: partition.clone(),
+            rows: run.rows,
+            duplicates: run.duplicates,
+            cross_partition_duplicates: run.cross_partition_duplicates,
+            quarantined: run.quarantined,
+            lines: run.lines,
+        });
+    }
+    let dedupe_sort_ms = t.elapsed().as_millis() as u64;
+
+    let t = Instant::now();
+    let version = new_version();
+    // The committed files, under the new version's prefix (a Glue partition's location is one
+    // prefix), then the new rows in files of their own.
+    let mut files: Vec<DataFile> = Vec::with_capacity(old.files.len() + 1);
+    for (i, f) in old.files.iter().enumerate() {
+        let key = layout::curated_file_key(partition, &version, i);
+        lake.store()
+            .copy(&lake.path(&f.key), &lake.path(&key))
+            .await
+            .map_err(|e| eventlake_catalog::Error::storage(&f.key, e))?;
+        files.push(DataFile { key, ..f.clone() });
+    }
+    let added = write_files(
+        lake,
+        partition,
+        &version,
+        files.len(),
+        &chunks,
+        &dedupe.order,
+        opts,
+    )
+    .await?;
+    drop(chunks);
+    let bytes_written: u64 = added.iter().map(|f| f.size).sum();
+    files.extend(added);
+
+    let mut counts = old.counts.clone();
+    counts.add(&run);
+    let quarantine_key = if quarantine.is_empty() && old.quarantine.is_none() {
+        None
+    } else {
+        let mut body = match &old.quarantine {
+            Some(k) => lake.get(k).await?.to_vec(),
+            None => Vec::new(),
+        };
+        for q in &quarantine {
+            serde_json::to_writer(&mut body, q).expect("record serialises");
+            body.push(b'\n');
+        }
+        let key = layout::quarantine_key(partition, &version);
+        lake.put(&key, body).await?;
+        Some(key)
+    };
+    let ids_key = format!(
+        "{}{ID_INDEX_FILE}",
+        layout::curated_version_prefix(partition, &version)
+    );
+    lake.put(&ids_key, encode_index(&all_ids)?).await?;
+    let write_ms = t.elapsed().as_millis() as u64;
+    let timings = Timings {
+        read_ms,
+        dedupe_sort_ms,
+        write_ms,
+        total_ms: started.elapsed().as_millis() as u64,
+    };
+    let manifest = Manifest {
+        manifest_version: 1,
+        partition: partition.clone(),
+        version: version.clone(),
+        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        counts: counts.clone(),
+        raw_fingerprint: plan.inputs_fingerprint.clone(),
+        inputs: plan.objects.clone(),
+        dedupe_window_secs: plan.dedupe_window.as_secs(),
+        earlier: old.earlier.clone(),
+        ids: Some(IdIndex {
+            key: ids_key,
+            raw_fingerprint: plan.raw_fingerprint.clone(),
+            ids: all_ids.num_rows() as u64,
+        }),
+        files: files.clone(),
+        bytes_written,
+        quarantine: quarantine_key,
+        sort_order: SORT_ORDER.iter().map(|s| s.to_string()).collect(),
+        timings: timings.clone(),
+        appended: Some(Appended {
+            base_version: entry.version.clone(),
+            objects: new.len() as u64,
+            counts: run.clone(),
+        }),
+    };
+    let manifest_key = layout::manifest_key(partition, &version);
+    lake.put(
+        &manifest_key,
+        serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+    )
+    .await?;
+    let next = PartitionEntry {
+        partition: partition.clone(),
+        version: version.clone(),
+        location: layout::curated_version_prefix(partition, &version),
+        manifest: manifest_key,
+        raw_fingerprint: plan.inputs_fingerprint.clone(),
+        rows: counts.rows,
+        files: files.clone(),
+        committed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    let outcome = catalog.commit(&next, Some(&entry.version)).await?;
+    tracing::info!(partition = %partition, base = %entry.version, objects = new.len(), rows = run.rows, "appended");
+    Ok(Some(Compacted {
+        version,
+        outcome,
+        counts: run,
+        files,
+        bytes_written,
+        timings,
+    }))
+}

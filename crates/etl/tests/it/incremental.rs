@@ -1,0 +1,247 @@
+//! Incremental compaction: a run that adds only the new raw objects to a committed version gives
+//! the rows, counts and quarantine a full compaction of the same raw data gives, or compacts in
+//! full when it could not.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventlake_catalog::{Catalog, LocalCatalog};
+use eventlake_compaction::backfill::{self, Quiet, Summary};
+use eventlake_compaction::compact::CompactOptions;
+use eventlake_compaction::gc::gc;
+use eventlake_compaction::generate::{GenerateOptions, generate};
+use eventlake_compaction::plan::{DEFAULT_DEDUPE_WINDOW, Selection, plan};
+use eventlake_contract::PartitionDate;
+use serde_json::Value;
+
+use crate::common::{RAW, TestLake, key, line};
+use crate::versions::FailingCommit;
+
+async fn run(t: &TestLake, catalog: Arc<dyn Catalog>, incremental: bool, force: bool) -> Summary {
+    let p = plan(
+        &t.lake,
+        catalog.as_ref(),
+        &Selection::default(),
+        force,
+        DEFAULT_DEDUPE_WINDOW,
+    )
+    .await
+    .expect("plan");
+    let opts = CompactOptions {
+        incremental,
+        ..CompactOptions::default()
+    };
+    backfill::run(&t.lake, catalog, p, 2, &opts, &Quiet).await
+}
+
+async fn manifests(t: &TestLake) -> Vec<Value> {
+    let mut out = Vec::new();
+    for e in t.catalog.list().await.unwrap() {
+        out.push(
+            serde_json::from_slice(&std::fs::read(t.path.join(&e.manifest)).unwrap()).unwrap(),
+        );
+    }
+    out
+}
+
+fn balanced(c: &Value) -> bool {
+    let n = |k: &str| c[k].as_u64().unwrap();
+    n("rows") + n("duplicates") + n("cross_partition_duplicates") + n("quarantined") == n("lines")
+}
+
+/// Moves the raw objects of hours 12 and later out of the lake (into `aside`), or back.
+fn shift_late_hours(from: &Path, to: &Path) {
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        let late = rel.components().any(|c| {
+            c.as_os_str()
+                .to_str()
+                .is_some_and(|s| s >= "hour=12" && s.starts_with("hour="))
+        });
+        if late {
+            let dest = to.join(rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::rename(&entry, dest).unwrap();
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appending_new_objects_gives_what_a_full_compaction_gives() {
+    let t = TestLake::new();
+    let opts = GenerateOptions {
+        start: PartitionDate::parse("2026-11-20").unwrap(),
+        // One day: new raw data in a day re-plans the day after it in full (its rows depend on
+        // the earlier day's ids), so only single days can be appended to here.
+        days: 1,
+        events: 6000,
+        duplicate_rate: 0.0,
+        cross_day_rate: 0.0,
+        malformed_rate: 0.02,
+        ..GenerateOptions::default()
+    };
+    generate(&t.lake, &opts).await.unwrap();
+    let aside = t.path.with_file_name("aside");
+    shift_late_hours(&t.path.join("raw"), &aside);
+
+    // The morning, compacted; then the afternoon added to it.
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    shift_late_hours(&aside, &t.path.join("raw"));
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    assert_eq!(s.committed, s.partitions.len());
+    let appended = manifests(&t).await;
+    for m in &appended {
+        assert!(m["appended"].is_object(), "{}", m["partition"]);
+        assert!(
+            balanced(&m["counts"]) && balanced(&m["appended"]["counts"]),
+            "{m}"
+        );
+        assert!(m["files"].as_array().unwrap().len() >= 2);
+        assert!(m["counts"]["quarantined"].as_u64().unwrap() > 0);
+    }
+    let rows = "select * from events order by event_id";
+    let incremental = t.query(rows).await;
+
+    // The same raw data compacted in full.
+    let s = run(&t, t.catalog.clone(), false, true).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    assert_eq!(t.query(rows).await, incremental);
+    let full = manifests(&t).await;
+    for (a, f) in appended.iter().zip(&full) {
+        assert!(f["appended"].is_null());
+        assert_eq!(a["partition"], f["partition"]);
+        assert_eq!(a["counts"], f["counts"], "{}", a["partition"]);
+        let lines = |m: &Value| {
+            let q = t.path.join(m["quarantine"].as_str().unwrap());
+            let mut v: Vec<String> = std::fs::read_to_string(q)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(lines(a), lines(f), "{}", a["partition"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_id_or_a_rewritten_object_is_compacted_in_full() {
+    let t = TestLake::new();
+    let put = |name: &str, lines: &[String]| {
+        t.put_raw(
+            &format!("{RAW}/{name}.jsonl"),
+            format!("{}\n", lines.join("\n")).as_bytes(),
+        )
+    };
+    put(
+        "a",
+        &[
+            line("e-1", "2026-11-20T10:00:01.000Z"),
+            line("e-2", "2026-11-20T10:00:02.000Z"),
+        ],
+    );
+    run(&t, t.catalog.clone(), true, false).await;
+
+    // A new object repeating a committed id: which copy wins depends on written rows.
+    put(
+        "b",
+        &[
+            line("e-3", "2026-11-20T10:00:03.000Z"),
+            line("e-1", "2026-11-20T10:00:04.000Z"),
+        ],
+    );
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert_eq!(s.committed, 1);
+    let m = &manifests(&t).await[0];
+    assert!(m["appended"].is_null(), "{m}");
+    assert_eq!(
+        (
+            m["counts"]["rows"].as_u64(),
+            m["counts"]["duplicates"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+
+    // A new object alone is appended.
+    put("c", &[line("e-4", "2026-11-20T10:00:05.000Z")]);
+    run(&t, t.catalog.clone(), true, false).await;
+    let m = &manifests(&t).await[0];
+    assert_eq!(m["appended"]["counts"]["rows"], 1, "{m}");
+    assert_eq!(m["counts"]["rows"], 4);
+
+    // An object rewritten in place changes rows already written: compacted in full.
+    put(
+        "a",
+        &[
+            line("e-1", "2026-11-20T10:00:01.000Z"),
+            line("e-9", "2026-11-20T10:00:02.000Z"),
+        ],
+    );
+    put("d", &[line("e-5", "2026-11-20T10:00:06.000Z")]);
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    let m = &manifests(&t).await[0];
+    assert!(m["appended"].is_null(), "{m}");
+    assert_eq!(
+        t.query("select event_id from events order by 1").await,
+        "event_id\ne-1\ne-3\ne-4\ne-5\ne-9\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_new_file_and_the_commit_changes_nothing() {
+    let t = TestLake::new();
+    t.put_raw(
+        &format!("{RAW}/a.jsonl"),
+        format!("{}\n", line("e-1", "2026-11-20T10:00:01.000Z")).as_bytes(),
+    );
+    run(&t, t.catalog.clone(), true, false).await;
+    let before = t.catalog.list().await.unwrap();
+
+    t.put_raw(
+        &format!("{RAW}/b.jsonl"),
+        format!("{}\n", line("e-2", "2026-11-20T10:00:02.000Z")).as_bytes(),
+    );
+    let failing = Arc::new(FailingCommit {
+        inner: LocalCatalog::new(&t.path),
+        fail: key("checkout", "2026-11-20"),
+    });
+    let s = run(&t, failing, true, false).await;
+    assert_eq!(s.failed.len(), 1);
+    // The new version's files are there, but nothing points at them.
+    assert_eq!(t.catalog.list().await.unwrap(), before);
+    assert_eq!(t.query("select count(*) as n from events").await, "n\n1\n");
+
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    assert_eq!(t.query("select count(*) as n from events").await, "n\n2\n");
+    let r = gc(&t.lake, t.catalog.as_ref(), Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.removed.len(),
+        2,
+        "the first version and the uncommitted one: {:?}",
+        r.removed
+    );
+    assert_eq!(t.query("select count(*) as n from events").await, "n\n2\n");
+}
