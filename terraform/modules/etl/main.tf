@@ -25,6 +25,8 @@ locals {
       ETL_LOG              = var.log_level
     },
     var.athena_output_location == null ? {} : { EVENTLAKE_ATHENA_OUTPUT = var.athena_output_location },
+    # A frequent run adds only the new raw objects to today's version (crates/compaction/src/incremental.rs).
+    var.incremental_compaction ? { EVENTLAKE_INCREMENTAL = "1" } : {},
   )
 
   # "${path.root}" in asl_path stands for the root module's directory (see variables.tf).
