@@ -245,3 +245,70 @@ async fn a_crash_between_the_new_file_and_the_commit_changes_nothing() {
     );
     assert_eq!(t.query("select count(*) as n from events").await, "n\n2\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn on_s3_the_committed_files_are_copied_into_the_appended_version() {
+    use eventlake_catalog::{Lake, ObjectCatalog};
+    let sdk = crate::aws::sdk().await;
+    let url = crate::aws::s3_lake("incremental");
+    let lake = Lake::open_with_sdk(&url, false, &sdk).unwrap();
+    let catalog: Arc<dyn Catalog> = Arc::new(ObjectCatalog::new(&lake));
+    let raw = |name: &str, id: &str, at: &str| {
+        let lake = lake.clone();
+        let body = format!("{}\n", line(id, at));
+        let key = format!("{RAW}/{name}.jsonl");
+        async move { lake.put(&key, body.into_bytes()).await.unwrap() }
+    };
+    let backfill = |catalog: Arc<dyn Catalog>| {
+        let lake = lake.clone();
+        async move {
+            let p = plan(
+                &lake,
+                catalog.as_ref(),
+                &Selection::default(),
+                false,
+                DEFAULT_DEDUPE_WINDOW,
+            )
+            .await
+            .unwrap();
+            let opts = CompactOptions {
+                incremental: true,
+                read_concurrency: 8,
+                ..CompactOptions::default()
+            };
+            backfill::run(&lake, catalog, p, 1, &opts, &Quiet).await
+        }
+    };
+    raw("a", "s-1", "2026-11-20T10:00:01.000Z").await;
+    assert!(backfill(Arc::clone(&catalog)).await.ok());
+    raw("b", "s-2", "2026-11-20T10:00:02.000Z").await;
+    let s = backfill(Arc::clone(&catalog)).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    let e = catalog
+        .get(&key("checkout", "2026-11-20"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((e.rows, e.files.len()), (2, 2));
+    let manifest: Value = serde_json::from_slice(&lake.get(&e.manifest).await.unwrap()).unwrap();
+    assert!(manifest["appended"].is_object(), "{manifest}");
+    // Every file of the version sits under its own prefix (what a Glue partition points at).
+    for f in &e.files {
+        assert!(
+            f.key.starts_with(&e.location),
+            "{} outside {}",
+            f.key,
+            e.location
+        );
+        assert!(lake.get(&f.key).await.is_ok());
+    }
+    let listed = lake.list(&e.location).await.unwrap();
+    let parquet = listed
+        .iter()
+        .filter(|m| {
+            m.location.as_ref().ends_with(".parquet") && !m.location.as_ref().contains("/_")
+        })
+        .count();
+    assert_eq!(parquet, 2);
+}
