@@ -61,6 +61,9 @@ pub struct CompactOptions {
     /// An incremental run that would leave more files than this compacts the whole partition
     /// instead, merging its files back into one sorted set.
     pub max_files: usize,
+    /// Set by a replay: how many of the lines the previous version quarantined this compaction
+    /// takes in (recorded as `counts.replayed`).
+    pub replayed: u64,
 }
 
 impl CompactOptions {
@@ -81,8 +84,13 @@ impl Default for CompactOptions {
             lease_ttl: eventlake_catalog::DEFAULT_LEASE_TTL,
             incremental: false,
             max_files: 16,
+            replayed: 0,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The accounting of one partition.
@@ -104,6 +112,10 @@ pub struct Counts {
     pub quarantined: u64,
     /// Quarantined lines by reason.
     pub by_reason: BTreeMap<Reason, u64>,
+    /// Of the rows and duplicates, lines an earlier version of the partition had quarantined and
+    /// a replay took in (`etl replay`); part of `rows + duplicates`, not added to them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub replayed: u64,
     /// Raw objects read.
     pub objects: u64,
     /// Raw objects with an object-level failure (their readable lines still count).
@@ -122,6 +134,7 @@ impl Counts {
     }
 
     pub fn add(&mut self, o: &Counts) {
+        self.replayed += o.replayed;
         self.lines += o.lines;
         self.rows += o.rows;
         self.duplicates += o.duplicates;
@@ -243,6 +256,7 @@ pub async fn compact_partition(
         ..Counts::default()
     };
     let (quarantine, chunks) = tally(outcomes, &mut counts);
+    counts.replayed = opts.replayed;
 
     let t = Instant::now();
     // This partition's ids go to the days after it first, so they do not wait for its sort.

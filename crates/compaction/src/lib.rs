@@ -11,6 +11,7 @@
 //! - [`backfill`]: a plan run `jobs` partitions at a time, one partition's failure never losing
 //!   another's work.
 //! - [`earlier`]: cross-partition de-duplication, with the ids of a team's earlier days.
+//! - [`replay`]: quarantined lines run through today's validation, and taken in when they pass.
 //! - [`gc`]: removal of versions no catalog points to; [`sync`]: a catalog rebuilt from the
 //!   manifests.
 //! - [`generate`]: synthetic raw data with its ground truth, for tests, benchmarks and demos.
@@ -27,6 +28,7 @@ pub mod generate;
 pub mod incremental;
 pub mod plan;
 pub mod read;
+pub mod replay;
 pub mod sync;
 
 pub use error::{Error, Result};

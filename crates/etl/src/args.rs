@@ -154,6 +154,9 @@ pub enum Command {
     Compact(CompactArgs),
     /// Compact every partition with raw data in a date range.
     Backfill(BackfillArgs),
+    /// Run a partition's quarantined lines through today's validation; when some now pass,
+    /// compact the partition again so they become rows (counted as replayed).
+    Replay(CompactArgs),
     /// Run SQL over the committed partitions (table `events`).
     Query(QueryArgs),
     /// Remove versions no catalog entry points to, after a grace period.
@@ -259,6 +262,7 @@ impl TuningArgs {
             lease_ttl: self.lease_ttl,
             incremental: self.incremental,
             max_files: self.max_files.max(1),
+            replayed: 0,
         })
     }
 }

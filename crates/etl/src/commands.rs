@@ -121,6 +121,54 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             };
             run_jobs(&target, selection, 1, &a.run).await
         }
+        Command::Replay(a) => {
+            let Context { lake, catalog, .. } = open_target(&target, false, false).await?;
+            let opts = a.run.tuning.options(lake.is_s3())?;
+            let partition = eventlake_contract::PartitionKey {
+                team: a.team,
+                dt: a.date,
+            };
+            let report = eventlake_compaction::replay::replay(
+                &lake,
+                catalog,
+                &partition,
+                &opts,
+                a.run.dedupe_window,
+                a.run.dry_run,
+            )
+            .await?;
+            if a.run.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("serialises")
+                );
+            } else {
+                println!(
+                    "{}: {} quarantined lines, {} pass today's validation",
+                    report.partition,
+                    report.quarantined,
+                    report.replayable.len()
+                );
+                for r in &report.replayable {
+                    println!("  {}:{} (was {})", r.source, r.line, r.reason);
+                }
+                if !report.missing_objects.is_empty() {
+                    println!(
+                        "  raw objects gone (their lines cannot be replayed): {}",
+                        report.missing_objects.join(", ")
+                    );
+                }
+                match &report.run {
+                    Some(s) => print!("{}", format_summary(s)),
+                    None if a.run.dry_run => println!("dry run: nothing written"),
+                    None => println!("nothing to replay"),
+                }
+            }
+            Ok(match &report.run {
+                Some(s) if !s.ok() => ExitCode::FAILURE,
+                _ => ExitCode::SUCCESS,
+            })
+        }
         Command::Backfill(a) => {
             if let (Some(f), Some(t)) = (a.from, a.to)
                 && f > t

@@ -14,6 +14,7 @@ mod incremental;
 mod ingest_to_query;
 mod lease;
 mod metrics;
+mod replay;
 mod saved_queries;
 mod task;
 mod versions;
