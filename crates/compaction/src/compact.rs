@@ -29,7 +29,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::earlier::{
-    ID_INDEX_FILE, IdBoard, IdIndex, earlier_ids, encode_index, ids_of, is_earlier_duplicate,
+    ID_INDEX_FILE, IdBoard, IdIndex, Ids, earlier_ids, encode_index, ids_of, is_earlier_duplicate,
     lookup, read_objects,
 };
 use crate::error::{Error, Result};
@@ -279,43 +279,110 @@ pub async fn compact_partition(
     .await?;
     counts.rows = dedupe.order.len() as u64;
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
-    if !counts.balanced() {
-        return Err(Error::Unbalanced {
-            partition: partition.clone(),
-            rows: counts.rows,
-            duplicates: counts.duplicates,
-            cross_partition_duplicates: counts.cross_partition_duplicates,
-            quarantined: counts.quarantined,
-            lines: counts.lines,
-        });
-    }
+    check_balanced(partition, &counts)?;
 
     let t = Instant::now();
     let files = write_files(lake, partition, &version, 0, &chunks, &dedupe.order, opts).await?;
     drop(chunks);
+    let bytes_written = files.iter().map(|f| f.size).sum();
+    commit_version(
+        lake,
+        catalog,
+        plan,
+        NewVersion {
+            version,
+            counts,
+            files,
+            bytes_written,
+            quarantine: quarantine_body(Vec::new(), &quarantine),
+            ids: &own_ids,
+            appended: None,
+            expected: plan.current.as_ref().map(|c| c.version.as_str()),
+        },
+        (started, read_ms, dedupe_sort_ms, t),
+    )
+    .await
+}
+
+/// Fails the partition when its lines are not all accounted for (a bug, never published).
+pub(crate) fn check_balanced(partition: &PartitionKey, counts: &Counts) -> Result<()> {
+    if counts.balanced() {
+        return Ok(());
+    }
+    Err(Error::Unbalanced {
+        partition: partition.clone(),
+        rows: counts.rows,
+        duplicates: counts.duplicates,
+        cross_partition_duplicates: counts.cross_partition_duplicates,
+        quarantined: counts.quarantined,
+        lines: counts.lines,
+    })
+}
+
+/// The quarantine file's NDJSON: `prefix` (the records of a version added to), then `records`.
+pub(crate) fn quarantine_body(mut prefix: Vec<u8>, records: &[QuarantineRecord]) -> Vec<u8> {
+    prefix.reserve(records.len() * 256);
+    for q in records {
+        serde_json::to_writer(&mut prefix, q).expect("record serialises");
+        prefix.push(b'\n');
+    }
+    prefix
+}
+
+/// What a new version holds beyond what its plan says.
+pub(crate) struct NewVersion<'a> {
+    pub(crate) version: String,
+    /// The whole partition's accounting.
+    pub(crate) counts: Counts,
+    pub(crate) files: Vec<DataFile>,
+    /// Bytes of the files this run wrote.
+    pub(crate) bytes_written: u64,
+    /// NDJSON of the quarantine file; empty for none.
+    pub(crate) quarantine: Vec<u8>,
+    /// The id index: every valid line of the partition.
+    pub(crate) ids: &'a Ids,
+    pub(crate) appended: Option<Appended>,
+    /// The version the catalog must still point at.
+    pub(crate) expected: Option<&'a str>,
+}
+
+/// Writes the version's quarantine, id index and manifest beside its files, then points the
+/// partition at it in one catalog commit. `clock` is (run start, read ms, dedupe ms, write start).
+pub(crate) async fn commit_version(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    plan: &PartitionPlan,
+    v: NewVersion<'_>,
+    clock: (Instant, u64, u64, Instant),
+) -> Result<Compacted> {
+    let partition = &plan.partition;
+    let NewVersion {
+        version,
+        counts,
+        files,
+        bytes_written,
+        quarantine,
+        ids,
+        appended,
+        expected,
+    } = v;
     let quarantine_key = if quarantine.is_empty() {
         None
     } else {
         let key = layout::quarantine_key(partition, &version);
-        let mut body = Vec::with_capacity(quarantine.len() * 256);
-        for q in &quarantine {
-            serde_json::to_writer(&mut body, q).expect("record serialises");
-            body.push(b'\n');
-        }
-        lake.put(&key, body).await?;
+        lake.put(&key, quarantine).await?;
         Some(key)
     };
     let ids_key = format!(
         "{}{ID_INDEX_FILE}",
         layout::curated_version_prefix(partition, &version)
     );
-    lake.put(&ids_key, encode_index(&own_ids)?).await?;
-    let write_ms = t.elapsed().as_millis() as u64;
-    let bytes_written = files.iter().map(|f| f.size).sum();
+    lake.put(&ids_key, encode_index(ids)?).await?;
+    let (started, read_ms, dedupe_sort_ms, write_started) = clock;
     let timings = Timings {
         read_ms,
         dedupe_sort_ms,
-        write_ms,
+        write_ms: write_started.elapsed().as_millis() as u64,
         total_ms: started.elapsed().as_millis() as u64,
     };
 
@@ -339,14 +406,14 @@ pub async fn compact_partition(
         ids: Some(IdIndex {
             key: ids_key,
             raw_fingerprint: plan.raw_fingerprint.clone(),
-            ids: own_ids.num_rows() as u64,
+            ids: ids.num_rows() as u64,
         }),
         files: files.clone(),
         bytes_written,
         quarantine: quarantine_key,
         sort_order: SORT_ORDER.iter().map(|s| s.to_string()).collect(),
         timings: timings.clone(),
-        appended: None,
+        appended,
     };
     let manifest_key = layout::manifest_key(partition, &version);
     lake.put(
@@ -365,7 +432,6 @@ pub async fn compact_partition(
         files: files.clone(),
         committed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     };
-    let expected = plan.current.as_ref().map(|c| c.version.as_str());
     let outcome = catalog.commit(&entry, expected).await?;
     Ok(Compacted {
         version,
@@ -375,6 +441,18 @@ pub async fn compact_partition(
         bytes_written,
         timings,
     })
+}
+
+/// The manifest of a committed version.
+pub(crate) async fn read_manifest(lake: &Lake, entry: &PartitionEntry) -> Result<Manifest> {
+    let bytes = lake.get(&entry.manifest).await?;
+    Ok(
+        serde_json::from_slice(&bytes).map_err(|source| eventlake_catalog::Error::Json {
+            what: "manifest",
+            path: entry.manifest.clone(),
+            source,
+        })?,
+    )
 }
 
 /// Adds the read objects to `counts`; their quarantined lines (and object failures), and their

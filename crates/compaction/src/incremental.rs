@@ -22,19 +22,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{SecondsFormat, Utc};
 use eventlake_catalog::{Catalog, DataFile, Lake, PartitionEntry};
 use eventlake_contract::layout;
 use object_store::ObjectStoreExt;
 
 use crate::compact::{
-    Appended, CompactOptions, Compacted, Counts, Manifest, SORT_ORDER, Timings, dedupe_and_sort,
-    drop_earlier_duplicates, new_version, tally, write_files,
+    Appended, CompactOptions, Compacted, Counts, Manifest, NewVersion, check_balanced,
+    commit_version, dedupe_and_sort, drop_earlier_duplicates, new_version, quarantine_body,
+    read_manifest, tally, write_files,
 };
-use crate::earlier::{
-    ID_INDEX_FILE, IdBoard, IdIndex, decode_index, encode_index, ids_of, read_objects,
-};
-use crate::error::{Error, Result};
+use crate::earlier::{IdBoard, decode_index, ids_of, read_objects};
+use crate::error::Result;
 use crate::plan::{PartitionPlan, RawObject};
 
 /// The committed version an incremental run adds to.
@@ -53,13 +51,7 @@ async fn base(
     let Some(entry) = plan.current.clone() else {
         return Ok(Err("never committed".into()));
     };
-    let bytes = lake.get(&entry.manifest).await?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|source| eventlake_catalog::Error::Json {
-            what: "manifest",
-            path: entry.manifest.clone(),
-            source,
-        })?;
+    let manifest = read_manifest(lake, &entry).await?;
     if manifest.version != entry.version {
         return Ok(Err("the manifest is not the committed version's".into()));
     }
@@ -181,16 +173,7 @@ pub async fn try_append(
     )
     .await?;
     run.rows = dedupe.order.len() as u64;
-    if !run.balanced() {
-        return Err(Error::Unbalanced {
-            partition: partition.clone(),
-            rows: run.rows,
-            duplicates: run.duplicates,
-            cross_partition_duplicates: run.cross_partition_duplicates,
-            quarantined: run.quarantined,
-            lines: run.lines,
-        });
-    }
+    check_balanced(partition, &run)?;
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
 
     let t = Instant::now();
@@ -222,83 +205,35 @@ pub async fn try_append(
 
     let mut counts = old.counts.clone();
     counts.add(&run);
-    let quarantine_key = if quarantine.is_empty() && old.quarantine.is_none() {
-        None
-    } else {
-        let mut body = match &old.quarantine {
-            Some(k) => lake.get(k).await?.to_vec(),
-            None => Vec::new(),
-        };
-        for q in &quarantine {
-            serde_json::to_writer(&mut body, q).expect("record serialises");
-            body.push(b'\n');
-        }
-        let key = layout::quarantine_key(partition, &version);
-        lake.put(&key, body).await?;
-        Some(key)
+    let prefix = match &old.quarantine {
+        Some(k) => lake.get(k).await?.to_vec(),
+        None => Vec::new(),
     };
-    let ids_key = format!(
-        "{}{ID_INDEX_FILE}",
-        layout::curated_version_prefix(partition, &version)
-    );
-    lake.put(&ids_key, encode_index(&all_ids)?).await?;
-    let write_ms = t.elapsed().as_millis() as u64;
-    let timings = Timings {
-        read_ms,
-        dedupe_sort_ms,
-        write_ms,
-        total_ms: started.elapsed().as_millis() as u64,
-    };
-    let manifest = Manifest {
-        manifest_version: 1,
-        partition: partition.clone(),
-        version: version.clone(),
-        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        counts: counts.clone(),
-        raw_fingerprint: plan.inputs_fingerprint.clone(),
-        inputs: plan.objects.clone(),
-        dedupe_window_secs: plan.dedupe_window.as_secs(),
-        earlier: old.earlier.clone(),
-        ids: Some(IdIndex {
-            key: ids_key,
-            raw_fingerprint: plan.raw_fingerprint.clone(),
-            ids: all_ids.num_rows() as u64,
-        }),
-        files: files.clone(),
-        bytes_written,
-        quarantine: quarantine_key,
-        sort_order: SORT_ORDER.iter().map(|s| s.to_string()).collect(),
-        timings: timings.clone(),
-        appended: Some(Appended {
-            base_version: entry.version.clone(),
-            objects: new.len() as u64,
-            counts: run.clone(),
-        }),
-    };
-    let manifest_key = layout::manifest_key(partition, &version);
-    lake.put(
-        &manifest_key,
-        serde_json::to_vec_pretty(&manifest).expect("manifest serialises"),
+    let done = commit_version(
+        lake,
+        catalog,
+        plan,
+        NewVersion {
+            version,
+            counts,
+            files,
+            bytes_written,
+            quarantine: quarantine_body(prefix, &quarantine),
+            ids: &all_ids,
+            appended: Some(Appended {
+                base_version: entry.version.clone(),
+                objects: new.len() as u64,
+                counts: run.clone(),
+            }),
+            expected: Some(&entry.version),
+        },
+        (started, read_ms, dedupe_sort_ms, t),
     )
     .await?;
-    let next = PartitionEntry {
-        partition: partition.clone(),
-        version: version.clone(),
-        location: layout::curated_version_prefix(partition, &version),
-        manifest: manifest_key,
-        raw_fingerprint: plan.inputs_fingerprint.clone(),
-        rows: counts.rows,
-        files: files.clone(),
-        committed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-    };
-    let outcome = catalog.commit(&next, Some(&entry.version)).await?;
     tracing::info!(partition = %partition, base = %entry.version, objects = new.len(), rows = run.rows, "appended");
+    // The report is the run's own work; the manifest has the whole partition's.
     Ok(Some(Compacted {
-        version,
-        outcome,
         counts: run,
-        files,
-        bytes_written,
-        timings,
+        ..done
     }))
 }

@@ -18,7 +18,7 @@ use eventlake_contract::PartitionKey;
 use serde::Serialize;
 
 use crate::backfill::{self, Quiet, Summary};
-use crate::compact::{CompactOptions, Manifest};
+use crate::compact::{CompactOptions, Manifest, read_manifest};
 use crate::error::Result;
 use crate::plan::{Selection, plan};
 use crate::read::read_object;
@@ -58,13 +58,7 @@ async fn committed(
         ))
         .into());
     };
-    let bytes = lake.get(&entry.manifest).await?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|source| eventlake_catalog::Error::Json {
-            what: "manifest",
-            path: entry.manifest.clone(),
-            source,
-        })?;
+    let manifest = read_manifest(lake, &entry).await?;
     Ok((entry, manifest))
 }
 
