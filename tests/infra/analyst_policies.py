@@ -41,11 +41,18 @@ bp.FIXED.update(
     }
 )
 # Module inputs that are maps, as the environment passes them (shared-services' outputs).
-INPUT_MAPS = {"var.athena_workgroup_names": {t: f"{PREFIX}-{t}" for t in TEAMS}}
+INPUT_MAPS = {"var.athena_workgroup_names": {t: f"{PREFIX}-{t}" for t in TEAMS}, "var.team_kms_key_arns": {}}
+# The first team is checked with a key of its own (team_kms_key_teams), the others with the data key.
+def team_key(t: str) -> str:
+    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/team-{t}"
 
 
 class Renderer(bp.Renderer):
     def ref(self, name: str) -> str:
+        lk = re.fullmatch(r"lookup\((var\.\w+), each\.key, (var\.\w+)\)", name)
+        if lk and lk.group(1) in INPUT_MAPS:
+            team = self.ref("each.key")
+            return INPUT_MAPS[lk.group(1)].get(team) or self.ref(lk.group(2))
         idx = re.fullmatch(r"local\.([A-Za-z0-9_]+)\[each\.key\]", name)
         if idx:
             expr = str(self.m.locals.get(idx.group(1)))
@@ -95,6 +102,7 @@ def main() -> int:
         return 1
     TEAMS[:] = teams
     INPUT_MAPS["var.athena_workgroup_names"] = {t: f"{PREFIX}-{t}" for t in TEAMS}
+    INPUT_MAPS["var.team_kms_key_arns"] = {TEAMS[0]: team_key(TEAMS[0])}
     iam = modules.get(REPO / "terraform" / "modules" / "iam")
     if iam is None:
         print("analyst_policies: terraform/modules/iam not found", file=sys.stderr)
@@ -128,6 +136,12 @@ def main() -> int:
             ("kms:Decrypt", KEY, via_s3),
             ("s3:GetBucketLocation", LAKE, None),
         ]
+        if b in INPUT_MAPS["var.team_kms_key_arns"]:
+            # A team with a key of its own reads and writes its results with it, through S3.
+            must += [
+                ("kms:GenerateDataKey", team_key(b), via_s3),
+                ("kms:Decrypt", team_key(b), via_s3),
+            ]
         for action, res, ctx in must:
             checked += 1
             if not allowed(policy, action, res, ctx):
@@ -142,6 +156,7 @@ def main() -> int:
             ("s3:ListBucket", LAKE, {"s3:prefix": "curated/events/"}),
             ("s3:ListBucket", LAKE, None),
             ("kms:Decrypt", KEY, None),
+            ("kms:Decrypt", team_key(b), None),
             ("athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/{PREFIX}-etl", None),
             ("glue:UpdatePartition", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/eventlake_poc/events", None),
         ]
@@ -157,6 +172,7 @@ def main() -> int:
                 ("s3:ListBucket", RESULTS, {"s3:prefix": f"team={c}/"}),
                 ("athena:StartQueryExecution", wg(c), None),
                 ("athena:GetQueryResults", wg(c), None),
+                ("kms:Decrypt", team_key(c), via_s3),
             ]
         for action, res, ctx in must_not:
             checked += 1

@@ -66,6 +66,7 @@ module "shared" {
   bytes_scanned_cutoff_per_query = var.bytes_scanned_cutoff_per_query
   raw_expiration_days            = var.raw_expiration_days
   manage_glue_catalog_encryption = var.manage_glue_catalog_encryption
+  team_kms_key_teams             = var.team_kms_key_teams
 }
 
 module "logging" {
@@ -101,6 +102,7 @@ module "iam" {
   teams       = var.teams
 
   data_kms_key_arn          = module.shared.data_kms_key_arn
+  team_kms_key_arns         = module.shared.team_kms_key_arns
   lake_bucket_arn           = module.shared.lake_bucket_arn
   athena_results_bucket_arn = module.shared.athena_results_bucket_arn
   glue_database_name        = module.shared.glue_database_name

@@ -152,6 +152,19 @@ data "aws_iam_policy_document" "analyst" {
     resources = ["${var.athena_results_bucket_arn}/team=${each.key}/*"]
   }
 
+  # The team's results key (its own, or the data key), through S3 only.
+  statement {
+    sid       = "UseOwnResultsKey"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [lookup(var.team_kms_key_arns, each.key, var.data_kms_key_arn)]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.via_s3]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "analyst" {

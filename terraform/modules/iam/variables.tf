@@ -148,3 +148,9 @@ variable "ingest_redrive_require_mfa" {
   type        = bool
   default     = true
 }
+
+variable "team_kms_key_arns" {
+  description = "Per team, the KMS key of its Athena results (the shared-services output team_kms_key_arns); a team not named uses the data key."
+  type        = map(string)
+  default     = {}
+}

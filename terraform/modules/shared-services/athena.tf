@@ -30,7 +30,7 @@ resource "aws_athena_workgroup" "team" {
 
       encryption_configuration {
         encryption_option = "SSE_KMS"
-        kms_key_arn       = aws_kms_key.data.arn
+        kms_key_arn       = local.team_key_arns[each.key]
       }
     }
   }

@@ -158,6 +158,54 @@ locals {
   }
 }
 
+# A key of its own for each team of team_kms_key_teams: its Athena query results and its topic
+# are encrypted with it, so only its own roles (and the account's key administrators) can read
+# them. The lake itself stays under the data key: one job writes every team's partitions.
+locals {
+  team_key_teams = toset([for t in var.team_kms_key_teams : t if contains(var.teams, t)])
+
+  team_key_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      local.key_root_statement,
+      {
+        # AWS Budgets alerts go to the team's encrypted topic (teams.tf), for this account only.
+        Sid       = "BudgetsPublishToEncryptedTeamTopic"
+        Effect    = "Allow"
+        Principal = { Service = "budgets.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource  = "*" # this key (key policy)
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
+    ]
+  }
+
+  # The key each team's results and topic use: its own, or the data key.
+  team_key_arns = { for t in var.teams : t => contains(local.team_key_teams, t) ? aws_kms_key.team[t].arn : aws_kms_key.data.arn }
+}
+
+resource "aws_kms_key" "team" {
+  for_each = local.team_key_teams
+
+  description             = "${var.name_prefix} team ${each.key}: its Athena results and its topic"
+  key_usage               = "ENCRYPT_DECRYPT"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy                  = jsonencode(local.team_key_policy)
+
+  tags = {
+    team = each.key
+  }
+}
+
+resource "aws_kms_alias" "team" {
+  for_each = local.team_key_teams
+
+  name          = "alias/${var.name_prefix}-team-${each.key}"
+  target_key_id = aws_kms_key.team[each.key].key_id
+}
+
 resource "aws_kms_key" "data" {
   description             = "${var.name_prefix} lake data: buckets, queue, topic, images, schedules, Athena results, Glue catalog"
   key_usage               = "ENCRYPT_DECRYPT"

@@ -117,3 +117,8 @@ output "team_budget_names" {
   description = "Per team, the name of its AWS Budgets budget."
   value       = { for t, b in aws_budgets_budget.team : t => b.name }
 }
+
+output "team_kms_key_arns" {
+  description = "Per team, the KMS key of its Athena results and topic: its own key when listed in team_kms_key_teams, else the data key."
+  value       = local.team_key_arns
+}

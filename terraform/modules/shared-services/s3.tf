@@ -151,10 +151,11 @@ data "aws_iam_policy_document" "data_bucket" {
       values   = ["false"]
     }
 
+    # The results bucket also takes the teams' own keys (their workgroups write with them).
     condition {
       test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = [aws_kms_key.data.arn]
+      values   = each.key == "athena-results" ? distinct(concat([aws_kms_key.data.arn], values(local.team_key_arns))) : [aws_kms_key.data.arn]
     }
   }
 }

@@ -11,7 +11,7 @@ resource "aws_sns_topic" "team" {
 
   name              = "${var.name_prefix}-team-${each.key}"
   display_name      = "eventlake ${each.key}"
-  kms_master_key_id = aws_kms_key.data.arn
+  kms_master_key_id = local.team_key_arns[each.key]
 
   tags = {
     team = each.key

@@ -129,3 +129,9 @@ variable "team_alert_emails" {
   type        = map(list(string))
   default     = {}
 }
+
+variable "team_kms_key_teams" {
+  description = "Teams that get a KMS key of their own, for their Athena query results and their topic (1 USD a month each); the others use the data key."
+  type        = list(string)
+  default     = []
+}
