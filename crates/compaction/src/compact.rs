@@ -263,23 +263,17 @@ pub async fn compact_partition(
     let (own_ids, hashes) = ids_of(&chunks)?;
     let own_ids = Arc::new(own_ids);
     board.publish(partition, Arc::clone(&own_ids));
-    let mut dedupe = dedupe_and_sort(&chunks);
-    counts.duplicates = dedupe.duplicates;
-    counts.conflicts = dedupe.conflicts;
-    counts.cross_partition_duplicates = drop_earlier_duplicates(
+    let dedupe = dedupe_rows(
         lake,
         catalog,
         plan,
         opts,
         board,
-        &chunks,
-        &hashes,
-        &mut dedupe,
+        (&chunks, &hashes),
+        &mut counts,
     )
     .await?;
-    counts.rows = dedupe.order.len() as u64;
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
-    check_balanced(partition, &counts)?;
 
     let t = Instant::now();
     let files = write_files(lake, partition, &version, 0, &chunks, &dedupe.order, opts).await?;
@@ -480,10 +474,41 @@ pub(crate) fn tally(
     (quarantine, chunks)
 }
 
+/// One row per event id of `chunks` (their ids hashed in `hashes`), none an earlier day already
+/// has, in the file order; `counts` gets the rows and the duplicates of both kinds, and must then
+/// account for every line.
+pub(crate) async fn dedupe_rows(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    plan: &PartitionPlan,
+    opts: &CompactOptions,
+    board: &IdBoard,
+    (chunks, hashes): (&[Chunk], &[u128]),
+    counts: &mut Counts,
+) -> Result<Deduped> {
+    let mut dedupe = dedupe_and_sort(chunks);
+    counts.duplicates = dedupe.duplicates;
+    counts.conflicts = dedupe.conflicts;
+    counts.cross_partition_duplicates = drop_earlier_duplicates(
+        lake,
+        catalog,
+        plan,
+        opts,
+        board,
+        chunks,
+        hashes,
+        &mut dedupe,
+    )
+    .await?;
+    counts.rows = dedupe.order.len() as u64;
+    check_balanced(&plan.partition, counts)?;
+    Ok(dedupe)
+}
+
 /// Drops from `dedupe` the rows whose event id an earlier partition of the team received within
 /// the window; how many.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn drop_earlier_duplicates(
+async fn drop_earlier_duplicates(
     lake: &Lake,
     catalog: &dyn Catalog,
     plan: &PartitionPlan,
@@ -531,7 +556,7 @@ pub(crate) struct Deduped {
 
 /// One row per `event_id`: the first by `received_at` wins, ties going to the earlier object and
 /// line. Then the winners are sorted by [`SORT_ORDER`].
-pub(crate) fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
+fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
     let total: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
     let ids: Vec<_> = chunks
         .iter()

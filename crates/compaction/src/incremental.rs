@@ -27,9 +27,8 @@ use eventlake_contract::layout;
 use object_store::ObjectStoreExt;
 
 use crate::compact::{
-    Appended, CompactOptions, Compacted, Counts, Manifest, NewVersion, check_balanced,
-    commit_version, dedupe_and_sort, drop_earlier_duplicates, new_version, quarantine_body,
-    read_manifest, tally, write_files,
+    Appended, CompactOptions, Compacted, Counts, Manifest, NewVersion, commit_version, dedupe_rows,
+    new_version, quarantine_body, read_manifest, tally, write_files,
 };
 use crate::earlier::{IdBoard, decode_index, ids_of, read_objects};
 use crate::error::Result;
@@ -158,22 +157,16 @@ pub async fn try_append(
     let all_ids = Arc::new(all_ids);
     board.publish(partition, Arc::clone(&all_ids));
 
-    let mut dedupe = dedupe_and_sort(&chunks);
-    run.duplicates = dedupe.duplicates;
-    run.conflicts = dedupe.conflicts;
-    run.cross_partition_duplicates = drop_earlier_duplicates(
+    let dedupe = dedupe_rows(
         lake,
         catalog,
         plan,
         opts,
         board,
-        &chunks,
-        &hashes,
-        &mut dedupe,
+        (&chunks, &hashes),
+        &mut run,
     )
     .await?;
-    run.rows = dedupe.order.len() as u64;
-    check_balanced(partition, &run)?;
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
 
     let t = Instant::now();
