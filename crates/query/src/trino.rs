@@ -39,6 +39,7 @@ mod fun;
 mod json;
 mod json_cast;
 pub mod json_types;
+mod maps;
 pub mod missing;
 pub mod render;
 mod text;
@@ -67,7 +68,10 @@ pub fn register(ctx: &mut SessionContext) {
     {
         ctx.register_udf(f.udf());
     }
-    for a in conditional::aggregates() {
+    for a in conditional::aggregates()
+        .into_iter()
+        .chain(maps::aggregates())
+    {
         ctx.register_udaf(a);
     }
     // DataFusion's own, under Athena's names.

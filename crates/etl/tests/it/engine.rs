@@ -35,4 +35,17 @@ fn a_column_maximum_beside_an_expression_maximum_leaves_the_expression_its_rows(
         };
         assert_eq!(first(&alone), first(&beside), "{filter}");
     }
+    // Map aggregates over many files and partitions (partial states merged): the same counts
+    // as plain aggregates.
+    assert_eq!(
+        query(
+            &t,
+            "SELECT element_at(histogram(team), 'checkout') AS h, cardinality(histogram(dt)) AS days, \
+             cardinality(map_agg(event_id, user_id)) AS ids FROM events"
+        ),
+        query(
+            &t,
+            "SELECT count_if(team = 'checkout') AS h, count(DISTINCT dt) AS days, count(DISTINCT event_id) AS ids FROM events"
+        )
+    );
 }
