@@ -78,24 +78,7 @@ impl TestLake {
     }
 
     pub async fn backfill_with(&self, catalog: Arc<dyn Catalog>, force: bool) -> Summary {
-        let p = plan(
-            &self.lake,
-            catalog.as_ref(),
-            &Selection::default(),
-            force,
-            DEFAULT_DEDUPE_WINDOW,
-        )
-        .await
-        .expect("plan");
-        backfill::run(
-            &self.lake,
-            catalog,
-            p,
-            2,
-            &CompactOptions::default(),
-            &Quiet,
-        )
-        .await
+        backfill_lake(&self.lake, catalog, force, &CompactOptions::default()).await
     }
 
     /// Runs SQL over the committed partitions; the result rendered as CSV.
@@ -122,6 +105,26 @@ impl TestLake {
         }
         out
     }
+}
+
+/// Plans every partition with raw data in `lake` and runs the plan with `opts`, two partitions at
+/// a time.
+pub async fn backfill_lake(
+    lake: &Lake,
+    catalog: Arc<dyn Catalog>,
+    force: bool,
+    opts: &CompactOptions,
+) -> Summary {
+    let p = plan(
+        lake,
+        catalog.as_ref(),
+        &Selection::default(),
+        force,
+        DEFAULT_DEDUPE_WINDOW,
+    )
+    .await
+    .expect("plan");
+    backfill::run(lake, catalog, p, 2, opts, &Quiet).await
 }
 
 pub fn gzip(body: &[u8]) -> Vec<u8> {

@@ -7,32 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventlake_catalog::{Catalog, LocalCatalog};
-use eventlake_compaction::backfill::{self, Quiet, Summary};
+use eventlake_compaction::backfill::Summary;
 use eventlake_compaction::compact::CompactOptions;
 use eventlake_compaction::gc::gc;
 use eventlake_compaction::generate::{GenerateOptions, generate};
-use eventlake_compaction::plan::{DEFAULT_DEDUPE_WINDOW, Selection, plan};
 use eventlake_contract::PartitionDate;
 use serde_json::Value;
 
-use crate::common::{RAW, TestLake, key, line};
+use crate::common::{RAW, TestLake, backfill_lake, key, line};
 use crate::versions::FailingCommit;
 
 async fn run(t: &TestLake, catalog: Arc<dyn Catalog>, incremental: bool, force: bool) -> Summary {
-    let p = plan(
-        &t.lake,
-        catalog.as_ref(),
-        &Selection::default(),
-        force,
-        DEFAULT_DEDUPE_WINDOW,
-    )
-    .await
-    .expect("plan");
     let opts = CompactOptions {
         incremental,
         ..CompactOptions::default()
     };
-    backfill::run(&t.lake, catalog, p, 2, &opts, &Quiet).await
+    backfill_lake(&t.lake, catalog, force, &opts).await
 }
 
 async fn manifests(t: &TestLake) -> Vec<Value> {
@@ -260,26 +250,12 @@ async fn on_s3_the_committed_files_are_copied_into_the_appended_version() {
         let key = format!("{RAW}/{name}.jsonl");
         async move { lake.put(&key, body.into_bytes()).await.unwrap() }
     };
-    let backfill = |catalog: Arc<dyn Catalog>| {
-        let lake = lake.clone();
-        async move {
-            let p = plan(
-                &lake,
-                catalog.as_ref(),
-                &Selection::default(),
-                false,
-                DEFAULT_DEDUPE_WINDOW,
-            )
-            .await
-            .unwrap();
-            let opts = CompactOptions {
-                incremental: true,
-                read_concurrency: 8,
-                ..CompactOptions::default()
-            };
-            backfill::run(&lake, catalog, p, 1, &opts, &Quiet).await
-        }
+    let opts = CompactOptions {
+        incremental: true,
+        read_concurrency: 8,
+        ..CompactOptions::default()
     };
+    let backfill = |catalog: Arc<dyn Catalog>| backfill_lake(&lake, catalog, false, &opts);
     raw("a", "s-1", "2026-11-20T10:00:01.000Z").await;
     assert!(backfill(Arc::clone(&catalog)).await.ok());
     raw("b", "s-2", "2026-11-20T10:00:02.000Z").await;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use eventlake_catalog::{
     Catalog, Error, GlueCatalog, GlueTarget, Lake, LeasedCatalog, Leases, ObjectCatalog, Taken,
 };
-use eventlake_compaction::backfill::{self, Quiet, Status, Summary};
+use eventlake_compaction::backfill::{Status, Summary};
 use eventlake_compaction::compact::CompactOptions;
 use eventlake_compaction::plan::{DEFAULT_DEDUPE_WINDOW, Selection, plan};
 use object_store::ObjectStoreExt;
 
 use crate::aws::{database, run_ok, s3_lake, sdk};
-use crate::common::{RAW, TestLake, key, line};
+use crate::common::{RAW, TestLake, backfill_lake, key, line};
 
 fn held(t: Taken) -> eventlake_catalog::Lease {
     match t {
@@ -23,20 +23,11 @@ fn held(t: Taken) -> eventlake_catalog::Lease {
 }
 
 async fn backfill(lake: &Lake, catalog: Arc<dyn Catalog>, ttl: Duration) -> Summary {
-    let p = plan(
-        lake,
-        catalog.as_ref(),
-        &Selection::default(),
-        false,
-        DEFAULT_DEDUPE_WINDOW,
-    )
-    .await
-    .expect("plan");
     let opts = CompactOptions {
         lease_ttl: ttl,
         ..CompactOptions::default()
     };
-    backfill::run(lake, catalog, p, 2, &opts, &Quiet).await
+    backfill_lake(lake, catalog, false, &opts).await
 }
 
 #[tokio::test]
