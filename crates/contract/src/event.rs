@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::names::PartitionKey;
+use crate::scan;
 use crate::{MAX_RAW_LINE_BYTES, SCHEMA_VERSION};
 
 /// Why a raw line (or a whole raw object) could not become a row. The `snake_case` names are
@@ -172,6 +173,101 @@ struct RawContext<'a> {
     app_version: Option<&'a RawValue>,
 }
 
+/// The raw JSON text of each field the contract reads (`None`: absent or `null`).
+struct Envelope<'a> {
+    event_id: Option<&'a str>,
+    event_type: Option<&'a str>,
+    event_time: Option<&'a str>,
+    received_at: Option<&'a str>,
+    team: Option<&'a str>,
+    schema_version: Option<&'a str>,
+    user_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    source: Option<&'a str>,
+    properties: Option<&'a str>,
+    context: Option<&'a str>,
+    /// The line has no escape and no control character (see [`scan::is_plain`]).
+    plain: bool,
+}
+
+const ENVELOPE_KEYS: [&str; 11] = [
+    "event_id",
+    "event_type",
+    "event_time",
+    "received_at",
+    "team",
+    "schema_version",
+    "user_id",
+    "session_id",
+    "source",
+    "properties",
+    "context",
+];
+
+impl<'a> Envelope<'a> {
+    /// Reads an object's fields: the one-pass scanner for a plain line, `serde_json` for any other
+    /// and for every line the scanner is unsure of (it decides what is invalid, and why).
+    fn read(text: &'a str) -> Result<Self, Rejection> {
+        let plain = scan::is_plain(text);
+        let mut f = [None; ENVELOPE_KEYS.len()];
+        if !(plain && scan::object(text, &ENVELOPE_KEYS, &mut f).is_some()) {
+            let env: RawEnvelope<'a> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+            f = [
+                env.event_id,
+                env.event_type,
+                env.event_time,
+                env.received_at,
+                env.team,
+                env.schema_version,
+                env.user_id,
+                env.session_id,
+                env.source,
+                env.properties,
+                env.context,
+            ]
+            .map(|v| v.map(RawValue::get));
+        }
+        let [
+            event_id,
+            event_type,
+            event_time,
+            received_at,
+            team,
+            schema_version,
+            user_id,
+            session_id,
+            source,
+            properties,
+            context,
+        ] = f;
+        Ok(Self {
+            event_id,
+            event_type,
+            event_time,
+            received_at,
+            team,
+            schema_version,
+            user_id,
+            session_id,
+            source,
+            properties,
+            context,
+            plain,
+        })
+    }
+}
+
+/// `context`'s `ip`, `user_agent`, `locale` and `app_version`, as raw JSON text.
+fn context_fields(raw: &str, plain: bool) -> Result<[Option<&str>; 4], Rejection> {
+    let mut f = [None; 4];
+    if plain && scan::object(raw, &["ip", "user_agent", "locale", "app_version"], &mut f).is_some()
+    {
+        return Ok(f);
+    }
+    let ctx: RawContext<'_> = serde_json::from_str(raw).map_err(|e| json_error(&e))?;
+    Ok([ctx.ip, ctx.user_agent, ctx.locale, ctx.app_version].map(|v| v.map(RawValue::get)))
+}
+
 /// Strips what is not part of the line's content: a UTF-8 byte order mark in front and the `\r`
 /// of a CRLF line ending. Both are fine in the raw zone, not errors.
 pub fn trim_line(mut line: &[u8]) -> &[u8] {
@@ -222,7 +318,7 @@ pub fn parse_raw_line<'a>(
             },
         );
     }
-    let env: RawEnvelope<'a> = serde_json::from_str(trimmed).map_err(|e| json_error(&e))?;
+    let env = Envelope::read(trimmed)?;
     if trimmed[1..].trim_ascii_start().starts_with('}') {
         return Err(Rejection::new(
             Reason::EmptyObject,
@@ -249,7 +345,7 @@ pub fn parse_raw_line<'a>(
 
     let schema_version = match env.schema_version {
         None => SCHEMA_VERSION,
-        Some(raw) => match raw.get().parse::<i32>() {
+        Some(raw) => match raw.parse::<i32>() {
             Ok(SCHEMA_VERSION) => SCHEMA_VERSION,
             Ok(v) => {
                 return Err(Rejection::new(
@@ -287,19 +383,18 @@ pub fn parse_raw_line<'a>(
 
     let properties = match env.properties {
         None => None,
-        Some(raw) if raw.get().starts_with('{') => Some(raw.get()),
+        Some(raw) if raw.starts_with('{') => Some(raw),
         Some(raw) => return Err(wrong_type("properties", raw, "an object")),
     };
     let (context_ip, context_user_agent, context_locale, context_app_version) = match env.context {
         None => (None, None, None, None),
-        Some(raw) if raw.get().starts_with('{') => {
-            let ctx: RawContext<'a> =
-                serde_json::from_str(raw.get()).map_err(|e| json_error(&e))?;
+        Some(raw) if raw.starts_with('{') => {
+            let [ip, user_agent, locale, app_version] = context_fields(raw, env.plain)?;
             (
-                optional_str(ctx.ip, "context.ip")?,
-                optional_str(ctx.user_agent, "context.user_agent")?,
-                optional_str(ctx.locale, "context.locale")?,
-                optional_str(ctx.app_version, "context.app_version")?,
+                optional_str(ip, "context.ip")?,
+                optional_str(user_agent, "context.user_agent")?,
+                optional_str(locale, "context.locale")?,
+                optional_str(app_version, "context.app_version")?,
             )
         }
         Some(raw) => return Err(wrong_type("context", raw, "an object")),
@@ -444,19 +539,16 @@ fn json_error(e: &serde_json::Error) -> Rejection {
     Rejection::new(reason, e.to_string())
 }
 
-fn wrong_type(field: &str, raw: &RawValue, expected: &str) -> Rejection {
+fn wrong_type(field: &str, raw: &str, expected: &str) -> Rejection {
     Rejection::new(
         Reason::WrongType,
-        format!(
-            "{field} is a JSON {}, expected {expected}",
-            json_kind(raw.get())
-        ),
+        format!("{field} is a JSON {}, expected {expected}", json_kind(raw)),
     )
 }
 
-/// A JSON string's value, borrowed when it has no escapes.
-fn string_value<'a>(raw: &'a RawValue, field: &str) -> Result<Cow<'a, str>, Rejection> {
-    let text = raw.get();
+/// A JSON string's value (`raw` is its JSON text), borrowed when it has no escapes.
+fn string_value<'a>(raw: &'a str, field: &str) -> Result<Cow<'a, str>, Rejection> {
+    let text = raw;
     if !text.starts_with('"') {
         return Err(wrong_type(field, raw, "a string"));
     }
@@ -469,14 +561,11 @@ fn string_value<'a>(raw: &'a RawValue, field: &str) -> Result<Cow<'a, str>, Reje
         .map_err(|e| json_error(&e))
 }
 
-fn optional_str<'a>(
-    raw: Option<&'a RawValue>,
-    field: &str,
-) -> Result<Option<Cow<'a, str>>, Rejection> {
+fn optional_str<'a>(raw: Option<&'a str>, field: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
     raw.map(|r| string_value(r, field)).transpose()
 }
 
-fn required_str<'a>(raw: Option<&'a RawValue>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+fn required_str<'a>(raw: Option<&'a str>, field: &str) -> Result<Cow<'a, str>, Rejection> {
     let raw =
         raw.ok_or_else(|| Rejection::new(Reason::MissingField, format!("{field} is missing")))?;
     let s = string_value(raw, field)?;
@@ -489,7 +578,7 @@ fn required_str<'a>(raw: Option<&'a RawValue>, field: &str) -> Result<Cow<'a, st
     Ok(s)
 }
 
-fn timestamp(raw: Option<&RawValue>, field: &str) -> Result<i64, Rejection> {
+fn timestamp(raw: Option<&str>, field: &str) -> Result<i64, Rejection> {
     let s = required_str(raw, field)?;
     parse_rfc3339_micros(&s).ok_or_else(|| {
         Rejection::new(

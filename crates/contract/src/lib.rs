@@ -13,6 +13,7 @@ pub mod event;
 pub mod hive;
 pub mod layout;
 pub mod names;
+mod scan;
 #[cfg(feature = "arrow")]
 pub mod schema;
 

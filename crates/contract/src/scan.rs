@@ -1,0 +1,368 @@
+//! A fast path for the common raw line: one pass over a JSON object that picks out the raw text of
+//! the fields the contract reads.
+//!
+//! It only ever accepts: a line it is not sure of (an escape, a control character, deep nesting, a
+//! repeated field, anything outside plain JSON) makes it return `None`, and the line goes through
+//! `serde_json`, which then decides what is valid and why not. When it accepts, every field's text
+//! is the text `serde_json` would have given for it (`null` counts as absent, as there), so the
+//! validation that follows cannot tell the two paths apart.
+
+/// Deeper objects and arrays are left to `serde_json` (its own limit is 128).
+const MAX_DEPTH: usize = 64;
+
+/// Whether `text` can be scanned: no backslash (so a string ends at the next quote and needs no
+/// decoding) and no control character (which JSON forbids inside strings).
+pub(crate) fn is_plain(text: &str) -> bool {
+    let b = text.as_bytes();
+    // Branch-free over the bytes, so it vectorises; a backslash is rare in raw lines.
+    let control = b.iter().fold(false, |acc, &c| acc | (c < 0x20));
+    !control && memchr::memchr(b'\\', b).is_none()
+}
+
+/// Scans `text`, a whole JSON object without leading or trailing whitespace, into `slots`: the raw
+/// text of the value of `keys[i]` goes to `slots[i]` (`None` when absent or `null`). Other keys are
+/// validated and skipped. `text` must be [`is_plain`].
+pub(crate) fn object<'a>(
+    text: &'a str,
+    keys: &[&str],
+    slots: &mut [Option<&'a str>],
+) -> Option<()> {
+    debug_assert_eq!(keys.len(), slots.len());
+    let b = text.as_bytes();
+    let mut seen = 0u64;
+    let mut s = Scanner { b, i: 0 };
+    s.expect(b'{')?;
+    s.ws();
+    if s.peek()? == b'}' {
+        s.i += 1;
+    } else {
+        loop {
+            let key = s.string()?;
+            s.ws();
+            s.expect(b':')?;
+            s.ws();
+            let start = s.i;
+            s.value(1)?;
+            let value = &text[start..s.i];
+            if let Some(k) = keys.iter().position(|k| k.as_bytes() == &b[key.0..key.1]) {
+                if seen & (1 << k) != 0 {
+                    return None; // serde_json refuses a repeated field: let it say so
+                }
+                seen |= 1 << k;
+                slots[k] = (value != "null").then_some(value);
+            }
+            s.ws();
+            match s.next()? {
+                b',' => s.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    (s.i == b.len()).then_some(())
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    fn ws(&mut self) {
+        while self.b.get(self.i) == Some(&b' ') {
+            self.i += 1;
+        }
+    }
+
+    /// A string's content as a byte range (the cursor is on its opening quote).
+    fn string(&mut self) -> Option<(usize, usize)> {
+        self.expect(b'"')?;
+        let start = self.i;
+        let len = memchr::memchr(b'"', &self.b[start..])?;
+        self.i = start + len + 1;
+        Some((start, start + len))
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        if self.peek()? == b'-' {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => {
+                self.i += 1;
+                if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.string()?;
+                    self.ws();
+                    self.expect(b':')?;
+                    self.ws();
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan<'a>(text: &'a str, keys: &[&str]) -> Option<Vec<Option<&'a str>>> {
+        if !is_plain(text) {
+            return None;
+        }
+        let mut slots = vec![None; keys.len()];
+        object(text, keys, &mut slots)?;
+        Some(slots)
+    }
+
+    #[test]
+    fn picks_out_the_raw_text_of_known_fields() {
+        let got = scan(
+            r#"{"a": "x y", "skip": {"n": [1, -2.5e+3, true, false, null, {}, []]}, "b":{"c":"d"} , "c":null}"#,
+            &["a", "b", "c", "d"],
+        );
+        assert_eq!(
+            got,
+            Some(vec![Some(r#""x y""#), Some(r#"{"c":"d"}"#), None, None])
+        );
+        assert_eq!(scan("{}", &["a"]), Some(vec![None]));
+    }
+
+    #[test]
+    fn leaves_anything_unusual_to_the_exact_parser() {
+        for text in [
+            r#"{"a":"x\"y"}"#,
+            "{\"a\":\"tab\there\"}",
+            "{\"a\":1,\t\"b\":2}",
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":NaN}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":{"b" 1}}"#,
+            r#"{"a":'x'}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":1"#,
+            r#"{"a":"x"#,
+            r#"{a:1}"#,
+        ] {
+            assert_eq!(scan(text, &["a", "b"]), None, "{text}");
+        }
+        let deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(70), "]".repeat(70));
+        assert_eq!(scan(&deep, &["a"]), None);
+        // A repeated unknown field is fine, as it is for serde_json.
+        assert!(scan(r#"{"z":1,"z":2}"#, &["a"]).is_some());
+    }
+
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    fn space(rng: &mut Lcg, out: &mut String) {
+        if rng.below(4) == 0 {
+            out.push(' ');
+        }
+    }
+
+    fn object_text(rng: &mut Lcg, out: &mut String, depth: u32) {
+        out.push('{');
+        let n = rng.below(4);
+        for i in 0..n {
+            if i > 0 {
+                out.push(',');
+            }
+            space(rng, out);
+            out.push_str(["\"a\"", "\"b\"", "\"z\"", "\"\""][rng.below(4) as usize]);
+            space(rng, out);
+            out.push(':');
+            space(rng, out);
+            value_text(rng, out, depth + 1);
+            space(rng, out);
+        }
+        out.push('}');
+    }
+
+    fn value_text(rng: &mut Lcg, out: &mut String, depth: u32) {
+        match rng.below(if depth > 3 { 5 } else { 7 }) {
+            0 => out.push_str(["\"s\"", "\"\"", "\"é x\""][rng.below(3) as usize]),
+            1 => out.push_str(["0", "-1", "12.5", "3e7", "-0.0E-2", "10"][rng.below(6) as usize]),
+            2 => out.push_str(["true", "false"][rng.below(2) as usize]),
+            3 | 4 => out.push_str("null"),
+            5 => object_text(rng, out, depth),
+            _ => {
+                out.push('[');
+                for i in 0..rng.below(3) {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(rng, out);
+                    value_text(rng, out, depth + 1);
+                }
+                out.push(']');
+            }
+        }
+    }
+
+    /// Whatever the scanner accepts, serde_json accepts too, with the same text per field.
+    #[test]
+    fn agrees_with_serde_json_on_what_it_accepts() {
+        use serde::Deserialize;
+        use serde_json::value::RawValue;
+        #[derive(Deserialize)]
+        struct Two<'a> {
+            #[serde(borrow, default)]
+            a: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            b: Option<&'a RawValue>,
+        }
+        let mut rng = Lcg(7);
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let mut text = String::new();
+            object_text(&mut rng, &mut text, 0);
+            // Half of them broken somewhere: a byte dropped, doubled or replaced.
+            let at = rng.below(text.len() as u64) as usize;
+            if rng.below(2) == 0 && text.is_char_boundary(at) && text.is_char_boundary(at + 1) {
+                let junk = [
+                    ",", "}", "]", "\"", ":", "0", "-", ".", "e", " ", "n", "{", "[",
+                ];
+                match rng.below(3) {
+                    0 => drop(text.remove(at)),
+                    1 => text.insert(at, text.as_bytes()[at] as char),
+                    _ => {
+                        text.replace_range(at..at + 1, junk[rng.below(junk.len() as u64) as usize])
+                    }
+                }
+            }
+            let Some(fast) = scan(&text, &["a", "b"]) else {
+                continue;
+            };
+            accepted += 1;
+            let exact: Two<'_> = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{text:?} accepted by the scanner, not by serde: {e}"));
+            assert_eq!(
+                fast,
+                vec![exact.a.map(RawValue::get), exact.b.map(RawValue::get)],
+                "{text}"
+            );
+        }
+        assert!(
+            accepted > 1000,
+            "only {accepted} texts exercised the scanner"
+        );
+    }
+}
