@@ -654,6 +654,9 @@ fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
         // Unique per row: a dictionary only costs time before the writer falls back.
         .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
         .set_column_dictionary_enabled(ColumnPath::from("properties"), false)
+        // Event times are close to unique too (milliseconds): a dictionary of them is built
+        // only to be thrown away once it outgrows its page.
+        .set_column_dictionary_enabled(ColumnPath::from("event_time"), false)
         // Enumerations: a dictionary of a few values and runs of their indexes, which ZSTD makes
         // no smaller (often larger), while each ZSTD column chunk costs its reader a compression
         // and a decompression context, the larger part of reading such a column.
