@@ -1,8 +1,16 @@
 //! Whole-job benchmark of `etl backfill`, with DuckDB doing the same job side by side.
 //!
 //! ```text
-//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--no-duckdb] [--spark]
+//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--shape generator|varied] [--no-duckdb] [--spark]
 //! ```
+//!
+//! `--shape varied` generates data unlike the default generator's: five teams, 30 % of the lines in
+//! one of them, events with twelve more properties, and objects of 40 lines instead of 480.
+//!
+//! Each run also times a floor: the same raw objects decompressed and cut into lines on the same
+//! number of threads, with nothing validated, built or written; and the same floor with every
+//! line checked as JSON (`serde_json`, nothing kept). The job's time over the floor's says how
+//! much of it is more than reading the bytes.
 //!
 //! Generates (once, cached under `target/bench-lakes/`) a lake of gzip NDJSON with 1 % duplicates
 //! and 0.1 % malformed lines, then times `etl backfill` as a separate process, run by run, each
@@ -31,6 +39,7 @@ struct Args {
     duckdb: bool,
     spark: bool,
     days: u32,
+    varied: bool,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +50,7 @@ fn parse_args() -> Args {
         duckdb: true,
         spark: false,
         days: 7,
+        varied: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -55,6 +65,11 @@ fn parse_args() -> Args {
             "--jobs" => a.jobs = num() as usize,
             "--days" => a.days = num() as u32,
             "--no-duckdb" => a.duckdb = false,
+            "--shape" => match it.next().as_deref() {
+                Some("generator") => a.varied = false,
+                Some("varied") => a.varied = true,
+                other => panic!("--shape is generator or varied, not {other:?}"),
+            },
             "--spark" => a.spark = true,
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -63,11 +78,30 @@ fn parse_args() -> Args {
     a
 }
 
+/// Set (to `lines` or `json`) when this binary is started to time the floor.
+const FLOOR_ENV: &str = "EVENTLAKE_BENCH_FLOOR";
+
 fn main() {
     run_as_etl_if_asked();
+    if let Ok(kind) = std::env::var(FLOOR_ENV) {
+        let mut a = std::env::args().skip(1);
+        let (dir, jobs) = (a.next().expect("raw dir"), a.next().expect("threads"));
+        let lines = floor(
+            Path::new(&dir),
+            jobs.parse().expect("threads"),
+            kind == "json",
+        );
+        println!("{lines}");
+        return;
+    }
     let args = parse_args();
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-lakes");
-    let lake_dir = target.join(format!("lake-{}-{}d", args.events, args.days));
+    let lake_dir = target.join(format!(
+        "lake-{}-{}d{}",
+        args.events,
+        args.days,
+        if args.varied { "-varied" } else { "" }
+    ));
     let truth_file = lake_dir.join("_truth.json");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -83,7 +117,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&lake_dir);
         let started = Instant::now();
         let lake = Lake::open(lake_dir.to_str().unwrap(), true).unwrap();
-        let opts = GenerateOptions {
+        let mut opts = GenerateOptions {
             events: args.events,
             days: args.days,
             batch_size: 480,
@@ -91,6 +125,15 @@ fn main() {
             malformed_rate: 0.001,
             ..GenerateOptions::default()
         };
+        if args.varied {
+            opts.teams = ["checkout", "search", "growth", "ads", "billing"]
+                .iter()
+                .map(|t| eventlake_contract::TeamName::new(t).unwrap())
+                .collect();
+            opts.first_team_share = Some(0.3);
+            opts.extra_properties = 12;
+            opts.batch_size = 40;
+        }
         let truth = runtime.block_on(generate(&lake, &opts)).unwrap();
         std::fs::write(&truth_file, serde_json::to_vec_pretty(&truth).unwrap()).unwrap();
         eprintln!("generated in {:.1} s", started.elapsed().as_secs_f64());
@@ -130,6 +173,7 @@ fn main() {
     let me = std::env::current_exe().unwrap();
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut ours: Vec<Measured> = Vec::new();
+    let mut floors: Vec<(&str, Vec<Measured>)> = vec![("lines", Vec::new()), ("json", Vec::new())];
     let mut baselines: Vec<(&str, Vec<Measured>)> = Vec::new();
     if duckdb {
         baselines.push(("duckdb", Vec::new()));
@@ -165,6 +209,23 @@ fn main() {
             m.max_rss_kib / 1024
         );
         ours.push(m);
+        for (kind, runs) in &mut floors {
+            let mut cmd = Command::new(&me);
+            cmd.env(FLOOR_ENV, *kind)
+                .arg(lake_dir.join("raw"))
+                .arg(args.jobs.to_string());
+            let f = run_measured(cmd);
+            let read: u64 = String::from_utf8_lossy(&f.stdout).trim().parse().unwrap();
+            assert_eq!(read, lines, "the floor reads every line");
+            println!(
+                "run {}: floor  {:>7.2} s  {:>6} MiB peak RSS  (gunzip + lines{})",
+                run + 1,
+                f.wall.as_secs_f64(),
+                f.max_rss_kib / 1024,
+                if *kind == "json" { " + JSON check" } else { "" }
+            );
+            runs.push(f);
+        }
         for (name, runs) in &mut baselines {
             let out = target.join(format!("{name}-out"));
             let _ = std::fs::remove_dir_all(&out);
@@ -194,6 +255,23 @@ fn main() {
         raw_bytes as f64 / 1e6 / wall,
         rss / 1024
     );
+    for (kind, runs) in &floors {
+        let wall = median(runs.iter().map(|m| m.wall.as_secs_f64()).collect());
+        let ratio = median(
+            ours.iter()
+                .zip(runs)
+                .map(|(a, b)| a.wall.as_secs_f64() / b.wall.as_secs_f64())
+                .collect(),
+        );
+        println!(
+            "floor ({}): median {wall:.2} s; etl takes {ratio:.2}x the floor (median of pairs)",
+            if *kind == "json" {
+                "gunzip + lines + JSON check"
+            } else {
+                "gunzip + lines"
+            }
+        );
+    }
     for (name, runs) in &baselines {
         let wall = median(runs.iter().map(|m| m.wall.as_secs_f64()).collect());
         let ratio = median(
@@ -210,6 +288,57 @@ fn main() {
         );
         println!("throughput ratio etl/{name} (median of pairs): {ratio:.2}x");
     }
+}
+
+/// Decompresses every raw object under `raw` on `threads` threads and counts its lines (checking
+/// each as JSON when `json`), keeping nothing: the least any compaction of these objects costs.
+fn floor(raw: &Path, threads: usize, json: bool) -> u64 {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out)
+            } else {
+                out.push(p)
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(raw, &mut files);
+    let (next, lines) = (AtomicUsize::new(0), AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                let mut text = Vec::new();
+                loop {
+                    let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let data = std::fs::read(path).unwrap();
+                    text.clear();
+                    // A corrupt object counts the lines before its break, as the job does.
+                    let _ = flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut text);
+                    let mut n = 0;
+                    for line in text.split(|b| *b == b'\n') {
+                        if json {
+                            std::hint::black_box(
+                                serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok(),
+                            );
+                        }
+                        n += 1;
+                    }
+                    // A final newline does not start another line.
+                    if text.is_empty() || text.last() == Some(&b'\n') {
+                        n -= 1;
+                    }
+                    lines.fetch_add(n, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    lines.into_inner()
 }
 
 /// Empties the curated zone, quarantine and catalog, keeping the raw zone.

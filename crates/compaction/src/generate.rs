@@ -49,6 +49,12 @@ pub struct GenerateOptions {
     pub cross_day_rate: f64,
     /// Partitions generated at once.
     pub jobs: usize,
+    /// Share of all lines that go to the first team (the rest is spread evenly over the
+    /// others); `None` spreads every team evenly.
+    pub first_team_share: Option<f64>,
+    /// Extra `properties` fields per event (strings, numbers, booleans, small objects), for
+    /// wider events than the default's six.
+    pub extra_properties: u32,
 }
 
 impl Default for GenerateOptions {
@@ -69,6 +75,8 @@ impl Default for GenerateOptions {
             late_rate: 0.01,
             cross_day_rate: 0.0005,
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            first_team_share: None,
+            extra_properties: 0,
         }
     }
 }
@@ -182,6 +190,25 @@ struct Properties<'a> {
     currency: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<u32>,
+    #[serde(flatten)]
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `n` extra properties, derived from the event's content seed so that a re-send repeats them.
+fn extra_properties(seed: u64, n: u32) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::json;
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ab1e);
+    (0..n)
+        .map(|i| {
+            let v = match i % 4 {
+                0 => json!(format!("value-{}", r.random_range(0..1_000u32))),
+                1 => json!(r.random_range(0..1_000_000u64)),
+                2 => json!(r.random_bool(0.5)),
+                _ => json!({"id": r.random_range(0..100u32), "tags": ["a", "b"]}),
+            };
+            (format!("attr_{i:02}"), v)
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -218,9 +245,13 @@ struct Content {
     delay_ms: i64,
     late_days: i64,
     offset_form: bool,
+    /// Seeds the extra properties.
+    seed: u64,
+    extra: u32,
 }
 
-fn content(seed: u64, late_rate: f64) -> Content {
+fn content(seed: u64, opts: &GenerateOptions) -> Content {
+    let late_rate = opts.late_rate;
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     let mut pick = r.random_range(0..100u32);
     let mut event_type = EVENT_TYPES[0].0;
@@ -251,6 +282,8 @@ fn content(seed: u64, late_rate: f64) -> Content {
             0
         },
         offset_form: r.random_bool(0.05),
+        seed,
+        extra: opts.extra_properties,
     }
 }
 
@@ -307,6 +340,7 @@ fn write_event(
             amount_cents: c.amount_cents,
             currency: c.amount_cents.map(|_| "EUR"),
             variant,
+            extra: extra_properties(c.seed, c.extra),
         },
         context: Context {
             ip: format!("203.0.113.{}", c.ip),
@@ -393,10 +427,10 @@ fn night_before(opts: &GenerateOptions, team: &TeamName, dt: PartitionDate, n: u
 
 impl Night {
     /// The raw lines of these events, first sent at `first_received` and received at `at`.
-    fn body(&self, team: &str, late_rate: f64, at: chrono::DateTime<Utc>) -> Vec<u8> {
+    fn body(&self, team: &str, opts: &GenerateOptions, at: chrono::DateTime<Utc>) -> Vec<u8> {
         let mut body = Vec::new();
         for (id, cseed) in &self.events {
-            let c = content(*cseed, late_rate);
+            let c = content(*cseed, opts);
             write_event(&mut body, team, id, &c, self.first_received, at, None, None);
             body.push(b'\n');
         }
@@ -468,7 +502,7 @@ fn generate_partition(
             if roll < opts.malformed_rate {
                 let kind = MALFORMED_KINDS[malformed_counter % MALFORMED_KINDS.len()];
                 malformed_counter += 1;
-                let c = content(r.random(), opts.late_rate);
+                let c = content(r.random(), opts);
                 write_event(
                     &mut body,
                     team,
@@ -484,7 +518,7 @@ fn generate_partition(
             } else if roll < opts.malformed_rate + opts.duplicate_rate && !seen.is_empty() {
                 let (id, cseed, first) = &seen[r.random_range(0..seen.len())];
                 let conflict = r.random_bool(opts.conflict_share.clamp(0.0, 1.0));
-                let c = content(*cseed, opts.late_rate);
+                let c = content(*cseed, opts);
                 let variant = conflict.then(|| r.random_range(1..1000));
                 write_event(&mut body, team, id, &c, *first, received_at, variant, None);
                 truth.duplicates += 1;
@@ -492,7 +526,7 @@ fn generate_partition(
             } else {
                 let id = event_id(&mut r);
                 let cseed: u64 = r.random();
-                let c = content(cseed, opts.late_rate);
+                let c = content(cseed, opts);
                 write_event(
                     &mut body,
                     team,
@@ -527,7 +561,7 @@ fn generate_partition(
     if has_before && night > 0 {
         // Retries of the events the day before received in its last minute.
         let n = night_before(opts, &key.team, key.dt, night);
-        let body = n.body(team, opts.late_rate, n.retried);
+        let body = n.body(team, opts, n.retried);
         truth.cross_partition_duplicates += night;
         truth.lines += night;
         truth.objects += 1;
@@ -537,9 +571,9 @@ fn generate_partition(
     if has_after && night > 0 {
         // First copies of the events that will be re-sent just after midnight.
         let n = night_before(opts, &key.team, key.dt.succ(), night);
-        let body = n.body(team, opts.late_rate, n.first_received);
+        let body = n.body(team, opts, n.first_received);
         for (_, cseed) in &n.events {
-            let c = content(*cseed, opts.late_rate);
+            let c = content(*cseed, opts);
             truth.events += 1;
             truth.late += u64::from(event_time(&c, n.first_received).date_naive() < key.dt.date());
             *truth
@@ -571,6 +605,7 @@ pub async fn generate(lake: &Lake, opts: &GenerateOptions) -> Result<Truth> {
         ("--late-rate", opts.late_rate),
         ("--conflict-share", opts.conflict_share),
         ("--cross-day-rate", opts.cross_day_rate),
+        ("--first-team-share", opts.first_team_share.unwrap_or(0.0)),
     ] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(Error::InvalidArgument(format!(
@@ -589,14 +624,45 @@ pub async fn generate(lake: &Lake, opts: &GenerateOptions) -> Result<Truth> {
         }
         dt = dt.succ();
     }
-    let per = opts.events / keys.len() as u64;
-    let extra = opts.events % keys.len() as u64;
-    let night = (per as f64 * opts.cross_day_rate).round() as u64;
+    // Lines and midnight retries per partition, in the order of `keys` (day by day, team by team).
+    let teams = opts.teams.len() as u64;
+    let days = u64::from(opts.days);
+    let sizes: Vec<(u64, u64)> = match opts.first_team_share {
+        None => {
+            let per = opts.events / keys.len() as u64;
+            let extra = opts.events % keys.len() as u64;
+            let night = (per as f64 * opts.cross_day_rate).round() as u64;
+            (0..keys.len() as u64)
+                .map(|i| (per + u64::from(i < extra), night))
+                .collect()
+        }
+        Some(share) => {
+            let first = if teams == 1 {
+                opts.events
+            } else {
+                (opts.events as f64 * share).round() as u64
+            };
+            let rest = opts.events - first;
+            let team_total = |t: u64| match t {
+                0 => first,
+                t => rest / (teams - 1) + u64::from(t - 1 < rest % (teams - 1)),
+            };
+            (0..keys.len() as u64)
+                .map(|i| {
+                    let (day, team) = (i / teams, i % teams);
+                    let total = team_total(team);
+                    let per = total / days;
+                    let night = (per as f64 * opts.cross_day_rate).round() as u64;
+                    (per + u64::from(day < total % days), night)
+                })
+                .collect()
+        }
+    };
     let (first, last) = (opts.start, keys.last().expect("a partition").dt);
     let results: Vec<(PartitionKey, PartitionTruth, u64, u64)> =
         futures::stream::iter(keys.into_iter().enumerate())
             .map(|(i, key)| {
-                let lines = per + u64::from((i as u64) < extra);
+                let (lines, night) = sizes[i];
                 let opts = opts.clone();
                 let lake = lake.clone();
                 async move {

@@ -210,6 +210,13 @@ pub struct GenerateArgs {
     /// Share of a day's lines that retry, just after midnight, an event of the day before.
     #[arg(long, default_value_t = 0.0005)]
     pub cross_day_rate: f64,
+    /// Share of all lines that go to the first team (the others share the rest evenly);
+    /// unset, every team gets the same.
+    #[arg(long)]
+    pub first_team_share: Option<f64>,
+    /// Extra properties per event, for wider events.
+    #[arg(long, default_value_t = 0)]
+    pub extra_properties: u32,
     /// Print the ground truth as JSON.
     #[arg(long)]
     pub json: bool,

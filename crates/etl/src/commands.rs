@@ -100,6 +100,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 malformed_rate: a.malformed_rate,
                 late_rate: a.late_rate,
                 cross_day_rate: a.cross_day_rate,
+                first_team_share: a.first_team_share,
+                extra_properties: a.extra_properties,
                 ..GenerateOptions::default()
             };
             let truth = generate(&lake, &opts).await?;
