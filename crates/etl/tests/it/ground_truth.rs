@@ -160,3 +160,59 @@ async fn generation_is_deterministic_for_a_seed() {
         );
     }
 }
+
+/// Data shaped unlike the default: one team with most of the lines, wider events, small objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skewed_wide_data_set_matches_its_truth_too() {
+    let t = TestLake::new();
+    let opts = GenerateOptions {
+        teams: ["checkout", "search", "growth"]
+            .iter()
+            .map(|n| TeamName::new(n).unwrap())
+            .collect(),
+        first_team_share: Some(0.6),
+        extra_properties: 8,
+        batch_size: 25,
+        cross_day_rate: 0.01,
+        ..options()
+    };
+    let truth = generate(&t.lake, &opts).await.unwrap();
+    assert_eq!(truth.totals.lines, 12_000);
+    let lines_of = |team: &str| -> u64 {
+        truth
+            .partitions
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("team={team}/")))
+            .map(|(_, p)| p.lines)
+            .sum()
+    };
+    // 60 % of the lines (plus the midnight retries of its own events) in the first team.
+    assert!(
+        (7_000..7_400).contains(&lines_of("checkout")),
+        "{}",
+        lines_of("checkout")
+    );
+    assert_eq!(lines_of("search"), lines_of("growth"));
+
+    let s = t.backfill(false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    for r in &s.partitions {
+        let want = &truth.partitions[&format!("team={}/dt={}", r.team, r.dt)];
+        let c = r.counts.as_ref().unwrap();
+        assert_eq!(
+            (c.lines, c.rows, c.duplicates, c.cross_partition_duplicates),
+            (
+                want.lines,
+                want.events,
+                want.duplicates,
+                want.cross_partition_duplicates
+            ),
+            "{r:?}"
+        );
+        assert!(c.balanced());
+    }
+    let got = t
+        .query("select count(*) as n from events where json_extract_scalar(properties, '$.attr_07.id') is not null")
+        .await;
+    assert_eq!(got, format!("n\n{}\n", truth.totals.events));
+}
