@@ -548,15 +548,14 @@ fn wrong_type(field: &str, raw: &str, expected: &str) -> Rejection {
 
 /// A JSON string's value (`raw` is its JSON text), borrowed when it has no escapes.
 fn string_value<'a>(raw: &'a str, field: &str) -> Result<Cow<'a, str>, Rejection> {
-    let text = raw;
-    if !text.starts_with('"') {
+    if !raw.starts_with('"') {
         return Err(wrong_type(field, raw, "a string"));
     }
-    let inner = &text[1..text.len() - 1];
+    let inner = &raw[1..raw.len() - 1];
     if !inner.contains('\\') {
         return Ok(Cow::Borrowed(inner));
     }
-    serde_json::from_str::<String>(text)
+    serde_json::from_str::<String>(raw)
         .map(Cow::Owned)
         .map_err(|e| json_error(&e))
 }
