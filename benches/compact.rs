@@ -326,10 +326,7 @@ fn floor(raw: &Path, threads: usize, json: bool) -> u64 {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
                 let mut text = Vec::new();
-                loop {
-                    let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        break;
-                    };
+                while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let data = std::fs::read(path).unwrap();
                     text.clear();
                     // A corrupt object counts the lines before its break, as the job does.
