@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::compute::interleave;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{SecondsFormat, Utc};
 use eventlake_contract::schema::file_schema;
@@ -21,7 +20,6 @@ use eventlake_contract::{PartitionKey, Reason, layout};
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use object_store::buffered::BufWriter;
-use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::WriterProperties;
@@ -32,6 +30,7 @@ use crate::earlier::{
     ID_INDEX_FILE, IdBoard, IdIndex, Ids, earlier_ids, encode_index, ids_of, is_earlier_duplicate,
     lookup, read_objects,
 };
+use crate::encode::ParallelFile;
 use crate::error::{Error, Result};
 use crate::plan::PartitionPlan;
 use crate::read::{Chunk, QuarantineRecord};
@@ -694,7 +693,7 @@ pub(crate) async fn write_files(
     let props = writer_properties(opts)?;
     let schema = file_schema();
     let mut files = Vec::new();
-    let mut writer: Option<OpenFile> = None;
+    let mut writer: Option<ParallelFile> = None;
     // Slices of at most SLICE rows of one event type, each flagged when it ends the type's run.
     let mut slices: Vec<TypeSlice> = Vec::new();
     for (event_type, run) in type_runs(chunks, order) {
@@ -706,43 +705,33 @@ pub(crate) async fn write_files(
         );
     }
     for (event_type, slice, run_ends) in slices {
-        let batch = gather(chunks, slice)?;
-        let OpenFile {
-            writer: w,
-            rows,
-            event_types,
-            ..
-        } = match &mut writer {
+        let w = match &mut writer {
             Some(w) => w,
             None => {
                 let key = layout::curated_file_key(partition, version, first + files.len());
                 let object = BufWriter::new(Arc::clone(lake.store()), lake.path(&key));
-                let w =
-                    AsyncArrowWriter::try_new(object, Arc::clone(&schema), Some(props.clone()))?;
-                writer.insert(OpenFile {
+                writer.insert(ParallelFile::try_new(
                     key,
-                    writer: w,
-                    rows: 0,
-                    event_types: BTreeMap::new(),
-                })
+                    object,
+                    Arc::clone(&schema),
+                    props.clone(),
+                )?)
             }
         };
-        w.write(&batch).await?;
-        *rows += batch.num_rows() as u64;
-        *event_types.entry(event_type.to_owned()).or_default() += batch.num_rows() as u64;
+        w.write(chunks, slice, event_type).await?;
         // A row group per event type (once it has a few pages' worth of rows): a filter on
         // `event_type` then keeps or drops whole row groups by their statistics, in every engine
         // (Athena does not use the page index), and reads no neighbouring type's rows.
         if run_ends && w.in_progress_rows() >= MIN_TYPE_GROUP_ROWS {
             w.flush().await?;
         }
-        if (w.bytes_written() + w.in_progress_size()) as u64 >= opts.target_file_bytes {
+        if w.estimated_size() as u64 >= opts.target_file_bytes {
             let file = writer.take().expect("open writer");
-            files.push(file.finish().await?);
+            files.push(finish(file).await?);
         }
     }
     if let Some(file) = writer.take() {
-        files.push(file.finish().await?);
+        files.push(finish(file).await?);
     }
     Ok(files)
 }
@@ -750,28 +739,19 @@ pub(crate) async fn write_files(
 /// Rows of one event type (at most a slice's worth), and whether they end the type's run.
 type TypeSlice<'a> = (&'a str, &'a [(usize, usize)], bool);
 
-/// A data file being written, with what its entry in the manifest will say.
-struct OpenFile {
-    key: String,
-    writer: AsyncArrowWriter<BufWriter>,
-    rows: u64,
-    event_types: BTreeMap<String, u64>,
-}
-
-impl OpenFile {
-    async fn finish(mut self) -> Result<DataFile> {
-        self.writer.finish().await?;
-        let mut event_types = self.event_types;
-        if event_types.len() > eventlake_catalog::MAX_TYPE_COUNTS {
-            event_types.clear();
-        }
-        Ok(DataFile {
-            key: self.key,
-            size: self.writer.bytes_written() as u64,
-            rows: self.rows,
-            event_types,
-        })
+/// Completes a data file and says what its entry in the manifest will.
+async fn finish(mut file: ParallelFile) -> Result<DataFile> {
+    let size = file.finish().await?;
+    let mut event_types = file.event_types;
+    if event_types.len() > eventlake_catalog::MAX_TYPE_COUNTS {
+        event_types.clear();
     }
+    Ok(DataFile {
+        key: file.key,
+        size,
+        rows: file.rows,
+        event_types,
+    })
 }
 
 /// Event types with fewer rows than this share a row group with the next type.
@@ -803,19 +783,6 @@ fn type_runs<'a, 'c>(
         runs.push((value(&order[start]), &order[start..]));
     }
     runs
-}
-
-/// Gathers the rows at `positions` from the chunks into one batch.
-fn gather(chunks: &[Chunk], positions: &[(usize, usize)]) -> Result<RecordBatch> {
-    let schema = file_schema();
-    let columns = (0..schema.fields().len())
-        .map(|i| {
-            let arrays: Vec<&dyn Array> =
-                chunks.iter().map(|c| c.batch.column(i).as_ref()).collect();
-            interleave(&arrays, positions)
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 #[cfg(test)]

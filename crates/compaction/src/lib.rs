@@ -22,6 +22,7 @@
 pub mod backfill;
 pub mod compact;
 pub mod earlier;
+mod encode;
 mod error;
 pub mod gc;
 pub mod generate;
