@@ -486,9 +486,10 @@ pub(crate) async fn dedupe_rows(
     counts: &mut Counts,
 ) -> Result<Deduped> {
     let mut dedupe = dedupe_and_sort(chunks);
-    counts.duplicates = dedupe.duplicates;
-    counts.conflicts = dedupe.conflicts;
-    counts.cross_partition_duplicates = drop_earlier_duplicates(
+    // Added to what the caller counted already (an incremental run's repeats of committed ids).
+    counts.duplicates += dedupe.duplicates;
+    counts.conflicts += dedupe.conflicts;
+    counts.cross_partition_duplicates += drop_earlier_duplicates(
         lake,
         catalog,
         plan,

@@ -22,7 +22,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arrow::array::{AsArray, FixedSizeBinaryArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{
+    AsArray, FixedSizeBinaryArray, RecordBatch, TimestampMicrosecondArray, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use eventlake_catalog::{Catalog, Lake};
 use eventlake_contract::PartitionKey;
@@ -85,7 +87,9 @@ pub fn ids_of(chunks: &[Chunk]) -> Result<(Ids, Vec<u128>)> {
     let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
     let mut hashes = Vec::with_capacity(lines);
     let mut received = Vec::with_capacity(lines);
+    let mut fingerprints = Vec::with_capacity(lines);
     for c in chunks {
+        fingerprints.extend_from_slice(&c.fingerprints);
         let id = c.batch.column(0).as_string::<i32>();
         hashes.extend(id.iter().map(|v| id_hash(v.unwrap_or_default())));
         received.extend_from_slice(
@@ -105,6 +109,7 @@ pub fn ids_of(chunks: &[Chunk]) -> Result<(Ids, Vec<u128>)> {
         vec![
             Arc::new(ids),
             Arc::new(TimestampMicrosecondArray::from(received).with_timezone("UTC")),
+            Arc::new(UInt64Array::from(fingerprints)),
         ],
     )?;
     Ok((batch, hashes))
@@ -153,6 +158,9 @@ fn index_schema() -> SchemaRef {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             false,
         ),
+        // The line's content fingerprint (see `read::Chunk`); null in indexes written before
+        // it was kept.
+        Field::new("fingerprint", DataType::UInt64, true),
     ]))
 }
 
@@ -181,7 +189,19 @@ pub fn encode_index(ids: &Ids) -> Result<Vec<u8>> {
 pub fn decode_index(data: bytes::Bytes) -> Result<Ids> {
     let reader =
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
-    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    let batches = reader
+        .map(|b| {
+            let b = b?;
+            if b.num_columns() == 2 {
+                // An index from before fingerprints were kept.
+                let nulls = arrow::array::new_null_array(&DataType::UInt64, b.num_rows());
+                let mut columns = b.columns().to_vec();
+                columns.push(nulls);
+                return Ok(RecordBatch::try_new(index_schema(), columns)?);
+            }
+            Ok(b)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(arrow::compute::concat_batches(&index_schema(), &batches)?)
 }
 

@@ -11,8 +11,10 @@
 //! - every object the committed version read is still there, with the same size and e-tag (an
 //!   object rewritten in place, or deleted, changes rows already written);
 //! - the de-duplication window and the earlier days it reached are the same;
-//! - no new valid line repeats an event id of the committed version (which copy is kept, and
-//!   whether it is a conflict, depends on rows already written);
+//! - a new line that repeats an event id of the committed version was received after the
+//!   committed copy (which then stays; the repeat counts as a duplicate, and as a conflict when
+//!   its content fingerprint differs from the one the id index keeps); an earlier repeat would
+//!   replace a written row;
 //! - the partition would not exceed `max_files` files (the full compaction merges them back).
 //!
 //! The accounting identity holds for the run (`appended.counts` in the manifest) and for the
@@ -30,9 +32,10 @@ use crate::compact::{
     Appended, CompactOptions, Compacted, Counts, Manifest, NewVersion, commit_version, dedupe_rows,
     new_version, quarantine_body, read_manifest, tally, write_files,
 };
-use crate::earlier::{IdBoard, decode_index, ids_of, read_objects};
+use crate::earlier::{IdBoard, Ids, decode_index, ids_of, read_objects};
 use crate::error::Result;
 use crate::plan::{PartitionPlan, RawObject};
+use crate::read::Chunk;
 
 /// The committed version an incremental run adds to.
 struct Base {
@@ -106,6 +109,97 @@ async fn base(
     }))
 }
 
+/// Drops the new lines that repeat an event id of the committed version, counting them as
+/// duplicates (and conflicts, when their content differs from the committed copy's) as a full
+/// compaction would: it keeps the copy received first, which is the committed one when every
+/// repeat was received after it. When a repeat was received at the same time or before, or the
+/// committed index predates fingerprints, the reason is returned and the partition is compacted
+/// in full.
+fn drop_repeats(
+    old_ids: &Ids,
+    chunks: Vec<Chunk>,
+    hashes: &[u128],
+    run: &mut Counts,
+) -> Result<std::result::Result<Vec<Chunk>, String>> {
+    use arrow::array::{Array, AsArray, BooleanArray};
+    use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+    let wanted: HashSet<u128> = hashes.iter().copied().collect();
+    let ids = old_ids.column(0).as_fixed_size_binary();
+    let received = old_ids.column(1).as_primitive::<TimestampMicrosecondType>();
+    let fingerprints = old_ids.column(2).as_primitive::<UInt64Type>();
+    // The committed copy of each repeated id: the first received (the first in line order
+    // among equals), with its fingerprint.
+    let mut committed: HashMap<u128, (i64, Option<u64>)> = HashMap::new();
+    for i in 0..ids.len() {
+        let h = u128::from_le_bytes(ids.value(i).try_into().expect("16 bytes"));
+        if !wanted.contains(&h) {
+            continue;
+        }
+        let fp = fingerprints.is_valid(i).then(|| fingerprints.value(i));
+        let here = (received.value(i), fp);
+        committed
+            .entry(h)
+            .and_modify(|c| {
+                if here.0 < c.0 {
+                    *c = here
+                }
+            })
+            .or_insert(here);
+    }
+    if committed.is_empty() {
+        return Ok(Ok(chunks));
+    }
+    let mut at = 0;
+    let mut kept = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        let new_received = chunk
+            .batch
+            .column(3)
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut keep = Vec::with_capacity(chunk.fingerprints.len());
+        for (r, &fp) in chunk.fingerprints.iter().enumerate() {
+            let Some(&(first, committed_fp)) = committed.get(&hashes[at + r]) else {
+                keep.push(true);
+                continue;
+            };
+            let Some(committed_fp) = committed_fp else {
+                return Ok(Err(
+                    "a new line repeats a committed event id, and the committed index has no fingerprints".into(),
+                ));
+            };
+            if new_received.value(r) <= first {
+                return Ok(Err(
+                    "a new line repeats a committed event id and was received no later than it"
+                        .into(),
+                ));
+            }
+            run.duplicates += 1;
+            run.conflicts += u64::from(fp != committed_fp);
+            keep.push(false);
+        }
+        at += chunk.fingerprints.len();
+        if keep.iter().all(|k| *k) {
+            kept.push(chunk);
+            continue;
+        }
+        let mask = BooleanArray::from(keep);
+        let batch = arrow::compute::filter_record_batch(&chunk.batch, &mask)?;
+        let fingerprints = chunk
+            .fingerprints
+            .iter()
+            .zip(mask.values().iter())
+            .filter_map(|(fp, k)| k.then_some(*fp))
+            .collect();
+        if batch.num_rows() > 0 {
+            kept.push(Chunk {
+                batch,
+                fingerprints,
+            });
+        }
+    }
+    Ok(Ok(kept))
+}
+
 /// Adds the partition's new raw objects to its committed version and commits the result; `None`
 /// when it must be compacted in full (the reason is logged).
 pub async fn try_append(
@@ -142,18 +236,19 @@ pub async fn try_append(
     let (new_ids, hashes) = ids_of(&chunks)?;
     let index = old.ids.as_ref().expect("checked by base");
     let old_ids = decode_index(lake.get(&index.key).await?)?;
-    {
-        use arrow::array::{Array, AsArray};
-        let col = old_ids.column(0).as_fixed_size_binary();
-        let committed: HashSet<u128> = (0..col.len())
-            .map(|i| u128::from_le_bytes(col.value(i).try_into().expect("16 bytes")))
-            .collect();
-        if hashes.iter().any(|h| committed.contains(h)) {
-            tracing::info!(partition = %partition, "full compaction: a new line repeats a committed event id");
+    let all_ids = arrow::compute::concat_batches(&old_ids.schema(), [&old_ids, &new_ids])?;
+    let chunks = match drop_repeats(&old_ids, chunks, &hashes, &mut run)? {
+        Ok(kept) => kept,
+        Err(why) => {
+            tracing::info!(partition = %partition, why = %why, "full compaction");
             return Ok(None);
         }
-    }
-    let all_ids = arrow::compute::concat_batches(&old_ids.schema(), [&old_ids, &new_ids])?;
+    };
+    let hashes: Vec<u128> = if run.duplicates == 0 {
+        hashes
+    } else {
+        ids_of(&chunks)?.1
+    };
     let all_ids = Arc::new(all_ids);
     board.publish(partition, Arc::clone(&all_ids));
 

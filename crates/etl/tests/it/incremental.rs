@@ -81,7 +81,9 @@ async fn appending_new_objects_gives_what_a_full_compaction_gives() {
         // the earlier day's ids), so only single days can be appended to here.
         days: 1,
         events: 6000,
-        duplicate_rate: 0.0,
+        // Re-sends, many of them of morning events in the afternoon, some with other content.
+        duplicate_rate: 0.03,
+        conflict_share: 0.3,
         cross_day_rate: 0.0,
         malformed_rate: 0.02,
         ..GenerateOptions::default()
@@ -106,6 +108,7 @@ async fn appending_new_objects_gives_what_a_full_compaction_gives() {
         );
         assert!(m["files"].as_array().unwrap().len() >= 2);
         assert!(m["counts"]["quarantined"].as_u64().unwrap() > 0);
+        assert!(m["appended"]["counts"]["duplicates"].as_u64().unwrap() > 0);
     }
     let rows = "select * from events order by event_id";
     let incremental = t.query(rows).await;
@@ -134,7 +137,7 @@ async fn appending_new_objects_gives_what_a_full_compaction_gives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_id_or_a_rewritten_object_is_compacted_in_full() {
+async fn repeated_ids_are_appended_when_received_later_and_a_rewritten_object_is_not() {
     let t = TestLake::new();
     let put = |name: &str, lines: &[String]| {
         t.put_raw(
@@ -151,25 +154,48 @@ async fn a_repeated_id_or_a_rewritten_object_is_compacted_in_full() {
     );
     run(&t, t.catalog.clone(), true, false).await;
 
-    // A new object repeating a committed id: which copy wins depends on written rows.
+    // A new object repeating committed ids, received after them: the committed copies stay, the
+    // repeats count as duplicates (a conflict where the content differs), the new row is added.
     put(
         "b",
         &[
             line("e-3", "2026-11-20T10:00:03.000Z"),
             line("e-1", "2026-11-20T10:00:04.000Z"),
+            line("e-2", "2026-11-20T10:00:05.000Z").replace("u-1", "u-2"),
         ],
     );
     let s = run(&t, t.catalog.clone(), true, false).await;
     assert_eq!(s.committed, 1);
+    let counts = |m: &Value, at: &str| {
+        let c = &m[at];
+        (
+            c["rows"].as_u64(),
+            c["duplicates"].as_u64(),
+            c["conflicts"].as_u64(),
+        )
+    };
+    let m = &manifests(&t).await[0];
+    assert_eq!(m["appended"]["objects"], 1, "{m}");
+    assert_eq!(
+        counts(&m["appended"], "counts"),
+        (Some(1), Some(2), Some(1))
+    );
+    assert_eq!(counts(m, "counts"), (Some(3), Some(2), Some(1)));
+    assert!(balanced(&m["counts"]) && balanced(&m["appended"]["counts"]));
+    // A full compaction of the same raw data says the same.
+    let s = run(&t, t.catalog.clone(), false, true).await;
+    assert!(s.ok(), "{:?}", s.failed);
     let m = &manifests(&t).await[0];
     assert!(m["appended"].is_null(), "{m}");
-    assert_eq!(
-        (
-            m["counts"]["rows"].as_u64(),
-            m["counts"]["duplicates"].as_u64()
-        ),
-        (Some(3), Some(1))
-    );
+    assert_eq!(counts(m, "counts"), (Some(3), Some(2), Some(1)));
+
+    // A repeat received before the committed copy would replace a written row: in full.
+    put("b0", &[line("e-3", "2026-11-20T10:00:02.500Z")]);
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    let m = &manifests(&t).await[0];
+    assert!(m["appended"].is_null(), "{m}");
+    assert_eq!(counts(m, "counts"), (Some(3), Some(3), Some(1)));
 
     // A new object alone is appended.
     put("c", &[line("e-4", "2026-11-20T10:00:05.000Z")]);
@@ -193,7 +219,7 @@ async fn a_repeated_id_or_a_rewritten_object_is_compacted_in_full() {
     assert!(m["appended"].is_null(), "{m}");
     assert_eq!(
         t.query("select event_id from events order by 1").await,
-        "event_id\ne-1\ne-3\ne-4\ne-5\ne-9\n"
+        "event_id\ne-1\ne-2\ne-3\ne-4\ne-5\ne-9\n"
     );
 }
 
