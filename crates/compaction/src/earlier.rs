@@ -382,10 +382,43 @@ mod tests {
                 vec![
                     Arc::new(FixedSizeBinaryArray::try_new(16, hashes.into(), None).unwrap()),
                     Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+                    arrow::array::new_null_array(&DataType::UInt64, rows.len()),
                 ],
             )
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn an_index_from_before_fingerprints_still_reads() {
+        let new = ids(&[("a", 1), ("b", 2)]);
+        let old = RecordBatch::try_new(
+            Arc::new(Schema::new(index_schema().fields()[..2].to_vec())),
+            new.columns()[..2].to_vec(),
+        )
+        .unwrap();
+        let mut file = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, old.schema(), None).unwrap();
+        w.write(&old).unwrap();
+        w.close().unwrap();
+        let read = decode_index(file.into()).unwrap();
+        assert_eq!(read.schema(), index_schema());
+        assert_eq!(read.columns()[..2], new.columns()[..2]);
+        assert_eq!(read.column(2).null_count(), 2);
+        // And one with fingerprints goes round as it is.
+        let with = RecordBatch::try_new(
+            index_schema(),
+            vec![
+                new.column(0).clone(),
+                new.column(1).clone(),
+                Arc::new(UInt64Array::from(vec![7, 8])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            decode_index(encode_index(&with).unwrap().into()).unwrap(),
+            with
+        );
     }
 
     fn key(d: &str) -> PartitionKey {
