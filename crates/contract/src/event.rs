@@ -173,23 +173,7 @@ struct RawContext<'a> {
     app_version: Option<&'a RawValue>,
 }
 
-/// The raw JSON text of each field the contract reads (`None`: absent or `null`).
-struct Envelope<'a> {
-    event_id: Option<&'a str>,
-    event_type: Option<&'a str>,
-    event_time: Option<&'a str>,
-    received_at: Option<&'a str>,
-    team: Option<&'a str>,
-    schema_version: Option<&'a str>,
-    user_id: Option<&'a str>,
-    session_id: Option<&'a str>,
-    source: Option<&'a str>,
-    properties: Option<&'a str>,
-    context: Option<&'a str>,
-    /// The line has no escape and no control character (see [`scan::is_plain`]).
-    plain: bool,
-}
-
+/// The fields the contract reads from a raw line, in the order [`read_envelope`] gives them.
 const ENVELOPE_KEYS: [&str; 11] = [
     "event_id",
     "event_type",
@@ -204,57 +188,31 @@ const ENVELOPE_KEYS: [&str; 11] = [
     "context",
 ];
 
-impl<'a> Envelope<'a> {
-    /// Reads an object's fields: the one-pass scanner for a plain line, `serde_json` for any other
-    /// and for every line the scanner is unsure of (it decides what is invalid, and why).
-    fn read(text: &'a str) -> Result<Self, Rejection> {
-        let plain = scan::is_plain(text);
-        let mut f = [None; ENVELOPE_KEYS.len()];
-        if !(plain && scan::object(text, &ENVELOPE_KEYS, &mut f).is_some()) {
-            let env: RawEnvelope<'a> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
-            f = [
-                env.event_id,
-                env.event_type,
-                env.event_time,
-                env.received_at,
-                env.team,
-                env.schema_version,
-                env.user_id,
-                env.session_id,
-                env.source,
-                env.properties,
-                env.context,
-            ]
-            .map(|v| v.map(RawValue::get));
-        }
-        let [
-            event_id,
-            event_type,
-            event_time,
-            received_at,
-            team,
-            schema_version,
-            user_id,
-            session_id,
-            source,
-            properties,
-            context,
-        ] = f;
-        Ok(Self {
-            event_id,
-            event_type,
-            event_time,
-            received_at,
-            team,
-            schema_version,
-            user_id,
-            session_id,
-            source,
-            properties,
-            context,
-            plain,
-        })
+/// The raw JSON text of each of [`ENVELOPE_KEYS`] (`None`: absent or `null`), and whether the
+/// line is plain (no escape, no control character: see [`scan::is_plain`]). The one-pass scanner
+/// reads a plain line; `serde_json` reads any other, and every line the scanner is unsure of (it
+/// decides what is invalid, and why).
+fn read_envelope(text: &str) -> Result<([Option<&str>; ENVELOPE_KEYS.len()], bool), Rejection> {
+    let plain = scan::is_plain(text);
+    let mut f = [None; ENVELOPE_KEYS.len()];
+    if !(plain && scan::object(text, &ENVELOPE_KEYS, &mut f).is_some()) {
+        let env: RawEnvelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+        f = [
+            env.event_id,
+            env.event_type,
+            env.event_time,
+            env.received_at,
+            env.team,
+            env.schema_version,
+            env.user_id,
+            env.session_id,
+            env.source,
+            env.properties,
+            env.context,
+        ]
+        .map(|v| v.map(RawValue::get));
     }
+    Ok((f, plain))
 }
 
 /// `context`'s `ip`, `user_agent`, `locale` and `app_version`, as raw JSON text.
@@ -318,7 +276,22 @@ pub fn parse_raw_line<'a>(
             },
         );
     }
-    let env = Envelope::read(trimmed)?;
+    let (
+        [
+            event_id,
+            event_type,
+            event_time,
+            received_at,
+            team,
+            schema_version,
+            user_id,
+            session_id,
+            source,
+            properties,
+            context,
+        ],
+        plain,
+    ) = read_envelope(trimmed)?;
     if trimmed[1..].trim_ascii_start().starts_with('}') {
         return Err(Rejection::new(
             Reason::EmptyObject,
@@ -326,24 +299,24 @@ pub fn parse_raw_line<'a>(
         ));
     }
 
-    let event_id = required_str(env.event_id, "event_id")?;
+    let event_id = required_str(event_id, "event_id")?;
     if event_id.chars().count() > 128 {
         return Err(Rejection::new(
             Reason::InvalidEventId,
             "event_id is longer than 128 characters",
         ));
     }
-    let event_type = required_str(env.event_type, "event_type")?;
+    let event_type = required_str(event_type, "event_type")?;
     if !valid_event_type(&event_type) {
         return Err(Rejection::new(
             Reason::InvalidEventType,
             format!("event_type {event_type:?} does not match [a-z0-9_.:-]{{1,64}}"),
         ));
     }
-    let event_time = timestamp(env.event_time, "event_time")?;
-    let received_at = timestamp(env.received_at, "received_at")?;
+    let event_time = timestamp(event_time, "event_time")?;
+    let received_at = timestamp(received_at, "received_at")?;
 
-    let schema_version = match env.schema_version {
+    let schema_version = match schema_version {
         None => SCHEMA_VERSION,
         Some(raw) => match raw.parse::<i32>() {
             Ok(SCHEMA_VERSION) => SCHEMA_VERSION,
@@ -357,7 +330,7 @@ pub fn parse_raw_line<'a>(
         },
     };
 
-    if let Some(team) = optional_str(env.team, "team")?
+    if let Some(team) = optional_str(team, "team")?
         && team != partition.team.as_str()
     {
         return Err(Rejection::new(
@@ -381,15 +354,15 @@ pub fn parse_raw_line<'a>(
         ));
     }
 
-    let properties = match env.properties {
+    let properties = match properties {
         None => None,
         Some(raw) if raw.starts_with('{') => Some(raw),
         Some(raw) => return Err(wrong_type("properties", raw, "an object")),
     };
-    let (context_ip, context_user_agent, context_locale, context_app_version) = match env.context {
+    let (context_ip, context_user_agent, context_locale, context_app_version) = match context {
         None => (None, None, None, None),
         Some(raw) if raw.starts_with('{') => {
-            let [ip, user_agent, locale, app_version] = context_fields(raw, env.plain)?;
+            let [ip, user_agent, locale, app_version] = context_fields(raw, plain)?;
             (
                 optional_str(ip, "context.ip")?,
                 optional_str(user_agent, "context.user_agent")?,
@@ -405,9 +378,9 @@ pub fn parse_raw_line<'a>(
         event_type,
         event_time,
         received_at,
-        user_id: optional_str(env.user_id, "user_id")?,
-        session_id: optional_str(env.session_id, "session_id")?,
-        source: optional_str(env.source, "source")?,
+        user_id: optional_str(user_id, "user_id")?,
+        session_id: optional_str(session_id, "session_id")?,
+        source: optional_str(source, "source")?,
         schema_version,
         properties,
         context_ip,
