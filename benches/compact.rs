@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use eventlake_benches::{CHILD_ENV, Measured, median, run_as_etl_if_asked, run_measured};
+use eventlake_benches::{CHILD_ENV, Measured, median, run_as_etl_if_asked, run_measured, walk};
 use eventlake_catalog::Lake;
 use eventlake_compaction::generate::{GenerateOptions, generate};
 
@@ -309,18 +309,8 @@ fn main() {
 fn floor(raw: &Path, threads: usize, json: bool) -> u64 {
     use std::io::Read;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out)
-            } else {
-                out.push(p)
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(raw, &mut files);
+    let files = walk(raw);
+    assert!(!files.is_empty(), "no raw object under {}", raw.display());
     let (next, lines) = (AtomicUsize::new(0), AtomicU64::new(0));
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use eventlake_benches::{arg, etl_command, median, root, run_as_etl_if_asked, run_measured};
+use eventlake_benches::{arg, etl_command, median, root, run_as_etl_if_asked, run_measured, walk};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -132,19 +132,4 @@ fn move_all(files: &[PathBuf], from: &Path, to: &Path) {
             std::fs::rename(&src, &dest).unwrap();
         }
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

@@ -109,18 +109,21 @@ async fn base(
     }))
 }
 
+/// New chunks and their lines' id hashes, in line order.
+type NewLines = (Vec<Chunk>, Vec<u128>);
+
 /// Drops the new lines that repeat an event id of the committed version, counting them as
 /// duplicates (and conflicts, when their content differs from the committed copy's) as a full
 /// compaction would: it keeps the copy received first, which is the committed one when every
 /// repeat was received after it. When a repeat was received at the same time or before, or the
 /// committed index predates fingerprints, the reason is returned and the partition is compacted
-/// in full.
+/// in full. Gives the chunks left and their lines' id hashes.
 fn drop_repeats(
     old_ids: &Ids,
     chunks: Vec<Chunk>,
-    hashes: &[u128],
+    hashes: Vec<u128>,
     run: &mut Counts,
-) -> Result<std::result::Result<Vec<Chunk>, String>> {
+) -> Result<std::result::Result<NewLines, String>> {
     use arrow::array::{Array, AsArray, BooleanArray};
     use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
     let wanted: HashSet<u128> = hashes.iter().copied().collect();
@@ -147,10 +150,11 @@ fn drop_repeats(
             .or_insert(here);
     }
     if committed.is_empty() {
-        return Ok(Ok(chunks));
+        return Ok(Ok((chunks, hashes)));
     }
     let mut at = 0;
     let mut kept = Vec::with_capacity(chunks.len());
+    let mut kept_hashes = Vec::with_capacity(hashes.len());
     for chunk in chunks {
         let new_received = chunk
             .batch
@@ -177,7 +181,9 @@ fn drop_repeats(
             run.conflicts += u64::from(fp != committed_fp);
             keep.push(false);
         }
-        at += chunk.fingerprints.len();
+        let lines = &hashes[at..at + keep.len()];
+        at += keep.len();
+        kept_hashes.extend(lines.iter().zip(&keep).filter_map(|(h, k)| k.then_some(*h)));
         if keep.iter().all(|k| *k) {
             kept.push(chunk);
             continue;
@@ -197,7 +203,7 @@ fn drop_repeats(
             });
         }
     }
-    Ok(Ok(kept))
+    Ok(Ok((kept, kept_hashes)))
 }
 
 /// Adds the partition's new raw objects to its committed version and commits the result; `None`
@@ -237,17 +243,12 @@ pub async fn try_append(
     let index = old.ids.as_ref().expect("checked by base");
     let old_ids = decode_index(lake.get(&index.key).await?)?;
     let all_ids = arrow::compute::concat_batches(&old_ids.schema(), [&old_ids, &new_ids])?;
-    let chunks = match drop_repeats(&old_ids, chunks, &hashes, &mut run)? {
+    let (chunks, hashes) = match drop_repeats(&old_ids, chunks, hashes, &mut run)? {
         Ok(kept) => kept,
         Err(why) => {
             tracing::info!(partition = %partition, why = %why, "full compaction");
             return Ok(None);
         }
-    };
-    let hashes: Vec<u128> = if run.duplicates == 0 {
-        hashes
-    } else {
-        ids_of(&chunks)?.1
     };
     let all_ids = Arc::new(all_ids);
     board.publish(partition, Arc::clone(&all_ids));
