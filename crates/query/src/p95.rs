@@ -38,7 +38,7 @@ impl Engine {
             Engine::Local(ctx) => {
                 let sql = &crate::session::prepare(ctx, sql)?;
                 let t = Instant::now();
-                let batches = ctx.sql(sql).await?.collect().await?;
+                let batches = crate::session::dataframe(ctx, sql).await?.collect().await?;
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
                 Ok((ms, 0.0, batches.iter().map(|b| b.num_rows()).sum()))
             }

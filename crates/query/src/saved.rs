@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use datafusion::sql::sqlparser::dialect::GenericDialect;
+use crate::trino::dialect::AthenaDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use eventlake_contract::{PartitionDate, TeamName};
 
@@ -203,7 +203,7 @@ impl SavedQuery {
     }
 
     fn check_syntax(&self, sql: &str) -> Result<()> {
-        match Parser::parse_sql(&GenericDialect {}, sql) {
+        match Parser::parse_sql(&AthenaDialect, sql) {
             Ok(statements) if statements.len() == 1 => Ok(()),
             Ok(statements) => Err(err(
                 &self.path,

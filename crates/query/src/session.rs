@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::common::DataFusionError;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::DFParserBuilder;
 
 use eventlake_catalog::{Catalog, Lake};
 
@@ -15,6 +17,7 @@ use crate::error::Result;
 use crate::rules::few_groups::FewGroupsOnOneThread;
 use crate::rules::{CountFromCatalog, SplitByPartition};
 use crate::table::CommittedEvents;
+use crate::trino::dialect::AthenaDialect;
 
 /// The engine's options: DATAFUSION_* environment variables tune it (e.g.
 /// DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
@@ -76,10 +79,32 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
 /// Runs one SQL statement and collects its result.
 pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let sql = &prepare(ctx, sql)?;
-    let df = ctx.sql(sql).await?;
+    let df = dataframe(ctx, sql).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok((schema, batches))
+}
+
+/// Plans one prepared statement, read in Athena's dialect (lambdas included): what
+/// `SessionContext::sql` does with DataFusion's configured dialect.
+pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    let state = ctx.state();
+    let limit = state.config().options().sql_parser.recursion_limit.get();
+    let mut statements = DFParserBuilder::new(sql)
+        .with_dialect(&AthenaDialect)
+        .with_recursion_limit(limit)
+        .build()?
+        .parse_statements()?;
+    if statements.len() != 1 {
+        return Err(DataFusionError::Plan(format!(
+            "one SQL statement at a time, not {}",
+            statements.len()
+        ))
+        .into());
+    }
+    let statement = statements.pop_front().expect("one statement");
+    let plan = state.statement_to_plan(statement).await?;
+    Ok(ctx.execute_logical_plan(plan).await?)
 }
 
 /// The SQL as the engine reads it: Athena's type syntax in casts rewritten, and a function the

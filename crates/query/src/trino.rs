@@ -35,10 +35,12 @@ mod conditional;
 #[cfg(test)]
 mod conformance;
 pub mod datetime;
+pub mod dialect;
 mod fun;
 mod json;
 mod json_cast;
 pub mod json_types;
+mod lambda;
 mod maps;
 pub mod missing;
 pub mod render;
@@ -87,6 +89,24 @@ pub fn register(ctx: &mut SessionContext) {
             .clone()
             .with_aliases(["truncate"]),
     );
+    // DataFusion's higher-order functions, under Athena's names, and Athena's own.
+    for (f, names) in [
+        (
+            datafusion::functions_nested::array_transform::array_transform_higher_order_function(),
+            &["transform"][..],
+        ),
+        (
+            datafusion::functions_nested::array_filter::array_filter_higher_order_function(),
+            &["filter"][..],
+        ),
+    ] {
+        ctx.register_higher_order_function(Arc::new(
+            f.as_ref().clone().with_aliases(names.iter().copied()),
+        ));
+    }
+    for f in lambda::functions() {
+        ctx.register_higher_order_function(f);
+    }
     datafusion::execution::FunctionRegistry::register_function_rewrite(
         &mut *ctx.state_ref().write(),
         Arc::new(conditional::Rewrites),

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use crate::trino::dialect::AthenaDialect;
 use arrow::array::{Array, ArrayRef, LargeStringArray, ListBuilder, MapBuilder, StringBuilder};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, TimeUnit};
 use datafusion::common::DataFusionError;
@@ -21,7 +22,6 @@ use datafusion::logical_expr::{
     expr::ScalarFunction,
 };
 use datafusion::sql::sqlparser::ast::{self, ArrayElemTypeDef, TimezoneInfo};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use serde_json::Value;
 
@@ -162,7 +162,7 @@ pub fn literal_zone(v: &str) -> Option<(&str, &str)> {
 /// literals (`json_parse('…')`) and `TIMESTAMP '… zone'` literals. Text without them comes
 /// back as it is.
 pub fn athena_type_syntax(sql: &str) -> String {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+    let Ok(tokens) = Tokenizer::new(&AthenaDialect, sql).tokenize() else {
         return sql.to_string();
     };
     let word = |t: &Token, w: &str| matches!(t, Token::Word(x) if x.value.eq_ignore_ascii_case(w));

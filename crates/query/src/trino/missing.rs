@@ -4,9 +4,9 @@
 
 use std::ops::ControlFlow;
 
+use crate::trino::dialect::AthenaDialect;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Expr, Spanned, visit_expressions};
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Athena's (Trino's) functions, by name. A name here that the local engine lacks is reported
@@ -389,6 +389,7 @@ fn known(ctx: &SessionContext, name: &str) -> bool {
     state.scalar_functions().contains_key(name)
         || state.aggregate_functions().contains_key(name)
         || state.window_functions().contains_key(name)
+        || state.higher_order_functions().contains_key(name)
         || ctx.table_function(name).is_ok()
         || PLANNED_FORMS.contains(&name)
         || SYNTAX.contains(&name)
@@ -397,7 +398,7 @@ fn known(ctx: &SessionContext, name: &str) -> bool {
 /// The first function in `sql` the session lacks. SQL that does not parse passes (the planner
 /// reports it with its own position).
 pub fn first_missing(ctx: &SessionContext, sql: &str) -> Option<MissingFunction> {
-    let statements = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
+    let statements = Parser::parse_sql(&AthenaDialect, sql).ok()?;
     let mut found = None;
     let _ = visit_expressions(&statements, |e| {
         if let Expr::Function(f) = e {

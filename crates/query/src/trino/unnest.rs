@@ -19,11 +19,11 @@
 
 use std::ops::ControlFlow;
 
+use crate::trino::dialect::AthenaDialect;
 use datafusion::sql::sqlparser::ast::{
     Expr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Query, Select, SelectItem, SetExpr,
     Statement, TableFactor, VisitMut, VisitorMut, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// The query with its lateral `UNNEST`s made plain `unnest()` calls; `sql` itself when there is
@@ -32,7 +32,7 @@ pub fn rewrite(sql: &str) -> String {
     if !sql.to_ascii_lowercase().contains("unnest") {
         return sql.to_string();
     }
-    let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql) else {
+    let Ok(mut statements) = Parser::parse_sql(&AthenaDialect, sql) else {
         return sql.to_string();
     };
     let mut v = Lateral::default();
@@ -248,7 +248,7 @@ fn unnest_columns(t: &TableFactor) -> Option<(Ident, Vec<Ident>, String)> {
 
 /// The first relation of a `SELECT … FROM <relation>` text.
 fn relation(sql: &str) -> Option<TableFactor> {
-    let mut s = Parser::parse_sql(&GenericDialect {}, sql).ok()?;
+    let mut s = Parser::parse_sql(&AthenaDialect, sql).ok()?;
     let Statement::Query(q) = s.pop()? else {
         return None;
     };

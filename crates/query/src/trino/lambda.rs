@@ -1,0 +1,520 @@
+//! Athena's higher-order functions that DataFusion does not have under any name: `all_match`,
+//! `none_match`, `reduce` and `zip_with`. (`transform`, `filter` and `any_match` are
+//! DataFusion's own, registered under Athena's names in `trino.rs`.)
+//!
+//! A lambda body is a DataFusion expression; each function hands it the array's elements (and
+//! whatever columns the body captures, spread to one row per element) and assembles the answer
+//! with Athena's rules for NULL:
+//!
+//! - `all_match`: false when an element gives false; else NULL when one gives NULL; else true
+//!   (an empty array: true).
+//! - `none_match`: false when an element gives true; else NULL when one gives NULL; else true.
+//! - `reduce(array, initial, (s, x) -> …, s -> …)`: the input function applied element by
+//!   element from the initial state, then the output function; NULL for a NULL array.
+//! - `zip_with(a, b, (x, y) -> …)`: the function over pairs of elements, the shorter array
+//!   padded with NULL; NULL when either array is NULL.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, UInt32Array, new_null_array,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::compute::{cast, interleave, take, take_arrays};
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::utils::list_values_row_number;
+use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, HigherOrderFunctionArgs, HigherOrderReturnFieldArgs, HigherOrderSignature,
+    HigherOrderUDF, HigherOrderUDFImpl, LambdaParametersProgress, ValueOrLambda, Volatility,
+};
+
+pub fn functions() -> Vec<Arc<HigherOrderUDF>> {
+    vec![
+        Arc::new(HigherOrderUDF::new_from_impl(Match::all())),
+        Arc::new(HigherOrderUDF::new_from_impl(Match::none())),
+        Arc::new(HigherOrderUDF::new_from_impl(Reduce::new())),
+        Arc::new(HigherOrderUDF::new_from_impl(ZipWith::new())),
+    ]
+}
+
+/// Any list type as `List` (what the functions below read), NULL as a list of NULLs.
+fn as_list(name: &str, t: &DataType) -> Result<DataType> {
+    Ok(match t {
+        DataType::List(_) => t.clone(),
+        DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _) => DataType::List(Arc::clone(f)),
+        DataType::Null => DataType::new_list(DataType::Null, true),
+        other => return plan_err!("{name} expects an array as its first argument, not {other}"),
+    })
+}
+
+fn element(name: &str, list: &FieldRef) -> Result<FieldRef> {
+    match list.data_type() {
+        DataType::List(f) | DataType::LargeList(f) => Ok(Arc::clone(f)),
+        other => plan_err!("{name} expects an array, not {other}"),
+    }
+}
+
+fn value<'a, V, L>(name: &str, args: &'a [ValueOrLambda<V, L>], i: usize) -> Result<&'a V> {
+    match args.get(i) {
+        Some(ValueOrLambda::Value(v)) => Ok(v),
+        _ => plan_err!("{name}: argument {} must be a value, not a lambda", i + 1),
+    }
+}
+
+fn lambda<'a, V, L>(name: &str, args: &'a [ValueOrLambda<V, L>], i: usize) -> Result<&'a L> {
+    match args.get(i) {
+        Some(ValueOrLambda::Lambda(l)) => Ok(l),
+        _ => plan_err!("{name}: argument {} must be a lambda (x -> …)", i + 1),
+    }
+}
+
+/// The function's array argument, one row per input row.
+fn list_arg(name: &str, args: &HigherOrderFunctionArgs, i: usize) -> Result<ListArray> {
+    let a = value(name, &args.args, i)?.to_array(args.number_rows)?;
+    match a.data_type() {
+        DataType::List(_) => Ok(a.as_list::<i32>().clone()),
+        other => exec_err!("{name} expects an array, not {other}"),
+    }
+}
+
+/// The list's offsets made to start at 0, and its elements (only those its rows reach).
+fn flat(list: &ListArray) -> (Vec<usize>, ArrayRef) {
+    let offsets = list.offsets();
+    let first = offsets[0].max(0) as usize;
+    let starts: Vec<usize> = offsets.iter().map(|&o| o.max(0) as usize - first).collect();
+    let last = *starts.last().unwrap_or(&0);
+    (starts, list.values().slice(first, last))
+}
+
+/// `all_match` and `none_match`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Match {
+    name: &'static str,
+    /// The predicate's value that decides the answer (false for all, true for none).
+    decisive: bool,
+    signature: HigherOrderSignature,
+}
+
+impl Match {
+    fn all() -> Self {
+        Self::new("all_match", false)
+    }
+
+    fn none() -> Self {
+        Self::new("none_match", true)
+    }
+
+    fn new(name: &'static str, decisive: bool) -> Self {
+        Self {
+            name,
+            decisive,
+            signature: HigherOrderSignature::exact(
+                vec![ValueOrLambda::Value(()), ValueOrLambda::Lambda(())],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl HigherOrderUDFImpl for Match {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &HigherOrderSignature {
+        &self.signature
+    }
+
+    fn coerce_value_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [t] = arg_types else {
+            return plan_err!("{} takes an array and a lambda", self.name);
+        };
+        Ok(vec![as_list(self.name, t)?])
+    }
+
+    fn lambda_parameters(
+        &self,
+        _step: usize,
+        fields: &[ValueOrLambda<FieldRef, Option<FieldRef>>],
+    ) -> Result<LambdaParametersProgress> {
+        let list = value(self.name, fields, 0)?;
+        Ok(LambdaParametersProgress::Complete(vec![vec![element(
+            self.name, list,
+        )?]]))
+    }
+
+    fn return_field_from_args(&self, args: HigherOrderReturnFieldArgs) -> Result<FieldRef> {
+        let predicate = lambda(self.name, args.arg_fields, 1)?;
+        if !matches!(predicate.data_type(), DataType::Boolean | DataType::Null) {
+            return plan_err!(
+                "{}'s lambda must return boolean, not {}",
+                self.name,
+                predicate.data_type()
+            );
+        }
+        Ok(Arc::new(Field::new(self.name, DataType::Boolean, true)))
+    }
+
+    fn invoke_with_args(&self, args: HigherOrderFunctionArgs) -> Result<ColumnarValue> {
+        let list = list_arg(self.name, &args, 0)?;
+        let predicate = lambda(self.name, &args.args, 1)?;
+        let (starts, values) = flat(&list);
+        let result = if values.is_empty() {
+            new_null_array(&DataType::Boolean, 0)
+        } else {
+            let rows = list_values_row_number(&list)?;
+            let v = || Ok(Arc::clone(&values));
+            let out = predicate
+                .evaluate(&[&v], |c| Ok(take_arrays(c, &rows, None)?))?
+                .into_array(values.len())?;
+            cast(&out, &DataType::Boolean)?
+        };
+        let result: &BooleanArray = result.as_boolean();
+        let mut b = BooleanBuilder::with_capacity(list.len());
+        for i in 0..list.len() {
+            if list.is_null(i) {
+                b.append_null();
+                continue;
+            }
+            let (mut decided, mut unknown) = (false, false);
+            for j in starts[i]..starts[i + 1] {
+                if result.is_null(j) {
+                    unknown = true;
+                } else if result.value(j) == self.decisive {
+                    decided = true;
+                    break;
+                }
+            }
+            match (decided, unknown) {
+                (true, _) => b.append_value(false),
+                (false, true) => b.append_null(),
+                (false, false) => b.append_value(true),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
+}
+
+/// `reduce(array, initial_state, input_function, output_function)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Reduce {
+    signature: HigherOrderSignature,
+}
+
+impl Reduce {
+    fn new() -> Self {
+        Self {
+            signature: HigherOrderSignature::exact(
+                vec![
+                    ValueOrLambda::Value(()),
+                    ValueOrLambda::Value(()),
+                    ValueOrLambda::Lambda(()),
+                    ValueOrLambda::Lambda(()),
+                ],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+/// The state's field: the input function's result once known, else the initial value's.
+fn state_field(fields: &[ValueOrLambda<FieldRef, Option<FieldRef>>]) -> Result<(FieldRef, bool)> {
+    let init = value("reduce", fields, 1)?;
+    Ok(match fields.get(2) {
+        Some(ValueOrLambda::Lambda(Some(out))) | Some(ValueOrLambda::Value(out))
+            if out.data_type() != &DataType::Null =>
+        {
+            (
+                Arc::new(Field::new("s", out.data_type().clone(), true)),
+                true,
+            )
+        }
+        _ => (
+            Arc::new(Field::new("s", init.data_type().clone(), true)),
+            false,
+        ),
+    })
+}
+
+impl HigherOrderUDFImpl for Reduce {
+    fn name(&self) -> &str {
+        "reduce"
+    }
+
+    fn signature(&self) -> &HigherOrderSignature {
+        &self.signature
+    }
+
+    fn coerce_value_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [list, init] = arg_types else {
+            return plan_err!(
+                "reduce takes an array, an initial state, an input function and an output function"
+            );
+        };
+        Ok(vec![as_list("reduce", list)?, init.clone()])
+    }
+
+    fn lambda_parameters(
+        &self,
+        step: usize,
+        fields: &[ValueOrLambda<FieldRef, Option<FieldRef>>],
+    ) -> Result<LambdaParametersProgress> {
+        let list = value("reduce", fields, 0)?;
+        let x = element("reduce", list)?;
+        let (s, known) = state_field(fields)?;
+        if known || step > 0 {
+            Ok(LambdaParametersProgress::Complete(vec![
+                vec![Arc::clone(&s), x],
+                vec![s],
+            ]))
+        } else {
+            Ok(LambdaParametersProgress::Partial(vec![
+                Some(vec![s, x]),
+                None,
+            ]))
+        }
+    }
+
+    fn coerce_values_for_lambdas(
+        &self,
+        fields: &[ValueOrLambda<DataType, DataType>],
+    ) -> Result<Option<Vec<DataType>>> {
+        let list = value("reduce", fields, 0)?;
+        let init = value("reduce", fields, 1)?;
+        let out = lambda("reduce", fields, 2)?;
+        let state = if out == &DataType::Null { init } else { out };
+        Ok(Some(vec![list.clone(), state.clone()]))
+    }
+
+    fn return_field_from_args(&self, args: HigherOrderReturnFieldArgs) -> Result<FieldRef> {
+        let out = lambda("reduce", args.arg_fields, 3)?;
+        Ok(Arc::new(Field::new(
+            "reduce",
+            out.data_type().clone(),
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: HigherOrderFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let list = list_arg("reduce", &args, 0)?;
+        let mut state = value("reduce", &args.args, 1)?.to_array(n)?;
+        let input = lambda("reduce", &args.args, 2)?;
+        let output = lambda("reduce", &args.args, 3)?;
+        let state_type = state.data_type().clone();
+        let (starts, values) = flat(&list);
+        let longest = (0..list.len())
+            .filter(|&i| list.is_valid(i))
+            .map(|i| starts[i + 1] - starts[i])
+            .max()
+            .unwrap_or(0);
+        // Element k of every array that has one, as one batch: k steps, not one per element.
+        for k in 0..longest {
+            let rows: Vec<u32> = (0..n)
+                .filter(|&i| list.is_valid(i) && starts[i + 1] - starts[i] > k)
+                .map(|i| i as u32)
+                .collect();
+            let rows = UInt32Array::from(rows);
+            let at = UInt32Array::from_iter_values(
+                rows.values()
+                    .iter()
+                    .map(|&i| (starts[i as usize] + k) as u32),
+            );
+            let s = take(&state, &rows, None)?;
+            let x = take(&values, &at, None)?;
+            let (sf, xf) = (|| Ok(Arc::clone(&s)), || Ok(Arc::clone(&x)));
+            let next = input
+                .evaluate(&[&sf, &xf], |c| Ok(take_arrays(c, &rows, None)?))?
+                .into_array(rows.len())?;
+            let next = cast(&next, &state_type)?;
+            let mut from = Vec::with_capacity(n);
+            let mut r = 0;
+            for i in 0..n {
+                if r < rows.len() && rows.value(r) as usize == i {
+                    from.push((1, r));
+                    r += 1;
+                } else {
+                    from.push((0, i));
+                }
+            }
+            state = interleave(&[state.as_ref(), next.as_ref()], &from)?;
+        }
+        let sf = || Ok(Arc::clone(&state));
+        let out = output.evaluate(&[&sf], |c| Ok(c.to_vec()))?.into_array(n)?;
+        let out = cast(&out, args.return_type())?;
+        Ok(ColumnarValue::Array(null_where(out, list.logical_nulls())?))
+    }
+}
+
+/// `a` with NULL in each row `nulls` marks.
+fn null_where(a: ArrayRef, nulls: Option<NullBuffer>) -> Result<ArrayRef> {
+    let Some(nulls) = nulls.filter(|n| n.null_count() > 0) else {
+        return Ok(a);
+    };
+    let none = new_null_array(a.data_type(), 1);
+    let from: Vec<(usize, usize)> = (0..a.len())
+        .map(|i| if nulls.is_valid(i) { (0, i) } else { (1, 0) })
+        .collect();
+    Ok(interleave(&[a.as_ref(), none.as_ref()], &from)?)
+}
+
+/// `zip_with(a, b, (x, y) -> …)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ZipWith {
+    signature: HigherOrderSignature,
+}
+
+impl ZipWith {
+    fn new() -> Self {
+        Self {
+            signature: HigherOrderSignature::exact(
+                vec![
+                    ValueOrLambda::Value(()),
+                    ValueOrLambda::Value(()),
+                    ValueOrLambda::Lambda(()),
+                ],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl HigherOrderUDFImpl for ZipWith {
+    fn name(&self) -> &str {
+        "zip_with"
+    }
+
+    fn signature(&self) -> &HigherOrderSignature {
+        &self.signature
+    }
+
+    fn coerce_value_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [a, b] = arg_types else {
+            return plan_err!("zip_with takes two arrays and a lambda");
+        };
+        Ok(vec![as_list("zip_with", a)?, as_list("zip_with", b)?])
+    }
+
+    fn lambda_parameters(
+        &self,
+        _step: usize,
+        fields: &[ValueOrLambda<FieldRef, Option<FieldRef>>],
+    ) -> Result<LambdaParametersProgress> {
+        let x = element("zip_with", value("zip_with", fields, 0)?)?;
+        let y = element("zip_with", value("zip_with", fields, 1)?)?;
+        let nullable = |f: FieldRef| Arc::new(f.as_ref().clone().with_nullable(true));
+        Ok(LambdaParametersProgress::Complete(vec![vec![
+            nullable(x),
+            nullable(y),
+        ]]))
+    }
+
+    fn return_field_from_args(&self, args: HigherOrderReturnFieldArgs) -> Result<FieldRef> {
+        let out = lambda("zip_with", args.arg_fields, 2)?;
+        Ok(Arc::new(Field::new(
+            "zip_with",
+            DataType::new_list(out.data_type().clone(), true),
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: HigherOrderFunctionArgs) -> Result<ColumnarValue> {
+        let a = list_arg("zip_with", &args, 0)?;
+        let b = list_arg("zip_with", &args, 1)?;
+        let f = lambda("zip_with", &args.args, 2)?;
+        let (sa, va) = flat(&a);
+        let (sb, vb) = flat(&b);
+        let nulls = NullBuffer::union(a.logical_nulls().as_ref(), b.logical_nulls().as_ref());
+        let mut lengths = Vec::with_capacity(a.len());
+        let (mut ia, mut ib, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..a.len() {
+            if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                lengths.push(0);
+                continue;
+            }
+            let (la, lb) = (sa[i + 1] - sa[i], sb[i + 1] - sb[i]);
+            let len = la.max(lb);
+            for k in 0..len {
+                ia.push((k < la).then(|| (sa[i] + k) as u32));
+                ib.push((k < lb).then(|| (sb[i] + k) as u32));
+                rows.push(i as u32);
+            }
+            lengths.push(len);
+        }
+        let rows = UInt32Array::from(rows);
+        let x = take(&va, &UInt32Array::from(ia), None)?;
+        let y = take(&vb, &UInt32Array::from(ib), None)?;
+        let out_field = match args.return_type() {
+            DataType::List(f) => Arc::clone(f),
+            other => return exec_err!("zip_with returns an array, not {other}"),
+        };
+        let out = if rows.is_empty() {
+            new_null_array(out_field.data_type(), 0)
+        } else {
+            let (xf, yf) = (|| Ok(Arc::clone(&x)), || Ok(Arc::clone(&y)));
+            let out = f
+                .evaluate(&[&xf, &yf], |c| Ok(take_arrays(c, &rows, None)?))?
+                .into_array(rows.len())?;
+            cast(&out, out_field.data_type())?
+        };
+        Ok(ColumnarValue::Array(Arc::new(ListArray::try_new(
+            out_field,
+            OffsetBuffer::from_lengths(lengths),
+            out,
+            nulls,
+        )?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::session::{Format, render, run_sql};
+
+    /// One query's rows as CSV lines (header dropped).
+    async fn rows(sql: &str) -> Vec<String> {
+        let ctx = crate::functions_session().unwrap();
+        let (schema, batches) = run_sql(&ctx, sql).await.unwrap();
+        let csv = render(&schema, &batches, Format::Csv).unwrap();
+        csv.lines().skip(1).map(str::to_string).collect()
+    }
+
+    const T: &str = "FROM (VALUES (1, ARRAY[1, 2, 3], 2), (2, ARRAY[5], 10), \
+                     (3, CAST(NULL AS ARRAY(BIGINT)), 1), (4, ARRAY[], 3), (5, ARRAY[4, NULL], 0)) \
+                     AS t(id, a, n)";
+
+    #[tokio::test]
+    async fn lambdas_see_the_columns_of_their_own_row() {
+        let sql = format!(
+            "SELECT id, array_join(transform(a, x -> x * n), ';'), \
+             array_join(filter(a, x -> x > n), ';'), \
+             all_match(a, x -> x > n), none_match(a, x -> x > n), any_match(a, x -> x > n), \
+             reduce(a, n, (s, x) -> s + x, s -> s * 10) {T} ORDER BY id"
+        );
+        assert_eq!(
+            rows(&sql).await,
+            [
+                "1,2;4;6,3,false,false,true,80",
+                "2,50,,false,true,false,150",
+                "3,,,,,,",
+                "4,,,true,true,false,30",
+                "5,0,4,,false,true,",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn zip_with_pads_the_shorter_array_row_by_row() {
+        let sql = format!(
+            "SELECT id, array_join(zip_with(a, ARRAY[n, n], (x, y) -> coalesce(x, 0) + y), ';') \
+             {T} ORDER BY id"
+        );
+        assert_eq!(
+            rows(&sql).await,
+            ["1,3;4", "2,15;10", "3,", "4,3;3", "5,4;0"]
+        );
+    }
+}
