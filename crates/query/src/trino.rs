@@ -6,7 +6,7 @@
 //!   names an object, an array or `null`, or the text is not JSON.
 //! - `from_iso8601_timestamp(text)`: an ISO 8601 date or date-time (an offset or `Z`, or none for
 //!   UTC) as `timestamp(3) with time zone` (milliseconds, UTC).
-//! - `approx_percentile(x, p)`: DataFusion's t-digest `approx_percentile_cont` under Trino's name.
+//! - `approx_percentile(x, [w,] p)`: DataFusion's t-digest with Athena's types (`percentile.rs`).
 //! - `approx_distinct` and `date_trunc` are built into DataFusion with the same meaning.
 
 use std::sync::Arc;
@@ -17,12 +17,10 @@ use arrow::array::{
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use datafusion::common::{DFSchema, DataFusionError, ScalarValue, exec_err, plan_err};
-use datafusion::functions_aggregate::approx_percentile_cont::ApproxPercentileCont;
 use datafusion::logical_expr::expr::BinaryExpr;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    AggregateUDF, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::logical_expr::{Expr, ExprSchemable, Operator};
 use datafusion::prelude::SessionContext;
@@ -43,6 +41,7 @@ pub mod json_types;
 mod lambda;
 mod maps;
 pub mod missing;
+mod percentile;
 pub mod render;
 mod text;
 pub mod unnest;
@@ -56,10 +55,7 @@ pub fn register(ctx: &mut SessionContext) {
     ctx.register_udf(ScalarUDF::from(DateTrunc::new()));
     ctx.register_udf(ScalarUDF::from(JsonExtractScalar::new()));
     ctx.register_udf(ScalarUDF::from(FromIso8601Timestamp::new()));
-    ctx.register_udaf(
-        AggregateUDF::new_from_impl(ApproxPercentileCont::new())
-            .with_aliases(["approx_percentile"]),
-    );
+    ctx.register_udaf(percentile::approx_percentile());
     for f in datetime::functions()
         .into_iter()
         .chain(text::functions())

@@ -7,7 +7,7 @@
 //! - `typeof(x)`: the value's type, in Athena's names.
 //! - `contains(array, x)`: `array_has`; `count_if(c)`: `count(CASE WHEN c THEN 1 END)`;
 //!   `max_by(x, y)` / `min_by(x, y)`: `first_value(x ORDER BY y DESC | ASC)` over the rows where
-//!   `y` is not NULL; `approx_percentile(x, w, p)`: the weighted `approx_percentile_cont`.
+//!   `y` is not NULL.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -629,12 +629,6 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
                 vec![SortExpr::new(y, asc, false)],
             ))
         }
-        "approx_percentile" if p.args.len() == 3 => Transformed::yes(with(
-            datafusion::functions_aggregate::approx_percentile_cont_with_weight::approx_percentile_cont_with_weight_udaf(),
-            p.args.clone(),
-            p.filter.clone(),
-            p.order_by.clone(),
-        )),
         _ => Transformed::no(Expr::AggregateFunction(AggregateFunction {
             func: f.func,
             params: p,
