@@ -13,15 +13,23 @@
 //!   element from the initial state, then the output function; NULL for a NULL array.
 //! - `zip_with(a, b, (x, y) -> …)`: the function over pairs of elements, the shorter array
 //!   padded with NULL; NULL when either array is NULL.
+//! - `map_filter(m, (k, v) -> …)`: the entries the function gives true for (NULL drops one).
+//! - `transform_values(m, (k, v) -> …)`, `transform_keys(m, (k, v) -> …)`: the map with new
+//!   values, or new keys; a NULL or repeated new key is an error, as in Athena.
 
 use std::sync::Arc;
 
+use std::collections::HashSet;
+
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, MapArray, StructArray,
+    UInt32Array, new_null_array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::compute::filter;
 use arrow::compute::{cast, interleave, take, take_arrays};
 use arrow::datatypes::{DataType, Field, FieldRef};
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::utils::list_values_row_number;
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{
@@ -35,6 +43,9 @@ pub fn functions() -> Vec<Arc<HigherOrderUDF>> {
         Arc::new(HigherOrderUDF::new_from_impl(Match::none())),
         Arc::new(HigherOrderUDF::new_from_impl(Reduce::new())),
         Arc::new(HigherOrderUDF::new_from_impl(ZipWith::new())),
+        Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Filter))),
+        Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Keys))),
+        Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Values))),
     ]
 }
 
@@ -470,6 +481,205 @@ impl HigherOrderUDFImpl for ZipWith {
     }
 }
 
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum MapOp {
+    Filter,
+    Keys,
+    Values,
+}
+
+/// `map_filter`, `transform_keys` and `transform_values`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OverMap {
+    op: MapOp,
+    signature: HigherOrderSignature,
+}
+
+impl OverMap {
+    fn new(op: MapOp) -> Self {
+        Self {
+            op,
+            signature: HigherOrderSignature::exact(
+                vec![ValueOrLambda::Value(()), ValueOrLambda::Lambda(())],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+/// A map type's entry field and its key and value fields.
+fn map_fields(name: &str, t: &DataType) -> Result<(FieldRef, FieldRef, FieldRef, bool)> {
+    if let DataType::Map(entries, sorted) = t
+        && let DataType::Struct(kv) = entries.data_type()
+        && kv.len() == 2
+    {
+        return Ok((
+            Arc::clone(entries),
+            Arc::clone(&kv[0]),
+            Arc::clone(&kv[1]),
+            *sorted,
+        ));
+    }
+    plan_err!("{name} expects a map as its first argument, not {t}")
+}
+
+impl HigherOrderUDFImpl for OverMap {
+    fn name(&self) -> &str {
+        match self.op {
+            MapOp::Filter => "map_filter",
+            MapOp::Keys => "transform_keys",
+            MapOp::Values => "transform_values",
+        }
+    }
+
+    fn signature(&self) -> &HigherOrderSignature {
+        &self.signature
+    }
+
+    fn coerce_value_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [t] = arg_types else {
+            return plan_err!("{} takes a map and a lambda", self.name());
+        };
+        map_fields(self.name(), t)?;
+        Ok(vec![t.clone()])
+    }
+
+    fn lambda_parameters(
+        &self,
+        _step: usize,
+        fields: &[ValueOrLambda<FieldRef, Option<FieldRef>>],
+    ) -> Result<LambdaParametersProgress> {
+        let map = value(self.name(), fields, 0)?;
+        let (_, k, v, _) = map_fields(self.name(), map.data_type())?;
+        Ok(LambdaParametersProgress::Complete(vec![vec![k, v]]))
+    }
+
+    fn return_field_from_args(&self, args: HigherOrderReturnFieldArgs) -> Result<FieldRef> {
+        let map = value(self.name(), args.arg_fields, 0)?;
+        let out = lambda(self.name(), args.arg_fields, 1)?;
+        let (entries, k, v, sorted) = map_fields(self.name(), map.data_type())?;
+        let t = match self.op {
+            MapOp::Filter => {
+                if !matches!(out.data_type(), DataType::Boolean | DataType::Null) {
+                    return plan_err!(
+                        "map_filter's lambda must return boolean, not {}",
+                        out.data_type()
+                    );
+                }
+                map.data_type().clone()
+            }
+            MapOp::Keys => map_type(
+                &entries,
+                Field::new(k.name(), out.data_type().clone(), false),
+                v.as_ref().clone(),
+                sorted,
+            ),
+            MapOp::Values => map_type(
+                &entries,
+                k.as_ref().clone(),
+                Field::new(v.name(), out.data_type().clone(), true),
+                sorted,
+            ),
+        };
+        Ok(Arc::new(Field::new(self.name(), t, true)))
+    }
+
+    fn invoke_with_args(&self, args: HigherOrderFunctionArgs) -> Result<ColumnarValue> {
+        let name = self.name();
+        let map = value(name, &args.args, 0)?.to_array(args.number_rows)?;
+        let f = lambda(name, &args.args, 1)?;
+        let Some(map) = map.as_map_opt() else {
+            return exec_err!("{name} expects a map, not {}", map.data_type());
+        };
+        let (entries_field, key_field, value_field, sorted) = map_fields(name, args.return_type())?;
+        let offsets = map.offsets();
+        let first = offsets[0].max(0) as usize;
+        let starts: Vec<usize> = offsets.iter().map(|&o| o.max(0) as usize - first).collect();
+        let count = *starts.last().unwrap_or(&0);
+        let keys = map.keys().slice(first, count);
+        let values = map.values().slice(first, count);
+        let rows = UInt32Array::from_iter_values(
+            (0..map.len()).flat_map(|i| std::iter::repeat_n(i as u32, starts[i + 1] - starts[i])),
+        );
+        let out = if count == 0 {
+            new_null_array(&DataType::Null, 0)
+        } else {
+            let (kf, vf) = (|| Ok(Arc::clone(&keys)), || Ok(Arc::clone(&values)));
+            f.evaluate(&[&kf, &vf], |c| Ok(take_arrays(c, &rows, None)?))?
+                .into_array(count)?
+        };
+        let (keys, values, lengths) = match self.op {
+            MapOp::Filter => {
+                let out = cast(&out, &DataType::Boolean)?;
+                let out: &BooleanArray = out.as_boolean();
+                let keep: BooleanArray = (0..count)
+                    .map(|j| Some(out.is_valid(j) && out.value(j)))
+                    .collect();
+                let lengths: Vec<usize> = starts
+                    .windows(2)
+                    .map(|w| (w[0]..w[1]).filter(|&j| keep.value(j)).count())
+                    .collect();
+                (filter(&keys, &keep)?, filter(&values, &keep)?, lengths)
+            }
+            MapOp::Keys => {
+                let keys = cast(&out, key_field.data_type())?;
+                unique_keys(&keys, &starts)?;
+                (
+                    keys,
+                    values,
+                    starts.windows(2).map(|w| w[1] - w[0]).collect(),
+                )
+            }
+            MapOp::Values => (
+                keys,
+                cast(&out, value_field.data_type())?,
+                starts.windows(2).map(|w| w[1] - w[0]).collect(),
+            ),
+        };
+        let DataType::Struct(kv) = entries_field.data_type() else {
+            return exec_err!("{name}: a map's entries are a struct");
+        };
+        let entries = StructArray::try_new(kv.clone(), vec![keys, values], None)?;
+        Ok(ColumnarValue::Array(Arc::new(MapArray::try_new(
+            entries_field,
+            OffsetBuffer::from_lengths(lengths),
+            entries,
+            map.logical_nulls(),
+            sorted,
+        )?)))
+    }
+}
+
+fn map_type(entries: &FieldRef, k: Field, v: Field, sorted: bool) -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            entries.name(),
+            DataType::Struct(vec![k, v].into()),
+            false,
+        )),
+        sorted,
+    )
+}
+
+/// Athena's rule for new keys: none NULL, none repeated within a map.
+fn unique_keys(keys: &ArrayRef, starts: &[usize]) -> Result<()> {
+    if keys.null_count() > 0 {
+        return exec_err!("transform_keys: map key cannot be null");
+    }
+    let converter = RowConverter::new(vec![SortField::new(keys.data_type().clone())])?;
+    let rows = converter.convert_columns(&[Arc::clone(keys)])?;
+    let mut seen = HashSet::new();
+    for w in starts.windows(2) {
+        seen.clear();
+        for j in w[0]..w[1] {
+            if !seen.insert(rows.row(j)) {
+                return exec_err!("transform_keys: duplicate map keys are not allowed");
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::session::{Format, render, run_sql};
@@ -516,5 +726,33 @@ mod tests {
             rows(&sql).await,
             ["1,3;4", "2,15;10", "3,", "4,3;3", "5,4;0"]
         );
+    }
+
+    #[tokio::test]
+    async fn map_lambdas_see_their_row_and_keep_athenas_key_rules() {
+        let sql = "SELECT id, array_join(map_keys(map_filter(m, (k, v) -> v > n)), ';'), \
+                   array_join(map_values(transform_values(m, (k, v) -> v + n)), ';'), \
+                   array_join(map_keys(transform_keys(m, (k, v) -> k || CAST(n AS VARCHAR))), ';') \
+                   FROM (VALUES (1, MAP(ARRAY['a', 'b', 'c'], ARRAY[1, 5, NULL]), 2), \
+                   (2, MAP(ARRAY['d'], ARRAY[7]), 10), (3, MAP(ARRAY['e', 'f'], ARRAY[3, 4]), 0)) \
+                   AS t(id, m, n) ORDER BY id";
+        assert_eq!(
+            rows(sql).await,
+            ["1,b,3;7,a2;b2;c2", "2,,17,d10", "3,e;f,3;4,e0;f0"]
+        );
+        let ctx = crate::functions_session().unwrap();
+        for (sql, error) in [
+            (
+                "SELECT transform_keys(MAP(ARRAY[1, 2], ARRAY[3, 4]), (k, v) -> 0)",
+                "duplicate map keys",
+            ),
+            (
+                "SELECT transform_keys(MAP(ARRAY[1, 2], ARRAY[3, 4]), (k, v) -> CAST(NULL AS BIGINT))",
+                "map key cannot be null",
+            ),
+        ] {
+            let e = run_sql(&ctx, sql).await.unwrap_err().to_string();
+            assert!(e.contains(error), "{sql}: {e}");
+        }
     }
 }
