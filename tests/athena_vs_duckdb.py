@@ -49,6 +49,8 @@ if not files:
     sys.exit("the lake has no committed partitions: run etl generate and etl backfill first")
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
+# Athena's lambdas are written `x -> …`; DuckDB reads that form only when asked to.
+con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
 listed = ", ".join(f"'{f}'" for f in files)
 con.execute(
     f"CREATE VIEW events AS SELECT * EXCLUDE (v) FROM read_parquet([{listed}], "
@@ -95,6 +97,9 @@ DIMS = [
     "greatest(length(event_type), length(source))",
     "trim(lower(context_locale))",
     "starts_with(event_type, 'p')",
+    "array_join(transform(split(context_locale, '-'), x -> upper(x)), '+')",
+    "cardinality(filter(split(event_type, '_'), x -> length(x) > 3))",
+    "array_join(transform(split(user_id, '0'), p -> concat(p, source)), '|')",
 ]
 AGGS = [
     "count(*)",

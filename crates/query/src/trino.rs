@@ -27,6 +27,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+mod arrays;
 mod athena_strings;
 mod binary;
 mod conditional;
@@ -41,6 +42,7 @@ pub mod json_types;
 mod lambda;
 mod maps;
 pub mod missing;
+mod numbers;
 mod percentile;
 pub mod render;
 mod text;
@@ -63,6 +65,8 @@ pub fn register(ctx: &mut SessionContext) {
         .chain(json::functions())
         .chain(conditional::functions())
         .chain(athena_strings::functions())
+        .chain(numbers::functions())
+        .chain(arrays::functions())
     {
         ctx.register_udf(f.udf());
     }
@@ -85,6 +89,23 @@ pub fn register(ctx: &mut SessionContext) {
             .clone()
             .with_aliases(["truncate"]),
     );
+    // DataFusion's aggregates and string functions with Athena's meaning, under Athena's names.
+    let state = ctx.state();
+    for (name, athena) in [
+        ("var_samp", "variance"),
+        ("bit_and", "bitwise_and_agg"),
+        ("bit_or", "bitwise_or_agg"),
+        ("bit_xor", "bitwise_xor_agg"),
+    ] {
+        if let Some(f) = state.aggregate_functions().get(name) {
+            ctx.register_udaf(f.as_ref().clone().with_aliases([athena]));
+        }
+    }
+    for (name, athena) in [("levenshtein", "levenshtein_distance"), ("ceil", "ceiling")] {
+        if let Some(f) = state.scalar_functions().get(name) {
+            ctx.register_udf(f.as_ref().clone().with_aliases([athena]));
+        }
+    }
     // DataFusion's higher-order functions, under Athena's names, and Athena's own.
     for (f, names) in [
         (

@@ -11,6 +11,8 @@
 //!   `with` between characters.
 //! - `lpad`/`rpad`: an empty pad or a negative size is an error.
 //! - `from_utf8(b[, replacement])`, `length` of `varbinary` (bytes), `concat_ws` over an array.
+//! - Athena's own: `codepoint(c)` (a one-character string's code point) and
+//!   `hamming_distance(a, b)` (characters that differ; strings of different lengths are an error).
 
 use std::sync::Arc;
 
@@ -346,8 +348,67 @@ fn same_kind(n: &str, t: &[DataType]) -> Result<DataType> {
 }
 
 /// The functions above (`concat` on arrays is planned as `array_concat`).
+fn codepoint(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        let mut chars = v.chars();
+        out.push(match (chars.next(), chars.next()) {
+            (Some(c), None) => Some(i64::from(u32::from(c))),
+            _ => call.row_err(format!("codepoint takes one character, not {v:?}"))?,
+        });
+    }
+    Ok(arc(arrow::array::Int64Array::from(out)))
+}
+
+fn hamming_distance(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (x, y) = (text(&a[0])?, text(&a[1])?);
+    let mut out = Vec::with_capacity(x.len());
+    for (x, y) in x.iter().zip(y.iter()) {
+        let (Some(x), Some(y)) = (x, y) else {
+            out.push(None);
+            continue;
+        };
+        let (mut xs, mut ys) = (x.chars(), y.chars());
+        let mut d = 0_i64;
+        let same_length = loop {
+            match (xs.next(), ys.next()) {
+                (Some(p), Some(q)) => d += i64::from(p != q),
+                (None, None) => break true,
+                _ => break false,
+            }
+        };
+        out.push(if same_length {
+            Some(d)
+        } else {
+            call.row_err("the input strings to hamming_distance must have the same length")?
+        });
+    }
+    Ok(arc(arrow::array::Int64Array::from(out)))
+}
+
 pub fn functions() -> Vec<Fun> {
     vec![
+        Fun::new(
+            "codepoint",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Int64)
+            },
+            codepoint,
+        ),
+        Fun::new(
+            "hamming_distance",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::Int64)
+            },
+            hamming_distance,
+        ),
         Fun::new(
             "substr",
             |n, t| {

@@ -1,5 +1,5 @@
 //! Athena's hashes and binary functions, on `varbinary` as in Athena: `to_utf8`, `from_utf8`,
-//! `to_hex` (upper case), `from_hex`, `md5`, `sha256`, `sha512`, `xxhash64` (8 bytes, big
+//! `to_hex` (upper case), `from_hex`, `md5`, `sha1`, `sha256`, `crc32` (bigint), `sha512`, `xxhash64` (8 bytes, big
 //! endian), `to_base64`, `from_base64`, `to_base64url`, `from_base64url`.
 
 use arrow::array::{Array, ArrayRef, BinaryArray, StringArray};
@@ -109,6 +109,22 @@ pub fn functions() -> Vec<Fun> {
         Fun::new("md5", bin, |_, a| {
             map_bytes(&a[0], |b| md5::Md5::digest(b).to_vec())
         }),
+        Fun::new("sha1", bin, |_, a| {
+            map_bytes(&a[0], |b| sha1::Sha1::digest(b).to_vec())
+        }),
+        Fun::new(
+            "crc32",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Int64)
+            },
+            |_, a| {
+                let b = bytes(&a[0])?;
+                Ok(arc(arrow::array::Int64Array::from_iter(
+                    b.iter().map(|v| v.map(|v| i64::from(crc32fast::hash(v)))),
+                )))
+            },
+        ),
         Fun::new("sha256", bin, |_, a| {
             map_bytes(&a[0], |b| sha2::Sha256::digest(b).to_vec())
         }),

@@ -1,0 +1,431 @@
+//! Athena's array functions that DataFusion has under other meanings or not at all:
+//!
+//! - `slice(x, start, length)`: `length` elements from the 1-based `start` (from the end when
+//!   negative); `start` 0 or a negative `length` is an error.
+//! - `trim_array(x, n)`: `x` without its last `n` elements; `n` outside [0, cardinality] is an
+//!   error.
+//! - `contains_sequence(x, seq)`: whether `seq` appears in `x` as consecutive elements.
+//! - `sequence(start, stop[, step])` over bigint, date (a step of days or months, one day by
+//!   default) and timestamp (a step of an interval): from `start` to `stop` inclusive; the step
+//!   defaults to 1 (or -1 when `stop` < `start`); a step of the wrong sign is an error, and so
+//!   is a result of more than 10,000 entries.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Int64Array, ListArray, UInt32Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::compute::{cast, take};
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNanoType, IntervalUnit, TimeUnit};
+use arrow::row::{RowConverter, SortField};
+use chrono::{Duration, Months, NaiveDate};
+use datafusion::common::DataFusionError;
+
+use super::fun::{Call, Fun, Result, arc, arity};
+
+fn list(name: &str, a: &ArrayRef) -> Result<ListArray> {
+    match a.data_type() {
+        DataType::List(_) => Ok(a.as_list::<i32>().clone()),
+        DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            Ok(cast(a, &DataType::List(Arc::clone(f)))?
+                .as_list::<i32>()
+                .clone())
+        }
+        DataType::Null => Ok(ListArray::new_null(
+            Arc::new(Field::new_list_field(DataType::Null, true)),
+            a.len(),
+        )),
+        t => Err(DataFusionError::Execution(format!(
+            "{name} expects an array, not {t}"
+        ))),
+    }
+}
+
+fn list_type(name: &str, t: &DataType) -> Result<DataType> {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            Ok(DataType::List(Arc::clone(f)))
+        }
+        DataType::Null => Ok(DataType::new_list(DataType::Null, true)),
+        t => Err(DataFusionError::Plan(format!(
+            "{name} expects an array, not {t}"
+        ))),
+    }
+}
+
+fn ints(a: &ArrayRef) -> Result<Int64Array> {
+    Ok(cast(a, &DataType::Int64)?.as_primitive().clone())
+}
+
+/// A sub-list of each row, chosen from the row's length and its integer arguments: Ok(None) for
+/// a NULL row.
+fn sublists(
+    call: &Call,
+    a: &[ArrayRef],
+    pick: impl Fn(usize, &[i64]) -> std::result::Result<(usize, usize), String>,
+) -> Result<ArrayRef> {
+    let x = list(call.name, &a[0])?;
+    let args: Vec<Int64Array> = a[1..].iter().map(ints).collect::<Result<_>>()?;
+    let offsets = x.offsets();
+    let mut indices = Vec::new();
+    let mut lengths = Vec::with_capacity(x.len());
+    let mut nulls = Vec::with_capacity(x.len());
+    let mut v = vec![0; args.len()];
+    for i in 0..x.len() {
+        let null = x.is_null(i) || args.iter().any(|a| a.is_null(i));
+        let range = if null {
+            None
+        } else {
+            for (k, a) in args.iter().enumerate() {
+                v[k] = a.value(i);
+            }
+            let len = (offsets[i + 1] - offsets[i]) as usize;
+            match pick(len, &v) {
+                Ok(r) => Some(r),
+                Err(e) => call.row_err::<()>(e).map(|_| None)?,
+            }
+        };
+        match range {
+            Some((from, n)) => {
+                let base = offsets[i] as u32 + from as u32;
+                indices.extend(base..base + n as u32);
+                lengths.push(n);
+                nulls.push(true);
+            }
+            None => {
+                lengths.push(0);
+                nulls.push(false);
+            }
+        }
+    }
+    let values = take(x.values(), &UInt32Array::from(indices), None)?;
+    let DataType::List(field) = call.ret else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array",
+            call.name
+        )));
+    };
+    Ok(arc(ListArray::try_new(
+        Arc::clone(field),
+        OffsetBuffer::from_lengths(lengths),
+        cast(&values, field.data_type())?,
+        Some(nulls.into()),
+    )?))
+}
+
+fn slice(len: usize, v: &[i64]) -> std::result::Result<(usize, usize), String> {
+    let (start, length) = (v[0], v[1]);
+    if start == 0 {
+        return Err("SQL array indices start at 1".to_string());
+    }
+    if length < 0 {
+        return Err(format!(
+            "length must be greater than or equal to 0, not {length}"
+        ));
+    }
+    let len = len as i64;
+    let from = if start > 0 { start - 1 } else { len + start };
+    if from < 0 || from >= len {
+        return Ok((0, 0));
+    }
+    Ok((from as usize, length.min(len - from) as usize))
+}
+
+fn trim_array(len: usize, v: &[i64]) -> std::result::Result<(usize, usize), String> {
+    let n = v[0];
+    if n < 0 || n > len as i64 {
+        return Err(format!(
+            "size to trim must be between 0 and the array's cardinality {len}, not {n}"
+        ));
+    }
+    Ok((0, len - n as usize))
+}
+
+fn contains_sequence(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (x, s) = (list(call.name, &a[0])?, list(call.name, &a[1])?);
+    // Both sides' elements as comparable rows, of one common type.
+    let t = x.value_type();
+    let converter = RowConverter::new(vec![SortField::new(t.clone())])?;
+    let xr = converter.convert_columns(&[x.values().clone()])?;
+    let sr = converter.convert_columns(&[cast(s.values(), &t)?])?;
+    let (xo, so) = (x.offsets(), s.offsets());
+    let out: BooleanArray = (0..x.len())
+        .map(|i| {
+            if x.is_null(i) || s.is_null(i) {
+                return None;
+            }
+            let (xs, xe) = (xo[i] as usize, xo[i + 1] as usize);
+            let (ss, se) = (so[i] as usize, so[i + 1] as usize);
+            let n = se - ss;
+            Some(
+                n == 0
+                    || (xs..=xe.saturating_sub(n))
+                        .filter(|&k| k + n <= xe)
+                        .any(|k| (0..n).all(|j| xr.row(k + j) == sr.row(ss + j))),
+            )
+        })
+        .collect();
+    Ok(arc(out))
+}
+
+const MAX_ENTRIES: usize = 10_000;
+
+/// The steps from `start` to `stop` inclusive, `next` giving the k-th value.
+fn steps<T: PartialOrd + Copy>(
+    start: T,
+    stop: T,
+    up: bool,
+    next: impl Fn(i64) -> Option<T>,
+) -> std::result::Result<Vec<T>, String> {
+    if (up && stop < start) || (!up && stop > start) {
+        return Err(
+            "sequence stop value should be greater than or equal to start value if step is \
+             greater than zero otherwise stop should be less than or equal to start"
+                .to_string(),
+        );
+    }
+    let mut out = vec![start];
+    for k in 1.. {
+        let Some(v) = next(k) else { break };
+        if (up && v > stop) || (!up && v < stop) {
+            break;
+        }
+        if out.len() == MAX_ENTRIES {
+            return Err(format!(
+                "result of sequence function must not have more than {MAX_ENTRIES} entries"
+            ));
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// An interval step as (months, nanoseconds).
+fn interval_step(a: &ArrayRef, i: usize) -> Result<(i64, i64)> {
+    let iv = cast(a, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+    let iv = iv.as_primitive::<IntervalMonthDayNanoType>().value(i);
+    Ok((
+        i64::from(iv.months),
+        i64::from(iv.days) * 86_400_000_000_000 + iv.nanoseconds,
+    ))
+}
+
+fn sequence(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let n = a[0].len();
+    let field = match call.ret {
+        DataType::List(f) => Arc::clone(f),
+        t => {
+            return Err(DataFusionError::Execution(format!(
+                "sequence returns an array, not {t}"
+            )));
+        }
+    };
+    let element = field.data_type().clone();
+    let mut lengths = Vec::with_capacity(n);
+    let mut nulls = Vec::with_capacity(n);
+    let step_null = |i: usize| a.get(2).is_some_and(|s| s.is_null(i));
+    let values: ArrayRef = match &element {
+        DataType::Int64 => {
+            let (start, stop) = (ints(&a[0])?, ints(&a[1])?);
+            let step = a.get(2).map(ints).transpose()?;
+            let mut out = Vec::new();
+            for i in 0..n {
+                if start.is_null(i) || stop.is_null(i) || step_null(i) {
+                    lengths.push(0);
+                    nulls.push(false);
+                    continue;
+                }
+                let (s, e) = (start.value(i), stop.value(i));
+                let d = step
+                    .as_ref()
+                    .map_or(if e >= s { 1 } else { -1 }, |x| x.value(i));
+                let r = if d == 0 {
+                    Err("step must not be zero".to_string())
+                } else {
+                    steps(s, e, d > 0, |k| s.checked_add(k.checked_mul(d)?))
+                };
+                match r {
+                    Ok(v) => {
+                        lengths.push(v.len());
+                        nulls.push(true);
+                        out.extend(v);
+                    }
+                    Err(e) => {
+                        call.row_err::<()>(e)?;
+                        lengths.push(0);
+                        nulls.push(false);
+                    }
+                }
+            }
+            arc(Int64Array::from(out))
+        }
+        DataType::Date32 | DataType::Timestamp(..) => {
+            let unit_nanos: i64 = match &element {
+                DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
+                DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000_000,
+                DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+                DataType::Timestamp(TimeUnit::Nanosecond, _) => 1,
+                _ => 86_400_000_000_000,
+            };
+            // Days or ticks since the epoch.
+            let ticks = |x: &ArrayRef| -> Result<Int64Array> {
+                let x = cast(x, &element)?;
+                if element == DataType::Date32 {
+                    ints(&cast(&x, &DataType::Int32)?)
+                } else {
+                    ints(&x)
+                }
+            };
+            let (start, stop) = (ticks(&a[0])?, ticks(&a[1])?);
+            let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+            let mut out = Vec::new();
+            for i in 0..n {
+                if start.is_null(i) || stop.is_null(i) || step_null(i) {
+                    lengths.push(0);
+                    nulls.push(false);
+                    continue;
+                }
+                let (s, e) = (start.value(i), stop.value(i));
+                let (months, nanos) = match a.get(2) {
+                    Some(st) => interval_step(st, i)?,
+                    None if element == DataType::Date32 => {
+                        (0, if e >= s { 1 } else { -1 } * 86_400_000_000_000)
+                    }
+                    None => {
+                        return Err(DataFusionError::Execution(
+                            "sequence of timestamps takes a step (an INTERVAL)".to_string(),
+                        ));
+                    }
+                };
+                let r = if months != 0 && nanos != 0 {
+                    Err("a sequence step is either months or days to seconds".to_string())
+                } else if months == 0 && nanos % unit_nanos != 0 {
+                    Err("the sequence step is finer than the values".to_string())
+                } else if months == 0 && nanos == 0 {
+                    Err("step must not be zero".to_string())
+                } else if months == 0 {
+                    let d = nanos / unit_nanos;
+                    steps(s, e, d > 0, |k| s.checked_add(k.checked_mul(d)?))
+                } else {
+                    // Calendar months from the start, each clamped to its month's end.
+                    let per_day = 86_400_000_000_000 / unit_nanos;
+                    let (day, within) = (s.div_euclid(per_day), s.rem_euclid(per_day));
+                    let base = epoch + Duration::days(day);
+                    steps(s, e, months > 0, |k| {
+                        let m = k.checked_mul(months)?;
+                        let d = if m >= 0 {
+                            base.checked_add_months(Months::new(u32::try_from(m).ok()?))?
+                        } else {
+                            base.checked_sub_months(Months::new(u32::try_from(-m).ok()?))?
+                        };
+                        Some((d - epoch).num_days() * per_day + within)
+                    })
+                };
+                match r {
+                    Ok(v) => {
+                        lengths.push(v.len());
+                        nulls.push(true);
+                        out.extend(v);
+                    }
+                    Err(e) => {
+                        call.row_err::<()>(e)?;
+                        lengths.push(0);
+                        nulls.push(false);
+                    }
+                }
+            }
+            let v = Int64Array::from(out);
+            if element == DataType::Date32 {
+                arc(Date32Array::from_iter(
+                    v.iter().map(|d| d.map(|d| d as i32)),
+                ))
+            } else {
+                cast(&v, &element)?
+            }
+        }
+        t => {
+            return Err(DataFusionError::Execution(format!(
+                "sequence takes bigint, date or timestamp, not {t}"
+            )));
+        }
+    };
+    Ok(arc(ListArray::try_new(
+        field,
+        OffsetBuffer::from_lengths(lengths),
+        values,
+        Some(nulls.into()),
+    )?))
+}
+
+fn sequence_type(name: &str, t: &[DataType]) -> Result<DataType> {
+    arity(name, t, &[2, 3])?;
+    let element = match (&t[0], &t[1]) {
+        (DataType::Date32 | DataType::Date64, DataType::Date32 | DataType::Date64) => {
+            DataType::Date32
+        }
+        (DataType::Timestamp(u, z), DataType::Timestamp(..) | DataType::Date32) => {
+            DataType::Timestamp(*u, z.clone())
+        }
+        (a, b)
+            if (a.is_integer() || a == &DataType::Null)
+                && (b.is_integer() || b == &DataType::Null) =>
+        {
+            DataType::Int64
+        }
+        (a, b) => {
+            return Err(DataFusionError::Plan(format!(
+                "sequence takes two bigints, dates or timestamps, not {a} and {b}"
+            )));
+        }
+    };
+    if let Some(step) = t.get(2) {
+        let ok = match element {
+            DataType::Int64 => step.is_integer() || step == &DataType::Null,
+            _ => matches!(step, DataType::Interval(_) | DataType::Null),
+        };
+        if !ok {
+            return Err(DataFusionError::Plan(format!(
+                "sequence over {element} takes a step of {}, not {step}",
+                if element == DataType::Int64 {
+                    "bigint"
+                } else {
+                    "INTERVAL"
+                }
+            )));
+        }
+    }
+    Ok(DataType::new_list(element, true))
+}
+
+pub fn functions() -> Vec<Fun> {
+    vec![
+        Fun::new(
+            "slice",
+            |n, t| {
+                arity(n, t, &[3])?;
+                list_type(n, &t[0])
+            },
+            |c, a| sublists(c, a, slice),
+        ),
+        Fun::new(
+            "trim_array",
+            |n, t| {
+                arity(n, t, &[2])?;
+                list_type(n, &t[0])
+            },
+            |c, a| sublists(c, a, trim_array),
+        ),
+        Fun::new(
+            "contains_sequence",
+            |n, t| {
+                arity(n, t, &[2])?;
+                list_type(n, &t[0])?;
+                list_type(n, &t[1])?;
+                Ok(DataType::Boolean)
+            },
+            contains_sequence,
+        ),
+        Fun::new("sequence", sequence_type, sequence),
+    ]
+}

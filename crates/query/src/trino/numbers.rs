@@ -1,0 +1,329 @@
+//! Athena's arithmetic and bitwise functions that DataFusion lacks or means otherwise:
+//!
+//! - `mod(n, m)`: the remainder with the dividend's sign (`mod(-7, 3)` is -1); integers give an
+//!   integer and a zero divisor is an error, doubles a double (NaN for a zero divisor).
+//! - `sign(x)`: -1, 0 or 1 in `x`'s type (NaN stays NaN).
+//! - `e()`, `infinity()`, `nan()`; `is_nan(x)`, `is_finite(x)`, `is_infinite(x)`.
+//! - `bitwise_and`, `bitwise_or`, `bitwise_xor`, `bitwise_not` on bigint two's complement;
+//!   `bitwise_left_shift`, `bitwise_right_shift` (zeros shifted in) and
+//!   `bitwise_right_shift_arithmetic` (the sign shifted in), a shift of 64 or more giving 0
+//!   (or -1 for a negative arithmetic shift); `bit_count(x, bits)`: the 1 bits of `x` as a
+//!   `bits`-bit two's complement number.
+//! - `from_base(text, radix)`, `to_base(x, radix)`: radix 2 to 36, lower-case digits.
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use datafusion::common::DataFusionError;
+use datafusion::logical_expr::Volatility;
+
+use super::fun::{Call, Fun, Result, arc, arity, text};
+
+fn ints(a: &ArrayRef) -> Result<Int64Array> {
+    Ok(cast(a, &DataType::Int64)?
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("cast to Int64")
+        .clone())
+}
+
+fn floats(a: &ArrayRef) -> Result<Float64Array> {
+    Ok(cast(a, &DataType::Float64)?
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("cast to Float64")
+        .clone())
+}
+
+fn numeric(name: &str, t: &DataType) -> Result<()> {
+    if t.is_numeric() || t == &DataType::Null {
+        Ok(())
+    } else {
+        Err(DataFusionError::Plan(format!(
+            "{name} takes numbers, not {t}"
+        )))
+    }
+}
+
+/// Integer when every argument is an integer (or NULL), double otherwise.
+fn int_or_double(name: &str, types: &[DataType]) -> Result<DataType> {
+    for t in types {
+        numeric(name, t)?;
+    }
+    Ok(
+        if types.iter().all(|t| t.is_integer() || t == &DataType::Null) {
+            DataType::Int64
+        } else {
+            DataType::Float64
+        },
+    )
+}
+
+fn binary_int(
+    call: &Call,
+    a: &[ArrayRef],
+    f: impl Fn(i64, i64) -> std::result::Result<i64, String>,
+) -> Result<ArrayRef> {
+    let (x, y) = (ints(&a[0])?, ints(&a[1])?);
+    let mut out = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        out.push(if x.is_null(i) || y.is_null(i) {
+            None
+        } else {
+            match f(x.value(i), y.value(i)) {
+                Ok(v) => Some(v),
+                Err(e) => call.row_err(e)?,
+            }
+        });
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn modulo(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    if call.ret == &DataType::Int64 {
+        return binary_int(call, a, |x, y| {
+            if y == 0 {
+                Err("division by zero".to_string())
+            } else {
+                Ok(x.wrapping_rem(y))
+            }
+        });
+    }
+    let (x, y) = (floats(&a[0])?, floats(&a[1])?);
+    Ok(arc(arrow::compute::binary::<
+        _,
+        _,
+        _,
+        arrow::datatypes::Float64Type,
+    >(&x, &y, |x, y| x % y)?))
+}
+
+fn sign(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    if call.ret == &DataType::Float64 {
+        let x = floats(&a[0])?;
+        return Ok(arc(x.unary::<_, arrow::datatypes::Float64Type>(|v| {
+            if v.is_nan() || v == 0.0 {
+                v
+            } else {
+                v.signum()
+            }
+        })));
+    }
+    let x = ints(&a[0])?;
+    Ok(arc(x.unary::<_, arrow::datatypes::Int64Type>(i64::signum)))
+}
+
+fn float_test(a: &[ArrayRef], f: fn(f64) -> bool) -> Result<ArrayRef> {
+    let x = floats(&a[0])?;
+    Ok(arc(x.iter().map(|v| v.map(f)).collect::<BooleanArray>()))
+}
+
+fn constant(a: &[ArrayRef], v: f64) -> Result<ArrayRef> {
+    let n = a.first().map_or(1, |a| a.len());
+    Ok(arc(Float64Array::from(vec![v; n])))
+}
+
+fn shift(call: &Call, a: &[ArrayRef], f: fn(i64, u32) -> i64) -> Result<ArrayRef> {
+    binary_int(call, a, |x, s| {
+        if s < 0 {
+            Err(format!("shift must not be negative, got {s}"))
+        } else {
+            Ok(f(x, s.min(64) as u32))
+        }
+    })
+}
+
+fn bit_count(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    binary_int(call, a, |x, bits| {
+        if !(2..=64).contains(&bits) {
+            return Err(format!(
+                "bits specified in bit_count must be between 2 and 64, got {bits}"
+            ));
+        }
+        let low = if bits == 64 {
+            x
+        } else {
+            x & ((1_i64 << bits) - 1)
+        };
+        if bits < 64 {
+            let (min, max) = (-(1_i64 << (bits - 1)), (1_i64 << (bits - 1)) - 1);
+            if x < min || x > max {
+                return Err(format!(
+                    "number must be representable with the bits specified. {x} cannot be represented with {bits} bits"
+                ));
+            }
+        }
+        Ok(i64::from(low.count_ones()))
+    })
+}
+
+const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn radix(call: &Call, r: i64) -> Result<Option<u32>> {
+    if (2..=36).contains(&r) {
+        Ok(Some(r as u32))
+    } else {
+        call.row_err(format!("radix must be between 2 and 36, got {r}"))
+    }
+}
+
+fn from_base(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (s, r) = (text(&a[0])?, ints(&a[1])?);
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        if s.is_null(i) || r.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let Some(base) = radix(call, r.value(i))? else {
+            out.push(None);
+            continue;
+        };
+        out.push(match i64::from_str_radix(s.value(i), base) {
+            Ok(v) => Some(v),
+            Err(_) => call.row_err(format!("not a valid base-{base} number: {}", s.value(i)))?,
+        });
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn to_base(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (x, r) = (ints(&a[0])?, ints(&a[1])?);
+    let mut out: Vec<Option<String>> = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        if x.is_null(i) || r.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let Some(base) = radix(call, r.value(i))? else {
+            out.push(None);
+            continue;
+        };
+        let v = x.value(i);
+        let mut n = v.unsigned_abs();
+        let mut digits = Vec::new();
+        loop {
+            digits.push(DIGITS[(n % u64::from(base)) as usize]);
+            n /= u64::from(base);
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            digits.push(b'-');
+        }
+        digits.reverse();
+        out.push(Some(String::from_utf8(digits).expect("ASCII digits")));
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+pub fn functions() -> Vec<Fun> {
+    fn two_ints(n: &str, t: &[DataType]) -> Result<DataType> {
+        arity(n, t, &[2])?;
+        for x in t {
+            numeric(n, x)?;
+        }
+        Ok(DataType::Int64)
+    }
+    fn one_double_test(n: &str, t: &[DataType]) -> Result<DataType> {
+        arity(n, t, &[1])?;
+        numeric(n, &t[0])?;
+        Ok(DataType::Boolean)
+    }
+    vec![
+        Fun::new(
+            "mod",
+            |n, t| {
+                arity(n, t, &[2])?;
+                int_or_double(n, t)
+            },
+            modulo,
+        ),
+        Fun::new(
+            "sign",
+            |n, t| {
+                arity(n, t, &[1])?;
+                int_or_double(n, t)
+            },
+            sign,
+        ),
+        Fun::new(
+            "e",
+            |_, _| Ok(DataType::Float64),
+            |_, a| constant(a, std::f64::consts::E),
+        )
+        .nullary(Volatility::Immutable),
+        Fun::new(
+            "infinity",
+            |_, _| Ok(DataType::Float64),
+            |_, a| constant(a, f64::INFINITY),
+        )
+        .nullary(Volatility::Immutable),
+        Fun::new(
+            "nan",
+            |_, _| Ok(DataType::Float64),
+            |_, a| constant(a, f64::NAN),
+        )
+        .nullary(Volatility::Immutable),
+        Fun::new("is_nan", one_double_test, |_, a| float_test(a, f64::is_nan)),
+        Fun::new("is_finite", one_double_test, |_, a| {
+            float_test(a, f64::is_finite)
+        }),
+        Fun::new("is_infinite", one_double_test, |_, a| {
+            float_test(a, f64::is_infinite)
+        }),
+        Fun::new("bitwise_and", two_ints, |c, a| {
+            binary_int(c, a, |x, y| Ok(x & y))
+        }),
+        Fun::new("bitwise_or", two_ints, |c, a| {
+            binary_int(c, a, |x, y| Ok(x | y))
+        }),
+        Fun::new("bitwise_xor", two_ints, |c, a| {
+            binary_int(c, a, |x, y| Ok(x ^ y))
+        }),
+        Fun::new(
+            "bitwise_not",
+            |n, t| {
+                arity(n, t, &[1])?;
+                numeric(n, &t[0])?;
+                Ok(DataType::Int64)
+            },
+            |_, a| {
+                Ok(arc(
+                    ints(&a[0])?.unary::<_, arrow::datatypes::Int64Type>(|x| !x)
+                ))
+            },
+        ),
+        Fun::new("bitwise_left_shift", two_ints, |c, a| {
+            shift(c, a, |x, s| if s >= 64 { 0 } else { x << s })
+        }),
+        Fun::new("bitwise_right_shift", two_ints, |c, a| {
+            shift(
+                c,
+                a,
+                |x, s| if s >= 64 { 0 } else { ((x as u64) >> s) as i64 },
+            )
+        }),
+        Fun::new("bitwise_right_shift_arithmetic", two_ints, |c, a| {
+            shift(c, a, |x, s| x >> s.min(63))
+        }),
+        Fun::new("bit_count", two_ints, bit_count),
+        Fun::new(
+            "from_base",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::Int64)
+            },
+            from_base,
+        ),
+        Fun::new(
+            "to_base",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::Utf8)
+            },
+            to_base,
+        ),
+    ]
+}
