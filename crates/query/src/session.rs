@@ -15,6 +15,7 @@ use eventlake_catalog::{Catalog, Lake};
 
 use crate::error::Result;
 use crate::rules::few_groups::FewGroupsOnOneThread;
+use crate::rules::semi_join::DistinctSemiJoinSide;
 use crate::rules::{CountFromCatalog, SplitByPartition};
 use crate::table::CommittedEvents;
 use crate::trino::dialect::AthenaDialect;
@@ -72,6 +73,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     ctx.add_optimizer_rule(Arc::new(crate::trino::FuseJsonCast));
     ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
     ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
+    ctx.add_optimizer_rule(Arc::new(DistinctSemiJoinSide));
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
     Ok(ctx)
 }

@@ -5,8 +5,10 @@
 //! on `team` and `dt` prune whole partitions before any file is opened; other filters reach the
 //! Parquet reader, which skips row groups and pages by their statistics. The scan tells the
 //! planner how many rows it reads (the catalog records each file's), so a join builds its hash
-//! table on its smaller side.
+//! table on its smaller side; under a filter on `event_type`, the rows of the kept types (the
+//! catalog counts each file's rows per type), as an estimate.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -37,8 +39,51 @@ pub struct CommittedEvents {
     schema: SchemaRef,
     partition_schema: DFSchema,
     url: ObjectStoreUrl,
-    /// Each committed file with its number of rows.
-    files: Vec<(PartitionedFile, u64)>,
+    /// Each committed file with its number of rows, and its rows per event type when the
+    /// catalog counted every type.
+    files: Vec<(PartitionedFile, u64, Option<RowsByType>)>,
+}
+
+type RowsByType = BTreeMap<String, u64>;
+
+/// The event types a scan's filters keep (`event_type = '…'`, `event_type IN (…)`), when they
+/// name them.
+fn event_types_kept(filters: &[Expr]) -> Option<BTreeSet<String>> {
+    fn is_type(e: &Expr) -> bool {
+        matches!(e, Expr::Column(c) if c.name == "event_type")
+    }
+    fn text(e: &Expr) -> Option<String> {
+        match e {
+            Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+                Some(s.clone())
+            }
+            Expr::Cast(c) => text(&c.expr),
+            _ => None,
+        }
+    }
+    let mut kept: Option<BTreeSet<String>> = None;
+    for f in filters {
+        let names: Option<BTreeSet<String>> = match f {
+            Expr::BinaryExpr(b) if b.op == datafusion::logical_expr::Operator::Eq => {
+                if is_type(&b.left) {
+                    text(&b.right).map(|t| BTreeSet::from([t]))
+                } else if is_type(&b.right) {
+                    text(&b.left).map(|t| BTreeSet::from([t]))
+                } else {
+                    None
+                }
+            }
+            Expr::InList(l) if !l.negated && is_type(&l.expr) => l.list.iter().map(text).collect(),
+            _ => None,
+        };
+        if let Some(names) = names {
+            kept = Some(match kept {
+                Some(k) => k.intersection(&names).cloned().collect(),
+                None => names,
+            });
+        }
+    }
+    kept
 }
 
 impl CommittedEvents {
@@ -53,6 +98,8 @@ impl CommittedEvents {
                             ScalarValue::Utf8View(Some(e.partition.dt.to_string())),
                         ]),
                     f.rows,
+                    (f.counts_every_type() && !f.event_types.is_empty())
+                        .then(|| f.event_types.clone()),
                 ));
             }
         }
@@ -109,13 +156,18 @@ impl TableProvider for CommittedEvents {
             .cloned()
             .collect();
         let mut files = Vec::with_capacity(self.files.len());
-        let (mut rows, mut bytes) = (0_u64, 0_u64);
-        for (f, n) in &self.files {
+        let types = event_types_kept(filters);
+        let (mut rows, mut bytes, mut kept) = (0_u64, 0_u64, 0_u64);
+        for (f, n, by_type) in &self.files {
             if let Some(f) =
                 filter_partitioned_file(f.clone(), &partition_filters, &self.partition_schema)?
             {
                 rows += n;
                 bytes += f.object_meta.size;
+                kept += match (&types, by_type) {
+                    (Some(t), Some(by_type)) => t.iter().filter_map(|t| by_type.get(t)).sum(),
+                    _ => *n,
+                };
                 files.push(f);
             }
         }
@@ -135,10 +187,17 @@ impl TableProvider for CommittedEvents {
             .with_table_partition_cols(view_fields(&partition_fields()))
             .build(),
         );
-        // Exact: the catalog wrote each file's rows when it committed it.
+        // Exact: the catalog wrote each file's rows when it committed it. Under a filter on
+        // event types, the kept types' rows: an estimate, since the filter runs in the reader.
         let mut stats = Statistics::new_unknown(&self.schema);
-        stats.num_rows = Precision::Exact(rows as usize);
-        stats.total_byte_size = Precision::Inexact(bytes as usize);
+        if types.is_some() {
+            stats.num_rows = Precision::Inexact(kept as usize);
+            stats.total_byte_size =
+                Precision::Inexact((bytes as f64 * kept as f64 / rows.max(1) as f64) as usize);
+        } else {
+            stats.num_rows = Precision::Exact(rows as usize);
+            stats.total_byte_size = Precision::Inexact(bytes as usize);
+        }
         let config = FileScanConfigBuilder::new(self.url.clone(), source)
             .with_statistics(stats)
             .with_file_groups(groups)
