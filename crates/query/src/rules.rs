@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::table::view_fields;
 
 pub(crate) mod few_groups;
+pub(crate) mod per_value;
 pub(crate) mod semi_join;
 
 /// The `events` scan under an aggregation's filters and projections of plain columns, with those

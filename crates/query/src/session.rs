@@ -15,6 +15,7 @@ use eventlake_catalog::{Catalog, Lake};
 
 use crate::error::Result;
 use crate::rules::few_groups::FewGroupsOnOneThread;
+use crate::rules::per_value::PerValueStrings;
 use crate::rules::semi_join::DistinctSemiJoinSide;
 use crate::rules::{CountFromCatalog, SplitByPartition};
 use crate::table::CommittedEvents;
@@ -60,6 +61,12 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
         .position(|r| r.name() == "EnsureRequirements")
         .unwrap_or(0);
     rules.insert(at, Arc::new(FewGroupsOnOneThread::new(&entries)));
+    // Last, so that no later rule renumbers the columns its expressions read.
+    let end = rules
+        .iter()
+        .position(|r| r.name() == "SanityCheckPlan")
+        .unwrap_or(rules.len());
+    rules.insert(end, Arc::new(PerValueStrings));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

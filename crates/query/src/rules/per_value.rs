@@ -1,0 +1,356 @@
+//! Functions of one low-cardinality string column computed once per distinct value of a batch.
+//!
+//! `split_part(context_locale, '-', 1)`, `regexp_extract(context_app_version, '^[0-9]+')` or
+//! `split(event_type, '_')` see a handful of values in a batch of thousands of rows: the string
+//! columns are read from dictionary-encoded Parquet, and files are sorted by event type. Each
+//! such expression (deterministic, reading one `Utf8View` column and nothing else) is
+//! evaluated on the batch's distinct values, then spread back to the rows.
+//!
+//! Distinct values are found by their 16-byte views: equal views are equal strings (a short
+//! string is held in its view; a long one by buffer and offset, which the Parquet reader shares
+//! between the rows of one dictionary value), so the answer never changes; two equal long
+//! strings at different places only cost one extra evaluation. A batch with more than
+//! [`MAX_VALUES`] distinct views is evaluated as written, and after a few such batches the
+//! expression stops looking (a high-cardinality column such as `user_id`).
+//!
+//! Applied to the expressions of projections and to the group keys of aggregations that read
+//! their input directly (partial or single mode).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{take, take_record_batch};
+use arrow::datatypes::{DataType, FieldRef, Schema};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::config::ConfigOptions;
+use datafusion::error::Result;
+use datafusion::logical_expr::{ColumnarValue, Volatility};
+use datafusion::physical_expr::ScalarFunctionExpr;
+use datafusion::physical_expr::expressions::{CaseExpr, Column, Literal};
+use datafusion::physical_expr::{PhysicalExpr, projection::ProjectionExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::projection::ProjectionExec;
+
+/// Distinct values a batch may have for the expression to be evaluated once per value.
+const MAX_VALUES: usize = 64;
+/// Batches over [`MAX_VALUES`] after which an expression stops looking.
+const GIVE_UP_AFTER: u32 = 3;
+
+#[derive(Debug)]
+pub struct OncePerValue {
+    inner: Arc<dyn PhysicalExpr>,
+    column: usize,
+    misses: AtomicU32,
+}
+
+impl OncePerValue {
+    fn new(inner: Arc<dyn PhysicalExpr>, column: usize) -> Self {
+        Self {
+            inner,
+            column,
+            misses: AtomicU32::new(0),
+        }
+    }
+}
+
+impl PartialEq for OncePerValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.column == other.column && self.inner.as_ref() == other.inner.as_ref()
+    }
+}
+impl Eq for OncePerValue {}
+impl Hash for OncePerValue {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.column.hash(state);
+        self.inner.hash(state);
+    }
+}
+
+impl fmt::Display for OncePerValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "per_value({})", self.inner)
+    }
+}
+
+impl PhysicalExpr for OncePerValue {
+    fn return_field(&self, input_schema: &Schema) -> Result<FieldRef> {
+        self.inner.return_field(input_schema)
+    }
+
+    fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
+        let rows = batch.num_rows();
+        if self.misses.load(Ordering::Relaxed) >= GIVE_UP_AFTER || rows < 2 * MAX_VALUES {
+            return self.inner.evaluate(batch);
+        }
+        let Some(column) = batch.column(self.column).as_string_view_opt() else {
+            return self.inner.evaluate(batch);
+        };
+        let views = column.views();
+        // The first row of each distinct value (NULL is one value), and each row's value.
+        let mut keys: Vec<Option<u128>> = Vec::with_capacity(MAX_VALUES);
+        let mut firsts: Vec<u32> = Vec::with_capacity(MAX_VALUES);
+        let mut which: Vec<u32> = Vec::with_capacity(rows);
+        let mut last: Option<(Option<u128>, u32)> = None;
+        for i in 0..rows {
+            let key = column.is_valid(i).then(|| views[i]);
+            if let Some((k, v)) = last
+                && k == key
+            {
+                which.push(v);
+                continue;
+            }
+            let v = match keys.iter().position(|k| *k == key) {
+                Some(v) => v as u32,
+                None => {
+                    if keys.len() == MAX_VALUES {
+                        self.misses.fetch_add(1, Ordering::Relaxed);
+                        return self.inner.evaluate(batch);
+                    }
+                    keys.push(key);
+                    firsts.push(i as u32);
+                    (keys.len() - 1) as u32
+                }
+            };
+            last = Some((key, v));
+            which.push(v);
+        }
+        let distinct = take_record_batch(batch, &UInt32Array::from(firsts))?;
+        let values = self
+            .inner
+            .evaluate(&distinct)?
+            .into_array(distinct.num_rows())?;
+        Ok(ColumnarValue::Array(take(
+            &values,
+            &UInt32Array::from(which),
+            None,
+        )?))
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        vec![&self.inner]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        let [inner] = <[_; 1]>::try_from(children).map_err(|_| {
+            datafusion::error::DataFusionError::Internal("one child expected".to_string())
+        })?;
+        // The column is read from the new expression: a rewrite may have renumbered it.
+        let mut found = None;
+        if !single_column(&inner, &mut found) {
+            return Ok(inner);
+        }
+        match found {
+            Some(column) => Ok(Arc::new(Self::new(inner, column))),
+            None => Ok(inner),
+        }
+    }
+
+    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt_sql(f)
+    }
+}
+
+/// The one column `e` reads, when it reads exactly one and is made only of deterministic
+/// functions, CASE and literals over it.
+fn single_column(e: &Arc<dyn PhysicalExpr>, found: &mut Option<usize>) -> bool {
+    if let Some(c) = e.downcast_ref::<Column>() {
+        return match found {
+            Some(i) => *i == c.index(),
+            None => {
+                *found = Some(c.index());
+                true
+            }
+        };
+    }
+    if e.downcast_ref::<Literal>().is_some() {
+        return true;
+    }
+    let deterministic = match e.downcast_ref::<ScalarFunctionExpr>() {
+        Some(f) => f.fun().signature().volatility == Volatility::Immutable,
+        None => e.downcast_ref::<CaseExpr>().is_some(),
+    };
+    deterministic && e.children().into_iter().all(|c| single_column(c, found))
+}
+
+/// `e` with its largest parts that qualify wrapped.
+fn wrap(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    if e.downcast_ref::<Column>().is_some() || e.downcast_ref::<Literal>().is_some() {
+        return Ok(Transformed::no(Arc::clone(e)));
+    }
+    let mut found = None;
+    // A nested result (an array from `split`) costs as much to spread back as to compute.
+    if single_column(e, &mut found)
+        && let Some(i) = found
+        && schema.fields().get(i).map(|f| f.data_type()) == Some(&DataType::Utf8View)
+        && e.data_type(schema).is_ok_and(|t| !t.is_nested())
+    {
+        return Ok(Transformed::yes(Arc::new(OncePerValue::new(
+            Arc::clone(e),
+            i,
+        ))));
+    }
+    if e.downcast_ref::<OncePerValue>().is_some() {
+        return Ok(Transformed::no(Arc::clone(e)));
+    }
+    let children: Vec<Arc<dyn PhysicalExpr>> = e.children().into_iter().cloned().collect();
+    let mut changed = false;
+    let mut new = Vec::with_capacity(children.len());
+    for c in &children {
+        let t = wrap(c, schema)?;
+        changed |= t.transformed;
+        new.push(t.data);
+    }
+    if !changed {
+        return Ok(Transformed::no(Arc::clone(e)));
+    }
+    Ok(Transformed::yes(Arc::clone(e).with_new_children(new)?))
+}
+
+#[derive(Debug, Default)]
+pub struct PerValueStrings;
+
+impl PhysicalOptimizerRule for PerValueStrings {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if let Some(p) = node.downcast_ref::<ProjectionExec>() {
+                let schema = p.input().schema();
+                let mut changed = false;
+                let mut exprs = Vec::with_capacity(p.expr().len());
+                for pe in p.expr() {
+                    let t = wrap(&pe.expr, &schema)?;
+                    changed |= t.transformed;
+                    exprs.push(ProjectionExpr {
+                        expr: t.data,
+                        alias: pe.alias.clone(),
+                    });
+                }
+                if !changed {
+                    return Ok(Transformed::no(node));
+                }
+                let new = ProjectionExec::try_new(exprs, Arc::clone(p.input()))?;
+                return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+            }
+            if let Some(a) = node.downcast_ref::<AggregateExec>() {
+                if !matches!(a.mode(), AggregateMode::Partial | AggregateMode::Single)
+                    || a.group_expr().has_grouping_set()
+                {
+                    return Ok(Transformed::no(node));
+                }
+                let schema = a.input().schema();
+                let mut changed = false;
+                let mut keys = Vec::with_capacity(a.group_expr().expr().len());
+                for (e, name) in a.group_expr().expr() {
+                    let t = wrap(e, &schema)?;
+                    changed |= t.transformed;
+                    keys.push((t.data, name.clone()));
+                }
+                if !changed {
+                    return Ok(Transformed::no(node));
+                }
+                let group = PhysicalGroupBy::new(
+                    keys,
+                    a.group_expr().null_expr().to_vec(),
+                    a.group_expr().groups().to_vec(),
+                    false,
+                );
+                let new = AggregateExec::try_new(
+                    *a.mode(),
+                    group,
+                    a.aggr_expr().to_vec(),
+                    a.filter_expr().to_vec(),
+                    Arc::clone(a.input()),
+                    a.input_schema(),
+                )?
+                .with_limit_options(a.limit_options());
+                return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+            }
+            Ok(Transformed::no(node))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "per_value_strings"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::util::pretty::pretty_format_batches;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::physical_plan::displayable;
+    use datafusion::prelude::SessionContext;
+
+    use super::PerValueStrings;
+
+    /// The query's rows, and its physical plan, with or without the rule.
+    async fn run(rule: bool, sql: &str) -> (String, String) {
+        let mut state = SessionStateBuilder::new().with_default_features();
+        if rule {
+            state = state.with_physical_optimizer_rule(Arc::new(PerValueStrings));
+        }
+        let ctx = SessionContext::new_with_state(state.build());
+        // A low-cardinality column of long strings with NULLs, and a high-cardinality one.
+        ctx.sql(
+            "CREATE TABLE t AS SELECT arrow_cast(CASE WHEN value % 7 = 0 THEN NULL \
+             ELSE concat('k', value % 5, '-a-suffix-longer-than-twelve') END, 'Utf8View') AS s, \
+             arrow_cast(concat('u', value), 'Utf8View') AS u, value AS n \
+             FROM generate_series(1, 30000)",
+        )
+        .await
+        .unwrap();
+        let df = ctx.sql(sql).await.unwrap();
+        let plan = df.clone().create_physical_plan().await.unwrap();
+        let plan = displayable(plan.as_ref()).indent(true).to_string();
+        let rows = pretty_format_batches(&df.collect().await.unwrap())
+            .unwrap()
+            .to_string();
+        (rows, plan)
+    }
+
+    #[tokio::test]
+    async fn answers_are_those_of_the_expression_as_written() {
+        for (sql, wrapped) in [
+            (
+                "SELECT split_part(s, '-', 1) AS a, upper(substr(s, 2, 1)) AS b, count(*) AS c \
+                 FROM t GROUP BY 1, 2 ORDER BY 1, 2",
+                true,
+            ),
+            (
+                "SELECT n, lower(s) AS l, length(s) + 1 AS len FROM t WHERE n % 997 = 0 ORDER BY n",
+                true,
+            ),
+            // Over 64 values a batch: evaluated as written, then no longer looked at.
+            (
+                "SELECT max(upper(u)) AS m, count(DISTINCT lower(u)) AS d FROM t",
+                false,
+            ),
+            ("SELECT upper(u) AS x FROM t ORDER BY n DESC LIMIT 3", true),
+        ] {
+            let (with, plan) = run(true, sql).await;
+            let (without, _) = run(false, sql).await;
+            assert_eq!(with, without, "{sql}\n{plan}");
+            if wrapped {
+                assert!(plan.contains("per_value("), "{sql}\n{plan}");
+            }
+        }
+    }
+}
