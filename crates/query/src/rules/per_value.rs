@@ -13,8 +13,10 @@
 //! [`MAX_VALUES`] distinct views is evaluated as written, and after a few such batches the
 //! expression stops looking (a high-cardinality column such as `user_id`).
 //!
-//! Applied to the expressions of projections and to the group keys of aggregations that read
-//! their input directly (partial or single mode).
+//! Applied to the expressions of projections, and to the group keys and the arguments (of
+//! aggregates without an ordering) of aggregations that read their input directly (partial or
+//! single mode). Only a function or a CASE is wrapped: a bare comparison costs no more than
+//! finding the distinct values.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -29,7 +31,10 @@ use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Volatility};
 use datafusion::physical_expr::ScalarFunctionExpr;
-use datafusion::physical_expr::expressions::{CaseExpr, Column, Literal};
+use datafusion::physical_expr::expressions::{
+    BinaryExpr, CaseExpr, CastExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, LikeExpr,
+    Literal, NotExpr,
+};
 use datafusion::physical_expr::{PhysicalExpr, projection::ProjectionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
@@ -175,9 +180,24 @@ fn single_column(e: &Arc<dyn PhysicalExpr>, found: &mut Option<usize>) -> bool {
     }
     let deterministic = match e.downcast_ref::<ScalarFunctionExpr>() {
         Some(f) => f.fun().signature().volatility == Volatility::Immutable,
-        None => e.downcast_ref::<CaseExpr>().is_some(),
+        None => {
+            e.downcast_ref::<CaseExpr>().is_some()
+                || e.downcast_ref::<BinaryExpr>().is_some()
+                || e.downcast_ref::<InListExpr>().is_some()
+                || e.downcast_ref::<IsNullExpr>().is_some()
+                || e.downcast_ref::<IsNotNullExpr>().is_some()
+                || e.downcast_ref::<NotExpr>().is_some()
+                || e.downcast_ref::<CastExpr>().is_some()
+                || e.downcast_ref::<LikeExpr>().is_some()
+        }
     };
     deterministic && e.children().into_iter().all(|c| single_column(c, found))
+}
+
+/// Worth evaluating once per value: a function or a CASE (a bare comparison is as cheap as
+/// finding the distinct values).
+fn costly(e: &Arc<dyn PhysicalExpr>) -> bool {
+    e.downcast_ref::<ScalarFunctionExpr>().is_some() || e.downcast_ref::<CaseExpr>().is_some()
 }
 
 /// `e` with its largest parts that qualify wrapped.
@@ -187,7 +207,8 @@ fn wrap(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Transformed<Arc<dy
     }
     let mut found = None;
     // A nested result (an array from `split`) costs as much to spread back as to compute.
-    if single_column(e, &mut found)
+    if costly(e)
+        && single_column(e, &mut found)
         && let Some(i) = found
         && schema.fields().get(i).map(|f| f.data_type()) == Some(&DataType::Utf8View)
         && e.data_type(schema).is_ok_and(|t| !t.is_nested())
@@ -256,6 +277,31 @@ impl PhysicalOptimizerRule for PerValueStrings {
                     changed |= t.transformed;
                     keys.push((t.data, name.clone()));
                 }
+                // Arguments of aggregates that take no ordering (`count(CASE WHEN … END)`).
+                let mut aggregates = Vec::with_capacity(a.aggr_expr().len());
+                for f in a.aggr_expr() {
+                    if !f.order_bys().is_empty() {
+                        aggregates.push(Arc::clone(f));
+                        continue;
+                    }
+                    let mut args = Vec::new();
+                    let mut arg_changed = false;
+                    for e in f.expressions() {
+                        let t = wrap(&e, &schema)?;
+                        arg_changed |= t.transformed;
+                        args.push(t.data);
+                    }
+                    match arg_changed
+                        .then(|| f.with_new_expressions(args, vec![]))
+                        .flatten()
+                    {
+                        Some(new) => {
+                            changed = true;
+                            aggregates.push(Arc::new(new));
+                        }
+                        None => aggregates.push(Arc::clone(f)),
+                    }
+                }
                 if !changed {
                     return Ok(Transformed::no(node));
                 }
@@ -268,7 +314,7 @@ impl PhysicalOptimizerRule for PerValueStrings {
                 let new = AggregateExec::try_new(
                     *a.mode(),
                     group,
-                    a.aggr_expr().to_vec(),
+                    aggregates,
                     a.filter_expr().to_vec(),
                     Arc::clone(a.input()),
                     a.input_schema(),
@@ -299,6 +345,9 @@ mod tests {
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::SessionContext;
 
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::physical_plan::aggregates::AggregateExec;
+
     use super::PerValueStrings;
 
     /// The query's rows, and its physical plan, with or without the rule.
@@ -319,7 +368,20 @@ mod tests {
         .unwrap();
         let df = ctx.sql(sql).await.unwrap();
         let plan = df.clone().create_physical_plan().await.unwrap();
-        let plan = displayable(plan.as_ref()).indent(true).to_string();
+        // An aggregate shows its name as written: its arguments are listed too.
+        let mut args = String::new();
+        plan.apply(|node| {
+            if let Some(a) = node.downcast_ref::<AggregateExec>() {
+                for f in a.aggr_expr() {
+                    for e in f.expressions() {
+                        args.push_str(&format!("{e}\n"));
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        let plan = format!("{}{args}", displayable(plan.as_ref()).indent(true));
         let rows = pretty_format_batches(&df.collect().await.unwrap())
             .unwrap()
             .to_string();
@@ -336,6 +398,11 @@ mod tests {
             ),
             (
                 "SELECT n, lower(s) AS l, length(s) + 1 AS len FROM t WHERE n % 997 = 0 ORDER BY n",
+                true,
+            ),
+            (
+                "SELECT n % 3 AS g, count(CASE WHEN split_part(s, '-', 1) = 'k1' THEN 1 END) AS c, \
+                 sum(CASE WHEN s IS NULL THEN 0 ELSE 1 END) AS d FROM t GROUP BY 1 ORDER BY 1",
                 true,
             ),
             // Over 64 values a batch: evaluated as written, then no longer looked at.
