@@ -22,7 +22,7 @@ use arrow::row::{RowConverter, SortField};
 use chrono::{Duration, Months, NaiveDate};
 use datafusion::common::DataFusionError;
 
-use super::fun::{Call, Fun, Result, arc, arity};
+use super::fun::{Call, Fun, Result, arc, arity, ints};
 
 fn list(name: &str, a: &ArrayRef) -> Result<ListArray> {
     match a.data_type() {
@@ -52,10 +52,6 @@ fn list_type(name: &str, t: &DataType) -> Result<DataType> {
             "{name} expects an array, not {t}"
         ))),
     }
-}
-
-fn ints(a: &ArrayRef) -> Result<Int64Array> {
-    Ok(cast(a, &DataType::Int64)?.as_primitive().clone())
 }
 
 /// A sub-list of each row, chosen from the row's length and its integer arguments: Ok(None) for

@@ -22,15 +22,7 @@ use arrow::array::{
 use arrow::datatypes::DataType;
 use datafusion::common::DataFusionError;
 
-use super::fun::{Call, Fun, Result, arc, arity, text};
-
-fn ints(a: &ArrayRef) -> Result<Int64Array> {
-    let c = arrow::compute::cast(a, &DataType::Int64)?;
-    Ok(c.as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("int64")
-        .clone())
-}
+use super::fun::{Call, Fun, Result, arc, arity, ints, text};
 
 fn is_binary(t: &DataType) -> bool {
     matches!(

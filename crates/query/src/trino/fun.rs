@@ -242,6 +242,14 @@ pub fn text(a: &ArrayRef) -> Result<StringArray> {
         .clone())
 }
 
+/// An integer argument as bigint (any integer or literal NULL type is cast).
+pub fn ints(a: &ArrayRef) -> Result<arrow::array::Int64Array> {
+    use arrow::array::AsArray;
+    Ok(arrow::compute::cast(a, &DataType::Int64)?
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .clone())
+}
+
 /// The value of a string argument that must be the same on every row (a unit, a format): its
 /// first non-NULL value, or None when every row is NULL.
 pub fn same_text(a: &StringArray) -> Option<&str> {

@@ -17,15 +17,7 @@ use arrow::datatypes::DataType;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::Volatility;
 
-use super::fun::{Call, Fun, Result, arc, arity, text};
-
-fn ints(a: &ArrayRef) -> Result<Int64Array> {
-    Ok(cast(a, &DataType::Int64)?
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("cast to Int64")
-        .clone())
-}
+use super::fun::{Call, Fun, Result, arc, arity, ints, text};
 
 fn floats(a: &ArrayRef) -> Result<Float64Array> {
     Ok(cast(a, &DataType::Float64)?
