@@ -46,6 +46,7 @@ mod numbers;
 mod percentile;
 pub mod render;
 mod text;
+mod top_by;
 pub mod unnest;
 pub use conditional::trino_type;
 pub use json_cast::FuseJsonCast;
@@ -73,6 +74,7 @@ pub fn register(ctx: &mut SessionContext) {
     for a in conditional::aggregates()
         .into_iter()
         .chain(maps::aggregates())
+        .chain(top_by::aggregates())
     {
         ctx.register_udaf(a);
     }

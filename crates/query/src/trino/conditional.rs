@@ -7,7 +7,7 @@
 //! - `typeof(x)`: the value's type, in Athena's names.
 //! - `contains(array, x)`: `array_has`; `count_if(c)`: `count(CASE WHEN c THEN 1 END)`;
 //!   `max_by(x, y)` / `min_by(x, y)`: `first_value(x ORDER BY y DESC | ASC)` over the rows where
-//!   `y` is not NULL.
+//!   `y` is not NULL (the forms with a count are aggregates of their own, `top_by.rs`).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -276,8 +276,6 @@ impl AggregateUDFImpl for Placeholder {
 pub fn aggregates() -> Vec<AggregateUDF> {
     vec![
         Placeholder::udaf("count_if", &[1], None),
-        Placeholder::udaf("max_by", &[2], Some(0)),
-        Placeholder::udaf("min_by", &[2], Some(0)),
         datafusion::functions_aggregate::any_value::any_value_udaf()
             .as_ref()
             .clone()
@@ -614,7 +612,7 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
                 vec![],
             ))
         }
-        "max_by" | "min_by" => {
+        "max_by" | "min_by" if p.args.len() == 2 => {
             let (x, y) = (p.args[0].clone(), p.args[1].clone());
             let not_null = Expr::IsNotNull(Box::new(y.clone()));
             let filter = match p.filter.clone() {
