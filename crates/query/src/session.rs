@@ -123,7 +123,8 @@ pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
         return Err(crate::Error::MissingFunction(m));
     }
     let sql = crate::trino::json_types::athena_type_syntax(sql);
-    Ok(crate::trino::unnest::rewrite(&sql))
+    let sql = crate::trino::unnest::rewrite(&sql);
+    Ok(crate::trino::lambda::rewrite(&sql))
 }
 
 /// Output formats of `etl query`.

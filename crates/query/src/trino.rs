@@ -39,7 +39,7 @@ mod fun;
 mod json;
 mod json_cast;
 pub mod json_types;
-mod lambda;
+pub mod lambda;
 mod maps;
 pub mod missing;
 mod numbers;

@@ -13,6 +13,11 @@
 //!   element from the initial state, then the output function; NULL for a NULL array.
 //! - `zip_with(a, b, (x, y) -> …)`: the function over pairs of elements, the shorter array
 //!   padded with NULL; NULL when either array is NULL.
+//! - `array_sort(x, (a, b) -> …)`: `x` in the order the comparator gives (negative: `a` first;
+//!   positive: `b` first; 0: as they were); a NULL answer is an error, as in Athena. The
+//!   planner knows `array_sort` as DataFusion's one-argument function, so [`rewrite`] renames a
+//!   call with a lambda to [`SORT_WITH`] before planning, and gives the one-argument form
+//!   Athena's NULLs last.
 //! - `map_filter(m, (k, v) -> …)`: the entries the function gives true for (NULL drops one).
 //! - `transform_values(m, (k, v) -> …)`, `transform_keys(m, (k, v) -> …)`: the map with new
 //!   values, or new keys; a NULL or repeated new key is an error, as in Athena.
@@ -20,6 +25,7 @@
 use std::sync::Arc;
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, MapArray, StructArray,
@@ -32,6 +38,13 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::utils::list_values_row_number;
 use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value,
+    visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::trino::dialect::AthenaDialect;
 use datafusion::logical_expr::{
     ColumnarValue, HigherOrderFunctionArgs, HigherOrderReturnFieldArgs, HigherOrderSignature,
     HigherOrderUDF, HigherOrderUDFImpl, LambdaParametersProgress, ValueOrLambda, Volatility,
@@ -43,6 +56,7 @@ pub fn functions() -> Vec<Arc<HigherOrderUDF>> {
         Arc::new(HigherOrderUDF::new_from_impl(Match::none())),
         Arc::new(HigherOrderUDF::new_from_impl(Reduce::new())),
         Arc::new(HigherOrderUDF::new_from_impl(ZipWith::new())),
+        Arc::new(HigherOrderUDF::new_from_impl(SortWith::new())),
         Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Filter))),
         Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Keys))),
         Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Values))),
@@ -481,6 +495,206 @@ impl HigherOrderUDFImpl for ZipWith {
     }
 }
 
+/// The name `array_sort(x, lambda)` is planned under.
+pub const SORT_WITH: &str = "array_sort_with";
+/// Elements an array sorted by a comparator may have: the comparator runs on every pair.
+const MAX_SORT_WITH: usize = 1_000;
+
+/// `array_sort(x, (a, b) -> …)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SortWith {
+    signature: HigherOrderSignature,
+}
+
+impl SortWith {
+    fn new() -> Self {
+        Self {
+            signature: HigherOrderSignature::exact(
+                vec![ValueOrLambda::Value(()), ValueOrLambda::Lambda(())],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl HigherOrderUDFImpl for SortWith {
+    fn name(&self) -> &str {
+        SORT_WITH
+    }
+
+    fn signature(&self) -> &HigherOrderSignature {
+        &self.signature
+    }
+
+    fn coerce_value_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let [t] = arg_types else {
+            return plan_err!("array_sort takes an array and a comparator");
+        };
+        Ok(vec![as_list("array_sort", t)?])
+    }
+
+    fn lambda_parameters(
+        &self,
+        _step: usize,
+        fields: &[ValueOrLambda<FieldRef, Option<FieldRef>>],
+    ) -> Result<LambdaParametersProgress> {
+        let x = element("array_sort", value("array_sort", fields, 0)?)?;
+        Ok(LambdaParametersProgress::Complete(vec![vec![
+            Arc::clone(&x),
+            x,
+        ]]))
+    }
+
+    fn return_field_from_args(&self, args: HigherOrderReturnFieldArgs) -> Result<FieldRef> {
+        let list = value("array_sort", args.arg_fields, 0)?;
+        let cmp = lambda("array_sort", args.arg_fields, 1)?;
+        if !cmp.data_type().is_integer() {
+            return plan_err!(
+                "array_sort's comparator must return an integer, not {}",
+                cmp.data_type()
+            );
+        }
+        Ok(Arc::new(Field::new(
+            "array_sort",
+            list.data_type().clone(),
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: HigherOrderFunctionArgs) -> Result<ColumnarValue> {
+        let list = list_arg("array_sort", &args, 0)?;
+        let cmp = lambda("array_sort", &args.args, 1)?;
+        let (starts, values) = flat(&list);
+        // Every ordered pair of each row's elements, as one batch for the comparator.
+        let (mut a, mut b, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..list.len() {
+            let len = starts[i + 1] - starts[i];
+            if list.is_null(i) || len < 2 {
+                continue;
+            }
+            if len > MAX_SORT_WITH {
+                return exec_err!(
+                    "array_sort with a comparator takes arrays of up to {MAX_SORT_WITH} elements here, not {len}"
+                );
+            }
+            for p in starts[i]..starts[i + 1] {
+                for q in starts[i]..starts[i + 1] {
+                    a.push(p as u32);
+                    b.push(q as u32);
+                    rows.push(i as u32);
+                }
+            }
+        }
+        let order: Vec<i64> = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let rows = UInt32Array::from(rows);
+            let x = take(&values, &UInt32Array::from(a), None)?;
+            let y = take(&values, &UInt32Array::from(b), None)?;
+            let (xf, yf) = (|| Ok(Arc::clone(&x)), || Ok(Arc::clone(&y)));
+            let out = cmp
+                .evaluate(&[&xf, &yf], |c| Ok(take_arrays(c, &rows, None)?))?
+                .into_array(rows.len())?;
+            let out = cast(&out, &DataType::Int64)?;
+            let out = out.as_primitive::<arrow::datatypes::Int64Type>();
+            if out.null_count() > 0 {
+                return exec_err!("array_sort: the comparator returned NULL");
+            }
+            out.values().to_vec()
+        };
+        // Insertion sort on the comparator's answers: stable, and it cannot fail on a
+        // comparator that is not a total order.
+        let mut permutation: Vec<u32> = Vec::with_capacity(values.len());
+        let mut at = 0;
+        for i in 0..list.len() {
+            let (s, len) = (starts[i], starts[i + 1] - starts[i]);
+            if list.is_null(i) {
+                continue;
+            }
+            let mut idx: Vec<usize> = (0..len).collect();
+            if len >= 2 {
+                let m = &order[at..at + len * len];
+                at += len * len;
+                for k in 1..len {
+                    let mut j = k;
+                    while j > 0 && m[idx[j - 1] * len + idx[j]] > 0 {
+                        idx.swap(j - 1, j);
+                        j -= 1;
+                    }
+                }
+            }
+            permutation.extend(idx.into_iter().map(|k| (s + k) as u32));
+        }
+        let lengths: Vec<usize> = (0..list.len())
+            .map(|i| {
+                if list.is_null(i) {
+                    0
+                } else {
+                    starts[i + 1] - starts[i]
+                }
+            })
+            .collect();
+        let DataType::List(field) = args.return_type() else {
+            return exec_err!("array_sort returns an array");
+        };
+        Ok(ColumnarValue::Array(Arc::new(ListArray::try_new(
+            Arc::clone(field),
+            OffsetBuffer::from_lengths(lengths),
+            take(&values, &UInt32Array::from(permutation), None)?,
+            list.logical_nulls(),
+        )?)))
+    }
+}
+
+/// `array_sort(x, lambda)` planned as [`SORT_WITH`], and `array_sort(x)` with Athena's NULLs
+/// last; `sql` itself when it has no `array_sort`.
+pub fn rewrite(sql: &str) -> String {
+    if !sql.to_ascii_lowercase().contains("array_sort") {
+        return sql.to_string();
+    }
+    let Ok(mut statements) = Parser::parse_sql(&AthenaDialect, sql) else {
+        return sql.to_string();
+    };
+    let mut changed = false;
+    let _ = visit_expressions_mut(&mut statements, |e| {
+        if let SqlExpr::Function(f) = e
+            && f.name.0.len() == 1
+            && f.name.0[0]
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("array_sort"))
+            && let FunctionArguments::List(list) = &mut f.args
+        {
+            let lambda = matches!(
+                list.args.get(1),
+                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                    SqlExpr::Lambda(_)
+                )))
+            );
+            if lambda {
+                f.name = ObjectName::from(vec![Ident::new(SORT_WITH)]);
+                changed = true;
+            } else if list.args.len() == 1 {
+                for s in ["ASC", "NULLS LAST"] {
+                    list.args
+                        .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(
+                            Value::SingleQuotedString(s.to_string()).into(),
+                        ))));
+                }
+                changed = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if !changed {
+        return sql.to_string();
+    }
+    statements
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(";\n")
+}
+
 #[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
 enum MapOp {
     Filter,
@@ -754,5 +968,22 @@ mod tests {
             let e = run_sql(&ctx, sql).await.unwrap_err().to_string();
             assert!(e.contains(error), "{sql}: {e}");
         }
+    }
+
+    #[tokio::test]
+    async fn array_sort_with_a_comparator_row_by_row() {
+        // Descending by distance from the row's n; a NULL array stays NULL.
+        let sql = format!(
+            "SELECT id, array_join(array_sort(a, (x, y) -> \
+             IF(abs(x - n) > abs(y - n), -1, IF(abs(x - n) = abs(y - n), 0, 1))), ';'), \
+             array_join(array_sort(a), ';') {T} ORDER BY id"
+        );
+        assert_eq!(
+            rows(&sql).await,
+            ["1,1;3;2,1;2;3", "2,5,5", "3,,", "4,,", "5,4,4"]
+        );
+        // A comparator that is no order at all gives some order, not a failure.
+        let rows = rows("SELECT cardinality(array_sort(ARRAY[3, 1, 2, 5, 4], (x, y) -> 1))").await;
+        assert_eq!(rows, ["5"]);
     }
 }
