@@ -27,7 +27,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-mod arrays;
+pub(crate) mod arrays;
 mod athena_strings;
 mod binary;
 mod conditional;
@@ -103,7 +103,11 @@ pub fn register(ctx: &mut SessionContext) {
             ctx.register_udaf(f.as_ref().clone().with_aliases([athena]));
         }
     }
-    for (name, athena) in [("levenshtein", "levenshtein_distance"), ("ceil", "ceiling")] {
+    for (name, athena) in [
+        ("levenshtein", "levenshtein_distance"),
+        ("ceil", "ceiling"),
+        ("array_remove_all", "array_remove"),
+    ] {
         if let Some(f) = state.scalar_functions().get(name) {
             ctx.register_udf(f.as_ref().clone().with_aliases([athena]));
         }

@@ -5,6 +5,10 @@
 //! - `trim_array(x, n)`: `x` without its last `n` elements; `n` outside [0, cardinality] is an
 //!   error.
 //! - `contains_sequence(x, seq)`: whether `seq` appears in `x` as consecutive elements.
+//! - `array_max(x)`, `array_min(x)`: NULL when an element is NULL (DataFusion skips NULLs).
+//! - `array_position(x, e)`: 0 when `e` is not in `x` (DataFusion gives NULL).
+//! - `arrays_overlap(x, y)` and `contains(x, e)` (planned as [`CONTAINS_ELEMENT`]): true on a
+//!   common non-NULL element; else NULL when a NULL element could have been one; else false.
 //! - `sequence(start, stop[, step])` over bigint, date (a step of days or months, one day by
 //!   default) and timestamp (a step of an interval): from `start` to `stop` inclusive; the step
 //!   defaults to 1 (or -1 when `stop` < `start`); a step of the wrong sign is an error, and so
@@ -39,6 +43,13 @@ fn list(name: &str, a: &ArrayRef) -> Result<ListArray> {
         t => Err(DataFusionError::Execution(format!(
             "{name} expects an array, not {t}"
         ))),
+    }
+}
+
+fn element_type(name: &str, t: &DataType) -> Result<DataType> {
+    match list_type(name, t)? {
+        DataType::List(f) => Ok(f.data_type().clone()),
+        t => Ok(t),
     }
 }
 
@@ -160,6 +171,127 @@ fn contains_sequence(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
                         .filter(|&k| k + n <= xe)
                         .any(|k| (0..n).all(|j| xr.row(k + j) == sr.row(ss + j))),
             )
+        })
+        .collect();
+    Ok(arc(out))
+}
+
+/// The name `contains(array, element)` is planned under.
+pub const CONTAINS_ELEMENT: &str = "contains_element";
+
+/// The elements of `x` and the values of `others` (cast to the elements' type) as comparable
+/// rows: equal rows are equal values, and rows sort as the values do.
+fn rows_of(
+    x: &ListArray,
+    others: &[&ArrayRef],
+) -> Result<(arrow::row::Rows, Vec<arrow::row::Rows>)> {
+    let t = x.value_type();
+    let converter = RowConverter::new(vec![SortField::new(t.clone())])?;
+    let own = converter.convert_columns(&[Arc::clone(x.values())])?;
+    let others = others
+        .iter()
+        .map(|o| Ok(converter.convert_columns(&[cast(o, &t)?])?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((own, others))
+}
+
+/// `array_max` (`largest`) or `array_min`.
+fn extreme(call: &Call, a: &[ArrayRef], largest: bool) -> Result<ArrayRef> {
+    let x = list(call.name, &a[0])?;
+    let (rows, _) = rows_of(&x, &[])?;
+    let values = x.values();
+    let o = x.offsets();
+    let mut pick: Vec<Option<u32>> = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        let (s, e) = (o[i] as usize, o[i + 1] as usize);
+        if x.is_null(i) || s == e || (s..e).any(|j| values.is_null(j)) {
+            pick.push(None);
+            continue;
+        }
+        let best = (s..e).reduce(|b, j| {
+            let better = if largest {
+                rows.row(j) > rows.row(b)
+            } else {
+                rows.row(j) < rows.row(b)
+            };
+            if better { j } else { b }
+        });
+        pick.push(best.map(|j| j as u32));
+    }
+    Ok(take(values, &UInt32Array::from(pick), None)?)
+}
+
+fn array_position(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = list(call.name, &a[0])?;
+    let (rows, others) = rows_of(&x, &[&a[1]])?;
+    let o = x.offsets();
+    let out: Int64Array = (0..x.len())
+        .map(|i| {
+            if x.is_null(i) || a[1].is_null(i) {
+                return None;
+            }
+            let (s, e) = (o[i] as usize, o[i + 1] as usize);
+            Some(
+                (s..e)
+                    .position(|j| x.values().is_valid(j) && rows.row(j) == others[0].row(i))
+                    .map_or(0, |p| p as i64 + 1),
+            )
+        })
+        .collect();
+    Ok(arc(out))
+}
+
+/// Athena's three-valued membership: true on a match, NULL when an unknown could match.
+fn member(found: bool, unknown: bool) -> Option<bool> {
+    if found {
+        Some(true)
+    } else if unknown {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+fn element_in(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = list(call.name, &a[0])?;
+    let (rows, others) = rows_of(&x, &[&a[1]])?;
+    let o = x.offsets();
+    let out: BooleanArray = (0..x.len())
+        .map(|i| {
+            if x.is_null(i) {
+                return None;
+            }
+            let (s, e) = (o[i] as usize, o[i + 1] as usize);
+            let nulls = (s..e).any(|j| x.values().is_null(j));
+            if a[1].is_null(i) {
+                return member(false, s < e);
+            }
+            let found = (s..e).any(|j| x.values().is_valid(j) && rows.row(j) == others[0].row(i));
+            member(found, nulls)
+        })
+        .collect();
+    Ok(arc(out))
+}
+
+fn arrays_overlap(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = list(call.name, &a[0])?;
+    let y = list(call.name, &a[1])?;
+    let y_values = Arc::clone(y.values());
+    let (xr, yr) = rows_of(&x, &[&y_values])?;
+    let (xo, yo) = (x.offsets(), y.offsets());
+    let out: BooleanArray = (0..x.len())
+        .map(|i| {
+            if x.is_null(i) || y.is_null(i) {
+                return None;
+            }
+            let (xs, xe) = (xo[i] as usize, xo[i + 1] as usize);
+            let (ys, ye) = (yo[i] as usize, yo[i + 1] as usize);
+            let found = (xs..xe)
+                .filter(|&p| x.values().is_valid(p))
+                .any(|p| (ys..ye).any(|q| y_values.is_valid(q) && xr.row(p) == yr[0].row(q)));
+            let nulls =
+                (xs..xe).any(|p| x.values().is_null(p)) || (ys..ye).any(|q| y_values.is_null(q));
+            member(found, nulls && xs < xe && ys < ye)
         })
         .collect();
     Ok(arc(out))
@@ -394,6 +526,19 @@ fn sequence_type(name: &str, t: &[DataType]) -> Result<DataType> {
     Ok(DataType::new_list(element, true))
 }
 
+/// `contains(array, element)` with Athena's NULLs.
+pub fn contains_element() -> Fun {
+    Fun::new(
+        CONTAINS_ELEMENT,
+        |n, t| {
+            arity(n, t, &[2])?;
+            list_type(n, &t[0])?;
+            Ok(DataType::Boolean)
+        },
+        element_in,
+    )
+}
+
 pub fn functions() -> Vec<Fun> {
     vec![
         Fun::new(
@@ -423,5 +568,75 @@ pub fn functions() -> Vec<Fun> {
             contains_sequence,
         ),
         Fun::new("sequence", sequence_type, sequence),
+        Fun::new(
+            "array_max",
+            |n, t| {
+                arity(n, t, &[1])?;
+                element_type(n, &t[0])
+            },
+            |c, a| extreme(c, a, true),
+        ),
+        Fun::new(
+            "array_min",
+            |n, t| {
+                arity(n, t, &[1])?;
+                element_type(n, &t[0])
+            },
+            |c, a| extreme(c, a, false),
+        ),
+        Fun::new(
+            "array_position",
+            |n, t| {
+                arity(n, t, &[2])?;
+                list_type(n, &t[0])?;
+                Ok(DataType::Int64)
+            },
+            array_position,
+        ),
+        contains_element(),
+        Fun::new(
+            "arrays_overlap",
+            |n, t| {
+                arity(n, t, &[2])?;
+                list_type(n, &t[0])?;
+                list_type(n, &t[1])?;
+                Ok(DataType::Boolean)
+            },
+            arrays_overlap,
+        ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::session::{Format, render, run_sql};
+
+    async fn rows(sql: &str) -> Vec<String> {
+        let ctx = crate::functions_session().unwrap();
+        let (schema, batches) = run_sql(&ctx, sql).await.unwrap();
+        let out = render(&schema, &batches, Format::Csv).unwrap();
+        out.lines().skip(1).map(str::to_string).collect()
+    }
+
+    #[tokio::test]
+    async fn membership_and_extremes_follow_athenas_nulls_row_by_row() {
+        let got = rows(
+            "SELECT id, contains(a, e), array_position(a, e), array_max(a), array_min(a), \
+             arrays_overlap(a, ARRAY[e, 9]), cardinality(array_remove(a, e)) \
+             FROM (VALUES (1, ARRAY[3, 1, 3], 3), (2, ARRAY[1, NULL], 2), \
+             (3, CAST(NULL AS ARRAY(BIGINT)), 1), (4, ARRAY[5, 6], NULL), (5, ARRAY[], 1)) \
+             AS t(id, a, e) ORDER BY id",
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                "1,true,1,3,1,true,1",
+                "2,,0,,,,2",
+                "3,,,,,,",
+                "4,,,6,5,,",
+                "5,false,0,,,false,0",
+            ]
+        );
+    }
 }

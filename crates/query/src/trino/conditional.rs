@@ -5,7 +5,7 @@
 //!   `TRY_CAST`, a division or remainder by zero is NULL, and this module's functions give NULL
 //!   for a row they cannot compute (an unparsable date, text that is not JSON, a bad pattern).
 //! - `typeof(x)`: the value's type, in Athena's names.
-//! - `contains(array, x)`: `array_has`; `count_if(c)`: `count(CASE WHEN c THEN 1 END)`;
+//! - `contains(array, x)`: Athena's membership on arrays (`arrays.rs`); `count_if(c)`: `count(CASE WHEN c THEN 1 END)`;
 //!   `max_by(x, y)` / `min_by(x, y)`: `first_value(x ORDER BY y DESC | ASC)` over the rows where
 //!   `y` is not NULL (the forms with a count are aggregates of their own, `top_by.rs`).
 
@@ -364,7 +364,9 @@ impl FunctionRewrite for Rewrites {
                         )
                     });
                     let func = if list {
-                        datafusion::functions_nested::array_has::array_has_udf()
+                        Arc::new(
+                            crate::trino::arrays::contains_element().udf(),
+                        )
                     } else {
                         datafusion::functions::string::contains()
                     };
