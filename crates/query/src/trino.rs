@@ -35,6 +35,7 @@ mod conditional;
 mod conformance;
 pub mod datetime;
 pub mod dialect;
+mod durations;
 mod fun;
 mod json;
 mod json_cast;
@@ -68,6 +69,7 @@ pub fn register(ctx: &mut SessionContext) {
         .chain(athena_strings::functions())
         .chain(numbers::functions())
         .chain(arrays::functions())
+        .chain(durations::functions())
     {
         ctx.register_udf(f.udf());
     }

@@ -28,7 +28,7 @@ use datafusion::common::DataFusionError;
 
 use super::fun::{Call, Fun, Result, arc, arity, ints};
 
-fn list(name: &str, a: &ArrayRef) -> Result<ListArray> {
+pub(super) fn list(name: &str, a: &ArrayRef) -> Result<ListArray> {
     match a.data_type() {
         DataType::List(_) => Ok(a.as_list::<i32>().clone()),
         DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {

@@ -94,6 +94,20 @@ pub fn value(v: &ScalarValue) -> String {
         S::TimestampMillisecond(Some(x), tz) => timestamp(*x, TimeUnit::Millisecond, tz.as_deref()),
         S::TimestampMicrosecond(Some(x), tz) => timestamp(*x, TimeUnit::Microsecond, tz.as_deref()),
         S::TimestampNanosecond(Some(x), tz) => timestamp(*x, TimeUnit::Nanosecond, tz.as_deref()),
+        S::IntervalMonthDayNano(Some(iv)) if iv.months == 0 => {
+            day_to_second(i128::from(iv.days) * 86_400_000_000_000 + i128::from(iv.nanoseconds))
+        }
+        S::IntervalMonthDayNano(Some(iv)) if iv.days == 0 && iv.nanoseconds == 0 => {
+            year_to_month(iv.months)
+        }
+        S::IntervalYearMonth(Some(m)) => year_to_month(*m),
+        S::IntervalDayTime(Some(iv)) => day_to_second(
+            i128::from(iv.days) * 86_400_000_000_000 + i128::from(iv.milliseconds) * 1_000_000,
+        ),
+        S::Time64Nanosecond(Some(x)) => time_of_day(i128::from(*x)),
+        S::Time64Microsecond(Some(x)) => time_of_day(i128::from(*x) * 1_000),
+        S::Time32Millisecond(Some(x)) => time_of_day(i128::from(*x) * 1_000_000),
+        S::Time32Second(Some(x)) => time_of_day(i128::from(*x) * 1_000_000_000),
         S::List(_) | S::LargeList(_) | S::FixedSizeList(_) | S::Map(_) | S::Struct(_) => {
             match v.to_array() {
                 Ok(a) => cell(&a, 0),
@@ -102,6 +116,39 @@ pub fn value(v: &ScalarValue) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// An interval day to second as Athena prints it: `2 03:00:00.000`.
+fn day_to_second(nanos: i128) -> String {
+    let sign = if nanos < 0 { "-" } else { "" };
+    let ms = nanos.abs() / 1_000_000;
+    let (days, ms) = (ms / 86_400_000, ms % 86_400_000);
+    format!(
+        "{sign}{days} {:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1_000 % 60,
+        ms % 1_000
+    )
+}
+
+/// An interval year to month as Athena prints it: `3-5`.
+fn year_to_month(months: i32) -> String {
+    let sign = if months < 0 { "-" } else { "" };
+    let m = months.unsigned_abs();
+    format!("{sign}{}-{}", m / 12, m % 12)
+}
+
+/// A time of day as Athena prints `time(3)`: `04:00:00.000`.
+fn time_of_day(nanos: i128) -> String {
+    let ms = nanos.rem_euclid(86_400_000_000_000) / 1_000_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1_000 % 60,
+        ms % 1_000
+    )
 }
 
 /// The curated table stores `event_time` and `received_at` as UTC microseconds; Glue declares

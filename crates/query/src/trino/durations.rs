@@ -1,0 +1,342 @@
+//! Athena's durations, data sizes and a few more scalar functions:
+//!
+//! - `parse_duration('3.81 d')`: a decimal number and a unit (`ns`, `us`, `ms`, `s`, `m`, `h`,
+//!   `d`) as an interval day to second, rounded to the millisecond.
+//! - `to_milliseconds(interval)`: an interval day to second in milliseconds.
+//! - `human_readable_seconds(x)`: `1 hour, 2 minutes, 42 seconds` (weeks to seconds, units
+//!   that are 0 left out, `x` rounded to the second).
+//! - `parse_data_size('2.3MB')`: bytes as decimal(38, 0), units of 1024 (`B`, `kB`, `MB`, …
+//!   `YB`), the fraction truncated.
+//! - `from_unixtime_nanos(n)`: nanoseconds since the epoch as `timestamp(9) with time zone`
+//!   (UTC).
+//! - `luhn_check(digits)`: whether a string of digits passes the Luhn check.
+//! - `ngrams(x, n)`: the runs of `n` consecutive elements of `x` (all of `x` when it is
+//!   shorter).
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array,
+    IntervalMonthDayNanoArray, ListArray, StringArray, TimestampNanosecondArray, UInt32Array,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::compute::{cast, take};
+use arrow::datatypes::{
+    DataType, Field, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
+};
+
+use super::fun::{Call, Fun, Result, arc, arity, ints, text};
+
+const NANOS_PER_MS: i64 = 1_000_000;
+const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
+fn parse_duration(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        let t = v.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = (&t[..split], t[split..].trim());
+        let nanos_per: f64 = match unit {
+            "ns" => 1.0,
+            "us" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3_600e9,
+            "d" => 86_400e9,
+            _ => f64::NAN,
+        };
+        match number.parse::<f64>() {
+            Ok(n) if nanos_per.is_finite() && number.chars().any(|c| c.is_ascii_digit()) => {
+                // Rounded to the millisecond, as Athena's interval day to second.
+                let ms = (n * nanos_per / 1e6).round() as i64;
+                let nanos = ms * NANOS_PER_MS;
+                out.push(Some(IntervalMonthDayNano::new(
+                    0,
+                    (nanos / NANOS_PER_DAY) as i32,
+                    nanos % NANOS_PER_DAY,
+                )));
+            }
+            _ => out.push(call.row_err(format!("duration is not valid: {v:?}"))?),
+        }
+    }
+    Ok(arc(IntervalMonthDayNanoArray::from(out)))
+}
+
+fn to_milliseconds(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let iv = cast(&a[0], &DataType::Interval(IntervalUnit::MonthDayNano))?;
+    let iv = iv.as_primitive::<IntervalMonthDayNanoType>();
+    let mut out = Vec::with_capacity(iv.len());
+    for i in 0..iv.len() {
+        if iv.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let v = iv.value(i);
+        out.push(if v.months != 0 {
+            call.row_err("takes an interval day to second, not one of months")?
+        } else {
+            Some(i64::from(v.days) * 86_400_000 + v.nanoseconds / NANOS_PER_MS)
+        });
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn human_readable_seconds(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = cast(&a[0], &DataType::Float64)?;
+    let x: &Float64Array = x.as_primitive();
+    let mut out: Vec<Option<String>> = Vec::with_capacity(x.len());
+    for v in x.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        if !v.is_finite() {
+            out.push(call.row_err(format!("invalid number of seconds: {v}"))?);
+            continue;
+        }
+        let mut rest = v.abs().round() as u64;
+        let mut parts = Vec::new();
+        for (unit, size) in [
+            ("week", 604_800),
+            ("day", 86_400),
+            ("hour", 3_600),
+            ("minute", 60),
+            ("second", 1),
+        ] {
+            let n = rest / size;
+            rest %= size;
+            if n > 0 {
+                parts.push(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }));
+            }
+        }
+        out.push(Some(if parts.is_empty() {
+            "0 seconds".to_string()
+        } else {
+            parts.join(", ")
+        }));
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
+fn parse_data_size(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let s = text(&a[0])?;
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        let t = v.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = (&t[..split], t[split..].trim());
+        let power = UNITS.iter().position(|u| *u == unit);
+        // Exact decimal arithmetic: digits times 1024^power, the fraction truncated.
+        let value = power.and_then(|p| {
+            let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+            if whole.is_empty() && frac.is_empty() {
+                return None;
+            }
+            let digits: i128 = format!("{whole}{frac}").parse().ok()?;
+            let scale = 10_i128.checked_pow(frac.len() as u32)?;
+            let factor = 1024_i128.checked_pow(p as u32)?;
+            Some(digits.checked_mul(factor)? / scale)
+        });
+        match value {
+            Some(x) => out.push(Some(x)),
+            None => out.push(call.row_err(format!("invalid data size: {v:?}"))?),
+        }
+    }
+    Ok(arc(
+        Decimal128Array::from(out).with_precision_and_scale(38, 0)?
+    ))
+}
+
+fn from_unixtime_nanos(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    // A decimal keeps its whole nanoseconds (the fraction is dropped), as Athena.
+    let n: Int64Array = match a[0].data_type() {
+        DataType::Decimal128(_, scale) => {
+            let div = 10_i128.pow(u32::from((*scale).max(0) as u8));
+            a[0].as_primitive::<arrow::datatypes::Decimal128Type>()
+                .iter()
+                .map(|v| v.map(|v| (v / div) as i64))
+                .collect()
+        }
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            let f = cast(&a[0], &DataType::Float64)?;
+            f.as_primitive::<arrow::datatypes::Float64Type>()
+                .iter()
+                .map(|v| v.map(|v| v.trunc() as i64))
+                .collect()
+        }
+        _ => ints(&a[0])?,
+    };
+    Ok(arc(TimestampNanosecondArray::from(
+        n.iter().collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC")))
+}
+
+fn luhn_check(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            out.push(call.row_err(format!("not a string of digits: {v:?}"))?);
+            continue;
+        }
+        let sum: u32 = v
+            .bytes()
+            .rev()
+            .enumerate()
+            .map(|(i, b)| {
+                let d = u32::from(b - b'0');
+                if i % 2 == 1 {
+                    let d2 = d * 2;
+                    if d2 > 9 { d2 - 9 } else { d2 }
+                } else {
+                    d
+                }
+            })
+            .sum();
+        out.push(Some(sum.is_multiple_of(10)));
+    }
+    Ok(arc(BooleanArray::from(out)))
+}
+
+fn ngrams(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = super::arrays::list(call.name, &a[0])?;
+    let n = ints(&a[1])?;
+    let o = x.offsets();
+    let (mut inner_lengths, mut outer_lengths, mut indices, mut valid) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..x.len() {
+        if x.is_null(i) || n.is_null(i) {
+            outer_lengths.push(0);
+            valid.push(false);
+            continue;
+        }
+        let k = n.value(i);
+        if k <= 0 {
+            call.row_err::<()>(format!("N must be positive, not {k}"))?;
+            outer_lengths.push(0);
+            valid.push(false);
+            continue;
+        }
+        let (s, e) = (o[i] as usize, o[i + 1] as usize);
+        let len = e - s;
+        let k = (k as usize).min(len.max(1));
+        let grams = if len == 0 { 1 } else { len - k + 1 };
+        for g in 0..grams {
+            let run = k.min(len);
+            indices.extend((s + g..s + g + run).map(|j| j as u32));
+            inner_lengths.push(run);
+        }
+        outer_lengths.push(grams);
+        valid.push(true);
+    }
+    let (DataType::List(outer), DataType::List(inner)) = (
+        call.ret,
+        match call.ret {
+            DataType::List(f) => f.data_type(),
+            t => t,
+        },
+    ) else {
+        return call
+            .row_err::<()>("ngrams returns an array of arrays")
+            .map(|_| arrow::array::new_empty_array(call.ret));
+    };
+    let values = take(x.values(), &UInt32Array::from(indices), None)?;
+    let inner_list = ListArray::try_new(
+        Arc::clone(inner),
+        OffsetBuffer::from_lengths(inner_lengths),
+        cast(&values, inner.data_type())?,
+        None,
+    )?;
+    Ok(arc(ListArray::try_new(
+        Arc::clone(outer),
+        OffsetBuffer::from_lengths(outer_lengths),
+        arc(inner_list),
+        Some(valid.into()),
+    )?))
+}
+
+pub fn functions() -> Vec<Fun> {
+    fn one(n: &str, t: &[DataType], ret: DataType) -> Result<DataType> {
+        arity(n, t, &[1])?;
+        Ok(ret)
+    }
+    vec![
+        Fun::new(
+            "parse_duration",
+            |n, t| one(n, t, DataType::Interval(IntervalUnit::MonthDayNano)),
+            parse_duration,
+        ),
+        Fun::new(
+            "to_milliseconds",
+            |n, t| one(n, t, DataType::Int64),
+            to_milliseconds,
+        ),
+        Fun::new(
+            "human_readable_seconds",
+            |n, t| one(n, t, DataType::Utf8),
+            human_readable_seconds,
+        ),
+        Fun::new(
+            "parse_data_size",
+            |n, t| one(n, t, DataType::Decimal128(38, 0)),
+            parse_data_size,
+        ),
+        Fun::new(
+            "from_unixtime_nanos",
+            |n, t| {
+                one(
+                    n,
+                    t,
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                )
+            },
+            from_unixtime_nanos,
+        ),
+        Fun::new(
+            "luhn_check",
+            |n, t| one(n, t, DataType::Boolean),
+            luhn_check,
+        ),
+        Fun::new(
+            "ngrams",
+            |n, t| {
+                arity(n, t, &[2])?;
+                match &t[0] {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        Ok(DataType::new_list(
+                            DataType::List(Arc::new(Field::new_list_field(
+                                f.data_type().clone(),
+                                true,
+                            ))),
+                            true,
+                        ))
+                    }
+                    other => Err(datafusion::common::DataFusionError::Plan(format!(
+                        "ngrams takes an array, not {other}"
+                    ))),
+                }
+            },
+            ngrams,
+        ),
+    ]
+}
