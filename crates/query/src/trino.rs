@@ -70,6 +70,7 @@ pub fn register(ctx: &mut SessionContext) {
         .chain(numbers::functions())
         .chain(arrays::functions())
         .chain(durations::functions())
+        .chain(maps::functions())
     {
         ctx.register_udf(f.udf());
     }

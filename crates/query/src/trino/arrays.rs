@@ -195,16 +195,23 @@ fn rows_of(
     Ok((own, others))
 }
 
+/// Whether element `j` of `a` is NULL, for any type (a NULL-typed array has no null buffer).
+pub(super) fn nulls_of(a: &dyn Array) -> impl Fn(usize) -> bool + use<> {
+    let n = a.logical_nulls();
+    move |j| n.as_ref().is_some_and(|n| n.is_null(j))
+}
+
 /// `array_max` (`largest`) or `array_min`.
 fn extreme(call: &Call, a: &[ArrayRef], largest: bool) -> Result<ArrayRef> {
     let x = list(call.name, &a[0])?;
     let (rows, _) = rows_of(&x, &[])?;
     let values = x.values();
+    let null = nulls_of(values.as_ref());
     let o = x.offsets();
     let mut pick: Vec<Option<u32>> = Vec::with_capacity(x.len());
     for i in 0..x.len() {
         let (s, e) = (o[i] as usize, o[i + 1] as usize);
-        if x.is_null(i) || s == e || (s..e).any(|j| values.is_null(j)) {
+        if x.is_null(i) || s == e || (s..e).any(&null) {
             pick.push(None);
             continue;
         }
@@ -223,6 +230,7 @@ fn extreme(call: &Call, a: &[ArrayRef], largest: bool) -> Result<ArrayRef> {
 
 fn array_position(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let x = list(call.name, &a[0])?;
+    let null = nulls_of(x.values().as_ref());
     let (rows, others) = rows_of(&x, &[&a[1]])?;
     let o = x.offsets();
     let out: Int64Array = (0..x.len())
@@ -233,7 +241,7 @@ fn array_position(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
             let (s, e) = (o[i] as usize, o[i + 1] as usize);
             Some(
                 (s..e)
-                    .position(|j| x.values().is_valid(j) && rows.row(j) == others[0].row(i))
+                    .position(|j| !null(j) && rows.row(j) == others[0].row(i))
                     .map_or(0, |p| p as i64 + 1),
             )
         })
@@ -254,6 +262,7 @@ fn member(found: bool, unknown: bool) -> Option<bool> {
 
 fn element_in(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let x = list(call.name, &a[0])?;
+    let null = nulls_of(x.values().as_ref());
     let (rows, others) = rows_of(&x, &[&a[1]])?;
     let o = x.offsets();
     let out: BooleanArray = (0..x.len())
@@ -262,11 +271,11 @@ fn element_in(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
                 return None;
             }
             let (s, e) = (o[i] as usize, o[i + 1] as usize);
-            let nulls = (s..e).any(|j| x.values().is_null(j));
+            let nulls = (s..e).any(&null);
             if a[1].is_null(i) {
                 return member(false, s < e);
             }
-            let found = (s..e).any(|j| x.values().is_valid(j) && rows.row(j) == others[0].row(i));
+            let found = (s..e).any(|j| !null(j) && rows.row(j) == others[0].row(i));
             member(found, nulls)
         })
         .collect();
@@ -277,6 +286,7 @@ fn arrays_overlap(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let x = list(call.name, &a[0])?;
     let y = list(call.name, &a[1])?;
     let y_values = Arc::clone(y.values());
+    let (x_null, y_null) = (nulls_of(x.values().as_ref()), nulls_of(y_values.as_ref()));
     let (xr, yr) = rows_of(&x, &[&y_values])?;
     let (xo, yo) = (x.offsets(), y.offsets());
     let out: BooleanArray = (0..x.len())
@@ -287,10 +297,9 @@ fn arrays_overlap(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
             let (xs, xe) = (xo[i] as usize, xo[i + 1] as usize);
             let (ys, ye) = (yo[i] as usize, yo[i + 1] as usize);
             let found = (xs..xe)
-                .filter(|&p| x.values().is_valid(p))
-                .any(|p| (ys..ye).any(|q| y_values.is_valid(q) && xr.row(p) == yr[0].row(q)));
-            let nulls =
-                (xs..xe).any(|p| x.values().is_null(p)) || (ys..ye).any(|q| y_values.is_null(q));
+                .filter(|&p| !x_null(p))
+                .any(|p| (ys..ye).any(|q| !y_null(q) && xr.row(p) == yr[0].row(q)));
+            let nulls = (xs..xe).any(&x_null) || (ys..ye).any(&y_null);
             member(found, nulls && xs < xe && ys < ye)
         })
         .collect();

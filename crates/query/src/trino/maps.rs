@@ -301,3 +301,218 @@ impl Accumulator for MapAcc {
             + self.index.capacity() * 64
     }
 }
+
+/// The map-building scalar functions: `map_concat(m, …)` (the union, a key in several maps
+/// taking its value from the last; NULL when a map is NULL) and `array_histogram(x)` (each
+/// non-NULL element and how often it occurs, in order of first occurrence).
+pub fn functions() -> Vec<super::fun::Fun> {
+    use super::fun::{Fun, arity};
+    vec![
+        Fun::new(
+            "map_concat",
+            |n, t| {
+                if t.is_empty() {
+                    return Err(DataFusionError::Plan(format!("{n} takes one map or more")));
+                }
+                match &t[0] {
+                    m @ DataType::Map(..) => Ok(m.clone()),
+                    other => Err(DataFusionError::Plan(format!(
+                        "{n} takes maps, not {other}"
+                    ))),
+                }
+            },
+            map_concat,
+        ),
+        Fun::new(
+            "array_histogram",
+            |n, t| {
+                arity(n, t, &[1])?;
+                match &t[0] {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        Ok(map_type(f.data_type(), &DataType::Int64))
+                    }
+                    other => Err(DataFusionError::Plan(format!(
+                        "{n} takes an array, not {other}"
+                    ))),
+                }
+            },
+            array_histogram,
+        ),
+    ]
+}
+
+/// A map built from chosen entries: `(source, index)` pairs into the sources' keys and values.
+fn build_map(
+    ret: &DataType,
+    keys: &[&dyn Array],
+    values: &[&dyn Array],
+    picks: &[(usize, usize)],
+    lengths: Vec<usize>,
+    nulls: Vec<bool>,
+) -> Result<ArrayRef> {
+    let DataType::Map(entries, sorted) = ret else {
+        return Err(DataFusionError::Internal("a map type".to_string()));
+    };
+    let DataType::Struct(kv) = entries.data_type() else {
+        return Err(DataFusionError::Internal(
+            "map entries are a struct".to_string(),
+        ));
+    };
+    let k = arrow::compute::interleave(keys, picks)?;
+    let v = arrow::compute::interleave(values, picks)?;
+    let k = arrow::compute::cast(&k, kv[0].data_type())?;
+    let v = arrow::compute::cast(&v, kv[1].data_type())?;
+    Ok(Arc::new(MapArray::try_new(
+        Arc::clone(entries),
+        OffsetBuffer::from_lengths(lengths),
+        StructArray::try_new(kv.clone(), vec![k, v], None)?,
+        Some(nulls.into()),
+        *sorted,
+    )?))
+}
+
+fn map_concat(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let DataType::Map(entries, _) = call.ret else {
+        return Err(DataFusionError::Internal(
+            "map_concat returns a map".to_string(),
+        ));
+    };
+    let maps: Vec<ArrayRef> = a
+        .iter()
+        .map(|m| {
+            Ok(arrow::compute::cast(
+                m,
+                &DataType::Map(Arc::clone(entries), false),
+            )?)
+        })
+        .collect::<Result<_>>()?;
+    let maps: Vec<&MapArray> = maps.iter().map(|m| m.as_map()).collect();
+    let key_type = maps[0].key_type().clone();
+    let converter = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(key_type)])?;
+    let rows = maps
+        .iter()
+        .map(|m| Ok(converter.convert_columns(&[Arc::clone(m.keys())])?))
+        .collect::<Result<Vec<_>>>()?;
+    let n = maps[0].len();
+    let (mut picks, mut lengths, mut nulls) = (Vec::new(), Vec::with_capacity(n), Vec::new());
+    let mut at: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
+    for i in 0..n {
+        if maps.iter().any(|m| m.is_null(i)) {
+            lengths.push(0);
+            nulls.push(false);
+            continue;
+        }
+        at.clear();
+        let start = picks.len();
+        for (s, m) in maps.iter().enumerate() {
+            let o = m.offsets();
+            for j in o[i] as usize..o[i + 1] as usize {
+                match at.get(&rows[s].row(j)) {
+                    Some(&p) => picks[p] = (s, j),
+                    None => {
+                        at.insert(rows[s].row(j), picks.len());
+                        picks.push((s, j));
+                    }
+                }
+            }
+        }
+        lengths.push(picks.len() - start);
+        nulls.push(true);
+    }
+    let keys: Vec<&dyn Array> = maps.iter().map(|m| m.keys().as_ref()).collect();
+    let values: Vec<&dyn Array> = maps.iter().map(|m| m.values().as_ref()).collect();
+    build_map(call.ret, &keys, &values, &picks, lengths, nulls)
+}
+
+fn array_histogram(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = super::arrays::list(call.name, &a[0])?;
+    let values = x.values();
+    let converter = arrow::row::RowConverter::new(vec![arrow::row::SortField::new(
+        values.data_type().clone(),
+    )])?;
+    let rows = converter.convert_columns(&[Arc::clone(values)])?;
+    let null = super::arrays::nulls_of(values.as_ref());
+    let o = x.offsets();
+    let (mut picks, mut counts, mut lengths, mut nulls) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::with_capacity(x.len()),
+        Vec::new(),
+    );
+    let mut at: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
+    for i in 0..x.len() {
+        if x.is_null(i) {
+            lengths.push(0);
+            nulls.push(false);
+            continue;
+        }
+        at.clear();
+        let start = picks.len();
+        for j in o[i] as usize..o[i + 1] as usize {
+            if null(j) {
+                continue;
+            }
+            match at.get(&rows.row(j)) {
+                Some(&p) => counts[p] += 1,
+                None => {
+                    at.insert(rows.row(j), picks.len());
+                    picks.push((0, j));
+                    counts.push(1_i64);
+                }
+            }
+        }
+        lengths.push(picks.len() - start);
+        nulls.push(true);
+    }
+    // The counts are the values: entry p's count sits at index p of the second source.
+    let counts = arrow::array::Int64Array::from(counts);
+    let value_picks: Vec<(usize, usize)> = (0..picks.len()).map(|p| (0, p)).collect();
+    let DataType::Map(entries, sorted) = call.ret else {
+        return Err(DataFusionError::Internal("a map type".to_string()));
+    };
+    let DataType::Struct(kv) = entries.data_type() else {
+        return Err(DataFusionError::Internal(
+            "map entries are a struct".to_string(),
+        ));
+    };
+    let k = arrow::compute::interleave(&[values.as_ref()], &picks)?;
+    let v = arrow::compute::interleave(&[&counts as &dyn Array], &value_picks)?;
+    Ok(Arc::new(MapArray::try_new(
+        Arc::clone(entries),
+        OffsetBuffer::from_lengths(lengths),
+        StructArray::try_new(
+            kv.clone(),
+            vec![arrow::compute::cast(&k, kv[0].data_type())?, v],
+            None,
+        )?,
+        Some(nulls.into()),
+        *sorted,
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::session::{Format, render, run_sql};
+
+    #[tokio::test]
+    async fn map_concat_and_array_histogram_row_by_row() {
+        let ctx = crate::functions_session().unwrap();
+        let sql = "SELECT id, format('%s', map_concat(m, MAP(ARRAY['b'], ARRAY[n]))), \
+                   format('%s', array_histogram(a)) \
+                   FROM (VALUES (1, MAP(ARRAY['a', 'b'], ARRAY[1, 2]), 9, ARRAY['x', 'y', 'x']), \
+                   (2, MAP(ARRAY['c'], ARRAY[3]), 8, ARRAY[NULL, 'z']), \
+                   (3, CAST(NULL AS MAP(VARCHAR, BIGINT)), 7, CAST(NULL AS ARRAY(VARCHAR)))) \
+                   AS t(id, m, n, a) ORDER BY id";
+        let (schema, batches) = run_sql(&ctx, sql).await.unwrap();
+        let out = render(&schema, &batches, Format::Csv).unwrap();
+        let rows: Vec<&str> = out.lines().skip(1).collect();
+        assert_eq!(
+            rows,
+            [
+                "1,\"{a=1, b=9}\",\"{x=2, y=1}\"",
+                "2,\"{c=3, b=8}\",{z=1}",
+                "3,null,null",
+            ]
+        );
+    }
+}
