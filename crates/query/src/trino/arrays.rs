@@ -535,6 +535,83 @@ fn sequence_type(name: &str, t: &[DataType]) -> Result<DataType> {
     Ok(DataType::new_list(element, true))
 }
 
+/// The name an `UNNEST` of a map (or of an array of rows) reads its columns through.
+pub const UNNEST_PART: &str = "unnest_part";
+
+/// The `i`-th (1-based) column of an `UNNEST` of one map or array of rows, as an array per row:
+/// a map's keys (1) or values (2), or the rows' `i`-th fields.
+fn part_type(name: &str, t: &DataType, i: Option<i64>) -> Result<DataType> {
+    let fields = match t {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) => kv.clone(),
+            _ => return Err(DataFusionError::Plan(format!("{name}: a map's entries"))),
+        },
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            match f.data_type() {
+                DataType::Struct(fs) => fs.clone(),
+                t => {
+                    return Err(DataFusionError::Plan(format!(
+                        "UNNEST with several column names takes a map or an array of rows, not an array of {t}"
+                    )));
+                }
+            }
+        }
+        t => {
+            return Err(DataFusionError::Plan(format!(
+                "UNNEST takes an array or a map, not {t}"
+            )));
+        }
+    };
+    let Some(i) = i.filter(|i| *i >= 1 && (*i as usize) <= fields.len()) else {
+        return Err(DataFusionError::Plan(format!(
+            "UNNEST names more columns than the {} of its map or rows",
+            fields.len()
+        )));
+    };
+    Ok(DataType::new_list(
+        fields[i as usize - 1].data_type().clone(),
+        true,
+    ))
+}
+
+fn unnest_part(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let i = ints(&a[1])?;
+    let i = (0..i.len())
+        .find(|&r| i.is_valid(r))
+        .map_or(1, |r| i.value(r)) as usize;
+    let DataType::List(field) = call.ret else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array",
+            call.name
+        )));
+    };
+    let (offsets, column, nulls) = match a[0].data_type() {
+        DataType::Map(..) => {
+            let m = a[0].as_map();
+            (
+                m.offsets().clone(),
+                Arc::clone(m.entries().column(i - 1)),
+                m.logical_nulls(),
+            )
+        }
+        _ => {
+            let l = list(call.name, &a[0])?;
+            let rows = l.values().as_struct();
+            (
+                l.offsets().clone(),
+                Arc::clone(rows.column(i - 1)),
+                l.logical_nulls(),
+            )
+        }
+    };
+    Ok(arc(ListArray::try_new(
+        Arc::clone(field),
+        offsets,
+        cast(&column, field.data_type())?,
+        nulls,
+    )?))
+}
+
 /// `contains(array, element)` with Athena's NULLs.
 pub fn contains_element() -> Fun {
     Fun::new(
@@ -603,6 +680,25 @@ pub fn functions() -> Vec<Fun> {
             array_position,
         ),
         contains_element(),
+        Fun::new(
+            UNNEST_PART,
+            |n, t| {
+                arity(n, t, &[2])?;
+                part_type(n, &t[0], Some(1))
+            },
+            unnest_part,
+        )
+        .literal_type(|n, t, lits| {
+            arity(n, t, &[2])?;
+            let i = match lits.get(1) {
+                Some(Some(v)) => match v.cast_to(&DataType::Int64) {
+                    Ok(datafusion::common::ScalarValue::Int64(i)) => i,
+                    _ => None,
+                },
+                _ => None,
+            };
+            part_type(n, &t[0], i)
+        }),
         Fun::new(
             "arrays_overlap",
             |n, t| {

@@ -13,12 +13,15 @@
 //! ```
 //!
 //! and `u.p` elsewhere in the query becomes `a.p`. Several arrays are zipped, the shorter ones
-//! padded with NULL, and a NULL or empty array gives no row: Athena's meaning. A query without
-//! such an `UNNEST` is left exactly as written; one the rewrite does not cover (an `UNNEST` of a
-//! map, or without column names) reaches the planner unchanged and gets its error.
+//! padded with NULL, and a NULL or empty array gives no row: Athena's meaning. One map (or
+//! array of rows) under several names gives a column per part of its entries
+//! (`UNNEST(m) AS t(k, v)`: `unnest(unnest_part(m, 1)) AS k, unnest(unnest_part(m, 2)) AS v`).
+//! A query without such an `UNNEST` is left exactly as written; one the rewrite does not cover
+//! (without column names) reaches the planner unchanged and gets its error.
 
 use std::ops::ControlFlow;
 
+use crate::trino::arrays::UNNEST_PART;
 use crate::trino::dialect::AthenaDialect;
 use datafusion::sql::sqlparser::ast::{
     Expr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Query, Select, SelectItem, SetExpr,
@@ -189,15 +192,22 @@ impl Lateral {
         Some(derived)
     }
 
-    /// An UNNEST with ordinality and nothing to its left.
+    /// An UNNEST with ordinality, or of a map, and nothing to its left.
     fn standalone(&mut self, t: &TableFactor) -> Option<TableFactor> {
         let TableFactor::UNNEST {
-            with_ordinality: true,
+            with_ordinality,
+            array_exprs,
+            alias: Some(alias),
             ..
         } = t
         else {
             return None;
         };
+        let entries =
+            array_exprs.len() == 1 && alias.columns.len() > 1 + usize::from(*with_ordinality);
+        if !with_ordinality && !entries {
+            return None;
+        }
         let (alias, _, items) = unnest_columns(t)?;
         let derived = relation(&format!("SELECT * FROM (SELECT {items}) AS {alias}"))?;
         self.changed = true;
@@ -220,7 +230,24 @@ fn unnest_columns(t: &TableFactor) -> Option<(Ident, Vec<Ident>, String)> {
     };
     let columns: Vec<Ident> = alias.columns.iter().map(|c| c.name.clone()).collect();
     let n = array_exprs.len();
-    if n == 0 || columns.len() != n + usize::from(*with_ordinality) {
+    let named = columns.len().checked_sub(usize::from(*with_ordinality))?;
+    // One map (or array of rows) under several names: a column for each part of its entries.
+    if n == 1 && named > 1 {
+        let e = &array_exprs[0];
+        let mut items: Vec<String> = columns[..named]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("unnest({UNNEST_PART}({e}, {})) AS {c}", i + 1))
+            .collect();
+        if *with_ordinality {
+            items.push(format!(
+                "unnest(generate_series(1, cardinality({e}))) AS {}",
+                columns[named]
+            ));
+        }
+        return Some((alias.name.clone(), columns, items.join(", ")));
+    }
+    if n == 0 || named != n {
         return None;
     }
     let mut items: Vec<String> = array_exprs
@@ -275,5 +302,28 @@ mod tests {
         // Nothing to rewrite: the text is kept as written.
         let plain = "select unnest(make_array(1, 2))  -- as is";
         assert_eq!(rewrite(plain), plain);
+    }
+
+    #[tokio::test]
+    async fn a_map_and_an_array_of_rows_unnest_to_a_column_per_part() {
+        use crate::session::{Format, render, run_sql};
+        let ctx = crate::functions_session().unwrap();
+        for (sql, want) in [
+            (
+                "SELECT v.id, t.k, t.v, t.o FROM (VALUES (1, MAP(ARRAY['a', 'b'], ARRAY[10, 20])), \
+                 (2, MAP(ARRAY['c'], ARRAY[30])), (3, CAST(NULL AS MAP(VARCHAR, BIGINT)))) AS v(id, m) \
+                 CROSS JOIN UNNEST(v.m) WITH ORDINALITY AS t(k, v, o) ORDER BY v.id, t.k",
+                vec!["1,a,10,1", "1,b,20,2", "2,c,30,1"],
+            ),
+            (
+                "SELECT n, s FROM UNNEST(ARRAY[ROW(1, 'x'), ROW(2, 'y')]) AS t(n, s) ORDER BY n",
+                vec!["1,x", "2,y"],
+            ),
+        ] {
+            let (schema, batches) = run_sql(&ctx, sql).await.unwrap();
+            let out = render(&schema, &batches, Format::Csv).unwrap();
+            let rows: Vec<&str> = out.lines().skip(1).collect();
+            assert_eq!(rows, want, "{sql}");
+        }
     }
 }
