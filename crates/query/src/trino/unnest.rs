@@ -16,7 +16,8 @@
 //! padded with NULL, and a NULL or empty array gives no row: Athena's meaning. One map (or
 //! array of rows) under several names gives a column per part of its entries
 //! (`UNNEST(m) AS t(k, v)`: `unnest(unnest_part(m, 1)) AS k, unnest(unnest_part(m, 2)) AS v`).
-//! A query without such an `UNNEST` is left exactly as written; one the rewrite does not cover
+//! `LEFT JOIN UNNEST(x) AS u(y) ON true` keeps a row whose array is empty or NULL, with NULL
+//! columns. A query without such an `UNNEST` is left exactly as written; one the rewrite does not cover
 //! (without column names) reaches the planner unchanged and gets its error.
 
 use std::ops::ControlFlow;
@@ -107,7 +108,7 @@ impl Lateral {
         while i < s.from.len() {
             if s.from[i].joins.is_empty() && s.from[i - 1].joins.is_empty() {
                 let left = s.from[i - 1].relation.clone();
-                if let Some(merged) = self.lateral(&left, &s.from[i].relation) {
+                if let Some(merged) = self.lateral(&left, &s.from[i].relation, false) {
                     s.from[i - 1].relation = merged;
                     s.from.remove(i);
                     continue;
@@ -122,8 +123,17 @@ impl Lateral {
                     j.join_operator,
                     JoinOperator::CrossJoin(JoinConstraint::None)
                 );
-                let merged = if cross {
-                    self.lateral(&twj.relation, &j.relation)
+                // `LEFT JOIN UNNEST(…) AS u(…) ON true`: a row whose array is empty or NULL
+                // stays, with NULL columns.
+                let left = match &j.join_operator {
+                    JoinOperator::Left(JoinConstraint::On(on))
+                    | JoinOperator::LeftOuter(JoinConstraint::On(on)) => {
+                        on.to_string().eq_ignore_ascii_case("true")
+                    }
+                    _ => false,
+                };
+                let merged = if cross || left {
+                    self.lateral(&twj.relation, &j.relation, left)
                 } else {
                     None
                 };
@@ -167,8 +177,8 @@ impl Lateral {
     }
 
     /// `left` with the UNNEST's columns added to each of its rows, under `left`'s alias.
-    fn lateral(&mut self, left: &TableFactor, un: &TableFactor) -> Option<TableFactor> {
-        let (alias, columns, items) = unnest_columns(un)?;
+    fn lateral(&mut self, left: &TableFactor, un: &TableFactor, keep: bool) -> Option<TableFactor> {
+        let (alias, columns, items) = unnest_columns(un, keep)?;
         let to = match left {
             TableFactor::Table {
                 name, alias: None, ..
@@ -208,7 +218,7 @@ impl Lateral {
         if !with_ordinality && !entries {
             return None;
         }
-        let (alias, _, items) = unnest_columns(t)?;
+        let (alias, _, items) = unnest_columns(t, false)?;
         let derived = relation(&format!("SELECT * FROM (SELECT {items}) AS {alias}"))?;
         self.changed = true;
         Some(derived)
@@ -216,8 +226,9 @@ impl Lateral {
 }
 
 /// An UNNEST's alias, its column names and the select items that produce them; `None` for a
-/// form this rewrite does not cover (no column names, `WITH OFFSET`, a map's two columns).
-fn unnest_columns(t: &TableFactor) -> Option<(Ident, Vec<Ident>, String)> {
+/// form this rewrite does not cover (no column names, `WITH OFFSET`). With `keep` (a `LEFT
+/// JOIN`), an empty or NULL array gives one row of NULLs; only one array without ordinality.
+fn unnest_columns(t: &TableFactor, keep: bool) -> Option<(Ident, Vec<Ident>, String)> {
     let TableFactor::UNNEST {
         alias: Some(alias),
         array_exprs,
@@ -231,6 +242,30 @@ fn unnest_columns(t: &TableFactor) -> Option<(Ident, Vec<Ident>, String)> {
     let columns: Vec<Ident> = alias.columns.iter().map(|c| c.name.clone()).collect();
     let n = array_exprs.len();
     let named = columns.len().checked_sub(usize::from(*with_ordinality))?;
+    if keep {
+        if n != 1 || *with_ordinality {
+            return None;
+        }
+        // Each part padded to one NULL element when the array is empty or NULL.
+        let e = &array_exprs[0];
+        let parts: Vec<String> = if named == 1 {
+            vec![e.to_string()]
+        } else {
+            (1..=named)
+                .map(|i| format!("{UNNEST_PART}({e}, {i})"))
+                .collect()
+        };
+        let items: Vec<String> = parts
+            .iter()
+            .zip(&columns)
+            .map(|(p, c)| {
+                format!(
+                    "unnest(CASE WHEN cardinality({p}) > 0 THEN {p} ELSE make_array(NULL) END) AS {c}"
+                )
+            })
+            .collect();
+        return Some((alias.name.clone(), columns, items.join(", ")));
+    }
     // One map (or array of rows) under several names: a column for each part of its entries.
     if n == 1 && named > 1 {
         let e = &array_exprs[0];
@@ -318,6 +353,19 @@ mod tests {
             (
                 "SELECT n, s FROM UNNEST(ARRAY[ROW(1, 'x'), ROW(2, 'y')]) AS t(n, s) ORDER BY n",
                 vec!["1,x", "2,y"],
+            ),
+            // A LEFT JOIN keeps the rows with an empty or NULL array or map.
+            (
+                "SELECT v.id, t.x FROM (VALUES (1, ARRAY[5, 6]), (2, CAST(NULL AS ARRAY(BIGINT))), \
+                 (3, CAST(ARRAY[] AS ARRAY(BIGINT)))) AS v(id, a) \
+                 LEFT JOIN UNNEST(v.a) AS t(x) ON true ORDER BY v.id, t.x",
+                vec!["1,5", "1,6", "2,", "3,"],
+            ),
+            (
+                "SELECT v.id, t.k, t.w FROM (VALUES (1, MAP(ARRAY['a'], ARRAY[1])), \
+                 (2, CAST(NULL AS MAP(VARCHAR, BIGINT)))) AS v(id, m) \
+                 LEFT JOIN UNNEST(v.m) AS t(k, w) ON TRUE ORDER BY v.id",
+                vec!["1,a,1", "2,,"],
             ),
         ] {
             let (schema, batches) = run_sql(&ctx, sql).await.unwrap();
