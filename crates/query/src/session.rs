@@ -124,7 +124,7 @@ pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
     }
     let sql = crate::trino::json_types::athena_type_syntax(sql);
     let sql = crate::trino::unnest::rewrite(&sql);
-    Ok(crate::trino::lambda::rewrite(&sql))
+    Ok(crate::trino::syntax::rewrite(&sql))
 }
 
 /// Output formats of `etl query`.

@@ -15,9 +15,8 @@
 //!   padded with NULL; NULL when either array is NULL.
 //! - `array_sort(x, (a, b) -> …)`: `x` in the order the comparator gives (negative: `a` first;
 //!   positive: `b` first; 0: as they were); a NULL answer is an error, as in Athena. The
-//!   planner knows `array_sort` as DataFusion's one-argument function, so [`rewrite`] renames a
-//!   call with a lambda to [`SORT_WITH`] before planning, and gives the one-argument form
-//!   Athena's NULLs last.
+//!   planner knows `array_sort` as DataFusion's one-argument function, so `syntax.rs` renames
+//!   a call with a lambda to [`SORT_WITH`] before planning.
 //! - `map_filter(m, (k, v) -> …)`: the entries the function gives true for (NULL drops one).
 //! - `transform_values(m, (k, v) -> …)`, `transform_keys(m, (k, v) -> …)`: the map with new
 //!   values, or new keys; a NULL or repeated new key is an error, as in Athena.
@@ -25,7 +24,6 @@
 use std::sync::Arc;
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, MapArray, StructArray,
@@ -38,13 +36,6 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::utils::list_values_row_number;
 use datafusion::common::{Result, exec_err, plan_err};
-use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Value,
-    visit_expressions_mut,
-};
-use datafusion::sql::sqlparser::parser::Parser;
-
-use crate::trino::dialect::AthenaDialect;
 use datafusion::logical_expr::{
     ColumnarValue, HigherOrderFunctionArgs, HigherOrderReturnFieldArgs, HigherOrderSignature,
     HigherOrderUDF, HigherOrderUDFImpl, LambdaParametersProgress, ValueOrLambda, Volatility,
@@ -644,55 +635,6 @@ impl HigherOrderUDFImpl for SortWith {
             list.logical_nulls(),
         )?)))
     }
-}
-
-/// `array_sort(x, lambda)` planned as [`SORT_WITH`], and `array_sort(x)` with Athena's NULLs
-/// last; `sql` itself when it has no `array_sort`.
-pub fn rewrite(sql: &str) -> String {
-    if !sql.to_ascii_lowercase().contains("array_sort") {
-        return sql.to_string();
-    }
-    let Ok(mut statements) = Parser::parse_sql(&AthenaDialect, sql) else {
-        return sql.to_string();
-    };
-    let mut changed = false;
-    let _ = visit_expressions_mut(&mut statements, |e| {
-        if let SqlExpr::Function(f) = e
-            && f.name.0.len() == 1
-            && f.name.0[0]
-                .as_ident()
-                .is_some_and(|i| i.value.eq_ignore_ascii_case("array_sort"))
-            && let FunctionArguments::List(list) = &mut f.args
-        {
-            let lambda = matches!(
-                list.args.get(1),
-                Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(
-                    SqlExpr::Lambda(_)
-                )))
-            );
-            if lambda {
-                f.name = ObjectName::from(vec![Ident::new(SORT_WITH)]);
-                changed = true;
-            } else if list.args.len() == 1 {
-                for s in ["ASC", "NULLS LAST"] {
-                    list.args
-                        .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(
-                            Value::SingleQuotedString(s.to_string()).into(),
-                        ))));
-                }
-                changed = true;
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    if !changed {
-        return sql.to_string();
-    }
-    statements
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(";\n")
 }
 
 #[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]

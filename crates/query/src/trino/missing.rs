@@ -340,8 +340,9 @@ pub const ATHENA_FUNCTIONS: &[&str] = &[
 /// Names the SQL planner handles itself, not the function registry.
 const PLANNED_FORMS: &[&str] = &["unnest", "grouping", "exists", "struct", "row"];
 
-/// Athena functions that are SQL syntax here (`TRY_CAST(x AS T)`), planned by the parser.
-const SYNTAX: &[&str] = &["try_cast"];
+/// Athena functions that are SQL syntax here (`TRY_CAST(x AS T)`), planned by the parser, or
+/// renamed before planning (`listagg … WITHIN GROUP`, see `syntax.rs`).
+const SYNTAX: &[&str] = &["try_cast", "listagg"];
 
 /// A function the local engine cannot run, where it is in the SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
