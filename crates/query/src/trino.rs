@@ -53,6 +53,17 @@ pub mod unnest;
 pub use conditional::trino_type;
 pub use json_cast::FuseJsonCast;
 
+/// One query's rows as CSV lines (header dropped) on a session with Athena's functions, or its
+/// error as text: the tests' view of an answer.
+#[cfg(test)]
+pub(crate) async fn csv_rows(sql: &str) -> std::result::Result<Vec<String>, String> {
+    use crate::session::{Format, render, run_sql};
+    let ctx = crate::functions_session().map_err(|e| e.to_string())?;
+    let (schema, batches) = run_sql(&ctx, sql).await.map_err(|e| e.to_string())?;
+    let out = render(&schema, &batches, Format::Csv).map_err(|e| e.to_string())?;
+    Ok(out.lines().skip(1).map(str::to_string).collect())
+}
+
 /// Registers the functions above on a session, and the planning of `timestamp ± INTERVAL` below.
 pub fn register(ctx: &mut SessionContext) {
     datafusion::execution::FunctionRegistry::register_expr_planner(ctx, Arc::new(FixedIntervals))

@@ -714,13 +714,8 @@ pub fn functions() -> Vec<Fun> {
 
 #[cfg(test)]
 mod tests {
-    use crate::session::{Format, render, run_sql};
-
     async fn rows(sql: &str) -> Vec<String> {
-        let ctx = crate::functions_session().unwrap();
-        let (schema, batches) = run_sql(&ctx, sql).await.unwrap();
-        let out = render(&schema, &batches, Format::Csv).unwrap();
-        out.lines().skip(1).map(str::to_string).collect()
+        crate::trino::csv_rows(sql).await.unwrap()
     }
 
     #[tokio::test]

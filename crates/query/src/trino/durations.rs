@@ -30,6 +30,15 @@ use super::fun::{Call, Fun, Result, arc, arity, ints, text};
 const NANOS_PER_MS: i64 = 1_000_000;
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
 
+/// `'2.3 MB'` as (`2.3`, `MB`): the leading digits and dots, and the rest trimmed.
+fn number_and_unit(v: &str) -> (&str, &str) {
+    let t = v.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    (&t[..split], t[split..].trim())
+}
+
 fn parse_duration(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let s = text(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
@@ -38,11 +47,7 @@ fn parse_duration(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
             out.push(None);
             continue;
         };
-        let t = v.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (number, unit) = (&t[..split], t[split..].trim());
+        let (number, unit) = number_and_unit(v);
         let nanos_per: f64 = match unit {
             "ns" => 1.0,
             "us" => 1e3,
@@ -135,11 +140,7 @@ fn parse_data_size(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
             out.push(None);
             continue;
         };
-        let t = v.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (number, unit) = (&t[..split], t[split..].trim());
+        let (number, unit) = number_and_unit(v);
         let power = UNITS.iter().position(|u| *u == unit);
         // Exact decimal arithmetic: digits times 1024^power, the fraction truncated.
         let value = power.and_then(|p| {

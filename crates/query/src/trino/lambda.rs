@@ -838,14 +838,9 @@ fn unique_keys(keys: &ArrayRef, starts: &[usize]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::session::{Format, render, run_sql};
-
     /// One query's rows as CSV lines (header dropped).
     async fn rows(sql: &str) -> Vec<String> {
-        let ctx = crate::functions_session().unwrap();
-        let (schema, batches) = run_sql(&ctx, sql).await.unwrap();
-        let csv = render(&schema, &batches, Format::Csv).unwrap();
-        csv.lines().skip(1).map(str::to_string).collect()
+        crate::trino::csv_rows(sql).await.unwrap()
     }
 
     const T: &str = "FROM (VALUES (1, ARRAY[1, 2, 3], 2), (2, ARRAY[5], 10), \
@@ -896,7 +891,6 @@ mod tests {
             rows(sql).await,
             ["1,b,3;7,a2;b2;c2", "2,,17,d10", "3,e;f,3;4,e0;f0"]
         );
-        let ctx = crate::functions_session().unwrap();
         for (sql, error) in [
             (
                 "SELECT transform_keys(MAP(ARRAY[1, 2], ARRAY[3, 4]), (k, v) -> 0)",
@@ -907,7 +901,7 @@ mod tests {
                 "map key cannot be null",
             ),
         ] {
-            let e = run_sql(&ctx, sql).await.unwrap_err().to_string();
+            let e = crate::trino::csv_rows(sql).await.unwrap_err();
             assert!(e.contains(error), "{sql}: {e}");
         }
     }

@@ -248,14 +248,7 @@ impl Accumulator for Digest {
 
 #[cfg(test)]
 mod tests {
-    use crate::session::{Format, render, run_sql};
-
-    async fn csv(sql: &str) -> Result<Vec<String>, String> {
-        let ctx = crate::functions_session().unwrap();
-        let (schema, batches) = run_sql(&ctx, sql).await.map_err(|e| e.to_string())?;
-        let out = render(&schema, &batches, Format::Csv).unwrap();
-        Ok(out.lines().skip(1).map(str::to_string).collect())
-    }
+    use crate::trino::csv_rows as csv;
 
     #[tokio::test]
     async fn groups_merge_their_digests_and_keep_the_value_type() {

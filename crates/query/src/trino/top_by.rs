@@ -215,14 +215,7 @@ impl Accumulator for Top {
 
 #[cfg(test)]
 mod tests {
-    use crate::session::{Format, render, run_sql};
-
-    async fn csv(sql: &str) -> Result<Vec<String>, String> {
-        let ctx = crate::functions_session().unwrap();
-        let (schema, batches) = run_sql(&ctx, sql).await.map_err(|e| e.to_string())?;
-        let out = render(&schema, &batches, Format::Csv).unwrap();
-        Ok(out.lines().skip(1).map(str::to_string).collect())
-    }
+    use crate::trino::csv_rows as csv;
 
     #[tokio::test]
     async fn the_n_best_rows_of_each_group_in_order_of_y() {
