@@ -342,7 +342,7 @@ const PLANNED_FORMS: &[&str] = &["unnest", "grouping", "exists", "struct", "row"
 
 /// Athena functions that are SQL syntax here (`TRY_CAST(x AS T)`), planned by the parser, or
 /// renamed before planning (`listagg … WITHIN GROUP`, see `syntax.rs`).
-const SYNTAX: &[&str] = &["try_cast", "listagg"];
+const SYNTAX: &[&str] = &["try_cast", "listagg", "geometric_mean"];
 
 /// A function the local engine cannot run, where it is in the SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]

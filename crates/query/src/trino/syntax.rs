@@ -5,6 +5,8 @@
 //!   Athena's NULLs last (`array_sort(x, 'ASC', 'NULLS LAST')`).
 //! - `listagg(x[, separator]) WITHIN GROUP (ORDER BY …)`: DataFusion's
 //!   `string_agg(x, separator ORDER BY …)`, the separator `''` when none is given.
+//! - `map()`: the empty map, `map(ARRAY[], ARRAY[])` (DataFusion's `map` needs arguments).
+//! - `geometric_mean(x)`: `exp(avg(ln(x)))`, its `FILTER` and `OVER` kept on the `avg`.
 //!
 //! A query without these names is left exactly as written.
 
@@ -66,13 +68,69 @@ fn rewrite_call(f: &mut Function) -> bool {
         f.name = ObjectName::from(vec![Ident::new("string_agg")]);
         return true;
     }
+    if named(f, "map")
+        && let FunctionArguments::List(list) = &f.args
+        && list.args.is_empty()
+    {
+        let empty = || {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Array(
+                datafusion::sql::sqlparser::ast::Array {
+                    elem: vec![],
+                    named: true,
+                },
+            )))
+        };
+        f.args = FunctionArguments::List(datafusion::sql::sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![empty(), empty()],
+            clauses: vec![],
+        });
+        return true;
+    }
+    if named(f, "geometric_mean")
+        && let FunctionArguments::List(list) = &mut f.args
+        && list.args.len() == 1
+        && let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = &list.args[0]
+    {
+        let call = |name: &str, arg: Expr| {
+            Expr::Function(Function {
+                name: ObjectName::from(vec![Ident::new(name)]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(
+                    datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
+                        clauses: vec![],
+                    },
+                ),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            })
+        };
+        let mut avg = call("avg", call("ln", x.clone()));
+        if let Expr::Function(a) = &mut avg {
+            a.filter = f.filter.take();
+            a.over = f.over.take();
+        }
+        *f = match call("exp", avg) {
+            Expr::Function(e) => e,
+            _ => unreachable!("a call"),
+        };
+        return true;
+    }
     false
 }
 
 /// `sql` with the calls above rewritten.
 pub fn rewrite(sql: &str) -> String {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("array_sort") && !lower.contains("listagg") {
+    if !["array_sort", "listagg", "map", "geometric_mean"]
+        .iter()
+        .any(|n| lower.contains(n))
+    {
         return sql.to_string();
     }
     let Ok(mut statements) = Parser::parse_sql(&AthenaDialect, sql) else {
@@ -93,4 +151,28 @@ pub fn rewrite(sql: &str) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(";\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::trino::csv_rows;
+
+    #[tokio::test]
+    async fn geometric_mean_keeps_its_filter_and_window() {
+        let rows = csv_rows(
+            "SELECT g, round(geometric_mean(x), 6), round(geometric_mean(x) FILTER (WHERE x > 1), 6) \
+             FROM (VALUES ('a', 1), ('a', 4), ('b', 2), ('b', 8), ('b', 4)) AS t(g, x) \
+             GROUP BY g ORDER BY g",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, ["a,2.0,4.0", "b,4.0,4.0"]);
+        let rows = csv_rows(
+            "SELECT x, round(geometric_mean(x) OVER (PARTITION BY g), 6) \
+             FROM (VALUES ('a', 1), ('a', 4)) AS t(g, x) ORDER BY x",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, ["1,2.0", "4,2.0"]);
+    }
 }
