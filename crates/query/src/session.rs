@@ -42,6 +42,7 @@ pub fn functions_session() -> Result<SessionContext> {
     let state = SessionStateBuilder::new()
         .with_config(config()?)
         .with_default_features()
+        .with_expr_planners(crate::trino::expr_planners())
         .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
         .build();
     let mut ctx = SessionContext::new_with_state(state);
@@ -70,6 +71,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_expr_planners(crate::trino::expr_planners())
         .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
         .with_physical_optimizer_rules(rules)
         .build();

@@ -192,6 +192,51 @@ impl ExprPlanner for FixedIntervals {
     }
 }
 
+/// The session's expression planners: ours that must see an expression before DataFusion's
+/// own (a subscript), then DataFusion's.
+pub fn expr_planners() -> Vec<Arc<dyn ExprPlanner>> {
+    let mut v: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(RowSubscript)];
+    v.extend(datafusion::execution::SessionStateDefaults::default_expr_planners());
+    v
+}
+
+/// `row[i]`: Athena reads a row's `i`-th field (1-based) by subscript with a constant index;
+/// DataFusion subscripts arrays and maps only.
+#[derive(Debug)]
+struct RowSubscript;
+
+impl ExprPlanner for RowSubscript {
+    fn plan_field_access(
+        &self,
+        expr: datafusion::logical_expr::planner::RawFieldAccessExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<
+        PlannerResult<datafusion::logical_expr::planner::RawFieldAccessExpr>,
+    > {
+        use datafusion::logical_expr::GetFieldAccess;
+        if let GetFieldAccess::ListIndex { key } = &expr.field_access
+            && let Expr::Literal(v, _) = key.as_ref()
+            && let Ok(ScalarValue::Int64(Some(i))) = v.cast_to(&DataType::Int64)
+            && let Ok(DataType::Struct(fields)) = expr.expr.get_type(schema)
+        {
+            let Some(field) = usize::try_from(i)
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| fields.get(i))
+            else {
+                return plan_err!(
+                    "a row subscript must be between 1 and the row's {} fields, not {i}",
+                    fields.len()
+                );
+            };
+            return Ok(PlannerResult::Planned(
+                datafusion::functions::core::expr_fn::get_field(expr.expr, field.name().as_str()),
+            ));
+        }
+        Ok(PlannerResult::Original(expr))
+    }
+}
+
 /// `date_trunc` with a fast path for the table's timestamps: on UTC timestamps, truncating to a
 /// second, minute, hour or day is integer arithmetic (floor to a multiple of the unit). Anything
 /// else goes to DataFusion's own `date_trunc`, whose signature and result types it keeps.

@@ -779,7 +779,7 @@ impl HigherOrderUDFImpl for OverMap {
             }
             MapOp::Keys => {
                 let keys = cast(&out, key_field.data_type())?;
-                unique_keys(&keys, &starts)?;
+                unique_keys("transform_keys", &keys, &starts)?;
                 (
                     keys,
                     values,
@@ -817,10 +817,11 @@ fn map_type(entries: &FieldRef, k: Field, v: Field, sorted: bool) -> DataType {
     )
 }
 
-/// Athena's rule for new keys: none NULL, none repeated within a map.
-fn unique_keys(keys: &ArrayRef, starts: &[usize]) -> Result<()> {
-    if keys.null_count() > 0 {
-        return exec_err!("transform_keys: map key cannot be null");
+/// Athena's rule for a map's keys: none NULL, none repeated within a map (`starts`: each map's
+/// first entry, and the end).
+pub(super) fn unique_keys(name: &str, keys: &ArrayRef, starts: &[usize]) -> Result<()> {
+    if keys.logical_null_count() > 0 {
+        return exec_err!("{name}: map key cannot be null");
     }
     let converter = RowConverter::new(vec![SortField::new(keys.data_type().clone())])?;
     let rows = converter.convert_columns(&[Arc::clone(keys)])?;
@@ -829,7 +830,7 @@ fn unique_keys(keys: &ArrayRef, starts: &[usize]) -> Result<()> {
         seen.clear();
         for j in w[0]..w[1] {
             if !seen.insert(rows.row(j)) {
-                return exec_err!("transform_keys: duplicate map keys are not allowed");
+                return exec_err!("{name}: duplicate map keys are not allowed");
             }
         }
     }

@@ -303,8 +303,9 @@ impl Accumulator for MapAcc {
 }
 
 /// The map-building scalar functions: `map_concat(m, …)` (the union, a key in several maps
-/// taking its value from the last; NULL when a map is NULL) and `array_histogram(x)` (each
-/// non-NULL element and how often it occurs, in order of first occurrence).
+/// taking its value from the last; NULL when a map is NULL), `array_histogram(x)` (each
+/// non-NULL element and how often it occurs, in order of first occurrence) and
+/// `map_from_entries(array(row(k, v)))` (a NULL or repeated key is an error, as in Athena).
 pub fn functions() -> Vec<super::fun::Fun> {
     use super::fun::{Fun, arity};
     vec![
@@ -338,7 +339,71 @@ pub fn functions() -> Vec<super::fun::Fun> {
             },
             array_histogram,
         ),
+        Fun::new(
+            "map_from_entries",
+            |n, t| {
+                arity(n, t, &[1])?;
+                match &t[0] {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        match f.data_type() {
+                            DataType::Struct(kv) if kv.len() == 2 => {
+                                Ok(map_type(kv[0].data_type(), kv[1].data_type()))
+                            }
+                            other => Err(DataFusionError::Plan(format!(
+                                "{n} takes an array of (key, value) rows, not of {other}"
+                            ))),
+                        }
+                    }
+                    other => Err(DataFusionError::Plan(format!(
+                        "{n} takes an array of (key, value) rows, not {other}"
+                    ))),
+                }
+            },
+            map_from_entries,
+        ),
     ]
+}
+
+fn map_from_entries(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = super::arrays::list(call.name, &a[0])?;
+    let rows = x.values().as_struct();
+    let first = x.offsets()[0] as usize;
+    let starts: Vec<usize> = x.offsets().iter().map(|&o| o as usize - first).collect();
+    let count = *starts.last().unwrap_or(&0);
+    let (k, v) = (
+        rows.column(0).slice(first, count),
+        rows.column(1).slice(first, count),
+    );
+    // Only the entries of non-NULL arrays count; a NULL array's own entries are dropped.
+    let keep: Vec<usize> = (0..x.len())
+        .filter(|&i| x.is_valid(i))
+        .flat_map(|i| starts[i]..starts[i + 1])
+        .collect();
+    let lengths: Vec<usize> = (0..x.len())
+        .map(|i| {
+            if x.is_valid(i) {
+                starts[i + 1] - starts[i]
+            } else {
+                0
+            }
+        })
+        .collect();
+    let picks: Vec<(usize, usize)> = keep.iter().map(|&j| (0, j)).collect();
+    let kept_keys = arrow::compute::interleave(&[k.as_ref()], &picks)?;
+    let mut kept_starts = vec![0];
+    for l in &lengths {
+        kept_starts.push(kept_starts.last().expect("a start") + l);
+    }
+    super::lambda::unique_keys(call.name, &kept_keys, &kept_starts)?;
+    let nulls = (0..x.len()).map(|i| x.is_valid(i)).collect();
+    build_map(
+        call.ret,
+        &[k.as_ref()],
+        &[v.as_ref()],
+        &picks,
+        lengths,
+        nulls,
+    )
 }
 
 /// A map built from chosen entries: `(source, index)` pairs into the sources' keys and values.
@@ -508,5 +573,25 @@ mod tests {
                 "3,null,null",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn map_from_entries_row_by_row_and_a_row_read_by_subscript() {
+        let rows = crate::trino::csv_rows(
+            "SELECT id, format('%s', map_from_entries(e)), e[1][2] \
+             FROM (VALUES (1, ARRAY[('a', 1), ('b', 2)]), (2, CAST(NULL AS ARRAY(ROW(c0 VARCHAR, c1 BIGINT)))), \
+             (3, ARRAY[('c', 3)])) AS t(id, e) ORDER BY id",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, ["1,\"{a=1, b=2}\",1", "2,null,", "3,{c=3},3"]);
+        let e = crate::trino::csv_rows("SELECT map_from_entries(ARRAY[(NULL, 1)])")
+            .await
+            .unwrap_err();
+        assert!(e.contains("map key cannot be null"), "{e}");
+        let e = crate::trino::csv_rows("SELECT (ROW(1, 2))[3]")
+            .await
+            .unwrap_err();
+        assert!(e.contains("between 1 and the row's 2 fields"), "{e}");
     }
 }
