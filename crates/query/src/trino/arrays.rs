@@ -9,6 +9,7 @@
 //! - `array_position(x, e)`: 0 when `e` is not in `x` (DataFusion gives NULL).
 //! - `arrays_overlap(x, y)` and `contains(x, e)` (planned as [`CONTAINS_ELEMENT`]): true on a
 //!   common non-NULL element; else NULL when a NULL element could have been one; else false.
+//! - `zip(a, b, …)`: rows of the arrays' elements side by side, the shorter padded with NULL.
 //! - `sequence(start, stop[, step])` over bigint, date (a step of days or months, one day by
 //!   default) and timestamp (a step of an interval): from `start` to `stop` inclusive; the step
 //!   defaults to 1 (or -1 when `stop` < `start`); a step of the wrong sign is an error, and so
@@ -612,6 +613,81 @@ fn unnest_part(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     )?))
 }
 
+/// `zip(a, b, …)`: an array of rows, the i-th holding each array's i-th element, the shorter
+/// arrays padded with NULL; NULL when an array is NULL.
+fn zip_type(name: &str, t: &[DataType]) -> Result<DataType> {
+    if t.len() < 2 {
+        return Err(DataFusionError::Plan(format!(
+            "{name} takes two arrays or more"
+        )));
+    }
+    let fields: Vec<Field> = t
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            Ok(Field::new(
+                format!("field{i}"),
+                element_type(name, t)?,
+                true,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    Ok(DataType::new_list(DataType::Struct(fields.into()), true))
+}
+
+fn zip(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let lists: Vec<ListArray> = a
+        .iter()
+        .map(|x| list(call.name, x))
+        .collect::<Result<_>>()?;
+    let DataType::List(field) = call.ret else {
+        return Err(DataFusionError::Execution(
+            "zip returns an array".to_string(),
+        ));
+    };
+    let DataType::Struct(fields) = field.data_type() else {
+        return Err(DataFusionError::Execution("zip returns rows".to_string()));
+    };
+    let n = lists[0].len();
+    let mut picks: Vec<Vec<Option<u32>>> = vec![Vec::new(); lists.len()];
+    let (mut lengths, mut nulls) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        if lists.iter().any(|l| l.is_null(i)) {
+            lengths.push(0);
+            nulls.push(false);
+            continue;
+        }
+        let spans: Vec<(usize, usize)> = lists
+            .iter()
+            .map(|l| (l.offsets()[i] as usize, l.offsets()[i + 1] as usize))
+            .collect();
+        let len = spans.iter().map(|(s, e)| e - s).max().unwrap_or(0);
+        for (p, (s, e)) in picks.iter_mut().zip(&spans) {
+            p.extend((0..len).map(|k| (s + k < *e).then(|| (s + k) as u32)));
+        }
+        lengths.push(len);
+        nulls.push(true);
+    }
+    let columns: Vec<ArrayRef> = lists
+        .iter()
+        .zip(picks)
+        .zip(fields.iter())
+        .map(|((l, p), f)| {
+            Ok(cast(
+                &take(l.values(), &UInt32Array::from(p), None)?,
+                f.data_type(),
+            )?)
+        })
+        .collect::<Result<_>>()?;
+    let rows = arrow::array::StructArray::try_new(fields.clone(), columns, None)?;
+    Ok(arc(ListArray::try_new(
+        Arc::clone(field),
+        OffsetBuffer::from_lengths(lengths),
+        arc(rows),
+        Some(nulls.into()),
+    )?))
+}
+
 /// `contains(array, element)` with Athena's NULLs.
 pub fn contains_element() -> Fun {
     Fun::new(
@@ -680,6 +756,7 @@ pub fn functions() -> Vec<Fun> {
             array_position,
         ),
         contains_element(),
+        Fun::new("zip", zip_type, zip),
         Fun::new(
             UNNEST_PART,
             |n, t| {
@@ -738,5 +815,16 @@ mod tests {
                 "5,false,0,,,false,0",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn zip_pads_row_by_row_and_a_null_array_gives_null() {
+        let got = rows(
+            "SELECT id, cardinality(zip(a, b)), zip(a, b)[2][1], zip(a, b)[2][2] \
+             FROM (VALUES (1, ARRAY[1, 2], ARRAY['x']), (2, ARRAY[3], ARRAY['y', 'z']), \
+             (3, CAST(NULL AS ARRAY(BIGINT)), ARRAY['w'])) AS t(id, a, b) ORDER BY id",
+        )
+        .await;
+        assert_eq!(got, ["1,2,2,", "2,2,,z", "3,,,"]);
     }
 }
