@@ -17,6 +17,9 @@
 //!   positive: `b` first; 0: as they were); a NULL answer is an error, as in Athena. The
 //!   planner knows `array_sort` as DataFusion's one-argument function, so `syntax.rs` renames
 //!   a call with a lambda to [`SORT_WITH`] before planning.
+//! - `regexp_replace(s, pattern, g -> …)`: each match replaced by the function of its capture
+//!   groups (`g[1]` is the first); a NULL replacement makes the string NULL. Renamed to
+//!   [`REPLACE_WITH`] before planning, as `array_sort`'s.
 //! - `map_filter(m, (k, v) -> …)`: the entries the function gives true for (NULL drops one).
 //! - `transform_values(m, (k, v) -> …)`, `transform_keys(m, (k, v) -> …)`: the map with new
 //!   values, or new keys; a NULL or repeated new key is an error, as in Athena.
@@ -26,8 +29,8 @@ use std::sync::Arc;
 use std::collections::HashSet;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, MapArray, StructArray,
-    UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, ListArray, ListBuilder, MapArray,
+    StringBuilder, StructArray, UInt32Array, new_null_array,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::filter;
@@ -48,6 +51,7 @@ pub fn functions() -> Vec<Arc<HigherOrderUDF>> {
         Arc::new(HigherOrderUDF::new_from_impl(Reduce::new())),
         Arc::new(HigherOrderUDF::new_from_impl(ZipWith::new())),
         Arc::new(HigherOrderUDF::new_from_impl(SortWith::new())),
+        Arc::new(HigherOrderUDF::new_from_impl(ReplaceWith::new())),
         Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Filter))),
         Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Keys))),
         Arc::new(HigherOrderUDF::new_from_impl(OverMap::new(MapOp::Values))),
@@ -483,6 +487,134 @@ impl HigherOrderUDFImpl for ZipWith {
             out,
             nulls,
         )?)))
+    }
+}
+
+/// The name `regexp_replace(s, pattern, lambda)` is planned under.
+pub const REPLACE_WITH: &str = "regexp_replace_with";
+
+/// `regexp_replace(s, pattern, g -> …)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ReplaceWith {
+    signature: HigherOrderSignature,
+}
+
+impl ReplaceWith {
+    fn new() -> Self {
+        Self {
+            signature: HigherOrderSignature::exact(
+                vec![
+                    ValueOrLambda::Value(()),
+                    ValueOrLambda::Value(()),
+                    ValueOrLambda::Lambda(()),
+                ],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl HigherOrderUDFImpl for ReplaceWith {
+    fn name(&self) -> &str {
+        REPLACE_WITH
+    }
+
+    fn signature(&self) -> &HigherOrderSignature {
+        &self.signature
+    }
+
+    fn coerce_value_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        if arg_types.len() != 2 {
+            return plan_err!("regexp_replace takes a string, a pattern and a function");
+        }
+        Ok(vec![DataType::Utf8, DataType::Utf8])
+    }
+
+    fn lambda_parameters(
+        &self,
+        _step: usize,
+        _fields: &[ValueOrLambda<FieldRef, Option<FieldRef>>],
+    ) -> Result<LambdaParametersProgress> {
+        Ok(LambdaParametersProgress::Complete(vec![vec![Arc::new(
+            Field::new("groups", DataType::new_list(DataType::Utf8, true), true),
+        )]]))
+    }
+
+    fn return_field_from_args(&self, _args: HigherOrderReturnFieldArgs) -> Result<FieldRef> {
+        Ok(Arc::new(Field::new("regexp_replace", DataType::Utf8, true)))
+    }
+
+    fn invoke_with_args(&self, args: HigherOrderFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let s = value("regexp_replace", &args.args, 0)?.to_array(n)?;
+        let p = value("regexp_replace", &args.args, 1)?.to_array(n)?;
+        let f = lambda("regexp_replace", &args.args, 2)?;
+        let (s, p) = (cast(&s, &DataType::Utf8)?, cast(&p, &DataType::Utf8)?);
+        let (s, p) = (s.as_string::<i32>(), p.as_string::<i32>());
+        let mut patterns = super::text::Patterns::new();
+        // Every match of every row: its span, and its groups as one array for the function.
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        let mut groups = ListBuilder::new(StringBuilder::new());
+        let mut rows = Vec::new();
+        for i in 0..n {
+            if s.is_null(i) || p.is_null(i) {
+                continue;
+            }
+            let re = patterns
+                .get(p.value(i))
+                .map_err(datafusion::error::DataFusionError::Execution)?;
+            for caps in re.captures_iter(s.value(i)) {
+                let whole = caps.get(0).expect("group 0");
+                spans.push((i, whole.start(), whole.end()));
+                for g in 1..caps.len() {
+                    groups
+                        .values()
+                        .append_option(caps.get(g).map(|m| m.as_str()));
+                }
+                groups.append(true);
+                rows.push(i as u32);
+            }
+        }
+        let groups: ArrayRef = Arc::new(groups.finish());
+        let replaced = if rows.is_empty() {
+            new_null_array(&DataType::Utf8, 0)
+        } else {
+            let rows = UInt32Array::from(rows);
+            let gf = || Ok(Arc::clone(&groups));
+            let out = f
+                .evaluate(&[&gf], |c| Ok(take_arrays(c, &rows, None)?))?
+                .into_array(groups.len())?;
+            cast(&out, &DataType::Utf8)?
+        };
+        let replaced = replaced.as_string::<i32>();
+        let mut out = StringBuilder::new();
+        let mut m = 0;
+        for i in 0..n {
+            if s.is_null(i) || p.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let text = s.value(i);
+            let (mut result, mut at, mut null) = (String::new(), 0, false);
+            while m < spans.len() && spans[m].0 == i {
+                let (_, start, end) = spans[m];
+                result.push_str(&text[at..start]);
+                if replaced.is_null(m) {
+                    null = true;
+                } else {
+                    result.push_str(replaced.value(m));
+                }
+                at = end;
+                m += 1;
+            }
+            result.push_str(&text[at..]);
+            if null {
+                out.append_null();
+            } else {
+                out.append_value(result);
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
 }
 
@@ -922,5 +1054,16 @@ mod tests {
         // A comparator that is no order at all gives some order, not a failure.
         let rows = rows("SELECT cardinality(array_sort(ARRAY[3, 1, 2, 5, 4], (x, y) -> 1))").await;
         assert_eq!(rows, ["5"]);
+    }
+
+    #[tokio::test]
+    async fn regexp_replace_with_a_function_of_the_groups_row_by_row() {
+        let got = rows(
+            "SELECT id, regexp_replace(s, '([a-z])([0-9]+)', g -> upper(g[1]) || CAST(CAST(g[2] AS BIGINT) * k AS VARCHAR)) \
+             FROM (VALUES (1, 'a1 b2', 10), (2, 'none', 2), (3, CAST(NULL AS VARCHAR), 1), (4, 'c3', NULL)) \
+             AS t(id, s, k) ORDER BY id",
+        )
+        .await;
+        assert_eq!(got, ["1,A10 B20", "2,none", "3,", "4,"]);
     }
 }

@@ -3,6 +3,8 @@
 //! - `array_sort(x, (a, b) -> …)`: DataFusion's `array_sort` is a scalar function, which cannot
 //!   take a lambda, so the call goes to the higher-order [`SORT_WITH`]; `array_sort(x)` gets
 //!   Athena's NULLs last (`array_sort(x, 'ASC', 'NULLS LAST')`).
+//! - `regexp_replace(s, pattern, g -> …)`: the higher-order [`REPLACE_WITH`], for the same
+//!   reason.
 //! - `listagg(x[, separator]) WITHIN GROUP (ORDER BY …)`: DataFusion's
 //!   `string_agg(x, separator ORDER BY …)`, the separator `''` when none is given.
 //! - `map()`: the empty map, `map(ARRAY[], ARRAY[])` (DataFusion's `map` needs arguments).
@@ -19,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::trino::dialect::AthenaDialect;
-use crate::trino::lambda::SORT_WITH;
+use crate::trino::lambda::{REPLACE_WITH, SORT_WITH};
 
 fn named(f: &Function, name: &str) -> bool {
     f.name.0.len() == 1
@@ -52,6 +54,16 @@ fn rewrite_call(f: &mut Function) -> bool {
             return true;
         }
         return false;
+    }
+    if named(f, "regexp_replace")
+        && let FunctionArguments::List(list) = &f.args
+        && matches!(
+            list.args.get(2),
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Lambda(_))))
+        )
+    {
+        f.name = ObjectName::from(vec![Ident::new(REPLACE_WITH)]);
+        return true;
     }
     if named(f, "listagg")
         && !f.within_group.is_empty()
@@ -127,9 +139,15 @@ fn rewrite_call(f: &mut Function) -> bool {
 /// `sql` with the calls above rewritten.
 pub fn rewrite(sql: &str) -> String {
     let lower = sql.to_ascii_lowercase();
-    if !["array_sort", "listagg", "map", "geometric_mean"]
-        .iter()
-        .any(|n| lower.contains(n))
+    if ![
+        "array_sort",
+        "listagg",
+        "map",
+        "geometric_mean",
+        "regexp_replace",
+    ]
+    .iter()
+    .any(|n| lower.contains(n))
     {
         return sql.to_string();
     }

@@ -20,15 +20,15 @@ fn list_of_varchar() -> DataType {
 }
 
 /// A compiled pattern, reused while consecutive rows share it.
-struct Patterns {
+pub(super) struct Patterns {
     last: Option<(String, Regex)>,
 }
 
 impl Patterns {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { last: None }
     }
-    fn get(&mut self, p: &str) -> std::result::Result<&Regex, String> {
+    pub(super) fn get(&mut self, p: &str) -> std::result::Result<&Regex, String> {
         if self.last.as_ref().is_none_or(|(k, _)| k != p) {
             let r = Regex::new(p).map_err(|e| format!("invalid regular expression {p:?}: {e}"))?;
             self.last = Some((p.to_string(), r));
