@@ -13,9 +13,10 @@
 //! [`MAX_VALUES`] distinct views is evaluated as written, and after a few such batches the
 //! expression stops looking (a high-cardinality column such as `user_id`).
 //!
-//! Applied to the expressions of projections, and to the group keys and the arguments (of
+//! Applied to the expressions of projections, to the group keys and the arguments (of
 //! aggregates without an ordering) of aggregations that read their input directly (partial or
-//! single mode). Only a function or a CASE is wrapped: a bare comparison costs no more than
+//! single mode), and to the `IN` lists and `LIKE`s of the predicate a Parquet scan evaluates
+//! (pruning by statistics still sees the predicate as written). Only a function or a CASE is wrapped: a bare comparison costs no more than
 //! finding the distinct values.
 
 use std::fmt;
@@ -28,6 +29,8 @@ use arrow::compute::{take, take_record_batch};
 use arrow::datatypes::{DataType, FieldRef, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::config::ConfigOptions;
+use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, Volatility};
 use datafusion::physical_expr::ScalarFunctionExpr;
@@ -161,6 +164,12 @@ impl PhysicalExpr for OncePerValue {
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.fmt_sql(f)
     }
+
+    /// The expression as written, for what reads a predicate's shape rather than evaluating
+    /// it: the Parquet reader prunes row groups and pages through a snapshot.
+    fn snapshot(&self) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        Ok(Some(Arc::clone(&self.inner)))
+    }
 }
 
 /// The one column `e` reads, when it reads exactly one and is made only of deterministic
@@ -235,6 +244,63 @@ fn wrap(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Transformed<Arc<dy
     Ok(Transformed::yes(Arc::clone(e).with_new_children(new)?))
 }
 
+/// A scan's pushed-down predicate with its `IN` lists and `LIKE`s over one column wrapped: the
+/// Parquet reader evaluates them row by row on the decoded strings. Whether the column holds
+/// strings is known only from the batch, where a column of another type is evaluated as
+/// written.
+fn wrap_filter(e: &Arc<dyn PhysicalExpr>) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    let matching =
+        e.downcast_ref::<InListExpr>().is_some() || e.downcast_ref::<LikeExpr>().is_some();
+    let mut found = None;
+    if matching
+        && single_column(e, &mut found)
+        && let Some(i) = found
+    {
+        return Ok(Transformed::yes(Arc::new(OncePerValue::new(
+            Arc::clone(e),
+            i,
+        ))));
+    }
+    if e.downcast_ref::<OncePerValue>().is_some() {
+        return Ok(Transformed::no(Arc::clone(e)));
+    }
+    let mut changed = false;
+    let mut new = Vec::new();
+    for c in e.children() {
+        let t = wrap_filter(c)?;
+        changed |= t.transformed;
+        new.push(t.data);
+    }
+    if !changed {
+        return Ok(Transformed::no(Arc::clone(e)));
+    }
+    Ok(Transformed::yes(Arc::clone(e).with_new_children(new)?))
+}
+
+/// `scan` with its Parquet predicate's string matches wrapped, when it has any.
+fn scan_with_wrapped_filter(scan: &DataSourceExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
+        return Ok(None);
+    };
+    let Some(source) = config.file_source().downcast_ref::<ParquetSource>() else {
+        return Ok(None);
+    };
+    let Some(predicate) = datafusion::datasource::physical_plan::FileSource::filter(source) else {
+        return Ok(None);
+    };
+    let t = wrap_filter(&predicate)?;
+    if !t.transformed {
+        return Ok(None);
+    }
+    let source = Arc::new(source.with_predicate(t.data));
+    let config = FileScanConfigBuilder::from(config.clone())
+        .with_source(source)
+        .build();
+    Ok(Some(Arc::new(
+        scan.clone().with_data_source(Arc::new(config)),
+    )))
+}
+
 #[derive(Debug, Default)]
 pub struct PerValueStrings;
 
@@ -245,6 +311,12 @@ impl PhysicalOptimizerRule for PerValueStrings {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
+            if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
+                return Ok(match scan_with_wrapped_filter(scan)? {
+                    Some(new) => Transformed::yes(new),
+                    None => Transformed::no(node),
+                });
+            }
             if let Some(p) = node.downcast_ref::<ProjectionExec>() {
                 let schema = p.input().schema();
                 let mut changed = false;
@@ -418,6 +490,52 @@ mod tests {
             if wrapped {
                 assert!(plan.contains("per_value("), "{sql}\n{plan}");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_parquet_scans_in_list_and_like_run_per_value_with_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let writer = SessionContext::new();
+        writer
+            .sql(&format!(
+                "COPY (SELECT CASE WHEN value % 7 = 0 THEN NULL ELSE concat('k', value % 5) END AS s, \
+                 value AS n FROM generate_series(1, 30000)) TO '{}' STORED AS PARQUET",
+                path.display()
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        for rule in [true, false] {
+            let mut config = datafusion::prelude::SessionConfig::new();
+            config.options_mut().execution.parquet.pushdown_filters = true;
+            let mut state = SessionStateBuilder::new()
+                .with_config(config)
+                .with_default_features();
+            if rule {
+                state = state.with_physical_optimizer_rule(Arc::new(PerValueStrings));
+            }
+            let ctx = SessionContext::new_with_state(state.build());
+            ctx.register_parquet("t", path.to_str().unwrap(), Default::default())
+                .await
+                .unwrap();
+            let sql = "SELECT count(*), sum(n) FROM t WHERE s IN ('k1', 'k3') OR s LIKE '%4'";
+            let df = ctx.sql(sql).await.unwrap();
+            let plan = df.clone().create_physical_plan().await.unwrap();
+            let plan = displayable(plan.as_ref()).indent(true).to_string();
+            assert_eq!(plan.contains("per_value("), rule, "{plan}");
+            let rows = pretty_format_batches(&df.collect().await.unwrap())
+                .unwrap()
+                .to_string();
+            // Of 1..30000, the values with n % 5 in {1, 3, 4} and n % 7 != 0.
+            let (count, sum) = (1..=30000_i64)
+                .filter(|n| n % 7 != 0 && [1, 3, 4].contains(&(n % 5)))
+                .fold((0, 0), |(c, s), n| (c + 1, s + n));
+            assert!(rows.contains(&format!("| {count} ")), "{rows}");
+            assert!(rows.contains(&format!("| {sum} ")), "{rows}");
         }
     }
 }
