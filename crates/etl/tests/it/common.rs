@@ -127,6 +127,22 @@ pub async fn backfill_lake(
     backfill::run(lake, catalog, p, 2, opts, &Quiet).await
 }
 
+/// Every file under `dir`, at any depth (none when it does not exist).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 pub fn gzip(body: &[u8]) -> Vec<u8> {
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
     gz.write_all(body).unwrap();

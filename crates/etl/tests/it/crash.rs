@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{etl, etl_bin, stdout};
+use crate::common::{etl, etl_bin, stdout, walk};
 
 fn table_digest(lake: &std::path::Path) -> String {
     let out = etl(
@@ -93,19 +93,4 @@ fn sigkill_mid_backfill_then_rerun_equals_an_uninterrupted_run() {
     assert!(etl(&clean, &["backfill"]).status.success());
     assert_eq!(table_digest(&killed), table_digest(&clean));
     assert_eq!(committed(&catalog), 16);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }

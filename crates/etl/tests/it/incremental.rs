@@ -14,7 +14,7 @@ use eventlake_compaction::generate::{GenerateOptions, generate};
 use eventlake_contract::PartitionDate;
 use serde_json::Value;
 
-use crate::common::{RAW, TestLake, backfill_lake, key, line};
+use crate::common::{RAW, TestLake, backfill_lake, key, line, walk};
 use crate::versions::FailingCommit;
 
 async fn run(t: &TestLake, catalog: Arc<dyn Catalog>, incremental: bool, force: bool) -> Summary {
@@ -55,21 +55,6 @@ fn shift_late_hours(from: &Path, to: &Path) {
             std::fs::rename(&entry, dest).unwrap();
         }
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

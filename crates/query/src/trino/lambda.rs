@@ -58,6 +58,14 @@ pub fn functions() -> Vec<Arc<HigherOrderUDF>> {
     ]
 }
 
+/// The signature of a function taking `values` values, then `lambdas` lambdas.
+fn values_then_lambdas(values: usize, lambdas: usize) -> HigherOrderSignature {
+    let args = std::iter::repeat_n(ValueOrLambda::Value(()), values)
+        .chain(std::iter::repeat_n(ValueOrLambda::Lambda(()), lambdas))
+        .collect();
+    HigherOrderSignature::exact(args, Volatility::Immutable)
+}
+
 /// Any list type as `List` (what the functions below read), NULL as a list of NULLs.
 fn as_list(name: &str, t: &DataType) -> Result<DataType> {
     Ok(match t {
@@ -132,10 +140,7 @@ impl Match {
         Self {
             name,
             decisive,
-            signature: HigherOrderSignature::exact(
-                vec![ValueOrLambda::Value(()), ValueOrLambda::Lambda(())],
-                Volatility::Immutable,
-            ),
+            signature: values_then_lambdas(1, 1),
         }
     }
 }
@@ -228,15 +233,7 @@ struct Reduce {
 impl Reduce {
     fn new() -> Self {
         Self {
-            signature: HigherOrderSignature::exact(
-                vec![
-                    ValueOrLambda::Value(()),
-                    ValueOrLambda::Value(()),
-                    ValueOrLambda::Lambda(()),
-                    ValueOrLambda::Lambda(()),
-                ],
-                Volatility::Immutable,
-            ),
+            signature: values_then_lambdas(2, 2),
         }
     }
 }
@@ -391,14 +388,7 @@ struct ZipWith {
 impl ZipWith {
     fn new() -> Self {
         Self {
-            signature: HigherOrderSignature::exact(
-                vec![
-                    ValueOrLambda::Value(()),
-                    ValueOrLambda::Value(()),
-                    ValueOrLambda::Lambda(()),
-                ],
-                Volatility::Immutable,
-            ),
+            signature: values_then_lambdas(2, 1),
         }
     }
 }
@@ -502,14 +492,7 @@ struct ReplaceWith {
 impl ReplaceWith {
     fn new() -> Self {
         Self {
-            signature: HigherOrderSignature::exact(
-                vec![
-                    ValueOrLambda::Value(()),
-                    ValueOrLambda::Value(()),
-                    ValueOrLambda::Lambda(()),
-                ],
-                Volatility::Immutable,
-            ),
+            signature: values_then_lambdas(2, 1),
         }
     }
 }
@@ -632,10 +615,7 @@ struct SortWith {
 impl SortWith {
     fn new() -> Self {
         Self {
-            signature: HigherOrderSignature::exact(
-                vec![ValueOrLambda::Value(()), ValueOrLambda::Lambda(())],
-                Volatility::Immutable,
-            ),
+            signature: values_then_lambdas(1, 1),
         }
     }
 }
@@ -787,10 +767,7 @@ impl OverMap {
     fn new(op: MapOp) -> Self {
         Self {
             op,
-            signature: HigherOrderSignature::exact(
-                vec![ValueOrLambda::Value(()), ValueOrLambda::Lambda(())],
-                Volatility::Immutable,
-            ),
+            signature: values_then_lambdas(1, 1),
         }
     }
 }
