@@ -43,6 +43,7 @@ pub mod json_types;
 mod lambda;
 mod maps;
 pub mod missing;
+mod moments;
 mod numbers;
 mod percentile;
 pub mod render;
@@ -90,6 +91,7 @@ pub fn register(ctx: &mut SessionContext) {
         .into_iter()
         .chain(maps::aggregates())
         .chain(top_by::aggregates())
+        .chain(moments::aggregates())
     {
         ctx.register_udaf(a);
     }

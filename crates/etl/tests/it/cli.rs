@@ -199,14 +199,14 @@ fn generate_backfill_query_round_trip() {
     let lacking = t.path.join("lacking.sql");
     std::fs::write(
         &lacking,
-        "select team,\n  skewness(length(user_id)) as n\nfrom events group by team",
+        "select team,\n  checksum(user_id) as n\nfrom events group by team",
     )
     .unwrap();
     let missing = etl(&t.path, &["query", "--file", lacking.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(1));
     let err = stderr(&missing);
     assert!(
-        err.contains("lacking.sql:2:3: skewness() is an Athena function"),
+        err.contains("lacking.sql:2:3: checksum() is an Athena function"),
         "{err}"
     );
 

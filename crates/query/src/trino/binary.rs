@@ -1,6 +1,9 @@
 //! Athena's hashes and binary functions, on `varbinary` as in Athena: `to_utf8`, `from_utf8`,
 //! `to_hex` (upper case), `from_hex`, `md5`, `sha1`, `sha256`, `crc32` (bigint), `sha512`, `xxhash64` (8 bytes, big
-//! endian), `to_base64`, `from_base64`, `to_base64url`, `from_base64url`.
+//! endian), `to_base64`, `from_base64`, `to_base64url`, `from_base64url`; numbers as big-endian
+//! bytes and back: `to_big_endian_64`/`from_big_endian_64` (bigint), `to_big_endian_32`/
+//! `from_big_endian_32` (integer), `to_ieee754_64`/`from_ieee754_64` (double) and
+//! `to_ieee754_32`/`from_ieee754_32` (real); the `from_` forms refuse input of another length.
 
 use arrow::array::{Array, ArrayRef, BinaryArray, StringArray};
 use arrow::datatypes::DataType;
@@ -87,6 +90,92 @@ fn to_text(a: &ArrayRef, f: impl Fn(&[u8]) -> String) -> Result<ArrayRef> {
     )))
 }
 
+/// A number column as its big-endian bytes (`width` 4 or 8; `float`: IEEE 754).
+fn number_bytes(call: &Call, a: &[ArrayRef], width: usize, float: bool) -> Result<ArrayRef> {
+    let target = match (width, float) {
+        (8, false) => DataType::Int64,
+        (4, false) => DataType::Int32,
+        (8, true) => DataType::Float64,
+        _ => DataType::Float32,
+    };
+    let v = arrow::compute::cast_with_options(
+        &a[0],
+        &target,
+        &arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| datafusion::common::DataFusionError::Execution(format!("{}: {e}", call.name)))?;
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float32Type, Float64Type, Int32Type, Int64Type};
+    let out: Vec<Option<Vec<u8>>> = match target {
+        DataType::Int64 => v
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|x| x.map(|x| x.to_be_bytes().to_vec()))
+            .collect(),
+        DataType::Int32 => v
+            .as_primitive::<Int32Type>()
+            .iter()
+            .map(|x| x.map(|x| x.to_be_bytes().to_vec()))
+            .collect(),
+        DataType::Float64 => v
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|x| x.map(|x| x.to_be_bytes().to_vec()))
+            .collect(),
+        _ => v
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|x| x.map(|x| x.to_be_bytes().to_vec()))
+            .collect(),
+    };
+    Ok(arc(BinaryArray::from_iter(out)))
+}
+
+/// Big-endian bytes back to a number of `call.ret`'s type, refusing another length.
+fn bytes_number(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    use arrow::array::{Float32Array, Float64Array, Int32Array, Int64Array};
+    let b = bytes(&a[0])?;
+    let width = match call.ret {
+        DataType::Int64 | DataType::Float64 => 8,
+        _ => 4,
+    };
+    let mut raw: Vec<Option<[u8; 8]>> = Vec::with_capacity(b.len());
+    for v in b.iter() {
+        raw.push(match v {
+            None => None,
+            Some(v) if v.len() == width => {
+                let mut x = [0u8; 8];
+                x[..width].copy_from_slice(v);
+                Some(x)
+            }
+            Some(v) => call.row_err(format!(
+                "expected {width}-byte input, but got instead: {}",
+                v.len()
+            ))?,
+        });
+    }
+    let four = |x: &[u8; 8]| [x[0], x[1], x[2], x[3]];
+    Ok(match call.ret {
+        DataType::Int64 => arc(Int64Array::from_iter(
+            raw.iter().map(|x| x.map(i64::from_be_bytes)),
+        )),
+        DataType::Int32 => arc(Int32Array::from_iter(
+            raw.iter()
+                .map(|x| x.as_ref().map(|x| i32::from_be_bytes(four(x)))),
+        )),
+        DataType::Float64 => arc(Float64Array::from_iter(
+            raw.iter().map(|x| x.map(f64::from_be_bytes)),
+        )),
+        _ => arc(Float32Array::from_iter(
+            raw.iter()
+                .map(|x| x.as_ref().map(|x| f32::from_be_bytes(four(x)))),
+        )),
+    })
+}
+
 fn bin(n: &str, t: &[DataType]) -> Result<DataType> {
     arity(n, t, &[1])?;
     Ok(DataType::Binary)
@@ -100,6 +189,42 @@ fn varchar(n: &str, t: &[DataType]) -> Result<DataType> {
 /// The functions above.
 pub fn functions() -> Vec<Fun> {
     vec![
+        Fun::new("to_big_endian_64", bin, |c, a| number_bytes(c, a, 8, false)),
+        Fun::new("to_big_endian_32", bin, |c, a| number_bytes(c, a, 4, false)),
+        Fun::new("to_ieee754_64", bin, |c, a| number_bytes(c, a, 8, true)),
+        Fun::new("to_ieee754_32", bin, |c, a| number_bytes(c, a, 4, true)),
+        Fun::new(
+            "from_big_endian_64",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Int64)
+            },
+            bytes_number,
+        ),
+        Fun::new(
+            "from_big_endian_32",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Int32)
+            },
+            bytes_number,
+        ),
+        Fun::new(
+            "from_ieee754_64",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Float64)
+            },
+            bytes_number,
+        ),
+        Fun::new(
+            "from_ieee754_32",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Float32)
+            },
+            bytes_number,
+        ),
         Fun::new("to_utf8", bin, |_, a| map_bytes(&a[0], |b| b.to_vec())),
         Fun::new("from_utf8", varchar, |_, a| {
             to_text(&a[0], |b| String::from_utf8_lossy(b).into_owned())

@@ -992,6 +992,16 @@ fn timestamp_literal(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 pub fn functions() -> Vec<Fun> {
     let mut v = extractors();
     v.extend([
+        // The session's zone: the local engine, like Athena's default, works in UTC.
+        Fun::new(
+            "current_timezone",
+            |_, _| Ok(DataType::Utf8),
+            |_, a| {
+                let n = a.first().map_or(1, |a| a.len());
+                Ok(arc(arrow::array::StringArray::from(vec!["UTC"; n])))
+            },
+        )
+        .nullary(datafusion::logical_expr::Volatility::Stable),
         Fun::new(
             "timestamp_with_zone_literal",
             |n, t| {

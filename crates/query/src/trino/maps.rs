@@ -305,7 +305,8 @@ impl Accumulator for MapAcc {
 /// The map-building scalar functions: `map_concat(m, …)` (the union, a key in several maps
 /// taking its value from the last; NULL when a map is NULL), `array_histogram(x)` (each
 /// non-NULL element and how often it occurs, in order of first occurrence) and
-/// `map_from_entries(array(row(k, v)))` (a NULL or repeated key is an error, as in Athena).
+/// `map_from_entries(array(row(k, v)))` (a NULL or repeated key is an error, as in Athena), and
+/// `split_to_map` / `split_to_multimap` (below).
 pub fn functions() -> Vec<super::fun::Fun> {
     use super::fun::{Fun, arity};
     vec![
@@ -361,6 +362,22 @@ pub fn functions() -> Vec<super::fun::Fun> {
             },
             map_from_entries,
         ),
+        Fun::new(
+            "split_to_map",
+            |n, t| {
+                arity(n, t, &[3])?;
+                Ok(map_type(&DataType::Utf8, &DataType::Utf8))
+            },
+            split_to_map,
+        ),
+        Fun::new(
+            "split_to_multimap",
+            |n, t| {
+                arity(n, t, &[3])?;
+                Ok(map_type(&DataType::Utf8, &list_of(&DataType::Utf8)))
+            },
+            split_to_map,
+        ),
     ]
 }
 
@@ -404,6 +421,124 @@ fn map_from_entries(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef>
         lengths,
         nulls,
     )
+}
+
+/// The entries of `text`: split at `entry`, then each entry at its one `kv` delimiter.
+/// A trailing entry delimiter adds no entry.
+fn split_entries<'a>(
+    text: &'a str,
+    entry: &str,
+    kv: &str,
+) -> std::result::Result<Vec<(&'a str, &'a str)>, String> {
+    if entry.is_empty() {
+        return Err("entryDelimiter is empty".into());
+    }
+    if kv.is_empty() {
+        return Err("keyValueDelimiter is empty".into());
+    }
+    if entry == kv {
+        return Err("entryDelimiter and keyValueDelimiter must not be the same".into());
+    }
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (item, next) = rest.split_once(entry).unwrap_or((rest, ""));
+        match item.split_once(kv) {
+            Some((k, v)) if !v.contains(kv) => out.push((k, v)),
+            _ => {
+                return Err(format!(
+                    "Key-value delimiter must appear exactly once in each entry. Bad input: '{item}'"
+                ));
+            }
+        }
+        rest = next;
+    }
+    Ok(out)
+}
+
+/// `split_to_map(text, entry, kv)` (a repeated key is an error) and
+/// `split_to_multimap(text, entry, kv)` (each key with all its values, in order).
+fn split_to_map(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    use arrow::array::{ListBuilder, StringBuilder};
+    let multi = call.name == "split_to_multimap";
+    let cols = [
+        super::fun::text(&a[0])?,
+        super::fun::text(&a[1])?,
+        super::fun::text(&a[2])?,
+    ];
+    let rows = cols[0].len();
+    let mut keys = StringBuilder::new();
+    let mut values = StringBuilder::new();
+    let mut lists = ListBuilder::new(StringBuilder::new());
+    let (mut lengths, mut nulls) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for i in 0..rows {
+        if cols.iter().any(|c| c.is_null(i)) {
+            lengths.push(0);
+            nulls.push(false);
+            continue;
+        }
+        let entries = match split_entries(cols[0].value(i), cols[1].value(i), cols[2].value(i)) {
+            Ok(e) => e,
+            Err(e) => {
+                call.row_err::<()>(e)?;
+                lengths.push(0);
+                nulls.push(false);
+                continue;
+            }
+        };
+        let mut seen: Vec<(&str, Vec<&str>)> = Vec::new();
+        let mut repeated = None;
+        for (k, v) in entries {
+            match seen.iter_mut().find(|(s, _)| *s == k) {
+                Some((_, vs)) if multi => vs.push(v),
+                Some(_) => {
+                    repeated = Some(k);
+                    break;
+                }
+                None => seen.push((k, vec![v])),
+            }
+        }
+        if let Some(k) = repeated {
+            call.row_err::<()>(format!("Duplicate keys ({k}) are not allowed"))?;
+            lengths.push(0);
+            nulls.push(false);
+            continue;
+        }
+        for (k, vs) in &seen {
+            keys.append_value(k);
+            if multi {
+                for v in vs {
+                    lists.values().append_value(v);
+                }
+                lists.append(true);
+            } else {
+                values.append_value(vs[0]);
+            }
+        }
+        lengths.push(seen.len());
+        nulls.push(true);
+    }
+    let DataType::Map(entries, sorted) = call.ret else {
+        return Err(DataFusionError::Internal("a map type".to_string()));
+    };
+    let DataType::Struct(kv) = entries.data_type() else {
+        return Err(DataFusionError::Internal(
+            "map entries are a struct".to_string(),
+        ));
+    };
+    let v: ArrayRef = if multi {
+        Arc::new(lists.finish())
+    } else {
+        Arc::new(values.finish())
+    };
+    let v = arrow::compute::cast(&v, kv[1].data_type())?;
+    Ok(Arc::new(MapArray::try_new(
+        Arc::clone(entries),
+        OffsetBuffer::from_lengths(lengths),
+        StructArray::try_new(kv.clone(), vec![Arc::new(keys.finish()), v], None)?,
+        Some(nulls.into()),
+        *sorted,
+    )?))
 }
 
 /// A map built from chosen entries: `(source, index)` pairs into the sources' keys and values.

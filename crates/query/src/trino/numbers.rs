@@ -10,6 +10,11 @@
 //!   (or -1 for a negative arithmetic shift); `bit_count(x, bits)`: the 1 bits of `x` as a
 //!   `bits`-bit two's complement number.
 //! - `from_base(text, radix)`, `to_base(x, radix)`: radix 2 to 36, lower-case digits.
+//! - `width_bucket(x, bound1, bound2, n)`: the bucket of `x` among `n` equal ones between the
+//!   bounds (0 below, `n + 1` at or above the upper one; descending bounds count down).
+//! - `wilson_interval_lower(successes, trials, z)`, `wilson_interval_upper(…)`: the Wilson score
+//!   interval of a Bernoulli process at the z-score `z`.
+//! - `normal_cdf(mean, sd, v)`: P(N < v) of the normal distribution.
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::compute::cast;
@@ -210,6 +215,98 @@ fn to_base(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(arc(StringArray::from(out)))
 }
 
+/// The rows of `n` float columns where none is NULL, through `f`, which may refuse a row.
+fn floats_n(
+    call: &Call,
+    a: &[ArrayRef],
+    f: impl Fn(&[f64]) -> std::result::Result<f64, String>,
+) -> Result<ArrayRef> {
+    let cols = a.iter().map(floats).collect::<Result<Vec<_>>>()?;
+    let rows = cols.first().map_or(0, Array::len);
+    let mut args = vec![0.0; cols.len()];
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if cols.iter().any(|c| c.is_null(i)) {
+            out.push(None);
+            continue;
+        }
+        for (v, c) in args.iter_mut().zip(&cols) {
+            *v = c.value(i);
+        }
+        out.push(match f(&args) {
+            Ok(v) => Some(v),
+            Err(e) => call.row_err(e)?,
+        });
+    }
+    Ok(arc(Float64Array::from(out)))
+}
+
+fn width_bucket(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (x, b1, b2, n) = (floats(&a[0])?, floats(&a[1])?, floats(&a[2])?, ints(&a[3])?);
+    let mut out = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        if x.is_null(i) || b1.is_null(i) || b2.is_null(i) || n.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let (x, b1, b2, n) = (x.value(i), b1.value(i), b2.value(i), n.value(i));
+        let refused = if n <= 0 {
+            Some("bucketCount must be greater than 0")
+        } else if x.is_nan() {
+            Some("operand must not be NaN")
+        } else if !b1.is_finite() {
+            Some("first bound must be finite")
+        } else if !b2.is_finite() {
+            Some("second bound must be finite")
+        } else if b1 == b2 {
+            Some("bounds cannot equal each other")
+        } else {
+            None
+        };
+        if let Some(e) = refused {
+            out.push(call.row_err(e)?);
+            continue;
+        }
+        let (lower, upper) = (b1.min(b2), b1.max(b2));
+        let bucket = if x < lower {
+            0
+        } else if x >= upper {
+            match n.checked_add(1) {
+                Some(b) => b,
+                None => {
+                    out.push(call.row_err(format!("Bucket for value {x} is out of range"))?);
+                    continue;
+                }
+            }
+        } else {
+            (n as f64 * (x - lower) / (upper - lower) + 1.0) as i64
+        };
+        out.push(Some(if b1 > b2 { n - bucket + 1 } else { bucket }));
+    }
+    Ok(arc(Int64Array::from(out)))
+}
+
+fn wilson(args: &[f64], side: f64) -> std::result::Result<f64, String> {
+    let (successes, trials, z) = (args[0], args[1], args[2]);
+    if successes < 0.0 {
+        return Err("number of successes must not be negative".into());
+    }
+    if trials <= 0.0 {
+        return Err("number of trials must be positive".into());
+    }
+    if successes > trials {
+        return Err("number of successes must not be larger than number of trials".into());
+    }
+    if z < 0.0 {
+        return Err("z-score must not be negative".into());
+    }
+    let (p, n) = (successes / trials, trials);
+    Ok(
+        (p + z * z / (2.0 * n) + side * z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt())
+            / (1.0 + z * z / n),
+    )
+}
+
 pub fn functions() -> Vec<Fun> {
     fn two_ints(n: &str, t: &[DataType]) -> Result<DataType> {
         arity(n, t, &[2])?;
@@ -223,7 +320,49 @@ pub fn functions() -> Vec<Fun> {
         numeric(n, &t[0])?;
         Ok(DataType::Boolean)
     }
+    fn doubles(n: &str, t: &[DataType], count: usize) -> Result<DataType> {
+        arity(n, t, &[count])?;
+        for x in t {
+            numeric(n, x)?;
+        }
+        Ok(DataType::Float64)
+    }
     vec![
+        Fun::new(
+            "width_bucket",
+            |n, t| {
+                arity(n, t, &[4])?;
+                for x in t {
+                    numeric(n, x)?;
+                }
+                Ok(DataType::Int64)
+            },
+            width_bucket,
+        ),
+        Fun::new(
+            "wilson_interval_lower",
+            |n, t| doubles(n, t, 3),
+            |c, a| floats_n(c, a, |v| wilson(v, -1.0)),
+        ),
+        Fun::new(
+            "wilson_interval_upper",
+            |n, t| doubles(n, t, 3),
+            |c, a| floats_n(c, a, |v| wilson(v, 1.0)),
+        ),
+        Fun::new(
+            "normal_cdf",
+            |n, t| doubles(n, t, 3),
+            |c, a| {
+                floats_n(c, a, |v| {
+                    let (mean, sd, x) = (v[0], v[1], v[2]);
+                    if sd > 0.0 {
+                        Ok(0.5 * (1.0 + libm::erf((x - mean) / (sd * std::f64::consts::SQRT_2))))
+                    } else {
+                        Err("standardDeviation must be > 0".into())
+                    }
+                })
+            },
+        ),
         Fun::new(
             "mod",
             |n, t| {
