@@ -37,7 +37,7 @@ def main() -> int:
     for need in ("poc", "dev", "prod"):
         if need not in names:
             failures.append(f"no environments/{need}.tfvars")
-    cidrs: dict[str, ipaddress.IPv4Network] = {}
+    cidrs: dict[str, ipaddress.IPv4Network] = {}  # "<env> <variable>" -> range
     for f in files:
         env = f.stem
         with f.open() as fh:
@@ -49,16 +49,25 @@ def main() -> int:
             failures.append(f"{f.name}: environment is {values.get('environment')!r}, not {env!r}")
         if not NAME.match(f"{project}-{env}"):
             failures.append(f"{f.name}: name prefix {project}-{env} breaks the naming rule")
-        cidr = values.get("vpc_cidr", root.variables.get("vpc_cidr", {}).get("default"))
-        try:
-            net = ipaddress.ip_network(cidr)
-        except ValueError:
-            failures.append(f"{f.name}: vpc_cidr {cidr!r} is not a network")
-            continue
-        for other, o in cidrs.items():
-            if net.overlaps(o):
-                failures.append(f"{f.name}: vpc_cidr {net} overlaps {other}'s {o}")
-        cidrs[env] = net
+        # The environment's VPC and its teams' VPCs: every range apart from every other
+        # environment's, and the teams' apart from the environment's own.
+        mine = []
+        for var in ("vpc_cidr", "team_vpc_supernet"):
+            cidr = values.get(var, root.variables.get(var, {}).get("default"))
+            try:
+                net = ipaddress.ip_network(cidr)
+            except ValueError:
+                failures.append(f"{f.name}: {var} {cidr!r} is not a network")
+                continue
+            for other, o in cidrs.items():
+                if net.overlaps(o):
+                    failures.append(f"{f.name}: {var} {net} overlaps {other} {o}")
+            for v, o in mine:
+                if net.overlaps(o):
+                    failures.append(f"{f.name}: {var} {net} overlaps its own {v} {o}")
+            mine.append((var, net))
+        for var, net in mine:
+            cidrs[f"{env} {var}"] = net
         backend = f.with_name(f"{env}.s3.tfbackend")
         if not backend.exists():
             failures.append(f"no environments/{backend.name}")

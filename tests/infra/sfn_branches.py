@@ -20,7 +20,7 @@ outcome and history:
   breach       the P95 check returns ok = false: the alert names the query, the execution
                SUCCEEDS (BudgetBreached)
   fargate      a partition the plan gives to Fargate reaches the ecs:runTask.sync task with the
-               cluster, task definition, network configuration and the command
+               cluster, task definition, the network the plan gave its team and the command
                `task --payload <json>` of the contract (checked in the TaskScheduled event).
                moto's engine cannot run that integration: it hands the ASL's parameter names
                (Cluster, TaskDefinition, ...) to boto3's ECS client unchanged, whose names are
@@ -282,11 +282,11 @@ class Moto:
             "ecs_cluster_arn": cluster,
             "ecs_task_definition_arn": taskdef,
             "ecs_container_name": CONTAINER,
-            "ecs_subnet_ids": ",".join(subnets),
-            "ecs_security_group_ids": sg,
             "ecs_assign_public_ip": "ENABLED",
             "alert_topic_arn": topic,
             "map_max_concurrency": "2",
+            # Not a template variable: the plan gives a Fargate partition its team's network.
+            "_network": {"subnets": subnets, "security_groups": [sg]},
         }
 
     def create_state_machine(self, variables: dict[str, str]) -> str:
@@ -486,8 +486,9 @@ def expect_fargate(name, moto, script, desc, events, variables):
         check(p.get("Cluster") == variables["ecs_cluster_arn"] and p.get("TaskDefinition") == variables["ecs_task_definition_arn"]
               and p.get("LaunchType") == "FARGATE", name, f"RunTask parameters {p}")
         net = p.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {})
-        check(net == {"Subnets": variables["ecs_subnet_ids"].split(","), "SecurityGroups": [variables["ecs_security_group_ids"]], "AssignPublicIp": "ENABLED"},
-              name, f"network configuration {net}")
+        team_net = variables["_network"]
+        check(net == {"Subnets": team_net["subnets"], "SecurityGroups": team_net["security_groups"], "AssignPublicIp": "ENABLED"},
+              name, f"network configuration {net}, expected the one the plan gave the partition's team: {team_net}")
         overrides = p.get("Overrides", {}).get("ContainerOverrides", [])
         command = overrides[0].get("Command") if overrides else None
         check(len(overrides) == 1 and overrides[0].get("Name") == CONTAINER, name, f"container overrides {overrides}")
@@ -595,7 +596,7 @@ def main() -> int:
                    lambda v: Script(v["etl_function_arn"], [partition("acme")], p95_ok=False),
                    expect_breach)
         run_branch("fargate", moto, standin,
-                   lambda v: Script(v["etl_function_arn"], [partition("acme"), partition("initech", "fargate")]),
+                   lambda v: Script(v["etl_function_arn"], [partition("acme"), partition("initech", "fargate") | {"network": v["_network"]}]),
                    expect_fargate)
         ranged = [partition(t, dt=d) for t in ("acme", "globex") for d in RANGE_DAYS]
         run_branch("range", moto, standin,

@@ -3,7 +3,7 @@
 //!
 //! | payload | returns |
 //! | --- | --- |
-//! | `{"action":"plan","scope":"today"\|"yesterday"}`, or `{"action":"plan","scope":"range","from":"YYYY-MM-DD","to":"YYYY-MM-DD","teams":[…]}` (at most 92 days; no teams for all) | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count"}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data |
+//! | `{"action":"plan","scope":"today"\|"yesterday"}`, or `{"action":"plan","scope":"range","from":"YYYY-MM-DD","to":"YYYY-MM-DD","teams":[…]}` (at most 92 days; no teams for all) | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count"}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data, and then `network` (`{"subnets","security_groups"}`): where the team's task runs, from `EVENTLAKE_TASK_NETWORKS` |
 //! | `{"action":"compact","team":"…","dt":"YYYY-MM-DD"}` | `{"partition","status":"committed"\|"unchanged","version","rows","quarantined"}`, or `{"partition","status":"busy","held_by","held_until"}` when another run holds the partition's lease |
 //! | `{"action":"check_p95","engine":"athena"\|"local","runs":3}` | `{"ok","over_budget":[…],"queries":[…]}`: a breached budget is a result (`ok: false`), not an error |
 //!
@@ -72,6 +72,58 @@ impl From<TaskError> for lambda_runtime::Diagnostic {
             error_type: e.error_type.to_owned(),
             error_message: e.message,
         }
+    }
+}
+
+/// Where a Fargate task runs: its subnets and security groups.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct TaskNetwork {
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+}
+
+/// Each team's network for its Fargate tasks, `*` for the teams without one of their own:
+/// `EVENTLAKE_TASK_NETWORKS`, a JSON object that Terraform writes
+/// (`{"checkout":{"subnets":[…],"security_groups":[…]},"*":{…}}`). Unset outside AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TaskNetworks(BTreeMap<String, TaskNetwork>);
+
+impl TaskNetworks {
+    const VAR: &'static str = "EVENTLAKE_TASK_NETWORKS";
+
+    fn from_env() -> Result<Option<Self>, TaskError> {
+        match std::env::var(Self::VAR) {
+            Ok(text) if !text.trim().is_empty() => Self::parse(&text).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, TaskError> {
+        let map: BTreeMap<String, TaskNetwork> = serde_json::from_str(text).map_err(|e| {
+            TaskError::bad(format!(
+                "{}: not a map of team to {{\"subnets\",\"security_groups\"}}: {e}",
+                Self::VAR
+            ))
+        })?;
+        for (team, n) in &map {
+            if n.subnets.is_empty() || n.security_groups.is_empty() {
+                return Err(TaskError::bad(format!(
+                    "{}: the network of {team:?} needs at least one subnet and one security group",
+                    Self::VAR
+                )));
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn for_team(&self, team: &str) -> Result<&TaskNetwork, TaskError> {
+        self.0.get(team).or_else(|| self.0.get("*")).ok_or_else(|| {
+            TaskError::bad(format!(
+                "{}: no network for team {team} (and no \"*\" for the others)",
+                Self::VAR
+            ))
+        })
     }
 }
 
@@ -173,6 +225,7 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| TaskError::bad(format!("invalid payload: {e}")))?;
             let (first, last) = days_of(scope, from.as_deref(), to.as_deref())?;
+            let networks = TaskNetworks::from_env()?;
             let ctx = task.context(false).await?;
             let p = plan_days(&ctx, teams, first, last).await?;
             let max_bytes = std::env::var("EVENTLAKE_LAMBDA_MAX_RAW_MB")
@@ -186,15 +239,21 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 .iter()
                 .filter(|pp| pp.needs_work())
                 .map(|pp| {
-                    json!({
-                        "team": pp.partition.team.to_string(),
+                    let team = pp.partition.team.to_string();
+                    let fargate = pp.bytes > max_bytes;
+                    let mut item = json!({
+                        "team": team,
                         "dt": pp.partition.dt.to_string(),
                         "raw_bytes": pp.bytes,
                         "objects": pp.objects.len(),
-                        "runner": if pp.bytes > max_bytes { "fargate" } else { "lambda" },
-                    })
+                        "runner": if fargate { "fargate" } else { "lambda" },
+                    });
+                    if let (true, Some(networks)) = (fargate, &networks) {
+                        item["network"] = json!(networks.for_team(&team)?);
+                    }
+                    Ok(item)
                 })
-                .collect();
+                .collect::<Result<_, TaskError>>()?;
             Ok(json!({"count": partitions.len(), "partitions": partitions}))
         }
         Payload::Compact { team, dt } => {
@@ -427,5 +486,42 @@ mod tests {
         let args = AthenaFromEnv::try_parse_from(["etl"]).unwrap().athena;
         assert_eq!(args.athena_timeout, "30m");
         assert!(!args.athena_workgroup.is_empty());
+    }
+
+    #[test]
+    fn a_team_runs_in_its_own_network_and_the_others_in_the_shared_one() {
+        let n = TaskNetworks::parse(
+            r#"{"checkout":{"subnets":["subnet-c1","subnet-c2"],"security_groups":["sg-c"]},
+                "*":{"subnets":["subnet-s"],"security_groups":["sg-s"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            n.for_team("checkout").unwrap().subnets,
+            ["subnet-c1", "subnet-c2"]
+        );
+        assert_eq!(n.for_team("checkout").unwrap().security_groups, ["sg-c"]);
+        assert_eq!(n.for_team("search").unwrap().subnets, ["subnet-s"]);
+        let own_only =
+            TaskNetworks::parse(r#"{"checkout":{"subnets":["a"],"security_groups":["b"]}}"#)
+                .unwrap();
+        let e = own_only.for_team("search").unwrap_err();
+        assert_eq!(e.error_type, "NonRetryable");
+        assert!(e.message.contains("no network for team search"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_network_map_is_refused_naming_the_variable() {
+        for bad in [
+            "[]",
+            r#"{"checkout":{"subnets":["a"]}}"#,
+            r#"{"checkout":{"subnets":[],"security_groups":["b"]}}"#,
+            r#"{"checkout":{"subnets":["a"],"security_groups":["b"],"vpc":"x"}}"#,
+        ] {
+            let e = TaskNetworks::parse(bad).unwrap_err();
+            assert!(
+                e.message.starts_with("EVENTLAKE_TASK_NETWORKS:"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -95,6 +95,24 @@ module "vpc" {
   flow_logs_destination_arn   = module.logging.archive_bucket_arn
 }
 
+# A network of its own per team: the Fargate tasks that compact the team's partitions run there.
+# Same shape as the environment's VPC (no NAT by default; gateway endpoints for S3 and DynamoDB,
+# which cost nothing), a /20 per team carved from team_vpc_supernet in the order of `teams`.
+module "team_vpc" {
+  source   = "../../modules/vpc"
+  for_each = var.team_networks ? toset(var.teams) : toset([])
+
+  name_prefix                 = "${local.name_prefix}-${each.key}"
+  resource_name_prefix        = local.name_prefix
+  cidr_block                  = cidrsubnet(var.team_vpc_supernet, 20 - tonumber(split("/", var.team_vpc_supernet)[1]), index(var.teams, each.key))
+  availability_zone_suffixes  = var.availability_zone_suffixes
+  create_public_subnets       = !var.etl_tasks_in_private_subnets || var.enable_nat_gateway
+  enable_nat_gateway          = var.enable_nat_gateway
+  interface_endpoint_services = var.etl_tasks_in_private_subnets && !var.enable_nat_gateway ? local.etl_interface_endpoints : []
+  enable_flow_logs            = var.enable_flow_logs
+  flow_logs_destination_arn   = module.logging.archive_bucket_arn
+}
+
 module "iam" {
   source = "../../modules/iam"
 
@@ -164,6 +182,12 @@ module "etl" {
   vpc_id                = module.vpc.vpc_id
   task_subnet_ids       = var.etl_tasks_in_private_subnets ? module.vpc.private_subnet_ids : module.vpc.public_subnet_ids
   task_assign_public_ip = !var.etl_tasks_in_private_subnets
+  team_networks = {
+    for team, v in module.team_vpc : team => {
+      vpc_id     = v.vpc_id
+      subnet_ids = var.etl_tasks_in_private_subnets ? v.private_subnet_ids : v.public_subnet_ids
+    }
+  }
 
   package_path        = local.etl_package_path
   image_tag           = var.etl_image_tag

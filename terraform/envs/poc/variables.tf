@@ -75,6 +75,23 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 }
 
+variable "team_networks" {
+  description = "Give each team a VPC of its own (no NAT by default; gateway endpoints for S3 and DynamoDB) where the Fargate tasks that compact its partitions run. Off: every team's tasks run in the environment's VPC."
+  type        = bool
+  default     = true
+}
+
+variable "team_vpc_supernet" {
+  description = "Address range the teams' VPCs are carved from: a /20 per team, in the order of `teams` (a /14 holds 64 teams). Keep it apart from vpc_cidr and from the other environments' ranges."
+  type        = string
+  default     = "10.44.0.0/14"
+
+  validation {
+    condition     = can(cidrhost(var.team_vpc_supernet, 0)) && tonumber(split("/", var.team_vpc_supernet)[1]) <= 20
+    error_message = "team_vpc_supernet must be an IPv4 CIDR block of /20 or larger."
+  }
+}
+
 variable "availability_zone_suffixes" {
   description = "Availability zones of the VPC, as letters after the region name (at least 2)."
   type        = list(string)

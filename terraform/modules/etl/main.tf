@@ -27,6 +27,25 @@ locals {
     var.athena_output_location == null ? {} : { EVENTLAKE_ATHENA_OUTPUT = var.athena_output_location },
     # A frequent run adds only the new raw objects to today's version (crates/compaction/src/incremental.rs).
     var.incremental_compaction ? { EVENTLAKE_INCREMENTAL = "1" } : {},
+    # Where each team's Fargate tasks run; the plan hands it to the workflow per partition.
+    { EVENTLAKE_TASK_NETWORKS = jsonencode(local.task_networks) },
+  )
+
+  # A team with a network of its own (team_networks) runs its tasks there; "*" is every other
+  # team, in the environment's VPC.
+  task_networks = merge(
+    {
+      "*" = {
+        subnets         = var.task_subnet_ids
+        security_groups = [aws_security_group.task.id]
+      }
+    },
+    {
+      for team, n in var.team_networks : team => {
+        subnets         = n.subnet_ids
+        security_groups = [aws_security_group.team_task[team].id]
+      }
+    },
   )
 
   # "${path.root}" in asl_path stands for the root module's directory (see variables.tf).
@@ -40,8 +59,6 @@ locals {
     ecs_cluster_arn         = aws_ecs_cluster.this.arn
     ecs_task_definition_arn = aws_ecs_task_definition.etl.arn
     ecs_container_name      = local.container_name
-    ecs_subnet_ids          = join(",", var.task_subnet_ids)
-    ecs_security_group_ids  = join(",", [aws_security_group.task.id])
     ecs_assign_public_ip    = var.task_assign_public_ip ? "ENABLED" : "DISABLED"
     alert_topic_arn         = aws_sns_topic.alerts.arn
     map_max_concurrency     = tostring(var.map_max_concurrency)
@@ -232,6 +249,27 @@ resource "aws_security_group" "task" {
 
   tags = {
     Name = "${var.name_prefix}-etl-task"
+  }
+}
+
+resource "aws_security_group" "team_task" {
+  #checkov:skip=CKV2_AWS_5:Attached at run time: the plan gives a team's partitions this group and the workflow passes it in the ecs:runTask network configuration, which Terraform cannot see as an attachment.
+  for_each    = var.team_networks
+  name        = "${var.name_prefix}-etl-task-${each.key}"
+  description = "etl Fargate tasks of team ${each.key}: no inbound traffic, HTTPS out to AWS APIs"
+  vpc_id      = each.value.vpc_id
+
+  egress {
+    description = "HTTPS to AWS service endpoints (S3 via the gateway endpoint, the rest via public IP, NAT or interface endpoints)"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = {
+    Name = "${var.name_prefix}-etl-task-${each.key}"
+    team = each.key
   }
 }
 

@@ -134,6 +134,15 @@ variable "task_subnet_ids" {
   type        = list(string)
 }
 
+variable "team_networks" {
+  description = "A network of its own per team (from the vpc module): the Fargate tasks that compact the team's partitions run in these subnets, with a security group of the team's; the other teams' tasks run in task_subnet_ids."
+  type = map(object({
+    vpc_id     = string
+    subnet_ids = list(string)
+  }))
+  default = {}
+}
+
 variable "task_assign_public_ip" {
   description = "Give Fargate tasks a public IP. Needed when task_subnet_ids are public subnets (no NAT gateway and no interface endpoints); the security group still allows no inbound traffic."
   type        = bool

@@ -50,8 +50,11 @@ locals {
   public_subnet_count = var.create_public_subnets ? local.az_count : 0
   nat_gateway_count   = var.enable_nat_gateway && var.create_public_subnets ? 1 : 0
 
+  # The environment's resources: named after resource_name_prefix (a team's VPC has a longer name).
+  resource_prefix = coalesce(var.resource_name_prefix, var.name_prefix)
+
   s3_bucket_patterns = var.s3_endpoint_bucket_arn_patterns != null ? var.s3_endpoint_bucket_arn_patterns : [
-    "arn:${local.partition}:s3:::${var.name_prefix}-*",
+    "arn:${local.partition}:s3:::${local.resource_prefix}-*",
     "arn:${local.partition}:s3:::prod-${local.region}-starport-layer-bucket",
   ]
 }
@@ -263,7 +266,7 @@ data "aws_iam_policy_document" "dynamodb_endpoint" {
       "dynamodb:UpdateItem",
     ]
     resources = [
-      "arn:${local.partition}:dynamodb:${local.region}:${data.aws_caller_identity.current.account_id}:table/${var.name_prefix}-*",
+      "arn:${local.partition}:dynamodb:${local.region}:${data.aws_caller_identity.current.account_id}:table/${local.resource_prefix}-*",
     ]
 
     # As for S3: "*" means any principal whose own policies allow the call.

@@ -71,3 +71,9 @@ variable "s3_endpoint_bucket_arn_patterns" {
   type        = list(string)
   default     = null
 }
+
+variable "resource_name_prefix" {
+  description = "Prefix of the environment's buckets and tables that the gateway endpoints' policies allow (default: name_prefix). A team's VPC is named <prefix>-<team> but reaches the environment's resources."
+  type        = string
+  default     = null
+}

@@ -3,6 +3,7 @@
 # analysts assume their roles with MFA.
 environment                    = "prod"
 vpc_cidr                       = "10.42.0.0/16"
+team_vpc_supernet              = "10.52.0.0/14"
 availability_zone_suffixes     = ["a", "b", "c"]
 etl_tasks_in_private_subnets   = true
 enable_flow_logs               = true
