@@ -363,6 +363,28 @@ pub fn functions() -> Vec<super::fun::Fun> {
             map_from_entries,
         ),
         Fun::new(
+            "multimap_from_entries",
+            |n, t| {
+                arity(n, t, &[1])?;
+                match &t[0] {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        match f.data_type() {
+                            DataType::Struct(kv) if kv.len() == 2 => {
+                                Ok(map_type(kv[0].data_type(), &list_of(kv[1].data_type())))
+                            }
+                            other => Err(DataFusionError::Plan(format!(
+                                "{n} takes an array of (key, value) rows, not of {other}"
+                            ))),
+                        }
+                    }
+                    other => Err(DataFusionError::Plan(format!(
+                        "{n} takes an array of (key, value) rows, not {other}"
+                    ))),
+                }
+            },
+            multimap_from_entries,
+        ),
+        Fun::new(
             "split_to_map",
             |n, t| {
                 arity(n, t, &[3])?;
@@ -421,6 +443,102 @@ fn map_from_entries(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef>
         lengths,
         nulls,
     )
+}
+
+/// `multimap_from_entries(array(row(k, v)))`: each key, in order of first appearance, with the
+/// array of its values in order; a NULL key or a NULL entry is an error, a NULL array gives NULL.
+fn multimap_from_entries(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    use arrow::array::{GenericListArray, UInt32Array};
+    use arrow::row::{RowConverter, SortField};
+    let x = super::arrays::list(call.name, &a[0])?;
+    let rows = x.values().as_struct();
+    let first = x.offsets()[0] as usize;
+    let count = *x.offsets().last().unwrap_or(&0) as usize - first;
+    let (k, v) = (
+        rows.column(0).slice(first, count),
+        rows.column(1).slice(first, count),
+    );
+    let converter = RowConverter::new(vec![SortField::new(k.data_type().clone())])?;
+    let key_rows = converter.convert_columns(&[Arc::clone(&k)])?;
+    let (mut key_picks, mut value_picks) = (Vec::new(), Vec::new());
+    let (mut value_lengths, mut lengths, mut nulls) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..x.len() {
+        if x.is_null(i) {
+            lengths.push(0);
+            nulls.push(false);
+            continue;
+        }
+        let (lo, hi) = (
+            x.offsets()[i] as usize - first,
+            x.offsets()[i + 1] as usize - first,
+        );
+        // Each key's entries, in order of first appearance.
+        let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+        for j in lo..hi {
+            if rows.is_null(first + j) {
+                return Err(DataFusionError::Execution(format!(
+                    "{}: map entry cannot be null",
+                    call.name
+                )));
+            }
+            if k.is_null(j) {
+                return Err(DataFusionError::Execution(format!(
+                    "{}: map key cannot be null",
+                    call.name
+                )));
+            }
+            match groups
+                .iter_mut()
+                .find(|(g, _)| key_rows.row(*g) == key_rows.row(j))
+            {
+                Some((_, members)) => members.push(j as u32),
+                None => groups.push((j, vec![j as u32])),
+            }
+        }
+        lengths.push(groups.len());
+        nulls.push(true);
+        for (g, members) in groups {
+            key_picks.push(g as u32);
+            value_lengths.push(members.len());
+            value_picks.extend(members);
+        }
+    }
+    let DataType::Map(entries, sorted) = call.ret else {
+        return Err(DataFusionError::Internal("a map type".to_string()));
+    };
+    let DataType::Struct(kv) = entries.data_type() else {
+        return Err(DataFusionError::Internal(
+            "map entries are a struct".to_string(),
+        ));
+    };
+    let DataType::List(item) = kv[1].data_type() else {
+        return Err(DataFusionError::Internal(
+            "multimap values are lists".to_string(),
+        ));
+    };
+    let keys = arrow::compute::take(&k, &UInt32Array::from(key_picks), None)?;
+    let values = arrow::compute::take(&v, &UInt32Array::from(value_picks), None)?;
+    let values = arrow::compute::cast(&values, item.data_type())?;
+    let lists = GenericListArray::<i32>::try_new(
+        Arc::clone(item),
+        OffsetBuffer::from_lengths(value_lengths),
+        values,
+        None,
+    )?;
+    Ok(Arc::new(MapArray::try_new(
+        Arc::clone(entries),
+        OffsetBuffer::from_lengths(lengths),
+        StructArray::try_new(
+            kv.clone(),
+            vec![
+                arrow::compute::cast(&keys, kv[0].data_type())?,
+                Arc::new(lists),
+            ],
+            None,
+        )?,
+        Some(nulls.into()),
+        *sorted,
+    )?))
 }
 
 /// The entries of `text`: split at `entry`, then each entry at its one `kv` delimiter.
