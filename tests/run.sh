@@ -134,3 +134,21 @@ out=$("$bus" consume --team growth --from kafka --session-timeout 6s --tokens "$
 test "$out" = "kafka-1" || { echo "kafka smoke gave: $out" >&2; exit 1; }
 unset EVENTLAKE_LEDGER_TABLE EVENTLAKE_BUS_QUEUE_PREFIX EVENTLAKE_KAFKA_BROKERS EVENTLAKE_KAFKA_TOPIC_PREFIX
 echo "curl to Kafka consumer: ok"
+
+# The deployable artifacts: the ingest zip built for arm64 as Terraform deploys it
+# (terraform/artifacts/build.sh), then run the way Lambda runs it, under qemu-aarch64 on another
+# architecture, against the S3 stand-in. EVENTLAKE_TEST_ARTIFACTS="ingest etl" adds the etl zip
+# (a release build of the engine for arm64: about 25 minutes on two cores).
+artifacts=${EVENTLAKE_TEST_ARTIFACTS:-ingest}
+if [ "$(uname -m)" != aarch64 ] && ! command -v qemu-aarch64-static >/dev/null; then
+  sudo=
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "installing qemu-user-static (runs the arm64 zips here)" >&2
+  $sudo apt-get install -y -q --no-install-recommends qemu-user-static >&2 ||
+    { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q --no-install-recommends qemu-user-static >&2; }
+fi
+# shellcheck disable=SC2086 # a list of artifact names
+terraform/artifacts/build.sh $artifacts
+zips=()
+for a in $artifacts; do zips+=("target/lambda/$a/bootstrap.zip"); done
+python3 tests/infra/lambda_zips.py "${zips[@]}"

@@ -126,7 +126,13 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The Lambda runtime starts `bootstrap` with no arguments: serve the API's requests then.
+    let cli =
+        if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            Cli::parse_from(["ingest", "lambda"])
+        } else {
+            Cli::parse()
+        };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -14,7 +14,7 @@ variable "dlq_name" {
 }
 
 variable "package_path" {
-  description = "Path of the ingest deployment zip (a `bootstrap` executable for provided.al2023 on arm64, as built by `cargo lambda build --release --arm64 --output-format zip`)."
+  description = "Path of the ingest deployment zip (a `bootstrap` executable for provided.al2023 on arm64, as built by `terraform/artifacts/build.sh ingest`)."
   type        = string
 }
 
