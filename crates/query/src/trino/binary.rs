@@ -3,7 +3,8 @@
 //! endian), `to_base64`, `from_base64`, `to_base64url`, `from_base64url`; numbers as big-endian
 //! bytes and back: `to_big_endian_64`/`from_big_endian_64` (bigint), `to_big_endian_32`/
 //! `from_big_endian_32` (integer), `to_ieee754_64`/`from_ieee754_64` (double) and
-//! `to_ieee754_32`/`from_ieee754_32` (real); the `from_` forms refuse input of another length.
+//! `to_ieee754_32`/`from_ieee754_32` (real); the `from_` forms refuse input of another length;
+//! `hmac_md5`, `hmac_sha1`, `hmac_sha256`, `hmac_sha512` (message, key).
 
 use arrow::array::{Array, ArrayRef, BinaryArray, StringArray};
 use arrow::datatypes::DataType;
@@ -134,6 +135,27 @@ fn number_bytes(call: &Call, a: &[ArrayRef], width: usize, float: bool) -> Resul
     Ok(arc(BinaryArray::from_iter(out)))
 }
 
+/// `hmac_*(message, key)`: the keyed hash of each row's message.
+fn hmac_of<D>(a: &[ArrayRef]) -> Result<ArrayRef>
+where
+    D: hmac::digest::Digest + hmac::digest::core_api::BlockSizeUser,
+{
+    use hmac::Mac;
+    let (msg, key) = (bytes(&a[0])?, bytes(&a[1])?);
+    let out: Vec<Option<Vec<u8>>> = (0..msg.len())
+        .map(|i| {
+            if msg.is_null(i) || key.is_null(i) {
+                return None;
+            }
+            let mut mac = hmac::SimpleHmac::<D>::new_from_slice(key.value(i))
+                .expect("HMAC takes a key of any length");
+            mac.update(msg.value(i));
+            Some(mac.finalize().into_bytes().to_vec())
+        })
+        .collect();
+    Ok(arc(BinaryArray::from_iter(out)))
+}
+
 /// Big-endian bytes back to a number of `call.ret`'s type, refusing another length.
 fn bytes_number(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     use arrow::array::{Float32Array, Float64Array, Int32Array, Int64Array};
@@ -181,6 +203,11 @@ fn bin(n: &str, t: &[DataType]) -> Result<DataType> {
     Ok(DataType::Binary)
 }
 
+fn bin2(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[2])?;
+    Ok(DataType::Binary)
+}
+
 fn varchar(n: &str, t: &[DataType]) -> Result<DataType> {
     arity(n, t, &[1])?;
     Ok(DataType::Utf8)
@@ -189,6 +216,10 @@ fn varchar(n: &str, t: &[DataType]) -> Result<DataType> {
 /// The functions above.
 pub fn functions() -> Vec<Fun> {
     vec![
+        Fun::new("hmac_md5", bin2, |_, a| hmac_of::<md5::Md5>(a)),
+        Fun::new("hmac_sha1", bin2, |_, a| hmac_of::<sha1::Sha1>(a)),
+        Fun::new("hmac_sha256", bin2, |_, a| hmac_of::<sha2::Sha256>(a)),
+        Fun::new("hmac_sha512", bin2, |_, a| hmac_of::<sha2::Sha512>(a)),
         Fun::new("to_big_endian_64", bin, |c, a| number_bytes(c, a, 8, false)),
         Fun::new("to_big_endian_32", bin, |c, a| number_bytes(c, a, 4, false)),
         Fun::new("to_ieee754_64", bin, |c, a| number_bytes(c, a, 8, true)),

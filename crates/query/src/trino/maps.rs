@@ -385,6 +385,20 @@ pub fn functions() -> Vec<super::fun::Fun> {
             multimap_from_entries,
         ),
         Fun::new(
+            "cosine_similarity",
+            |n, t| {
+                arity(n, t, &[2])?;
+                match t {
+                    [DataType::Map(..), DataType::Map(..)] => Ok(DataType::Float64),
+                    _ => Err(DataFusionError::Plan(format!(
+                        "{n} takes two map(varchar, double), not {} and {}",
+                        t[0], t[1]
+                    ))),
+                }
+            },
+            cosine_similarity,
+        ),
+        Fun::new(
             "split_to_map",
             |n, t| {
                 arity(n, t, &[3])?;
@@ -539,6 +553,50 @@ fn multimap_from_entries(call: &super::fun::Call, a: &[ArrayRef]) -> Result<Arra
         Some(nulls.into()),
         *sorted,
     )?))
+}
+
+/// `cosine_similarity(x, y)` of two sparse vectors `map(varchar, double)`: the dot product over
+/// their common keys divided by both norms; NULL when either map or any of its values is NULL.
+fn cosine_similarity(_: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    use arrow::array::Float64Array;
+    use arrow::datatypes::Float64Type;
+    let (l, r) = (a[0].as_map(), a[1].as_map());
+    let text = |m: &MapArray| arrow::compute::cast(m.keys(), &DataType::Utf8);
+    let num = |m: &MapArray| arrow::compute::cast(m.values(), &DataType::Float64);
+    let (lk, rk) = (text(l)?, text(r)?);
+    let (lv, rv) = (num(l)?, num(r)?);
+    let (lk, rk) = (lk.as_string::<i32>(), rk.as_string::<i32>());
+    let (lv, rv) = (
+        lv.as_primitive::<Float64Type>(),
+        rv.as_primitive::<Float64Type>(),
+    );
+    let span =
+        |m: &MapArray, i: usize| m.value_offsets()[i] as usize..m.value_offsets()[i + 1] as usize;
+    let out: Float64Array = (0..l.len())
+        .map(|i| {
+            if l.is_null(i) || r.is_null(i) {
+                return None;
+            }
+            let (ls, rs) = (span(l, i), span(r, i));
+            if ls.clone().any(|j| lv.is_null(j)) || rs.clone().any(|j| rv.is_null(j)) {
+                return None;
+            }
+            let norm = |v: &arrow::array::Float64Array, s: std::ops::Range<usize>| {
+                s.map(|j| v.value(j) * v.value(j))
+                    .fold(0.0, |t, x| t + x)
+                    .sqrt()
+            };
+            let right: HashMap<&str, f64> =
+                rs.clone().map(|j| (rk.value(j), rv.value(j))).collect();
+            let dot: f64 = ls
+                .clone()
+                .filter_map(|j| right.get(lk.value(j)).map(|y| lv.value(j) * y))
+                // From +0.0, as Athena adds: an empty float sum in Rust is -0.0.
+                .fold(0.0, |t, x| t + x);
+            Some(dot / (norm(lv, ls) * norm(rv, rs)))
+        })
+        .collect();
+    Ok(Arc::new(out))
 }
 
 /// The entries of `text`: split at `entry`, then each entry at its one `kv` delimiter.
