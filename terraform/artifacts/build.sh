@@ -38,14 +38,24 @@ fi
 python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install --quiet 'ziglang==0.13.0' >&2
 command -v cargo-zigbuild >/dev/null || python3 -m pip install --quiet 'cargo-zigbuild==0.24.1' >&2
 
-# librdkafka (the bus) is built by its own configure and make, which read CC and AR rather than
+# librdkafka (the bus) is built by its own configure and make, which read CC, CXX and AR rather than
 # the per-target variables: point them at zig for the target, and keep the host's compiler for
 # build scripts.
 tools=target/zig-cross
 mkdir -p "$tools"
-printf '#!/bin/sh\nexec python3 -m ziglang cc -target aarch64-linux-musl "$@"\n' >"$tools/cc"
+# (zig's linker refuses librdkafka's version script, which names a symbol only test builds
+# define, unless told to let it pass.)
+for lang in cc c++; do
+  cat >"$tools/$lang" <<SH
+#!/bin/sh
+for a in "\$@"; do
+  [ "\$a" = -shared ] && exec python3 -m ziglang $lang -target aarch64-linux-musl "\$@" -Wl,--undefined-version
+done
+exec python3 -m ziglang $lang -target aarch64-linux-musl "\$@"
+SH
+done
 printf '#!/bin/sh\nexec python3 -m ziglang ar "$@"\n' >"$tools/ar"
-chmod +x "$tools/cc" "$tools/ar"
+chmod +x "$tools/cc" "$tools/c++" "$tools/ar"
 
 build() { # package binary
   echo "building $2 for $target" >&2
@@ -69,7 +79,8 @@ for p in "${parts[@]}"; do
   bus)
     echo "building bus-lambda for $target" >&2
     host=$(rustc -vV | sed -n 's/^host: //p')
-    env CC="$PWD/$tools/cc" AR="$PWD/$tools/ar" HOST_CC=cc "CC_${host//-/_}=cc" \
+    env CC="$PWD/$tools/cc" CXX="$PWD/$tools/c++" AR="$PWD/$tools/ar" \
+      HOST_CC=cc HOST_CXX=c++ "CC_${host//-/_}=cc" "CXX_${host//-/_}=c++" \
       cargo zigbuild --release --locked --target "$target" \
       -p eventlake-bus --bin bus-lambda >&2
     python3 terraform/artifacts/package.py lambda --bin "$bin/bus-lambda" --out target/lambda/bus/bootstrap.zip
