@@ -262,12 +262,6 @@ impl Accumulator for MapAcc {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let DataType::Map(entries, sorted) = &self.map_type else {
-            return Err(DataFusionError::Internal("a map".into()));
-        };
-        let DataType::Struct(fields) = entries.data_type() else {
-            return Err(DataFusionError::Internal("map entries are a struct".into()));
-        };
         let keys = if self.keys.is_empty() {
             arrow::array::new_empty_array(&self.key_type)
         } else {
@@ -279,14 +273,7 @@ impl Accumulator for MapAcc {
             ScalarValue::iter_to_array(self.values.iter().cloned())?
         };
         let n = keys.len();
-        let entries_array = StructArray::try_new(fields.clone(), vec![keys, values], None)?;
-        let map = MapArray::try_new(
-            Arc::clone(entries),
-            OffsetBuffer::new(vec![0i32, n as i32].into()),
-            entries_array,
-            None,
-            *sorted,
-        )?;
+        let map = map_array(&self.map_type, &keys, &values, vec![n], None)?;
         Ok(ScalarValue::Map(Arc::new(map)))
     }
 
@@ -517,41 +504,21 @@ fn multimap_from_entries(call: &super::fun::Call, a: &[ArrayRef]) -> Result<Arra
             value_picks.extend(members);
         }
     }
-    let DataType::Map(entries, sorted) = call.ret else {
-        return Err(DataFusionError::Internal("a map type".to_string()));
-    };
-    let DataType::Struct(kv) = entries.data_type() else {
-        return Err(DataFusionError::Internal(
-            "map entries are a struct".to_string(),
-        ));
-    };
-    let DataType::List(item) = kv[1].data_type() else {
-        return Err(DataFusionError::Internal(
-            "multimap values are lists".to_string(),
-        ));
-    };
     let keys = arrow::compute::take(&k, &UInt32Array::from(key_picks), None)?;
     let values = arrow::compute::take(&v, &UInt32Array::from(value_picks), None)?;
-    let values = arrow::compute::cast(&values, item.data_type())?;
     let lists = GenericListArray::<i32>::try_new(
-        Arc::clone(item),
+        Arc::new(Field::new_list_field(values.data_type().clone(), true)),
         OffsetBuffer::from_lengths(value_lengths),
         values,
         None,
     )?;
-    Ok(Arc::new(MapArray::try_new(
-        Arc::clone(entries),
-        OffsetBuffer::from_lengths(lengths),
-        StructArray::try_new(
-            kv.clone(),
-            vec![
-                arrow::compute::cast(&keys, kv[0].data_type())?,
-                Arc::new(lists),
-            ],
-            None,
-        )?,
-        Some(nulls.into()),
-        *sorted,
+    let lists: ArrayRef = Arc::new(lists);
+    Ok(Arc::new(map_array(
+        call.ret,
+        &keys,
+        &lists,
+        lengths,
+        Some(nulls),
     )?))
 }
 
@@ -694,27 +661,41 @@ fn split_to_map(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         lengths.push(seen.len());
         nulls.push(true);
     }
-    let DataType::Map(entries, sorted) = call.ret else {
-        return Err(DataFusionError::Internal("a map type".to_string()));
+    let v: ArrayRef = if multi {
+        Arc::new(lists.finish())
+    } else {
+        Arc::new(values.finish())
+    };
+    let k: ArrayRef = Arc::new(keys.finish());
+    Ok(Arc::new(map_array(call.ret, &k, &v, lengths, Some(nulls))?))
+}
+
+/// A map column of type `ret`: its entries' keys and values (cast to the type's own), each
+/// row's number of entries, and which rows are valid (`None`: all).
+fn map_array(
+    ret: &DataType,
+    keys: &ArrayRef,
+    values: &ArrayRef,
+    lengths: Vec<usize>,
+    valid: Option<Vec<bool>>,
+) -> Result<MapArray> {
+    let DataType::Map(entries, sorted) = ret else {
+        return Err(DataFusionError::Internal(format!("a map type, not {ret}")));
     };
     let DataType::Struct(kv) = entries.data_type() else {
         return Err(DataFusionError::Internal(
             "map entries are a struct".to_string(),
         ));
     };
-    let v: ArrayRef = if multi {
-        Arc::new(lists.finish())
-    } else {
-        Arc::new(values.finish())
-    };
-    let v = arrow::compute::cast(&v, kv[1].data_type())?;
-    Ok(Arc::new(MapArray::try_new(
+    let k = arrow::compute::cast(keys, kv[0].data_type())?;
+    let v = arrow::compute::cast(values, kv[1].data_type())?;
+    Ok(MapArray::try_new(
         Arc::clone(entries),
         OffsetBuffer::from_lengths(lengths),
-        StructArray::try_new(kv.clone(), vec![Arc::new(keys.finish()), v], None)?,
-        Some(nulls.into()),
+        StructArray::try_new(kv.clone(), vec![k, v], None)?,
+        valid.map(Into::into),
         *sorted,
-    )?))
+    )?)
 }
 
 /// A map built from chosen entries: `(source, index)` pairs into the sources' keys and values.
@@ -726,25 +707,9 @@ fn build_map(
     lengths: Vec<usize>,
     nulls: Vec<bool>,
 ) -> Result<ArrayRef> {
-    let DataType::Map(entries, sorted) = ret else {
-        return Err(DataFusionError::Internal("a map type".to_string()));
-    };
-    let DataType::Struct(kv) = entries.data_type() else {
-        return Err(DataFusionError::Internal(
-            "map entries are a struct".to_string(),
-        ));
-    };
     let k = arrow::compute::interleave(keys, picks)?;
     let v = arrow::compute::interleave(values, picks)?;
-    let k = arrow::compute::cast(&k, kv[0].data_type())?;
-    let v = arrow::compute::cast(&v, kv[1].data_type())?;
-    Ok(Arc::new(MapArray::try_new(
-        Arc::clone(entries),
-        OffsetBuffer::from_lengths(lengths),
-        StructArray::try_new(kv.clone(), vec![k, v], None)?,
-        Some(nulls.into()),
-        *sorted,
-    )?))
+    Ok(Arc::new(map_array(ret, &k, &v, lengths, Some(nulls))?))
 }
 
 fn map_concat(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
@@ -843,27 +808,9 @@ fn array_histogram(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> 
     // The counts are the values: entry p's count sits at index p of the second source.
     let counts = arrow::array::Int64Array::from(counts);
     let value_picks: Vec<(usize, usize)> = (0..picks.len()).map(|p| (0, p)).collect();
-    let DataType::Map(entries, sorted) = call.ret else {
-        return Err(DataFusionError::Internal("a map type".to_string()));
-    };
-    let DataType::Struct(kv) = entries.data_type() else {
-        return Err(DataFusionError::Internal(
-            "map entries are a struct".to_string(),
-        ));
-    };
     let k = arrow::compute::interleave(&[values.as_ref()], &picks)?;
     let v = arrow::compute::interleave(&[&counts as &dyn Array], &value_picks)?;
-    Ok(Arc::new(MapArray::try_new(
-        Arc::clone(entries),
-        OffsetBuffer::from_lengths(lengths),
-        StructArray::try_new(
-            kv.clone(),
-            vec![arrow::compute::cast(&k, kv[0].data_type())?, v],
-            None,
-        )?,
-        Some(nulls.into()),
-        *sorted,
-    )?))
+    Ok(Arc::new(map_array(call.ret, &k, &v, lengths, Some(nulls))?))
 }
 
 #[cfg(test)]
