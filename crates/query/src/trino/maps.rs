@@ -1,6 +1,7 @@
 //! Athena's map aggregates: `histogram(x)` (each value and how many rows have it),
 //! `map_agg(k, v)` (a map from the rows' keys to their values; a key seen twice keeps its first
-//! value) and `multimap_agg(k, v)` (each key and the array of all its values). Rows whose key is
+//! value), `multimap_agg(k, v)` (each key and the array of all its values) and `map_union(m)`
+//! (every map's entries, a key in several maps keeping the first value seen). Rows whose key is
 //! NULL are left out, as on Athena.
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ enum Kind {
     Histogram,
     MapAgg,
     MultimapAgg,
+    MapUnion,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -28,20 +30,29 @@ struct MapAggregate {
     signature: Signature,
 }
 
-/// The three aggregates, to register on a session.
+/// The four aggregates, to register on a session.
 pub fn aggregates() -> Vec<AggregateUDF> {
-    [Kind::Histogram, Kind::MapAgg, Kind::MultimapAgg]
-        .into_iter()
-        .map(|kind| {
-            AggregateUDF::new_from_impl(MapAggregate {
-                kind,
-                signature: Signature::any(
-                    if kind == Kind::Histogram { 1 } else { 2 },
-                    Volatility::Immutable,
-                ),
-            })
+    [
+        Kind::Histogram,
+        Kind::MapAgg,
+        Kind::MultimapAgg,
+        Kind::MapUnion,
+    ]
+    .into_iter()
+    .map(|kind| {
+        AggregateUDF::new_from_impl(MapAggregate {
+            kind,
+            signature: Signature::any(
+                if matches!(kind, Kind::Histogram | Kind::MapUnion) {
+                    1
+                } else {
+                    2
+                },
+                Volatility::Immutable,
+            ),
         })
-        .collect()
+    })
+    .collect()
 }
 
 /// `map(key, value)` as arrow types it.
@@ -59,6 +70,19 @@ fn map_type(key: &DataType, value: &DataType) -> DataType {
     )
 }
 
+/// The key and value types of a map type.
+fn map_entry_types(t: &DataType) -> Option<(DataType, DataType)> {
+    match t {
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => {
+                Some((kv[0].data_type().clone(), kv[1].data_type().clone()))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn list_of(t: &DataType) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(t.clone(), true)))
 }
@@ -70,6 +94,7 @@ impl MapAggregate {
             Kind::Histogram => DataType::Int64,
             Kind::MapAgg => args[1].clone(),
             Kind::MultimapAgg => list_of(&args[1]),
+            Kind::MapUnion => map_entry_types(&args[0]).map_or(DataType::Null, |(_, v)| v),
         }
     }
 }
@@ -80,6 +105,7 @@ impl AggregateUDFImpl for MapAggregate {
             Kind::Histogram => "histogram",
             Kind::MapAgg => "map_agg",
             Kind::MultimapAgg => "multimap_agg",
+            Kind::MapUnion => "map_union",
         }
     }
 
@@ -88,6 +114,15 @@ impl AggregateUDFImpl for MapAggregate {
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if self.kind == Kind::MapUnion {
+            return match map_entry_types(&args[0]) {
+                Some((k, v)) => Ok(map_type(&k, &v)),
+                None => Err(DataFusionError::Plan(format!(
+                    "map_union takes a map, not {}",
+                    args[0]
+                ))),
+            };
+        }
         Ok(map_type(&args[0], &self.value_type(args)))
     }
 
@@ -179,7 +214,8 @@ impl MapAcc {
                     *c += n;
                 }
             }
-            Kind::MapAgg => {
+            // A key in several maps keeps one of their values (the first seen), as in Athena.
+            Kind::MapAgg | Kind::MapUnion => {
                 self.slot(key, || value);
             }
             Kind::MultimapAgg => {
@@ -224,6 +260,20 @@ impl MapAcc {
 
 impl Accumulator for MapAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        if self.kind == Kind::MapUnion {
+            let m = values[0].as_map();
+            for i in (0..m.len()).filter(|&i| m.is_valid(i)) {
+                let span = m.value_offsets()[i] as usize..m.value_offsets()[i + 1] as usize;
+                for j in span {
+                    self.add(
+                        ScalarValue::try_from_array(m.keys(), j)?,
+                        ScalarValue::try_from_array(m.values(), j)?,
+                        false,
+                    )?;
+                }
+            }
+            return Ok(());
+        }
         for i in 0..values[0].len() {
             let key = ScalarValue::try_from_array(&values[0], i)?;
             let value = match values.get(1) {
