@@ -24,15 +24,23 @@ use crate::trino::dialect::AthenaDialect;
 /// The engine's options: DATAFUSION_* environment variables tune it (e.g.
 /// DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
 fn config() -> Result<SessionConfig> {
+    // Filters are evaluated while Parquet decodes only in the scans where that pays, which the
+    // table decides per scan (`table.rs`, `row_filters_pay`); DataFusion's default (off) stays
+    // the session's.
     let mut options = datafusion::config::ConfigOptions::from_env()?;
-    if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
-        options.execution.parquet.pushdown_filters = true;
-    }
     // Off whatever the environment says: with `max(col)` beside `max(<expression>)` (or `min`),
     // DataFusion 55 pushes a filter for the column's bound into the scan and drops rows the
     // other aggregate needs (`max(received_at - event_time), max(event_type)` returned a smaller
     // first maximum). The differential test against DuckDB found it.
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+    // A hash join's runtime filter on its probe side's keys, evaluated row by row where the scan
+    // filters rows (see `row_filters_pay`), cost more than it saved on every join measured:
+    // keys such as user and session ids are spread over every file, so it prunes nothing and
+    // only tests each row. `DATAFUSION_OPTIMIZER_ENABLE_JOIN_DYNAMIC_FILTER_PUSHDOWN=true` brings
+    // it back.
+    if std::env::var_os("DATAFUSION_OPTIMIZER_ENABLE_JOIN_DYNAMIC_FILTER_PUSHDOWN").is_none() {
+        options.optimizer.enable_join_dynamic_filter_pushdown = false;
+    }
     Ok(SessionConfig::from(options).with_information_schema(true))
 }
 
