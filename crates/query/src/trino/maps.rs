@@ -380,44 +380,16 @@ pub fn functions() -> Vec<super::fun::Fun> {
         Fun::new(
             "map_from_entries",
             |n, t| {
-                arity(n, t, &[1])?;
-                match &t[0] {
-                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-                        match f.data_type() {
-                            DataType::Struct(kv) if kv.len() == 2 => {
-                                Ok(map_type(kv[0].data_type(), kv[1].data_type()))
-                            }
-                            other => Err(DataFusionError::Plan(format!(
-                                "{n} takes an array of (key, value) rows, not of {other}"
-                            ))),
-                        }
-                    }
-                    other => Err(DataFusionError::Plan(format!(
-                        "{n} takes an array of (key, value) rows, not {other}"
-                    ))),
-                }
+                let (k, v) = entry_types(n, t)?;
+                Ok(map_type(&k, &v))
             },
             map_from_entries,
         ),
         Fun::new(
             "multimap_from_entries",
             |n, t| {
-                arity(n, t, &[1])?;
-                match &t[0] {
-                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-                        match f.data_type() {
-                            DataType::Struct(kv) if kv.len() == 2 => {
-                                Ok(map_type(kv[0].data_type(), &list_of(kv[1].data_type())))
-                            }
-                            other => Err(DataFusionError::Plan(format!(
-                                "{n} takes an array of (key, value) rows, not of {other}"
-                            ))),
-                        }
-                    }
-                    other => Err(DataFusionError::Plan(format!(
-                        "{n} takes an array of (key, value) rows, not {other}"
-                    ))),
-                }
+                let (k, v) = entry_types(n, t)?;
+                Ok(map_type(&k, &list_of(&v)))
             },
             multimap_from_entries,
         ),
@@ -452,6 +424,27 @@ pub fn functions() -> Vec<super::fun::Fun> {
             split_to_map,
         ),
     ]
+}
+
+/// The key and value types of the one argument of `map_from_entries` and
+/// `multimap_from_entries`: an array of (key, value) rows.
+fn entry_types(n: &str, t: &[DataType]) -> Result<(DataType, DataType)> {
+    super::fun::arity(n, t, &[1])?;
+    match &t[0] {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            match f.data_type() {
+                DataType::Struct(kv) if kv.len() == 2 => {
+                    Ok((kv[0].data_type().clone(), kv[1].data_type().clone()))
+                }
+                other => Err(DataFusionError::Plan(format!(
+                    "{n} takes an array of (key, value) rows, not of {other}"
+                ))),
+            }
+        }
+        other => Err(DataFusionError::Plan(format!(
+            "{n} takes an array of (key, value) rows, not {other}"
+        ))),
+    }
 }
 
 fn map_from_entries(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
