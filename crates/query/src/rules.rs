@@ -19,6 +19,7 @@ use crate::table::view_fields;
 pub(crate) mod few_groups;
 pub(crate) mod per_value;
 pub(crate) mod semi_join;
+pub(crate) mod view_eq;
 
 /// The `events` scan under an aggregation's filters and projections of plain columns, with those
 /// filters; `None` for any other shape.

@@ -16,8 +16,10 @@
 //! Applied to the expressions of projections, to the group keys and the arguments (of
 //! aggregates without an ordering) of aggregations that read their input directly (partial or
 //! single mode), and to the `IN` lists and `LIKE`s of the predicate a Parquet scan evaluates
-//! (pruning by statistics still sees the predicate as written). Only a function or a CASE is wrapped: a bare comparison costs no more than
-//! finding the distinct values.
+//! (pruning by statistics still sees the predicate as written), and the same in a filter over
+//! batches. Only a function or a CASE is wrapped: a bare comparison costs no more than finding
+//! the distinct values. A bare string equality against a literal is compared by views instead
+//! (`view_eq.rs`), in projections, filters and scan predicates.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -42,6 +44,7 @@ use datafusion::physical_expr::{PhysicalExpr, projection::ProjectionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::ProjectionExec;
 
 /// Distinct values a batch may have for the expression to be evaluated once per value.
@@ -289,10 +292,11 @@ fn scan_with_wrapped_filter(scan: &DataSourceExec) -> Result<Option<Arc<dyn Exec
         return Ok(None);
     };
     let t = wrap_filter(&predicate)?;
-    if !t.transformed {
+    let v = super::view_eq::rewrite(&t.data, None)?;
+    if !t.transformed && !v.transformed {
         return Ok(None);
     }
-    let source = Arc::new(source.with_predicate(t.data));
+    let source = Arc::new(source.with_predicate(v.data));
     let config = FileScanConfigBuilder::from(config.clone())
         .with_source(source)
         .build();
@@ -317,15 +321,26 @@ impl PhysicalOptimizerRule for PerValueStrings {
                     None => Transformed::no(node),
                 });
             }
+            if let Some(f) = node.downcast_ref::<FilterExec>() {
+                let schema = f.input().schema();
+                let t = wrap_filter(f.predicate())?;
+                let v = super::view_eq::rewrite(&t.data, Some(&schema))?;
+                if !t.transformed && !v.transformed {
+                    return Ok(Transformed::no(node));
+                }
+                let new = FilterExecBuilder::from(f).with_predicate(v.data).build()?;
+                return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+            }
             if let Some(p) = node.downcast_ref::<ProjectionExec>() {
                 let schema = p.input().schema();
                 let mut changed = false;
                 let mut exprs = Vec::with_capacity(p.expr().len());
                 for pe in p.expr() {
                     let t = wrap(&pe.expr, &schema)?;
-                    changed |= t.transformed;
+                    let v = super::view_eq::rewrite(&t.data, Some(&schema))?;
+                    changed |= t.transformed || v.transformed;
                     exprs.push(ProjectionExpr {
-                        expr: t.data,
+                        expr: v.data,
                         alias: pe.alias.clone(),
                     });
                 }
