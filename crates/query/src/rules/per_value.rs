@@ -292,7 +292,7 @@ fn scan_with_wrapped_filter(scan: &DataSourceExec) -> Result<Option<Arc<dyn Exec
         return Ok(None);
     };
     let t = wrap_filter(&predicate)?;
-    let v = super::view_eq::rewrite(&t.data, None)?;
+    let v = super::view_eq::rewrite_predicate(&t.data, None)?;
     if !t.transformed && !v.transformed {
         return Ok(None);
     }
@@ -315,101 +315,14 @@ impl PhysicalOptimizerRule for PerValueStrings {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
-            if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
-                return Ok(match scan_with_wrapped_filter(scan)? {
-                    Some(new) => Transformed::yes(new),
-                    None => Transformed::no(node),
-                });
+            let t = rewrite_node(Arc::clone(&node))?;
+            // The nodes above were planned against this one's ordering and constants, which
+            // DataFusion reads from the expressions: a wrapped group key is no longer the
+            // expression a filter below made constant. Keep such a node as it was.
+            if t.transformed && !same_properties(&node, &t.data) {
+                return Ok(Transformed::no(node));
             }
-            if let Some(f) = node.downcast_ref::<FilterExec>() {
-                let schema = f.input().schema();
-                let t = wrap_filter(f.predicate())?;
-                let v = super::view_eq::rewrite(&t.data, Some(&schema))?;
-                if !t.transformed && !v.transformed {
-                    return Ok(Transformed::no(node));
-                }
-                let new = FilterExecBuilder::from(f).with_predicate(v.data).build()?;
-                return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
-            }
-            if let Some(p) = node.downcast_ref::<ProjectionExec>() {
-                let schema = p.input().schema();
-                let mut changed = false;
-                let mut exprs = Vec::with_capacity(p.expr().len());
-                for pe in p.expr() {
-                    let t = wrap(&pe.expr, &schema)?;
-                    let v = super::view_eq::rewrite(&t.data, Some(&schema))?;
-                    changed |= t.transformed || v.transformed;
-                    exprs.push(ProjectionExpr {
-                        expr: v.data,
-                        alias: pe.alias.clone(),
-                    });
-                }
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                let new = ProjectionExec::try_new(exprs, Arc::clone(p.input()))?;
-                return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
-            }
-            if let Some(a) = node.downcast_ref::<AggregateExec>() {
-                if !matches!(a.mode(), AggregateMode::Partial | AggregateMode::Single)
-                    || a.group_expr().has_grouping_set()
-                {
-                    return Ok(Transformed::no(node));
-                }
-                let schema = a.input().schema();
-                let mut changed = false;
-                let mut keys = Vec::with_capacity(a.group_expr().expr().len());
-                for (e, name) in a.group_expr().expr() {
-                    let t = wrap(e, &schema)?;
-                    changed |= t.transformed;
-                    keys.push((t.data, name.clone()));
-                }
-                // Arguments of aggregates that take no ordering (`count(CASE WHEN … END)`).
-                let mut aggregates = Vec::with_capacity(a.aggr_expr().len());
-                for f in a.aggr_expr() {
-                    if !f.order_bys().is_empty() {
-                        aggregates.push(Arc::clone(f));
-                        continue;
-                    }
-                    let mut args = Vec::new();
-                    let mut arg_changed = false;
-                    for e in f.expressions() {
-                        let t = wrap(&e, &schema)?;
-                        arg_changed |= t.transformed;
-                        args.push(t.data);
-                    }
-                    match arg_changed
-                        .then(|| f.with_new_expressions(args, vec![]))
-                        .flatten()
-                    {
-                        Some(new) => {
-                            changed = true;
-                            aggregates.push(Arc::new(new));
-                        }
-                        None => aggregates.push(Arc::clone(f)),
-                    }
-                }
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                let group = PhysicalGroupBy::new(
-                    keys,
-                    a.group_expr().null_expr().to_vec(),
-                    a.group_expr().groups().to_vec(),
-                    false,
-                );
-                let new = AggregateExec::try_new(
-                    *a.mode(),
-                    group,
-                    aggregates,
-                    a.filter_expr().to_vec(),
-                    Arc::clone(a.input()),
-                    a.input_schema(),
-                )?
-                .with_limit_options(a.limit_options());
-                return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
-            }
-            Ok(Transformed::no(node))
+            Ok(t)
         })
         .map(|t| t.data)
     }
@@ -421,6 +334,114 @@ impl PhysicalOptimizerRule for PerValueStrings {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// Whether `b` gives the plan above it the same orderings, constants, equal columns and
+/// partitioning as `a`, as DataFusion describes them.
+fn same_properties(a: &Arc<dyn ExecutionPlan>, b: &Arc<dyn ExecutionPlan>) -> bool {
+    let (pa, pb) = (a.properties(), b.properties());
+    pa.output_ordering() == pb.output_ordering()
+        && pa.equivalence_properties().to_string() == pb.equivalence_properties().to_string()
+        && pa.output_partitioning().to_string() == pb.output_partitioning().to_string()
+}
+
+/// One node with its expressions rewritten (see the module's documentation).
+fn rewrite_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+    if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
+        return Ok(match scan_with_wrapped_filter(scan)? {
+            Some(new) => Transformed::yes(new),
+            None => Transformed::no(node),
+        });
+    }
+    if let Some(f) = node.downcast_ref::<FilterExec>() {
+        let schema = f.input().schema();
+        let t = wrap_filter(f.predicate())?;
+        let v = super::view_eq::rewrite_predicate(&t.data, Some(&schema))?;
+        if !t.transformed && !v.transformed {
+            return Ok(Transformed::no(node));
+        }
+        let new = FilterExecBuilder::from(f).with_predicate(v.data).build()?;
+        return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+    }
+    if let Some(p) = node.downcast_ref::<ProjectionExec>() {
+        let schema = p.input().schema();
+        let mut changed = false;
+        let mut exprs = Vec::with_capacity(p.expr().len());
+        for pe in p.expr() {
+            let t = wrap(&pe.expr, &schema)?;
+            let v = super::view_eq::rewrite(&t.data, Some(&schema))?;
+            changed |= t.transformed || v.transformed;
+            exprs.push(ProjectionExpr {
+                expr: v.data,
+                alias: pe.alias.clone(),
+            });
+        }
+        if !changed {
+            return Ok(Transformed::no(node));
+        }
+        let new = ProjectionExec::try_new(exprs, Arc::clone(p.input()))?;
+        return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+    }
+    if let Some(a) = node.downcast_ref::<AggregateExec>() {
+        if !matches!(a.mode(), AggregateMode::Partial | AggregateMode::Single)
+            || a.group_expr().has_grouping_set()
+        {
+            return Ok(Transformed::no(node));
+        }
+        let schema = a.input().schema();
+        let mut changed = false;
+        let mut keys = Vec::with_capacity(a.group_expr().expr().len());
+        for (e, name) in a.group_expr().expr() {
+            let t = wrap(e, &schema)?;
+            changed |= t.transformed;
+            keys.push((t.data, name.clone()));
+        }
+        // Arguments of aggregates that take no ordering (`count(CASE WHEN … END)`).
+        let mut aggregates = Vec::with_capacity(a.aggr_expr().len());
+        for f in a.aggr_expr() {
+            if !f.order_bys().is_empty() {
+                aggregates.push(Arc::clone(f));
+                continue;
+            }
+            let mut args = Vec::new();
+            let mut arg_changed = false;
+            for e in f.expressions() {
+                let t = wrap(&e, &schema)?;
+                arg_changed |= t.transformed;
+                args.push(t.data);
+            }
+            match arg_changed
+                .then(|| f.with_new_expressions(args, vec![]))
+                .flatten()
+            {
+                Some(new) => {
+                    changed = true;
+                    aggregates.push(Arc::new(new));
+                }
+                None => aggregates.push(Arc::clone(f)),
+            }
+        }
+        if !changed {
+            return Ok(Transformed::no(node));
+        }
+        let group = PhysicalGroupBy::new(
+            keys,
+            a.group_expr().null_expr().to_vec(),
+            a.group_expr().groups().to_vec(),
+            false,
+        );
+        let new = AggregateExec::try_new(
+            *a.mode(),
+            group,
+            aggregates,
+            a.filter_expr().to_vec(),
+            Arc::clone(a.input()),
+            a.input_schema(),
+        )?
+        .with_limit_options(a.limit_options());
+        return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
+    }
+    Ok(Transformed::no(node))
 }
 
 #[cfg(test)]

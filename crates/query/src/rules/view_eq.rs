@@ -166,11 +166,35 @@ pub fn rewrite(
     e: &Arc<dyn PhysicalExpr>,
     schema: Option<&Schema>,
 ) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    rewrite_at(e, schema, false)
+}
+
+/// As [`rewrite`], for a filter's predicate: its conjuncts that are equalities stay as written,
+/// since the plan reads them (`event_type = 'purchase'` makes `event_type` a constant that a
+/// sort above may already have dropped from its keys).
+pub fn rewrite_predicate(
+    e: &Arc<dyn PhysicalExpr>,
+    schema: Option<&Schema>,
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    rewrite_at(e, schema, true)
+}
+
+fn rewrite_at(
+    e: &Arc<dyn PhysicalExpr>,
+    schema: Option<&Schema>,
+    conjunct: bool,
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
     if e.downcast_ref::<ViewEq>().is_some()
         || e.downcast_ref::<super::per_value::OncePerValue>().is_some()
     {
         return Ok(Transformed::no(Arc::clone(e)));
     }
+    let op = e.downcast_ref::<BinaryExpr>().map(|b| *b.op());
+    if conjunct && op == Some(Operator::Eq) {
+        return Ok(Transformed::no(Arc::clone(e)));
+    }
+    // Below an AND, still a conjunct; anywhere else, not.
+    let conjunct = conjunct && op == Some(Operator::And);
     if let Some(v) = ViewEq::of(e)
         && schema.is_none_or(|s| {
             s.fields().get(v.column).map(|f| f.data_type()) == Some(&DataType::Utf8View)
@@ -182,7 +206,7 @@ pub fn rewrite(
     let mut changed = false;
     let mut new = Vec::with_capacity(children.len());
     for c in &children {
-        let t = rewrite(c, schema)?;
+        let t = rewrite_at(c, schema, conjunct)?;
         changed |= t.transformed;
         new.push(t.data);
     }
@@ -245,5 +269,31 @@ mod tests {
                 assert_eq!(got.as_ref(), want.as_ref(), "{e}");
             }
         }
+    }
+
+    #[test]
+    fn a_filters_equalities_stay_as_written_where_the_plan_reads_them() {
+        let b = batch(vec![Some("web")]);
+        let schema = b.schema();
+        let eq = |text: &str| {
+            binary(
+                col("s", &schema).unwrap(),
+                Operator::Eq,
+                lit(ScalarValue::Utf8View(Some(text.to_string()))),
+                &schema,
+            )
+            .unwrap()
+        };
+        let and = binary(eq("a"), Operator::And, eq("b"), &schema).unwrap();
+        assert!(!rewrite_predicate(&and, Some(&schema)).unwrap().transformed);
+        let or = binary(eq("a"), Operator::Or, eq("b"), &schema).unwrap();
+        let inside = binary(eq("c"), Operator::And, or, &schema).unwrap();
+        let t = rewrite_predicate(&inside, Some(&schema)).unwrap();
+        assert!(t.transformed);
+        // The top conjunct kept its BinaryExpr; the OR's equalities became view comparisons.
+        let top = t.data.downcast_ref::<BinaryExpr>().unwrap();
+        assert!(top.left().downcast_ref::<BinaryExpr>().is_some());
+        let or = top.right().downcast_ref::<BinaryExpr>().unwrap();
+        assert!(or.left().downcast_ref::<ViewEq>().is_some());
     }
 }
