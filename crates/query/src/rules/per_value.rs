@@ -206,10 +206,18 @@ fn single_column(e: &Arc<dyn PhysicalExpr>, found: &mut Option<usize>) -> bool {
     deterministic && e.children().into_iter().all(|c| single_column(c, found))
 }
 
-/// Worth evaluating once per value: a function or a CASE (a bare comparison is as cheap as
-/// finding the distinct values).
+/// Worth evaluating once per value: a function, or a CASE that calls one or matches patterns or
+/// lists. A CASE of bare comparisons (`CASE WHEN source = 'web' THEN 1 END`) costs less than
+/// finding the distinct values, once its comparisons are made on views (`view_eq.rs`).
 fn costly(e: &Arc<dyn PhysicalExpr>) -> bool {
-    e.downcast_ref::<ScalarFunctionExpr>().is_some() || e.downcast_ref::<CaseExpr>().is_some()
+    fn works(e: &Arc<dyn PhysicalExpr>) -> bool {
+        e.downcast_ref::<ScalarFunctionExpr>().is_some()
+            || e.downcast_ref::<LikeExpr>().is_some()
+            || e.downcast_ref::<InListExpr>().is_some()
+            || e.children().into_iter().any(works)
+    }
+    e.downcast_ref::<ScalarFunctionExpr>().is_some()
+        || (e.downcast_ref::<CaseExpr>().is_some() && works(e))
 }
 
 /// `e` with its largest parts that qualify wrapped.
@@ -407,8 +415,9 @@ fn rewrite_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn Exec
             let mut arg_changed = false;
             for e in f.expressions() {
                 let t = wrap(&e, &schema)?;
-                arg_changed |= t.transformed;
-                args.push(t.data);
+                let v = super::view_eq::rewrite(&t.data, Some(&schema))?;
+                arg_changed |= t.transformed || v.transformed;
+                args.push(v.data);
             }
             match arg_changed
                 .then(|| f.with_new_expressions(args, vec![]))
