@@ -220,6 +220,24 @@ fn costly(e: &Arc<dyn PhysicalExpr>) -> bool {
         || (e.downcast_ref::<CaseExpr>().is_some() && works(e))
 }
 
+/// `e` with `f` applied to each of its children, rebuilt only when one of them changed.
+pub(super) fn map_children(
+    e: &Arc<dyn PhysicalExpr>,
+    mut f: impl FnMut(&Arc<dyn PhysicalExpr>) -> Result<Transformed<Arc<dyn PhysicalExpr>>>,
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    let mut changed = false;
+    let mut new = Vec::new();
+    for c in e.children() {
+        let t = f(c)?;
+        changed |= t.transformed;
+        new.push(t.data);
+    }
+    if !changed {
+        return Ok(Transformed::no(Arc::clone(e)));
+    }
+    Ok(Transformed::yes(Arc::clone(e).with_new_children(new)?))
+}
+
 /// `e` with its largest parts that qualify wrapped.
 fn wrap(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
     if e.downcast_ref::<Column>().is_some() || e.downcast_ref::<Literal>().is_some() {
@@ -241,18 +259,7 @@ fn wrap(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Transformed<Arc<dy
     if e.downcast_ref::<OncePerValue>().is_some() {
         return Ok(Transformed::no(Arc::clone(e)));
     }
-    let children: Vec<Arc<dyn PhysicalExpr>> = e.children().into_iter().cloned().collect();
-    let mut changed = false;
-    let mut new = Vec::with_capacity(children.len());
-    for c in &children {
-        let t = wrap(c, schema)?;
-        changed |= t.transformed;
-        new.push(t.data);
-    }
-    if !changed {
-        return Ok(Transformed::no(Arc::clone(e)));
-    }
-    Ok(Transformed::yes(Arc::clone(e).with_new_children(new)?))
+    map_children(e, |c| wrap(c, schema))
 }
 
 /// A scan's pushed-down predicate with its `IN` lists and `LIKE`s over one column wrapped: the
@@ -275,17 +282,21 @@ fn wrap_filter(e: &Arc<dyn PhysicalExpr>) -> Result<Transformed<Arc<dyn Physical
     if e.downcast_ref::<OncePerValue>().is_some() {
         return Ok(Transformed::no(Arc::clone(e)));
     }
-    let mut changed = false;
-    let mut new = Vec::new();
-    for c in e.children() {
-        let t = wrap_filter(c)?;
-        changed |= t.transformed;
-        new.push(t.data);
-    }
-    if !changed {
-        return Ok(Transformed::no(Arc::clone(e)));
-    }
-    Ok(Transformed::yes(Arc::clone(e).with_new_children(new)?))
+    map_children(e, wrap_filter)
+}
+
+/// A filter's predicate (over batches, or in a scan) with its `IN` lists and `LIKE`s run once
+/// per value and its equalities below the top conjuncts compared by views.
+fn rewrite_predicate(
+    e: &Arc<dyn PhysicalExpr>,
+    schema: Option<&Schema>,
+) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    let t = wrap_filter(e)?;
+    let v = super::view_eq::rewrite_predicate(&t.data, schema)?;
+    Ok(Transformed::new_transformed(
+        v.data,
+        t.transformed || v.transformed,
+    ))
 }
 
 /// `scan` with its Parquet predicate's string matches wrapped, when it has any.
@@ -299,12 +310,11 @@ fn scan_with_wrapped_filter(scan: &DataSourceExec) -> Result<Option<Arc<dyn Exec
     let Some(predicate) = datafusion::datasource::physical_plan::FileSource::filter(source) else {
         return Ok(None);
     };
-    let t = wrap_filter(&predicate)?;
-    let v = super::view_eq::rewrite_predicate(&t.data, None)?;
-    if !t.transformed && !v.transformed {
+    let t = rewrite_predicate(&predicate, None)?;
+    if !t.transformed {
         return Ok(None);
     }
-    let source = Arc::new(source.with_predicate(v.data));
+    let source = Arc::new(source.with_predicate(t.data));
     let config = FileScanConfigBuilder::from(config.clone())
         .with_source(source)
         .build();
@@ -363,12 +373,11 @@ fn rewrite_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn Exec
     }
     if let Some(f) = node.downcast_ref::<FilterExec>() {
         let schema = f.input().schema();
-        let t = wrap_filter(f.predicate())?;
-        let v = super::view_eq::rewrite_predicate(&t.data, Some(&schema))?;
-        if !t.transformed && !v.transformed {
+        let t = rewrite_predicate(f.predicate(), Some(&schema))?;
+        if !t.transformed {
             return Ok(Transformed::no(node));
         }
-        let new = FilterExecBuilder::from(f).with_predicate(v.data).build()?;
+        let new = FilterExecBuilder::from(f).with_predicate(t.data).build()?;
         return Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>));
     }
     if let Some(p) = node.downcast_ref::<ProjectionExec>() {

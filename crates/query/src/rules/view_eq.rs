@@ -202,18 +202,7 @@ fn rewrite_at(
     {
         return Ok(Transformed::yes(Arc::new(v)));
     }
-    let children: Vec<Arc<dyn PhysicalExpr>> = e.children().into_iter().cloned().collect();
-    let mut changed = false;
-    let mut new = Vec::with_capacity(children.len());
-    for c in &children {
-        let t = rewrite_at(c, schema, conjunct)?;
-        changed |= t.transformed;
-        new.push(t.data);
-    }
-    if !changed {
-        return Ok(Transformed::no(Arc::clone(e)));
-    }
-    Ok(Transformed::yes(Arc::clone(e).with_new_children(new)?))
+    super::per_value::map_children(e, |c| rewrite_at(c, schema, conjunct))
 }
 
 #[cfg(test)]
