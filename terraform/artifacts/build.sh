@@ -57,9 +57,11 @@ done
 printf '#!/bin/sh\nexec python3 -m ziglang ar "$@"\n' >"$tools/ar"
 chmod +x "$tools/cc" "$tools/c++" "$tools/ar"
 
-build() { # package binary
-  echo "building $2 for $target" >&2
-  cargo zigbuild --release --locked --target "$target" -p "$1" --bin "$2" >&2
+build() { # package binary [VAR=value ...]
+  local package=$1 binary=$2
+  shift 2
+  echo "building $binary for $target" >&2
+  env "$@" cargo zigbuild --release --locked --target "$target" -p "$package" --bin "$binary" >&2
 }
 
 bin=${CARGO_TARGET_DIR:-target}/$target/release
@@ -77,12 +79,9 @@ for p in "${parts[@]}"; do
     outputs+=(target/lambda/etl/bootstrap.zip)
     ;;
   bus)
-    echo "building bus-lambda for $target" >&2
     host=$(rustc -vV | sed -n 's/^host: //p')
-    env CC="$PWD/$tools/cc" CXX="$PWD/$tools/c++" AR="$PWD/$tools/ar" \
-      HOST_CC=cc HOST_CXX=c++ "CC_${host//-/_}=cc" "CXX_${host//-/_}=c++" \
-      cargo zigbuild --release --locked --target "$target" \
-      -p eventlake-bus --bin bus-lambda >&2
+    build eventlake-bus bus-lambda CC="$PWD/$tools/cc" CXX="$PWD/$tools/c++" AR="$PWD/$tools/ar" \
+      HOST_CC=cc HOST_CXX=c++ "CC_${host//-/_}=cc" "CXX_${host//-/_}=c++"
     python3 terraform/artifacts/package.py lambda --bin "$bin/bus-lambda" --out target/lambda/bus/bootstrap.zip
     outputs+=(target/lambda/bus/bootstrap.zip)
     ;;
