@@ -13,6 +13,9 @@ For every jobs/*.asl.json:
 - Retry and Catch follow the job's contract: Lambda tasks retry only `Retryable` and the Lambda
   service errors, with full jitter; `NonRetryable` is never retried; a Catch keeps the state's
   input (a ResultPath below `$`);
+- the Distributed Map of large plans (CompactPartitionsAtScale) runs the same iteration as the
+  inline Map (CompactPartitions), state for state, except that its failed partitions end in a Fail
+  state so that the map run counts them: a change to one processor must be made to the other;
 - every placeholder `${name}` is a variable of the templatefile call in terraform/modules/etl,
   whose expression refers only to things that module declares, and that module passes no
   variable the template does not use.
@@ -228,6 +231,42 @@ def check_template_path(path_expr: str, m) -> None:
             fail(f"terraform/modules/etl: asl_path default from {env.relative_to(REPO)}", f"resolves to {resolved}, not a file in jobs/")
 
 
+def check_map_twins(where: str, doc: dict) -> None:
+    """The two Maps' processors are the same but for the Distributed one's failure ends."""
+    states = doc.get("States", {})
+    inline, scale = states.get("CompactPartitions"), states.get("CompactPartitionsAtScale")
+    if inline is None and scale is None:
+        return
+    if inline is None or scale is None:
+        fail(where, "CompactPartitions and CompactPartitionsAtScale go together (small and large plans)")
+        return
+    a, b = inline.get("ItemProcessor", {}), scale.get("ItemProcessor", {})
+    if a.get("ProcessorConfig", {}).get("Mode") != "INLINE" or b.get("ProcessorConfig", {}).get("Mode") != "DISTRIBUTED":
+        fail(where, "CompactPartitions must be INLINE and CompactPartitionsAtScale DISTRIBUTED")
+    if "ItemReader" not in scale or "ToleratedFailureCountPath" not in scale and "ToleratedFailureCount" not in scale:
+        fail(where, "CompactPartitionsAtScale must read its items from S3 and bound its tolerated failures")
+    sa, sb = dict(a.get("States", {})), dict(b.get("States", {}))
+    ends = {n for n, s in sb.items() if s.get("Type") == "Fail"}
+    if len(ends) != 1:
+        fail(where, f"CompactPartitionsAtScale needs exactly one Fail state for failed partitions, has {sorted(ends)}")
+        return
+    end = ends.pop()
+    sb.pop(end)
+    if a.get("StartAt") != b.get("StartAt") or set(sa) != set(sb):
+        fail(where, f"the two Maps' processors differ in their states: {sorted(set(sa) ^ set(sb))}")
+        return
+    for name, s in sa.items():
+        twin = dict(sb[name])
+        if twin.get("Next") == end:
+            # A failed partition's record ends the inline iteration; the child execution fails.
+            if s.get("End") is not True:
+                fail(where, f"{name} leads to {end} in the Distributed Map but does not end the inline iteration")
+            twin.pop("Next")
+            twin["End"] = True
+        if twin != s:
+            fail(where, f"state {name} differs between CompactPartitions and CompactPartitionsAtScale")
+
+
 def main() -> int:
     files = sorted(JOBS.glob("*.asl.json"))
     if not files:
@@ -251,6 +290,7 @@ def main() -> int:
             fail(where, "contains '%{', a templatefile directive")
         n_states += check_scope(where, doc)
         n_tasks += check_error_handling(where, doc)
+        check_map_twins(where, doc)
 
         for name in PLACEHOLDER.findall(text):
             used.add(name)

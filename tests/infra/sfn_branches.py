@@ -28,6 +28,16 @@ outcome and history:
                is sent. The branch accepts that failure only with exactly that cause, and then
                checks that the Catch recorded it like any other failed partition.
 
+  at-scale     a large plan: the plan writes its 30 partitions to S3 (moto's) and the workflow
+               fans out with the Distributed Map, which reads them with its ItemReader; the map
+               run has the configured concurrency and tolerated failure count, two partitions
+               fail, SummariseMapRun asks the job (`etl task`, against moto) for the run's counts,
+               and the alert counts 2 failed of 30. moto enforces neither the concurrency nor the
+               tolerated failure count and writes an empty result manifest, so the alert's list
+               of failed partitions stays empty here; on AWS the FAILED result files fill it.
+  remote-at-scale  `etl backfill --remote` of that plan: progress from the map run's counts,
+               exit code 1.
+
 Why a Lambda stand-in: moto's Step Functions engine really executes the states (Choice, Map,
 Retry with backoff and jitter, Catch, intrinsic functions) and calls each integration over HTTP,
 at http://localhost:$MOTO_PORT, the port moto was started with. Its own Lambda backend cannot fail
@@ -73,6 +83,10 @@ FUNCTION = "eventlake-test-etl"
 CONTAINER = "etl"
 EXECUTION_DEADLINE_S = 90
 DAY = "2026-11-25"
+LAKE_BUCKET = "eventlake-test-lake"
+PLAN_PREFIX = "_workflow/plans"
+MAP_RUN_MAX_CONCURRENCY = 3
+MAP_RUN_TOLERATED_FAILURES = 5
 
 failures: list[str] = []
 
@@ -100,6 +114,10 @@ class Script:
     p95_ok: bool = True
     calls: list[dict] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    # A large plan: the partitions go to this moto S3 client's LAKE_BUCKET, as the plan writes them.
+    large_plan_s3: object | None = None
+    etl: str | None = None
+    moto_endpoint: str = ""
     other_requests: list[tuple[str, str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -116,7 +134,16 @@ class Script:
                 )
                 if not (day or ranged):
                     return self._bad(payload)
-                return False, {"partitions": self.partitions, "count": len(self.partitions)}
+                if self.large_plan_s3 is not None:
+                    key = f"{PLAN_PREFIX}/{uuid.uuid4().hex}.json"
+                    self.large_plan_s3.put_object(Bucket=LAKE_BUCKET, Key=key, Body=json.dumps(self.partitions).encode())
+                    items = {"bucket": LAKE_BUCKET, "key": key, "url": f"s3://{LAKE_BUCKET}/{key}"}
+                    return False, {"partitions": [], "count": len(self.partitions), "items": items}
+                return False, {"partitions": self.partitions, "count": len(self.partitions), "items": None}
+            if action == "map_run":
+                if set(payload) != {"action", "map_run_arn", "results"}:
+                    return self._bad(payload)
+                return self._map_run(payload)
             if action == "compact":
                 if set(payload) != {"action", "team", "dt"}:
                     return self._bad(payload)
@@ -145,6 +172,28 @@ class Script:
                 over = [q["name"] for q in queries if q["p95_ms"] > q["budget_ms"]]
                 return False, {"ok": not over, "over_budget": over, "queries": queries}
             return self._bad(payload)
+
+    def _map_run(self, payload: dict) -> tuple[bool, dict]:
+        """The job's own answer: `etl task --payload` against moto (DescribeMapRun, and the result
+        manifest in moto's S3)."""
+        if not self.etl:
+            self.violations.append("a map_run call, but EVENTLAKE_ETL_BIN is unset: the job's summary of a map run cannot be checked")
+            return True, {"errorType": "NonRetryable", "errorMessage": "no etl binary"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")} | {
+            "AWS_ENDPOINT_URL": self.moto_endpoint,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "EVENTLAKE_LAKE": f"s3://{LAKE_BUCKET}",
+            "EVENTLAKE_CATALOG": "lake",
+            "ETL_LOG": "warn",
+        }
+        proc = subprocess.run([self.etl, "task", "--payload", json.dumps(payload)], env=env,
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            self.violations.append(f"etl task map_run exited {proc.returncode}: {proc.stdout} {proc.stderr}")
+            return True, {"errorType": "NonRetryable", "errorMessage": proc.stderr[-500:]}
+        return False, json.loads(proc.stdout)
 
     def _bad(self, payload: dict) -> tuple[bool, dict]:
         self.violations.append(f"payload outside the task contract: {json.dumps(payload, sort_keys=True)}")
@@ -234,6 +283,7 @@ class Moto:
         self.sqs = boto3.client("sqs", **kw)
         self.ecs = boto3.client("ecs", **kw)
         self.ec2 = boto3.client("ec2", **kw)
+        self.s3 = boto3.client("s3", **kw)
 
     def api(self, path: str, body: dict | None = None) -> None:
         data = json.dumps(body or {}).encode()
@@ -277,6 +327,7 @@ class Moto:
         queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         self.role = role
+        self.s3.create_bucket(Bucket=LAKE_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         return {
             "etl_function_arn": fn,
             "ecs_cluster_arn": cluster,
@@ -285,6 +336,10 @@ class Moto:
             "ecs_assign_public_ip": "ENABLED",
             "alert_topic_arn": topic,
             "map_max_concurrency": "2",
+            "map_run_max_concurrency": str(MAP_RUN_MAX_CONCURRENCY),
+            "map_run_tolerated_failures": str(MAP_RUN_TOLERATED_FAILURES),
+            "map_results_bucket": LAKE_BUCKET,
+            "map_results_prefix": "_workflow/map-runs",
             # Not a template variable: the plan gives a Fargate partition its team's network.
             "_network": {"subnets": subnets, "security_groups": [sg]},
         }
@@ -536,6 +591,88 @@ def expect_busy(name, moto, script, desc, events, variables):
     check(not moto.alerts(3), name, "an alert was published")
 
 
+AT_SCALE_DAYS = [f"2026-10-{d:02d}" for d in range(1, 11)]
+AT_SCALE = [partition(t, dt=d) for t in ("acme", "globex", "initech") for d in AT_SCALE_DAYS]
+AT_SCALE_FAILING = {("globex", AT_SCALE_DAYS[3]): ["NonRetryable"], ("initech", AT_SCALE_DAYS[7]): ["NonRetryable"]}
+BACKFILL_AT_SCALE = {"run": "backfill", "scope": "range", "from": AT_SCALE_DAYS[0], "to": AT_SCALE_DAYS[-1], "check_p95": False}
+
+
+def large_script(variables: dict, moto: "Moto", compact: dict) -> Script:
+    return Script(variables["etl_function_arn"], AT_SCALE, compact=compact, large_plan_s3=moto.s3,
+                  etl=os.environ.get("EVENTLAKE_ETL_BIN"), moto_endpoint=moto.endpoint)
+
+
+def map_run_of(moto: "Moto", events: list[dict]) -> dict | None:
+    arns = [e.get("mapRunStartedEventDetails", {}).get("mapRunArn") for e in events if e["type"] == "MapRunStarted"]
+    return moto.sfn.describe_map_run(mapRunArn=arns[0]) if len(arns) == 1 and arns[0] else None
+
+
+def expect_at_scale(name, moto, script, desc, events, variables):
+    """A large plan: the list in S3, a Distributed Map with its bounds, two partitions failing."""
+    check(desc["status"] == "FAILED", name, f"status {desc['status']}, expected FAILED")
+    fail_events = [e for e in events if e["type"] == "ExecutionFailed"]
+    err = fail_events[0].get("executionFailedEventDetails", {}).get("error") if fail_events else None
+    check(err == "PartitionsFailed", name, f"execution error {err!r}, expected PartitionsFailed")
+    check(entered(events, "CompactPartitionsAtScale") == 1 and entered(events, "CompactPartitions") == 0, name,
+          "a large plan did not go to the Distributed Map")
+    run = map_run_of(moto, events)
+    check(run is not None, name, "no map run in the history")
+    if run:
+        check(run["maxConcurrency"] == MAP_RUN_MAX_CONCURRENCY and run["toleratedFailureCount"] == MAP_RUN_TOLERATED_FAILURES,
+              name, f"map run bounds {run['maxConcurrency']}, {run['toleratedFailureCount']}")
+        counts = run["itemCounts"]
+        check(counts["total"] == len(AT_SCALE) and counts["failed"] == 2 and counts["succeeded"] == len(AT_SCALE) - 2,
+              name, f"map run item counts {counts}")
+    compacts = sorted((c.get("team"), c.get("dt")) for c in script.calls if c.get("action") == "compact")
+    check(compacts == sorted((p["team"], p["dt"]) for p in AT_SCALE), name, f"{len(compacts)} compactions, expected each planned partition once")
+    reads = [t for m, t, _ in script.other_requests if m == "GET" and PLAN_PREFIX in t]
+    check(len(reads) >= 1, name, "the Distributed Map did not read the plan's file from S3")
+    summaries = [c for c in script.calls if c.get("action") == "map_run"]
+    check(len(summaries) == 1 and run is not None and summaries[0].get("map_run_arn") == run["mapRunArn"]
+          and summaries[0].get("results", {}).get("Bucket") == LAKE_BUCKET
+          and summaries[0]["results"].get("Key", "").startswith("_workflow/map-runs/"), name, f"map_run calls {summaries}")
+    alerts = moto.alerts(10)
+    check(len(alerts) == 1, name, f"{len(alerts)} alert(s) on the queue, expected 1")
+    if alerts:
+        msg = alerts[0]["message"]
+        check(msg.get("outcome") == "partitions_failed" and msg.get("failed_count") == 2 and msg.get("partitions") == len(AT_SCALE),
+              name, f"alert {msg}")
+        check(msg.get("map_run", {}).get("MapRunArn") == (run or {}).get("mapRunArn"), name, f"the alert does not name the map run: {msg.get('map_run')}")
+
+
+def run_remote_at_scale(name: str, moto: Moto, standin: StandIn, etl: str) -> None:
+    """`etl backfill --remote` of a large plan: progress from the map run's counts, exit 1."""
+    print(f"branch {name}")
+    moto.reset()
+    variables = moto.setup()
+    machine = moto.create_state_machine(variables)
+    script = large_script(variables, moto, AT_SCALE_FAILING)
+    standin.script = script
+    env = os.environ | {
+        "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "ETL_LOG": "warn",
+    }
+    args = [etl, "backfill", "--remote", "--state-machine", machine, "--from", AT_SCALE_DAYS[0],
+            "--to", AT_SCALE_DAYS[-1], "--poll-seconds", "1"]
+    try:
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=EXECUTION_DEADLINE_S + 60)
+    finally:
+        standin.script = None
+    for v in script.violations:
+        check(False, name, v)
+    progress = [x for x in proc.stdout.splitlines() if x.startswith("[") and "partitions finished" in x]
+    check(proc.returncode == 1, name, f"exit code {proc.returncode}, expected 1\n{proc.stdout}\n{proc.stderr}")
+    check(bool(progress) and progress[-1].startswith(f"[{len(AT_SCALE)} of {len(AT_SCALE)}]") and " 2 failed" in progress[-1],
+          name, f"progress lines {progress}\n{proc.stdout}\n{proc.stderr}")
+    check(f"2 of {len(AT_SCALE)} partitions failed" in proc.stdout, name, f"verdict line missing:\n{proc.stdout}")
+    check("child executions of" in proc.stderr, name, f"the command did not say the plan runs as a map run:\n{proc.stderr}")
+    if not [f for f in failures if f.startswith(name + ":")]:
+        print(f"  ok: exit {proc.returncode}, {len(progress)} progress lines, last: {progress[-1] if progress else ''}")
+
+
 def run_remote(name: str, moto: Moto, standin: StandIn, etl: str, compact: dict, expect_code: int) -> None:
     """`etl backfill --remote` against moto's engine: it starts the execution, prints each
     partition as the workflow finishes it, and exits as a local backfill would."""
@@ -610,10 +747,13 @@ def main() -> int:
                    expect_busy, FREQUENT)
         etl = os.environ.get("EVENTLAKE_ETL_BIN")
         if etl:
+            run_branch("at-scale", moto, standin, lambda v: large_script(v, moto, AT_SCALE_FAILING),
+                       expect_at_scale, BACKFILL_AT_SCALE)
             run_remote("remote", moto, standin, etl, {}, 0)
             run_remote("remote-failed", moto, standin, etl, {("globex", RANGE_DAYS[1]): ["NonRetryable"]}, 1)
+            run_remote_at_scale("remote-at-scale", moto, standin, etl)
         else:
-            print("branch remote: not run here (EVENTLAKE_ETL_BIN unset; tests/run.sh sets it to the built etl)")
+            print("branches at-scale and remote: not run here (EVENTLAKE_ETL_BIN unset; tests/run.sh sets it to the built etl)")
     finally:
         standin.shutdown()
     if failures:
@@ -621,7 +761,7 @@ def main() -> int:
         for f in failures:
             print(f"  - {f}", file=sys.stderr)
         return 1
-    remote = ", remote, remote-failed" if os.environ.get("EVENTLAKE_ETL_BIN") else ""
+    remote = ", at-scale, remote, remote-failed, remote-at-scale" if os.environ.get("EVENTLAKE_ETL_BIN") else ""
     print(f"sfn_branches: ok (success, retryable, permanent, breach, fargate, range, range-all-teams, busy{remote})")
     return 0
 

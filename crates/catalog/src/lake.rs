@@ -75,6 +75,11 @@ impl Lake {
         self.bucket.is_some()
     }
 
+    /// The bucket of an S3 lake.
+    pub fn bucket(&self) -> Option<&str> {
+        self.bucket.as_deref()
+    }
+
     /// The absolute URL of a key relative to the root (`s3://bucket/root/key`).
     pub fn key_url(&self, key: &str) -> String {
         let slash = if key.ends_with('/') { "/" } else { "" };

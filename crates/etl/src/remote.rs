@@ -1,9 +1,13 @@
 //! `etl backfill --remote`: the same backfill, run by the compaction workflow on AWS.
 //!
 //! The command starts one execution of the state machine with a range input (`jobs/README.md`),
-//! prints each partition as the workflow finishes it (from the execution's history: the states
-//! that end a partition's iteration), and exits as a local backfill does: 0 when every partition
-//! was compacted or left unchanged, 1 when one failed or the run itself did.
+//! prints each partition as the workflow finishes it, and exits as a local backfill does: 0 when
+//! every partition was compacted or left unchanged, 1 when one failed or the run itself did.
+//!
+//! A small plan runs in an inline Map, whose iterations are in the execution's history: each
+//! partition is printed as its iteration ends. A large plan runs in a Distributed Map, whose
+//! iterations are child executions: the command follows the map run's counts (DescribeMapRun)
+//! and prints them as they move, then names the failed partitions from the run's summary.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -25,7 +29,10 @@ const PARTITION_END_STATES: [&str; 4] = [
 ];
 
 /// The most days one execution plans (the plan refuses more).
-const MAX_DAYS: i64 = 92;
+const MAX_DAYS: i64 = crate::task::MAX_RANGE_DAYS;
+
+/// The state that summarises a Distributed Map run (`jobs/compact.asl.json`).
+const MAP_RUN_SUMMARY_STATE: &str = "SummariseMapRun";
 
 /// What to backfill remotely.
 pub struct RemoteBackfill<'a> {
@@ -131,6 +138,7 @@ pub async fn run(sdk: &aws_config::SdkConfig, b: RemoteBackfill<'_>) -> Result<E
     let mut done: HashSet<String> = HashSet::new();
     let mut failed = 0usize;
     let mut planned: Option<i64> = None;
+    let mut map_run: Option<MapRunProgress> = None;
     loop {
         // New history first, so that the last partitions are printed before the verdict.
         let mut token: Option<String> = None;
@@ -161,9 +169,39 @@ pub async fn run(sdk: &aws_config::SdkConfig, b: RemoteBackfill<'_>) -> Result<E
                         eprintln!("{} partitions planned", d.length());
                     }
                 }
+                if ev.r#type() == &HistoryEventType::MapRunStarted
+                    && let Some(d) = ev.map_run_started_event_details()
+                    && let Some(arn) = d.map_run_arn()
+                {
+                    if !b.json {
+                        eprintln!("the plan is large: partitions run as child executions of {arn}");
+                    }
+                    map_run = Some(MapRunProgress::new(arn));
+                }
                 let Some(d) = ev.state_exited_event_details() else {
                     continue;
                 };
+                if d.name() == MAP_RUN_SUMMARY_STATE {
+                    let out: Value = d
+                        .output()
+                        .and_then(|o| serde_json::from_str(o).ok())
+                        .unwrap_or(Value::Null);
+                    let summary = &out["summary"];
+                    let listed = summary["failed"].as_array().cloned().unwrap_or_default();
+                    if !b.json {
+                        for record in &listed {
+                            println!("{}", describe(record).0);
+                        }
+                        let count = summary["failed_count"].as_u64().unwrap_or(0) as usize;
+                        if count > listed.len() {
+                            println!(
+                                "... and {} more failed partitions (the map run's FAILED result files list them all)",
+                                count - listed.len()
+                            );
+                        }
+                    }
+                    continue;
+                }
                 if !PARTITION_END_STATES.contains(&d.name()) {
                     continue;
                 }
@@ -187,6 +225,9 @@ pub async fn run(sdk: &aws_config::SdkConfig, b: RemoteBackfill<'_>) -> Result<E
                 break;
             }
         }
+        if let Some(m) = &mut map_run {
+            m.poll(&client, b.json).await?;
+        }
         let d = client
             .describe_execution()
             .execution_arn(&arn)
@@ -207,6 +248,13 @@ pub async fn run(sdk: &aws_config::SdkConfig, b: RemoteBackfill<'_>) -> Result<E
             .output()
             .and_then(|o| serde_json::from_str(o).ok())
             .unwrap_or(Value::Null);
+        // A map run's partitions are counted, not listed in the history.
+        let mut partitions = done.len();
+        if let Some(m) = &mut map_run {
+            m.poll(&client, b.json).await?;
+            failed += m.failed;
+            partitions += m.succeeded + m.failed;
+        }
         let ok = status == ExecutionStatus::Succeeded && failed == 0;
         if b.json {
             println!(
@@ -216,20 +264,20 @@ pub async fn run(sdk: &aws_config::SdkConfig, b: RemoteBackfill<'_>) -> Result<E
                     "status": status.as_str(),
                     "error": d.error(),
                     "cause": d.cause(),
-                    "partitions": done.len(),
+                    "partitions": partitions,
                     "failed": failed,
                     "output": output,
                 }))
                 .expect("serialises")
             );
         } else if ok {
-            println!("{} partitions done by {arn}: {} failed", done.len(), failed);
+            println!("{partitions} partitions done by {arn}: {failed} failed");
         } else {
             println!(
                 "backfill {}: {} of {} partitions failed{}{}",
                 status.as_str(),
                 failed,
-                done.len(),
+                partitions,
                 d.error().map(|e| format!("; {e}")).unwrap_or_default(),
                 d.cause().map(|c| format!(": {c}")).unwrap_or_default()
             );
@@ -239,6 +287,59 @@ pub async fn run(sdk: &aws_config::SdkConfig, b: RemoteBackfill<'_>) -> Result<E
         } else {
             ExitCode::FAILURE
         });
+    }
+}
+
+/// A Distributed Map run followed through its counts.
+struct MapRunProgress {
+    arn: String,
+    succeeded: usize,
+    failed: usize,
+    last: Option<(i64, i64, i64, i64)>,
+}
+
+impl MapRunProgress {
+    fn new(arn: &str) -> Self {
+        Self {
+            arn: arn.to_string(),
+            succeeded: 0,
+            failed: 0,
+            last: None,
+        }
+    }
+
+    /// Reads the run's item counts and prints them when they moved.
+    async fn poll(&mut self, client: &Client, json: bool) -> Result<()> {
+        let run = client
+            .describe_map_run()
+            .map_run_arn(&self.arn)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "cannot read the map run",
+                    aws_sdk_sfn::error::DisplayErrorContext(e),
+                )
+            })?;
+        let Some(c) = run.item_counts() else {
+            return Ok(());
+        };
+        let failed = c.failed() + c.aborted() + c.timed_out();
+        let now = (c.total(), c.succeeded(), failed, c.running());
+        self.succeeded = usize::try_from(c.succeeded()).unwrap_or(0);
+        self.failed = usize::try_from(failed).unwrap_or(0);
+        if self.last != Some(now) && !json {
+            println!(
+                "[{} of {}] partitions finished: {} compacted or unchanged, {} failed, {} running",
+                c.succeeded() + failed,
+                c.total(),
+                c.succeeded(),
+                failed,
+                c.running()
+            );
+        }
+        self.last = Some(now);
+        Ok(())
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! | payload | returns |
 //! | --- | --- |
-//! | `{"action":"plan","scope":"today"\|"yesterday"}`, or `{"action":"plan","scope":"range","from":"YYYY-MM-DD","to":"YYYY-MM-DD","teams":[…]}` (at most 92 days; no teams for all) | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count"}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data, and then `network` (`{"subnets","security_groups"}`): where the team's task runs, from `EVENTLAKE_TASK_NETWORKS` |
+//! | `{"action":"plan","scope":"today"\|"yesterday"}`, or `{"action":"plan","scope":"range","from":"YYYY-MM-DD","to":"YYYY-MM-DD","teams":[…]}` (at most 366 days; no teams for all) | `{"partitions":[{"team","dt","raw_bytes","objects","runner"}],"count","items":null}`: the partitions with new raw data; `runner` is `lambda`, or `fargate` past `EVENTLAKE_LAMBDA_MAX_RAW_MB` (default 256) of raw data, and then `network` (`{"subnets","security_groups"}`): where the team's task runs, from `EVENTLAKE_TASK_NETWORKS`. A plan of more than `EVENTLAKE_PLAN_INLINE_MAX` partitions (default 200) is written to the lake as a JSON array instead (`_workflow/plans/…json`): `partitions` is then empty and `items` is `{"bucket","key","url"}`, where the workflow's Distributed Map reads it |
+//! | `{"action":"map_run","map_run_arn":"…","results":{"Bucket","Key"}}` | `{"partitions","succeeded","failed_count","any_failed","failed":[…],"results"}`: a Distributed Map run's counts (DescribeMapRun) and its first failed partitions (at most 50, from the FAILED files its ResultWriter wrote) |
 //! | `{"action":"compact","team":"…","dt":"YYYY-MM-DD"}` | `{"partition","status":"committed"\|"unchanged","version","rows","quarantined"}`, or `{"partition","status":"busy","held_by","held_until"}` when another run holds the partition's lease |
 //! | `{"action":"check_p95","engine":"athena"\|"local","runs":3}` | `{"ok","over_budget":[…],"queries":[…]}`: a breached budget is a result (`ok: false`), not an error |
 //!
@@ -145,6 +146,12 @@ pub enum Payload {
         team: String,
         dt: String,
     },
+    MapRun {
+        map_run_arn: String,
+        /// The map run's `ResultWriterDetails` (`{"Bucket","Key"}` of its manifest).
+        #[serde(default)]
+        results: Option<Value>,
+    },
     CheckP95 {
         #[serde(default = "athena")]
         engine: String,
@@ -162,9 +169,20 @@ pub enum Scope {
     Range,
 }
 
-/// The most days one range may plan: a month for every team fits many times over, and the
-/// workflow's history stays far below its 25,000 events.
-pub const MAX_RANGE_DAYS: i64 = 92;
+/// The most days one range may plan: a year. A large plan goes to the workflow's Distributed
+/// Map through S3, so neither the state's 256 KiB payload nor the history's 25,000 events bound
+/// it; the plan's own listing of the raw objects, one day at a time, does.
+pub const MAX_RANGE_DAYS: i64 = 366;
+
+/// The most partitions a plan returns inline (`EVENTLAKE_PLAN_INLINE_MAX`): an inline Map
+/// records about 10 history events per partition and carries every record in its state.
+pub const DEFAULT_PLAN_INLINE_MAX: usize = 200;
+
+/// Where large plans are written, under the lake's root.
+pub const PLAN_PREFIX: &str = "_workflow/plans";
+
+/// The most failed partitions a map run's summary names (the alert carries them).
+const MAP_RUN_FAILED_LISTED: usize = 50;
 
 fn today() -> Scope {
     Scope::Today
@@ -254,7 +272,21 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                     Ok(item)
                 })
                 .collect::<Result<_, TaskError>>()?;
-            Ok(json!({"count": partitions.len(), "partitions": partitions}))
+            let inline_max = match std::env::var("EVENTLAKE_PLAN_INLINE_MAX") {
+                Ok(v) => v.parse::<usize>().map_err(|_| {
+                    TaskError::bad(format!(
+                        "EVENTLAKE_PLAN_INLINE_MAX: {v:?} is not a number of partitions"
+                    ))
+                })?,
+                Err(_) => DEFAULT_PLAN_INLINE_MAX,
+            };
+            let count = partitions.len();
+            if count <= inline_max {
+                return Ok(json!({"count": count, "partitions": partitions, "items": null}));
+            }
+            let items = write_plan(&ctx.lake, first, last, &partitions).await?;
+            tracing::info!(count, url = %items["url"], "large plan written for the Distributed Map");
+            Ok(json!({"count": count, "partitions": [], "items": items}))
         }
         Payload::Compact { team, dt } => {
             let team = TeamName::new(&team)
@@ -308,6 +340,13 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 "quarantined": r.counts.as_ref().map(|c| c.quarantined),
             }))
         }
+        Payload::MapRun {
+            map_run_arn,
+            results,
+        } => {
+            let ctx = task.context(true).await?;
+            map_run_summary(&ctx, &map_run_arn, results.as_ref()).await
+        }
         Payload::CheckP95 { engine, runs } => {
             if runs == 0 {
                 return Err(TaskError::bad("invalid payload: runs must be at least 1"));
@@ -357,6 +396,147 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
             Ok(serde_json::to_value(&report).expect("report serialises"))
         }
     }
+}
+
+/// Writes a large plan's partitions to the lake as one JSON array, the input of the workflow's
+/// Distributed Map, and says where (`{"bucket","key","url"}`; `bucket` is null on a local lake).
+async fn write_plan(
+    lake: &eventlake_catalog::Lake,
+    first: PartitionDate,
+    last: PartitionDate,
+    partitions: &[Value],
+) -> Result<Value, TaskError> {
+    let key = format!(
+        "{PLAN_PREFIX}/{}-{first}-{last}.json",
+        Utc::now().format("%Y%m%dT%H%M%S%9fZ"),
+    );
+    let body = serde_json::to_vec(partitions).expect("plan records serialise");
+    lake.put(&key, body).await.map_err(TaskError::from_error)?;
+    Ok(json!({
+        "bucket": lake.bucket(),
+        "key": lake.path(&key).to_string(),
+        "url": lake.key_url(&key),
+    }))
+}
+
+/// A Distributed Map run's outcome: its item counts and its first failed partitions.
+async fn map_run_summary(
+    ctx: &Context,
+    map_run_arn: &str,
+    results: Option<&Value>,
+) -> Result<Value, TaskError> {
+    let sdk = ctx
+        .sdk
+        .as_ref()
+        .ok_or_else(|| TaskError::bad("map_run needs the AWS configuration"))?;
+    let run = aws_sdk_sfn::Client::new(sdk)
+        .describe_map_run()
+        .map_run_arn(map_run_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws_sdk_sfn::error::DisplayErrorContext(e);
+            TaskError::new(true, format!("cannot describe map run {map_run_arn}: {e}"))
+        })?;
+    let counts = run.item_counts();
+    let total = counts.map_or(0, |c| c.total());
+    let succeeded = counts.map_or(0, |c| c.succeeded());
+    let failed_count = counts.map_or(0, |c| c.failed() + c.aborted() + c.timed_out());
+    let mut failed = Vec::new();
+    let mut results_url = Value::Null;
+    if let (Some(bucket), Some(key)) = (
+        results.and_then(|r| r["Bucket"].as_str()),
+        results.and_then(|r| r["Key"].as_str()),
+    ) {
+        let url = format!("s3://{bucket}/{key}");
+        results_url = json!(url);
+        if failed_count > 0 {
+            failed = failed_from_results(&ctx.lake, &url).await?;
+        }
+    }
+    Ok(json!({
+        "map_run": map_run_arn,
+        "status": run.status().as_str(),
+        "partitions": total,
+        "succeeded": succeeded,
+        "failed_count": failed_count,
+        "any_failed": failed_count > 0,
+        "failed": failed,
+        "results": results_url,
+    }))
+}
+
+/// The first failed partitions listed by a map run's result manifest (its FAILED files): each
+/// child execution's input (the plan's record) with the error its iteration recorded.
+async fn failed_from_results(
+    lake: &eventlake_catalog::Lake,
+    manifest_url: &str,
+) -> Result<Vec<Value>, TaskError> {
+    let key_of = |url: &str| {
+        lake.key_of_url(url).ok_or_else(|| {
+            TaskError::bad(format!(
+                "map run results at {url} are outside the lake {}",
+                lake.key_url("")
+            ))
+        })
+    };
+    let manifest: Value = serde_json::from_slice(
+        &lake
+            .get(&key_of(manifest_url)?)
+            .await
+            .map_err(TaskError::from_error)?,
+    )
+    .map_err(|e| TaskError::bad(format!("{manifest_url}: not a map run manifest: {e}")))?;
+    let bucket = manifest["DestinationBucket"].as_str().unwrap_or_default();
+    let mut failed = Vec::new();
+    for file in manifest["ResultFiles"]["FAILED"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Some(key) = file["Key"].as_str() else {
+            continue;
+        };
+        let url = format!("s3://{bucket}/{key}");
+        let records: Value = serde_json::from_slice(
+            &lake
+                .get(&key_of(&url)?)
+                .await
+                .map_err(TaskError::from_error)?,
+        )
+        .map_err(|e| TaskError::bad(format!("{url}: not a map run result file: {e}")))?;
+        for r in records.as_array().into_iter().flatten() {
+            if failed.len() == MAP_RUN_FAILED_LISTED {
+                return Ok(failed);
+            }
+            failed.push(failed_record(r));
+        }
+    }
+    Ok(failed)
+}
+
+/// One failed child execution as the inline path records a failed partition: team, dt and the
+/// error (the Fail state's cause is the iteration's own record).
+fn failed_record(r: &Value) -> Value {
+    let parse = |v: &Value| {
+        v.as_str()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .unwrap_or(Value::Null)
+    };
+    let input = parse(&r["Input"]);
+    let cause = parse(&r["Cause"]);
+    let error = if cause["error"].is_object() {
+        cause["error"].clone()
+    } else {
+        json!({"Error": r["Error"], "Cause": r["Cause"]})
+    };
+    json!({
+        "team": input["team"],
+        "dt": input["dt"],
+        "runner": input["runner"],
+        "failed": true,
+        "error": error,
+    })
 }
 
 /// The cross-partition de-duplication window: `EVENTLAKE_DEDUPE_WINDOW` (as `--dedupe-window`),
@@ -523,5 +703,40 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    /// A FAILED result file's entry, as Step Functions writes it for a child execution that ended
+    /// in PartitionFailedEnd (its cause is the iteration's record), and for one that failed
+    /// otherwise (a timeout: no record, the service's error).
+    #[test]
+    fn a_failed_child_execution_reads_as_the_inline_paths_record() {
+        let record = json!({
+            "team": "checkout", "dt": "2026-10-04", "runner": "lambda", "failed": true,
+            "error": {"Error": "NonRetryable", "Cause": "{\"errorType\":\"NonRetryable\"}"},
+        });
+        let entry = json!({
+            "ExecutionArn": "arn:aws:states:eu-west-1:1:execution:compact/partitions:abc",
+            "Input": r#"{"team":"checkout","dt":"2026-10-04","raw_bytes":1,"objects":2,"runner":"lambda"}"#,
+            "InputDetails": {"Included": true},
+            "Name": "abc",
+            "Status": "FAILED",
+            "Error": "PartitionFailed",
+            "Cause": record.to_string(),
+        });
+        assert_eq!(failed_record(&entry), record);
+
+        let timed_out = json!({
+            "Input": r#"{"team":"search","dt":"2026-10-05","runner":"fargate"}"#,
+            "Status": "TIMED_OUT",
+            "Error": "States.Timeout",
+            "Cause": "The execution timed out",
+        });
+        assert_eq!(
+            failed_record(&timed_out),
+            json!({
+                "team": "search", "dt": "2026-10-05", "runner": "fargate", "failed": true,
+                "error": {"Error": "States.Timeout", "Cause": "The execution timed out"},
+            })
+        );
     }
 }

@@ -20,6 +20,8 @@ locals {
       EVENTLAKE_ATHENA_WORKGROUP = var.athena_workgroup_name
       # The plan's threshold between the two runners.
       EVENTLAKE_LAMBDA_MAX_RAW_MB = tostring(var.lambda_max_raw_mb)
+      # Past this many partitions the plan goes to S3 and the workflow's Distributed Map.
+      EVENTLAKE_PLAN_INLINE_MAX = tostring(var.plan_inline_max)
       # Read by the etl command line (crates/etl/src/args.rs).
       EVENTLAKE_LOG_FORMAT = "json"
       ETL_LOG              = var.log_level
@@ -48,6 +50,12 @@ locals {
     },
   )
 
+  # The lake's bucket and root: a Distributed Map run writes its results under the root's
+  # _workflow/map-runs/ (the plan writes large plans under _workflow/plans/).
+  lake_location      = regex("^s3://([^/]+)/?(.*)$", var.lake_url)
+  lake_root          = trimsuffix(local.lake_location[1], "/")
+  map_results_prefix = local.lake_root == "" ? "_workflow/map-runs" : "${local.lake_root}/_workflow/map-runs"
+
   # "${path.root}" in asl_path stands for the root module's directory (see variables.tf).
   asl_file = replace(var.asl_path, "$${path.root}", path.root)
 
@@ -62,6 +70,11 @@ locals {
     ecs_assign_public_ip    = var.task_assign_public_ip ? "ENABLED" : "DISABLED"
     alert_topic_arn         = aws_sns_topic.alerts.arn
     map_max_concurrency     = tostring(var.map_max_concurrency)
+    # The Distributed Map of large plans (backfills).
+    map_run_max_concurrency    = tostring(var.map_run_max_concurrency)
+    map_run_tolerated_failures = tostring(var.map_run_tolerated_failures)
+    map_results_bucket         = local.lake_location[0]
+    map_results_prefix         = local.map_results_prefix
   }
 }
 
@@ -113,6 +126,10 @@ resource "aws_lambda_function" "etl" {
     precondition {
       condition     = var.lambda_reserved_concurrency >= var.map_max_concurrency
       error_message = "lambda_reserved_concurrency must be at least map_max_concurrency, or the Map state throttles itself."
+    }
+    precondition {
+      condition     = var.lambda_reserved_concurrency >= var.map_run_max_concurrency
+      error_message = "lambda_reserved_concurrency must be at least map_run_max_concurrency, or the Distributed Map throttles itself."
     }
   }
 }

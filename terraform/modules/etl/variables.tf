@@ -237,6 +237,39 @@ variable "map_max_concurrency" {
   }
 }
 
+variable "plan_inline_max" {
+  description = "The most partitions a plan hands the workflow inline (EVENTLAKE_PLAN_INLINE_MAX). A larger plan (a backfill of months or of many teams) is written to the lake under _workflow/plans/ and fans out with a Distributed Map, each partition a child execution: the inline Map's 256 KiB state and 25,000 history events no longer bound it."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.plan_inline_max >= 1 && var.plan_inline_max <= 1000 && floor(var.plan_inline_max) == var.plan_inline_max
+    error_message = "plan_inline_max must be a whole number from 1 to 1000 (past that an inline plan nears the 256 KiB state limit)."
+  }
+}
+
+variable "map_run_max_concurrency" {
+  description = "Partitions compacted at the same time by a Distributed Map run (large plans). Must stay within lambda_reserved_concurrency."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.map_run_max_concurrency >= 1 && var.map_run_max_concurrency <= 10000 && floor(var.map_run_max_concurrency) == var.map_run_max_concurrency
+    error_message = "map_run_max_concurrency must be a whole number from 1 to 10000."
+  }
+}
+
+variable "map_run_tolerated_failures" {
+  description = "Failed partitions a Distributed Map run tolerates before it stops as a whole (a systematic fault: bad credentials, a broken build). Below it the other partitions carry on and the alert names the failed ones."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.map_run_tolerated_failures >= 0 && floor(var.map_run_tolerated_failures) == var.map_run_tolerated_failures
+    error_message = "map_run_tolerated_failures must be a whole number, 0 or more."
+  }
+}
+
 variable "frequent_schedule_expression" {
   description = "Schedule of the frequent run (today's partitions). The cadence is the cost knob: without incremental_compaction every run re-reads all of the day's raw objects so far, and each raw object is read about N/2 + 1 times for N runs a day (7 times every two hours, 49 every 15 minutes; docs/operations.md, section 4); with it, about twice. Curated data is up to one interval old (two hours by default); raw data is durable within the RPO whatever the cadence."
   type        = string

@@ -57,6 +57,29 @@ data "aws_iam_policy_document" "etl_data" {
 
   # One lease object per partition (`_leases/events/team=…/dt=….json`), taken with a conditional
   # write before the work and deleted after the commit: runs never overlap on a partition.
+  # A large plan goes to the workflow's Distributed Map as a JSON array under _workflow/plans/;
+  # the map run's result files under _workflow/map-runs/ name the partitions that failed.
+  statement {
+    sid       = "WriteLargePlans"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.lake_bucket_arn}/${local.workflow_root}plans/*"]
+  }
+
+  statement {
+    sid       = "ReadMapRunResults"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.lake_bucket_arn}/${local.workflow_root}map-runs/*"]
+  }
+
+  statement {
+    sid       = "DescribeMapRuns"
+    effect    = "Allow"
+    actions   = ["states:DescribeMapRun"]
+    resources = [local.state_machine_map_runs_arn]
+  }
+
   statement {
     sid    = "PartitionLeases"
     effect = "Allow"
@@ -325,6 +348,61 @@ data "aws_iam_policy_document" "step_functions" {
     effect    = "Allow"
     actions   = ["sns:Publish"]
     resources = [local.alert_topic_arn]
+  }
+
+  # The Distributed Map of large plans: each partition is a child execution of this same state
+  # machine, its items come from the plan's file and its results go to the lake.
+  statement {
+    sid       = "StartMapRunChildren"
+    effect    = "Allow"
+    actions   = ["states:StartExecution"]
+    resources = [local.state_machine_arn]
+  }
+
+  statement {
+    sid       = "TrackMapRunChildren"
+    effect    = "Allow"
+    actions   = ["states:DescribeExecution", "states:StopExecution"]
+    resources = [local.state_machine_executions_arn]
+  }
+
+  statement {
+    sid       = "ManageMapRuns"
+    effect    = "Allow"
+    actions   = ["states:DescribeMapRun", "states:UpdateMapRun"]
+    resources = [local.state_machine_map_runs_arn]
+  }
+
+  statement {
+    sid       = "ReadLargePlans"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.lake_bucket_arn}/${local.workflow_root}plans/*"]
+  }
+
+  statement {
+    sid    = "WriteMapRunResults"
+    effect = "Allow"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:GetObject",
+      "s3:ListMultipartUploadParts",
+      "s3:PutObject",
+    ]
+    resources = ["${var.lake_bucket_arn}/${local.workflow_root}map-runs/*"]
+  }
+
+  statement {
+    sid       = "UseLakeKeyThroughS3"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.data_kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.via_s3]
+    }
   }
 
   statement {

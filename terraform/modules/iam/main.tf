@@ -49,4 +49,10 @@ locals {
   curated_root    = "curated/events/"
   quarantine_root = "quarantine/"
   lease_root      = "_leases/"
+  # Large plans (_workflow/plans/) and Distributed Map results (_workflow/map-runs/).
+  workflow_root = "_workflow/"
+
+  # A Distributed Map's child executions and its map runs are named after the state machine.
+  state_machine_executions_arn = "arn:${local.partition}:states:${local.arn_tail}:execution:${var.state_machine_name}/*"
+  state_machine_map_runs_arn   = "arn:${local.partition}:states:${local.arn_tail}:mapRun:${var.state_machine_name}/*"
 }

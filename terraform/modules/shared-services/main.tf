@@ -35,6 +35,7 @@ locals {
   curated_root    = "curated/events/"
   quarantine_root = "quarantine/"
   lease_root      = "_leases/"
+  workflow_root   = "_workflow/"
 
   # Prefix of the job's own Athena results (the P95 check) in the results bucket; the teams'
   # results sit under team=<team>/.

@@ -276,6 +276,29 @@ resource "aws_s3_bucket_lifecycle_configuration" "lake" {
     }
   }
 
+  # Large plans and Distributed Map results: read by the run that wrote them, kept a month for
+  # the on-call engineer.
+  rule {
+    id     = "workflow-files-expiry"
+    status = "Enabled"
+
+    filter {
+      prefix = local.workflow_root
+    }
+
+    expiration {
+      days = 30
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
   rule {
     id     = "lease-versions-expiry"
     status = "Enabled"

@@ -652,3 +652,48 @@ async fn a_retry_across_midnight_is_one_row_on_s3_in_every_order() {
     })
     .await;
 }
+
+/// On S3 a large plan's file is where the Distributed Map's ItemReader looks: the lake's bucket,
+/// and the key under the lake's prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn a_large_plan_on_s3_names_its_bucket_and_key() {
+    let sdk = sdk().await;
+    let lake = s3_lake("large-plan");
+    ok(run(
+        &[
+            "--lake",
+            &lake,
+            "generate",
+            "--events",
+            "1500",
+            "--days",
+            "2",
+            "--start",
+            "2026-11-01",
+        ],
+        &[],
+    ));
+    let payload = r#"{"action":"plan","scope":"range","from":"2026-11-01","to":"2026-11-02"}"#;
+    let out = ok(run(
+        &["--lake", &lake, "task", "--payload", payload],
+        &[("EVENTLAKE_PLAN_INLINE_MAX", "1")],
+    ));
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan["count"], 6, "{plan}");
+    let (bucket, prefix) = lake.strip_prefix("s3://").unwrap().split_once('/').unwrap();
+    assert_eq!(plan["items"]["bucket"], bucket, "{plan}");
+    let key = plan["items"]["key"].as_str().unwrap();
+    assert!(
+        key.starts_with(&format!("{prefix}/_workflow/plans/")),
+        "{key}"
+    );
+    let s3 = Lake::open_with_sdk(&lake, false, &sdk).unwrap();
+    let rel = s3.key_of_url(&format!("s3://{bucket}/{key}")).unwrap();
+    let items: serde_json::Value = serde_json::from_slice(&s3.get(&rel).await.unwrap()).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 6, "{items}");
+    assert!(
+        items[0]["team"].is_string() && items[0]["runner"] == "lambda",
+        "{items}"
+    );
+}

@@ -218,8 +218,8 @@ async fn a_range_plan_covers_its_days_and_teams_and_refuses_what_it_cannot_plan(
             "is after",
         ),
         (
-            json!({"action": "plan", "scope": "range", "from": "2026-01-01", "to": "2026-12-31"}),
-            "at most 92",
+            json!({"action": "plan", "scope": "range", "from": "2025-01-01", "to": "2026-12-31"}),
+            "at most 366",
         ),
         (
             json!({"action": "plan", "scope": "today", "from": "2026-11-01", "to": "2026-11-02"}),
@@ -234,4 +234,79 @@ async fn a_range_plan_covers_its_days_and_teams_and_refuses_what_it_cannot_plan(
         assert_eq!(e.error_type, "NonRetryable", "{bad}");
         assert!(e.message.contains(says), "{bad}: {}", e.message);
     }
+}
+
+/// A plan of more partitions than `EVENTLAKE_PLAN_INLINE_MAX` goes to the lake as one JSON array
+/// (the Distributed Map's items) and the payload says where; a smaller one stays inline.
+#[test]
+fn a_large_plan_is_written_to_the_lake_for_the_distributed_map() {
+    let t = TestLake::new();
+    let lake = t.path.as_path();
+    assert!(
+        etl(
+            lake,
+            &[
+                "generate",
+                "--events",
+                "2000",
+                "--days",
+                "3",
+                "--start",
+                "2026-11-01"
+            ]
+        )
+        .status
+        .success()
+    );
+    let payload = r#"{"action":"plan","scope":"range","from":"2026-11-01","to":"2026-11-03"}"#;
+    let plan_with = |max: &str| {
+        let o = crate::common::etl_bin()
+            .env("EVENTLAKE_PLAN_INLINE_MAX", max)
+            .arg("--lake")
+            .arg(lake)
+            .args(["task", "--payload", payload])
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(),
+        )
+    };
+    let (code, inline) = plan_with("200");
+    assert_eq!(code, Some(0), "{inline}");
+    assert_eq!(inline["count"], 9, "{inline}");
+    assert!(inline["items"].is_null(), "{inline}");
+    let listed = inline["partitions"].as_array().unwrap().clone();
+
+    let (code, large) = plan_with("8");
+    assert_eq!(code, Some(0), "{large}");
+    assert_eq!(large["count"], 9, "{large}");
+    assert_eq!(large["partitions"], json!([]), "{large}");
+    assert!(
+        large["items"]["bucket"].is_null(),
+        "a local lake has no bucket: {large}"
+    );
+    let key = large["items"]["key"].as_str().unwrap();
+    assert!(
+        key.contains("_workflow/plans/") && key.ends_with("-2026-11-01-2026-11-03.json"),
+        "{key}"
+    );
+    let url = large["items"]["url"].as_str().unwrap();
+    let file = url.strip_prefix("file://").unwrap();
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(
+        written,
+        json!(listed),
+        "the file holds the records an inline plan returns"
+    );
+
+    let (code, bad) = plan_with("many");
+    assert_eq!(code, Some(2), "{bad}");
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("EVENTLAKE_PLAN_INLINE_MAX"),
+        "{bad}"
+    );
 }
