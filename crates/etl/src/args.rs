@@ -323,7 +323,7 @@ pub struct BackfillArgs {
     pub jobs: usize,
     /// Run the backfill on AWS: start the compaction workflow (--state-machine) with this range
     /// and these teams, print each partition as it finishes and exit as a local run would.
-    /// Needs --from and --to (at most 92 days per run).
+    /// Needs --from and --to (at most 366 days per run).
     #[arg(long)]
     pub remote: bool,
     /// ARN of the compaction state machine, for --remote (Terraform output state_machine_arn).

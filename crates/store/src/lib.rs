@@ -7,6 +7,9 @@
 //!
 //! Endpoints come from the environment, never from code.
 //!
+//! On S3, the objects of a team listed in `EVENTLAKE_TEAM_KMS_KEYS` are written under that
+//! team's own KMS key ([`team_keys`]).
+//!
 //! With the `sdk` feature, [`open_with_sdk`] takes credentials and region from an AWS SDK
 //! configuration instead (the whole standard chain: profiles, SSO, web identity, container and
 //! instance roles), so S3, Glue and Athena act as one identity.
@@ -25,6 +28,7 @@ use object_store::{ObjectStore, RetryConfig};
 mod local;
 #[cfg(feature = "sdk")]
 mod sdk;
+pub mod team_keys;
 pub use local::LocalFolder;
 #[cfg(feature = "sdk")]
 pub use sdk::{open_with_sdk, sdk_config};
@@ -58,6 +62,8 @@ pub enum OpenError {
         #[source]
         source: std::io::Error,
     },
+    #[error("lake {location}: {message}")]
+    Config { location: String, message: String },
     #[error("lake {location}: {source}")]
     Store {
         location: String,
@@ -123,12 +129,31 @@ fn open_inner(
         }
         let env_key_id = builder.get_config_value(&AmazonS3ConfigKey::AccessKeyId);
         let builder = configure(builder);
-        let store = builder.build().map_err(|source| OpenError::Store {
+        let store_error = |source| OpenError::Store {
             location: location.to_owned(),
             source,
+        };
+        let keys = team_keys::team_kms_keys_from_env().map_err(|message| OpenError::Config {
+            location: location.to_owned(),
+            message,
         })?;
+        let mut teams = std::collections::HashMap::new();
+        for (team, key) in keys {
+            let keyed = builder
+                .clone()
+                .with_sse_kms_encryption(key)
+                .build()
+                .map_err(store_error)?;
+            teams.insert(team, Arc::new(keyed) as Arc<dyn ObjectStore>);
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(store_error)?);
+        let store = if teams.is_empty() {
+            store
+        } else {
+            Arc::new(team_keys::TeamKeys::new(store, teams))
+        };
         return Ok(Location {
-            store: Arc::new(store),
+            store,
             root: prefix.trim_matches('/').to_owned(),
             store_url: format!("s3://{bucket}"),
             local_dir: None,

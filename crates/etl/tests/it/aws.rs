@@ -697,3 +697,90 @@ async fn a_large_plan_on_s3_names_its_bucket_and_key() {
         "{items}"
     );
 }
+
+/// A team with a key of its own (`EVENTLAKE_TEAM_KMS_KEYS`): every object of its partitions (raw
+/// batches, curated files, manifests, quarantine, id index) is written under that key, the other
+/// teams' under the bucket's default. Checked on moto's S3, which records the key of each object
+/// (the S3 stand-in of the other tests does not keep encryption settings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn a_team_with_its_own_key_has_every_object_written_under_it() {
+    let endpoint = moto();
+    let bucket = unique("team-keys").to_lowercase();
+    let http = reqwest::Client::new();
+    let created = http
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{created:?}");
+    let lake = format!("s3://{bucket}/lake");
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/team-checkout";
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+        (
+            "EVENTLAKE_TEAM_KMS_KEYS",
+            r#"{"checkout":"arn:aws:kms:eu-west-1:123456789012:key/team-checkout"}"#,
+        ),
+    ];
+    ok(run(
+        &[
+            "--lake",
+            &lake,
+            "generate",
+            "--events",
+            "2000",
+            "--days",
+            "1",
+            "--teams",
+            "checkout,search",
+            "--start",
+            "2026-11-20",
+        ],
+        &env,
+    ));
+    ok(run(&["--lake", &lake, "backfill"], &env));
+
+    // moto answers an unsigned HEAD of a KMS-encrypted object with 403; its state dump has
+    // every object's key.
+    let state: serde_json::Value = http
+        .get(format!("{endpoint}/moto-api/data.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let objects: Vec<(&str, Option<&str>)> = state["s3"]["FakeKey"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["bucket_name"] == bucket.as_str())
+        .map(|o| (o["name"].as_str().unwrap(), o["kms_key_id"].as_str()))
+        .collect();
+    for kind in [
+        "lake/raw/",
+        "lake/curated/",
+        "lake/quarantine/",
+        "lake/_catalog/",
+    ] {
+        for team in ["checkout", "search"] {
+            assert!(
+                objects
+                    .iter()
+                    .any(|(k, _)| k.starts_with(kind) && k.contains(&format!("team={team}/"))),
+                "no {kind} object of {team}: {objects:?}"
+            );
+        }
+    }
+    for (k, used) in &objects {
+        if k.contains("team=checkout/") {
+            assert_eq!(*used, Some(key), "{k}");
+        } else {
+            assert_eq!(
+                *used, None,
+                "{k} is not checkout's, yet has a key of its own"
+            );
+        }
+    }
+}
