@@ -39,6 +39,15 @@ FIXED = {
     "var.bridge_log_group_name": "/aws/lambda/eventlake-poc-bus-bridge",
 }
 
+# Module inputs that are maps, as the environment passes them (shared-services' outputs): the
+# first receiving team is checked with a lake key of its own (team_kms_key_teams).
+INPUT_MAPS: dict[str, dict[str, str]] = {"var.lake_team_kms_keys": {}}
+
+
+def team_lake_key(team: str) -> str:
+    return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/team-{team}"
+
+
 failures: list[str] = []
 
 
@@ -95,9 +104,13 @@ class Renderer:
 
 
 def resource_list(m: Module, r: Renderer, value, teams: list[str]) -> list[str]:
-    """A statement's resources: a list of templates, or `values(local.m)` of a per-team map."""
+    """A statement's resources: a list of templates, `values(local.m)` of a per-team map, or
+    `concat([ref], values(var.m))` of a reference and a map the environment passes in."""
     if isinstance(value, list):
         return [r.template(x, {}) for x in value]
+    cm = re.fullmatch(r"\$\{concat\(\[([a-z_.]+)\], values\((var\.[a-z_]+)\)\)\}", str(value))
+    if cm and cm.group(2) in INPUT_MAPS:
+        return [r.ref(cm.group(1))] + list(INPUT_MAPS[cm.group(2)].values())
     vm = re.fullmatch(r"\$\{values\(local\.([A-Za-z0-9_]+)\)\}", str(value))
     if not vm:
         raise ValueError(f"resources {value!r} are not in a form this script can read")
@@ -182,6 +195,7 @@ def main() -> int:
         print("bus_policies: the environment's subscriptions need two receiving teams to compare", file=sys.stderr)
         return 1
     key = FIXED["var.kms_key_arn"]
+    INPUT_MAPS["var.lake_team_kms_keys"] = {teams[0]: team_lake_key(teams[0])}
     cluster = f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/eventlake-poc-bus/0f1e2d3c-uuid"
     checked = 0
     for b in teams:
@@ -242,6 +256,16 @@ def main() -> int:
     # bridge reads the queues and writes the topics, and cannot send into a queue.
     fanout = statements(bus, "fanout", None, teams)
     bridge = statements(bus, "bridge", None, teams)
+    # A keyed team's raw batches are under its own key: the fan-out reads them through S3 and
+    # nothing else; no team's consumer role may use that key.
+    keyed = team_lake_key(teams[0])
+    checked += 3
+    if not allowed(fanout, "kms:Decrypt", keyed, {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}):
+        fail(f"the fan-out cannot read team {teams[0]}'s raw batches (its own key)")
+    if allowed(fanout, "kms:Decrypt", keyed, {"kms:ViaService": f"sqs.{REGION}.amazonaws.com"}):
+        fail(f"the fan-out may use team {teams[0]}'s lake key outside S3")
+    if any(allowed(statements(bus, "team", b, teams), "kms:Decrypt", keyed, {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}) for b in teams):
+        fail(f"a team's consumer role may use team {teams[0]}'s lake key")
     for t in teams:
         own = arns(t)
         checked += 4

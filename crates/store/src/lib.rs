@@ -142,6 +142,8 @@ fn open_inner(
             let keyed = builder
                 .clone()
                 .with_sse_kms_encryption(key)
+                // One data key per object prefix and hour instead of a KMS request per object.
+                .with_bucket_key(true)
                 .build()
                 .map_err(store_error)?;
             teams.insert(team, Arc::new(keyed) as Arc<dyn ObjectStore>);

@@ -121,6 +121,7 @@ module "iam" {
 
   data_kms_key_arn          = module.shared.data_kms_key_arn
   team_kms_key_arns         = module.shared.team_kms_key_arns
+  lake_team_kms_keys        = module.shared.lake_team_kms_keys
   lake_bucket_arn           = module.shared.lake_bucket_arn
   athena_results_bucket_arn = module.shared.athena_results_bucket_arn
   glue_database_name        = module.shared.glue_database_name
@@ -173,6 +174,7 @@ module "etl" {
 
   kms_key_arn            = module.shared.data_kms_key_arn
   lake_url               = module.shared.lake_url
+  lake_team_kms_keys     = module.shared.lake_team_kms_keys
   glue_database_name     = module.shared.glue_database_name
   glue_table_name        = module.shared.glue_table_name
   athena_workgroup_name  = module.shared.job_athena_workgroup_name
@@ -213,6 +215,7 @@ module "ingest" {
   access_log_group_arn = module.logging.log_group_arns["ingest_access"]
   kms_key_arn          = module.shared.data_kms_key_arn
   lake_url             = module.shared.lake_url
+  lake_team_kms_keys   = module.shared.lake_team_kms_keys
   alarm_topic_arn      = module.etl.alert_topic_arn
 
   rate_events_per_sec = var.ingest_rate_events_per_sec
@@ -235,6 +238,7 @@ module "bus" {
   kms_key_arn           = module.shared.data_kms_key_arn
   lake_bucket_arn       = module.shared.lake_bucket_arn
   lake_url              = module.shared.lake_url
+  lake_team_kms_keys    = module.shared.lake_team_kms_keys
   fanout_log_group_name = module.logging.log_group_names["bus_fanout"]
   bridge_log_group_name = module.logging.log_group_names["bus_bridge"]
   alarm_topic_arn       = module.etl.alert_topic_arn

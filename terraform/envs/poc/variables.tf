@@ -219,7 +219,7 @@ variable "manage_glue_catalog_encryption" {
 }
 
 variable "team_kms_key_teams" {
-  description = "Teams that get a KMS key of their own for their Athena results and their topic (1 USD a month each); the others use the data key."
+  description = "Teams that get a KMS key of their own for their objects in the lake, their Athena results and their topic (1 USD a month each); the others use the data key."
   type        = list(string)
   default     = []
 }

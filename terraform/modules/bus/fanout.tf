@@ -87,6 +87,20 @@ data "aws_iam_policy_document" "fanout" {
     }
   }
 
+  # A team with a key of its own has its raw batches under that key.
+  statement {
+    sid       = "UseTeamLakeKeysThroughS3"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt"]
+    resources = concat([var.kms_key_arn], values(var.lake_team_kms_keys))
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.via_s3]
+    }
+  }
+
   statement {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
@@ -134,6 +148,7 @@ resource "aws_lambda_function" "fanout" {
   environment {
     variables = {
       EVENTLAKE_LAKE                    = var.lake_url
+      EVENTLAKE_TEAM_KMS_KEYS           = jsonencode(var.lake_team_kms_keys)
       EVENTLAKE_SUBSCRIPTIONS_PARAMETER = aws_ssm_parameter.subscriptions.name
       EVENTLAKE_BUS_QUEUE_PREFIX        = local.queue_prefix
       EVENTLAKE_BUS_NOTIFY_TOPIC        = aws_sns_topic.notifications.arn

@@ -22,6 +22,8 @@ locals {
       EVENTLAKE_LAMBDA_MAX_RAW_MB = tostring(var.lambda_max_raw_mb)
       # Past this many partitions the plan goes to S3 and the workflow's Distributed Map.
       EVENTLAKE_PLAN_INLINE_MAX = tostring(var.plan_inline_max)
+      # A keyed team's objects are written under its own key.
+      EVENTLAKE_TEAM_KMS_KEYS = jsonencode(var.lake_team_kms_keys)
       # Read by the etl command line (crates/etl/src/args.rs).
       EVENTLAKE_LOG_FORMAT = "json"
       ETL_LOG              = var.log_level
@@ -218,9 +220,9 @@ resource "aws_ecs_task_definition" "etl" {
 
   container_definitions = jsonencode([
     {
-      name                   = local.container_name
-      image                  = local.image
-      essential              = true
+      name      = local.container_name
+      image     = local.image
+      essential = true
       # The workflow overrides the command per partition; alone, the task only plans.
       command                = ["task", "--payload", "{\"action\":\"plan\"}"]
       readonlyRootFilesystem = true

@@ -352,3 +352,9 @@ variable "incremental_compaction" {
   type        = bool
   default     = false
 }
+
+variable "lake_team_kms_keys" {
+  description = "Teams whose objects in the lake are written under a KMS key of their own (team_kms_key_teams), to that key's ARN (the shared-services output lake_team_kms_keys; EVENTLAKE_TEAM_KMS_KEYS). Other teams' objects keep the bucket's default, the data key."
+  type        = map(string)
+  default     = {}
+}

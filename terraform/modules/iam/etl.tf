@@ -57,6 +57,21 @@ data "aws_iam_policy_document" "etl_data" {
 
   # One lease object per partition (`_leases/events/team=…/dt=….json`), taken with a conditional
   # write before the work and deleted after the commit: runs never overlap on a partition.
+  # A team with a key of its own has its partitions under that key: the job reads its raw batches
+  # and writes its curated files, quarantine and catalog entries with it.
+  statement {
+    sid       = "UseTeamLakeKeysThroughS3"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = concat([var.data_kms_key_arn], values(var.lake_team_kms_keys))
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = [local.via_s3]
+    }
+  }
+
   # A large plan goes to the workflow's Distributed Map as a JSON array under _workflow/plans/;
   # the map run's result files under _workflow/map-runs/ name the partitions that failed.
   statement {

@@ -39,11 +39,12 @@ data "aws_iam_policy_document" "raw_batches" {
     ]
   }
 
+  # A team with a key of its own has its raw batches under that key.
   statement {
     sid       = "UseDataKeyThroughS3AndSqs"
     effect    = "Allow"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.data_kms_key_arn]
+    resources = concat([var.data_kms_key_arn], values(var.lake_team_kms_keys))
 
     condition {
       test     = "StringEquals"

@@ -93,6 +93,7 @@ resource "aws_lambda_function" "ingest" {
   environment {
     variables = {
       EVENTLAKE_LAKE                = var.lake_url
+      EVENTLAKE_TEAM_KMS_KEYS       = jsonencode(var.lake_team_kms_keys)
       EVENTLAKE_TOKENS_PARAMETER    = aws_ssm_parameter.tokens.name
       EVENTLAKE_LEDGER_TABLE        = var.ledger_table_name
       EVENTLAKE_LEDGER_RETENTION    = var.ledger_retention

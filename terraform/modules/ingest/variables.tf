@@ -197,3 +197,9 @@ variable "team_events_per_sec" {
   type        = map(number)
   default     = {}
 }
+
+variable "lake_team_kms_keys" {
+  description = "Teams whose objects in the lake are written under a KMS key of their own (team_kms_key_teams), to that key's ARN (the shared-services output lake_team_kms_keys; EVENTLAKE_TEAM_KMS_KEYS). Other teams' objects keep the bucket's default, the data key."
+  type        = map(string)
+  default     = {}
+}

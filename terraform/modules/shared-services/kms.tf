@@ -158,9 +158,11 @@ locals {
   }
 }
 
-# A key of its own for each team of team_kms_key_teams: its Athena query results and its topic
-# are encrypted with it, so only its own roles (and the account's key administrators) can read
-# them. The lake itself stays under the data key: one job writes every team's partitions.
+# A key of its own for each team of team_kms_key_teams: its objects in the lake (raw batches,
+# curated partitions, quarantine), its Athena query results and its topic are encrypted with it,
+# so only its own analysts, the jobs that write and read every team's partitions (ingest, etl, the
+# bus) and the account's key administrators can read them. The writers name the key per object
+# (EVENTLAKE_TEAM_KMS_KEYS); the bucket's default stays the data key.
 locals {
   team_key_teams = toset([for t in var.team_kms_key_teams : t if contains(var.teams, t)])
 
@@ -187,7 +189,7 @@ locals {
 resource "aws_kms_key" "team" {
   for_each = local.team_key_teams
 
-  description             = "${var.name_prefix} team ${each.key}: its Athena results and its topic"
+  description             = "${var.name_prefix} team ${each.key}: its lake objects, its Athena results and its topic"
   key_usage               = "ENCRYPT_DECRYPT"
   enable_key_rotation     = true
   rotation_period_in_days = 365

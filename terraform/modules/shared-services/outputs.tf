@@ -122,3 +122,8 @@ output "team_kms_key_arns" {
   description = "Per team, the KMS key of its Athena results and topic: its own key when listed in team_kms_key_teams, else the data key."
   value       = local.team_key_arns
 }
+
+output "lake_team_kms_keys" {
+  description = "The teams of team_kms_key_teams, each to its own key: the writers put the team's objects in the lake under it (EVENTLAKE_TEAM_KMS_KEYS)."
+  value       = { for t in local.team_key_teams : t => aws_kms_key.team[t].arn }
+}

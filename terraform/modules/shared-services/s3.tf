@@ -151,11 +151,12 @@ data "aws_iam_policy_document" "data_bucket" {
       values   = ["false"]
     }
 
-    # The results bucket also takes the teams' own keys (their workgroups write with them).
+    # The results bucket and the lake also take the teams' own keys (their workgroups write
+    # results with them; the jobs write a keyed team's objects with them).
     condition {
       test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = each.key == "athena-results" ? distinct(concat([aws_kms_key.data.arn], values(local.team_key_arns))) : [aws_kms_key.data.arn]
+      values   = contains(["athena-results", "lake"], each.key) ? distinct(concat([aws_kms_key.data.arn], values(local.team_key_arns))) : [aws_kms_key.data.arn]
     }
   }
 }

@@ -131,7 +131,7 @@ variable "team_alert_emails" {
 }
 
 variable "team_kms_key_teams" {
-  description = "Teams that get a KMS key of their own, for their Athena query results and their topic (1 USD a month each); the others use the data key."
+  description = "Teams that get a KMS key of their own, for their objects in the lake, their Athena query results and their topic (1 USD a month each); the others use the data key."
   type        = list(string)
   default     = []
 }

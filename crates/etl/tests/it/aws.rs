@@ -751,12 +751,18 @@ async fn a_team_with_its_own_key_has_every_object_written_under_it() {
         .json()
         .await
         .unwrap();
-    let objects: Vec<(&str, Option<&str>)> = state["s3"]["FakeKey"]
+    let objects: Vec<(&str, Option<&str>, bool)> = state["s3"]["FakeKey"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|o| o["bucket_name"] == bucket.as_str())
-        .map(|o| (o["name"].as_str().unwrap(), o["kms_key_id"].as_str()))
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap(),
+                o["kms_key_id"].as_str(),
+                o["bucket_key_enabled"] == "true",
+            )
+        })
         .collect();
     for kind in [
         "lake/raw/",
@@ -768,14 +774,15 @@ async fn a_team_with_its_own_key_has_every_object_written_under_it() {
             assert!(
                 objects
                     .iter()
-                    .any(|(k, _)| k.starts_with(kind) && k.contains(&format!("team={team}/"))),
+                    .any(|(k, _, _)| k.starts_with(kind) && k.contains(&format!("team={team}/"))),
                 "no {kind} object of {team}: {objects:?}"
             );
         }
     }
-    for (k, used) in &objects {
+    for (k, used, bucket_key) in &objects {
         if k.contains("team=checkout/") {
             assert_eq!(*used, Some(key), "{k}");
+            assert!(bucket_key, "{k} was written without an S3 Bucket Key");
         } else {
             assert_eq!(
                 *used, None,
