@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::table::view_fields;
 
 pub(crate) mod few_groups;
+pub(crate) mod first_per_key;
 pub(crate) mod per_value;
 pub(crate) mod semi_join;
 pub(crate) mod view_eq;

@@ -76,6 +76,8 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
         .position(|r| r.name() == "SanityCheckPlan")
         .unwrap_or(rules.len());
     rules.insert(end, Arc::new(PerValueStrings));
+    // After the sorts are placed: it replaces the sort under a `row_number() = 1` window.
+    rules.insert(end, Arc::new(crate::rules::first_per_key::FirstPerKey));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
