@@ -16,6 +16,7 @@ use eventlake_catalog::PartitionEntry;
 use crate::error::Result;
 use crate::table::view_fields;
 
+pub(crate) mod counts_before_unnest;
 pub(crate) mod few_groups;
 pub(crate) mod first_per_key;
 pub(crate) mod per_value;

@@ -93,6 +93,9 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
     ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
     ctx.add_optimizer_rule(Arc::new(DistinctSemiJoinSide));
+    ctx.add_optimizer_rule(Arc::new(
+        crate::rules::counts_before_unnest::CountsBeforeUnnest::new(&entries),
+    ));
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
     Ok(ctx)
 }
