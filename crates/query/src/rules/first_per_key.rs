@@ -83,7 +83,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     // The columns the filter requires to be 1, as columns of its input.
     let ones: Vec<usize> = split_conjunction(filter.predicate())
         .into_iter()
-        .filter_map(|c| first_only(c))
+        .filter_map(first_only)
         .collect();
     if ones.is_empty() {
         return Ok(None);
