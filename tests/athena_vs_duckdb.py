@@ -151,7 +151,7 @@ def where(r, k):
 
 
 def gen(r):
-    shape = r.randrange(7)
+    shape = r.randrange(9)
     w = where(r, r.randrange(1, 3))
     if shape == 0:
         d = r.sample(DIMS, r.randrange(1, 3))
@@ -187,6 +187,27 @@ def gen(r):
         return (
             f"SELECT team, user_id, count(*) AS n FROM events WHERE {w} "
             f"GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 3 DESC, 1, 2 LIMIT 25"
+        )
+    if shape == 7:
+        # The first (or last) row of each key; event_id breaks ties, so the answer is one.
+        key = r.choice(["user_id", "session_id", "team, user_id", "context_locale"])
+        d = r.choice(["event_type", "source", "team", "context_locale"])
+        direction = r.choice(["", " DESC"])
+        rn = r.choice(["rn = 1", "rn <= 1", "rn < 2", "1 = rn"])
+        return (
+            f"SELECT {d}, count(*) AS n FROM (SELECT {d}, row_number() OVER (PARTITION BY {key} "
+            f"ORDER BY event_time{direction}, event_id{direction}) AS rn FROM events WHERE {w}) t "
+            f"WHERE {rn} GROUP BY 1 ORDER BY 1"
+        )
+    if shape == 8:
+        # Words of the event types (or of the teams), counted.
+        arrays = r.choice(["split(event_type, '_')", "split(team, 'e')", "split(concat(team, '-', event_type), '_')"])
+        by_team = r.random() < 0.5
+        keys = "team, w" if by_team else "w"
+        order = "1, 2" if by_team else "1"
+        return (
+            f"SELECT {keys}, count(*) AS n FROM events CROSS JOIN UNNEST({arrays}) AS t(w) "
+            f"WHERE {w} GROUP BY {order} ORDER BY {order}"
         )
     return (
         f"SELECT team, n FROM (SELECT team, user_id, count(*) AS n, row_number() OVER "
