@@ -50,9 +50,9 @@ fn bad_arguments_are_refused_before_any_io() {
                 "--from",
                 "2026-01-01",
                 "--to",
-                "2026-12-31",
+                "2027-01-02",
             ],
-            "at most 92 days",
+            "at most 366 days",
         ),
     ] {
         let out = etl_bin()
