@@ -24,9 +24,13 @@ pub(crate) mod semi_join;
 pub(crate) mod view_eq;
 
 /// The `events` scan under an aggregation's filters and projections of plain columns, with those
-/// filters; `None` for any other shape.
+/// filters; `None` for any other shape. With `computed`, a projection may also compute
+/// deterministic values per row (the common expressions DataFusion extracts from aggregate
+/// arguments, such as `source = 'web' AS __common_expr_1`), as long as every partition column it
+/// outputs is the column itself, passed through.
 fn scan_under(
     input: &datafusion::logical_expr::LogicalPlan,
+    computed: bool,
 ) -> Option<(&datafusion::logical_expr::TableScan, Vec<&Expr>)> {
     use datafusion::logical_expr::LogicalPlan;
     let mut filters = Vec::new();
@@ -44,6 +48,15 @@ fn scan_under(
                 node = f.input.as_ref();
             }
             LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                node = p.input.as_ref();
+            }
+            LogicalPlan::Projection(p)
+                if computed
+                    && p.expr.iter().zip(p.schema.fields()).all(|(e, f)| {
+                        matches!(e, Expr::Column(c) if c.name == *f.name())
+                            || (!e.is_volatile() && !PARTITION_COLUMNS.contains(&f.name().as_str()))
+                    }) =>
+            {
                 node = p.input.as_ref();
             }
             _ => return None,
@@ -154,7 +167,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
             return Ok(Transformed::no(plan));
         };
         // The scan, and filters above it that the scan could not take in full.
-        let Some((scan, filters)) = scan_under(agg.input.as_ref()) else {
+        let Some((scan, filters)) = scan_under(agg.input.as_ref(), false) else {
             return Ok(Transformed::no(plan));
         };
         let columns = &self.columns;
@@ -311,7 +324,7 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
         let LogicalPlan::Aggregate(agg) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        let Some((scan, filters)) = scan_under(agg.input.as_ref()) else {
+        let Some((scan, filters)) = scan_under(agg.input.as_ref(), true) else {
             return Ok(Transformed::no(plan));
         };
         let group_columns: Option<Vec<&datafusion::common::Column>> = agg

@@ -70,6 +70,12 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
         .position(|r| r.name() == "EnsureRequirements")
         .unwrap_or(0);
     rules.insert(at, Arc::new(FewGroupsOnOneThread::new(&entries)));
+    // Before the first projection is merged into its scan (see the rule).
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "ProjectionPushdown")
+        .unwrap_or(rules.len());
+    rules.insert(at, Arc::new(crate::rules::per_value::PerValueProjections));
     // Last, so that no later rule renumbers the columns its expressions read.
     let end = rules
         .iter()

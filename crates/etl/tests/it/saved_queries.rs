@@ -202,6 +202,30 @@ async fn every_saved_query_gives_the_generators_answer() {
             "{sql}"
         );
     }
+    // A value computed per row and used by two aggregates (a common expression, projected
+    // between the scan and the aggregation) still splits; a projection that computes a column
+    // under a partition column's name does not.
+    let common = "SELECT team, dt, count_if(source = 'web') AS w, sum(if(source = 'web', 0, 1)) AS a FROM events GROUP BY team, dt ORDER BY team, dt";
+    let plan = t.query(&format!("EXPLAIN {common}")).await;
+    assert!(plan.contains("Union"), "{plan}");
+    assert!(plan.contains("__common_expr"), "{plan}");
+    let answer = t.query(common).await;
+    assert!(answer.lines().count() > 3, "{answer}");
+    assert_eq!(
+        answer,
+        t.query(
+            "SELECT team, dt, count_if(source = 'web') AS w, count_if(source <> 'web' OR source IS NULL) AS a FROM events GROUP BY team, concat(team, ''), dt ORDER BY team, dt"
+        )
+        .await
+    );
+    let shadowed = "SELECT team, count(*) AS n FROM (SELECT concat('x', team) AS team, event_id FROM events) GROUP BY team ORDER BY team";
+    assert!(
+        !t.query(&format!("EXPLAIN {shadowed}"))
+            .await
+            .contains("Union")
+    );
+    let answer = t.query(shadowed).await;
+    assert!(answer.contains("xcheckout,"), "{answer}");
     // A number read out of JSON and cast is planned as one function, with the names and the
     // answers of the written pair (`upper` keeps the pair as written).
     let fused = "SELECT team, sum(CAST(json_extract_scalar(properties, '$.amount_cents') AS BIGINT)), max(CAST(json_extract_scalar(properties, '$.duration_ms') AS DOUBLE)) AS d, count(*) AS n FROM events WHERE CAST(json_extract_scalar(properties, '$.duration_ms') AS BIGINT) > 30000 GROUP BY team ORDER BY team";

@@ -354,6 +354,43 @@ impl PhysicalOptimizerRule for PerValueStrings {
     }
 }
 
+/// The projections' part of [`PerValueStrings`], run before DataFusion merges projections into
+/// the Parquet scans below them: a merged projection (`source = 'web' AS __common_expr_1`, which
+/// common subexpression elimination makes of `count_if(source = 'web')` beside
+/// `sum(if(source = 'web', …))`) is evaluated by the reader, where [`PerValueStrings`], run
+/// last, does not look. The wrapped expressions keep reading the right column when the merge
+/// renumbers it.
+#[derive(Debug, Default)]
+pub struct PerValueProjections;
+
+impl PhysicalOptimizerRule for PerValueProjections {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if node.downcast_ref::<ProjectionExec>().is_none() {
+                return Ok(Transformed::no(node));
+            }
+            let t = rewrite_node(Arc::clone(&node))?;
+            if t.transformed && !same_properties(&node, &t.data) {
+                return Ok(Transformed::no(node));
+            }
+            Ok(t)
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "per_value_projections"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
 /// Whether `b` gives the plan above it the same orderings, constants, equal columns and
 /// partitioning as `a`, as DataFusion describes them.
 fn same_properties(a: &Arc<dyn ExecutionPlan>, b: &Arc<dyn ExecutionPlan>) -> bool {
@@ -591,5 +628,63 @@ mod tests {
             assert!(rows.contains(&format!("| {count} ")), "{rows}");
             assert!(rows.contains(&format!("| {sum} ")), "{rows}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_projection_merged_into_its_scan_keeps_its_rewrite_and_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        SessionContext::new()
+            .sql(&format!(
+                "COPY (SELECT CASE WHEN value % 7 = 0 THEN NULL ELSE concat('k', value % 5) END AS s, \
+                 value AS n FROM generate_series(1, 30000)) TO '{}' STORED AS PARQUET",
+                path.display()
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        // One expression used by two aggregates becomes a common expression, projected by the
+        // scan itself once DataFusion merges the projection into it.
+        let sql = "SELECT n % 3 AS g, count(CASE WHEN upper(s) = 'K1' THEN 1 END) AS a, \
+                   sum(CASE WHEN upper(s) = 'K1' THEN 0 ELSE 1 END) AS b FROM t GROUP BY 1 ORDER BY 1";
+        let mut answers = Vec::new();
+        for rule in [true, false] {
+            let mut rules =
+                datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+            if rule {
+                let at = rules
+                    .iter()
+                    .position(|r| r.name() == "ProjectionPushdown")
+                    .unwrap();
+                rules.insert(at, Arc::new(super::PerValueProjections));
+            }
+            // One partition: no repartition between the projection and the scan.
+            let state = SessionStateBuilder::new()
+                .with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(1))
+                .with_default_features()
+                .with_physical_optimizer_rules(rules)
+                .build();
+            let ctx = SessionContext::new_with_state(state);
+            ctx.register_parquet("t", path.to_str().unwrap(), Default::default())
+                .await
+                .unwrap();
+            let df = ctx.sql(sql).await.unwrap();
+            let plan = df.clone().create_physical_plan().await.unwrap();
+            let plan = displayable(plan.as_ref()).indent(true).to_string();
+            let scan = plan
+                .lines()
+                .find(|l| l.contains("DataSourceExec"))
+                .unwrap_or_default();
+            assert_eq!(scan.contains("per_value(upper("), rule, "{plan}");
+            answers.push(
+                pretty_format_batches(&df.collect().await.unwrap())
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert!(answers[0].contains("| 0 | 1714 | 8286 |"), "{}", answers[0]);
     }
 }
