@@ -51,6 +51,15 @@ use datafusion::physical_plan::projection::ProjectionExec;
 const MAX_VALUES: usize = 64;
 /// Batches over [`MAX_VALUES`] after which an expression stops looking.
 const GIVE_UP_AFTER: u32 = 3;
+/// Slots of the table that finds a row's value: a power of two, at least four per value.
+const SLOTS: usize = 256;
+const _: () = assert!(SLOTS.is_power_of_two() && SLOTS >= 4 * MAX_VALUES && MAX_VALUES < 255);
+
+/// A view's slot in that table (Fibonacci hashing of its two halves).
+fn slot_of(view: u128) -> usize {
+    let folded = (view as u64) ^ ((view >> 64) as u64).rotate_left(29);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros())) as usize
+}
 
 #[derive(Debug)]
 pub struct OncePerValue {
@@ -102,30 +111,59 @@ impl PhysicalExpr for OncePerValue {
             return self.inner.evaluate(batch);
         };
         let views = column.views();
-        // The first row of each distinct value (NULL is one value), and each row's value.
+        let nulls = column.nulls();
+        // The first row of each distinct value (NULL is one value), and each row's value. Values
+        // are found through a small open-addressing table of their views: one hash and, most of
+        // the time, one compare per row, however many values the batch has.
         let mut keys: Vec<Option<u128>> = Vec::with_capacity(MAX_VALUES);
         let mut firsts: Vec<u32> = Vec::with_capacity(MAX_VALUES);
         let mut which: Vec<u32> = Vec::with_capacity(rows);
-        let mut last: Option<(Option<u128>, u32)> = None;
-        for i in 0..rows {
-            let key = column.is_valid(i).then(|| views[i]);
+        let mut slots = [u8::MAX; SLOTS];
+        let mut null_value: Option<u32> = None;
+        let mut last: Option<(u128, u32)> = None;
+        for (i, view) in views.iter().enumerate() {
+            let key = *view;
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                let v = match null_value {
+                    Some(v) => v,
+                    None => {
+                        if keys.len() == MAX_VALUES {
+                            self.misses.fetch_add(1, Ordering::Relaxed);
+                            return self.inner.evaluate(batch);
+                        }
+                        keys.push(None);
+                        firsts.push(i as u32);
+                        let v = (keys.len() - 1) as u32;
+                        null_value = Some(v);
+                        v
+                    }
+                };
+                which.push(v);
+                continue;
+            }
             if let Some((k, v)) = last
                 && k == key
             {
                 which.push(v);
                 continue;
             }
-            let v = match keys.iter().position(|k| *k == key) {
-                Some(v) => v as u32,
-                None => {
+            let mut slot = slot_of(key);
+            let v = loop {
+                let at = slots[slot];
+                if at == u8::MAX {
                     if keys.len() == MAX_VALUES {
                         self.misses.fetch_add(1, Ordering::Relaxed);
                         return self.inner.evaluate(batch);
                     }
-                    keys.push(key);
+                    keys.push(Some(key));
                     firsts.push(i as u32);
-                    (keys.len() - 1) as u32
+                    slots[slot] = (keys.len() - 1) as u8;
+                    break (keys.len() - 1) as u32;
                 }
+                if keys[at as usize] == Some(key) {
+                    break u32::from(at);
+                }
+                slot = (slot + 1) & (SLOTS - 1);
             };
             last = Some((key, v));
             which.push(v);
@@ -627,6 +665,54 @@ mod tests {
                 .fold((0, 0), |(c, s), n| (c + 1, s + n));
             assert!(rows.contains(&format!("| {count} ")), "{rows}");
             assert!(rows.contains(&format!("| {sum} ")), "{rows}");
+        }
+    }
+
+    /// Up to [`super::MAX_VALUES`] values in any order (colliding slots included), NULLs, and one
+    /// value too many: always the expression's own answer.
+    #[test]
+    fn every_row_gets_its_own_values_answer() {
+        use arrow::array::{Array, StringViewArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::physical_expr::PhysicalExpr;
+        use datafusion::prelude::SessionContext;
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, true)]));
+        let ctx = SessionContext::new();
+        let df_schema = datafusion::common::DFSchema::try_from(schema.as_ref().clone()).unwrap();
+        let upper = ctx
+            .create_physical_expr(
+                datafusion::functions::string::expr_fn::upper(datafusion::prelude::col("s")),
+                &df_schema,
+            )
+            .unwrap();
+        // With NULL, MAX_VALUES values; then one too many.
+        for values in [super::MAX_VALUES - 1, super::MAX_VALUES] {
+            let rows: Vec<Option<String>> = (0..5000_usize)
+                .map(|i| {
+                    // A scrambled order, so that neighbouring rows rarely share a value.
+                    let v = (i * 7919 + i / 3) % (values + 1);
+                    // Short texts, held in their views: equal texts have equal views.
+                    (v > 0).then(|| format!("v{v}"))
+                })
+                .collect();
+            let array = StringViewArray::from_iter(rows.iter().map(|r| r.as_deref()));
+            let batch =
+                arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)])
+                    .unwrap();
+            let wrapped = super::OncePerValue::new(Arc::clone(&upper), 0);
+            let got = wrapped.evaluate(&batch).unwrap().into_array(5000).unwrap();
+            let want = upper.evaluate(&batch).unwrap().into_array(5000).unwrap();
+            assert_eq!(got.as_ref(), want.as_ref(), "{values} values");
+            assert_eq!(
+                got.null_count(),
+                rows.iter().filter(|r| r.is_none()).count()
+            );
+            let missed = wrapped.misses.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(
+                missed,
+                u32::from(values == super::MAX_VALUES),
+                "{values} values"
+            );
         }
     }
 
