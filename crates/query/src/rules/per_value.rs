@@ -370,17 +370,7 @@ impl PhysicalOptimizerRule for PerValueStrings {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let t = rewrite_node(Arc::clone(&node))?;
-            // The nodes above were planned against this one's ordering and constants, which
-            // DataFusion reads from the expressions: a wrapped group key is no longer the
-            // expression a filter below made constant. Keep such a node as it was.
-            if t.transformed && !same_properties(&node, &t.data) {
-                return Ok(Transformed::no(node));
-            }
-            Ok(t)
-        })
-        .map(|t| t.data)
+        rewrite_plan(plan, |_| true)
     }
 
     fn name(&self) -> &str {
@@ -407,17 +397,7 @@ impl PhysicalOptimizerRule for PerValueProjections {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if node.downcast_ref::<ProjectionExec>().is_none() {
-                return Ok(Transformed::no(node));
-            }
-            let t = rewrite_node(Arc::clone(&node))?;
-            if t.transformed && !same_properties(&node, &t.data) {
-                return Ok(Transformed::no(node));
-            }
-            Ok(t)
-        })
-        .map(|t| t.data)
+        rewrite_plan(plan, |node| node.downcast_ref::<ProjectionExec>().is_some())
     }
 
     fn name(&self) -> &str {
@@ -427,6 +407,27 @@ impl PhysicalOptimizerRule for PerValueProjections {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `plan` with the nodes that `which` picks rewritten by [`rewrite_node`], bottom up.
+fn rewrite_plan(
+    plan: Arc<dyn ExecutionPlan>,
+    which: impl Fn(&Arc<dyn ExecutionPlan>) -> bool,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        if !which(&node) {
+            return Ok(Transformed::no(node));
+        }
+        let t = rewrite_node(Arc::clone(&node))?;
+        // The nodes above were planned against this one's ordering and constants, which
+        // DataFusion reads from the expressions: a wrapped group key is no longer the
+        // expression a filter below made constant. Keep such a node as it was.
+        if t.transformed && !same_properties(&node, &t.data) {
+            return Ok(Transformed::no(node));
+        }
+        Ok(t)
+    })
+    .map(|t| t.data)
 }
 
 /// Whether `b` gives the plan above it the same orderings, constants, equal columns and
