@@ -240,8 +240,10 @@ impl ExprPlanner for RowSubscript {
 }
 
 /// `date_trunc` with a fast path for the table's timestamps: on UTC timestamps, truncating to a
-/// second, minute, hour or day is integer arithmetic (floor to a multiple of the unit). Anything
-/// else goes to DataFusion's own `date_trunc`, whose signature and result types it keeps.
+/// second, minute, hour, day or week is integer arithmetic (floor to a multiple of the unit; a
+/// week starts on a Monday, as in Athena, and 1970-01-05, four days after the epoch, was one).
+/// Anything else goes to DataFusion's own `date_trunc`, whose signature and result types it
+/// keeps.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateTrunc {
     inner: Arc<ScalarUDF>,
@@ -284,21 +286,24 @@ impl ScalarUDFImpl for DateTrunc {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
+        // The unit, and where its multiples start, in microseconds after the epoch.
         let unit_micros = match args.args.first() {
             Some(ColumnarValue::Scalar(
                 ScalarValue::Utf8(Some(g))
                 | ScalarValue::Utf8View(Some(g))
                 | ScalarValue::LargeUtf8(Some(g)),
             )) => match g.to_ascii_lowercase().as_str() {
-                "second" => Some(1_000_000_i64),
-                "minute" => Some(60_000_000),
-                "hour" => Some(3_600_000_000),
-                "day" => Some(86_400_000_000),
+                "second" => Some((1_000_000_i64, 0_i64)),
+                "minute" => Some((60_000_000, 0)),
+                "hour" => Some((3_600_000_000, 0)),
+                "day" => Some((86_400_000_000, 0)),
+                "week" => Some((7 * 86_400_000_000, 4 * 86_400_000_000)),
                 _ => None,
             },
             _ => None,
         };
-        if let (Some(unit), Some(ColumnarValue::Array(a))) = (unit_micros, args.args.get(1))
+        if let (Some((unit, start)), Some(ColumnarValue::Array(a))) =
+            (unit_micros, args.args.get(1))
             && let DataType::Timestamp(tu, Some(tz)) = a.data_type()
             && (tz.as_ref() == "UTC" || tz.as_ref() == "+00:00")
         {
@@ -310,18 +315,23 @@ impl ScalarUDFImpl for DateTrunc {
             };
             if per_micro != 0 {
                 // Units in the array's own resolution.
-                let step = match tu {
-                    TimeUnit::Millisecond => unit / 1_000,
-                    TimeUnit::Nanosecond => unit * 1_000,
-                    _ => unit,
+                let own = |micros: i64| match tu {
+                    TimeUnit::Millisecond => micros / 1_000,
+                    TimeUnit::Nanosecond => micros * 1_000,
+                    _ => micros,
                 };
+                let (step, start) = (own(unit), own(start));
                 let ints = arrow::compute::cast(a, &DataType::Int64)?;
                 let ints = ints
                     .as_any()
                     .downcast_ref::<arrow::array::Int64Array>()
                     .expect("cast to Int64");
                 let floored: arrow::array::Int64Array =
-                    arrow::compute::kernels::arity::unary(ints, |v| v - v.rem_euclid(step));
+                    arrow::compute::kernels::arity::unary(ints, |v| {
+                        // In i128: `v - start` must not overflow for the earliest timestamps.
+                        let r = (i128::from(v) - i128::from(start)).rem_euclid(i128::from(step));
+                        v - r as i64
+                    });
                 let out = arrow::compute::cast(&floored, a.data_type())?;
                 return Ok(ColumnarValue::Array(out));
             }
@@ -1058,5 +1068,71 @@ mod tests {
         );
         assert_eq!(parse_iso8601_millis("2026-11-25"), Some(z - 10 * 3_600_000));
         assert_eq!(parse_iso8601_millis("25/11/2026"), None);
+    }
+}
+
+#[cfg(test)]
+mod date_trunc_tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, ArrayRef, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, TimeUnit};
+    use datafusion::common::ScalarValue;
+    use datafusion::config::ConfigOptions;
+    use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
+
+    use super::DateTrunc;
+
+    fn call(f: &dyn Fn(ScalarFunctionArgs) -> ColumnarValue, unit: &str, a: &ArrayRef) -> ArrayRef {
+        let args = ScalarFunctionArgs {
+            args: vec![
+                ColumnarValue::Scalar(ScalarValue::Utf8(Some(unit.to_string()))),
+                ColumnarValue::Array(Arc::clone(a)),
+            ],
+            arg_fields: vec![
+                Arc::new(Field::new("u", DataType::Utf8, false)),
+                Arc::new(Field::new("t", a.data_type().clone(), true)),
+            ],
+            number_rows: a.len(),
+            return_field: Arc::new(Field::new("r", a.data_type().clone(), true)),
+            config_options: Arc::new(ConfigOptions::default()),
+        };
+        f(args).into_array(a.len()).unwrap()
+    }
+
+    /// The integer fast path answers as DataFusion's own `date_trunc` does, before and after
+    /// the epoch, on unit boundaries and beside them, in every resolution.
+    #[test]
+    fn the_fast_path_matches_datafusion() {
+        let day = 86_400_000_000_i64;
+        let mut micros: Vec<Option<i64>> = vec![None];
+        for d in -20..20 {
+            for extra in [0, 1, 999_999, 3_600_000_000, day - 1] {
+                micros.push(Some(d * day + extra));
+            }
+        }
+        // Around Mondays of 2026 (2026-11-16 and 2026-11-23) and a Sunday before one.
+        micros.extend(
+            [1_794_787_200_000_000_i64, 1_795_392_000_000_000]
+                .iter()
+                .flat_map(|m| [m - 1, *m, m + 1, m - day])
+                .map(Some),
+        );
+        let us = TimestampMicrosecondArray::from(micros).with_timezone("UTC");
+        let fast = DateTrunc::new();
+        let slow = datafusion::functions::datetime::date_trunc();
+        for tu in [
+            TimeUnit::Millisecond,
+            TimeUnit::Microsecond,
+            TimeUnit::Nanosecond,
+        ] {
+            let a: ArrayRef =
+                arrow::compute::cast(&us, &DataType::Timestamp(tu, Some("UTC".into()))).unwrap();
+            for unit in ["second", "minute", "hour", "day", "week"] {
+                let got = call(&|args| fast.invoke_with_args(args).unwrap(), unit, &a);
+                let want = call(&|args| slow.invoke_with_args(args).unwrap(), unit, &a);
+                assert_eq!(got.as_ref(), want.as_ref(), "{unit} {tu:?}");
+            }
+        }
     }
 }
