@@ -307,20 +307,14 @@ impl ScalarUDFImpl for DateTrunc {
             && let DataType::Timestamp(tu, Some(tz)) = a.data_type()
             && (tz.as_ref() == "UTC" || tz.as_ref() == "+00:00")
         {
-            let per_micro: i64 = match tu {
-                TimeUnit::Second => 0,
-                TimeUnit::Millisecond => 1_000,
-                TimeUnit::Microsecond => 1,
-                TimeUnit::Nanosecond => 1_000,
+            // Units in the array's own resolution (second timestamps take the general path).
+            let own = |micros: i64| match tu {
+                TimeUnit::Second => None,
+                TimeUnit::Millisecond => Some(micros / 1_000),
+                TimeUnit::Microsecond => Some(micros),
+                TimeUnit::Nanosecond => Some(micros * 1_000),
             };
-            if per_micro != 0 {
-                // Units in the array's own resolution.
-                let own = |micros: i64| match tu {
-                    TimeUnit::Millisecond => micros / 1_000,
-                    TimeUnit::Nanosecond => micros * 1_000,
-                    _ => micros,
-                };
-                let (step, start) = (own(unit), own(start));
+            if let (Some(step), Some(start)) = (own(unit), own(start)) {
                 let ints = arrow::compute::cast(a, &DataType::Int64)?;
                 let ints = ints
                     .as_any()

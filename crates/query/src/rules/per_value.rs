@@ -623,12 +623,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_parquet_scans_in_list_and_like_run_per_value_with_the_same_rows() {
-        let dir = tempfile::tempdir().unwrap();
+    /// `t.parquet` in `dir`: `s` is `k0` to `k4` or NULL (every 7th row), `n` is 1 to 30,000.
+    async fn parquet_of_keys(dir: &tempfile::TempDir) -> std::path::PathBuf {
         let path = dir.path().join("t.parquet");
-        let writer = SessionContext::new();
-        writer
+        SessionContext::new()
             .sql(&format!(
                 "COPY (SELECT CASE WHEN value % 7 = 0 THEN NULL ELSE concat('k', value % 5) END AS s, \
                  value AS n FROM generate_series(1, 30000)) TO '{}' STORED AS PARQUET",
@@ -639,6 +637,13 @@ mod tests {
             .collect()
             .await
             .unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_parquet_scans_in_list_and_like_run_per_value_with_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = parquet_of_keys(&dir).await;
         for rule in [true, false] {
             let mut config = datafusion::prelude::SessionConfig::new();
             config.options_mut().execution.parquet.pushdown_filters = true;
@@ -720,18 +725,7 @@ mod tests {
     #[tokio::test]
     async fn a_projection_merged_into_its_scan_keeps_its_rewrite_and_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.parquet");
-        SessionContext::new()
-            .sql(&format!(
-                "COPY (SELECT CASE WHEN value % 7 = 0 THEN NULL ELSE concat('k', value % 5) END AS s, \
-                 value AS n FROM generate_series(1, 30000)) TO '{}' STORED AS PARQUET",
-                path.display()
-            ))
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let path = parquet_of_keys(&dir).await;
         // One expression used by two aggregates becomes a common expression, projected by the
         // scan itself once DataFusion merges the projection into it.
         let sql = "SELECT n % 3 AS g, count(CASE WHEN upper(s) = 'K1' THEN 1 END) AS a, \
