@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 pub(crate) mod arrays;
-mod athena_strings;
+pub(crate) mod athena_strings;
 mod binary;
 mod conditional;
 #[cfg(test)]
@@ -197,9 +197,31 @@ impl ExprPlanner for FixedIntervals {
 /// The session's expression planners: ours that must see an expression before DataFusion's
 /// own (a subscript), then DataFusion's.
 pub fn expr_planners() -> Vec<Arc<dyn ExprPlanner>> {
-    let mut v: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(RowSubscript)];
+    let mut v: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(RowSubscript), Arc::new(AthenaSubstring)];
     v.extend(datafusion::execution::SessionStateDefaults::default_expr_planners());
     v
+}
+
+/// `substr(s, i[, n])` and `substring(s FROM i [FOR n])`: the SQL parser makes both a syntax node
+/// of its own, which DataFusion's planner gives to its `substr`, whose negative start counts
+/// from before the string (`substr('Quadratically', -5)` is the whole string there, `cally` in
+/// Athena). Athena's `substr` takes them; where DataFusion's gives the same answer (a positive
+/// literal start), the function rewrites hand the call back to it for its speed.
+#[derive(Debug)]
+struct AthenaSubstring;
+
+impl ExprPlanner for AthenaSubstring {
+    fn plan_substring(
+        &self,
+        args: Vec<Expr>,
+    ) -> datafusion::error::Result<PlannerResult<Vec<Expr>>> {
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                Arc::new(athena_strings::substr_fun().udf()),
+                args,
+            ),
+        )))
+    }
 }
 
 /// `row[i]`: Athena reads a row's `i`-th field (1-based) by subscript with a constant index;

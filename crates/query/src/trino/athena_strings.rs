@@ -383,6 +383,20 @@ fn hamming_distance(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(arc(arrow::array::Int64Array::from(out)))
 }
 
+/// `substr`, also reached from `substring(s FROM i FOR n)` and `substr(…)`, which the SQL parser
+/// turns into its own syntax node (see `trino::AthenaSubstring`).
+pub fn substr_fun() -> Fun {
+    Fun::new(
+        "substr",
+        |n, t| {
+            arity(n, t, &[2, 3])?;
+            same_kind(n, t)
+        },
+        substr,
+    )
+    .alias("substring")
+}
+
 pub fn functions() -> Vec<Fun> {
     vec![
         Fun::new(
@@ -401,15 +415,7 @@ pub fn functions() -> Vec<Fun> {
             },
             hamming_distance,
         ),
-        Fun::new(
-            "substr",
-            |n, t| {
-                arity(n, t, &[2, 3])?;
-                same_kind(n, t)
-            },
-            substr,
-        )
-        .alias("substring"),
+        substr_fun(),
         Fun::new(
             "concat",
             |n, t| {
