@@ -907,9 +907,14 @@ fn extract_column(
 /// Parses an ISO 8601 date or date-time into milliseconds since the epoch (UTC when it has no
 /// offset).
 pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
+    parse_iso8601(s).map(|t| t.timestamp_millis())
+}
+
+/// Parses an ISO 8601 date or date-time into an instant (UTC when it has no offset).
+pub fn parse_iso8601(s: &str) -> Option<DateTime<chrono::Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
+        return Some(t.to_utc());
     }
     for f in [
         "%Y-%m-%dT%H:%M:%S%.f%z",
@@ -917,7 +922,7 @@ pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
         "%Y-%m-%d %H:%M:%S%.f%z",
     ] {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
-            return Some(t.timestamp_millis());
+            return Some(t.to_utc());
         }
     }
     for f in [
@@ -926,15 +931,12 @@ pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
         "%Y-%m-%d %H:%M:%S%.f",
     ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-            return Some(t.and_utc().timestamp_millis());
+            return Some(t.and_utc());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| {
-        d.and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp_millis()
-    })
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -14,6 +14,10 @@
 //!   default) and timestamp (a step of an interval): from `start` to `stop` inclusive; the step
 //!   defaults to 1 (or -1 when `stop` < `start`); a step of the wrong sign is an error, and so
 //!   is a result of more than 10,000 entries.
+//! - `combinations(x, n)`: every group of `n` (at most 5) of `x`'s elements, in Athena's
+//!   order; `shuffle(x)`: `x` in a random order.
+//! - `cardinality(x)`: an array's elements (DataFusion counts the elements of nested arrays
+//!   too) or a map's entries.
 
 use std::sync::Arc;
 
@@ -701,6 +705,167 @@ pub fn contains_element() -> Fun {
     )
 }
 
+/// The combinations of `n` of `len` positions, each in increasing order, the combinations in
+/// Athena's (colexicographic) order: [0, 1], [0, 2], [1, 2], [0, 3], …
+fn combinations_of(len: usize, n: usize, mut each: impl FnMut(&[usize])) {
+    if n > len {
+        return;
+    }
+    let mut c: Vec<usize> = (0..n).collect();
+    loop {
+        each(&c);
+        // The lowest position that can move up without meeting the next one, moved, and
+        // those below it reset.
+        let Some(k) = (0..n).find(|&k| c[k] + 1 < c.get(k + 1).copied().unwrap_or(len)) else {
+            return;
+        };
+        c[k] += 1;
+        for (j, v) in c.iter_mut().enumerate().take(k) {
+            *v = j;
+        }
+    }
+}
+
+/// `n` of `len` items, or None past `limit`.
+fn choose(len: usize, n: usize, limit: usize) -> Option<usize> {
+    let mut r: usize = 1;
+    for i in 0..n.min(len) {
+        r = r.checked_mul(len - i)? / (i + 1);
+        if r > limit {
+            return None;
+        }
+    }
+    Some(if n > len { 0 } else { r })
+}
+
+/// Athena's largest number of elements in the result of one `combinations` call.
+const MAX_COMBINATION_ELEMENTS: usize = 100_000;
+
+/// `cardinality(x)`: the number of an array's elements (its first dimension only) or of a
+/// map's entries.
+fn cardinality(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let lengths = |o: &OffsetBuffer<i32>, nulls: Option<&arrow::buffer::NullBuffer>| {
+        Int64Array::from_iter((0..o.len() - 1).map(|i| {
+            nulls
+                .is_none_or(|n| n.is_valid(i))
+                .then(|| i64::from(o[i + 1] - o[i]))
+        }))
+    };
+    match a[0].data_type() {
+        DataType::Map(..) => {
+            let m = a[0].as_map();
+            Ok(arc(lengths(m.offsets(), m.nulls())))
+        }
+        DataType::Null => Ok(arc(Int64Array::new_null(a[0].len()))),
+        _ => {
+            let x = list(call.name, &a[0])?;
+            Ok(arc(lengths(x.offsets(), x.nulls())))
+        }
+    }
+}
+
+/// Athena's largest `n` for `combinations`.
+const MAX_COMBINATION: i64 = 5;
+
+/// `combinations(x, n)`: every `n`-element group of `x`'s elements, as arrays.
+fn combinations(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let x = list(call.name, &a[0])?;
+    let n = ints(&a[1])?;
+    let offsets = x.offsets();
+    let mut indices: Vec<u32> = Vec::new();
+    let mut groups = Vec::new();
+    let mut counts = Vec::with_capacity(x.len());
+    let mut nulls = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        if x.is_null(i) || n.is_null(i) {
+            counts.push(0);
+            nulls.push(false);
+            continue;
+        }
+        let k = n.value(i);
+        if !(0..=MAX_COMBINATION).contains(&k) {
+            let msg = if k < 0 {
+                format!("combination size must not be negative: {k}")
+            } else {
+                format!("combination size must not exceed {MAX_COMBINATION}: {k}")
+            };
+            call.row_err::<()>(msg)?;
+            counts.push(0);
+            nulls.push(false);
+            continue;
+        }
+        let base = offsets[i] as usize;
+        let len = offsets[i + 1] as usize - base;
+        if choose(len, k as usize, MAX_COMBINATION_ELEMENTS)
+            .is_none_or(|c| c * k as usize > MAX_COMBINATION_ELEMENTS)
+        {
+            call.row_err::<()>("combinations exceed max size")?;
+            counts.push(0);
+            nulls.push(false);
+            continue;
+        }
+        let before = groups.len();
+        combinations_of(len, k as usize, |c| {
+            indices.extend(c.iter().map(|&p| (base + p) as u32));
+            groups.push(c.len());
+        });
+        counts.push(groups.len() - before);
+        nulls.push(true);
+    }
+    let DataType::List(outer) = call.ret else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array",
+            call.name
+        )));
+    };
+    let DataType::List(inner) = outer.data_type() else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array of arrays",
+            call.name
+        )));
+    };
+    let values = take(x.values(), &UInt32Array::from(indices), None)?;
+    let groups = ListArray::try_new(
+        Arc::clone(inner),
+        OffsetBuffer::from_lengths(groups),
+        cast(&values, inner.data_type())?,
+        None,
+    )?;
+    Ok(arc(ListArray::try_new(
+        Arc::clone(outer),
+        OffsetBuffer::from_lengths(counts),
+        arc(groups),
+        Some(nulls.into()),
+    )?))
+}
+
+/// `shuffle(x)`: `x`'s elements in a random order.
+fn shuffle(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    use rand::seq::SliceRandom;
+    let x = list(call.name, &a[0])?;
+    let offsets = x.offsets();
+    let mut rng = rand::rng();
+    let mut indices: Vec<u32> = Vec::with_capacity(x.values().len());
+    for i in 0..x.len() {
+        let from = indices.len();
+        indices.extend(offsets[i] as u32..offsets[i + 1] as u32);
+        indices[from..].shuffle(&mut rng);
+    }
+    let values = take(x.values(), &UInt32Array::from(indices), None)?;
+    let DataType::List(field) = call.ret else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array",
+            call.name
+        )));
+    };
+    Ok(arc(ListArray::try_new(
+        Arc::clone(field),
+        x.offsets().clone(),
+        cast(&values, field.data_type())?,
+        x.nulls().cloned(),
+    )?))
+}
+
 pub fn functions() -> Vec<Fun> {
     vec![
         Fun::new(
@@ -757,6 +922,34 @@ pub fn functions() -> Vec<Fun> {
         ),
         contains_element(),
         Fun::new("zip", zip_type, zip),
+        Fun::new(
+            "cardinality",
+            |n, t| {
+                arity(n, t, &[1])?;
+                if !matches!(t[0], DataType::Map(..)) {
+                    list_type(n, &t[0])?;
+                }
+                Ok(DataType::Int64)
+            },
+            cardinality,
+        ),
+        Fun::new(
+            "combinations",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::new_list(list_type(n, &t[0])?, true))
+            },
+            combinations,
+        ),
+        Fun::new(
+            "shuffle",
+            |n, t| {
+                arity(n, t, &[1])?;
+                list_type(n, &t[0])
+            },
+            shuffle,
+        )
+        .volatile(),
         Fun::new(
             UNNEST_PART,
             |n, t| {

@@ -13,6 +13,8 @@
 //! - `from_utf8(b[, replacement])`, `length` of `varbinary` (bytes), `concat_ws` over an array.
 //! - Athena's own: `codepoint(c)` (a one-character string's code point) and
 //!   `hamming_distance(a, b)` (characters that differ; strings of different lengths are an error).
+//! - `normalize(s[, NFC | NFD | NFKC | NFKD])` (NFC by default), `word_stem(word[, lang])`
+//!   (Snowball stemmers; English by default) and `soundex(s)` (American Soundex).
 
 use std::sync::Arc;
 
@@ -339,6 +341,119 @@ fn same_kind(n: &str, t: &[DataType]) -> Result<DataType> {
     })
 }
 
+/// Each row of the string columns `a` through `f`, NULL when any is NULL; `f` may refuse a row.
+fn texts_map(
+    call: &Call,
+    a: &[ArrayRef],
+    f: impl Fn(&[&str]) -> std::result::Result<String, String>,
+) -> Result<ArrayRef> {
+    let cols: Vec<StringArray> = a.iter().map(text).collect::<Result<_>>()?;
+    let rows = cols.first().map_or(0, Array::len);
+    let mut out = StringBuilder::new();
+    let mut args = Vec::with_capacity(cols.len());
+    for i in 0..rows {
+        if cols.iter().any(|c| c.is_null(i)) {
+            out.append_null();
+            continue;
+        }
+        args.clear();
+        args.extend(cols.iter().map(|c| c.value(i)));
+        match f(&args) {
+            Ok(v) => out.append_value(v),
+            Err(e) => {
+                call.row_err::<()>(e)?;
+                out.append_null();
+            }
+        }
+    }
+    Ok(arc(out.finish()))
+}
+
+/// `soundex(s)`: American Soundex of the letters of `s` (other characters dropped): the first
+/// letter, then up to three digits, padded with 0. H and W neither count nor separate; vowels
+/// separate. No letters give `''`; a letter outside A to Z is an error.
+fn soundex(s: &str) -> std::result::Result<String, String> {
+    let code = |c: char| -> std::result::Result<char, String> {
+        Ok(match c {
+            'A' | 'E' | 'I' | 'O' | 'U' | 'Y' | 'H' | 'W' => '0',
+            'B' | 'F' | 'P' | 'V' => '1',
+            'C' | 'G' | 'J' | 'K' | 'Q' | 'S' | 'X' | 'Z' => '2',
+            'D' | 'T' => '3',
+            'L' => '4',
+            'M' | 'N' => '5',
+            'R' => '6',
+            other => return Err(format!("The character is not mapped: {other}")),
+        })
+    };
+    let mut letters = s
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .flat_map(char::to_uppercase);
+    let Some(first) = letters.next() else {
+        return Ok(String::new());
+    };
+    let mut out = String::with_capacity(4);
+    out.push(first);
+    let mut last = code(first)?;
+    for c in letters {
+        if out.len() >= 4 {
+            break;
+        }
+        if c == 'H' || c == 'W' {
+            continue;
+        }
+        let digit = code(c)?;
+        if digit != '0' && digit != last {
+            out.push(digit);
+        }
+        last = digit;
+    }
+    while out.chars().count() < 4 {
+        out.push('0');
+    }
+    Ok(out)
+}
+
+/// `normalize(s[, form])`: the Unicode normal form NFC (the default), NFD, NFKC or NFKD.
+fn normalize(s: &str, form: &str) -> std::result::Result<String, String> {
+    use unicode_normalization::UnicodeNormalization;
+    Ok(match form.to_ascii_uppercase().as_str() {
+        "NFC" => s.nfc().collect(),
+        "NFD" => s.nfd().collect(),
+        "NFKC" => s.nfkc().collect(),
+        "NFKD" => s.nfkd().collect(),
+        other => {
+            return Err(format!(
+                "the normal form must be NFC, NFD, NFKC or NFKD, not {other}"
+            ));
+        }
+    })
+}
+
+/// `word_stem(word[, language])`: the Snowball stem of a word, in English by default.
+fn word_stem(word: &str, language: &str) -> std::result::Result<String, String> {
+    use rust_stemmers::{Algorithm as A, Stemmer};
+    let algorithm = match language.to_ascii_lowercase().as_str() {
+        "da" => A::Danish,
+        "de" => A::German,
+        "en" => A::English,
+        "es" => A::Spanish,
+        "fi" => A::Finnish,
+        "fr" => A::French,
+        "hu" => A::Hungarian,
+        "it" => A::Italian,
+        "nl" => A::Dutch,
+        "no" => A::Norwegian,
+        "pt" => A::Portuguese,
+        "ro" => A::Romanian,
+        "ru" => A::Russian,
+        "sv" => A::Swedish,
+        "tr" => A::Turkish,
+        other => return Err(format!("Unknown stemmer language: {other}")),
+    };
+    Ok(Stemmer::create(algorithm).stem(word).into_owned())
+}
+
 /// The functions above (`concat` on arrays is planned as `array_concat`).
 fn codepoint(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let s = text(&a[0])?;
@@ -416,6 +531,34 @@ pub fn functions() -> Vec<Fun> {
             hamming_distance,
         ),
         substr_fun(),
+        Fun::new(
+            "normalize",
+            |n, t| {
+                arity(n, t, &[1, 2])?;
+                Ok(DataType::Utf8)
+            },
+            |c, a| {
+                texts_map(c, a, |v| {
+                    normalize(v[0], v.get(1).copied().unwrap_or("NFC"))
+                })
+            },
+        ),
+        Fun::new(
+            "soundex",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Utf8)
+            },
+            |c, a| texts_map(c, a, |v| soundex(v[0])),
+        ),
+        Fun::new(
+            "word_stem",
+            |n, t| {
+                arity(n, t, &[1, 2])?;
+                Ok(DataType::Utf8)
+            },
+            |c, a| texts_map(c, a, |v| word_stem(v[0], v.get(1).copied().unwrap_or("en"))),
+        ),
         Fun::new(
             "concat",
             |n, t| {

@@ -4,7 +4,8 @@
 //! bytes and back: `to_big_endian_64`/`from_big_endian_64` (bigint), `to_big_endian_32`/
 //! `from_big_endian_32` (integer), `to_ieee754_64`/`from_ieee754_64` (double) and
 //! `to_ieee754_32`/`from_ieee754_32` (real); the `from_` forms refuse input of another length;
-//! `hmac_md5`, `hmac_sha1`, `hmac_sha256`, `hmac_sha512` (message, key).
+//! `hmac_md5`, `hmac_sha1`, `hmac_sha256`, `hmac_sha512` (message, key); `murmur3` (128 bits);
+//! `to_base32`, `from_base32` (RFC 4648, padded).
 
 use arrow::array::{Array, ArrayRef, BinaryArray, StringArray};
 use arrow::datatypes::DataType;
@@ -198,6 +199,31 @@ fn bytes_number(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     })
 }
 
+/// MurmurHash3's 128-bit x64 form with seed 0, as 16 bytes: the two 64-bit halves, each little
+/// endian, the first half first.
+fn murmur3_128(b: &[u8]) -> Vec<u8> {
+    let h = murmur3::murmur3_x64_128(&mut std::io::Cursor::new(b), 0)
+        .expect("reading from memory cannot fail");
+    h.to_le_bytes().to_vec()
+}
+
+/// `from_base32(text)`: RFC 4648 base32 in upper-case letters, the padding optional.
+fn from_base32(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let s = text(&a[0])?;
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.push(None);
+            continue;
+        };
+        match data_encoding::BASE32_NOPAD.decode(v.trim_end_matches('=').as_bytes()) {
+            Ok(d) => out.push(Some(d)),
+            Err(e) => out.push(call.row_err(format!("{v:?} is not base32: {e}"))?),
+        }
+    }
+    Ok(arc(BinaryArray::from_iter(out)))
+}
+
 fn bin(n: &str, t: &[DataType]) -> Result<DataType> {
     arity(n, t, &[1])?;
     Ok(DataType::Binary)
@@ -304,6 +330,11 @@ pub fn functions() -> Vec<Fun> {
             })
         }),
         Fun::new("from_base64url", bin, |c, a| base64_decode(c, a, true)),
+        Fun::new("murmur3", bin, |_, a| map_bytes(&a[0], murmur3_128)),
+        Fun::new("to_base32", varchar, |_, a| {
+            to_text(&a[0], |b| data_encoding::BASE32.encode(b))
+        }),
+        Fun::new("from_base32", bin, from_base32),
     ]
 }
 

@@ -5,6 +5,8 @@
 //!   `TRY_CAST`, a division or remainder by zero is NULL, and this module's functions give NULL
 //!   for a row they cannot compute (an unparsable date, text that is not JSON, a bad pattern).
 //! - `typeof(x)`: the value's type, in Athena's names.
+//! - `localtimestamp` and `localtime`: the query's start as a wall-clock time in the session's
+//!   zone (UTC), as `now()` and `current_time` give it.
 //! - `contains(array, x)`: Athena's membership on arrays (`arrays.rs`); `count_if(c)`: `count(CASE WHEN c THEN 1 END)`;
 //!   `max_by(x, y)` / `min_by(x, y)`: `first_value(x ORDER BY y DESC | ASC)` over the rows where
 //!   `y` is not NULL (the forms with a count are aggregates of their own, `top_by.rs`).
@@ -60,7 +62,15 @@ pub fn trino_type(t: &DataType) -> String {
                 None => format!("timestamp({p})"),
             }
         }
-        DataType::Time32(_) | DataType::Time64(_) => "time".into(),
+        DataType::Time32(u) | DataType::Time64(u) => format!(
+            "time({})",
+            match u {
+                TimeUnit::Second => 0,
+                TimeUnit::Millisecond => 3,
+                TimeUnit::Microsecond => 6,
+                TimeUnit::Nanosecond => 9,
+            }
+        ),
         DataType::Interval(arrow::datatypes::IntervalUnit::YearMonth) => {
             "interval year to month".into()
         }
@@ -212,6 +222,18 @@ pub fn functions() -> Vec<Fun> {
             planned_away,
         ),
         Fun::new(
+            "localtimestamp",
+            |_, _| Ok(DataType::Timestamp(TimeUnit::Millisecond, None)),
+            planned_away,
+        )
+        .nullary(Volatility::Stable),
+        Fun::new(
+            "localtime",
+            |_, _| Ok(DataType::Time32(TimeUnit::Millisecond)),
+            planned_away,
+        )
+        .nullary(Volatility::Stable),
+        Fun::new(
             "try",
             |n, t| {
                 arity(n, t, &[1])?;
@@ -347,6 +369,20 @@ impl FunctionRewrite for Rewrites {
                         None,
                         vec![(Box::new(c), Box::new(a))],
                         b.map(Box::new),
+                    ))))
+                }
+                // Athena's wall-clock time in the session's zone, UTC: the query's start time,
+                // as `now()` and `current_time` give it.
+                "localtimestamp" if is_fun(&func).is_some() => {
+                    Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(datafusion::functions::datetime::expr_fn::now()),
+                        DataType::Timestamp(TimeUnit::Millisecond, None),
+                    ))))
+                }
+                "localtime" if is_fun(&func).is_some() => {
+                    Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(datafusion::functions::datetime::expr_fn::current_time()),
+                        DataType::Time32(TimeUnit::Millisecond),
                     ))))
                 }
                 "try" => {

@@ -1,12 +1,13 @@
 //! Athena's date and time functions: the field extractors, `date_add`, `date_diff`,
 //! `date_format`/`date_parse` (MySQL specifiers), `format_datetime`/`parse_datetime` (Java
 //! patterns), `from_unixtime`, `to_unixtime`, `date`, `from_iso8601_date`, `to_iso8601`,
-//! `with_timezone`, `last_day_of_month`.
+//! `with_timezone`, `at_timezone`, `from_iso8601_timestamp_nanos`, `last_day_of_month`.
 //!
 //! A value's fields are those of its wall-clock time: a `timestamp with time zone` is read in
 //! its own zone (as Athena does), a `timestamp` and a `date` as they are.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use arrow::array::timezone::Tz;
 use arrow::array::{
@@ -908,6 +909,54 @@ fn with_timezone(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     from_wall_times(&Kind::Zoned(u, z, name), vals)
 }
 
+/// `at_timezone(t, zone)`: the same instant in another zone (Athena's `t AT TIME ZONE zone`); a
+/// `timestamp` without a zone is read in the session's zone, UTC.
+fn at_timezone(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let DataType::Timestamp(u, _) = call.ret else {
+        return Err(DataFusionError::Plan(format!(
+            "{}: expected a timestamp",
+            call.name
+        )));
+    };
+    let utc = match a[0].data_type() {
+        DataType::Timestamp(_, Some(_)) => Arc::clone(&a[0]),
+        DataType::Timestamp(tu, None) => {
+            arrow::compute::cast(&a[0], &DataType::Timestamp(*tu, Some("UTC".into())))?
+        }
+        DataType::Date32 | DataType::Date64 => {
+            arrow::compute::cast(&a[0], &DataType::Timestamp(*u, Some("UTC".into())))?
+        }
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "{}: expected a timestamp, not {}",
+                call.name,
+                super::trino_type(other)
+            )));
+        }
+    };
+    Ok(arrow::compute::cast(&utc, call.ret)?)
+}
+
+/// `from_iso8601_timestamp_nanos(text)`: as `from_iso8601_timestamp`, to the nanosecond.
+fn from_iso8601_timestamp_nanos(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let texts = text(&a[0])?;
+    let mut out = Vec::with_capacity(texts.len());
+    for i in 0..texts.len() {
+        if texts.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let v = texts.value(i);
+        match super::parse_iso8601(v).and_then(|t| t.timestamp_nanos_opt()) {
+            Some(n) => out.push(Some(n)),
+            None => out.push(call.row_err(format!("{v:?} is not an ISO 8601 timestamp"))?),
+        }
+    }
+    Ok(arc(
+        arrow::array::TimestampNanosecondArray::from(out).with_timezone("UTC")
+    ))
+}
+
 fn last_day_of_month(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let (_, vals) = wall_times(&a[0])?;
     from_wall_times(
@@ -926,6 +975,14 @@ fn last_day_of_month(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 
 /// A time zone given as a literal, checked; a zone that is not a literal is an error (the zone
 /// is part of the result's type).
+/// The resolution of a timestamp argument (milliseconds for a date).
+fn timestamp_unit(t: &DataType) -> TimeUnit {
+    match t {
+        DataType::Timestamp(u, _) => *u,
+        _ => TimeUnit::Millisecond,
+    }
+}
+
 fn zone_literal(v: Option<&Option<&datafusion::common::ScalarValue>>) -> Result<String> {
     use datafusion::common::ScalarValue as S;
     match v {
@@ -1159,6 +1216,35 @@ pub fn functions() -> Vec<Fun> {
                 Some(zone_literal(lits.get(1))?.into()),
             ))
         }),
+        Fun::new(
+            "at_timezone",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::Timestamp(
+                    timestamp_unit(&t[0]),
+                    Some("UTC".into()),
+                ))
+            },
+            at_timezone,
+        )
+        .literal_type(|n, t, lits| {
+            arity(n, t, &[2])?;
+            Ok(DataType::Timestamp(
+                timestamp_unit(&t[0]),
+                Some(zone_literal(lits.get(1))?.into()),
+            ))
+        }),
+        Fun::new(
+            "from_iso8601_timestamp_nanos",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Timestamp(
+                    TimeUnit::Nanosecond,
+                    Some("UTC".into()),
+                ))
+            },
+            from_iso8601_timestamp_nanos,
+        ),
         Fun::new(
             "last_day_of_month",
             |n, t| {

@@ -92,6 +92,12 @@ impl Fun {
         self
     }
 
+    /// Answers differently from call to call (`shuffle`), so it is never folded as a constant.
+    pub fn volatile(mut self) -> Self {
+        self.signature = Signature::variadic_any(Volatility::Volatile);
+        self
+    }
+
     pub fn alias(mut self, a: &str) -> Self {
         self.aliases.push(a.to_string());
         self

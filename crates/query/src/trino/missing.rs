@@ -296,7 +296,6 @@ pub const ATHENA_FUNCTIONS: &[&str] = &[
     "split_to_multimap",
     "starts_with",
     "strpos",
-    "strrpos",
     "substr",
     "substring",
     "to_utf8",
@@ -342,7 +341,13 @@ const PLANNED_FORMS: &[&str] = &["unnest", "grouping", "exists", "struct", "row"
 
 /// Athena functions that are SQL syntax here (`TRY_CAST(x AS T)`), planned by the parser, or
 /// renamed before planning (`listagg … WITHIN GROUP`, see `syntax.rs`).
-const SYNTAX: &[&str] = &["try_cast", "listagg", "geometric_mean"];
+const SYNTAX: &[&str] = &[
+    "try_cast",
+    "listagg",
+    "geometric_mean",
+    "reduce_agg",
+    "map_zip_with",
+];
 
 /// A function the local engine cannot run, where it is in the SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]

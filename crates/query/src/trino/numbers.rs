@@ -14,7 +14,12 @@
 //!   bounds (0 below, `n + 1` at or above the upper one; descending bounds count down).
 //! - `wilson_interval_lower(successes, trials, z)`, `wilson_interval_upper(…)`: the Wilson score
 //!   interval of a Bernoulli process at the z-score `z`.
-//! - `normal_cdf(mean, sd, v)`: P(N < v) of the normal distribution.
+//! - `normal_cdf(mean, sd, v)`: P(N < v) of the normal distribution; `inverse_normal_cdf(mean,
+//!   sd, p)`: its inverse; `beta_cdf(a, b, v)` and `inverse_beta_cdf(a, b, p)`: the same for
+//!   the beta distribution.
+//! - `format_number(x)`: `123K`, `1.23M` (Athena's unit symbols and digits).
+//! - `great_circle_distance(lat1, lon1, lat2, lon2)`: kilometres on a sphere of Athena's
+//!   radius, 6371.01 km.
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::compute::cast;
@@ -307,6 +312,195 @@ fn wilson(args: &[f64], side: f64) -> std::result::Result<f64, String> {
     )
 }
 
+/// P(N < x) of the standard normal distribution, accurate in both tails.
+fn std_normal_cdf(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// The `x` with P(N < x) = `p` of the standard normal distribution, 0 < p < 1: a rational
+/// first guess (Abramowitz and Stegun 26.2.23, within 5e-4), then Halley steps on the exact CDF.
+fn std_normal_quantile(p: f64) -> f64 {
+    if p == 0.5 {
+        return 0.0;
+    }
+    let q = p.min(1.0 - p);
+    let t = (-2.0 * q.ln()).sqrt();
+    let guess = t
+        - (2.515517 + 0.802853 * t + 0.010328 * t * t)
+            / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t);
+    let mut x = if p < 0.5 { -guess } else { guess };
+    for _ in 0..4 {
+        let density = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        if density == 0.0 {
+            break;
+        }
+        let e = (std_normal_cdf(x) - p) / density;
+        x -= e / (1.0 + 0.5 * x * e);
+    }
+    x
+}
+
+/// The regularized incomplete beta function I_x(a, b), by its continued fraction (modified
+/// Lentz), on the side of `x` where it converges fast.
+fn regularized_beta(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let ln_front =
+        libm::lgamma(a + b) - libm::lgamma(a) - libm::lgamma(b) + a * x.ln() + b * (1.0 - x).ln();
+    if x > (a + 1.0) / (a + b + 2.0) {
+        return 1.0 - regularized_beta(b, a, 1.0 - x);
+    }
+    const TINY: f64 = 1e-300;
+    let mut c = 1.0;
+    let mut d = 1.0 - (a + b) * x / (a + 1.0);
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut h = d;
+    for m in 1..=10_000 {
+        let m = f64::from(m);
+        let even = m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m));
+        let odd = -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0));
+        for step in [even, odd] {
+            d = 1.0 + step * d;
+            if d.abs() < TINY {
+                d = TINY;
+            }
+            c = 1.0 + step / c;
+            if c.abs() < TINY {
+                c = TINY;
+            }
+            d = 1.0 / d;
+            h *= d * c;
+        }
+        if (d * c - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    ln_front.exp() * h / a
+}
+
+fn beta_shape(a: f64, b: f64) -> std::result::Result<(), String> {
+    if a > 0.0 && b > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("a, b must be > 0, not {a} and {b}"))
+    }
+}
+
+/// The `x` with I_x(a, b) = `p`, by bisection to the last representable step.
+fn beta_quantile(a: f64, b: f64, p: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    if p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if regularized_beta(a, b, mid) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// `v` with `decimals` digits after the point, a half rounded away from zero (on the exact
+/// binary value), without trailing zeros.
+fn half_up(v: f64, decimals: usize) -> String {
+    // Exact: a double below 1e16 has at most 52 binary digits after its point, and as many
+    // decimal ones.
+    let exact = format!("{:.60}", v.abs());
+    let (int, frac) = exact.split_once('.').unwrap_or((&exact, ""));
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes().take(decimals)).collect();
+    if frac.as_bytes().get(decimals).is_some_and(|&d| d >= b'5') {
+        let mut i = digits.len();
+        loop {
+            if i == 0 {
+                digits.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if digits[i] == b'9' {
+                digits[i] = b'0';
+            } else {
+                digits[i] += 1;
+                break;
+            }
+        }
+    }
+    let split = digits.len() - decimals;
+    let mut out = String::from_utf8(digits[..split].to_vec()).expect("digits");
+    let frac = String::from_utf8(digits[split..].to_vec()).expect("digits");
+    let frac = frac.trim_end_matches('0');
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    if v < 0.0 && out.bytes().any(|d| d != b'0' && d != b'.') {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// `format_number(x)`: `x` (a double truncated to an integer) in thousands (K), millions (M),
+/// billions (B), trillions (T) or quadrillions (Q), with two decimals below 10, one below 100
+/// (a negative number always keeps two, as in Athena).
+fn format_number(x: i64) -> String {
+    const UNITS: [&str; 6] = ["", "K", "M", "B", "T", "Q"];
+    let mut v = x as f64;
+    let mut unit = 0;
+    while v.abs() >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    let decimals = if v < 10.0 {
+        2
+    } else if v < 100.0 {
+        1
+    } else {
+        0
+    };
+    format!("{}{}", half_up(v, decimals), UNITS[unit])
+}
+
+/// Athena's mean radius of the Earth, in kilometres.
+const EARTH_RADIUS_KM: f64 = 6371.01;
+
+/// The great-circle distance between two points given in degrees, in kilometres.
+fn great_circle_distance(v: &[f64]) -> std::result::Result<f64, String> {
+    let (lat1, lon1, lat2, lon2) = (v[0], v[1], v[2], v[3]);
+    for lat in [lat1, lat2] {
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(format!("Latitude must be between -90 and 90, not {lat}"));
+        }
+    }
+    for lon in [lon1, lon2] {
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(format!("Longitude must be between -180 and 180, not {lon}"));
+        }
+    }
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dl = lon1.to_radians() - lon2.to_radians();
+    let (s1, c1, s2, c2) = (p1.sin(), p1.cos(), p2.sin(), p2.cos());
+    // Vincenty's formula on a sphere: well conditioned for near and antipodal points alike.
+    let t1 = c2 * dl.sin();
+    let t2 = c1 * s2 - s1 * c2 * dl.cos();
+    let t3 = s1 * s2 + c1 * c2 * dl.cos();
+    Ok((t1 * t1 + t2 * t2).sqrt().atan2(t3) * EARTH_RADIUS_KM)
+}
+
 pub fn functions() -> Vec<Fun> {
     fn two_ints(n: &str, t: &[DataType]) -> Result<DataType> {
         arity(n, t, &[2])?;
@@ -362,6 +556,77 @@ pub fn functions() -> Vec<Fun> {
                     }
                 })
             },
+        ),
+        Fun::new(
+            "inverse_normal_cdf",
+            |n, t| doubles(n, t, 3),
+            |c, a| {
+                floats_n(c, a, |v| {
+                    let (mean, sd, p) = (v[0], v[1], v[2]);
+                    if !(p > 0.0 && p < 1.0) {
+                        Err(format!("p must be 0 > p > 1, not {p}"))
+                    } else if !(sd > 0.0) {
+                        Err("sd must be > 0".into())
+                    } else {
+                        Ok(mean + sd * std_normal_quantile(p))
+                    }
+                })
+            },
+        ),
+        Fun::new(
+            "beta_cdf",
+            |n, t| doubles(n, t, 3),
+            |c, a| {
+                floats_n(c, a, |v| {
+                    let (a, b, x) = (v[0], v[1], v[2]);
+                    beta_shape(a, b)?;
+                    if !(0.0..=1.0).contains(&x) {
+                        return Err(format!("value must be 0 >= v >= 1, not {x}"));
+                    }
+                    Ok(regularized_beta(a, b, x))
+                })
+            },
+        ),
+        Fun::new(
+            "inverse_beta_cdf",
+            |n, t| doubles(n, t, 3),
+            |c, a| {
+                floats_n(c, a, |v| {
+                    let (a, b, p) = (v[0], v[1], v[2]);
+                    beta_shape(a, b)?;
+                    if !(0.0..=1.0).contains(&p) {
+                        return Err(format!("p must be 0 >= p >= 1, not {p}"));
+                    }
+                    Ok(beta_quantile(a, b, p))
+                })
+            },
+        ),
+        Fun::new(
+            "format_number",
+            |n, t| {
+                arity(n, t, &[1])?;
+                numeric(n, &t[0])?;
+                Ok(DataType::Utf8)
+            },
+            |_, a| {
+                let whole = if a[0].data_type().is_floating() || a[0].data_type().is_decimal() {
+                    // Athena truncates a double toward zero first (NaN is 0).
+                    let f = floats(&a[0])?;
+                    f.iter()
+                        .map(|v| v.map(|v| v as i64))
+                        .collect::<Int64Array>()
+                } else {
+                    ints(&a[0])?
+                };
+                Ok(arc(StringArray::from_iter(
+                    whole.iter().map(|v| v.map(format_number)),
+                )))
+            },
+        ),
+        Fun::new(
+            "great_circle_distance",
+            |n, t| doubles(n, t, 4),
+            |c, a| floats_n(c, a, great_circle_distance),
         ),
         Fun::new(
             "mod",

@@ -9,6 +9,11 @@
 //!   `string_agg(x, separator ORDER BY …)`, the separator `''` when none is given.
 //! - `map()`: the empty map, `map(ARRAY[], ARRAY[])` (DataFusion's `map` needs arguments).
 //! - `geometric_mean(x)`: `exp(avg(ln(x)))`, its `FILTER` and `OVER` kept on the `avg`.
+//! - `normalize(s, NFD)`: the normal form's keyword as a string, `normalize(s, 'NFD')`.
+//! - `min(x, n)`, `max(x, n)`: `min_by(x, x, n)`, `max_by(x, x, n)`.
+//! - `reduce_agg(x, init, f, combine)`: `reduce` over `array_agg` of the rows Athena reads.
+//! - `map_zip_with(m1, m2, (k, v1, v2) -> e)`: `map_from_entries` over the keys of both maps.
+//! - `U&'…'` strings: plain strings of the characters they name.
 //!
 //! A query without these names is left exactly as written.
 
@@ -36,8 +41,110 @@ fn text(s: &str) -> FunctionArg {
     )))
 }
 
+/// An expression written in SQL, parsed as Athena's.
+fn expr(sql: &str) -> Option<Expr> {
+    Parser::new(&AthenaDialect)
+        .try_with_sql(sql)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
+/// The plain arguments of a call, when it has only such.
+fn plain_args(f: &Function) -> Option<Vec<&Expr>> {
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    list.args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `reduce_agg(x, init, f, combine)`: `reduce` over the group's values. Athena skips a row whose
+/// value or initial state is NULL, gives NULL for a group without other rows, and merges partial
+/// states with `combine`, which only matters for how it splits the work.
+fn reduce_agg(f: &Function) -> Option<Expr> {
+    let [x, init, input, _combine] = plain_args(f)?[..] else {
+        return None;
+    };
+    if f.over.is_some() || !f.within_group.is_empty() {
+        return None;
+    }
+    let keep = match &f.filter {
+        Some(c) => format!("({c}) AND ({x}) IS NOT NULL AND ({init}) IS NOT NULL"),
+        None => format!("({x}) IS NOT NULL AND ({init}) IS NOT NULL"),
+    };
+    expr(&format!(
+        "reduce(array_agg({x}) FILTER (WHERE {keep}), {init}, {input}, s -> s)"
+    ))
+}
+
+/// `map_zip_with(m1, m2, (k, v1, v2) -> e)`: a map over the keys of `m1`, then those only in
+/// `m2`, each with `e` of its key and its values in both maps (NULL where it has none).
+fn map_zip_with(f: &Function) -> Option<Expr> {
+    let [m1, m2, Expr::Lambda(lambda)] = plain_args(f)?[..] else {
+        return None;
+    };
+    let datafusion::sql::sqlparser::ast::OneOrManyWithParens::Many(params) = &lambda.params else {
+        return None;
+    };
+    let [k, v1, v2] = &params[..] else {
+        return None;
+    };
+    let (k, v1, v2) = (&k.name, &v1.name, &v2.name);
+    let mut body = (*lambda.body).clone();
+    let value_of = |m: &Expr| expr(&format!("element_at({m}, {k})"));
+    let (in1, in2) = (value_of(m1)?, value_of(m2)?);
+    let _ = visit_expressions_mut(&mut body, |e| {
+        if let Expr::Identifier(i) = e {
+            if i.value == v1.value {
+                *e = in1.clone();
+            } else if i.value == v2.value {
+                *e = in2.clone();
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    expr(&format!(
+        "map_from_entries(transform(concat(map_keys({m1}), \
+         filter(map_keys({m2}), {k} -> NOT contains(map_keys({m1}), {k}))), {k} -> ROW({k}, {body})))"
+    ))
+}
+
 /// The call rewritten; false when it is not one of the forms above.
 fn rewrite_call(f: &mut Function) -> bool {
+    // `min(x, n)` and `max(x, n)`: the `n` smallest (largest) values, as `min_by(x, x, n)`.
+    for (name, by) in [("min", "min_by"), ("max", "max_by")] {
+        if named(f, name)
+            && let FunctionArguments::List(list) = &mut f.args
+            && list.args.len() == 2
+            && list.duplicate_treatment.is_none()
+        {
+            let x = list.args[0].clone();
+            list.args.insert(1, x);
+            f.name = ObjectName::from(vec![Ident::new(by)]);
+            return true;
+        }
+    }
+    if named(f, "reduce_agg")
+        && let Some(Expr::Function(g)) = reduce_agg(f)
+    {
+        *f = g;
+        return true;
+    }
+    if named(f, "map_zip_with")
+        && let Some(Expr::Function(g)) = map_zip_with(f)
+    {
+        *f = g;
+        return true;
+    }
     if named(f, "array_sort")
         && let FunctionArguments::List(list) = &mut f.args
     {
@@ -63,6 +170,19 @@ fn rewrite_call(f: &mut Function) -> bool {
         )
     {
         f.name = ObjectName::from(vec![Ident::new(REPLACE_WITH)]);
+        return true;
+    }
+    // `normalize(s, NFD)`: the form is a keyword in Athena, a string for the function here.
+    if named(f, "normalize")
+        && let FunctionArguments::List(list) = &mut f.args
+        && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(form)))) =
+            list.args.get(1)
+        && ["NFC", "NFD", "NFKC", "NFKD"]
+            .iter()
+            .any(|f| form.value.eq_ignore_ascii_case(f))
+    {
+        let form = form.value.to_ascii_uppercase();
+        list.args[1] = text(&form);
         return true;
     }
     if named(f, "listagg")
@@ -145,6 +265,12 @@ pub fn rewrite(sql: &str) -> String {
         "map",
         "geometric_mean",
         "regexp_replace",
+        "normalize",
+        "min",
+        "max",
+        "reduce_agg",
+        "map_zip_with",
+        "u&'",
     ]
     .iter()
     .any(|n| lower.contains(n))
@@ -156,8 +282,16 @@ pub fn rewrite(sql: &str) -> String {
     };
     let mut changed = false;
     let _ = visit_expressions_mut(&mut statements, |e| {
-        if let Expr::Function(f) = e {
-            changed |= rewrite_call(f);
+        match e {
+            Expr::Function(f) => changed |= rewrite_call(f),
+            // `U&'\00E9'`: the parser has decoded it; the planner takes only plain strings.
+            Expr::Value(v) => {
+                if let Value::UnicodeStringLiteral(text) = &v.value {
+                    v.value = Value::SingleQuotedString(text.clone());
+                    changed = true;
+                }
+            }
+            _ => {}
         }
         ControlFlow::<()>::Continue(())
     });
