@@ -47,6 +47,7 @@ mod moments;
 mod numbers;
 mod percentile;
 pub mod render;
+mod sql_json;
 pub(crate) mod syntax;
 mod text;
 mod top_by;
@@ -84,6 +85,7 @@ pub fn register(ctx: &mut SessionContext) {
         .chain(arrays::functions())
         .chain(durations::functions())
         .chain(maps::functions())
+        .chain(sql_json::functions())
     {
         ctx.register_udf(f.udf());
     }
