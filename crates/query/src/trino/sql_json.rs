@@ -90,9 +90,8 @@ fn parse_path(text: &str) -> std::result::Result<Path, String> {
         if let Some(r) = rest.strip_prefix(".*") {
             steps.push(Step::AnyMember);
             rest = r;
-        } else if let Some(r) = rest.strip_prefix("..") {
-            let _ = r;
-            return Err(unsupported("'..'"));
+        } else if rest.starts_with("..") {
+            return Err(unsupported("'..' (any depth)"));
         } else if let Some(r) = rest.strip_prefix(".\"") {
             let end = r
                 .find('"')
