@@ -565,7 +565,7 @@ pub fn functions() -> Vec<Fun> {
                     let (mean, sd, p) = (v[0], v[1], v[2]);
                     if !(p > 0.0 && p < 1.0) {
                         Err(format!("p must be 0 > p > 1, not {p}"))
-                    } else if !(sd > 0.0) {
+                    } else if sd.is_nan() || sd <= 0.0 {
                         Err("sd must be > 0".into())
                     } else {
                         Ok(mean + sd * std_normal_quantile(p))
