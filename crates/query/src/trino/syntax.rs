@@ -87,7 +87,8 @@ fn reduce_agg(f: &Function) -> Option<Expr> {
 }
 
 /// `map_zip_with(m1, m2, (k, v1, v2) -> e)`: a map over the keys of `m1`, then those only in
-/// `m2`, each with `e` of its key and its values in both maps (NULL where it has none).
+/// `m2`, each with `e` of its key and its values in both maps (NULL where it has none); NULL
+/// when either map is NULL.
 fn map_zip_with(f: &Function) -> Option<Expr> {
     let [m1, m2, Expr::Lambda(lambda)] = plain_args(f)?[..] else {
         return None;
@@ -113,8 +114,9 @@ fn map_zip_with(f: &Function) -> Option<Expr> {
         ControlFlow::<()>::Continue(())
     });
     expr(&format!(
-        "map_from_entries(transform(concat(map_keys({m1}), \
-         filter(map_keys({m2}), {k} -> NOT contains(map_keys({m1}), {k}))), {k} -> ROW({k}, {body})))"
+        "if(({m1}) IS NULL OR ({m2}) IS NULL, NULL, \
+         map_from_entries(transform(concat(map_keys({m1}), \
+         filter(map_keys({m2}), {k} -> NOT contains(map_keys({m1}), {k}))), {k} -> ROW({k}, {body}))))"
     ))
 }
 
