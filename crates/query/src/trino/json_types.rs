@@ -492,6 +492,10 @@ fn from_json(a: &ArrayRef, target: &DataType, lenient: bool) -> Result<ArrayRef>
 
 /// Each row of `a` as a JSON value, written by arrow's JSON writer.
 fn json_values(a: &ArrayRef) -> Result<Vec<Option<Value>>> {
+    // SQL NULL stays NULL (`CAST(NULL AS JSON)`); only a NULL inside a value is JSON `null`.
+    if a.data_type() == &DataType::Null {
+        return Ok(vec![None; a.len()]);
+    }
     if is_text(a.data_type()) && a.data_type() != &JSON {
         let s = super::fun::text(a)?;
         return Ok(s
