@@ -227,7 +227,8 @@ impl ExprPlanner for AthenaSubstring {
 }
 
 /// `row[i]`: Athena reads a row's `i`-th field (1-based) by subscript with a constant index;
-/// DataFusion subscripts arrays and maps only.
+/// DataFusion subscripts arrays and maps only. And `map[key]` with a key that is not a
+/// constant, which DataFusion refuses.
 #[derive(Debug)]
 struct RowSubscript;
 
@@ -240,6 +241,24 @@ impl ExprPlanner for RowSubscript {
         PlannerResult<datafusion::logical_expr::planner::RawFieldAccessExpr>,
     > {
         use datafusion::logical_expr::GetFieldAccess;
+        // `m[k]` with a key that is not a constant (a column, an expression): DataFusion's
+        // map access takes constant keys only, so it is planned as `element_at(m, k)` is.
+        if let GetFieldAccess::ListIndex { key } = &expr.field_access
+            && !matches!(key.as_ref(), Expr::Literal(..))
+            && let Ok(DataType::Map(..)) = expr.expr.get_type(schema)
+        {
+            let values =
+                Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                    datafusion::functions_nested::map_extract::map_extract_udf(),
+                    vec![expr.expr.clone(), key.as_ref().clone()],
+                ));
+            return Ok(PlannerResult::Planned(Expr::ScalarFunction(
+                datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                    datafusion::functions_nested::extract::array_element_udf(),
+                    vec![values, Expr::Literal(ScalarValue::Int64(Some(1)), None)],
+                ),
+            )));
+        }
         if let GetFieldAccess::ListIndex { key } = &expr.field_access
             && let Expr::Literal(v, _) = key.as_ref()
             && let Ok(ScalarValue::Int64(Some(i))) = v.cast_to(&DataType::Int64)
