@@ -3,7 +3,9 @@
 //! - `if(c, a[, b])`: `CASE WHEN c THEN a [ELSE b] END` (only the chosen branch runs).
 //! - `try(e)`: `e` with the errors Athena's `try` hides turned into NULL: a cast becomes
 //!   `TRY_CAST`, a division or remainder by zero is NULL, and this module's functions give NULL
-//!   for a row they cannot compute (an unparsable date, text that is not JSON, a bad pattern).
+//!   for a row they cannot compute (an unparsable date, text that is not JSON, a bad pattern);
+//!   DataFusion's own functions are run row by row when a batch fails, a failing row giving
+//!   NULL.
 //! - `typeof(x)`: the value's type, in Athena's names.
 //! - `localtimestamp` and `localtime`: the query's start as a wall-clock time in the session's
 //!   zone (UTC), as `now()` and `current_time` give it.
@@ -317,6 +319,89 @@ fn is_fun(f: &ScalarUDF) -> Option<&Fun> {
     (f.inner().as_ref() as &dyn Any).downcast_ref::<Fun>()
 }
 
+/// A function of DataFusion's inside `try(…)`: called on the whole batch, and when that fails,
+/// row by row, a row that fails giving NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TryRows {
+    inner: Arc<ScalarUDF>,
+}
+
+fn is_try_rows(f: &ScalarUDF) -> bool {
+    (f.inner().as_ref() as &dyn Any)
+        .downcast_ref::<TryRows>()
+        .is_some()
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for TryRows {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        let whole = datafusion::logical_expr::ScalarFunctionArgs {
+            args: args.args.clone(),
+            arg_fields: args.arg_fields.clone(),
+            number_rows: args.number_rows,
+            return_field: Arc::clone(&args.return_field),
+            config_options: Arc::clone(&args.config_options),
+        };
+        if let Ok(out) = self.inner.invoke_with_args(whole) {
+            return Ok(out);
+        }
+        let rows = args.number_rows;
+        let mut parts: Vec<ArrayRef> = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let one = args
+                .args
+                .iter()
+                .map(|a| match a {
+                    ColumnarValue::Array(x) => ColumnarValue::Array(x.slice(i, 1)),
+                    scalar => scalar.clone(),
+                })
+                .collect();
+            let r = self
+                .inner
+                .invoke_with_args(datafusion::logical_expr::ScalarFunctionArgs {
+                    args: one,
+                    arg_fields: args.arg_fields.clone(),
+                    number_rows: 1,
+                    return_field: Arc::clone(&args.return_field),
+                    config_options: Arc::clone(&args.config_options),
+                })
+                .and_then(|v| v.into_array(1));
+            parts.push(match r {
+                Ok(a) => a,
+                Err(_) => arrow::array::new_null_array(args.return_field.data_type(), 1),
+            });
+        }
+        if parts.is_empty() {
+            return Ok(ColumnarValue::Array(arrow::array::new_empty_array(
+                args.return_field.data_type(),
+            )));
+        }
+        let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        Ok(ColumnarValue::Array(arrow::compute::concat(&refs)?))
+    }
+}
+
 /// The errors `try` hides, made NULL in `e`.
 fn lenient(e: Expr) -> Result<Expr> {
     Ok(e.transform_down(|e| {
@@ -338,6 +423,13 @@ fn lenient(e: Expr) -> Result<Expr> {
                     func: Arc::new(ScalarUDF::new_from_impl(f.lenient())),
                     args,
                 })),
+                // DataFusion's own functions: a row they fail on becomes NULL.
+                None if !is_try_rows(&func) => {
+                    Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                        func: Arc::new(ScalarUDF::new_from_impl(TryRows { inner: func })),
+                        args,
+                    }))
+                }
                 None => Transformed::no(Expr::ScalarFunction(ScalarFunction { func, args })),
             },
             other => Transformed::no(other),
@@ -670,4 +762,22 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
             params: p,
         })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn try_turns_the_failing_rows_of_datafusions_functions_into_null() {
+        let rows = crate::trino::csv_rows(
+            "SELECT coalesce(try(chr(x)), 'null') FROM (VALUES (65), (-1), (66), (NULL)) AS t(x)",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, ["A", "null", "B", "null"]);
+        // Without try the query fails, naming the reason.
+        let e = crate::trino::csv_rows("SELECT chr(x) FROM (VALUES (65), (-1)) AS t(x)")
+            .await
+            .unwrap_err();
+        assert!(e.contains("invalid Unicode scalar value"), "{e}");
+    }
 }
