@@ -14,6 +14,8 @@
 //! - `reduce_agg(x, init, f, combine)`: `reduce` over `array_agg` of the rows Athena reads.
 //! - `map_zip_with(m1, m2, (k, v1, v2) -> e)`: `map_from_entries` over the keys of both maps.
 //! - `U&'…'` strings: plain strings of the characters they name.
+//! - `t AT TIME ZONE 'zone'`: `at_timezone(t, 'zone')`.
+//! - `trim(LEADING FROM s)` (and `TRAILING`, `BOTH`): `ltrim(s)` (`rtrim`, `trim`).
 //!
 //! A query without these names is left exactly as written.
 
@@ -258,6 +260,30 @@ fn rewrite_call(f: &mut Function) -> bool {
     false
 }
 
+/// `trim(LEADING FROM s)`, `trim(TRAILING FROM s)`, `trim(BOTH FROM s)` (no characters named:
+/// whitespace), which the SQL parser does not read, as `ltrim(s)`, `rtrim(s)`, `trim(s)`; None
+/// when `sql` has none.
+fn trim_side(sql: &str) -> Option<String> {
+    static SIDE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\btrim\s*\(\s*(leading|trailing|both)\s+from\s")
+            .expect("a valid pattern")
+    });
+    if !SIDE.is_match(sql) {
+        return None;
+    }
+    Some(
+        SIDE.replace_all(sql, |c: &regex::Captures| {
+            match c[1].to_ascii_lowercase().as_str() {
+                "leading" => "ltrim(",
+                "trailing" => "rtrim(",
+                _ => "trim(",
+            }
+            .to_string()
+        })
+        .into_owned(),
+    )
+}
+
 /// `sql` with the calls above rewritten.
 pub fn rewrite(sql: &str) -> String {
     let lower = sql.to_ascii_lowercase();
@@ -273,12 +299,16 @@ pub fn rewrite(sql: &str) -> String {
         "reduce_agg",
         "map_zip_with",
         "u&'",
+        "time zone",
+        "trim",
     ]
     .iter()
     .any(|n| lower.contains(n))
     {
         return sql.to_string();
     }
+    let trimmed = trim_side(sql);
+    let sql = trimmed.as_deref().unwrap_or(sql);
     let Ok(mut statements) = Parser::parse_sql(&AthenaDialect, sql) else {
         return sql.to_string();
     };
@@ -286,6 +316,21 @@ pub fn rewrite(sql: &str) -> String {
     let _ = visit_expressions_mut(&mut statements, |e| {
         match e {
             Expr::Function(f) => changed |= rewrite_call(f),
+            // `t AT TIME ZONE 'zone'`: Athena's `at_timezone(t, 'zone')`, which keeps `t`'s
+            // precision (DataFusion's cast makes it nanoseconds).
+            Expr::AtTimeZone {
+                timestamp,
+                time_zone,
+            } if matches!(
+                time_zone.as_ref(),
+                Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))
+            ) =>
+            {
+                if let Some(call) = expr(&format!("at_timezone({timestamp}, {time_zone})")) {
+                    *e = call;
+                    changed = true;
+                }
+            }
             // `U&'\00E9'`: the parser has decoded it; the planner takes only plain strings.
             Expr::Value(v) => {
                 if let Value::UnicodeStringLiteral(text) = &v.value {
