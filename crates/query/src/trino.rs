@@ -931,6 +931,38 @@ pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
     parse_iso8601(s).map(|t| t.timestamp_millis())
 }
 
+/// The zone an ISO 8601 literal's value keeps, as Athena prints it: its offset (`+01:00`), or
+/// `UTC` for `Z`, no offset, or an argument that is not a literal (a column's values are kept
+/// as UTC instants: one column has one zone here).
+pub fn iso8601_literal_zone(arg: Option<&Option<&ScalarValue>>) -> String {
+    let text = match arg {
+        Some(Some(
+            ScalarValue::Utf8(Some(t))
+            | ScalarValue::Utf8View(Some(t))
+            | ScalarValue::LargeUtf8(Some(t)),
+        )) => t.trim(),
+        _ => return "UTC".into(),
+    };
+    let with_offset = DateTime::parse_from_rfc3339(text).ok().or_else(|| {
+        [
+            "%Y-%m-%dT%H:%M:%S%.f%z",
+            "%Y-%m-%dT%H:%M%z",
+            "%Y-%m-%d %H:%M:%S%.f%z",
+        ]
+        .iter()
+        .find_map(|f| DateTime::parse_from_str(text, f).ok())
+    });
+    match with_offset {
+        Some(t) if !text.ends_with(['Z', 'z']) && t.offset().local_minus_utc() != 0 => {
+            let secs = t.offset().local_minus_utc();
+            let sign = if secs < 0 { '-' } else { '+' };
+            let m = secs.abs() / 60;
+            format!("{sign}{:02}:{:02}", m / 60, m % 60)
+        }
+        _ => "UTC".into(),
+    }
+}
+
 /// Parses an ISO 8601 date or date-time into an instant (UTC when it has no offset).
 pub fn parse_iso8601(s: &str) -> Option<DateTime<chrono::Utc>> {
     let s = s.trim();
@@ -992,6 +1024,19 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
             Some("UTC".into()),
         ))
     }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> datafusion::error::Result<arrow::datatypes::FieldRef> {
+        Ok(Arc::new(arrow::datatypes::Field::new(
+            self.name(),
+            DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some(iso8601_literal_zone(args.scalar_arguments.first()).into()),
+            ),
+            true,
+        )))
+    }
     fn invoke_with_args(
         &self,
         args: ScalarFunctionArgs,
@@ -1014,7 +1059,11 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
                 }
             }
         }
-        let array: ArrayRef = Arc::new(TimestampMillisecondArray::from(out).with_timezone("UTC"));
+        let zone = match args.return_field.data_type() {
+            DataType::Timestamp(_, Some(z)) => Arc::clone(z),
+            _ => "UTC".into(),
+        };
+        let array: ArrayRef = Arc::new(TimestampMillisecondArray::from(out).with_timezone(zone));
         Ok(match text {
             ColumnarValue::Scalar(_) => {
                 ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?)

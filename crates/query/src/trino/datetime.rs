@@ -952,8 +952,12 @@ fn from_iso8601_timestamp_nanos(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef>
             None => out.push(call.row_err(format!("{v:?} is not an ISO 8601 timestamp"))?),
         }
     }
+    let zone = match call.ret {
+        DataType::Timestamp(_, Some(z)) => Arc::clone(z),
+        _ => "UTC".into(),
+    };
     Ok(arc(
-        arrow::array::TimestampNanosecondArray::from(out).with_timezone("UTC")
+        arrow::array::TimestampNanosecondArray::from(out).with_timezone(zone)
     ))
 }
 
@@ -1244,7 +1248,14 @@ pub fn functions() -> Vec<Fun> {
                 ))
             },
             from_iso8601_timestamp_nanos,
-        ),
+        )
+        .literal_type(|n, t, lits| {
+            arity(n, t, &[1])?;
+            Ok(DataType::Timestamp(
+                TimeUnit::Nanosecond,
+                Some(super::iso8601_literal_zone(lits.first()).into()),
+            ))
+        }),
         Fun::new(
             "last_day_of_month",
             |n, t| {
