@@ -16,7 +16,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -659,8 +659,9 @@ impl FunctionRewrite for Rewrites {
 }
 
 /// Casts whose Athena semantics differ from arrow's: a double or decimal to an integer rounds
-/// half away from zero (arrow truncates), and a date or timestamp to varchar is written as Athena
-/// writes it (`2001-08-22 03:04:05.321`, arrow writes a `T`).
+/// half away from zero (arrow truncates), a timestamp to a coarser precision rounds half up,
+/// and a date or timestamp to varchar is written as Athena writes it
+/// (`2001-08-22 03:04:05.321`, arrow writes a `T`).
 fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
     let float = matches!(
         from,
@@ -679,6 +680,37 @@ fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
         });
         return Some(Expr::Cast(datafusion::logical_expr::Cast::new(
             Box::new(rounded),
+            target.clone(),
+        )));
+    }
+    // To a coarser timestamp: Athena rounds half up (arrow truncates), so `.521` to
+    // `timestamp(0)` is the next second. The value is rounded in its own unit, then cast.
+    let rounding = matches!(e, Expr::ScalarFunction(f) if f.func.name() == ROUND_TIMESTAMP);
+    if let (DataType::Timestamp(fine, zone), DataType::Timestamp(coarse, to_zone)) = (from, target)
+        && zone == to_zone
+        && per_second(*coarse) < per_second(*fine)
+        && !rounding
+    {
+        let step = per_second(*fine) / per_second(*coarse);
+        let f = Fun::new(
+            ROUND_TIMESTAMP,
+            |_, t| Ok(t[0].clone()),
+            |_, a| {
+                let steps = a[1].as_primitive::<arrow::datatypes::Int64Type>();
+                let step = i128::from(steps.value(0));
+                let ints = arrow::compute::cast(&a[0], &DataType::Int64)?;
+                let rounded: arrow::array::Int64Array = arrow::compute::kernels::arity::unary(
+                    ints.as_primitive::<arrow::datatypes::Int64Type>(),
+                    |v| ((i128::from(v) + step / 2).div_euclid(step) * step) as i64,
+                );
+                Ok(arrow::compute::cast(&rounded, a[0].data_type())?)
+            },
+        );
+        return Some(Expr::Cast(datafusion::logical_expr::Cast::new(
+            Box::new(Expr::ScalarFunction(ScalarFunction {
+                func: Arc::new(f.udf()),
+                args: vec![e.clone(), lit(step)],
+            })),
             target.clone(),
         )));
     }
@@ -709,6 +741,18 @@ fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
         });
     }
     None
+}
+
+/// The rounding a cast to a coarser timestamp goes through.
+const ROUND_TIMESTAMP: &str = "round_timestamp";
+
+fn per_second(u: TimeUnit) -> i64 {
+    match u {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
 }
 
 fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
