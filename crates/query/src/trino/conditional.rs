@@ -563,12 +563,16 @@ impl FunctionRewrite for Rewrites {
                         DataType::Int64,
                     ))))
                 }
-                // `extract(DOW FROM x)` and Athena's other fields, as Athena counts them.
+                // `extract(DOW FROM x)` and Athena's other fields, as Athena counts them (of an
+                // interval too: `extract(HOUR FROM INTERVAL '27' HOUR)` is 3).
                 "date_part" | "datepart"
                     if args.len() == 2
                         && matches!(
                             args[1].get_type(schema),
-                            Ok(DataType::Date32 | DataType::Timestamp(..))
+                            Ok(DataType::Date32
+                                | DataType::Timestamp(..)
+                                | DataType::Interval(_)
+                                | DataType::Duration(_))
                         )
                         && matches!(&args[0], Expr::Literal(v, _)
                             if v.to_string().trim_matches('"').parse::<String>().ok()

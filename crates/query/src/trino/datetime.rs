@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use arrow::array::timezone::Tz;
 use arrow::array::{
-    Array, ArrayRef, Date32Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{
@@ -168,7 +169,71 @@ fn varchar(_: &str, _: &[DataType]) -> Result<DataType> {
     Ok(DataType::Utf8)
 }
 
-fn field(a: &ArrayRef, f: impl Fn(NaiveDateTime) -> i64) -> Result<ArrayRef> {
+/// A field of an interval, as Athena reads it: `year` and `month` of a year-to-month
+/// interval; `day` (whole days), `hour`, `minute`, `second` and `millisecond` of a day-to-second
+/// one (`hour(INTERVAL '90061.234' SECOND)` is 1). None for a field intervals do not have.
+fn interval_field(name: &str, a: &ArrayRef) -> Option<Result<ArrayRef>> {
+    use arrow::datatypes::{IntervalDayTimeType, IntervalMonthDayNanoType, IntervalUnit};
+    // Each value as (months, milliseconds).
+    let parts: Vec<Option<(i64, i64)>> = match a.data_type() {
+        DataType::Interval(IntervalUnit::MonthDayNano) => a
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    let ms = i64::from(v.days) * 86_400_000 + v.nanoseconds / 1_000_000;
+                    (i64::from(v.months), ms)
+                })
+            })
+            .collect(),
+        DataType::Interval(IntervalUnit::DayTime) => a
+            .as_primitive::<IntervalDayTimeType>()
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    (
+                        0,
+                        i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds),
+                    )
+                })
+            })
+            .collect(),
+        DataType::Interval(IntervalUnit::YearMonth) => a
+            .as_primitive::<arrow::datatypes::IntervalYearMonthType>()
+            .iter()
+            .map(|v| v.map(|m| (i64::from(m), 0)))
+            .collect(),
+        DataType::Duration(_) => {
+            let ms = match arrow::compute::cast(a, &DataType::Duration(TimeUnit::Millisecond)) {
+                Ok(ms) => ms,
+                Err(e) => return Some(Err(e.into())),
+            };
+            ms.as_primitive::<arrow::datatypes::DurationMillisecondType>()
+                .iter()
+                .map(|v| v.map(|ms| (0, ms)))
+                .collect()
+        }
+        _ => return None,
+    };
+    let f: fn((i64, i64)) -> i64 = match name {
+        "year" => |(m, _)| m / 12,
+        "month" => |(m, _)| m % 12,
+        "day" => |(_, ms)| ms / 86_400_000,
+        "hour" => |(_, ms)| ms / 3_600_000 % 24,
+        "minute" => |(_, ms)| ms / 60_000 % 60,
+        "second" => |(_, ms)| ms / 1_000 % 60,
+        "millisecond" => |(_, ms)| ms % 1_000,
+        _ => return None,
+    };
+    Some(Ok(arc(Int64Array::from(
+        parts.into_iter().map(|p| p.map(f)).collect::<Vec<_>>(),
+    ))))
+}
+
+fn field(name: &str, a: &ArrayRef, f: impl Fn(NaiveDateTime) -> i64) -> Result<ArrayRef> {
+    if let Some(out) = interval_field(name, a) {
+        return out;
+    }
     let (_, vals) = wall_times(a)?;
     Ok(arc(Int64Array::from(
         vals.into_iter().map(|v| v.map(&f)).collect::<Vec<_>>(),
@@ -177,7 +242,7 @@ fn field(a: &ArrayRef, f: impl Fn(NaiveDateTime) -> i64) -> Result<ArrayRef> {
 
 macro_rules! extractor {
     ($name:expr, $f:expr) => {
-        Fun::new($name, bigint, |_, a| field(&a[0], $f))
+        Fun::new($name, bigint, |c, a| field(c.name, &a[0], $f))
     };
 }
 
