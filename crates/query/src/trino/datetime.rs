@@ -1044,10 +1044,11 @@ fn last_day_of_month(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 
 /// A time zone given as a literal, checked; a zone that is not a literal is an error (the zone
 /// is part of the result's type).
-/// The resolution of a timestamp argument (milliseconds for a date).
+/// The resolution of a timestamp argument (milliseconds for a date, and for the table's
+/// timestamps, which Athena reads as `timestamp(3)`).
 fn timestamp_unit(t: &DataType) -> TimeUnit {
     match t {
-        DataType::Timestamp(u, _) => *u,
+        DataType::Timestamp(u, tz) if !super::render::is_table_timestamp(u, tz.as_deref()) => *u,
         _ => TimeUnit::Millisecond,
     }
 }
