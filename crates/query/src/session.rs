@@ -156,6 +156,76 @@ pub enum Format {
     Json,
 }
 
+/// A batch as the CSV and JSON writers take it: for CSV, arrays, maps and rows become text as
+/// Athena prints them (`[1, 2]`, `{a=1}`); for JSON, a map's keys become strings (a JSON
+/// object's keys are).
+fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch> {
+    use arrow::array::{Array, ArrayRef, AsArray, MapArray, StringArray, StructArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let nested = |t: &DataType| t.is_nested();
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| nested(f.data_type()))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        match (format, c.data_type()) {
+            (Format::Csv, t) if nested(t) => {
+                let text: StringArray = (0..c.len())
+                    .map(|i| c.is_valid(i).then(|| crate::trino::render::cell(c, i)))
+                    .collect();
+                fields.push(Field::new(f.name(), DataType::Utf8, true));
+                columns.push(Arc::new(text));
+            }
+            (Format::Json, DataType::Map(entries, sorted)) => {
+                let DataType::Struct(kv) = entries.data_type() else {
+                    fields.push(f.as_ref().clone());
+                    columns.push(Arc::clone(c));
+                    continue;
+                };
+                if kv[0].data_type() == &DataType::Utf8 {
+                    fields.push(f.as_ref().clone());
+                    columns.push(Arc::clone(c));
+                    continue;
+                }
+                let m = c.as_map();
+                let keys = arrow::compute::cast(m.keys(), &DataType::Utf8)?;
+                let kv2 = arrow::datatypes::Fields::from(vec![
+                    Field::new(kv[0].name(), DataType::Utf8, false),
+                    kv[1].as_ref().clone(),
+                ]);
+                let entries2 = Arc::new(Field::new(
+                    entries.name(),
+                    DataType::Struct(kv2.clone()),
+                    false,
+                ));
+                let map = MapArray::try_new(
+                    Arc::clone(&entries2),
+                    m.offsets().clone(),
+                    StructArray::try_new(kv2, vec![keys, Arc::clone(m.values())], None)?,
+                    m.nulls().cloned(),
+                    *sorted,
+                )?;
+                fields.push(Field::new(f.name(), DataType::Map(entries2, *sorted), true));
+                columns.push(Arc::new(map));
+            }
+            _ => {
+                fields.push(f.as_ref().clone());
+                columns.push(Arc::clone(c));
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 /// Renders a result for people (`table`) or programs (`csv`, `json`: one object per line).
 pub fn render(schema: &SchemaRef, batches: &[RecordBatch], format: Format) -> Result<String> {
     Ok(match format {
@@ -174,10 +244,13 @@ pub fn render(schema: &SchemaRef, batches: &[RecordBatch], format: Format) -> Re
                     .with_header(true)
                     .build(&mut out);
                 if batches.is_empty() {
-                    w.write(&RecordBatch::new_empty(Arc::clone(schema)))?;
+                    w.write(&printable(
+                        &RecordBatch::new_empty(Arc::clone(schema)),
+                        format,
+                    )?)?;
                 }
                 for b in batches {
-                    w.write(b)?;
+                    w.write(&printable(b, format)?)?;
                 }
             }
             String::from_utf8(out).expect("csv is UTF-8")
@@ -187,11 +260,32 @@ pub fn render(schema: &SchemaRef, batches: &[RecordBatch], format: Format) -> Re
             {
                 let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
                 for b in batches {
-                    w.write(b)?;
+                    w.write(&printable(b, format)?)?;
                 }
                 w.finish()?;
             }
             String::from_utf8(out).expect("json is UTF-8")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn csv_and_json_print_arrays_and_maps() {
+        let ctx = functions_session().unwrap();
+        let (schema, batches) = run_sql(
+            &ctx,
+            "SELECT ARRAY[1, 2] AS a, numeric_histogram(2, x) AS h \
+             FROM (VALUES (1.0), (3.0)) AS t(x)",
+        )
+        .await
+        .unwrap();
+        let csv = render(&schema, &batches, Format::Csv).unwrap();
+        assert_eq!(csv, "a,h\n\"[1, 2]\",\"{1.0=1.0, 3.0=1.0}\"\n");
+        let json = render(&schema, &batches, Format::Json).unwrap();
+        assert_eq!(json, "{\"a\":[1,2],\"h\":{\"1.0\":1.0,\"3.0\":1.0}}\n");
+    }
 }

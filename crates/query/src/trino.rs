@@ -36,6 +36,7 @@ mod conformance;
 pub mod datetime;
 pub mod dialect;
 mod durations;
+mod frequent;
 mod fun;
 mod json;
 mod json_cast;
@@ -94,6 +95,7 @@ pub fn register(ctx: &mut SessionContext) {
         .chain(maps::aggregates())
         .chain(top_by::aggregates())
         .chain(moments::aggregates())
+        .chain(frequent::aggregates())
     {
         ctx.register_udaf(a);
     }

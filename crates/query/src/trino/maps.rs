@@ -56,7 +56,7 @@ pub fn aggregates() -> Vec<AggregateUDF> {
 }
 
 /// `map(key, value)` as arrow types it.
-fn map_type(key: &DataType, value: &DataType) -> DataType {
+pub(super) fn map_type(key: &DataType, value: &DataType) -> DataType {
     DataType::Map(
         Arc::new(Field::new(
             "entries",
@@ -715,7 +715,7 @@ fn split_to_map(call: &super::fun::Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 
 /// A map column of type `ret`: its entries' keys and values (cast to the type's own), each
 /// row's number of entries, and which rows are valid (`None`: all).
-fn map_array(
+pub(super) fn map_array(
     ret: &DataType,
     keys: &ArrayRef,
     values: &ArrayRef,
