@@ -46,7 +46,8 @@ pub(super) fn list(name: &str, a: &ArrayRef) -> Result<ListArray> {
             a.len(),
         )),
         t => Err(DataFusionError::Execution(format!(
-            "{name} expects an array, not {t}"
+            "{name} expects an array, not {}",
+            super::trino_type(t)
         ))),
     }
 }
@@ -65,7 +66,8 @@ fn list_type(name: &str, t: &DataType) -> Result<DataType> {
         }
         DataType::Null => Ok(DataType::new_list(DataType::Null, true)),
         t => Err(DataFusionError::Plan(format!(
-            "{name} expects an array, not {t}"
+            "{name} expects an array, not {}",
+            super::trino_type(t)
         ))),
     }
 }
@@ -488,7 +490,8 @@ fn sequence(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         }
         t => {
             return Err(DataFusionError::Execution(format!(
-                "sequence takes bigint, date or timestamp, not {t}"
+                "sequence takes bigint, date or timestamp, not {}",
+                super::trino_type(t)
             )));
         }
     };
@@ -563,7 +566,8 @@ fn part_type(name: &str, t: &DataType, i: Option<i64>) -> Result<DataType> {
         }
         t => {
             return Err(DataFusionError::Plan(format!(
-                "UNNEST takes an array or a map, not {t}"
+                "UNNEST takes an array or a map, not {}",
+                super::trino_type(t)
             )));
         }
     };

@@ -333,7 +333,8 @@ pub fn functions() -> Vec<Fun> {
                         ))
                     }
                     other => Err(datafusion::common::DataFusionError::Plan(format!(
-                        "ngrams takes an array, not {other}"
+                        "ngrams takes an array, not {}",
+                        super::trino_type(other)
                     ))),
                 }
             },

@@ -75,14 +75,19 @@ fn as_list(name: &str, t: &DataType) -> Result<DataType> {
         | DataType::LargeListView(f)
         | DataType::FixedSizeList(f, _) => DataType::List(Arc::clone(f)),
         DataType::Null => DataType::new_list(DataType::Null, true),
-        other => return plan_err!("{name} expects an array as its first argument, not {other}"),
+        other => {
+            return plan_err!(
+                "{name} expects an array as its first argument, not {}",
+                super::trino_type(other)
+            );
+        }
     })
 }
 
 fn element(name: &str, list: &FieldRef) -> Result<FieldRef> {
     match list.data_type() {
         DataType::List(f) | DataType::LargeList(f) => Ok(Arc::clone(f)),
-        other => plan_err!("{name} expects an array, not {other}"),
+        other => plan_err!("{name} expects an array, not {}", super::trino_type(other)),
     }
 }
 
@@ -105,7 +110,7 @@ fn list_arg(name: &str, args: &HigherOrderFunctionArgs, i: usize) -> Result<List
     let a = value(name, &args.args, i)?.to_array(args.number_rows)?;
     match a.data_type() {
         DataType::List(_) => Ok(a.as_list::<i32>().clone()),
-        other => exec_err!("{name} expects an array, not {other}"),
+        other => exec_err!("{name} expects an array, not {}", super::trino_type(other)),
     }
 }
 
@@ -785,7 +790,10 @@ fn map_fields(name: &str, t: &DataType) -> Result<(FieldRef, FieldRef, FieldRef,
             *sorted,
         ));
     }
-    plan_err!("{name} expects a map as its first argument, not {t}")
+    plan_err!(
+        "{name} expects a map as its first argument, not {}",
+        super::trino_type(t)
+    )
 }
 
 impl HigherOrderUDFImpl for OverMap {

@@ -356,7 +356,8 @@ pub fn functions() -> Vec<super::fun::Fun> {
                 match &t[0] {
                     m @ DataType::Map(..) => Ok(m.clone()),
                     other => Err(DataFusionError::Plan(format!(
-                        "{n} takes maps, not {other}"
+                        "{n} takes maps, not {}",
+                        super::trino_type(other)
                     ))),
                 }
             },
@@ -371,7 +372,8 @@ pub fn functions() -> Vec<super::fun::Fun> {
                         Ok(map_type(f.data_type(), &DataType::Int64))
                     }
                     other => Err(DataFusionError::Plan(format!(
-                        "{n} takes an array, not {other}"
+                        "{n} takes an array, not {}",
+                        super::trino_type(other)
                     ))),
                 }
             },
@@ -442,7 +444,8 @@ fn entry_types(n: &str, t: &[DataType]) -> Result<(DataType, DataType)> {
             }
         }
         other => Err(DataFusionError::Plan(format!(
-            "{n} takes an array of (key, value) rows, not {other}"
+            "{n} takes an array of (key, value) rows, not {}",
+            super::trino_type(other)
         ))),
     }
 }

@@ -42,7 +42,8 @@ fn numeric(name: &str, t: &DataType) -> Result<()> {
         Ok(())
     } else {
         Err(DataFusionError::Plan(format!(
-            "{name} takes numbers, not {t}"
+            "{name} takes numbers, not {}",
+            super::trino_type(t)
         )))
     }
 }

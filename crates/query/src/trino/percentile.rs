@@ -46,7 +46,8 @@ fn percentiles_type(t: &DataType) -> Result<DataType> {
             Ok(DataType::new_list(DataType::Float64, true))
         }
         other => plan_err!(
-            "approx_percentile: the percentile must be a double or an array of doubles, not {other}"
+            "approx_percentile: the percentile must be a double or an array of doubles, not {}",
+            super::trino_type(other)
         ),
     }
 }
@@ -79,7 +80,12 @@ impl AggregateUDFImpl for ApproxPercentile {
         let x = match x {
             DataType::Null => DataType::Float64,
             x if x.is_numeric() => x.clone(),
-            other => return plan_err!("approx_percentile: x must be a number, not {other}"),
+            other => {
+                return plan_err!(
+                    "approx_percentile: x must be a number, not {}",
+                    super::trino_type(other)
+                );
+            }
         };
         Ok(std::iter::once(x).chain(rest).collect())
     }
