@@ -663,7 +663,8 @@ impl FunctionRewrite for Rewrites {
 }
 
 /// Casts whose Athena semantics differ from arrow's: a double or decimal to an integer rounds
-/// half away from zero (arrow truncates), a timestamp to a coarser precision rounds half up,
+/// half away from zero (arrow truncates), a row to a row type matches fields by position
+/// (arrow by name), a timestamp to a coarser precision rounds half up,
 /// and a date or timestamp to varchar is written as Athena writes it
 /// (`2001-08-22 03:04:05.321`, arrow writes a `T`).
 fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
@@ -685,6 +686,44 @@ fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
         return Some(Expr::Cast(datafusion::logical_expr::Cast::new(
             Box::new(rounded),
             target.clone(),
+        )));
+    }
+    // A row to a row type of the same arity: field by field, by position (as Athena casts
+    // rows), where arrow matches fields by name.
+    if let (DataType::Struct(from_fields), DataType::Struct(to_fields)) = (from, target)
+        && from_fields.len() == to_fields.len()
+        && !from_fields.is_empty()
+        && from_fields
+            .iter()
+            .zip(to_fields.iter())
+            .any(|(a, b)| a.name() != b.name())
+    {
+        let mut args = Vec::with_capacity(2 * to_fields.len());
+        for (a, b) in from_fields.iter().zip(to_fields.iter()) {
+            args.push(lit(b.name().as_str()));
+            args.push(Expr::Cast(datafusion::logical_expr::Cast::new(
+                Box::new(datafusion::functions::core::expr_fn::get_field(
+                    e.clone(),
+                    a.name().as_str(),
+                )),
+                b.data_type().clone(),
+            )));
+        }
+        let row = Expr::ScalarFunction(ScalarFunction {
+            func: datafusion::functions::core::named_struct(),
+            args,
+        });
+        // A NULL row stays NULL (not a row of NULLs).
+        return Some(Expr::Case(Case::new(
+            None,
+            vec![(
+                Box::new(e.clone().is_null()),
+                Box::new(Expr::Literal(
+                    datafusion::common::ScalarValue::try_from(target).ok()?,
+                    None,
+                )),
+            )],
+            Some(Box::new(row)),
         )));
     }
     // To a coarser timestamp: Athena rounds half up (arrow truncates), so `.521` to

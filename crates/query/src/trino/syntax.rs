@@ -16,14 +16,16 @@
 //! - `U&'…'` strings: plain strings of the characters they name.
 //! - `t AT TIME ZONE 'zone'`: `at_timezone(t, 'zone')`.
 //! - `trim(LEADING FROM s)` (and `TRAILING`, `BOTH`): `ltrim(s)` (`rtrim`, `trim`).
+//! - `(expr).field` and, in a lambda, `param.field`: `…['field']`, a row's field.
 //!
 //! A query without these names is left exactly as written.
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, Ident,
-    ObjectName, Value, visit_expressions_mut,
+    AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments, Ident, ObjectName, OneOrManyWithParens, Subscript, Value,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -284,6 +286,19 @@ fn trim_side(sql: &str) -> Option<String> {
     )
 }
 
+/// `['field']`, the subscript that reads a row's field (its name as written when quoted, in
+/// lower case otherwise, as the planner folds identifiers).
+fn field_subscript(id: &Ident) -> AccessExpr {
+    let name = if id.quote_style.is_some() {
+        id.value.clone()
+    } else {
+        id.value.to_lowercase()
+    };
+    AccessExpr::Subscript(Subscript::Index {
+        index: Expr::Value(Value::SingleQuotedString(name).into()),
+    })
+}
+
 /// `sql` with the calls above rewritten.
 pub fn rewrite(sql: &str) -> String {
     let lower = sql.to_ascii_lowercase();
@@ -301,6 +316,8 @@ pub fn rewrite(sql: &str) -> String {
         "u&'",
         "time zone",
         "trim",
+        "->",
+        ").",
     ]
     .iter()
     .any(|n| lower.contains(n))
@@ -330,6 +347,38 @@ pub fn rewrite(sql: &str) -> String {
                     *e = call;
                     changed = true;
                 }
+            }
+            // `(expr).field`: DataFusion reads a dot after an expression only as `['field']`.
+            Expr::CompoundFieldAccess { access_chain, .. } => {
+                for a in access_chain.iter_mut() {
+                    if let AccessExpr::Dot(Expr::Identifier(id)) = a {
+                        *a = field_subscript(id);
+                        changed = true;
+                    }
+                }
+            }
+            // `s -> s.field`: a lambda's parameter is no table, so `s.field` is the parameter's
+            // field.
+            Expr::Lambda(l) => {
+                let params: Vec<String> = match &l.params {
+                    OneOrManyWithParens::One(p) => vec![p.name.value.to_lowercase()],
+                    OneOrManyWithParens::Many(ps) => {
+                        ps.iter().map(|p| p.name.value.to_lowercase()).collect()
+                    }
+                };
+                let _ = visit_expressions_mut(&mut *l.body, |b| {
+                    if let Expr::CompoundIdentifier(parts) = b
+                        && parts.len() >= 2
+                        && params.contains(&parts[0].value.to_lowercase())
+                    {
+                        *b = Expr::CompoundFieldAccess {
+                            root: Box::new(Expr::Identifier(parts[0].clone())),
+                            access_chain: parts[1..].iter().map(field_subscript).collect(),
+                        };
+                        changed = true;
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
             }
             // `U&'\00E9'`: the parser has decoded it; the planner takes only plain strings.
             Expr::Value(v) => {
