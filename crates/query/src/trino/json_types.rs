@@ -384,6 +384,49 @@ fn values_of(a: &ArrayRef) -> Result<Vec<Option<std::result::Result<Value, Strin
         .collect())
 }
 
+/// A JSON array read as a row takes the row's fields in order (Athena casts
+/// `JSON '[1, "a"]'` to `ROW(x BIGINT, y VARCHAR)` by position), at any depth.
+fn by_position(v: Value, t: &DataType) -> Value {
+    match (v, t) {
+        (Value::Array(xs), DataType::Struct(fields)) if xs.len() == fields.len() => Value::Object(
+            fields
+                .iter()
+                .zip(xs)
+                .map(|(f, x)| (f.name().clone(), by_position(x, f.data_type())))
+                .collect(),
+        ),
+        (Value::Object(m), DataType::Struct(fields)) => Value::Object(
+            m.into_iter()
+                .map(|(k, x)| {
+                    let t = fields
+                        .iter()
+                        .find(|f| f.name() == &k)
+                        .map(|f| f.data_type().clone());
+                    let x = match t {
+                        Some(t) => by_position(x, &t),
+                        None => x,
+                    };
+                    (k, x)
+                })
+                .collect(),
+        ),
+        (Value::Array(xs), DataType::List(f) | DataType::LargeList(f)) => Value::Array(
+            xs.into_iter()
+                .map(|x| by_position(x, f.data_type()))
+                .collect(),
+        ),
+        (Value::Object(m), DataType::Map(entries, _)) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => Value::Object(
+                m.into_iter()
+                    .map(|(k, x)| (k, by_position(x, kv[1].data_type())))
+                    .collect(),
+            ),
+            _ => Value::Object(m),
+        },
+        (v, _) => v,
+    }
+}
+
 fn from_json(a: &ArrayRef, target: &DataType, lenient: bool) -> Result<ArrayRef> {
     let docs = values_of(a)?;
     // ARRAY(JSON) and MAP(VARCHAR, JSON): the elements stay JSON text.
@@ -458,7 +501,7 @@ fn from_json(a: &ArrayRef, target: &DataType, lenient: bool) -> Result<ArrayRef>
     let mut bad = None;
     for d in &docs {
         rows.push(serde_json::json!({ "v": match d {
-            Some(Ok(v)) => v.clone(),
+            Some(Ok(v)) => by_position(v.clone(), target),
             Some(Err(e)) => {
                 bad.get_or_insert_with(|| e.clone());
                 Value::Null
