@@ -127,7 +127,11 @@ fn json_array_get(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
             usize::try_from(k)
                 .ok()
                 .and_then(|k| x.get(k))
-                .map(canonical)
+                .map(|v| match v {
+                    // Athena's documented quirk: a string element comes back unquoted.
+                    Value::String(s) => s.clone(),
+                    other => canonical(other),
+                })
         })
         .collect();
     Ok(arc(StringArray::from(out)))
