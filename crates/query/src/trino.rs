@@ -933,6 +933,14 @@ pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
     parse_iso8601(s).map(|t| t.timestamp_millis())
 }
 
+/// The zone of a `timestamp with time zone` type (UTC for any other).
+pub fn zone_of(t: &DataType) -> Arc<str> {
+    match t {
+        DataType::Timestamp(_, Some(z)) => Arc::clone(z),
+        _ => "UTC".into(),
+    }
+}
+
 /// The zone an ISO 8601 literal's value keeps, as Athena prints it: its offset (`+01:00`), or
 /// `UTC` for `Z`, no offset, or an argument that is not a literal (a column's values are kept
 /// as UTC instants: one column has one zone here).
@@ -1061,10 +1069,7 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
                 }
             }
         }
-        let zone = match args.return_field.data_type() {
-            DataType::Timestamp(_, Some(z)) => Arc::clone(z),
-            _ => "UTC".into(),
-        };
+        let zone = zone_of(args.return_field.data_type());
         let array: ArrayRef = Arc::new(TimestampMillisecondArray::from(out).with_timezone(zone));
         Ok(match text {
             ColumnarValue::Scalar(_) => {

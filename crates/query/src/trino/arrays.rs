@@ -72,6 +72,28 @@ fn list_type(name: &str, t: &DataType) -> Result<DataType> {
     }
 }
 
+/// The array column a function returns (`call.ret`): `values` cut by `offsets`, cast to the
+/// element type.
+fn list_result(
+    call: &Call,
+    offsets: OffsetBuffer<i32>,
+    values: &ArrayRef,
+    nulls: Option<arrow::buffer::NullBuffer>,
+) -> Result<ArrayRef> {
+    let DataType::List(field) = call.ret else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array",
+            call.name
+        )));
+    };
+    Ok(arc(ListArray::try_new(
+        Arc::clone(field),
+        offsets,
+        cast(values, field.data_type())?,
+        nulls,
+    )?))
+}
+
 /// A sub-list of each row, chosen from the row's length and its integer arguments: Ok(None) for
 /// a NULL row.
 fn sublists(
@@ -114,18 +136,12 @@ fn sublists(
         }
     }
     let values = take(x.values(), &UInt32Array::from(indices), None)?;
-    let DataType::List(field) = call.ret else {
-        return Err(DataFusionError::Execution(format!(
-            "{} returns an array",
-            call.name
-        )));
-    };
-    Ok(arc(ListArray::try_new(
-        Arc::clone(field),
+    list_result(
+        call,
         OffsetBuffer::from_lengths(lengths),
-        cast(&values, field.data_type())?,
+        &values,
         Some(nulls.into()),
-    )?))
+    )
 }
 
 fn slice(len: usize, v: &[i64]) -> std::result::Result<(usize, usize), String> {
@@ -856,18 +872,7 @@ fn shuffle(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         indices[from..].shuffle(&mut rng);
     }
     let values = take(x.values(), &UInt32Array::from(indices), None)?;
-    let DataType::List(field) = call.ret else {
-        return Err(DataFusionError::Execution(format!(
-            "{} returns an array",
-            call.name
-        )));
-    };
-    Ok(arc(ListArray::try_new(
-        Arc::clone(field),
-        x.offsets().clone(),
-        cast(&values, field.data_type())?,
-        x.nulls().cloned(),
-    )?))
+    list_result(call, x.offsets().clone(), &values, x.nulls().cloned())
 }
 
 pub fn functions() -> Vec<Fun> {

@@ -39,15 +39,8 @@ fn hex_upper(b: &[u8]) -> String {
 }
 
 fn from_hex(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
-    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
-    for v in s.iter() {
-        let Some(v) = v else {
-            out.push(None);
-            continue;
-        };
-        let digits: Option<Vec<u8>> = v
-            .as_bytes()
+    decode_each(call, &a[0], |v| {
+        v.as_bytes()
             .chunks(2)
             .map(|p| {
                 std::str::from_utf8(p)
@@ -55,34 +48,40 @@ fn from_hex(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
                     .filter(|p| p.len() == 2)
                     .and_then(|p| u8::from_str_radix(p, 16).ok())
             })
-            .collect();
-        match digits {
-            Some(d) => out.push(Some(d)),
-            None => out.push(call.row_err(format!("{v:?} is not hexadecimal of even length"))?),
-        }
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| format!("{v:?} is not hexadecimal of even length"))
+    })
+}
+
+/// Each row's text decoded to bytes by `decode`, whose error is the row's.
+fn decode_each(
+    call: &Call,
+    a: &ArrayRef,
+    decode: impl Fn(&str) -> std::result::Result<Vec<u8>, String>,
+) -> Result<ArrayRef> {
+    let s = text(a)?;
+    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
+    for v in s.iter() {
+        out.push(match v.map(&decode) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => call.row_err(e)?,
+        });
     }
     Ok(arc(BinaryArray::from_iter(out)))
 }
 
 fn base64_decode(call: &Call, a: &[ArrayRef], url: bool) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
-    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
-    for v in s.iter() {
-        let Some(v) = v else {
-            out.push(None);
-            continue;
-        };
-        let r = if url {
-            base64::engine::general_purpose::URL_SAFE.decode(v)
+    decode_each(call, &a[0], |v| {
+        let engine = if url {
+            &base64::engine::general_purpose::URL_SAFE
         } else {
-            base64::engine::general_purpose::STANDARD.decode(v)
+            &base64::engine::general_purpose::STANDARD
         };
-        match r {
-            Ok(d) => out.push(Some(d)),
-            Err(e) => out.push(call.row_err(format!("{v:?} is not base64: {e}"))?),
-        }
-    }
-    Ok(arc(BinaryArray::from_iter(out)))
+        engine
+            .decode(v)
+            .map_err(|e| format!("{v:?} is not base64: {e}"))
+    })
 }
 
 fn to_text(a: &ArrayRef, f: impl Fn(&[u8]) -> String) -> Result<ArrayRef> {
@@ -209,19 +208,11 @@ fn murmur3_128(b: &[u8]) -> Vec<u8> {
 
 /// `from_base32(text)`: RFC 4648 base32 in upper-case letters, the padding optional.
 fn from_base32(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
-    let mut out: Vec<Option<Vec<u8>>> = Vec::with_capacity(s.len());
-    for v in s.iter() {
-        let Some(v) = v else {
-            out.push(None);
-            continue;
-        };
-        match data_encoding::BASE32_NOPAD.decode(v.trim_end_matches('=').as_bytes()) {
-            Ok(d) => out.push(Some(d)),
-            Err(e) => out.push(call.row_err(format!("{v:?} is not base32: {e}"))?),
-        }
-    }
-    Ok(arc(BinaryArray::from_iter(out)))
+    decode_each(call, &a[0], |v| {
+        data_encoding::BASE32_NOPAD
+            .decode(v.trim_end_matches('=').as_bytes())
+            .map_err(|e| format!("{v:?} is not base32: {e}"))
+    })
 }
 
 fn bin(n: &str, t: &[DataType]) -> Result<DataType> {

@@ -1017,12 +1017,8 @@ fn from_iso8601_timestamp_nanos(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef>
             None => out.push(call.row_err(format!("{v:?} is not an ISO 8601 timestamp"))?),
         }
     }
-    let zone = match call.ret {
-        DataType::Timestamp(_, Some(z)) => Arc::clone(z),
-        _ => "UTC".into(),
-    };
     Ok(arc(
-        arrow::array::TimestampNanosecondArray::from(out).with_timezone(zone)
+        arrow::array::TimestampNanosecondArray::from(out).with_timezone(super::zone_of(call.ret))
     ))
 }
 

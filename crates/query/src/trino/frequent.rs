@@ -28,6 +28,11 @@ fn list_of(t: &DataType) -> DataType {
     DataType::List(Arc::new(Field::new_list_field(t.clone(), true)))
 }
 
+/// One field of an aggregate's partial state, named after the aggregate's column.
+fn state_field(args: &StateFieldsArgs, part: &str, t: DataType) -> FieldRef {
+    Arc::new(Field::new(format!("{}_{part}", args.name), t, true))
+}
+
 fn int_arg(a: &ArrayRef, i: usize) -> Result<Option<i64>> {
     let v = arrow::compute::cast(a, &DataType::Int64)?;
     let v = v.as_primitive::<Int64Type>();
@@ -63,26 +68,10 @@ impl AggregateUDFImpl for MostFrequent {
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let value = args.input_fields[1].data_type();
         Ok(vec![
-            Arc::new(Field::new(
-                format!("{}_buckets", args.name),
-                DataType::Int64,
-                true,
-            )),
-            Arc::new(Field::new(
-                format!("{}_capacity", args.name),
-                DataType::Int64,
-                true,
-            )),
-            Arc::new(Field::new(
-                format!("{}_values", args.name),
-                list_of(value),
-                true,
-            )),
-            Arc::new(Field::new(
-                format!("{}_counts", args.name),
-                list_of(&DataType::Int64),
-                true,
-            )),
+            state_field(&args, "buckets", DataType::Int64),
+            state_field(&args, "capacity", DataType::Int64),
+            state_field(&args, "values", list_of(value)),
+            state_field(&args, "counts", list_of(&DataType::Int64)),
         ])
     }
 }
@@ -243,21 +232,9 @@ impl AggregateUDFImpl for NumericHistogram {
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![
-            Arc::new(Field::new(
-                format!("{}_buckets", args.name),
-                DataType::Int64,
-                true,
-            )),
-            Arc::new(Field::new(
-                format!("{}_values", args.name),
-                list_of(&DataType::Float64),
-                true,
-            )),
-            Arc::new(Field::new(
-                format!("{}_weights", args.name),
-                list_of(&DataType::Float64),
-                true,
-            )),
+            state_field(&args, "buckets", DataType::Int64),
+            state_field(&args, "values", list_of(&DataType::Float64)),
+            state_field(&args, "weights", list_of(&DataType::Float64)),
         ])
     }
 }
