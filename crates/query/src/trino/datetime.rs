@@ -490,7 +490,6 @@ fn mysql_items(fmt: &str) -> std::result::Result<Vec<Item>, String> {
             'T' => Item::Chrono("%H:%M:%S"),
             'v' => Item::Chrono("%V"),
             'W' => Item::Chrono("%A"),
-            'w' => Item::Chrono("%w"),
             'x' => Item::Chrono("%G"),
             'Y' => Item::Chrono("%Y"),
             'y' => Item::Chrono("%y"),
@@ -498,7 +497,7 @@ fn mysql_items(fmt: &str) -> std::result::Result<Vec<Item>, String> {
                 lit.push('%');
                 continue;
             }
-            'D' | 'U' | 'u' | 'V' | 'X' => {
+            'D' | 'U' | 'u' | 'V' | 'w' | 'X' => {
                 return Err(format!(
                     "the specifier %{s} is not supported (as in Athena)"
                 ));
