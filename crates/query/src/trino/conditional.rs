@@ -45,7 +45,9 @@ pub fn trino_type(t: &DataType) -> String {
         DataType::Float64 => "double".into(),
         DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => format!("decimal({p},{s})"),
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "varchar".into(),
+        DataType::Utf8 | DataType::Utf8View => "varchar".into(),
+        // The engine holds Athena's JSON as large strings (`json_types::JSON`).
+        DataType::LargeUtf8 => "json".into(),
         DataType::Binary | DataType::BinaryView | DataType::LargeBinary => "varbinary".into(),
         DataType::FixedSizeBinary(_) => "varbinary".into(),
         DataType::Date32 | DataType::Date64 => "date".into(),
