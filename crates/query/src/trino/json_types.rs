@@ -161,6 +161,21 @@ pub fn literal_zone(v: &str) -> Option<(&str, &str)> {
 /// `ARRAY(T)` and `ROW(a T, …)` after a cast's `AS` (as `ARRAY<T>`, `STRUCT<…>`), `JSON '…'`
 /// literals (`json_parse('…')`) and `TIMESTAMP '… zone'` literals. Text without them comes
 /// back as it is.
+/// The precision and scale of a decimal literal's text (`1.00`: 3 and 2; `0.5`: 1 and 1), or
+/// None for text that is not a plain decimal number.
+fn decimal_type(v: &str) -> Option<(usize, usize)> {
+    let v = v.trim();
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |x: &str| x.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    let int = int.trim_start_matches('0');
+    let precision = (int.len() + frac.len()).max(1);
+    (precision <= 38).then_some((precision, frac.len()))
+}
+
 pub fn athena_type_syntax(sql: &str) -> String {
     let Ok(tokens) = Tokenizer::new(&AthenaDialect, sql).tokenize() else {
         return sql.to_string();
@@ -208,6 +223,24 @@ pub fn athena_type_syntax(sql: &str) -> String {
                     i += 1;
                 }
                 out.push(format!("({})", tokens[i]));
+                changed = true;
+            }
+            // `DECIMAL '1.00'` has the literal's own precision and scale, decimal(3,2).
+            Token::Word(_)
+                if word(t, "DECIMAL")
+                    && in_type.is_empty()
+                    && matches!(next, Some(Token::SingleQuotedString(v)) if decimal_type(v).is_some()) =>
+            {
+                i += 1;
+                while !matches!(tokens[i], Token::SingleQuotedString(_)) {
+                    keep_lines(&mut out, &tokens[i]);
+                    i += 1;
+                }
+                let Token::SingleQuotedString(v) = &tokens[i] else {
+                    unreachable!("matched above")
+                };
+                let (p, s) = decimal_type(v).expect("matched above");
+                out.push(format!("CAST({} AS DECIMAL({p},{s}))", tokens[i]));
                 changed = true;
             }
             // `TIMESTAMP '… zone'` is a timestamp with that time zone.
