@@ -348,10 +348,30 @@ impl datafusion::logical_expr::ScalarUDFImpl for TryRows {
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> Result<FieldRef> {
-        self.inner.return_field_from_args(args)
+        // A row that fails is NULL, whatever the function itself promises.
+        let f = self.inner.return_field_from_args(args)?;
+        Ok(Arc::new(f.as_ref().clone().with_nullable(true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         self.inner.coerce_types(arg_types)
+    }
+    // Functions that are planned away (`coalesce` into a CASE, `now()` into the query's start)
+    // still are: what they become fails row by row only through its own parts.
+    fn simplify(
+        &self,
+        args: Vec<Expr>,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        self.inner.simplify(args, info)
+    }
+    fn short_circuits(&self) -> bool {
+        self.inner.inner().short_circuits()
+    }
+    fn conditional_arguments<'a>(
+        &self,
+        args: &'a [Expr],
+    ) -> Option<(Vec<&'a Expr>, Vec<&'a Expr>)> {
+        self.inner.inner().conditional_arguments(args)
     }
     fn invoke_with_args(
         &self,
@@ -365,8 +385,12 @@ impl datafusion::logical_expr::ScalarUDFImpl for TryRows {
             return_field: Arc::clone(&args.return_field),
             config_options: Arc::clone(&args.config_options),
         };
-        if let Ok(out) = self.inner.invoke_with_args(whole) {
-            return Ok(out);
+        match self.inner.invoke_with_args(whole) {
+            Ok(out) => return Ok(out),
+            // Not a row the function cannot compute: the function cannot run here (it is
+            // planned away before it runs, `now()`), which the planner must see.
+            Err(e @ DataFusionError::Internal(_)) => return Err(e),
+            Err(_) => {}
         }
         let rows = args.number_rows;
         let mut parts: Vec<ArrayRef> = Vec::with_capacity(rows);
@@ -868,5 +892,13 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.contains("invalid Unicode scalar value"), "{e}");
+        // Functions planned as other expressions still are inside try.
+        let rows = crate::trino::csv_rows(
+            "SELECT try(coalesce(x, 1)), try(nvl(x, 2)), try(now()) IS NOT NULL \
+             FROM (VALUES (CAST(NULL AS INTEGER)), (4)) AS t(x)",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, ["1,2,true", "4,4,true"]);
     }
 }
