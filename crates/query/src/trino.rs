@@ -933,6 +933,25 @@ pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
     parse_iso8601(s).map(|t| t.timestamp_millis())
 }
 
+/// Each of `n` rows' text (`value`, None for NULL) as an ISO 8601 instant in the unit `to`
+/// counts; `bad` answers for a text that is not one (an error, or NULL inside `try`).
+pub fn iso8601_instants<'a>(
+    n: usize,
+    value: impl Fn(usize) -> Option<&'a str>,
+    to: impl Fn(DateTime<chrono::Utc>) -> Option<i64>,
+    mut bad: impl FnMut(&str) -> datafusion::error::Result<Option<i64>>,
+) -> datafusion::error::Result<Vec<Option<i64>>> {
+    (0..n)
+        .map(|i| match value(i) {
+            None => Ok(None),
+            Some(v) => match parse_iso8601(v).and_then(&to) {
+                Some(x) => Ok(Some(x)),
+                None => bad(v),
+            },
+        })
+        .collect()
+}
+
 /// The zone of a `timestamp with time zone` type (UTC for any other).
 pub fn zone_of(t: &DataType) -> Arc<str> {
     match t {
@@ -1055,20 +1074,12 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
             return plan_err!("from_iso8601_timestamp takes one argument");
         };
         let texts = strings(text, args.number_rows)?;
-        let mut out = Vec::with_capacity(texts.len());
-        for i in 0..texts.len() {
-            if texts.is_null(i) {
-                out.push(None);
-                continue;
-            }
-            let v = texts.value(i);
-            match parse_iso8601_millis(v) {
-                Some(ms) => out.push(Some(ms)),
-                None => {
-                    return exec_err!("from_iso8601_timestamp: {v:?} is not an ISO 8601 timestamp");
-                }
-            }
-        }
+        let out = iso8601_instants(
+            texts.len(),
+            |i| (!texts.is_null(i)).then(|| texts.value(i)),
+            |t| Some(t.timestamp_millis()),
+            |v| exec_err!("from_iso8601_timestamp: {v:?} is not an ISO 8601 timestamp"),
+        )?;
         let zone = zone_of(args.return_field.data_type());
         let array: ArrayRef = Arc::new(TimestampMillisecondArray::from(out).with_timezone(zone));
         Ok(match text {

@@ -1004,18 +1004,12 @@ fn at_timezone(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 /// `from_iso8601_timestamp_nanos(text)`: as `from_iso8601_timestamp`, to the nanosecond.
 fn from_iso8601_timestamp_nanos(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let texts = text(&a[0])?;
-    let mut out = Vec::with_capacity(texts.len());
-    for i in 0..texts.len() {
-        if texts.is_null(i) {
-            out.push(None);
-            continue;
-        }
-        let v = texts.value(i);
-        match super::parse_iso8601(v).and_then(|t| t.timestamp_nanos_opt()) {
-            Some(n) => out.push(Some(n)),
-            None => out.push(call.row_err(format!("{v:?} is not an ISO 8601 timestamp"))?),
-        }
-    }
+    let out = super::iso8601_instants(
+        texts.len(),
+        |i| (!texts.is_null(i)).then(|| texts.value(i)),
+        |t| t.timestamp_nanos_opt(),
+        |v| call.row_err(format!("{v:?} is not an ISO 8601 timestamp")),
+    )?;
     Ok(arc(
         arrow::array::TimestampNanosecondArray::from(out).with_timezone(super::zone_of(call.ret))
     ))
