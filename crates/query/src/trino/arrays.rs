@@ -94,6 +94,44 @@ fn list_result(
     )?))
 }
 
+/// The array of arrays a function returns (`call.ret`): the elements of `x` at `indices`, cut
+/// into arrays of the `inner` lengths, those into rows of the `outer` lengths; `valid` says
+/// which rows are not NULL.
+pub(super) fn lists_of_lists(
+    call: &Call,
+    x: &ListArray,
+    indices: Vec<u32>,
+    inner: Vec<usize>,
+    outer: Vec<usize>,
+    valid: Vec<bool>,
+) -> Result<ArrayRef> {
+    let DataType::List(outer_field) = call.ret else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array",
+            call.name
+        )));
+    };
+    let DataType::List(inner_field) = outer_field.data_type() else {
+        return Err(DataFusionError::Execution(format!(
+            "{} returns an array of arrays",
+            call.name
+        )));
+    };
+    let values = take(x.values(), &UInt32Array::from(indices), None)?;
+    let arrays = ListArray::try_new(
+        Arc::clone(inner_field),
+        OffsetBuffer::from_lengths(inner),
+        cast(&values, inner_field.data_type())?,
+        None,
+    )?;
+    Ok(arc(ListArray::try_new(
+        Arc::clone(outer_field),
+        OffsetBuffer::from_lengths(outer),
+        arc(arrays),
+        Some(valid.into()),
+    )?))
+}
+
 /// A sub-list of each row, chosen from the row's length and its integer arguments: Ok(None) for
 /// a NULL row.
 fn sublists(
@@ -832,31 +870,7 @@ fn combinations(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         counts.push(groups.len() - before);
         nulls.push(true);
     }
-    let DataType::List(outer) = call.ret else {
-        return Err(DataFusionError::Execution(format!(
-            "{} returns an array",
-            call.name
-        )));
-    };
-    let DataType::List(inner) = outer.data_type() else {
-        return Err(DataFusionError::Execution(format!(
-            "{} returns an array of arrays",
-            call.name
-        )));
-    };
-    let values = take(x.values(), &UInt32Array::from(indices), None)?;
-    let groups = ListArray::try_new(
-        Arc::clone(inner),
-        OffsetBuffer::from_lengths(groups),
-        cast(&values, inner.data_type())?,
-        None,
-    )?;
-    Ok(arc(ListArray::try_new(
-        Arc::clone(outer),
-        OffsetBuffer::from_lengths(counts),
-        arc(groups),
-        Some(nulls.into()),
-    )?))
+    lists_of_lists(call, &x, indices, groups, counts, nulls)
 }
 
 /// `shuffle(x)`: `x`'s elements in a random order.

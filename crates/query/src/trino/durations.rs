@@ -17,10 +17,9 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array,
-    IntervalMonthDayNanoArray, ListArray, StringArray, TimestampNanosecondArray, UInt32Array,
+    IntervalMonthDayNanoArray, StringArray, TimestampNanosecondArray,
 };
-use arrow::buffer::OffsetBuffer;
-use arrow::compute::{cast, take};
+use arrow::compute::cast;
 use arrow::datatypes::{
     DataType, Field, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
@@ -250,30 +249,7 @@ fn ngrams(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         outer_lengths.push(grams);
         valid.push(true);
     }
-    let (DataType::List(outer), DataType::List(inner)) = (
-        call.ret,
-        match call.ret {
-            DataType::List(f) => f.data_type(),
-            t => t,
-        },
-    ) else {
-        return call
-            .row_err::<()>("ngrams returns an array of arrays")
-            .map(|_| arrow::array::new_empty_array(call.ret));
-    };
-    let values = take(x.values(), &UInt32Array::from(indices), None)?;
-    let inner_list = ListArray::try_new(
-        Arc::clone(inner),
-        OffsetBuffer::from_lengths(inner_lengths),
-        cast(&values, inner.data_type())?,
-        None,
-    )?;
-    Ok(arc(ListArray::try_new(
-        Arc::clone(outer),
-        OffsetBuffer::from_lengths(outer_lengths),
-        arc(inner_list),
-        Some(valid.into()),
-    )?))
+    super::arrays::lists_of_lists(call, &x, indices, inner_lengths, outer_lengths, valid)
 }
 
 pub fn functions() -> Vec<Fun> {
