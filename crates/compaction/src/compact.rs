@@ -9,14 +9,16 @@
 //! committed version as it was, and the half-written version is removed by `etl gc` later.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{SecondsFormat, Utc};
 use eventlake_contract::schema::file_schema;
 use eventlake_contract::{PartitionKey, Reason, layout};
+use futures::TryStreamExt;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use object_store::buffered::BufWriter;
@@ -27,13 +29,14 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::earlier::{
-    ID_INDEX_FILE, IdBoard, IdIndex, Ids, earlier_ids, encode_index, ids_of, is_earlier_duplicate,
-    lookup, read_objects,
+    ID_INDEX_FILE, IdBoard, IdIndex, Ids, PassThrough, earlier_ids, encode_index, ids_of,
+    is_earlier_duplicate, lookup, object_stream,
 };
 use crate::encode::ParallelFile;
 use crate::error::{Error, Result};
 use crate::plan::PartitionPlan;
 use crate::read::{Chunk, QuarantineRecord};
+use crate::spill::Spill;
 use eventlake_catalog::Lake;
 use eventlake_catalog::{Catalog, CommitOutcome, DataFile, PartitionEntry};
 
@@ -63,7 +66,16 @@ pub struct CompactOptions {
     /// Set by a replay: how many of the lines the previous version quarantined this compaction
     /// takes in (recorded as `counts.replayed`).
     pub replayed: u64,
+    /// Rows of one partition held in memory (Arrow bytes) before they are sorted and spilled to
+    /// local disk as a run (see [`crate::spill`]); a partition that fits is never spilled.
+    pub spill_bytes: usize,
+    /// Where spilled runs go; the system's temporary folder (`TMPDIR`) when unset.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
+
+/// Megabytes of one partition's rows held in memory before they spill: partitions of a few
+/// hundred thousand events fit, and `--jobs 2` of them stay well under 512 MiB.
+pub const DEFAULT_SPILL_MB: usize = 128;
 
 impl CompactOptions {
     /// Raw objects read at once when not set: 8 on a folder, 64 on object storage, where each
@@ -84,6 +96,8 @@ impl Default for CompactOptions {
             incremental: false,
             max_files: 16,
             replayed: 0,
+            spill_bytes: DEFAULT_SPILL_MB * 1024 * 1024,
+            spill_dir: None,
         }
     }
 }
@@ -156,6 +170,9 @@ pub struct Timings {
     pub dedupe_sort_ms: u64,
     pub write_ms: u64,
     pub total_ms: u64,
+    /// Sorted runs the partition's rows were spilled to (none when they fitted in memory).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub spilled_runs: u64,
 }
 
 /// Written beside each version's files as `_manifest.json`.
@@ -244,39 +261,87 @@ pub async fn compact_partition(
     let partition = &plan.partition;
     let version = new_version();
 
-    // Read and parse the raw objects concurrently, keeping their order (for a deterministic
-    // first-wins among equal `received_at`).
-    let outcomes = read_objects(lake, partition, &plan.objects, opts.read_concurrency).await?;
-    let read_ms = started.elapsed().as_millis() as u64;
-
     let mut counts = Counts {
         objects: plan.objects.len() as u64,
         raw_bytes: plan.bytes,
+        replayed: opts.replayed,
         ..Counts::default()
     };
-    let (quarantine, chunks) = tally(outcomes, &mut counts);
-    counts.replayed = opts.replayed;
+    // Read and parse the raw objects concurrently, keeping their order (for a deterministic
+    // first-wins among equal `received_at`). Rows past the memory budget go to sorted runs on
+    // disk; what de-duplication needs of every line stays here.
+    let mut quarantine = Vec::new();
+    let mut held: Vec<Chunk> = Vec::new();
+    let mut held_bytes = 0;
+    let mut spill: Option<Spill> = None;
+    let mut keys = KeysBuilder::default();
+    let mut outcomes = std::pin::pin!(object_stream(
+        lake,
+        partition,
+        &plan.objects,
+        opts.read_concurrency
+    ));
+    while let Some(o) = outcomes.try_next().await? {
+        let Some(chunk) = tally_one(o, &mut counts, &mut quarantine) else {
+            continue;
+        };
+        held_bytes += chunk.batch.get_array_memory_size();
+        held.push(chunk);
+        if held_bytes > opts.spill_bytes {
+            let runs = match &mut spill {
+                Some(s) => s,
+                None => spill.insert(Spill::new(opts.spill_dir.as_deref())?),
+            };
+            runs.write_run(&held, keys.lines())?;
+            keys.add(&held)?;
+            held.clear();
+            held_bytes = 0;
+        }
+    }
+    if let Some(runs) = &mut spill
+        && !held.is_empty()
+    {
+        runs.write_run(&held, keys.lines())?;
+    }
+    keys.add(&held)?;
+    if spill.is_some() {
+        held = Vec::new();
+    }
+    let read_ms = started.elapsed().as_millis() as u64;
 
     let t = Instant::now();
     // This partition's ids go to the days after it first, so they do not wait for its sort.
-    let (own_ids, hashes) = ids_of(&chunks)?;
-    let own_ids = Arc::new(own_ids);
+    let own_ids = Arc::new(keys.index()?);
     board.publish(partition, Arc::clone(&own_ids));
-    let dedupe = dedupe_rows(
+    let keep = dedupe_rows(
         lake,
         catalog,
         plan,
         opts,
         board,
-        (&chunks, &hashes),
+        keys.line_keys(),
         &mut counts,
     )
     .await?;
+    drop(keys);
+    let order = match spill {
+        None => sorted_order(&held, &keep),
+        Some(_) => Vec::new(),
+    };
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
+    let spilled_runs = spill.as_ref().map_or(0, |s| s.runs() as u64);
 
     let t = Instant::now();
-    let files = write_files(lake, partition, &version, 0, &chunks, &dedupe.order, opts).await?;
-    drop(chunks);
+    let files = match &spill {
+        None => write_files(lake, partition, &version, 0, &held, &order, opts).await?,
+        Some(runs) => {
+            tracing::debug!(partition = %partition, runs = runs.runs(), "merging spilled runs");
+            let mut sink = Sink::new(lake, partition, &version, 0, opts)?;
+            runs.merge(&keep, &mut sink).await?;
+            sink.finish().await?
+        }
+    };
+    drop((held, order, keep, spill));
     let bytes_written = files.iter().map(|f| f.size).sum();
     commit_version(
         lake,
@@ -291,10 +356,58 @@ pub async fn compact_partition(
             ids: &own_ids,
             appended: None,
             expected: plan.current.as_ref().map(|c| c.version.as_str()),
+            spilled_runs,
         },
         (started, read_ms, dedupe_sort_ms, t),
     )
     .await
+}
+
+/// What de-duplication needs of a partition's lines, gathered a few chunks at a time.
+#[derive(Default)]
+struct KeysBuilder {
+    ids: Vec<Ids>,
+    hashes: Vec<u128>,
+    received: Vec<i64>,
+    fingerprints: Vec<u64>,
+}
+
+impl KeysBuilder {
+    /// Valid lines gathered so far.
+    fn lines(&self) -> usize {
+        self.hashes.len()
+    }
+
+    fn add(&mut self, chunks: &[Chunk]) -> Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let (ids, hashes) = ids_of(chunks)?;
+        let (received, fingerprints) = received_and_fingerprints(chunks);
+        self.ids.push(ids);
+        self.hashes.extend(hashes);
+        self.received.extend(received);
+        self.fingerprints.extend(fingerprints);
+        Ok(())
+    }
+
+    /// The id index of every line gathered.
+    fn index(&mut self) -> Result<Ids> {
+        let mut parts = std::mem::take(&mut self.ids);
+        Ok(match parts.len() {
+            0 => ids_of(&[])?.0,
+            1 => parts.pop().expect("one"),
+            _ => arrow::compute::concat_batches(&parts[0].schema(), &parts)?,
+        })
+    }
+
+    fn line_keys(&self) -> LineKeys<'_> {
+        LineKeys {
+            hashes: &self.hashes,
+            received: &self.received,
+            fingerprints: &self.fingerprints,
+        }
+    }
 }
 
 /// Fails the partition when its lines are not all accounted for (a bug, never published).
@@ -337,6 +450,8 @@ pub(crate) struct NewVersion<'a> {
     pub(crate) appended: Option<Appended>,
     /// The version the catalog must still point at.
     pub(crate) expected: Option<&'a str>,
+    /// Sorted runs this run spilled the rows to.
+    pub(crate) spilled_runs: u64,
 }
 
 /// Writes the version's quarantine, id index and manifest beside its files, then points the
@@ -358,6 +473,7 @@ pub(crate) async fn commit_version(
         ids,
         appended,
         expected,
+        spilled_runs,
     } = v;
     let quarantine_key = if quarantine.is_empty() {
         None
@@ -377,6 +493,7 @@ pub(crate) async fn commit_version(
         dedupe_sort_ms,
         write_ms: write_started.elapsed().as_millis() as u64,
         total_ms: started.elapsed().as_millis() as u64,
+        spilled_runs,
     };
 
     let manifest = Manifest {
@@ -457,147 +574,162 @@ pub(crate) fn tally(
     let mut quarantine: Vec<QuarantineRecord> = Vec::new();
     let mut chunks: Vec<Chunk> = Vec::with_capacity(outcomes.len());
     for o in outcomes {
-        counts.lines += o.lines;
-        counts.raw_uncompressed_bytes += o.bytes_read;
-        counts.quarantined += o.quarantined.len() as u64;
-        for q in &o.quarantined {
-            *counts.by_reason.entry(q.reason).or_default() += 1;
-        }
-        quarantine.extend(o.quarantined);
-        if let Some(f) = o.object_failure {
-            counts.objects_failed += 1;
-            quarantine.push(f);
-        }
-        chunks.extend(o.chunk);
+        chunks.extend(tally_one(o, counts, &mut quarantine));
     }
     (quarantine, chunks)
 }
 
-/// One row per event id of `chunks` (their ids hashed in `hashes`), none an earlier day already
-/// has, in the file order; `counts` gets the rows and the duplicates of both kinds, and must then
-/// account for every line.
+/// Adds one read object to `counts` and its quarantine records to `quarantine`; its valid rows.
+pub(crate) fn tally_one(
+    o: crate::read::ObjectOutcome,
+    counts: &mut Counts,
+    quarantine: &mut Vec<QuarantineRecord>,
+) -> Option<Chunk> {
+    counts.lines += o.lines;
+    counts.raw_uncompressed_bytes += o.bytes_read;
+    counts.quarantined += o.quarantined.len() as u64;
+    for q in &o.quarantined {
+        *counts.by_reason.entry(q.reason).or_default() += 1;
+    }
+    quarantine.extend(o.quarantined);
+    if let Some(f) = o.object_failure {
+        counts.objects_failed += 1;
+        quarantine.push(f);
+    }
+    o.chunk
+}
+
+/// What de-duplication needs of each valid line, in line order (line `r` of chunk `c` at
+/// `offsets[c] + r`): its id's hash, its `received_at` and its content fingerprint.
+pub(crate) struct LineKeys<'a> {
+    pub(crate) hashes: &'a [u128],
+    pub(crate) received: &'a [i64],
+    pub(crate) fingerprints: &'a [u64],
+}
+
+/// The `received_at` and the fingerprint of each line of `chunks`, in line order.
+pub(crate) fn received_and_fingerprints(chunks: &[Chunk]) -> (Vec<i64>, Vec<u64>) {
+    let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
+    let (mut received, mut fingerprints) = (Vec::with_capacity(lines), Vec::with_capacity(lines));
+    for c in chunks {
+        received.extend_from_slice(
+            c.batch
+                .column(3)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values(),
+        );
+        fingerprints.extend_from_slice(&c.fingerprints);
+    }
+    (received, fingerprints)
+}
+
+/// Which lines become rows: one per event id, none an earlier day already has. `counts` gets the
+/// rows and the duplicates of both kinds, and must then account for every line.
 pub(crate) async fn dedupe_rows(
     lake: &Lake,
     catalog: &dyn Catalog,
     plan: &PartitionPlan,
     opts: &CompactOptions,
     board: &IdBoard,
-    (chunks, hashes): (&[Chunk], &[u128]),
+    keys: LineKeys<'_>,
     counts: &mut Counts,
-) -> Result<Deduped> {
-    let mut dedupe = dedupe_and_sort(chunks);
+) -> Result<Vec<bool>> {
+    let mut kept = first_received(&keys);
     // Added to what the caller counted already (an incremental run's repeats of committed ids).
-    counts.duplicates += dedupe.duplicates;
-    counts.conflicts += dedupe.conflicts;
-    counts.cross_partition_duplicates += drop_earlier_duplicates(
-        lake,
-        catalog,
-        plan,
-        opts,
-        board,
-        chunks,
-        hashes,
-        &mut dedupe,
-    )
-    .await?;
-    counts.rows = dedupe.order.len() as u64;
+    counts.duplicates += kept.duplicates;
+    counts.conflicts += kept.conflicts;
+    counts.cross_partition_duplicates +=
+        drop_earlier_duplicates(lake, catalog, plan, opts, board, &keys, &mut kept.keep).await?;
+    counts.rows = kept.keep.iter().filter(|k| **k).count() as u64;
     check_balanced(&plan.partition, counts)?;
-    Ok(dedupe)
+    Ok(kept.keep)
 }
 
-/// Drops from `dedupe` the rows whose event id an earlier partition of the team received within
+/// Unsets in `keep` the lines whose event id an earlier partition of the team received within
 /// the window; how many.
-#[allow(clippy::too_many_arguments)]
 async fn drop_earlier_duplicates(
     lake: &Lake,
     catalog: &dyn Catalog,
     plan: &PartitionPlan,
     opts: &CompactOptions,
     board: &IdBoard,
-    chunks: &[Chunk],
-    hashes: &[u128],
-    dedupe: &mut Deduped,
+    keys: &LineKeys<'_>,
+    keep: &mut [bool],
 ) -> Result<u64> {
     if plan.earlier.is_empty() {
         return Ok(0);
     }
     let earlier = earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
     let earlier = lookup(&earlier);
-    let before = dedupe.order.len();
-    let offsets: Vec<usize> = chunks
-        .iter()
-        .scan(0, |at, c| {
-            let here = *at;
-            *at += c.batch.num_rows();
-            Some(here)
+    let mut dropped = 0;
+    for (i, k) in keep.iter_mut().enumerate() {
+        if *k
+            && is_earlier_duplicate(
+                &earlier,
+                keys.hashes[i],
+                keys.received[i],
+                plan.dedupe_window,
+            )
+        {
+            *k = false;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
+/// The lines to keep, and the duplicates dropped.
+struct Kept {
+    keep: Vec<bool>,
+    duplicates: u64,
+    conflicts: u64,
+}
+
+/// One line per event id: the first by `received_at` wins, ties going to the earlier line (the
+/// earlier object, then the earlier line in it). A dropped line whose content differs from the
+/// winner's is a conflict.
+fn first_received(keys: &LineKeys<'_>) -> Kept {
+    let n = keys.hashes.len();
+    let mut best: HashMap<u128, u32, BuildHasherDefault<PassThrough>> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    let mut keep = vec![true; n];
+    let mut duplicates = 0;
+    for (i, &h) in keys.hashes.iter().enumerate() {
+        match best.entry(h) {
+            Entry::Vacant(v) => {
+                v.insert(i as u32);
+            }
+            Entry::Occupied(mut o) => {
+                let kept = *o.get() as usize;
+                let loser = if keys.received[i] < keys.received[kept] {
+                    o.insert(i as u32);
+                    kept
+                } else {
+                    i
+                };
+                keep[loser] = false;
+                duplicates += 1;
+            }
+        }
+    }
+    let conflicts = (0..n)
+        .filter(|&i| {
+            !keep[i] && keys.fingerprints[best[&keys.hashes[i]] as usize] != keys.fingerprints[i]
         })
-        .collect();
-    let received: Vec<_> = chunks
-        .iter()
-        .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
-        .collect();
-    dedupe.order.retain(|&(c, r)| {
-        !is_earlier_duplicate(
-            &earlier,
-            hashes[offsets[c] + r],
-            received[c].value(r),
-            plan.dedupe_window,
-        )
-    });
-    Ok((before - dedupe.order.len()) as u64)
+        .count() as u64;
+    Kept {
+        keep,
+        duplicates,
+        conflicts,
+    }
 }
 
-/// The rows to write, in order, as (chunk, row) positions.
-pub(crate) struct Deduped {
-    pub(crate) order: Vec<(usize, usize)>,
-    pub(crate) duplicates: u64,
-    pub(crate) conflicts: u64,
-}
-
-/// One row per `event_id`: the first by `received_at` wins, ties going to the earlier object and
-/// line. Then the winners are sorted by [`SORT_ORDER`].
-fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
-    let total: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
+/// The kept lines of `chunks` as (chunk, row) positions, sorted by [`SORT_ORDER`].
+pub(crate) fn sorted_order(chunks: &[Chunk], keep: &[bool]) -> Vec<(usize, usize)> {
     let ids: Vec<_> = chunks
         .iter()
         .map(|c| c.batch.column(0).as_string::<i32>())
         .collect();
-    let received: Vec<_> = chunks
-        .iter()
-        .map(|c| c.batch.column(3).as_primitive::<TimestampMicrosecondType>())
-        .collect();
-
-    let mut best: HashMap<&str, (u32, u32)> = HashMap::with_capacity(total);
-    let mut dropped: Vec<(u32, u32)> = Vec::new();
-    for (ci, id_col) in ids.iter().enumerate() {
-        for r in 0..id_col.len() {
-            let here = (ci as u32, r as u32);
-            match best.entry(id_col.value(r)) {
-                Entry::Vacant(v) => {
-                    v.insert(here);
-                }
-                Entry::Occupied(mut o) => {
-                    let (bc, br) = *o.get();
-                    let kept_at = received[bc as usize].value(br as usize);
-                    if received[ci].value(r) < kept_at {
-                        dropped.push(o.insert(here));
-                    } else {
-                        dropped.push(here);
-                    }
-                }
-            }
-        }
-    }
-    let fp = |(c, r): (u32, u32)| chunks[c as usize].fingerprints[r as usize];
-    let conflicts = dropped
-        .iter()
-        .filter(|&&d| {
-            let id = ids[d.0 as usize].value(d.1 as usize);
-            fp(best[id]) != fp(d)
-        })
-        .count() as u64;
-
-    // Sort winners by (event_type, event_time, event_id); event types are few, so rank them once.
     let types: Vec<_> = chunks
         .iter()
         .map(|c| c.batch.column(1).as_string::<i32>())
@@ -606,32 +738,34 @@ fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         .iter()
         .map(|c| c.batch.column(2).as_primitive::<TimestampMicrosecondType>())
         .collect();
-    let mut type_names: Vec<&str> = Vec::new();
+    // Event types are few: rank them once and sort by rank.
     let mut type_rank: HashMap<&str, u32> = HashMap::new();
-    for &(c, r) in best.values() {
-        let t = types[c as usize].value(r as usize);
-        if !type_rank.contains_key(t) {
-            type_rank.insert(t, 0);
-            type_names.push(t);
+    for t in &types {
+        for v in t.iter().flatten() {
+            if !type_rank.contains_key(v) {
+                type_rank.insert(v, 0);
+            }
         }
     }
+    let mut type_names: Vec<&str> = type_rank.keys().copied().collect();
     type_names.sort_unstable();
     for (i, t) in type_names.iter().enumerate() {
         type_rank.insert(t, i as u32);
     }
-    let mut keyed: Vec<(u32, i64, &str, usize, usize)> = best
-        .iter()
-        .map(|(id, &(c, r))| {
-            let (c, r) = (c as usize, r as usize);
-            (type_rank[types[c].value(r)], times[c].value(r), *id, c, r)
-        })
-        .collect();
-    keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    Deduped {
-        order: keyed.into_iter().map(|k| (k.3, k.4)).collect(),
-        duplicates: dropped.len() as u64,
-        conflicts,
+    let mut keyed: Vec<(u32, i64, &str, usize, usize)> =
+        Vec::with_capacity(keep.iter().filter(|k| **k).count());
+    let mut line = 0;
+    for (c, chunk) in chunks.iter().enumerate() {
+        for r in 0..chunk.batch.num_rows() {
+            if keep[line] {
+                let rank = type_rank[types[c].value(r)];
+                keyed.push((rank, times[c].value(r), ids[c].value(r), c, r));
+            }
+            line += 1;
+        }
     }
+    keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    keyed.into_iter().map(|k| (k.3, k.4)).collect()
 }
 
 fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
@@ -679,8 +813,11 @@ fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
         .build())
 }
 
-/// Writes the rows in `order` as Parquet files of about `target_file_bytes` each.
-/// Writes the rows at `order` into new files of the version, numbered from `first`.
+/// Rows a slice of the writer gathers and encodes at once, at most.
+pub(crate) const SLICE_ROWS: usize = 64 * 1024;
+
+/// Writes the rows at `order` of `chunks` (sorted by [`SORT_ORDER`]) into new files of the
+/// version, numbered from `first`.
 pub(crate) async fn write_files(
     lake: &Lake,
     partition: &PartitionKey,
@@ -690,55 +827,98 @@ pub(crate) async fn write_files(
     order: &[(usize, usize)],
     opts: &CompactOptions,
 ) -> Result<Vec<DataFile>> {
-    const SLICE: usize = 64 * 1024;
-    let props = writer_properties(opts)?;
-    let schema = file_schema();
-    let mut files = Vec::new();
-    let mut writer: Option<ParallelFile> = None;
-    // Slices of at most SLICE rows of one event type, each flagged when it ends the type's run.
-    let mut slices: Vec<TypeSlice> = Vec::new();
-    for (event_type, run) in type_runs(chunks, order) {
-        let n = run.len().div_ceil(SLICE);
-        slices.extend(
-            run.chunks(SLICE)
-                .enumerate()
-                .map(|(i, s)| (event_type, s, i + 1 == n)),
-        );
+    let batches: Vec<RecordBatch> = chunks.iter().map(|c| c.batch.clone()).collect();
+    let mut sink = Sink::new(lake, partition, version, first, opts)?;
+    for (event_type, run) in type_runs(&batches, order) {
+        let n = run.len().div_ceil(SLICE_ROWS);
+        for (i, slice) in run.chunks(SLICE_ROWS).enumerate() {
+            sink.write(&batches, slice, event_type, i + 1 == n).await?;
+        }
     }
-    for (event_type, slice, run_ends) in slices {
-        let w = match &mut writer {
+    sink.finish().await
+}
+
+/// Sorted rows in, Parquet files of about `target_file_bytes` out: the rows come a slice at a
+/// time, each of one event type and at most [`SLICE_ROWS`] rows.
+pub(crate) struct Sink<'a> {
+    lake: &'a Lake,
+    partition: &'a PartitionKey,
+    version: &'a str,
+    first: usize,
+    target_file_bytes: u64,
+    props: WriterProperties,
+    files: Vec<DataFile>,
+    writer: Option<ParallelFile>,
+}
+
+impl<'a> Sink<'a> {
+    pub(crate) fn new(
+        lake: &'a Lake,
+        partition: &'a PartitionKey,
+        version: &'a str,
+        first: usize,
+        opts: &CompactOptions,
+    ) -> Result<Self> {
+        Ok(Self {
+            lake,
+            partition,
+            version,
+            first,
+            target_file_bytes: opts.target_file_bytes,
+            props: writer_properties(opts)?,
+            files: Vec::new(),
+            writer: None,
+        })
+    }
+
+    /// Writes the rows at `positions` of `batches`, all of `event_type`; `run_ends` when no
+    /// row of that type follows.
+    pub(crate) async fn write(
+        &mut self,
+        batches: &[RecordBatch],
+        positions: &[(usize, usize)],
+        event_type: &str,
+        run_ends: bool,
+    ) -> Result<()> {
+        let w = match &mut self.writer {
             Some(w) => w,
             None => {
-                let key = layout::curated_file_key(partition, version, first + files.len());
-                let object = BufWriter::new(Arc::clone(lake.store()), lake.path(&key));
-                writer.insert(ParallelFile::try_new(
+                let key = layout::curated_file_key(
+                    self.partition,
+                    self.version,
+                    self.first + self.files.len(),
+                );
+                let object = BufWriter::new(Arc::clone(self.lake.store()), self.lake.path(&key));
+                self.writer.insert(ParallelFile::try_new(
                     key,
                     object,
-                    Arc::clone(&schema),
-                    props.clone(),
+                    file_schema(),
+                    self.props.clone(),
                 )?)
             }
         };
-        w.write(chunks, slice, event_type).await?;
+        w.write(batches, positions, event_type).await?;
         // A row group per event type (once it has a few pages' worth of rows): a filter on
         // `event_type` then keeps or drops whole row groups by their statistics, in every engine
         // (Athena does not use the page index), and reads no neighbouring type's rows.
         if run_ends && w.in_progress_rows() >= MIN_TYPE_GROUP_ROWS {
             w.flush().await?;
         }
-        if w.estimated_size() as u64 >= opts.target_file_bytes {
-            let file = writer.take().expect("open writer");
-            files.push(finish(file).await?);
+        if w.estimated_size() as u64 >= self.target_file_bytes {
+            let file = self.writer.take().expect("open writer");
+            self.files.push(finish(file).await?);
         }
+        Ok(())
     }
-    if let Some(file) = writer.take() {
-        files.push(finish(file).await?);
-    }
-    Ok(files)
-}
 
-/// Rows of one event type (at most a slice's worth), and whether they end the type's run.
-type TypeSlice<'a> = (&'a str, &'a [(usize, usize)], bool);
+    /// Completes the last file; the files written.
+    pub(crate) async fn finish(mut self) -> Result<Vec<DataFile>> {
+        if let Some(file) = self.writer.take() {
+            self.files.push(finish(file).await?);
+        }
+        Ok(self.files)
+    }
+}
 
 /// Completes a data file and says what its entry in the manifest will.
 async fn finish(mut file: ParallelFile) -> Result<DataFile> {
@@ -760,16 +940,13 @@ const MIN_TYPE_GROUP_ROWS: usize = 4_096;
 
 /// Splits `order` (sorted by event type first) into runs of one event type each.
 fn type_runs<'a, 'c>(
-    chunks: &'c [Chunk],
+    batches: &'c [RecordBatch],
     order: &'a [(usize, usize)],
 ) -> Vec<(&'c str, &'a [(usize, usize)])> {
-    let index = file_schema()
-        .index_of("event_type")
-        .expect("the contract has event_type");
-    // The contract's file schema has `event_type` as Utf8.
-    let columns: Vec<_> = chunks
+    // The contract's file schema has `event_type` as Utf8, second.
+    let columns: Vec<_> = batches
         .iter()
-        .map(|c| c.batch.column(index).as_string::<i32>())
+        .map(|b| b.column(1).as_string::<i32>())
         .collect();
     let value = |&(c, r): &(usize, usize)| -> &'c str { columns[c].value(r) };
     let mut runs = Vec::new();
@@ -814,6 +991,28 @@ mod tests {
         read_object("raw/x.ndjson", text.as_bytes(), &partition())
             .chunk
             .expect("rows")
+    }
+
+    struct Deduped {
+        order: Vec<(usize, usize)>,
+        duplicates: u64,
+        conflicts: u64,
+    }
+
+    /// The in-memory path: one row per id, sorted.
+    fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
+        let (_, hashes) = ids_of(chunks).unwrap();
+        let (received, fingerprints) = received_and_fingerprints(chunks);
+        let kept = first_received(&LineKeys {
+            hashes: &hashes,
+            received: &received,
+            fingerprints: &fingerprints,
+        });
+        Deduped {
+            order: sorted_order(chunks, &kept.keep),
+            duplicates: kept.duplicates,
+            conflicts: kept.conflicts,
+        }
     }
 
     /// The kept rows as (event_id, user_id), in written order.

@@ -302,8 +302,21 @@ pub(crate) async fn read_objects(
     objects: &[RawObject],
     concurrency: usize,
 ) -> Result<Vec<ObjectOutcome>> {
+    object_stream(lake, partition, objects, concurrency)
+        .try_collect()
+        .await
+}
+
+/// Raw objects of a partition read and validated, `concurrency` at a time, handed over one by
+/// one in their order.
+pub(crate) fn object_stream<'a>(
+    lake: &'a Lake,
+    partition: &'a PartitionKey,
+    objects: &'a [RawObject],
+    concurrency: usize,
+) -> impl futures::Stream<Item = Result<ObjectOutcome>> + 'a {
     futures::stream::iter(objects.iter().cloned())
-        .map(|o| {
+        .map(move |o| {
             let lake = lake.clone();
             let partition = partition.clone();
             tokio::spawn(async move {
@@ -313,8 +326,6 @@ pub(crate) async fn read_objects(
         })
         .buffered(concurrency.max(1))
         .map(|joined| joined.map_err(Error::from).and_then(|r| r))
-        .try_collect()
-        .await
 }
 
 /// The committed id index of `earlier`, when its version was built from its raw objects as they

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::Array;
+use arrow::array::{Array, RecordBatch};
 use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use object_store::buffered::BufWriter;
@@ -22,7 +22,6 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
 use crate::error::Result;
-use crate::read::Chunk;
 
 /// Slices with fewer rows than this are encoded on the calling thread alone.
 const MIN_PARALLEL_ROWS: usize = 4_096;
@@ -91,11 +90,12 @@ impl ParallelFile {
                 .sum::<usize>()
     }
 
-    /// Appends the rows at `positions` of `chunks`, of one event type, starting a new row group
-    /// whenever one reaches the row limit (as `ArrowWriter` does).
+    /// Appends the rows at `positions` of `batches` (whose first columns are the file's), of one
+    /// event type, starting a new row group whenever one reaches the row limit (as `ArrowWriter`
+    /// does).
     pub(crate) async fn write(
         &mut self,
-        chunks: &[Chunk],
+        batches: &[RecordBatch],
         positions: &[(usize, usize)],
         event_type: &str,
     ) -> Result<()> {
@@ -103,7 +103,7 @@ impl ParallelFile {
         while !rest.is_empty() {
             let room = self.max_row_group_rows - self.in_progress_rows;
             let (now, later) = rest.split_at(rest.len().min(room));
-            self.encode(chunks, now)?;
+            self.encode(batches, now)?;
             self.in_progress_rows += now.len();
             if self.in_progress_rows >= self.max_row_group_rows {
                 self.flush().await?;
@@ -117,7 +117,7 @@ impl ParallelFile {
 
     /// Gathers and encodes each column of the rows at `positions`, the columns shared out among
     /// threads.
-    fn encode(&mut self, chunks: &[Chunk], positions: &[(usize, usize)]) -> Result<()> {
+    fn encode(&mut self, batches: &[RecordBatch], positions: &[(usize, usize)]) -> Result<()> {
         let fields = self.schema.fields();
         let queue = Mutex::new(self.columns.iter_mut().enumerate());
         let work = || -> Result<()> {
@@ -127,7 +127,7 @@ impl ParallelFile {
                     return Ok(());
                 };
                 let arrays: Vec<&dyn Array> =
-                    chunks.iter().map(|c| c.batch.column(i).as_ref()).collect();
+                    batches.iter().map(|b| b.column(i).as_ref()).collect();
                 let column = interleave(&arrays, positions)?;
                 for leaf in compute_leaves(&fields[i], &column)? {
                     writer.write(&leaf)?;

@@ -35,6 +35,10 @@ pub enum Error {
         lines: u64,
     },
 
+    /// A large partition's sorted runs could not be written to or read from local disk.
+    #[error("spill: {0}")]
+    Spill(String),
+
     /// A background task was cancelled, or panicked (a bug).
     #[error("task {}: {message}", if *panicked { "panicked" } else { "was cancelled" })]
     Task { panicked: bool, message: String },
@@ -49,6 +53,8 @@ impl Error {
             Error::Parquet(parquet::errors::ParquetError::External(_)) => true,
             Error::Parquet(_) | Error::Arrow(_) | Error::InvalidArgument(_) => false,
             Error::Unbalanced { .. } => false,
+            // A full or read-only disk stays so for the next attempt.
+            Error::Spill(_) => false,
             Error::Task { panicked, .. } => !panicked,
         }
     }

@@ -29,8 +29,9 @@ use eventlake_contract::layout;
 use object_store::ObjectStoreExt;
 
 use crate::compact::{
-    Appended, CompactOptions, Compacted, Counts, Manifest, NewVersion, commit_version, dedupe_rows,
-    new_version, quarantine_body, read_manifest, tally, write_files,
+    Appended, CompactOptions, Compacted, Counts, LineKeys, Manifest, NewVersion, commit_version,
+    dedupe_rows, new_version, quarantine_body, read_manifest, received_and_fingerprints,
+    sorted_order, tally, write_files,
 };
 use crate::earlier::{IdBoard, Ids, decode_index, ids_of, read_objects};
 use crate::error::Result;
@@ -253,16 +254,22 @@ pub async fn try_append(
     let all_ids = Arc::new(all_ids);
     board.publish(partition, Arc::clone(&all_ids));
 
-    let dedupe = dedupe_rows(
+    let (received, fingerprints) = received_and_fingerprints(&chunks);
+    let keep = dedupe_rows(
         lake,
         catalog,
         plan,
         opts,
         board,
-        (&chunks, &hashes),
+        LineKeys {
+            hashes: &hashes,
+            received: &received,
+            fingerprints: &fingerprints,
+        },
         &mut run,
     )
     .await?;
+    let order = sorted_order(&chunks, &keep);
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
 
     let t = Instant::now();
@@ -284,7 +291,7 @@ pub async fn try_append(
         &version,
         files.len(),
         &chunks,
-        &dedupe.order,
+        &order,
         opts,
     )
     .await?;
@@ -315,6 +322,7 @@ pub async fn try_append(
                 counts: run.clone(),
             }),
             expected: Some(&entry.version),
+            spilled_runs: 0,
         },
         (started, read_ms, dedupe_sort_ms, t),
     )

@@ -249,6 +249,14 @@ pub struct TuningArgs {
     /// full, merging them back.
     #[arg(long, default_value_t = 16)]
     pub max_files: usize,
+    /// Megabytes of one partition's rows held in memory; past that, its rows are sorted and
+    /// spilled to local disk in runs, merged when the files are written (`--jobs` partitions
+    /// are compacted at once, each with this much).
+    #[arg(long, env = "EVENTLAKE_SPILL_MB", default_value_t = eventlake_compaction::compact::DEFAULT_SPILL_MB)]
+    pub spill_mb: usize,
+    /// Folder for spilled runs (default: the system's temporary folder, `TMPDIR`).
+    #[arg(long, env = "EVENTLAKE_SPILL_DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl TuningArgs {
@@ -256,9 +264,14 @@ impl TuningArgs {
         let read_concurrency = self
             .read_concurrency
             .unwrap_or_else(|| CompactOptions::default_read_concurrency(on_s3));
-        if self.target_file_mb == 0 || self.row_group_rows == 0 || read_concurrency == 0 {
+        if self.target_file_mb == 0
+            || self.row_group_rows == 0
+            || read_concurrency == 0
+            || self.spill_mb == 0
+        {
             return Err(Error::InvalidArgument(
-                "--target-file-mb, --row-group-rows and --read-concurrency must be positive".into(),
+                "--target-file-mb, --row-group-rows, --read-concurrency and --spill-mb must be positive"
+                    .into(),
             ));
         }
         Ok(CompactOptions {
@@ -270,6 +283,8 @@ impl TuningArgs {
             incremental: self.incremental,
             max_files: self.max_files.max(1),
             replayed: 0,
+            spill_bytes: self.spill_mb.saturating_mul(1024 * 1024),
+            spill_dir: self.spill_dir.clone(),
         })
     }
 }

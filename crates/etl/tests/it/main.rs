@@ -16,5 +16,6 @@ mod lease;
 mod metrics;
 mod replay;
 mod saved_queries;
+mod spill;
 mod task;
 mod versions;

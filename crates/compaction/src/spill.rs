@@ -1,0 +1,410 @@
+//! Partitions larger than memory: sorted runs on local disk, merged into the files.
+//!
+//! While a partition is read, its rows are held in memory until they take
+//! [`CompactOptions::spill_bytes`](crate::compact::CompactOptions::spill_bytes). Then they are
+//! sorted by [`SORT_ORDER`](crate::compact::SORT_ORDER) and written to a local file (Arrow IPC)
+//! as a run, each row with its line number in the partition, and dropped. De-duplication needs
+//! only each line's id hash, `received_at` and fingerprint (32 bytes a line), which stay in
+//! memory. Once every object is read, the runs are merged: the rows come out in the sort order,
+//! the lines de-duplication dropped are skipped, and the writer gets the same slices an
+//! in-memory compaction gives it, so the files are the same, byte for byte.
+//!
+//! Memory then holds one batch per run and the slice being written, whatever the partition's
+//! size. The runs live in a temporary folder (under `TMPDIR`, or `--spill-dir`), removed when
+//! the compaction ends, whether it succeeded or not.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::compute::interleave;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use eventlake_contract::schema::file_schema;
+
+use crate::compact::{SLICE_ROWS, Sink};
+use crate::error::{Error, Result};
+use crate::read::Chunk;
+
+/// Rows in each batch of a run.
+const RUN_BATCH_ROWS: usize = 4096;
+
+/// The sorted runs of one partition.
+pub(crate) struct Spill {
+    dir: tempfile::TempDir,
+    runs: Vec<PathBuf>,
+}
+
+/// The curated columns, then each row's line number in the partition.
+fn run_schema() -> SchemaRef {
+    let mut fields: Vec<Field> = file_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("line", DataType::UInt32, false));
+    Arc::new(Schema::new(fields))
+}
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Spill(format!("cannot {what} {}: {e}", path.display()))
+}
+
+impl Spill {
+    /// A new temporary folder for runs, in `parent` or the system's temporary folder.
+    pub(crate) fn new(parent: Option<&Path>) -> Result<Self> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("eventlake-spill-");
+        let dir = match parent {
+            Some(p) => builder.tempdir_in(p),
+            None => builder.tempdir(),
+        }
+        .map_err(|e| {
+            let p = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+            io_error("create a spill folder in", &p, e)
+        })?;
+        Ok(Self {
+            dir,
+            runs: Vec::new(),
+        })
+    }
+
+    /// Runs written so far.
+    pub(crate) fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Sorts the rows of `chunks` (the partition's lines from `first_line` on) and writes them
+    /// as a run.
+    pub(crate) fn write_run(&mut self, chunks: &[Chunk], first_line: usize) -> Result<()> {
+        let mut keyed: Vec<(&str, i64, &str, usize, usize)> = Vec::new();
+        for (c, chunk) in chunks.iter().enumerate() {
+            let b = &chunk.batch;
+            let (ids, types) = (
+                b.column(0).as_string::<i32>(),
+                b.column(1).as_string::<i32>(),
+            );
+            let times = b.column(2).as_primitive::<TimestampMicrosecondType>();
+            keyed.extend(
+                (0..b.num_rows()).map(|r| (types.value(r), times.value(r), ids.value(r), c, r)),
+            );
+        }
+        keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        let starts: Vec<usize> = chunks
+            .iter()
+            .scan(first_line, |at, c| {
+                let here = *at;
+                *at += c.batch.num_rows();
+                Some(here)
+            })
+            .collect();
+        if first_line + keyed.len() > u32::MAX as usize {
+            return Err(Error::InvalidArgument(
+                "a partition has more than 4,294,967,295 valid lines".into(),
+            ));
+        }
+
+        let path = self
+            .dir
+            .path()
+            .join(format!("run-{:04}.arrows", self.runs.len()));
+        let file = File::create(&path).map_err(|e| io_error("create", &path, e))?;
+        let schema = run_schema();
+        let failed = |e: arrow::error::ArrowError| io_error("write", &path, e);
+        let mut writer = StreamWriter::try_new(BufWriter::new(file), &schema).map_err(failed)?;
+        let columns = file_schema().fields().len();
+        for part in keyed.chunks(RUN_BATCH_ROWS) {
+            let positions: Vec<(usize, usize)> = part.iter().map(|k| (k.3, k.4)).collect();
+            let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns + 1);
+            for i in 0..columns {
+                let sources: Vec<&dyn Array> =
+                    chunks.iter().map(|c| c.batch.column(i).as_ref()).collect();
+                arrays.push(interleave(&sources, &positions)?);
+            }
+            let lines: UInt32Array = part.iter().map(|k| (starts[k.3] + k.4) as u32).collect();
+            arrays.push(Arc::new(lines));
+            let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
+            writer.write(&batch).map_err(failed)?;
+        }
+        writer.finish().map_err(failed)?;
+        let buffered = writer.into_inner().map_err(failed)?;
+        buffered
+            .into_inner()
+            .map_err(|e| io_error("write", &path, e.into_error()))?;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// Merges the runs into `sink`, in the sort order, skipping the lines `keep` does not keep.
+    pub(crate) async fn merge(&self, keep: &[bool], sink: &mut Sink<'_>) -> Result<()> {
+        let mut cursors = Vec::with_capacity(self.runs.len());
+        for path in &self.runs {
+            if let Some(c) = Cursor::open(path)? {
+                cursors.push(c);
+            }
+        }
+        // The batches the slice in progress points into: each cursor's current one, and those
+        // it has moved past since the last slice was written.
+        let mut live: Vec<RecordBatch> = Vec::new();
+        for c in &mut cursors {
+            c.slot = live.len();
+            live.push(c.batch.clone());
+        }
+        let mut slice: Vec<(usize, usize)> = Vec::with_capacity(SLICE_ROWS);
+        let mut slice_type = String::new();
+        while let Some(m) =
+            (0..cursors.len()).min_by(|&a, &b| cursors[a].key().cmp(&cursors[b].key()))
+        {
+            let c = &cursors[m];
+            if keep[c.lines.value(c.row) as usize] {
+                let event_type = c.types.value(c.row);
+                let ends = !slice.is_empty() && slice_type != event_type;
+                if ends || slice.len() == SLICE_ROWS {
+                    sink.write(&live, &slice, &slice_type, ends).await?;
+                    slice.clear();
+                    live.clear();
+                    for c in &mut cursors {
+                        c.slot = live.len();
+                        live.push(c.batch.clone());
+                    }
+                }
+                let c = &cursors[m];
+                if slice.is_empty() {
+                    slice_type.clear();
+                    slice_type.push_str(c.types.value(c.row));
+                }
+                slice.push((c.slot, c.row));
+            }
+            match cursors[m].advance()? {
+                Step::Row => {}
+                Step::Batch => {
+                    cursors[m].slot = live.len();
+                    live.push(cursors[m].batch.clone());
+                }
+                Step::End => {
+                    cursors.swap_remove(m);
+                }
+            }
+        }
+        if !slice.is_empty() {
+            sink.write(&live, &slice, &slice_type, true).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a run's reading stands.
+struct Cursor {
+    path: PathBuf,
+    reader: StreamReader<BufReader<File>>,
+    batch: RecordBatch,
+    /// The batch's place among the merge's live batches.
+    slot: usize,
+    row: usize,
+    ids: StringArray,
+    types: StringArray,
+    times: TimestampMicrosecondArray,
+    lines: UInt32Array,
+}
+
+enum Step {
+    /// The next row is in the same batch.
+    Row,
+    /// The next row starts a new batch.
+    Batch,
+    /// The run has no more rows.
+    End,
+}
+
+impl Cursor {
+    fn open(path: &Path) -> Result<Option<Self>> {
+        let file = File::open(path).map_err(|e| io_error("open", path, e))?;
+        let mut reader = StreamReader::try_new(BufReader::new(file), None)?;
+        let Some(batch) = next_batch(&mut reader, path)? else {
+            return Ok(None);
+        };
+        let columns = columns_of(&batch);
+        Ok(Some(Self {
+            path: path.to_path_buf(),
+            reader,
+            batch,
+            slot: 0,
+            row: 0,
+            ids: columns.0,
+            types: columns.1,
+            times: columns.2,
+            lines: columns.3,
+        }))
+    }
+
+    /// The row's place in the sort order.
+    fn key(&self) -> (&str, i64, &str) {
+        (
+            self.types.value(self.row),
+            self.times.value(self.row),
+            self.ids.value(self.row),
+        )
+    }
+
+    fn advance(&mut self) -> Result<Step> {
+        self.row += 1;
+        if self.row < self.batch.num_rows() {
+            return Ok(Step::Row);
+        }
+        let Some(batch) = next_batch(&mut self.reader, &self.path)? else {
+            return Ok(Step::End);
+        };
+        (self.ids, self.types, self.times, self.lines) = columns_of(&batch);
+        self.batch = batch;
+        self.row = 0;
+        Ok(Step::Batch)
+    }
+}
+
+/// The next non-empty batch of a run.
+fn next_batch(
+    reader: &mut StreamReader<BufReader<File>>,
+    path: &Path,
+) -> Result<Option<RecordBatch>> {
+    for batch in reader.by_ref() {
+        let batch = batch.map_err(|e| io_error("read", path, e))?;
+        if batch.num_rows() > 0 {
+            return Ok(Some(batch));
+        }
+    }
+    Ok(None)
+}
+
+fn columns_of(
+    b: &RecordBatch,
+) -> (
+    StringArray,
+    StringArray,
+    TimestampMicrosecondArray,
+    UInt32Array,
+) {
+    (
+        b.column(0).as_string::<i32>().clone(),
+        b.column(1).as_string::<i32>().clone(),
+        b.column(2)
+            .as_primitive::<TimestampMicrosecondType>()
+            .clone(),
+        b.column(b.num_columns() - 1)
+            .as_primitive::<arrow::datatypes::UInt32Type>()
+            .clone(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compact::{CompactOptions, sorted_order, write_files};
+    use crate::read::read_object;
+    use eventlake_catalog::Lake;
+    use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
+
+    /// Valid lines, most of one event type (more than a writer's slice of it), at times and with
+    /// ids that are not in line order; `n` of them.
+    fn chunks(n: usize, per_chunk: usize, partition: &PartitionKey) -> Vec<Chunk> {
+        let types = ["page_view", "click", "purchase"];
+        let lines: Vec<String> = (0..n)
+            .map(|i| {
+                let ty = if i % 10 < 8 { types[0] } else { types[1 + i % 2] };
+                let (h, m, s) = ((i * 7919) % 24, (i * 31) % 60, (i * 17) % 60);
+                format!(
+                    "{{\"event_id\":\"id-{:08}\",\"event_type\":\"{ty}\",\"event_time\":\"2026-11-25T{h:02}:{m:02}:{s:02}.{:03}Z\",\"received_at\":\"2026-11-25T23:00:00Z\",\"user_id\":\"u{}\",\"properties\":{{\"n\":{i}}}}}\n",
+                    (i * 104_729) % 1_000_003,
+                    i % 1000,
+                    i % 97
+                )
+            })
+            .collect();
+        lines
+            .chunks(per_chunk)
+            .map(|part| {
+                read_object("raw/x.ndjson", part.concat().as_bytes(), partition)
+                    .chunk
+                    .expect("valid rows")
+            })
+            .collect()
+    }
+
+    async fn file_bytes(lake: &Lake, files: &[eventlake_catalog::DataFile]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for f in files {
+            out.push(lake.get(&f.key).await.unwrap().to_vec());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn merged_runs_write_the_files_an_in_memory_sort_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+        let partition = PartitionKey {
+            team: TeamName::new("checkout").unwrap(),
+            dt: PartitionDate::parse("2026-11-25").unwrap(),
+        };
+        // 90,000 lines: 72,000 page views, more than one slice of the writer.
+        let chunks = chunks(90_000, 700, &partition);
+        let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
+        assert_eq!(lines, 90_000);
+        // Some lines dropped, as de-duplication drops them.
+        let keep: Vec<bool> = (0..lines).map(|i| i % 13 != 5).collect();
+        let mut spill = Spill::new(Some(dir.path())).unwrap();
+        let mut first = 0;
+        for group in chunks.chunks(23) {
+            spill.write_run(group, first).unwrap();
+            first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
+        }
+        assert!(spill.runs() > 4);
+        let order = sorted_order(&chunks, &keep);
+        // One file (a slice's end within it decides where a row group ends), then small files
+        // (the merge must also start a new file where the in-memory path does).
+        for (target, files) in [(256 * 1024 * 1024, 1), (256 * 1024, 2)] {
+            let opts = CompactOptions {
+                target_file_bytes: target,
+                ..CompactOptions::default()
+            };
+            let expected = write_files(&lake, &partition, "a", 0, &chunks, &order, &opts)
+                .await
+                .unwrap();
+            let mut sink = Sink::new(&lake, &partition, "b", 0, &opts).unwrap();
+            spill.merge(&keep, &mut sink).await.unwrap();
+            let merged = sink.finish().await.unwrap();
+
+            assert!(
+                expected.len() >= files,
+                "{files} files or more: {expected:?}"
+            );
+            let summary = |files: &[eventlake_catalog::DataFile]| -> Vec<_> {
+                files
+                    .iter()
+                    .map(|f| (f.rows, f.size, f.event_types.clone()))
+                    .collect()
+            };
+            assert_eq!(summary(&merged), summary(&expected));
+            assert!(
+                file_bytes(&lake, &merged).await == file_bytes(&lake, &expected).await,
+                "the files differ"
+            );
+        }
+        let folder = spill.dir.path().to_path_buf();
+        drop(spill);
+        assert!(!folder.exists(), "the runs are removed");
+    }
+
+    #[test]
+    fn a_spill_folder_that_cannot_be_made_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Spill::new(Some(&file)).err().expect("a file is no folder");
+        assert!(err.to_string().contains("not-a-folder"), "{err}");
+    }
+}
