@@ -9,18 +9,16 @@
 //! committed version as it was, and the half-written version is removed by `etl gc` later.
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
 use chrono::{SecondsFormat, Utc};
 use eventlake_contract::schema::file_schema;
 use eventlake_contract::{PartitionKey, Reason, layout};
 use futures::TryStreamExt;
-use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
+use hashbrown::{HashMap, HashTable};
 use object_store::buffered::BufWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
@@ -29,8 +27,8 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::earlier::{
-    ID_INDEX_FILE, IdBoard, IdIndex, Ids, PassThrough, earlier_ids, encode_index, ids_of,
-    is_earlier_duplicate, lookup, object_stream,
+    ID_INDEX_FILE, IdBoard, IdIndex, Ids, earlier_ids, encode_index, ids_of, is_earlier_duplicate,
+    lookup, object_stream,
 };
 use crate::encode::ParallelFile;
 use crate::error::{Error, Result};
@@ -319,7 +317,15 @@ pub async fn compact_partition(
         plan,
         opts,
         board,
-        keys.line_keys(),
+        LineKeys {
+            hashes: &keys.hashes,
+            // The id index holds every line's received_at and fingerprint (none null here).
+            received: own_ids
+                .column(1)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values(),
+            fingerprints: own_ids.column(2).as_primitive::<UInt64Type>().values(),
+        },
         &mut counts,
     )
     .await?;
@@ -363,13 +369,12 @@ pub async fn compact_partition(
     .await
 }
 
-/// What de-duplication needs of a partition's lines, gathered a few chunks at a time.
+/// What de-duplication needs of a partition's lines, gathered a few chunks at a time: the id
+/// index (each line's id hash, `received_at` and fingerprint) and the hashes as numbers.
 #[derive(Default)]
 struct KeysBuilder {
     ids: Vec<Ids>,
     hashes: Vec<u128>,
-    received: Vec<i64>,
-    fingerprints: Vec<u64>,
 }
 
 impl KeysBuilder {
@@ -383,11 +388,8 @@ impl KeysBuilder {
             return Ok(());
         }
         let (ids, hashes) = ids_of(chunks)?;
-        let (received, fingerprints) = received_and_fingerprints(chunks);
         self.ids.push(ids);
         self.hashes.extend(hashes);
-        self.received.extend(received);
-        self.fingerprints.extend(fingerprints);
         Ok(())
     }
 
@@ -399,14 +401,6 @@ impl KeysBuilder {
             1 => parts.pop().expect("one"),
             _ => arrow::compute::concat_batches(&parts[0].schema(), &parts)?,
         })
-    }
-
-    fn line_keys(&self) -> LineKeys<'_> {
-        LineKeys {
-            hashes: &self.hashes,
-            received: &self.received,
-            fingerprints: &self.fingerprints,
-        }
     }
 }
 
@@ -690,19 +684,22 @@ struct Kept {
 /// winner's is a conflict.
 fn first_received(keys: &LineKeys<'_>) -> Kept {
     let n = keys.hashes.len();
-    let mut best: HashMap<u128, u32, BuildHasherDefault<PassThrough>> =
-        HashMap::with_capacity_and_hasher(n, Default::default());
+    let hashes = keys.hashes;
+    // The kept line of each id, by its place (4 bytes an entry, hashed by the low bits of the
+    // id's hash, which is a hash already).
+    let mut best: HashTable<u32> = HashTable::with_capacity(n);
+    let hash_of = |i: &u32| hashes[*i as usize] as u64;
     let mut keep = vec![true; n];
     let mut duplicates = 0;
-    for (i, &h) in keys.hashes.iter().enumerate() {
-        match best.entry(h) {
-            Entry::Vacant(v) => {
+    for (i, &h) in hashes.iter().enumerate() {
+        match best.entry(h as u64, |&k| hashes[k as usize] == h, hash_of) {
+            hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(i as u32);
             }
-            Entry::Occupied(mut o) => {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
                 let kept = *o.get() as usize;
                 let loser = if keys.received[i] < keys.received[kept] {
-                    o.insert(i as u32);
+                    *o.get_mut() = i as u32;
                     kept
                 } else {
                     i
@@ -712,10 +709,13 @@ fn first_received(keys: &LineKeys<'_>) -> Kept {
             }
         }
     }
+    let winner = |h: u128| {
+        *best
+            .find(h as u64, |&k| hashes[k as usize] == h)
+            .expect("every id has a kept line") as usize
+    };
     let conflicts = (0..n)
-        .filter(|&i| {
-            !keep[i] && keys.fingerprints[best[&keys.hashes[i]] as usize] != keys.fingerprints[i]
-        })
+        .filter(|&i| !keep[i] && keys.fingerprints[winner(hashes[i])] != keys.fingerprints[i])
         .count() as u64;
     Kept {
         keep,
