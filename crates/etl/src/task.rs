@@ -194,6 +194,18 @@ fn three() -> usize {
     3
 }
 
+/// `EVENTLAKE_SPILL_MB`, or the default; a value that is not a positive number is refused.
+fn spill_mb() -> std::result::Result<usize, TaskError> {
+    match std::env::var("EVENTLAKE_SPILL_MB") {
+        Err(_) => Ok(eventlake_compaction::compact::DEFAULT_SPILL_MB),
+        Ok(v) => v.trim().parse().ok().filter(|mb| *mb > 0).ok_or_else(|| {
+            TaskError::bad(format!(
+                "EVENTLAKE_SPILL_MB is {v:?}, not a positive number of megabytes"
+            ))
+        }),
+    }
+}
+
 /// The lake and catalog payloads run against: opened (with the AWS configuration) by the first
 /// payload and kept for the next ones, so a Lambda instance loads its configuration and builds
 /// its clients once, not per invocation.
@@ -304,6 +316,9 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 // The frequent runs add to today's version when EVENTLAKE_INCREMENTAL is set.
                 incremental: std::env::var("EVENTLAKE_INCREMENTAL")
                     .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on")),
+                // Rows past this spill to the function's local disk (`etl backfill --spill-mb`).
+                spill_bytes: spill_mb()? * 1024 * 1024,
+                spill_dir: std::env::var_os("EVENTLAKE_SPILL_DIR").map(Into::into),
                 ..CompactOptions::default()
             };
             let summary = backfill::run(&ctx.lake, ctx.catalog, p, 1, &opts, &Quiet).await;
