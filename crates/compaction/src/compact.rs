@@ -71,8 +71,8 @@ pub struct CompactOptions {
     pub spill_dir: Option<std::path::PathBuf>,
 }
 
-/// Megabytes of one partition's rows held in memory before they spill: partitions of a few
-/// hundred thousand events fit, and `--jobs 2` of them stay well under 512 MiB.
+/// Megabytes of one partition's rows held in memory before they spill: a partition of about
+/// 150,000 generated events fits whole.
 pub const DEFAULT_SPILL_MB: usize = 128;
 
 impl CompactOptions {
