@@ -331,7 +331,7 @@ pub async fn compact_partition(
     .await?;
     drop(keys);
     let order = match spill {
-        None => sorted_order(&held, &keep),
+        None => sorted_order(&held, Some(&keep)),
         Some(_) => Vec::new(),
     };
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
@@ -724,8 +724,9 @@ fn first_received(keys: &LineKeys<'_>) -> Kept {
     }
 }
 
-/// The kept lines of `chunks` as (chunk, row) positions, sorted by [`SORT_ORDER`].
-pub(crate) fn sorted_order(chunks: &[Chunk], keep: &[bool]) -> Vec<(usize, usize)> {
+/// The lines of `chunks` that `keep` keeps (all of them without it) as (chunk, row) positions,
+/// sorted by [`SORT_ORDER`].
+pub(crate) fn sorted_order(chunks: &[Chunk], keep: Option<&[bool]>) -> Vec<(usize, usize)> {
     let ids: Vec<_> = chunks
         .iter()
         .map(|c| c.batch.column(0).as_string::<i32>())
@@ -752,12 +753,13 @@ pub(crate) fn sorted_order(chunks: &[Chunk], keep: &[bool]) -> Vec<(usize, usize
     for (i, t) in type_names.iter().enumerate() {
         type_rank.insert(t, i as u32);
     }
-    let mut keyed: Vec<(u32, i64, &str, usize, usize)> =
-        Vec::with_capacity(keep.iter().filter(|k| **k).count());
+    let kept = keep.map_or(usize::MAX, |k| k.iter().filter(|k| **k).count());
+    let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
+    let mut keyed: Vec<(u32, i64, &str, usize, usize)> = Vec::with_capacity(kept.min(lines));
     let mut line = 0;
     for (c, chunk) in chunks.iter().enumerate() {
         for r in 0..chunk.batch.num_rows() {
-            if keep[line] {
+            if keep.is_none_or(|k| k[line]) {
                 let rank = type_rank[types[c].value(r)];
                 keyed.push((rank, times[c].value(r), ids[c].value(r), c, r));
             }
@@ -1009,7 +1011,7 @@ mod tests {
             fingerprints: &fingerprints,
         });
         Deduped {
-            order: sorted_order(chunks, &kept.keep),
+            order: sorted_order(chunks, Some(&kept.keep)),
             duplicates: kept.duplicates,
             conflicts: kept.conflicts,
         }

@@ -269,7 +269,7 @@ pub async fn try_append(
         &mut run,
     )
     .await?;
-    let order = sorted_order(&chunks, &keep);
+    let order = sorted_order(&chunks, Some(&keep));
     let dedupe_sort_ms = t.elapsed().as_millis() as u64;
 
     let t = Instant::now();

@@ -27,7 +27,7 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use eventlake_contract::schema::file_schema;
 
-use crate::compact::{SLICE_ROWS, Sink};
+use crate::compact::{SLICE_ROWS, Sink, sorted_order};
 use crate::error::{Error, Result};
 use crate::read::Chunk;
 
@@ -82,19 +82,7 @@ impl Spill {
     /// Sorts the rows of `chunks` (the partition's lines from `first_line` on) and writes them
     /// as a run.
     pub(crate) fn write_run(&mut self, chunks: &[Chunk], first_line: usize) -> Result<()> {
-        let mut keyed: Vec<(&str, i64, &str, usize, usize)> = Vec::new();
-        for (c, chunk) in chunks.iter().enumerate() {
-            let b = &chunk.batch;
-            let (ids, types) = (
-                b.column(0).as_string::<i32>(),
-                b.column(1).as_string::<i32>(),
-            );
-            let times = b.column(2).as_primitive::<TimestampMicrosecondType>();
-            keyed.extend(
-                (0..b.num_rows()).map(|r| (types.value(r), times.value(r), ids.value(r), c, r)),
-            );
-        }
-        keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        let order = sorted_order(chunks, None);
         let starts: Vec<usize> = chunks
             .iter()
             .scan(first_line, |at, c| {
@@ -103,7 +91,7 @@ impl Spill {
                 Some(here)
             })
             .collect();
-        if first_line + keyed.len() > u32::MAX as usize {
+        if first_line + order.len() > u32::MAX as usize {
             return Err(Error::InvalidArgument(
                 "a partition has more than 4,294,967,295 valid lines".into(),
             ));
@@ -118,15 +106,17 @@ impl Spill {
         let failed = |e: arrow::error::ArrowError| io_error("write", &path, e);
         let mut writer = StreamWriter::try_new(BufWriter::new(file), &schema).map_err(failed)?;
         let columns = file_schema().fields().len();
-        for part in keyed.chunks(RUN_BATCH_ROWS) {
-            let positions: Vec<(usize, usize)> = part.iter().map(|k| (k.3, k.4)).collect();
+        for positions in order.chunks(RUN_BATCH_ROWS) {
             let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns + 1);
             for i in 0..columns {
                 let sources: Vec<&dyn Array> =
                     chunks.iter().map(|c| c.batch.column(i).as_ref()).collect();
-                arrays.push(interleave(&sources, &positions)?);
+                arrays.push(interleave(&sources, positions)?);
             }
-            let lines: UInt32Array = part.iter().map(|k| (starts[k.3] + k.4) as u32).collect();
+            let lines: UInt32Array = positions
+                .iter()
+                .map(|&(c, r)| (starts[c] + r) as u32)
+                .collect();
             arrays.push(Arc::new(lines));
             let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
             writer.write(&batch).map_err(failed)?;
@@ -363,7 +353,7 @@ mod tests {
             first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
         }
         assert!(spill.runs() > 4);
-        let order = sorted_order(&chunks, &keep);
+        let order = sorted_order(&chunks, Some(&keep));
         // One file (a slice's end within it decides where a row group ends), then small files
         // (the merge must also start a new file where the in-memory path does).
         for (target, files) in [(256 * 1024 * 1024, 1), (256 * 1024, 2)] {
