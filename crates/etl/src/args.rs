@@ -251,7 +251,8 @@ pub struct TuningArgs {
     pub max_files: usize,
     /// Megabytes of one partition's rows held in memory; past that, its rows are sorted and
     /// spilled to local disk in runs, merged when the files are written (`--jobs` partitions
-    /// are compacted at once, each with this much).
+    /// are compacted at once, each with this much). A partition whose raw objects are clearly
+    /// larger spills in runs of a quarter of this from the start.
     #[arg(long, env = "EVENTLAKE_SPILL_MB", default_value_t = eventlake_compaction::compact::DEFAULT_SPILL_MB)]
     pub spill_mb: usize,
     /// Folder for spilled runs (default: the system's temporary folder, `TMPDIR`).
