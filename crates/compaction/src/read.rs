@@ -10,7 +10,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    Array, ArrayRef, Int32Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use eventlake_contract::event::trim_line;
 use eventlake_contract::schema::file_schema;
@@ -106,7 +106,7 @@ impl Builders {
         if self.fingerprints.is_empty() {
             return None;
         }
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.event_id.finish()),
             Arc::new(self.event_type.finish()),
             Arc::new(self.event_time.finish().with_timezone("UTC")),
@@ -121,6 +121,11 @@ impl Builders {
             Arc::new(self.context_locale.finish()),
             Arc::new(self.context_app_version.finish()),
         ];
+        // Builders grow by doubling and start with room for 1,024 rows: an object of a few dozen
+        // lines would otherwise hold several times its rows' bytes until its partition is written.
+        for c in &mut columns {
+            Array::shrink_to_fit(c);
+        }
         let batch = RecordBatch::try_new(file_schema(), columns).expect("columns match the schema");
         Some(Chunk {
             batch,
