@@ -4,10 +4,11 @@
 //! [`CompactOptions::spill_bytes`](crate::compact::CompactOptions::spill_bytes). Then they are
 //! sorted by [`SORT_ORDER`](crate::compact::SORT_ORDER) and written to a local file (Arrow IPC)
 //! as a run, each row with its line number in the partition, and dropped. De-duplication needs
-//! only each line's id hash, `received_at` and fingerprint (32 bytes a line), which stay in
-//! memory. Once every object is read, the runs are merged: the rows come out in the sort order,
-//! the lines de-duplication dropped are skipped, and the writer gets the same slices an
-//! in-memory compaction gives it, so the files are the same, byte for byte.
+//! only each line's id hash, `received_at` and fingerprint, which stay in memory (the id
+//! index's 32 bytes a line, the hash again as a number and the table of kept lines: about 55).
+//! Once every object is read, the runs are merged: the rows come out in the sort order, the
+//! lines de-duplication dropped are skipped, and the writer gets the same slices an in-memory
+//! compaction gives it, so the files are the same, byte for byte.
 //!
 //! Memory then holds one batch per run and the slice being written, whatever the partition's
 //! size. The runs live in a temporary folder (under `TMPDIR`, or `--spill-dir`), removed when
@@ -141,10 +142,7 @@ impl Spill {
         // The batches the slice in progress points into: each cursor's current one, and those
         // it has moved past since the last slice was written.
         let mut live: Vec<RecordBatch> = Vec::new();
-        for c in &mut cursors {
-            c.slot = live.len();
-            live.push(c.batch.clone());
-        }
+        current_batches(&mut cursors, &mut live);
         let mut slice: Vec<(usize, usize)> = Vec::with_capacity(SLICE_ROWS);
         let mut slice_type = String::new();
         while let Some(m) =
@@ -157,11 +155,7 @@ impl Spill {
                 if ends || slice.len() == SLICE_ROWS {
                     sink.write(&live, &slice, &slice_type, ends).await?;
                     slice.clear();
-                    live.clear();
-                    for c in &mut cursors {
-                        c.slot = live.len();
-                        live.push(c.batch.clone());
-                    }
+                    current_batches(&mut cursors, &mut live);
                 }
                 let c = &cursors[m];
                 if slice.is_empty() {
@@ -185,6 +179,15 @@ impl Spill {
             sink.write(&live, &slice, &slice_type, true).await?;
         }
         Ok(())
+    }
+}
+
+/// Makes `live` the cursors' current batches, each cursor pointing at its own.
+fn current_batches(cursors: &mut [Cursor], live: &mut Vec<RecordBatch>) {
+    live.clear();
+    for c in cursors {
+        c.slot = live.len();
+        live.push(c.batch.clone());
     }
 }
 
@@ -214,7 +217,8 @@ enum Step {
 impl Cursor {
     fn open(path: &Path) -> Result<Option<Self>> {
         let file = File::open(path).map_err(|e| io_error("open", path, e))?;
-        let mut reader = StreamReader::try_new(BufReader::new(file), None)?;
+        let mut reader = StreamReader::try_new(BufReader::new(file), None)
+            .map_err(|e| io_error("read", path, e))?;
         let Some(batch) = next_batch(&mut reader, path)? else {
             return Ok(None);
         };
