@@ -30,6 +30,9 @@ pub(crate) fn object<'a>(
     debug_assert_eq!(keys.len(), slots.len());
     let b = text.as_bytes();
     let mut seen = 0u64;
+    // Fields mostly come in the same order line after line: the key after the last one found is
+    // tried first.
+    let mut next_key = 0;
     let mut s = Scanner { b, i: 0 };
     s.expect(b'{')?;
     s.ws();
@@ -44,11 +47,17 @@ pub(crate) fn object<'a>(
             let start = s.i;
             s.value(1)?;
             let value = &text[start..s.i];
-            if let Some(k) = keys.iter().position(|k| k.as_bytes() == &b[key.0..key.1]) {
+            let name = &b[key.0..key.1];
+            let found = match keys.get(next_key) {
+                Some(k) if k.as_bytes() == name => Some(next_key),
+                _ => keys.iter().position(|k| k.as_bytes() == name),
+            };
+            if let Some(k) = found {
                 if seen & (1 << k) != 0 {
                     return None; // serde_json refuses a repeated field: let it say so
                 }
                 seen |= 1 << k;
+                next_key = k + 1;
                 slots[k] = (value != "null").then_some(value);
             }
             s.ws();
@@ -225,6 +234,18 @@ mod tests {
             Some(vec![Some(r#""x y""#), Some(r#"{"c":"d"}"#), None, None])
         );
         assert_eq!(scan("{}", &["a"]), Some(vec![None]));
+        // Fields in any order, known ones among many unknown ones.
+        assert_eq!(
+            scan(r#"{"c": 1, "b": 2, "a": 3}"#, &["a", "b", "c"]),
+            Some(vec![Some("3"), Some("2"), Some("1")])
+        );
+        let many: Vec<String> = (0..300).map(|i| format!(r#""k{i}": "v{i}""#)).collect();
+        let text = format!(r#"{{{}, "a": "last"}}"#, many.join(", "));
+        assert_eq!(
+            scan(&text, &["a", "k299", "k0"]),
+            Some(vec![Some(r#""last""#), Some(r#""v299""#), Some(r#""v0""#)])
+        );
+        assert_eq!(scan(&text.replace("\"last\"", "\"last"), &["a"]), None);
     }
 
     #[test]
