@@ -4,8 +4,10 @@
 //! request. A query reads a few column chunks per row group from files that are nearly always in
 //! the page cache, where a read takes microseconds and the hand-off costs more than the read
 //! (and, on a busy machine, a wake-up of another thread). Bounded ranged reads, the only kind a
-//! Parquet reader makes, are therefore served on the calling thread; everything else (listing,
-//! writes, whole-object reads, conditional requests) goes to `LocalFileSystem` unchanged.
+//! Parquet reader makes, are therefore served on the calling thread, and so are whole reads of
+//! files up to 16 MiB: a compaction reads thousands of small raw objects, and each took two
+//! hand-offs (open and read, then collect). Everything else (listing, writes, bigger files,
+//! conditional requests) goes to `LocalFileSystem` unchanged.
 
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom};
@@ -40,15 +42,27 @@ impl LocalFolder {
         }
     }
 
-    /// Reads `range` of `location` in place, or `None` to leave the request (and its errors) to
-    /// `LocalFileSystem`: a missing file, a range past the end, a read error.
-    fn read_in_place(&self, location: &Path, range: &Range<u64>) -> Option<(Bytes, ObjectMeta)> {
-        if range.end <= range.start || range.end - range.start > INLINE_MAX {
+    /// Reads `range` (the whole file when `None`) of `location` in place, or `None` to leave the
+    /// request (and its errors) to `LocalFileSystem`: a missing file, a range past the end, a
+    /// file over [`INLINE_MAX`], a read error.
+    fn read_in_place(
+        &self,
+        location: &Path,
+        range: Option<&Range<u64>>,
+    ) -> Option<(Bytes, ObjectMeta, Range<u64>)> {
+        if let Some(range) = range
+            && (range.end <= range.start || range.end - range.start > INLINE_MAX)
+        {
             return None;
         }
         let path = self.inner.path_to_filesystem(location).ok()?;
         let mut file = std::fs::File::open(&path).ok()?;
         let metadata = file.metadata().ok()?;
+        let range = match range {
+            Some(r) => r.clone(),
+            None if metadata.len() <= INLINE_MAX => 0..metadata.len(),
+            None => return None,
+        };
         if !metadata.is_file() || range.end > metadata.len() {
             return None;
         }
@@ -65,11 +79,27 @@ impl LocalFolder {
             location: location.clone(),
             last_modified: metadata.modified().ok()?.into(),
             size: metadata.len(),
-            e_tag: None,
+            e_tag: Some(e_tag(&metadata)),
             version: None,
         };
-        Some((Bytes::from(buf), meta))
+        Some((Bytes::from(buf), meta, range))
     }
+}
+
+/// The e-tag `LocalFileSystem` gives the same file (inode, modification time in microseconds and
+/// size, in hex), so a listing's e-tag and a read's agree whichever served the read.
+fn e_tag(metadata: &std::fs::Metadata) -> String {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let mtime = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::SystemTime::UNIX_EPOCH).ok())
+        .unwrap_or_default()
+        .as_micros();
+    format!("{inode:x}-{mtime:x}-{:x}", metadata.len())
 }
 
 impl Default for LocalFolder {
@@ -110,11 +140,15 @@ impl ObjectStore for LocalFolder {
             && options.if_unmodified_since.is_none()
             && options.version.is_none()
             && !options.head;
+        let range = match &options.range {
+            None => Some(None),
+            Some(GetRange::Bounded(r)) => Some(Some(r)),
+            Some(_) => None,
+        };
         if plain
-            && let Some(GetRange::Bounded(range)) = &options.range
-            && let Some((bytes, meta)) = self.read_in_place(location, range)
+            && let Some(range) = range
+            && let Some((bytes, meta, range)) = self.read_in_place(location, range)
         {
-            let range = range.clone();
             return Ok(GetResult {
                 payload: GetResultPayload::Stream(Box::pin(futures::stream::once(
                     futures::future::ready(Ok(bytes)),
@@ -132,7 +166,7 @@ impl ObjectStore for LocalFolder {
         if total <= INLINE_MAX {
             let in_place: Option<Vec<Bytes>> = ranges
                 .iter()
-                .map(|r| self.read_in_place(location, r).map(|(b, _)| b))
+                .map(|r| self.read_in_place(location, Some(r)).map(|(b, ..)| b))
                 .collect();
             if let Some(out) = in_place {
                 return Ok(out);
@@ -207,8 +241,13 @@ mod tests {
         let missing = Path::from_absolute_path(dir.path().join("missing.bin")).unwrap();
         let err = store.get_range(&missing, 0..10).await.unwrap_err();
         assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
-        // A whole-object read goes through unchanged.
-        let all = store.get(&location).await.unwrap().bytes().await.unwrap();
-        assert_eq!(all, data);
+        // A whole-object read, with the metadata LocalFileSystem gives.
+        let got = store.get(&location).await.unwrap();
+        let want = LocalFileSystem::new().get(&location).await.unwrap();
+        assert_eq!(got.meta, want.meta);
+        assert_eq!(got.range, want.range);
+        assert_eq!(got.bytes().await.unwrap(), data);
+        let err = store.get(&missing).await.unwrap_err();
+        assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
     }
 }
