@@ -189,7 +189,6 @@ fn split_lines<R: Read>(
     max_line: usize,
     mut f: impl FnMut(Piece<'_>),
 ) -> Result<u64, (std::io::Error, Vec<u8>, u64)> {
-    // `buf` is initialised (zeroed once) up to its length; `filled` bytes of it are data.
     let mut buf = LINE_BUFFER.take();
     let result = split_into(&mut reader, max_line, &mut buf, &mut f);
     if buf.len() <= KEEP_BUFFER {
@@ -198,12 +197,14 @@ fn split_lines<R: Read>(
     result
 }
 
+/// [`split_lines`] with `buf`, which is initialised (zeroed once) up to its length.
 fn split_into<R: Read>(
     reader: &mut R,
     max_line: usize,
     buf: &mut Vec<u8>,
     f: &mut impl FnMut(Piece<'_>),
 ) -> Result<u64, (std::io::Error, Vec<u8>, u64)> {
+    // The first `filled` bytes of `buf` are data not yet handed over.
     let mut filled = 0;
     let mut total: u64 = 0;
     // While skipping an over-long line: its length so far and its head.
