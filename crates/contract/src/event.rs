@@ -299,22 +299,23 @@ pub fn parse_raw_line<'a>(
         ));
     }
 
-    let event_id = required_str(event_id, "event_id")?;
-    if event_id.chars().count() > 128 {
+    let event_id = required_str(event_id, "event_id", plain)?;
+    // A string of at most 128 bytes has at most 128 characters: only longer ones are counted.
+    if event_id.len() > 128 && event_id.chars().count() > 128 {
         return Err(Rejection::new(
             Reason::InvalidEventId,
             "event_id is longer than 128 characters",
         ));
     }
-    let event_type = required_str(event_type, "event_type")?;
+    let event_type = required_str(event_type, "event_type", plain)?;
     if !valid_event_type(&event_type) {
         return Err(Rejection::new(
             Reason::InvalidEventType,
             format!("event_type {event_type:?} does not match [a-z0-9_.:-]{{1,64}}"),
         ));
     }
-    let event_time = timestamp(event_time, "event_time")?;
-    let received_at = timestamp(received_at, "received_at")?;
+    let event_time = timestamp(event_time, "event_time", plain)?;
+    let received_at = timestamp(received_at, "received_at", plain)?;
 
     let schema_version = match schema_version {
         None => SCHEMA_VERSION,
@@ -330,7 +331,7 @@ pub fn parse_raw_line<'a>(
         },
     };
 
-    if let Some(team) = optional_str(team, "team")?
+    if let Some(team) = optional_str(team, "team", plain)?
         && team != partition.team.as_str()
     {
         return Err(Rejection::new(
@@ -364,10 +365,10 @@ pub fn parse_raw_line<'a>(
         Some(raw) if raw.starts_with('{') => {
             let [ip, user_agent, locale, app_version] = context_fields(raw, plain)?;
             (
-                optional_str(ip, "context.ip")?,
-                optional_str(user_agent, "context.user_agent")?,
-                optional_str(locale, "context.locale")?,
-                optional_str(app_version, "context.app_version")?,
+                optional_str(ip, "context.ip", plain)?,
+                optional_str(user_agent, "context.user_agent", plain)?,
+                optional_str(locale, "context.locale", plain)?,
+                optional_str(app_version, "context.app_version", plain)?,
             )
         }
         Some(raw) => return Err(wrong_type("context", raw, "an object")),
@@ -378,9 +379,9 @@ pub fn parse_raw_line<'a>(
         event_type,
         event_time,
         received_at,
-        user_id: optional_str(user_id, "user_id")?,
-        session_id: optional_str(session_id, "session_id")?,
-        source: optional_str(source, "source")?,
+        user_id: optional_str(user_id, "user_id", plain)?,
+        session_id: optional_str(session_id, "session_id", plain)?,
+        source: optional_str(source, "source", plain)?,
         schema_version,
         properties,
         context_ip,
@@ -519,13 +520,14 @@ fn wrong_type(field: &str, raw: &str, expected: &str) -> Rejection {
     )
 }
 
-/// A JSON string's value (`raw` is its JSON text), borrowed when it has no escapes.
-fn string_value<'a>(raw: &'a str, field: &str) -> Result<Cow<'a, str>, Rejection> {
+/// A JSON string's value (`raw` is its JSON text), borrowed when it has no escapes. `plain`: the
+/// line holds no backslash at all ([`scan::is_plain`]), so no string of it has an escape.
+fn string_value<'a>(raw: &'a str, field: &str, plain: bool) -> Result<Cow<'a, str>, Rejection> {
     if !raw.starts_with('"') {
         return Err(wrong_type(field, raw, "a string"));
     }
     let inner = &raw[1..raw.len() - 1];
-    if !inner.contains('\\') {
+    if plain || !inner.contains('\\') {
         return Ok(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(raw)
@@ -533,14 +535,22 @@ fn string_value<'a>(raw: &'a str, field: &str) -> Result<Cow<'a, str>, Rejection
         .map_err(|e| json_error(&e))
 }
 
-fn optional_str<'a>(raw: Option<&'a str>, field: &str) -> Result<Option<Cow<'a, str>>, Rejection> {
-    raw.map(|r| string_value(r, field)).transpose()
+fn optional_str<'a>(
+    raw: Option<&'a str>,
+    field: &str,
+    plain: bool,
+) -> Result<Option<Cow<'a, str>>, Rejection> {
+    raw.map(|r| string_value(r, field, plain)).transpose()
 }
 
-fn required_str<'a>(raw: Option<&'a str>, field: &str) -> Result<Cow<'a, str>, Rejection> {
+fn required_str<'a>(
+    raw: Option<&'a str>,
+    field: &str,
+    plain: bool,
+) -> Result<Cow<'a, str>, Rejection> {
     let raw =
         raw.ok_or_else(|| Rejection::new(Reason::MissingField, format!("{field} is missing")))?;
-    let s = string_value(raw, field)?;
+    let s = string_value(raw, field, plain)?;
     if s.is_empty() {
         return Err(Rejection::new(
             Reason::EmptyField,
@@ -550,8 +560,8 @@ fn required_str<'a>(raw: Option<&'a str>, field: &str) -> Result<Cow<'a, str>, R
     Ok(s)
 }
 
-fn timestamp(raw: Option<&str>, field: &str) -> Result<i64, Rejection> {
-    let s = required_str(raw, field)?;
+fn timestamp(raw: Option<&str>, field: &str, plain: bool) -> Result<i64, Rejection> {
+    let s = required_str(raw, field, plain)?;
     parse_rfc3339_micros(&s).ok_or_else(|| {
         Rejection::new(
             Reason::InvalidTimestamp,
