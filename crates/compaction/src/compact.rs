@@ -252,6 +252,7 @@ pub async fn compact_partition(
     opts: &CompactOptions,
     board: &IdBoard,
 ) -> Result<Compacted> {
+    let _in_progress = crate::encode::InProgress::start();
     if opts.incremental
         && let Some(done) = crate::incremental::try_append(lake, catalog, plan, opts, board).await?
     {

@@ -7,7 +7,8 @@
 //! writes; the file's bytes go to the object store each time a row group is complete.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{Array, RecordBatch};
 use arrow::compute::interleave;
@@ -29,6 +30,41 @@ const MIN_PARALLEL_ROWS: usize = 4_096;
 /// Threads that encode one file's columns: the machine's cores, at most four.
 fn encoding_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Partitions being compacted in this process right now.
+static IN_PROGRESS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a partition as being compacted while it lives: a file's columns are encoded on several
+/// threads only while fewer partitions than cores are in progress. With as many partitions as
+/// cores, the cores are busy already, and helpers only cost memory.
+pub(crate) struct InProgress(());
+
+impl InProgress {
+    pub(crate) fn start() -> Self {
+        IN_PROGRESS.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        IN_PROGRESS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The threads that help encode a file's columns (one fewer than [`encoding_threads`]), started
+/// once and kept: a thread started for each slice took its allocator's memory with it when it
+/// ended, and a long backfill's peak memory grew with the number of slices.
+fn helpers() -> &'static rayon::ThreadPool {
+    static HELPERS: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    HELPERS.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(encoding_threads().saturating_sub(1).max(1))
+            .thread_name(|i| format!("encode-{i}"))
+            .build()
+            .expect("the encoding threads start")
+    })
 }
 
 pub(crate) struct ParallelFile {
@@ -137,17 +173,27 @@ impl ParallelFile {
         let threads = if positions.len() < MIN_PARALLEL_ROWS {
             1
         } else {
-            encoding_threads()
+            // Cores that other partitions of the run keep busy are left to them.
+            let partitions = IN_PROGRESS.load(Ordering::Relaxed).max(1);
+            (encoding_threads() / partitions).max(1)
         };
-        std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-            let mut result = work();
-            for h in helpers {
-                let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                result = result.and(r);
-            }
-            result
-        })
+        if threads == 1 {
+            return work();
+        }
+        let helped = Mutex::new(Ok(()));
+        helpers()
+            .in_place_scope(|s| {
+                for _ in 1..threads {
+                    s.spawn(|_| {
+                        let r = work();
+                        let mut helped = helped.lock().expect("no thread panics holding it");
+                        *helped = std::mem::replace(&mut *helped, Ok(())).and(r);
+                    });
+                }
+                // A panic on a helper is raised here once the scope ends.
+                work()
+            })
+            .and(helped.into_inner().expect("no thread panics holding it"))
     }
 
     /// Closes the row group in progress (if it has rows) and sends the bytes written so far.
