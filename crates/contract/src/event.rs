@@ -315,7 +315,7 @@ pub fn parse_raw_line<'a>(
         ));
     }
     let event_time = timestamp(event_time, "event_time", plain)?;
-    let received_at = timestamp(received_at, "received_at", plain)?;
+    let received_at = received_timestamp(received_at, plain)?;
 
     let schema_version = match schema_version {
         None => SCHEMA_VERSION,
@@ -560,9 +560,36 @@ fn required_str<'a>(
     Ok(s)
 }
 
+thread_local! {
+    /// The last `received_at` text read on this thread and its value: the lines of one accepted
+    /// batch share one, so most lines need only a comparison.
+    static LAST_RECEIVED: std::cell::RefCell<(String, i64)> =
+        const { std::cell::RefCell::new((String::new(), 0)) };
+}
+
+/// [`timestamp`] for `received_at`, remembering the last text parsed.
+fn received_timestamp(raw: Option<&str>, plain: bool) -> Result<i64, Rejection> {
+    let s = required_str(raw, "received_at", plain)?;
+    let known = LAST_RECEIVED.with_borrow(|(text, micros)| (*text == *s).then_some(*micros));
+    if let Some(micros) = known {
+        return Ok(micros);
+    }
+    let micros = timestamp_value(&s, "received_at")?;
+    LAST_RECEIVED.with_borrow_mut(|(text, value)| {
+        text.clear();
+        text.push_str(&s);
+        *value = micros;
+    });
+    Ok(micros)
+}
+
 fn timestamp(raw: Option<&str>, field: &str, plain: bool) -> Result<i64, Rejection> {
     let s = required_str(raw, field, plain)?;
-    parse_rfc3339_micros(&s).ok_or_else(|| {
+    timestamp_value(&s, field)
+}
+
+fn timestamp_value(s: &str, field: &str) -> Result<i64, Rejection> {
+    parse_rfc3339_micros(s).ok_or_else(|| {
         Rejection::new(
             Reason::InvalidTimestamp,
             format!("{field} {s:?} is not an RFC 3339 timestamp"),
@@ -608,6 +635,19 @@ mod tests {
         assert_eq!(e.properties, Some(r#"{"path":"/pricing","n":[1,2]}"#));
         assert_eq!(e.context_locale.as_deref(), Some("fr-FR"));
         assert_eq!(e.schema_version, 1);
+    }
+
+    #[test]
+    fn a_repeated_received_at_reads_as_a_fresh_one() {
+        let later = with("received_at", r#""2026-11-20T14:00:00+01:00""#);
+        let bad = with("received_at", r#""2026-11-20T25:00:00Z""#);
+        let received = |line: &str| parse_raw_line(line.as_bytes(), &part()).map(|e| e.received_at);
+        for _ in 0..2 {
+            assert_eq!(received(GOOD).unwrap(), 1_795_182_313_000_000);
+            assert_eq!(received(GOOD).unwrap(), 1_795_182_313_000_000);
+            assert_eq!(received(&later).unwrap(), 1_795_179_600_000_000);
+            assert_eq!(received(&bad).unwrap_err().reason, Reason::InvalidTimestamp);
+        }
     }
 
     #[test]
