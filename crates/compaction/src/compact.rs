@@ -790,19 +790,25 @@ pub(crate) fn sorted_order(chunks: &[Chunk], keep: Option<&[bool]>) -> Vec<(usiz
     }
     let kept = keep.map_or(usize::MAX, |k| k.iter().filter(|k| **k).count());
     let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
-    let mut keyed: Vec<(u32, i64, &str, usize, usize)> = Vec::with_capacity(kept.min(lines));
+    // (rank, chunk, time, row): 24 bytes to move around instead of 48 with the id's slice; the
+    // id is looked up only when type and time are equal.
+    let mut keyed: Vec<(u32, u32, i64, u32)> = Vec::with_capacity(kept.min(lines));
     let mut line = 0;
     for (c, chunk) in chunks.iter().enumerate() {
         for r in 0..chunk.batch.num_rows() {
             if keep.is_none_or(|k| k[line]) {
                 let rank = type_rank[types[c].value(r)];
-                keyed.push((rank, times[c].value(r), ids[c].value(r), c, r));
+                keyed.push((rank, c as u32, times[c].value(r), r as u32));
             }
             line += 1;
         }
     }
-    keyed.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
-    keyed.into_iter().map(|k| (k.3, k.4)).collect()
+    let id = |k: &(u32, u32, i64, u32)| ids[k.1 as usize].value(k.3 as usize);
+    keyed.sort_unstable_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)).then_with(|| id(a).cmp(id(b))));
+    keyed
+        .into_iter()
+        .map(|k| (k.1 as usize, k.3 as usize))
+        .collect()
 }
 
 fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
