@@ -145,25 +145,33 @@ thread_local! {
 fn fingerprint(e: &ValidEvent<'_>) -> u64 {
     FINGERPRINT_BYTES.with_borrow_mut(|bytes| {
         bytes.clear();
-        let mut field = |v: Option<&str>| match v {
-            Some(s) => {
-                bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
-                bytes.extend_from_slice(s.as_bytes());
+        for v in fingerprint_fields(e) {
+            match v {
+                Some(s) => {
+                    bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                    bytes.extend_from_slice(s.as_bytes());
+                }
+                None => bytes.extend_from_slice(&u64::MAX.to_le_bytes()),
             }
-            None => bytes.extend_from_slice(&u64::MAX.to_le_bytes()),
-        };
-        field(Some(&e.event_type));
-        field(e.user_id.as_deref());
-        field(e.session_id.as_deref());
-        field(e.source.as_deref());
-        field(e.properties);
-        field(e.context_ip.as_deref());
-        field(e.context_user_agent.as_deref());
-        field(e.context_locale.as_deref());
-        field(e.context_app_version.as_deref());
+        }
         bytes.extend_from_slice(&e.event_time.to_le_bytes());
         xxhash_rust::xxh3::xxh3_64(bytes)
     })
+}
+
+/// The fields a fingerprint covers, in the order they are hashed.
+fn fingerprint_fields<'e>(e: &'e ValidEvent<'_>) -> [Option<&'e str>; 9] {
+    [
+        Some(&e.event_type),
+        e.user_id.as_deref(),
+        e.session_id.as_deref(),
+        e.source.as_deref(),
+        e.properties,
+        e.context_ip.as_deref(),
+        e.context_user_agent.as_deref(),
+        e.context_locale.as_deref(),
+        e.context_app_version.as_deref(),
+    ]
 }
 
 fn raw_text(line: &[u8]) -> String {
@@ -373,22 +381,15 @@ mod tests {
     /// kept in committed id indexes were made this way.
     fn streamed_fingerprint(e: &ValidEvent<'_>) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        let mut field = |v: Option<&str>| match v {
-            Some(s) => {
-                h.update(&(s.len() as u64).to_le_bytes());
-                h.update(s.as_bytes());
+        for v in fingerprint_fields(e) {
+            match v {
+                Some(s) => {
+                    h.update(&(s.len() as u64).to_le_bytes());
+                    h.update(s.as_bytes());
+                }
+                None => h.update(&u64::MAX.to_le_bytes()),
             }
-            None => h.update(&u64::MAX.to_le_bytes()),
-        };
-        field(Some(&e.event_type));
-        field(e.user_id.as_deref());
-        field(e.session_id.as_deref());
-        field(e.source.as_deref());
-        field(e.properties);
-        field(e.context_ip.as_deref());
-        field(e.context_user_agent.as_deref());
-        field(e.context_locale.as_deref());
-        field(e.context_app_version.as_deref());
+        }
         h.update(&e.event_time.to_le_bytes());
         h.digest()
     }
@@ -409,9 +410,12 @@ mod tests {
             let e = parse_raw_line(line.as_bytes(), &partition).unwrap();
             assert_eq!(fingerprint(&e), streamed_fingerprint(&e), "{line}");
         }
-        // And a value pinned once, so that a change of the hash itself is seen too.
+        // And values pinned once, so that a change of the hash or of the fields' order is seen
+        // too.
         let e = parse_raw_line(lines[0].as_bytes(), &partition).unwrap();
         assert_eq!(fingerprint(&e), 1_114_027_486_002_843_921);
+        let e = parse_raw_line(lines[1].as_bytes(), &partition).unwrap();
+        assert_eq!(fingerprint(&e), 15_204_721_468_933_107_210);
     }
 
     /// A reader that hands over at most `step` bytes a call, then fails after `fail_at` bytes.
