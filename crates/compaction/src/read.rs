@@ -139,30 +139,22 @@ thread_local! {
     static FINGERPRINT_BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Hash of the event's content without `received_at` (a retry re-stamps it). The committed id
-/// indexes keep these values, so the bytes hashed never change: each field as its length (u64, LE)
-/// and its bytes, `u64::MAX` for an absent one, then `event_time` (i64, LE).
+/// Hash of the event's content without `received_at` (a retry re-stamps it), over the bytes
+/// [`fingerprint_bytes`] gives.
 fn fingerprint(e: &ValidEvent<'_>) -> u64 {
     FINGERPRINT_BYTES.with_borrow_mut(|bytes| {
         bytes.clear();
-        for v in fingerprint_fields(e) {
-            match v {
-                Some(s) => {
-                    bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
-                    bytes.extend_from_slice(s.as_bytes());
-                }
-                None => bytes.extend_from_slice(&u64::MAX.to_le_bytes()),
-            }
-        }
-        bytes.extend_from_slice(&e.event_time.to_le_bytes());
+        fingerprint_bytes(e, |piece| bytes.extend_from_slice(piece));
         xxhash_rust::xxh3::xxh3_64(bytes)
     })
 }
 
-/// The fields a fingerprint covers, in the order they are hashed.
-fn fingerprint_fields<'e>(e: &'e ValidEvent<'_>) -> [Option<&'e str>; 9] {
-    [
-        Some(&e.event_type),
+/// Hands `put` the bytes a fingerprint hashes, piece by piece. The committed id indexes keep
+/// fingerprints, so these bytes never change: each field as its length (u64, LE) and its bytes,
+/// `u64::MAX` for an absent one, then `event_time` (i64, LE).
+fn fingerprint_bytes(e: &ValidEvent<'_>, mut put: impl FnMut(&[u8])) {
+    let fields = [
+        Some(&*e.event_type),
         e.user_id.as_deref(),
         e.session_id.as_deref(),
         e.source.as_deref(),
@@ -171,7 +163,17 @@ fn fingerprint_fields<'e>(e: &'e ValidEvent<'_>) -> [Option<&'e str>; 9] {
         e.context_user_agent.as_deref(),
         e.context_locale.as_deref(),
         e.context_app_version.as_deref(),
-    ]
+    ];
+    for field in fields {
+        match field {
+            Some(s) => {
+                put(&(s.len() as u64).to_le_bytes());
+                put(s.as_bytes());
+            }
+            None => put(&u64::MAX.to_le_bytes()),
+        }
+    }
+    put(&e.event_time.to_le_bytes());
 }
 
 fn raw_text(line: &[u8]) -> String {
@@ -377,20 +379,11 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
 mod tests {
     use super::*;
 
-    /// The fingerprint as it was first defined, field by field into a streaming hash: the values
-    /// kept in committed id indexes were made this way.
+    /// The fingerprint as it was first defined, its pieces fed one by one to a streaming hash:
+    /// the values kept in committed id indexes were made this way.
     fn streamed_fingerprint(e: &ValidEvent<'_>) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for v in fingerprint_fields(e) {
-            match v {
-                Some(s) => {
-                    h.update(&(s.len() as u64).to_le_bytes());
-                    h.update(s.as_bytes());
-                }
-                None => h.update(&u64::MAX.to_le_bytes()),
-            }
-        }
-        h.update(&e.event_time.to_le_bytes());
+        fingerprint_bytes(e, |piece| h.update(piece));
         h.digest()
     }
 
