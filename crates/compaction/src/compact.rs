@@ -27,8 +27,8 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::earlier::{
-    ID_INDEX_FILE, IdBoard, IdIndex, Ids, earlier_ids, encode_index, ids_of, is_earlier_duplicate,
-    lookup, object_stream,
+    ID_INDEX_FILE, IdBoard, IdIndex, Ids, IdsBuilder, earlier_ids, encode_index, hashes_of,
+    latest_earlier, object_stream, within_window,
 };
 use crate::encode::ParallelFile;
 use crate::error::{Error, Result};
@@ -275,7 +275,7 @@ pub async fn compact_partition(
     let mut held: Vec<Chunk> = Vec::new();
     let mut held_bytes = 0;
     let mut spill: Option<Spill> = None;
-    let mut keys = KeysBuilder::default();
+    let mut keys = IdsBuilder::default();
     let run_limit = run_bytes(expected_row_bytes(&plan.objects), opts.spill_bytes);
     let mut outcomes = std::pin::pin!(object_stream(
         lake,
@@ -313,7 +313,7 @@ pub async fn compact_partition(
 
     let t = Instant::now();
     // This partition's ids go to the days after it first, so they do not wait for its sort.
-    let own_ids = Arc::new(keys.index()?);
+    let own_ids = Arc::new(keys.finish()?);
     board.publish(partition, Arc::clone(&own_ids));
     let keep = dedupe_rows(
         lake,
@@ -322,8 +322,9 @@ pub async fn compact_partition(
         opts,
         board,
         LineKeys {
-            hashes: &keys.hashes,
-            // The id index holds every line's received_at and fingerprint (none null here).
+            // The id index holds every line's hash, received_at and fingerprint (none null
+            // here).
+            hashes: hashes_of(&own_ids),
             received: own_ids
                 .column(1)
                 .as_primitive::<TimestampMicrosecondType>()
@@ -333,7 +334,6 @@ pub async fn compact_partition(
         &mut counts,
     )
     .await?;
-    drop(keys);
     let order = match spill {
         None => sorted_order(&held, Some(&keep)),
         Some(_) => Vec::new(),
@@ -401,41 +401,6 @@ fn run_bytes(expected: u64, budget: usize) -> usize {
         (budget / 4).max(1)
     } else {
         budget
-    }
-}
-
-/// What de-duplication needs of a partition's lines, gathered a few chunks at a time: the id
-/// index (each line's id hash, `received_at` and fingerprint) and the hashes as numbers.
-#[derive(Default)]
-struct KeysBuilder {
-    ids: Vec<Ids>,
-    hashes: Vec<u128>,
-}
-
-impl KeysBuilder {
-    /// Valid lines gathered so far.
-    fn lines(&self) -> usize {
-        self.hashes.len()
-    }
-
-    fn add(&mut self, chunks: &[Chunk]) -> Result<()> {
-        if chunks.is_empty() {
-            return Ok(());
-        }
-        let (ids, hashes) = ids_of(chunks)?;
-        self.ids.push(ids);
-        self.hashes.extend(hashes);
-        Ok(())
-    }
-
-    /// The id index of every line gathered.
-    fn index(&mut self) -> Result<Ids> {
-        let mut parts = std::mem::take(&mut self.ids);
-        Ok(match parts.len() {
-            0 => ids_of(&[])?.0,
-            1 => parts.pop().expect("one"),
-            _ => arrow::compute::concat_batches(&parts[0].schema(), &parts)?,
-        })
     }
 }
 
@@ -631,7 +596,8 @@ pub(crate) fn tally_one(
 /// What de-duplication needs of each valid line, in line order (line `r` of chunk `c` at
 /// `offsets[c] + r`): its id's hash, its `received_at` and its content fingerprint.
 pub(crate) struct LineKeys<'a> {
-    pub(crate) hashes: &'a [u128],
+    /// [`id_hash`](crate::earlier::id_hash), 16 bytes little-endian, as the id index has it.
+    pub(crate) hashes: &'a [[u8; 16]],
     pub(crate) received: &'a [i64],
     pub(crate) fingerprints: &'a [u64],
 }
@@ -668,14 +634,15 @@ pub(crate) async fn dedupe_rows(
     counts.duplicates += kept.duplicates;
     counts.conflicts += kept.conflicts;
     counts.cross_partition_duplicates +=
-        drop_earlier_duplicates(lake, catalog, plan, opts, board, &keys, &mut kept.keep).await?;
+        drop_earlier_duplicates(lake, catalog, plan, opts, board, &keys, &mut kept).await?;
     counts.rows = kept.keep.iter().filter(|k| **k).count() as u64;
     check_balanced(&plan.partition, counts)?;
     Ok(kept.keep)
 }
 
-/// Unsets in `keep` the lines whose event id an earlier partition of the team received within
-/// the window; how many.
+/// Unsets in `kept` the lines whose event id an earlier partition of the team received within
+/// the window; how many. The earlier partitions' ids are looked up in this partition's table of
+/// kept lines, so no table of theirs is built.
 async fn drop_earlier_duplicates(
     lake: &Lake,
     catalog: &dyn Catalog,
@@ -683,24 +650,18 @@ async fn drop_earlier_duplicates(
     opts: &CompactOptions,
     board: &IdBoard,
     keys: &LineKeys<'_>,
-    keep: &mut [bool],
+    kept: &mut Kept,
 ) -> Result<u64> {
     if plan.earlier.is_empty() {
         return Ok(0);
     }
     let earlier = earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
-    let earlier = lookup(&earlier);
+    let latest = latest_earlier(&earlier, |h| kept.line_of(keys, h));
     let mut dropped = 0;
-    for (i, k) in keep.iter_mut().enumerate() {
-        if *k
-            && is_earlier_duplicate(
-                &earlier,
-                keys.hashes[i],
-                keys.received[i],
-                plan.dedupe_window,
-            )
-        {
-            *k = false;
+    for (line, earlier_at) in latest {
+        let line = line as usize;
+        if kept.keep[line] && within_window(earlier_at, keys.received[line], plan.dedupe_window) {
+            kept.keep[line] = false;
             dropped += 1;
         }
     }
@@ -710,24 +671,36 @@ async fn drop_earlier_duplicates(
 /// The lines to keep, and the duplicates dropped.
 struct Kept {
     keep: Vec<bool>,
+    /// The kept line of each id, by its place (4 bytes an entry, hashed by the low bits of the
+    /// id's hash, which is a hash already).
+    best: HashTable<u32>,
     duplicates: u64,
     conflicts: u64,
+}
+
+impl Kept {
+    /// The kept line of the id that hashes to `hash`, if the partition has it.
+    fn line_of(&self, keys: &LineKeys<'_>, hash: u128) -> Option<u32> {
+        let bytes = hash.to_le_bytes();
+        self.best
+            .find(hash as u64, |&k| keys.hashes[k as usize] == bytes)
+            .copied()
+    }
 }
 
 /// One line per event id: the first by `received_at` wins, ties going to the earlier line (the
 /// earlier object, then the earlier line in it). A dropped line whose content differs from the
 /// winner's is a conflict.
 fn first_received(keys: &LineKeys<'_>) -> Kept {
-    let n = keys.hashes.len();
     let hashes = keys.hashes;
-    // The kept line of each id, by its place (4 bytes an entry, hashed by the low bits of the
-    // id's hash, which is a hash already).
+    let n = hashes.len();
+    let low = |h: &[u8; 16]| u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
     let mut best: HashTable<u32> = HashTable::with_capacity(n);
-    let hash_of = |i: &u32| hashes[*i as usize] as u64;
+    let hash_of = |i: &u32| low(&hashes[*i as usize]);
     let mut keep = vec![true; n];
     let mut duplicates = 0;
-    for (i, &h) in hashes.iter().enumerate() {
-        match best.entry(h as u64, |&k| hashes[k as usize] == h, hash_of) {
+    for (i, h) in hashes.iter().enumerate() {
+        match best.entry(low(h), |&k| hashes[k as usize] == *h, hash_of) {
             hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(i as u32);
             }
@@ -744,19 +717,23 @@ fn first_received(keys: &LineKeys<'_>) -> Kept {
             }
         }
     }
-    let winner = |h: u128| {
-        *best
-            .find(h as u64, |&k| hashes[k as usize] == h)
-            .expect("every id has a kept line") as usize
-    };
-    let conflicts = (0..n)
-        .filter(|&i| !keep[i] && keys.fingerprints[winner(hashes[i])] != keys.fingerprints[i])
-        .count() as u64;
-    Kept {
+    let mut kept = Kept {
         keep,
+        best,
         duplicates,
-        conflicts,
-    }
+        conflicts: 0,
+    };
+    kept.conflicts = (0..n)
+        .filter(|&i| {
+            !kept.keep[i] && {
+                let winner = kept
+                    .line_of(keys, u128::from_le_bytes(hashes[i]))
+                    .expect("every id has a kept line");
+                keys.fingerprints[winner as usize] != keys.fingerprints[i]
+            }
+        })
+        .count() as u64;
+    kept
 }
 
 /// The lines of `chunks` that `keep` keeps (all of them without it) as (chunk, row) positions,
@@ -1044,10 +1021,10 @@ mod tests {
 
     /// The in-memory path: one row per id, sorted.
     fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
-        let (_, hashes) = ids_of(chunks).unwrap();
+        let ids = crate::earlier::ids_of(chunks).unwrap();
         let (received, fingerprints) = received_and_fingerprints(chunks);
         let kept = first_received(&LineKeys {
-            hashes: &hashes,
+            hashes: hashes_of(&ids),
             received: &received,
             fingerprints: &fingerprints,
         });

@@ -18,7 +18,6 @@
 //! 3. its raw objects, read and validated as its own compaction would.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,27 +40,6 @@ use crate::read::{Chunk, ObjectOutcome, read_object};
 /// ([`id_hash`], 16 bytes little-endian) and its `received_at` ([`index_schema`]).
 pub type Ids = RecordBatch;
 
-/// Hashes `u128` keys that are hashes already: their low 64 bits.
-#[derive(Default)]
-pub struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
-    }
-}
-
-/// An id's hash → its latest `received_at` in the earlier partitions.
-pub type Lookup = HashMap<u128, i64, BuildHasherDefault<PassThrough>>;
-
 /// The hash ids are compared by.
 pub fn id_hash(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
@@ -81,17 +59,52 @@ pub struct IdIndex {
 /// The file name of a version's id index (hidden from readers of the table by its `_`).
 pub const ID_INDEX_FILE: &str = "_ids.parquet";
 
-/// The ids of the valid lines of `chunks`, and each line's hash in chunk order (line `r` of
-/// chunk `c` at `offsets[c] + r`).
-pub fn ids_of(chunks: &[Chunk]) -> Result<(Ids, Vec<u128>)> {
+/// The id index of a partition's valid lines, gathered a few chunks at a time: each part is
+/// built at its exact size, and the parts are joined once at the end.
+#[derive(Default)]
+pub(crate) struct IdsBuilder {
+    parts: Vec<Ids>,
+    lines: usize,
+}
+
+impl IdsBuilder {
+    /// Lines gathered so far.
+    pub(crate) fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// Adds the valid lines of `chunks`, in line order.
+    pub(crate) fn add(&mut self, chunks: &[Chunk]) -> Result<()> {
+        if !chunks.is_empty() {
+            let part = ids_of(chunks)?;
+            self.lines += part.num_rows();
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    /// The index of every line added.
+    pub(crate) fn finish(mut self) -> Result<Ids> {
+        Ok(match self.parts.len() {
+            0 => ids_of(&[])?,
+            1 => self.parts.pop().expect("one"),
+            _ => arrow::compute::concat_batches(&index_schema(), &self.parts)?,
+        })
+    }
+}
+
+/// The id index of the valid lines of `chunks` (line `r` of chunk `c` at `offsets[c] + r`).
+pub fn ids_of(chunks: &[Chunk]) -> Result<Ids> {
     let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
-    let mut hashes = Vec::with_capacity(lines);
+    let mut hashes: Vec<u8> = Vec::with_capacity(lines * 16);
     let mut received = Vec::with_capacity(lines);
     let mut fingerprints = Vec::with_capacity(lines);
     for c in chunks {
         fingerprints.extend_from_slice(&c.fingerprints);
         let id = c.batch.column(0).as_string::<i32>();
-        hashes.extend(id.iter().map(|v| id_hash(v.unwrap_or_default())));
+        for v in id.iter() {
+            hashes.extend_from_slice(&id_hash(v.unwrap_or_default()).to_le_bytes());
+        }
         received.extend_from_slice(
             c.batch
                 .column(3)
@@ -99,55 +112,57 @@ pub fn ids_of(chunks: &[Chunk]) -> Result<(Ids, Vec<u128>)> {
                 .values(),
         );
     }
-    let mut bytes = Vec::with_capacity(lines * 16);
-    for h in &hashes {
-        bytes.extend_from_slice(&h.to_le_bytes());
-    }
-    let ids = FixedSizeBinaryArray::try_new(16, bytes.into(), None)?;
-    let batch = RecordBatch::try_new(
+    let ids = FixedSizeBinaryArray::try_new(16, hashes.into(), None)?;
+    Ok(RecordBatch::try_new(
         index_schema(),
         vec![
             Arc::new(ids),
-            Arc::new(TimestampMicrosecondArray::from(received).with_timezone("UTC")),
-            Arc::new(UInt64Array::from(fingerprints)),
+            Arc::new(TimestampMicrosecondArray::new(received.into(), None).with_timezone("UTC")),
+            Arc::new(UInt64Array::new(fingerprints.into(), None)),
         ],
-    )?;
-    Ok((batch, hashes))
+    )?)
 }
 
-/// One lookup over the ids of several earlier partitions; an id seen more than once keeps its
-/// latest `received_at`.
-pub fn lookup(earlier: &[Arc<Ids>]) -> Lookup {
-    let mut all = Lookup::with_capacity_and_hasher(
-        earlier.iter().map(|b| b.num_rows()).sum(),
-        Default::default(),
-    );
+/// Each line's id hash in an id index, as its 16 little-endian bytes.
+pub fn hashes_of(ids: &Ids) -> &[[u8; 16]] {
+    let (hashes, rest) = ids
+        .column(0)
+        .as_fixed_size_binary()
+        .value_data()
+        .as_chunks::<16>();
+    debug_assert!(rest.is_empty() && hashes.len() == ids.num_rows());
+    hashes
+}
+
+/// For the ids of the earlier partitions that `find` knows (it gives a line of the partition
+/// being compacted for an id's hash), the latest `received_at` among their earlier lines, by
+/// that line. Only ids the partition has are kept, so this stays small whatever the earlier
+/// partitions' size.
+pub fn latest_earlier<K: std::hash::Hash + Eq>(
+    earlier: &[Arc<Ids>],
+    mut find: impl FnMut(u128) -> Option<K>,
+) -> HashMap<K, i64> {
+    let mut latest = HashMap::new();
     for batch in earlier {
-        let ids = batch.column(0).as_fixed_size_binary();
         let received = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-        for r in 0..batch.num_rows() {
-            let h = u128::from_le_bytes(ids.value(r).try_into().expect("16 bytes"));
-            let t = received.value(r);
-            all.entry(h)
-                .and_modify(|max| *max = (*max).max(t))
-                .or_insert(t);
+        for (r, h) in hashes_of(batch).iter().enumerate() {
+            if let Some(line) = find(u128::from_le_bytes(*h)) {
+                let t = received.value(r);
+                latest
+                    .entry(line)
+                    .and_modify(|max: &mut i64| *max = (*max).max(t))
+                    .or_insert(t);
+            }
         }
     }
-    all
+    latest
 }
 
-/// Whether a row whose id hashes to `id` ([`id_hash`]), received at `received_at`, duplicates
-/// an earlier line of its id.
-pub fn is_earlier_duplicate(
-    earlier: &Lookup,
-    id: u128,
-    received_at: i64,
-    window: Duration,
-) -> bool {
+/// Whether a line received at `received_at` duplicates an earlier line of its id received at
+/// `earlier_at` (the latest such): at or before it, and within `window`.
+pub fn within_window(earlier_at: i64, received_at: i64, window: Duration) -> bool {
     let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
-    earlier
-        .get(&id)
-        .is_some_and(|&t| t <= received_at && received_at.saturating_sub(t) <= window)
+    earlier_at <= received_at && received_at.saturating_sub(earlier_at) <= window
 }
 
 fn index_schema() -> SchemaRef {
@@ -371,7 +386,7 @@ pub(crate) async fn earlier_ids(
             tracing::debug!(partition = %e.partition, "reading an earlier partition's raw objects for its ids");
             let outcomes = read_objects(lake, &e.partition, &e.objects, read_concurrency).await?;
             let chunks: Vec<Chunk> = outcomes.into_iter().filter_map(|o| o.chunk).collect();
-            all.push(Arc::new(ids_of(&chunks)?.0));
+            all.push(Arc::new(ids_of(&chunks)?));
         }
     }
     Ok(all)
@@ -442,29 +457,29 @@ mod tests {
     #[test]
     fn the_window_is_inclusive_and_only_looks_back() {
         let hour = Duration::from_secs(3600);
-        let ids = lookup(&[ids(&[("a", 1_000_000)])]);
-        let (a, b) = (id_hash("a"), id_hash("b"));
         let h = 3_600_000_000;
-        assert!(is_earlier_duplicate(&ids, a, 1_000_000 + h, hour));
-        assert!(!is_earlier_duplicate(&ids, a, 1_000_001 + h, hour));
-        assert!(!is_earlier_duplicate(&ids, b, 1_000_001, hour));
-        assert!(!is_earlier_duplicate(&ids, a, 999_999, hour));
-        assert!(!is_earlier_duplicate(
-            &ids,
-            a,
-            1_000_000 + h,
-            Duration::ZERO
-        ));
+        assert!(within_window(1_000_000, 1_000_000 + h, hour));
+        assert!(within_window(1_000_000, 1_000_000, hour));
+        assert!(!within_window(1_000_000, 1_000_001 + h, hour));
+        assert!(!within_window(1_000_000, 999_999, hour));
+        assert!(!within_window(1_000_000, 1_000_000 + h, Duration::ZERO));
+        assert!(within_window(i64::MIN, i64::MAX, Duration::MAX));
     }
 
     #[test]
-    fn the_index_round_trips_and_lookups_keep_the_latest() {
+    fn the_index_round_trips_and_the_latest_earlier_line_counts() {
         let b = ids(&[("b", 2), ("a", 5), ("a", 3)]);
         let decoded = decode_index(encode_index(&b).unwrap().into()).unwrap();
         assert_eq!(&decoded, b.as_ref());
-        let got = lookup(&[ids(&[("a", 9)]), b]);
-        assert_eq!(got.len(), 2);
-        assert_eq!((got[&id_hash("a")], got[&id_hash("b")]), (9, 2));
+        let all = latest_earlier(&[ids(&[("a", 9)]), Arc::clone(&b)], Some);
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[&id_hash("a")], all[&id_hash("b")]), (9, 2));
+        // Only the ids asked for, by the line that asks.
+        let (a, c) = (id_hash("a"), id_hash("c"));
+        let some = latest_earlier(&[b], |h| {
+            [(a, 7), (c, 8)].iter().find(|x| x.0 == h).map(|x| x.1)
+        });
+        assert_eq!(some, HashMap::from([(7, 5)]));
     }
 
     #[test]
@@ -483,13 +498,32 @@ mod tests {
         let chunk = read_object("k", body.as_bytes(), &key("2026-11-30"))
             .chunk
             .unwrap();
-        let (got, hashes) = ids_of(&[chunk]).unwrap();
+        let got = ids_of(std::slice::from_ref(&chunk)).unwrap();
+        let hashes: Vec<u128> = hashes_of(&got)
+            .iter()
+            .map(|h| u128::from_le_bytes(*h))
+            .collect();
         assert_eq!(hashes, [id_hash("a"), id_hash("a"), id_hash("b")]);
-        let got = lookup(&[Arc::new(got)]);
+        assert_eq!(
+            got.column(2)
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .values(),
+            &chunk.fingerprints[..]
+        );
+        // Gathered in two parts, the same index.
+        let mut parts = IdsBuilder::default();
+        parts.add(&[]).unwrap();
+        parts.add(std::slice::from_ref(&chunk)).unwrap();
+        parts.add(std::slice::from_ref(&chunk)).unwrap();
+        assert_eq!(parts.lines(), 6);
+        let twice = parts.finish().unwrap();
+        assert_eq!(twice.slice(3, 3), got);
+        assert_eq!(hashes_of(&twice.slice(3, 3)), hashes_of(&got));
+        let all = latest_earlier(&[Arc::new(got)], Some);
         let hour = 3_600_000_000;
         let midnight = 1_795_996_800_000_000;
-        assert_eq!(got[&id_hash("a")], midnight + 3 * hour);
-        assert_eq!(got[&id_hash("b")], midnight + 2 * hour);
+        assert_eq!(all[&id_hash("a")], midnight + 3 * hour);
+        assert_eq!(all[&id_hash("b")], midnight + 2 * hour);
     }
 
     fn plan_of(d: &str, earlier: &[&str]) -> PartitionPlan {

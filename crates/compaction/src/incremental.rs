@@ -33,7 +33,7 @@ use crate::compact::{
     dedupe_rows, new_version, quarantine_body, read_manifest, received_and_fingerprints,
     sorted_order, tally, write_files,
 };
-use crate::earlier::{IdBoard, Ids, decode_index, ids_of, read_objects};
+use crate::earlier::{IdBoard, Ids, decode_index, hashes_of, ids_of, read_objects};
 use crate::error::Result;
 use crate::plan::{PartitionPlan, RawObject};
 use crate::read::Chunk;
@@ -111,7 +111,7 @@ async fn base(
 }
 
 /// New chunks and their lines' id hashes, in line order.
-type NewLines = (Vec<Chunk>, Vec<u128>);
+type NewLines = (Vec<Chunk>, Vec<[u8; 16]>);
 
 /// Drops the new lines that repeat an event id of the committed version, counting them as
 /// duplicates (and conflicts, when their content differs from the committed copy's) as a full
@@ -122,20 +122,18 @@ type NewLines = (Vec<Chunk>, Vec<u128>);
 fn drop_repeats(
     old_ids: &Ids,
     chunks: Vec<Chunk>,
-    hashes: Vec<u128>,
+    hashes: Vec<[u8; 16]>,
     run: &mut Counts,
 ) -> Result<std::result::Result<NewLines, String>> {
     use arrow::array::{Array, AsArray, BooleanArray};
     use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
-    let wanted: HashSet<u128> = hashes.iter().copied().collect();
-    let ids = old_ids.column(0).as_fixed_size_binary();
+    let wanted: HashSet<[u8; 16]> = hashes.iter().copied().collect();
     let received = old_ids.column(1).as_primitive::<TimestampMicrosecondType>();
     let fingerprints = old_ids.column(2).as_primitive::<UInt64Type>();
     // The committed copy of each repeated id: the first received (the first in line order
     // among equals), with its fingerprint.
-    let mut committed: HashMap<u128, (i64, Option<u64>)> = HashMap::new();
-    for i in 0..ids.len() {
-        let h = u128::from_le_bytes(ids.value(i).try_into().expect("16 bytes"));
+    let mut committed: HashMap<[u8; 16], (i64, Option<u64>)> = HashMap::new();
+    for (i, &h) in hashes_of(old_ids).iter().enumerate() {
         if !wanted.contains(&h) {
             continue;
         }
@@ -240,7 +238,8 @@ pub async fn try_append(
     let (quarantine, chunks) = tally(outcomes, &mut run);
 
     let t = Instant::now();
-    let (new_ids, hashes) = ids_of(&chunks)?;
+    let new_ids = ids_of(&chunks)?;
+    let hashes = hashes_of(&new_ids).to_vec();
     let index = old.ids.as_ref().expect("checked by base");
     let old_ids = decode_index(lake.get(&index.key).await?)?;
     let all_ids = arrow::compute::concat_batches(&old_ids.schema(), [&old_ids, &new_ids])?;
