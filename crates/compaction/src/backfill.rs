@@ -186,6 +186,10 @@ async fn run_one(
             .await
             .map_err(Error::from)
             .and_then(|r| r);
+    if result.is_ok() {
+        // Its ids are in its committed id index now, for the days after it that come later.
+        closing.committed(&partition);
+    }
     close();
     // The task is over, so this is the last handle on the lease.
     if let Ok(lease) = Arc::try_unwrap(lease)

@@ -282,6 +282,13 @@ impl IdBoard {
         }
     }
 
+    /// `partition` is committed: from now on its readers take its ids from its id index, so the
+    /// run holds the ids of the partitions in progress, not those of every team's last day
+    /// until that team's next day is done.
+    pub fn committed(&self, partition: &PartitionKey) {
+        self.slots.lock().expect("board lock").remove(partition);
+    }
+
     /// `reader` is done with the ids of `earlier`: those no one else needs are dropped.
     pub fn release(&self, earlier: &[Earlier]) {
         let mut slots = self.slots.lock().expect("board lock");
@@ -570,5 +577,15 @@ mod tests {
         assert!(board.wait(&key("2026-11-25")).await.is_none());
         // The 26th is read by no one: it has no slot.
         assert!(board.wait(&key("2026-11-26")).await.is_none());
+
+        // A committed partition's ids leave the board before its reader comes; a reader that
+        // took them already keeps them.
+        let board = IdBoard::for_run(&plans);
+        board.publish(&key("2026-11-24"), ids(&[("x", 1)]));
+        let taken = board.wait(&key("2026-11-24")).await.unwrap();
+        board.committed(&key("2026-11-24"));
+        assert!(board.wait(&key("2026-11-24")).await.is_none());
+        assert_eq!(taken.num_rows(), 1);
+        board.release(&plans[1].earlier);
     }
 }
