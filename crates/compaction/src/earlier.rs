@@ -388,6 +388,7 @@ pub(crate) async fn earlier_ids(
         if let Some(ids) = board.wait(&e.partition).await {
             all.push(ids);
         } else if let Some(ids) = from_committed(lake, catalog, e).await? {
+            tracing::debug!(partition = %e.partition, "an earlier partition's ids from its committed id index");
             all.push(Arc::new(ids));
         } else {
             tracing::debug!(partition = %e.partition, "reading an earlier partition's raw objects for its ids");
