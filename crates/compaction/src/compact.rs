@@ -680,12 +680,17 @@ struct Kept {
 
 impl Kept {
     /// The kept line of the id that hashes to `hash`, if the partition has it.
-    fn line_of(&self, keys: &LineKeys<'_>, hash: u128) -> Option<u32> {
-        let bytes = hash.to_le_bytes();
+    fn line_of(&self, keys: &LineKeys<'_>, hash: &[u8; 16]) -> Option<u32> {
         self.best
-            .find(hash as u64, |&k| keys.hashes[k as usize] == bytes)
+            .find(table_hash(hash), |&k| keys.hashes[k as usize] == *hash)
             .copied()
     }
+}
+
+/// Where an id goes in the table of kept lines: the low 64 bits of its hash, which is a hash
+/// already.
+fn table_hash(hash: &[u8; 16]) -> u64 {
+    u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"))
 }
 
 /// One line per event id: the first by `received_at` wins, ties going to the earlier line (the
@@ -694,13 +699,12 @@ impl Kept {
 fn first_received(keys: &LineKeys<'_>) -> Kept {
     let hashes = keys.hashes;
     let n = hashes.len();
-    let low = |h: &[u8; 16]| u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
     let mut best: HashTable<u32> = HashTable::with_capacity(n);
-    let hash_of = |i: &u32| low(&hashes[*i as usize]);
+    let hash_of = |i: &u32| table_hash(&hashes[*i as usize]);
     let mut keep = vec![true; n];
     let mut duplicates = 0;
     for (i, h) in hashes.iter().enumerate() {
-        match best.entry(low(h), |&k| hashes[k as usize] == *h, hash_of) {
+        match best.entry(table_hash(h), |&k| hashes[k as usize] == *h, hash_of) {
             hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(i as u32);
             }
@@ -727,7 +731,7 @@ fn first_received(keys: &LineKeys<'_>) -> Kept {
         .filter(|&i| {
             !kept.keep[i] && {
                 let winner = kept
-                    .line_of(keys, u128::from_le_bytes(hashes[i]))
+                    .line_of(keys, &hashes[i])
                     .expect("every id has a kept line");
                 keys.fingerprints[winner as usize] != keys.fingerprints[i]
             }

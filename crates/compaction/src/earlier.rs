@@ -64,21 +64,18 @@ pub const ID_INDEX_FILE: &str = "_ids.parquet";
 #[derive(Default)]
 pub(crate) struct IdsBuilder {
     parts: Vec<Ids>,
-    lines: usize,
 }
 
 impl IdsBuilder {
     /// Lines gathered so far.
     pub(crate) fn lines(&self) -> usize {
-        self.lines
+        self.parts.iter().map(RecordBatch::num_rows).sum()
     }
 
     /// Adds the valid lines of `chunks`, in line order.
     pub(crate) fn add(&mut self, chunks: &[Chunk]) -> Result<()> {
         if !chunks.is_empty() {
-            let part = ids_of(chunks)?;
-            self.lines += part.num_rows();
-            self.parts.push(part);
+            self.parts.push(ids_of(chunks)?);
         }
         Ok(())
     }
@@ -139,18 +136,18 @@ pub fn hashes_of(ids: &Ids) -> &[[u8; 16]] {
 }
 
 /// For the ids of the earlier partitions that `find` knows (it gives a line of the partition
-/// being compacted for an id's hash), the latest `received_at` among their earlier lines, by
-/// that line. Only ids the partition has are kept, so this stays small whatever the earlier
-/// partitions' size.
+/// being compacted for an id's hash, as its 16 bytes), the latest `received_at` among their
+/// earlier lines, by that line. Only ids the partition has are kept, so this stays small whatever
+/// the earlier partitions' size.
 pub fn latest_earlier<K: std::hash::Hash + Eq>(
     earlier: &[Arc<Ids>],
-    mut find: impl FnMut(u128) -> Option<K>,
+    mut find: impl FnMut(&[u8; 16]) -> Option<K>,
 ) -> HashMap<K, i64> {
     let mut latest = HashMap::new();
     for batch in earlier {
         let received = batch.column(1).as_primitive::<TimestampMicrosecondType>();
         for (r, h) in hashes_of(batch).iter().enumerate() {
-            if let Some(line) = find(u128::from_le_bytes(*h)) {
+            if let Some(line) = find(h) {
                 let t = received.value(r);
                 latest
                     .entry(line)
@@ -483,13 +480,14 @@ mod tests {
         let b = ids(&[("b", 2), ("a", 5), ("a", 3)]);
         let decoded = decode_index(encode_index(&b).unwrap().into()).unwrap();
         assert_eq!(&decoded, b.as_ref());
-        let all = latest_earlier(&[ids(&[("a", 9)]), Arc::clone(&b)], Some);
+        let every = |h: &[u8; 16]| Some(u128::from_le_bytes(*h));
+        let all = latest_earlier(&[ids(&[("a", 9)]), Arc::clone(&b)], every);
         assert_eq!(all.len(), 2);
         assert_eq!((all[&id_hash("a")], all[&id_hash("b")]), (9, 2));
         // Only the ids asked for, by the line that asks.
-        let (a, c) = (id_hash("a"), id_hash("c"));
+        let (a, c) = (id_hash("a").to_le_bytes(), id_hash("c").to_le_bytes());
         let some = latest_earlier(&[b], |h| {
-            [(a, 7), (c, 8)].iter().find(|x| x.0 == h).map(|x| x.1)
+            [(a, 7), (c, 8)].iter().find(|x| x.0 == *h).map(|x| x.1)
         });
         assert_eq!(some, HashMap::from([(7, 5)]));
     }
@@ -531,7 +529,7 @@ mod tests {
         let twice = parts.finish().unwrap();
         assert_eq!(twice.slice(3, 3), got);
         assert_eq!(hashes_of(&twice.slice(3, 3)), hashes_of(&got));
-        let all = latest_earlier(&[Arc::new(got)], Some);
+        let all = latest_earlier(&[Arc::new(got)], |h| Some(u128::from_le_bytes(*h)));
         let hour = 3_600_000_000;
         let midnight = 1_795_996_800_000_000;
         assert_eq!(all[&id_hash("a")], midnight + 3 * hour);
