@@ -342,7 +342,7 @@ pub async fn compact_partition(
     let spilled_runs = spill.as_ref().map_or(0, |s| s.runs() as u64);
 
     let t = Instant::now();
-    let files = match &spill {
+    let files = match &mut spill {
         None => write_files(lake, partition, &version, 0, &held, &order, opts).await?,
         Some(runs) => {
             tracing::debug!(partition = %partition, runs = runs.runs(), "merging spilled runs");

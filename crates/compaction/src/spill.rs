@@ -10,8 +10,9 @@
 //! lines de-duplication dropped are skipped, and the writer gets the same slices an in-memory
 //! compaction gives it, so the files are the same, byte for byte.
 //!
-//! Memory then holds one batch per run and the slice being written, whatever the partition's
-//! size. The runs live in a temporary folder (under `TMPDIR`, or `--spill-dir`), removed when
+//! Memory then holds one batch per run and the slice being written. Past [`MAX_MERGED_RUNS`]
+//! runs, runs are first merged into longer ones, that many at a time, so the final merge reads
+//! at most that many side by side, whatever the partition's size. The runs live in a temporary folder (under `TMPDIR`, or `--spill-dir`), removed when
 //! the compaction ends, whether it succeeded or not.
 
 use std::fs::File;
@@ -35,10 +36,17 @@ use crate::read::Chunk;
 /// Rows in each batch of a run.
 const RUN_BATCH_ROWS: usize = 4096;
 
+/// Runs merged at once. The merge holds a batch of each run it reads (about 1.4 MiB of generated
+/// events), so more runs than this are first merged into longer ones.
+const MAX_MERGED_RUNS: usize = 16;
+
 /// The sorted runs of one partition.
 pub(crate) struct Spill {
     dir: tempfile::TempDir,
+    /// The runs to merge, in the order they were written.
     runs: Vec<PathBuf>,
+    /// Runs written so far, the merged ones included.
+    written: usize,
 }
 
 /// The curated columns, then each row's line number in the partition.
@@ -72,6 +80,7 @@ impl Spill {
         Ok(Self {
             dir,
             runs: Vec::new(),
+            written: 0,
         })
     }
 
@@ -98,14 +107,9 @@ impl Spill {
             ));
         }
 
-        let path = self
-            .dir
-            .path()
-            .join(format!("run-{:04}.arrows", self.runs.len()));
-        let file = File::create(&path).map_err(|e| io_error("create", &path, e))?;
+        let path = self.next_path();
+        let mut writer = RunWriter::create(&path)?;
         let schema = run_schema();
-        let failed = |e: arrow::error::ArrowError| io_error("write", &path, e);
-        let mut writer = StreamWriter::try_new(BufWriter::new(file), &schema).map_err(failed)?;
         let columns = file_schema().fields().len();
         for positions in order.chunks(RUN_BATCH_ROWS) {
             let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns + 1);
@@ -119,75 +123,183 @@ impl Spill {
                 .map(|&(c, r)| (starts[c] + r) as u32)
                 .collect();
             arrays.push(Arc::new(lines));
-            let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
-            writer.write(&batch).map_err(failed)?;
+            writer.write(&RecordBatch::try_new(Arc::clone(&schema), arrays)?)?;
         }
-        writer.finish().map_err(failed)?;
-        let buffered = writer.into_inner().map_err(failed)?;
-        buffered
-            .into_inner()
-            .map_err(|e| io_error("write", &path, e.into_error()))?;
+        writer.finish()?;
         self.runs.push(path);
         Ok(())
     }
 
-    /// Merges the runs into `sink`, in the sort order, skipping the lines `keep` does not keep.
-    pub(crate) async fn merge(&self, keep: &[bool], sink: &mut Sink<'_>) -> Result<()> {
-        let mut cursors = Vec::with_capacity(self.runs.len());
-        for path in &self.runs {
-            if let Some(c) = Cursor::open(path)? {
-                cursors.push(c);
+    /// Where the next run goes.
+    fn next_path(&mut self) -> PathBuf {
+        self.written += 1;
+        self.dir
+            .path()
+            .join(format!("run-{:04}.arrows", self.written))
+    }
+
+    /// Merges runs into longer ones, [`MAX_MERGED_RUNS`] at a time, until no more than that are
+    /// left: the final merge then holds a batch of each, however large the partition.
+    fn narrow(&mut self) -> Result<()> {
+        while self.runs.len() > MAX_MERGED_RUNS {
+            let group: Vec<PathBuf> = self.runs.drain(..MAX_MERGED_RUNS).collect();
+            let path = self.next_path();
+            let mut merge = Merge::open(&group)?;
+            let mut writer = RunWriter::create(&path)?;
+            let mut rows: Vec<(usize, usize)> = Vec::with_capacity(RUN_BATCH_ROWS);
+            while let Some(m) = merge.next() {
+                if rows.len() == RUN_BATCH_ROWS {
+                    writer.write(&merge.gather(&rows)?)?;
+                    rows.clear();
+                    merge.release();
+                }
+                rows.push(merge.cursors[m].place());
+                merge.advance(m)?;
             }
+            if !rows.is_empty() {
+                writer.write(&merge.gather(&rows)?)?;
+            }
+            writer.finish()?;
+            drop(merge);
+            for done in &group {
+                std::fs::remove_file(done).map_err(|e| io_error("remove", done, e))?;
+            }
+            self.runs.push(path);
         }
-        // The batches the slice in progress points into: each cursor's current one, and those
-        // it has moved past since the last slice was written.
-        let mut live: Vec<RecordBatch> = Vec::new();
-        current_batches(&mut cursors, &mut live);
+        Ok(())
+    }
+
+    /// Merges the runs into `sink`, in the sort order, skipping the lines `keep` does not keep.
+    pub(crate) async fn merge(&mut self, keep: &[bool], sink: &mut Sink<'_>) -> Result<()> {
+        self.narrow()?;
+        let mut merge = Merge::open(&self.runs)?;
         let mut slice: Vec<(usize, usize)> = Vec::with_capacity(SLICE_ROWS);
         let mut slice_type = String::new();
-        while let Some(m) =
-            (0..cursors.len()).min_by(|&a, &b| cursors[a].key().cmp(&cursors[b].key()))
-        {
-            let c = &cursors[m];
+        while let Some(m) = merge.next() {
+            let c = &merge.cursors[m];
             if keep[c.lines.value(c.row) as usize] {
                 let event_type = c.types.value(c.row);
                 let ends = !slice.is_empty() && slice_type != event_type;
                 if ends || slice.len() == SLICE_ROWS {
-                    sink.write(&live, &slice, &slice_type, ends).await?;
+                    sink.write(&merge.live, &slice, &slice_type, ends).await?;
                     slice.clear();
-                    current_batches(&mut cursors, &mut live);
+                    merge.release();
                 }
-                let c = &cursors[m];
+                let c = &merge.cursors[m];
                 if slice.is_empty() {
                     slice_type.clear();
                     slice_type.push_str(c.types.value(c.row));
                 }
-                slice.push((c.slot, c.row));
+                slice.push(c.place());
             }
-            match cursors[m].advance()? {
-                Step::Row => {}
-                Step::Batch => {
-                    cursors[m].slot = live.len();
-                    live.push(cursors[m].batch.clone());
-                }
-                Step::End => {
-                    cursors.swap_remove(m);
-                }
-            }
+            merge.advance(m)?;
         }
         if !slice.is_empty() {
-            sink.write(&live, &slice, &slice_type, true).await?;
+            sink.write(&merge.live, &slice, &slice_type, true).await?;
         }
         Ok(())
     }
 }
 
-/// Makes `live` the cursors' current batches, each cursor pointing at its own.
-fn current_batches(cursors: &mut [Cursor], live: &mut Vec<RecordBatch>) {
-    live.clear();
-    for c in cursors {
-        c.slot = live.len();
-        live.push(c.batch.clone());
+/// A run being written.
+struct RunWriter {
+    path: PathBuf,
+    writer: StreamWriter<BufWriter<File>>,
+}
+
+impl RunWriter {
+    fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| io_error("create", path, e))?;
+        let writer = StreamWriter::try_new(BufWriter::new(file), &run_schema())
+            .map_err(|e| io_error("write", path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .map_err(|e| io_error("write", &self.path, e))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let path = self.path;
+        let failed = |e: arrow::error::ArrowError| io_error("write", &path, e);
+        self.writer.finish().map_err(failed)?;
+        let buffered = self.writer.into_inner().map_err(failed)?;
+        buffered
+            .into_inner()
+            .map_err(|e| io_error("write", &path, e.into_error()))?;
+        Ok(())
+    }
+}
+
+/// Runs read side by side, row by row in the sort order.
+struct Merge {
+    cursors: Vec<Cursor>,
+    /// The batches the rows taken since the last [`Merge::release`] point into: each cursor's
+    /// current one, and those it has moved past since.
+    live: Vec<RecordBatch>,
+}
+
+impl Merge {
+    fn open(runs: &[PathBuf]) -> Result<Self> {
+        let mut cursors = Vec::with_capacity(runs.len());
+        for path in runs {
+            if let Some(c) = Cursor::open(path)? {
+                cursors.push(c);
+            }
+        }
+        let mut merge = Self {
+            cursors,
+            live: Vec::new(),
+        };
+        merge.release();
+        Ok(merge)
+    }
+
+    /// The cursor whose row comes next, if any is left.
+    fn next(&self) -> Option<usize> {
+        let c = &self.cursors;
+        (0..c.len()).min_by(|&a, &b| c[a].key().cmp(&c[b].key()))
+    }
+
+    /// Moves cursor `m` past its row.
+    fn advance(&mut self, m: usize) -> Result<()> {
+        match self.cursors[m].advance()? {
+            Step::Row => {}
+            Step::Batch => {
+                self.cursors[m].slot = self.live.len();
+                self.live.push(self.cursors[m].batch.clone());
+            }
+            Step::End => {
+                self.cursors.swap_remove(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows taken are written: only the cursors' current batches stay live.
+    fn release(&mut self) {
+        self.live.clear();
+        for c in &mut self.cursors {
+            c.slot = self.live.len();
+            self.live.push(c.batch.clone());
+        }
+    }
+
+    /// The rows at `places` (in the live batches), as one batch of a run.
+    fn gather(&self, places: &[(usize, usize)]) -> Result<RecordBatch> {
+        let columns = (0..run_schema().fields().len())
+            .map(|i| {
+                let sources: Vec<&dyn Array> =
+                    self.live.iter().map(|b| b.column(i).as_ref()).collect();
+                interleave(&sources, places)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(run_schema(), columns)?)
     }
 }
 
@@ -243,6 +355,11 @@ impl Cursor {
             self.times.value(self.row),
             self.ids.value(self.row),
         )
+    }
+
+    /// Where its row is among the merge's live batches.
+    fn place(&self) -> (usize, usize) {
+        (self.slot, self.row)
     }
 
     fn advance(&mut self) -> Result<Step> {
@@ -350,14 +467,40 @@ mod tests {
         assert_eq!(lines, 90_000);
         // Some lines dropped, as de-duplication drops them.
         let keep: Vec<bool> = (0..lines).map(|i| i % 13 != 5).collect();
-        let mut spill = Spill::new(Some(dir.path())).unwrap();
-        let mut first = 0;
-        for group in chunks.chunks(23) {
-            spill.write_run(group, first).unwrap();
-            first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
-        }
-        assert!(spill.runs() > 4);
         let order = sorted_order(&chunks, Some(&keep));
+        // A few runs, merged at once; and 43, first merged into longer ones twice (16 into one,
+        // then 16 of the 28 left), and 13 merged at the end.
+        for (chunks_a_run, runs) in [(23, 6), (3, 43)] {
+            let mut spill = Spill::new(Some(dir.path())).unwrap();
+            let mut first = 0;
+            for group in chunks.chunks(chunks_a_run) {
+                spill.write_run(group, first).unwrap();
+                first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
+            }
+            assert_eq!(spill.runs(), runs);
+            same_files_both_ways(&lake, &partition, &chunks, &keep, &order, &mut spill).await;
+            assert!(spill.runs() <= MAX_MERGED_RUNS);
+            let left = std::fs::read_dir(spill.dir.path()).unwrap().count();
+            assert_eq!(
+                left,
+                spill.runs(),
+                "runs merged into longer ones are removed"
+            );
+            let folder = spill.dir.path().to_path_buf();
+            drop(spill);
+            assert!(!folder.exists(), "the runs are removed");
+        }
+    }
+
+    /// The files the merge of `spill` writes are those the in-memory path writes.
+    async fn same_files_both_ways(
+        lake: &Lake,
+        partition: &PartitionKey,
+        chunks: &[Chunk],
+        keep: &[bool],
+        order: &[(usize, usize)],
+        spill: &mut Spill,
+    ) {
         // One file (a slice's end within it decides where a row group ends), then small files
         // (the merge must also start a new file where the in-memory path does).
         for (target, files) in [(256 * 1024 * 1024, 1), (256 * 1024, 2)] {
@@ -365,11 +508,11 @@ mod tests {
                 target_file_bytes: target,
                 ..CompactOptions::default()
             };
-            let expected = write_files(&lake, &partition, "a", 0, &chunks, &order, &opts)
+            let expected = write_files(lake, partition, "a", 0, chunks, order, &opts)
                 .await
                 .unwrap();
-            let mut sink = Sink::new(&lake, &partition, "b", 0, &opts).unwrap();
-            spill.merge(&keep, &mut sink).await.unwrap();
+            let mut sink = Sink::new(lake, partition, "b", 0, &opts).unwrap();
+            spill.merge(keep, &mut sink).await.unwrap();
             let merged = sink.finish().await.unwrap();
 
             assert!(
@@ -384,13 +527,10 @@ mod tests {
             };
             assert_eq!(summary(&merged), summary(&expected));
             assert!(
-                file_bytes(&lake, &merged).await == file_bytes(&lake, &expected).await,
+                file_bytes(lake, &merged).await == file_bytes(lake, &expected).await,
                 "the files differ"
             );
         }
-        let folder = spill.dir.path().to_path_buf();
-        drop(spill);
-        assert!(!folder.exists(), "the runs are removed");
     }
 
     #[test]
