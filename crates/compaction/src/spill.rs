@@ -292,14 +292,15 @@ impl Merge {
 
     /// The rows at `places` (in the live batches), as one batch of a run.
     fn gather(&self, places: &[(usize, usize)]) -> Result<RecordBatch> {
-        let columns = (0..run_schema().fields().len())
+        let schema = run_schema();
+        let columns = (0..schema.fields().len())
             .map(|i| {
                 let sources: Vec<&dyn Array> =
                     self.live.iter().map(|b| b.column(i).as_ref()).collect();
                 interleave(&sources, places)
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(RecordBatch::try_new(run_schema(), columns)?)
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 }
 
