@@ -5,15 +5,16 @@
 //! sorted by [`SORT_ORDER`](crate::compact::SORT_ORDER) and written to a local file (Arrow IPC)
 //! as a run, each row with its line number in the partition, and dropped. De-duplication needs
 //! only each line's id hash, `received_at` and fingerprint, which stay in memory (the id
-//! index's 32 bytes a line, the hash again as a number and the table of kept lines: about 55).
+//! index's 32 bytes a line, and the table of kept lines: about 40 in all).
 //! Once every object is read, the runs are merged: the rows come out in the sort order, the
 //! lines de-duplication dropped are skipped, and the writer gets the same slices an in-memory
 //! compaction gives it, so the files are the same, byte for byte.
 //!
 //! Memory then holds one batch per run and the slice being written. Past [`MAX_MERGED_RUNS`]
 //! runs, runs are first merged into longer ones, that many at a time, so the final merge reads
-//! at most that many side by side, whatever the partition's size. The runs live in a temporary folder (under `TMPDIR`, or `--spill-dir`), removed when
-//! the compaction ends, whether it succeeded or not.
+//! at most that many side by side, whatever the partition's size. The runs live in a temporary
+//! folder (under `TMPDIR`, or `--spill-dir`), removed when the compaction ends, whether it
+//! succeeded or not.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
