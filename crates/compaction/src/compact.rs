@@ -321,16 +321,7 @@ pub async fn compact_partition(
         plan,
         opts,
         board,
-        LineKeys {
-            // The id index holds every line's hash, received_at and fingerprint (none null
-            // here).
-            hashes: hashes_of(&own_ids),
-            received: own_ids
-                .column(1)
-                .as_primitive::<TimestampMicrosecondType>()
-                .values(),
-            fingerprints: own_ids.column(2).as_primitive::<UInt64Type>().values(),
-        },
+        LineKeys::of(&own_ids),
         &mut counts,
     )
     .await?;
@@ -600,6 +591,20 @@ pub(crate) struct LineKeys<'a> {
     pub(crate) hashes: &'a [[u8; 16]],
     pub(crate) received: &'a [i64],
     pub(crate) fingerprints: &'a [u64],
+}
+
+impl<'a> LineKeys<'a> {
+    /// The keys of every line of an id index this run built (none of its fingerprints null).
+    pub(crate) fn of(ids: &'a Ids) -> Self {
+        Self {
+            hashes: hashes_of(ids),
+            received: ids
+                .column(1)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values(),
+            fingerprints: ids.column(2).as_primitive::<UInt64Type>().values(),
+        }
+    }
 }
 
 /// The `received_at` and the fingerprint of each line of `chunks`, in line order.
@@ -1026,12 +1031,7 @@ mod tests {
     /// The in-memory path: one row per id, sorted.
     fn dedupe_and_sort(chunks: &[Chunk]) -> Deduped {
         let ids = crate::earlier::ids_of(chunks).unwrap();
-        let (received, fingerprints) = received_and_fingerprints(chunks);
-        let kept = first_received(&LineKeys {
-            hashes: hashes_of(&ids),
-            received: &received,
-            fingerprints: &fingerprints,
-        });
+        let kept = first_received(&LineKeys::of(&ids));
         Deduped {
             order: sorted_order(chunks, Some(&kept.keep)),
             duplicates: kept.duplicates,

@@ -90,7 +90,7 @@ impl IdsBuilder {
     }
 }
 
-/// The id index of the valid lines of `chunks` (line `r` of chunk `c` at `offsets[c] + r`).
+/// The id index of the valid lines of `chunks`, in line order (chunk by chunk).
 pub fn ids_of(chunks: &[Chunk]) -> Result<Ids> {
     let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
     let mut hashes: Vec<u8> = Vec::with_capacity(lines * 16);
