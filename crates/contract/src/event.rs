@@ -255,12 +255,17 @@ pub fn parse_raw_line<'a>(
             ),
         ));
     }
-    let text = std::str::from_utf8(line).map_err(|e| {
-        Rejection::new(
-            Reason::InvalidUtf8,
-            format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-        )
-    })?;
+    // The SIMD check first (nearly every line passes it); the standard one says where a line
+    // that fails it stops being UTF-8.
+    let text = match simdutf8::basic::from_utf8(line) {
+        Ok(text) => text,
+        Err(_) => std::str::from_utf8(line).map_err(|e| {
+            Rejection::new(
+                Reason::InvalidUtf8,
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            )
+        })?,
+    };
     let trimmed = text.trim_ascii();
     if trimmed.is_empty() {
         return Err(Rejection::new(Reason::BlankLine, "empty line"));
@@ -669,6 +674,27 @@ mod tests {
         let line = with("user_id", r#""u\"1\u00e9""#);
         let e = parse_raw_line(line.as_bytes(), &part()).unwrap();
         assert_eq!(e.user_id.as_deref(), Some("u\"1é"));
+    }
+
+    #[test]
+    fn invalid_utf8_is_placed_at_its_byte() {
+        // Valid multi-byte characters before it, and the bad byte well past the first block a
+        // SIMD check reads, in a line that is otherwise a good event.
+        let mut line =
+            with("properties", &format!(r#"{{"note":"{}"}}"#, "é".repeat(80))).into_bytes();
+        let at = line.len() - 20;
+        line[at] = 0xff;
+        let e = parse_raw_line(&line, &part()).unwrap_err();
+        assert_eq!(e.reason, Reason::InvalidUtf8);
+        assert_eq!(e.detail, format!("invalid UTF-8 at byte {at}"));
+        // A character cut short at the very end.
+        let mut line = GOOD.as_bytes().to_vec();
+        line.extend_from_slice(&[b' ', 0xc3]);
+        let e = parse_raw_line(&line, &part()).unwrap_err();
+        assert_eq!(
+            e.detail,
+            format!("invalid UTF-8 at byte {}", GOOD.len() + 1)
+        );
     }
 
     #[test]
