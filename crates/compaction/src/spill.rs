@@ -240,6 +240,10 @@ impl RunWriter {
 /// Runs read side by side, row by row in the sort order.
 struct Merge {
     cursors: Vec<Cursor>,
+    /// The cursors by the key of their row, smallest first: the next row is the first's, and a
+    /// cursor that moves on is put back in its place with a binary search (about four key
+    /// comparisons for 16 runs, where a scan of every cursor took fifteen).
+    order: Vec<usize>,
     /// The batches the rows taken since the last [`Merge::release`] point into: each cursor's
     /// current one, and those it has moved past since.
     live: Vec<RecordBatch>,
@@ -253,8 +257,11 @@ impl Merge {
                 cursors.push(c);
             }
         }
+        let mut order: Vec<usize> = (0..cursors.len()).collect();
+        order.sort_by(|&a, &b| cursors[a].key().cmp(&cursors[b].key()));
         let mut merge = Self {
             cursors,
+            order,
             live: Vec::new(),
         };
         merge.release();
@@ -263,12 +270,16 @@ impl Merge {
 
     /// The cursor whose row comes next, if any is left.
     fn next(&self) -> Option<usize> {
-        let c = &self.cursors;
-        (0..c.len()).min_by(|&a, &b| c[a].key().cmp(&c[b].key()))
+        self.order.first().copied()
     }
 
-    /// Moves cursor `m` past its row.
+    /// Moves cursor `m`, the one [`Merge::next`] gave, past its row.
     fn advance(&mut self, m: usize) -> Result<()> {
+        assert_eq!(
+            self.order.first(),
+            Some(&m),
+            "the merge advances its next cursor"
+        );
         match self.cursors[m].advance()? {
             Step::Row => {}
             Step::Batch => {
@@ -276,9 +287,24 @@ impl Merge {
                 self.live.push(self.cursors[m].batch.clone());
             }
             Step::End => {
+                self.order.remove(0);
+                let last = self.cursors.len() - 1;
                 self.cursors.swap_remove(m);
+                // The last cursor took its place.
+                for i in &mut self.order {
+                    if *i == last {
+                        *i = m;
+                    }
+                }
+                return Ok(());
             }
         }
+        // Its new row goes after every row that is not larger (rows with equal keys share an id,
+        // and at most one of them is kept, so their order among themselves does not matter).
+        let key = self.cursors[m].key();
+        let at = self.order[1..].partition_point(|&i| self.cursors[i].key() <= key);
+        self.order.copy_within(1..=at, 0);
+        self.order[at] = m;
         Ok(())
     }
 
