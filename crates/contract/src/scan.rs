@@ -51,7 +51,12 @@ pub(crate) fn object<'a>(
     // Fields mostly come in the same order line after line: the key after the last one found is
     // tried first.
     let mut next_key = 0;
-    let mut s = Scanner { b, i: 0 };
+    let mut s = Scanner {
+        b,
+        i: 0,
+        block: usize::MAX,
+        quotes: 0,
+    };
     s.expect(b'{')?;
     s.ws();
     if s.peek()? == b'}' {
@@ -92,6 +97,65 @@ pub(crate) fn object<'a>(
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// The 64-byte block of `b` whose quotes `quotes` holds (`usize::MAX`: none yet).
+    block: usize,
+    /// One bit per byte of `block`, set where the byte is a quote.
+    quotes: u64,
+}
+
+/// One bit per byte of `block` (the lowest for its first byte), set where the byte is `"`.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn quote_mask(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let mut mask = 0;
+    for (k, part) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of every x86_64 CPU (the target's baseline), and the unaligned
+        // load reads the 16 bytes of `part`.
+        let bits = unsafe {
+            let bytes = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8)))
+        };
+        mask |= u64::from(bits as u16) << (16 * k);
+    }
+    mask
+}
+
+/// One bit per byte of `block` (the lowest for its first byte), set where the byte is `"`.
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
+fn quote_mask(block: &[u8; 64]) -> u64 {
+    use std::arch::aarch64::{
+        vandq_u8, vceqq_u8, vdupq_n_u8, vgetq_lane_u64, vld1q_u8, vpaddq_u8, vreinterpretq_u64_u8,
+    };
+    // Each lane's bit within its byte: lanes i and i + 8 of a 16-byte part get bit i % 8.
+    const WEIGHTS: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+    // SAFETY: NEON is part of every aarch64 CPU (the target's baseline), and each load reads 16
+    // bytes of `block` (or of `WEIGHTS`).
+    unsafe {
+        let quote = vdupq_n_u8(b'"');
+        let weights = vld1q_u8(WEIGHTS.as_ptr());
+        let part = |k: usize| {
+            let bytes = vld1q_u8(block.as_ptr().add(16 * k));
+            vandq_u8(vceqq_u8(bytes, quote), weights)
+        };
+        // Three rounds of pairwise sums fold the 64 weighted lanes into 8 bytes, byte j holding
+        // the bits of bytes 8j to 8j + 7.
+        let sums = vpaddq_u8(vpaddq_u8(part(0), part(1)), vpaddq_u8(part(2), part(3)));
+        let sums = vpaddq_u8(sums, sums);
+        vgetq_lane_u64::<0>(vreinterpretq_u64_u8(sums))
+    }
+}
+
+/// One bit per byte of `block` (the lowest for its first byte), set where the byte is `"`.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn quote_mask(block: &[u8; 64]) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (j, &c)| mask | (u64::from(c == b'"') << j))
 }
 
 impl Scanner<'_> {
@@ -116,12 +180,55 @@ impl Scanner<'_> {
     }
 
     /// A string's content as a byte range (the cursor is on its opening quote).
+    #[inline(always)]
     fn string(&mut self) -> Option<(usize, usize)> {
         self.expect(b'"')?;
         let start = self.i;
-        let len = memchr::memchr(b'"', &self.b[start..])?;
-        self.i = start + len + 1;
-        Some((start, start + len))
+        let end = self.next_quote(start)?;
+        self.i = end + 1;
+        Some((start, end))
+    }
+
+    /// Where the first quote at or after `from` is. The text has no backslash ([`is_plain`]), so
+    /// that quote ends the string. The quotes of a 64-byte block are found at once, and the
+    /// block's mask serves every string that starts in it.
+    #[inline(always)]
+    fn next_quote(&mut self, from: usize) -> Option<usize> {
+        let mut block = from / 64;
+        let mut mask = self.quotes_of(block) & (u64::MAX << (from % 64));
+        while mask == 0 {
+            block += 1;
+            if block * 64 >= self.b.len() {
+                return None;
+            }
+            mask = self.quotes_of(block);
+        }
+        Some(block * 64 + mask.trailing_zeros() as usize)
+    }
+
+    #[inline(always)]
+    fn quotes_of(&mut self, block: usize) -> u64 {
+        if block != self.block {
+            self.load_quotes(block);
+        }
+        self.quotes
+    }
+
+    /// Finds the quotes of `block`.
+    #[inline(never)]
+    fn load_quotes(&mut self, block: usize) {
+        let start = block * 64;
+        self.quotes = match self.b.get(start..start + 64) {
+            Some(full) => quote_mask(full.try_into().expect("64 bytes")),
+            None => {
+                // The last block, shorter: padded with bytes that are not quotes.
+                let rest = &self.b[start.min(self.b.len())..];
+                let mut padded = [0; 64];
+                padded[..rest.len()].copy_from_slice(rest);
+                quote_mask(&padded)
+            }
+        };
+        self.block = block;
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -261,6 +368,47 @@ mod tests {
         for a in &words {
             for b in &words {
                 assert_eq!(same_key(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn quote_masks_agree_with_a_byte_loop() {
+        let mut rng = Lcg(3);
+        for _ in 0..2_000 {
+            let mut block = [0u8; 64];
+            for b in &mut block {
+                // Mostly quotes and bytes next to them in value, and some of every value.
+                *b = match rng.below(4) {
+                    0 => b'"',
+                    1 => [b'!', b'#', b'"' | 0x80, 0xA2][rng.below(4) as usize],
+                    _ => rng.below(256) as u8,
+                };
+            }
+            let expected = block
+                .iter()
+                .enumerate()
+                .fold(0u64, |m, (j, &c)| m | (u64::from(c == b'"') << j));
+            assert_eq!(quote_mask(&block), expected, "{block:?}");
+        }
+    }
+
+    #[test]
+    fn strings_end_wherever_their_block_does() {
+        // Strings of every length from 0 to 200, after a prefix of every length up to 70: their
+        // quotes fall at every place in a block, in the last (short) block, and blocks apart.
+        for pad in 0..70 {
+            for len in 0..200 {
+                let value = "x".repeat(len);
+                let text = format!(r#"{{"{}":1,"a":"{value}","b":[]}}"#, "p".repeat(pad));
+                assert_eq!(
+                    scan(&text, &["a", "b"]),
+                    Some(vec![Some(format!(r#""{value}""#).as_str()), Some("[]")]),
+                    "{text}"
+                );
+                // The same string left open: no quote ends it.
+                let open = &text[..text.len() - r#"","b":[]}"#.len()];
+                assert_eq!(scan(open, &["a"]), None, "{open}");
             }
         }
     }
