@@ -188,38 +188,52 @@ const ENVELOPE_KEYS: [&str; 11] = [
     "context",
 ];
 
-/// The raw JSON text of each of [`ENVELOPE_KEYS`] (`None`: absent or `null`), and whether the
-/// line is plain (no escape, no control character: see [`scan::is_plain`]). The one-pass scanner
-/// reads a plain line; `serde_json` reads any other, and every line the scanner is unsure of (it
-/// decides what is invalid, and why).
-fn read_envelope(text: &str) -> Result<([Option<&str>; ENVELOPE_KEYS.len()], bool), Rejection> {
+/// The fields of `context` the contract reads, in the order [`context_fields`] gives them.
+const CONTEXT_KEYS: [&str; 4] = ["ip", "user_agent", "locale", "app_version"];
+
+/// What [`read_envelope`] gives: the raw JSON text of each of [`ENVELOPE_KEYS`] (`None`: absent or
+/// `null`), the fields of `context` when the scanner read them in the same pass, and whether the
+/// line is plain.
+type Envelope<'a> = (
+    [Option<&'a str>; ENVELOPE_KEYS.len()],
+    Option<[Option<&'a str>; CONTEXT_KEYS.len()]>,
+    bool,
+);
+
+/// The raw JSON text of each of [`ENVELOPE_KEYS`] (`None`: absent or `null`), `context`'s fields
+/// when it is an object the scanner read, and whether the line is plain (no escape, no control
+/// character: see [`scan::is_plain`]). The one-pass scanner reads a plain line; `serde_json` reads
+/// any other, and every line the scanner is unsure of (it decides what is invalid, and why).
+fn read_envelope(text: &str) -> Result<Envelope<'_>, Rejection> {
     let plain = scan::is_plain(text);
     let mut f = [None; ENVELOPE_KEYS.len()];
-    if !(plain && scan::object(text, &ENVELOPE_KEYS, &mut f).is_some()) {
-        let env: RawEnvelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
-        f = [
-            env.event_id,
-            env.event_type,
-            env.event_time,
-            env.received_at,
-            env.team,
-            env.schema_version,
-            env.user_id,
-            env.session_id,
-            env.source,
-            env.properties,
-            env.context,
-        ]
-        .map(|v| v.map(RawValue::get));
+    let mut context = [None; CONTEXT_KEYS.len()];
+    let nested = (ENVELOPE_KEYS.len() - 1, &CONTEXT_KEYS[..], &mut context[..]);
+    if plain && let Some(scanned) = scan::object_with(text, &ENVELOPE_KEYS, &mut f, Some(nested)) {
+        return Ok((f, scanned.then_some(context), plain));
     }
-    Ok((f, plain))
+    let env: RawEnvelope<'_> = serde_json::from_str(text).map_err(|e| json_error(&e))?;
+    f = [
+        env.event_id,
+        env.event_type,
+        env.event_time,
+        env.received_at,
+        env.team,
+        env.schema_version,
+        env.user_id,
+        env.session_id,
+        env.source,
+        env.properties,
+        env.context,
+    ]
+    .map(|v| v.map(RawValue::get));
+    Ok((f, None, plain))
 }
 
 /// `context`'s `ip`, `user_agent`, `locale` and `app_version`, as raw JSON text.
 fn context_fields(raw: &str, plain: bool) -> Result<[Option<&str>; 4], Rejection> {
     let mut f = [None; 4];
-    if plain && scan::object(raw, &["ip", "user_agent", "locale", "app_version"], &mut f).is_some()
-    {
+    if plain && scan::object(raw, &CONTEXT_KEYS, &mut f).is_some() {
         return Ok(f);
     }
     let ctx: RawContext<'_> = serde_json::from_str(raw).map_err(|e| json_error(&e))?;
@@ -295,6 +309,7 @@ pub fn parse_raw_line<'a>(
             properties,
             context,
         ],
+        scanned_context,
         plain,
     ) = read_envelope(trimmed)?;
     if trimmed[1..].trim_ascii_start().starts_with('}') {
@@ -368,7 +383,10 @@ pub fn parse_raw_line<'a>(
     let (context_ip, context_user_agent, context_locale, context_app_version) = match context {
         None => (None, None, None, None),
         Some(raw) if raw.starts_with('{') => {
-            let [ip, user_agent, locale, app_version] = context_fields(raw, plain)?;
+            let [ip, user_agent, locale, app_version] = match scanned_context {
+                Some(fields) => fields,
+                None => context_fields(raw, plain)?,
+            };
             (
                 optional_str(ip, "context.ip", plain)?,
                 optional_str(user_agent, "context.user_agent", plain)?,

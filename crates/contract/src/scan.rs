@@ -45,53 +45,29 @@ pub(crate) fn object<'a>(
     keys: &[&str],
     slots: &mut [Option<&'a str>],
 ) -> Option<()> {
-    debug_assert_eq!(keys.len(), slots.len());
-    let b = text.as_bytes();
-    let mut seen = 0u64;
-    // Fields mostly come in the same order line after line: the key after the last one found is
-    // tried first.
-    let mut next_key = 0;
+    object_with(text, keys, slots, None).map(drop)
+}
+
+/// A field of an object whose own fields are picked out in the same pass, when its value is an
+/// object: `keys[at]` of the outer object, and the inner keys and their slots.
+pub(crate) type Nested<'k, 's, 'a> = (usize, &'k [&'k str], &'s mut [Option<&'a str>]);
+
+/// [`object`], and the fields of `nested` when its value is an object (then the result is `true`).
+/// The inner fields' text is what [`object`] would give for the inner object's text.
+pub(crate) fn object_with<'a>(
+    text: &'a str,
+    keys: &[&str],
+    slots: &mut [Option<&'a str>],
+    nested: Option<Nested<'_, '_, 'a>>,
+) -> Option<bool> {
     let mut s = Scanner {
-        b,
+        b: text.as_bytes(),
         i: 0,
         block: usize::MAX,
         quotes: 0,
     };
-    s.expect(b'{')?;
-    s.ws();
-    if s.peek()? == b'}' {
-        s.i += 1;
-    } else {
-        loop {
-            let key = s.string()?;
-            s.ws();
-            s.expect(b':')?;
-            s.ws();
-            let start = s.i;
-            s.value(1)?;
-            let value = &text[start..s.i];
-            let name = &b[key.0..key.1];
-            let found = match keys.get(next_key) {
-                Some(k) if same_key(k.as_bytes(), name) => Some(next_key),
-                _ => keys.iter().position(|k| same_key(k.as_bytes(), name)),
-            };
-            if let Some(k) = found {
-                if seen & (1 << k) != 0 {
-                    return None; // serde_json refuses a repeated field: let it say so
-                }
-                seen |= 1 << k;
-                next_key = k + 1;
-                slots[k] = (value.as_bytes() != b"null").then_some(value);
-            }
-            s.ws();
-            match s.next()? {
-                b',' => s.ws(),
-                b'}' => break,
-                _ => return None,
-            }
-        }
-    }
-    (s.i == b.len()).then_some(())
+    let scanned = s.fields(text, keys, slots, 1, nested)?;
+    (s.i == text.len()).then_some(scanned)
 }
 
 struct Scanner<'a> {
@@ -156,6 +132,73 @@ fn quote_mask(block: &[u8; 64]) -> u64 {
         .iter()
         .enumerate()
         .fold(0, |mask, (j, &c)| mask | (u64::from(c == b'"') << j))
+}
+
+impl<'a> Scanner<'a> {
+    /// The object at the cursor, its values at `depth`: the raw text of `keys[i]`'s value goes to
+    /// `slots[i]` (`None` when `null`). Whether `nested` was scanned.
+    fn fields(
+        &mut self,
+        text: &'a str,
+        keys: &[&str],
+        slots: &mut [Option<&'a str>],
+        depth: usize,
+        mut nested: Option<Nested<'_, '_, 'a>>,
+    ) -> Option<bool> {
+        debug_assert_eq!(keys.len(), slots.len());
+        let b = self.b;
+        let mut seen = 0u64;
+        let mut scanned = false;
+        // Fields mostly come in the same order line after line: the key after the last one found
+        // is tried first.
+        let mut next_key = 0;
+        self.expect(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(false);
+        }
+        loop {
+            let key = self.string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let name = &b[key.0..key.1];
+            let found = match keys.get(next_key) {
+                Some(k) if same_key(k.as_bytes(), name) => Some(next_key),
+                _ => keys.iter().position(|k| same_key(k.as_bytes(), name)),
+            };
+            let start = self.i;
+            match &mut nested {
+                Some((at, inner_keys, inner_slots))
+                    if found == Some(*at) && self.peek()? == b'{' =>
+                {
+                    // As `value` would for an object at this depth.
+                    if depth >= MAX_DEPTH {
+                        return None;
+                    }
+                    self.fields(text, inner_keys, inner_slots, depth + 1, None)?;
+                    scanned = true;
+                }
+                _ => self.value(depth)?,
+            }
+            let value = &text[start..self.i];
+            if let Some(k) = found {
+                if seen & (1 << k) != 0 {
+                    return None; // serde_json refuses a repeated field: let it say so
+                }
+                seen |= 1 << k;
+                next_key = k + 1;
+                slots[k] = (value.as_bytes() != b"null").then_some(value);
+            }
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b'}' => return Some(scanned),
+                _ => return None,
+            }
+        }
+    }
 }
 
 impl Scanner<'_> {
@@ -526,6 +569,49 @@ mod tests {
                 out.push(']');
             }
         }
+    }
+
+    /// Picking out an inner object's fields in the outer pass gives what scanning the inner
+    /// object's text afterwards gives, and accepts the same texts.
+    #[test]
+    fn nested_fields_agree_with_a_second_scan() {
+        let mut rng = Lcg(11);
+        let (keys, inner_keys) = (["a", "b"], ["a", "z"]);
+        let mut nested_objects = 0;
+        for _ in 0..50_000 {
+            let mut text = String::new();
+            object_text(&mut rng, &mut text, 0);
+            if !is_plain(&text) {
+                continue;
+            }
+            let (mut slots, mut inner) = ([None; 2], [None; 2]);
+            let got = object_with(&text, &keys, &mut slots, Some((1, &inner_keys, &mut inner)));
+            let mut outer = [None; 2];
+            let expected = object(&text, &keys, &mut outer).and_then(|()| {
+                match outer[1].filter(|b| b.starts_with('{')) {
+                    None => Some(None),
+                    Some(b) => {
+                        let mut second = [None; 2];
+                        object(b, &inner_keys, &mut second).map(|()| Some(second))
+                    }
+                }
+            });
+            match expected {
+                None => assert_eq!(got, None, "{text}"),
+                Some(second) => {
+                    assert_eq!(got, Some(second.is_some()), "{text}");
+                    assert_eq!(slots, outer, "{text}");
+                    if let Some(second) = second {
+                        nested_objects += 1;
+                        assert_eq!(inner, second, "{text}");
+                    }
+                }
+            }
+        }
+        assert!(
+            nested_objects > 1000,
+            "only {nested_objects} nested objects"
+        );
     }
 
     /// Whatever the scanner accepts, serde_json accepts too, with the same text per field.
