@@ -824,7 +824,8 @@ fn radix_order<'a>(
     let mut sorted: Vec<(u64, u32, u32)> = keyed
         .iter()
         .map(|&(rank, c, time, r)| {
-            // `rank_bits` is 0 when there is one type (and so is `rank`).
+            // A shift by 64 (a span that takes every bit) leaves no room for a rank: then there
+            // is one type, and `rank` is 0.
             let high = u64::from(rank).checked_shl(time_bits).unwrap_or(0);
             (high | time.abs_diff(earliest), c, r)
         })
@@ -856,7 +857,8 @@ fn radix_order<'a>(
 fn radix_sort(v: &mut Vec<(u64, u32, u32)>, bits: u32) {
     const DIGIT: u32 = 11;
     const MASK: u64 = (1 << DIGIT) - 1;
-    let mut scratch = Vec::new();
+    // Every place of it is written before it is read: sized once, then swapped with `v`.
+    let mut scratch = vec![(0, 0, 0); v.len()];
     let mut shift = 0;
     while shift < bits {
         let mut counts = vec![0usize; 1 << DIGIT];
@@ -868,8 +870,6 @@ fn radix_sort(v: &mut Vec<(u64, u32, u32)>, bits: u32) {
             for c in &mut counts {
                 (*c, at) = (at, at + *c);
             }
-            scratch.clear();
-            scratch.resize(v.len(), (0, 0, 0));
             for e in v.iter() {
                 let slot = &mut counts[((e.0 >> shift) & MASK) as usize];
                 scratch[*slot] = *e;

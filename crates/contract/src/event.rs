@@ -208,6 +208,7 @@ fn read_envelope(text: &str) -> Result<Envelope<'_>, Rejection> {
     let plain = scan::is_plain(text);
     let mut f = [None; ENVELOPE_KEYS.len()];
     let mut context = [None; CONTEXT_KEYS.len()];
+    // `context` is the last of the envelope's keys.
     let nested = (ENVELOPE_KEYS.len() - 1, &CONTEXT_KEYS[..], &mut context[..]);
     if plain && let Some(scanned) = scan::object_with(text, &ENVELOPE_KEYS, &mut f, Some(nested)) {
         return Ok((f, scanned.then_some(context), plain));
