@@ -62,7 +62,6 @@ pub struct ObjectOutcome {
     pub bytes_read: u64,
 }
 
-#[derive(Default)]
 struct Builders {
     event_id: StringBuilder,
     event_type: StringBuilder,
@@ -80,7 +79,85 @@ struct Builders {
     fingerprints: Vec<u64>,
 }
 
+/// What the objects a thread has read so far held: their decompressed bytes, their valid rows
+/// and the bytes of each string column (in [`Builders::strings`] order).
+#[derive(Clone, Copy, Default)]
+struct Shape {
+    bytes: u64,
+    rows: u64,
+    strings: [u64; STRINGS],
+}
+
+/// The string columns.
+const STRINGS: usize = 10;
+
+thread_local! {
+    static SHAPE: std::cell::Cell<Shape> = std::cell::Cell::new(Shape::default());
+}
+
+impl Shape {
+    /// Room for the rows of an object of about `bytes` decompressed bytes, if objects so far
+    /// say how much: a little more than their share per byte, so that the builders seldom grow
+    /// (each growth copies what they hold) and give back little when they are shrunk.
+    fn room(&self, bytes: u64) -> Option<(usize, [usize; STRINGS])> {
+        if self.bytes == 0 || bytes == 0 {
+            return None;
+        }
+        let scale = bytes as f64 * 1.1 / self.bytes as f64;
+        let of = |n: u64| (n as f64 * scale) as usize + 64;
+        Some((of(self.rows), self.strings.map(of)))
+    }
+}
+
 impl Builders {
+    fn with_room(room: Option<(usize, [usize; STRINGS])>) -> Self {
+        let (rows, bytes) = room.unwrap_or((1024, [1024 * 16; STRINGS]));
+        let string = |i: usize| StringBuilder::with_capacity(rows, bytes[i]);
+        Self {
+            event_id: string(0),
+            event_type: string(1),
+            event_time: TimestampMicrosecondBuilder::with_capacity(rows),
+            received_at: TimestampMicrosecondBuilder::with_capacity(rows),
+            user_id: string(2),
+            session_id: string(3),
+            source: string(4),
+            schema_version: Int32Builder::with_capacity(rows),
+            properties: string(5),
+            context_ip: string(6),
+            context_user_agent: string(7),
+            context_locale: string(8),
+            context_app_version: string(9),
+            fingerprints: Vec::with_capacity(rows),
+        }
+    }
+
+    /// The string columns' builders, in [`Shape::strings`] order.
+    fn strings(&self) -> [&StringBuilder; STRINGS] {
+        [
+            &self.event_id,
+            &self.event_type,
+            &self.user_id,
+            &self.session_id,
+            &self.source,
+            &self.properties,
+            &self.context_ip,
+            &self.context_user_agent,
+            &self.context_locale,
+            &self.context_app_version,
+        ]
+    }
+
+    /// Adds this object's rows to the thread's [`Shape`].
+    fn record(&self, bytes: u64) {
+        let mut shape = SHAPE.get();
+        shape.bytes += bytes;
+        shape.rows += self.fingerprints.len() as u64;
+        for (n, b) in shape.strings.iter_mut().zip(self.strings()) {
+            *n += b.values_slice().len() as u64;
+        }
+        SHAPE.set(shape);
+    }
+
     fn push(&mut self, e: &ValidEvent<'_>) {
         self.event_id.append_value(&e.event_id);
         self.event_type.append_value(&e.event_type);
@@ -281,6 +358,21 @@ fn split_into<R: Read>(
     }
 }
 
+/// About how many bytes `data` holds once decompressed: a gzip object's trailer gives its last
+/// member's size (the whole object's, as the ingestion Lambda writes one member), bounded here
+/// because a trailer is not to be trusted; 0 when there is nothing to go by.
+fn decompressed_hint(data: &[u8], is_gzip: bool) -> u64 {
+    if !is_gzip {
+        return data.len() as u64;
+    }
+    match data.last_chunk::<4>() {
+        Some(size) if data.len() >= 18 => {
+            u64::from(u32::from_le_bytes(*size)).min(data.len() as u64 * 32)
+        }
+        _ => 0,
+    }
+}
+
 /// Reads one raw object of `partition` (`key` is for the records). `data` is the object as stored:
 /// gzip is recognised by its magic bytes, so plain NDJSON works too; a name ending in `.gz` that
 /// is not gzip is an object-level failure.
@@ -302,7 +394,7 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
         return out;
     }
 
-    let mut builders = Builders::default();
+    let mut builders = Builders::with_room(SHAPE.get().room(decompressed_hint(data, is_gzip)));
     let mut line_no: u64 = 0;
     let mut quarantined = Vec::new();
     let mut on_piece = |piece: Piece<'_>| {
@@ -371,6 +463,7 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
     }
     out.lines = line_no;
     out.quarantined = quarantined;
+    builders.record(out.bytes_read);
     out.chunk = builders.finish();
     out
 }
@@ -409,6 +502,66 @@ mod tests {
         assert_eq!(fingerprint(&e), 1_114_027_486_002_843_921);
         let e = parse_raw_line(lines[1].as_bytes(), &partition).unwrap();
         assert_eq!(fingerprint(&e), 15_204_721_468_933_107_210);
+    }
+
+    #[test]
+    fn the_size_hint_reads_the_trailer_and_does_not_trust_it() {
+        use std::io::Write;
+        let text: String = (0..1000u64)
+            .map(|i| format!("{{\"a\":{}}}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let mut data = gz.finish().unwrap();
+        assert_eq!(decompressed_hint(&data, true), text.len() as u64);
+        // A trailer claiming 4 GiB is held to 32 bytes per stored byte.
+        let n = data.len();
+        data[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decompressed_hint(&data, true), 32 * n as u64);
+        assert_eq!(decompressed_hint(&[0x1f, 0x8b, 8], true), 0);
+        assert_eq!(decompressed_hint(b"{}\n", false), 3);
+        // Nothing read yet, or nothing to go by: no room is guessed.
+        assert!(Shape::default().room(1000).is_none());
+        let seen = Shape {
+            bytes: 1000,
+            rows: 10,
+            strings: [100; STRINGS],
+        };
+        assert!(seen.room(0).is_none());
+        let (rows, bytes) = seen.room(2000).unwrap();
+        assert!((22..=22 + 64).contains(&rows), "{rows}");
+        assert!(
+            bytes.iter().all(|b| (220..=220 + 64).contains(b)),
+            "{bytes:?}"
+        );
+    }
+
+    /// The same rows whatever room the builders start with.
+    #[test]
+    fn rows_do_not_depend_on_the_room_guessed() {
+        let partition = PartitionKey {
+            team: eventlake_contract::TeamName::new("checkout").unwrap(),
+            dt: eventlake_contract::PartitionDate::parse("2026-11-20").unwrap(),
+        };
+        let text: String = (0..500)
+            .map(|i| format!("{{\"event_id\":\"e{i}\",\"event_type\":\"t{}\",\"event_time\":\"2026-11-20T10:00:00Z\",\"received_at\":\"2026-11-20T10:00:01Z\",\"properties\":{{\"n\":\"{}\"}}}}\n", i % 3, "x".repeat(i % 50)))
+            .collect();
+        let fresh = std::thread::spawn({
+            let (text, partition) = (text.clone(), partition.clone());
+            move || read_object("raw/a.ndjson", text.as_bytes(), &partition)
+        })
+        .join()
+        .unwrap();
+        // On this thread, after objects of another shape: too little room, then too much.
+        for small in ["{}\n", &"{\"event_id\":\"x\"}\n".repeat(3)] {
+            SHAPE.set(Shape::default());
+            read_object("raw/s.ndjson", small.as_bytes(), &partition);
+            let again = read_object("raw/a.ndjson", text.as_bytes(), &partition);
+            assert_eq!(
+                again.chunk.unwrap().batch,
+                fresh.chunk.as_ref().unwrap().batch
+            );
+        }
     }
 
     /// A reader that hands over at most `step` bytes a call, then fails after `fail_at` bytes.
