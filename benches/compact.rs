@@ -10,7 +10,11 @@
 //! Each run also times a floor: the same raw objects decompressed and cut into lines on the same
 //! number of threads, with nothing validated, built or written; and the same floor with every
 //! line checked as JSON (`serde_json`, nothing kept). The job's time over the floor's says how
-//! much of it is more than reading the bytes.
+//! much of it is more than reading the bytes. A third floor is the other end: the curated files the
+//! job just wrote, decoded beforehand and then encoded again in memory with the job's writer
+//! settings on the same number of threads, timed for the encoding alone (already sorted, nothing
+//! read, checked, gathered or stored). The JSON floor plus that one is about the least any job
+//! that reads these objects and writes these files can take.
 //!
 //! Generates (once, cached under `target/bench-lakes/`) a lake of gzip NDJSON with 1 % duplicates
 //! and 0.1 % malformed lines, then times `etl backfill` as a separate process, run by run, each
@@ -78,7 +82,7 @@ fn parse_args() -> Args {
     a
 }
 
-/// Set (to `lines` or `json`) when this binary is started to time the floor.
+/// Set (to `lines`, `json` or `write`) when this binary is started to time a floor.
 const FLOOR_ENV: &str = "EVENTLAKE_BENCH_FLOOR";
 
 fn main() {
@@ -86,6 +90,11 @@ fn main() {
     if let Ok(kind) = std::env::var(FLOOR_ENV) {
         let mut a = std::env::args().skip(1);
         let (dir, jobs) = (a.next().expect("raw dir"), a.next().expect("threads"));
+        if kind == "write" {
+            let (rows, seconds) = write_floor(Path::new(&dir), jobs.parse().expect("threads"));
+            println!("{rows} {seconds}");
+            return;
+        }
         let lines = floor(
             Path::new(&dir),
             jobs.parse().expect("threads"),
@@ -188,6 +197,8 @@ fn main() {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut ours: Vec<Measured> = Vec::new();
     let mut floors: Vec<(&str, Vec<Measured>)> = vec![("lines", Vec::new()), ("json", Vec::new())];
+    // Seconds the write floor spent encoding, run by run.
+    let mut write_floors: Vec<f64> = Vec::new();
     let mut baselines: Vec<(&str, Vec<Measured>)> = Vec::new();
     if duckdb {
         baselines.push(("duckdb", Vec::new()));
@@ -240,6 +251,24 @@ fn main() {
             );
             runs.push(f);
         }
+        let mut cmd = Command::new(&me);
+        cmd.env(FLOOR_ENV, "write")
+            .arg(lake_dir.join("curated"))
+            .arg(args.jobs.to_string());
+        let f = run_measured(cmd);
+        let said = String::from_utf8_lossy(&f.stdout);
+        let (rows, seconds) = said.trim().split_once(' ').expect("rows and seconds");
+        assert_eq!(
+            rows.parse::<u64>().ok(),
+            truth["totals"]["events"].as_u64(),
+            "the write floor encodes every row"
+        );
+        let seconds: f64 = seconds.parse().expect("seconds");
+        println!(
+            "run {}: floor  {seconds:>7.2} s  (encoding the curated files again, in memory)",
+            run + 1,
+        );
+        write_floors.push(seconds);
         for (name, runs) in &mut baselines {
             let out = target.join(format!("{name}-out"));
             let _ = std::fs::remove_dir_all(&out);
@@ -286,6 +315,21 @@ fn main() {
             }
         );
     }
+    let json = &floors
+        .iter()
+        .find(|(k, _)| *k == "json")
+        .expect("json floor")
+        .1;
+    let ratio = median(
+        ours.iter()
+            .zip(json.iter().zip(&write_floors))
+            .map(|(a, (j, w))| a.wall.as_secs_f64() / (j.wall.as_secs_f64() + w))
+            .collect(),
+    );
+    println!(
+        "floor (encoding the curated files): median {:.2} s; etl takes {ratio:.2}x the JSON floor plus this one (median of runs)",
+        median(write_floors.clone())
+    );
     for (name, runs) in &baselines {
         let wall = median(runs.iter().map(|m| m.wall.as_secs_f64()).collect());
         let ratio = median(
@@ -340,6 +384,67 @@ fn floor(raw: &Path, threads: usize, json: bool) -> u64 {
         }
     });
     lines.into_inner()
+}
+
+/// Decodes every curated data file under `curated` (not timed), then encodes each file's rows
+/// again into memory with the job's writer settings, the files shared out among `threads`
+/// threads: the rows encoded and the seconds the encoding took.
+fn write_floor(curated: &Path, threads: usize) -> (u64, f64) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let files: Vec<PathBuf> = walk(curated)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+        })
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "no data file under {}",
+        curated.display()
+    );
+    let decoded: Vec<Vec<arrow::array::RecordBatch>> = files
+        .iter()
+        .map(|p| {
+            let data = bytes::Bytes::from(std::fs::read(p).unwrap());
+            ParquetRecordBatchReaderBuilder::try_new(data)
+                .unwrap()
+                .with_batch_size(64 * 1024)
+                .build()
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+        })
+        .collect();
+    let rows = decoded.iter().flatten().map(|b| b.num_rows() as u64).sum();
+    let props = eventlake_compaction::compact::writer_properties(
+        &eventlake_compaction::compact::CompactOptions::default(),
+    )
+    .unwrap();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                while let Some(batches) = decoded.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let Some(first) = batches.first() else {
+                        continue;
+                    };
+                    let mut w =
+                        ArrowWriter::try_new(Vec::new(), first.schema(), Some(props.clone()))
+                            .unwrap();
+                    for b in batches {
+                        w.write(b).unwrap();
+                    }
+                    std::hint::black_box(w.into_inner().unwrap().len());
+                }
+            });
+        }
+    });
+    (rows, started.elapsed().as_secs_f64())
 }
 
 /// Empties the curated zone, quarantine and catalog, keeping the raw zone.

@@ -881,7 +881,8 @@ fn radix_sort(v: &mut Vec<(u64, u32, u32)>, bits: u32) {
     }
 }
 
-fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
+/// How the curated data files are written: compression, encodings, row groups and pages.
+pub fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
     let level = ZstdLevel::try_new(opts.zstd_level)?;
     let sorting = [1, 2, 0]
         .into_iter()
