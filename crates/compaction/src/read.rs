@@ -358,19 +358,25 @@ fn split_into<R: Read>(
     }
 }
 
+/// Decompressed bytes past which builders are not given room ahead: they grow from there.
+const MAX_ROOM_HINT: u64 = 64 << 20;
+
 /// About how many bytes `data` holds once decompressed: a gzip object's trailer gives its last
 /// member's size (the whole object's, as the ingestion Lambda writes one member), bounded here
-/// because a trailer is not to be trusted; 0 when there is nothing to go by.
+/// because a trailer is not to be trusted (at most 32 bytes per stored byte, and
+/// [`MAX_ROOM_HINT`]); 0 when there is nothing to go by.
 fn decompressed_hint(data: &[u8], is_gzip: bool) -> u64 {
-    if !is_gzip {
-        return data.len() as u64;
-    }
-    match data.last_chunk::<4>() {
-        Some(size) if data.len() >= 18 => {
-            u64::from(u32::from_le_bytes(*size)).min(data.len() as u64 * 32)
+    let hint = if !is_gzip {
+        data.len() as u64
+    } else {
+        match data.last_chunk::<4>() {
+            Some(size) if data.len() >= 18 => {
+                u64::from(u32::from_le_bytes(*size)).min(data.len() as u64 * 32)
+            }
+            _ => 0,
         }
-        _ => 0,
-    }
+    };
+    hint.min(MAX_ROOM_HINT)
 }
 
 /// Reads one raw object of `partition` (`key` is for the records). `data` is the object as stored:
@@ -520,6 +526,9 @@ mod tests {
         assert_eq!(decompressed_hint(&data, true), 32 * n as u64);
         assert_eq!(decompressed_hint(&[0x1f, 0x8b, 8], true), 0);
         assert_eq!(decompressed_hint(b"{}\n", false), 3);
+        // However large the object, no more than MAX_ROOM_HINT.
+        let big = vec![b'x'; 2 * MAX_ROOM_HINT as usize];
+        assert_eq!(decompressed_hint(&big, false), MAX_ROOM_HINT);
         // Nothing read yet, or nothing to go by: no room is guessed.
         assert!(Shape::default().room(1000).is_none());
         let seen = Shape {
@@ -552,10 +561,17 @@ mod tests {
         })
         .join()
         .unwrap();
-        // On this thread, after objects of another shape: too little room, then too much.
-        for small in ["{}\n", &"{\"event_id\":\"x\"}\n".repeat(3)] {
+        // On this thread, after objects of other shapes: lines that were no rows (too little
+        // room), and rows far shorter, without properties (too many rows, too few bytes).
+        let short = (0..3)
+            .map(|i| format!("{{\"event_id\":\"s{i}\",\"event_type\":\"t\",\"event_time\":\"2026-11-20T10:00:00Z\",\"received_at\":\"2026-11-20T10:00:01Z\"}}\n"))
+            .collect::<String>();
+        for small in ["{}\n", &short] {
             SHAPE.set(Shape::default());
-            read_object("raw/s.ndjson", small.as_bytes(), &partition);
+            let rows = read_object("raw/s.ndjson", small.as_bytes(), &partition)
+                .chunk
+                .map_or(0, |c| c.batch.num_rows());
+            assert_eq!(rows, if small == short { 3 } else { 0 });
             let again = read_object("raw/a.ndjson", text.as_bytes(), &partition);
             assert_eq!(
                 again.chunk.unwrap().batch,
