@@ -352,38 +352,51 @@ fn main() {
 /// each as JSON when `json`), keeping nothing: the least any compaction of these objects costs.
 fn floor(raw: &Path, threads: usize, json: bool) -> u64 {
     use std::io::Read;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
     let files = walk(raw);
     assert!(!files.is_empty(), "no raw object under {}", raw.display());
-    let (next, lines) = (AtomicUsize::new(0), AtomicU64::new(0));
+    let lines = AtomicU64::new(0);
+    share_out(&files, threads, Vec::new, |text, path| {
+        let data = std::fs::read(path).unwrap();
+        text.clear();
+        // A corrupt object counts the lines before its break, as the job does.
+        let _ = flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(text);
+        let mut n = 0;
+        for line in text.split(|b| *b == b'\n') {
+            if json {
+                std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok());
+            }
+            n += 1;
+        }
+        // A final newline does not start another line.
+        if text.is_empty() || text.last() == Some(&b'\n') {
+            n -= 1;
+        }
+        lines.fetch_add(n, Ordering::Relaxed);
+    });
+    lines.into_inner()
+}
+
+/// Hands each of `items` to `work` on one of `threads` threads, the next item to the first
+/// thread free; each thread's `work` gets state of its own, made by `init`.
+fn share_out<T: Sync, S>(
+    items: &[T],
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, &T) + Sync,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
-                let mut text = Vec::new();
-                while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let data = std::fs::read(path).unwrap();
-                    text.clear();
-                    // A corrupt object counts the lines before its break, as the job does.
-                    let _ = flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut text);
-                    let mut n = 0;
-                    for line in text.split(|b| *b == b'\n') {
-                        if json {
-                            std::hint::black_box(
-                                serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok(),
-                            );
-                        }
-                        n += 1;
-                    }
-                    // A final newline does not start another line.
-                    if text.is_empty() || text.last() == Some(&b'\n') {
-                        n -= 1;
-                    }
-                    lines.fetch_add(n, Ordering::Relaxed);
+                let mut state = init();
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    work(&mut state, item);
                 }
             });
         }
     });
-    lines.into_inner()
 }
 
 /// Decodes every curated data file under `curated` (not timed), then encodes each file's rows
@@ -392,7 +405,6 @@ fn floor(raw: &Path, threads: usize, json: bool) -> u64 {
 fn write_floor(curated: &Path, threads: usize) -> (u64, f64) {
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let files: Vec<PathBuf> = walk(curated)
         .into_iter()
         .filter(|p| {
@@ -424,26 +436,23 @@ fn write_floor(curated: &Path, threads: usize) -> (u64, f64) {
         &eventlake_compaction::compact::CompactOptions::default(),
     )
     .unwrap();
-    let next = AtomicUsize::new(0);
     let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                while let Some(batches) = decoded.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let Some(first) = batches.first() else {
-                        continue;
-                    };
-                    let mut w =
-                        ArrowWriter::try_new(Vec::new(), first.schema(), Some(props.clone()))
-                            .unwrap();
-                    for b in batches {
-                        w.write(b).unwrap();
-                    }
-                    std::hint::black_box(w.into_inner().unwrap().len());
-                }
-            });
-        }
-    });
+    share_out(
+        &decoded,
+        threads,
+        || (),
+        |_, batches| {
+            let Some(first) = batches.first() else {
+                return;
+            };
+            let mut w =
+                ArrowWriter::try_new(Vec::new(), first.schema(), Some(props.clone())).unwrap();
+            for b in batches {
+                w.write(b).unwrap();
+            }
+            std::hint::black_box(w.into_inner().unwrap().len());
+        },
+    );
     (rows, started.elapsed().as_secs_f64())
 }
 
