@@ -92,22 +92,13 @@ impl IdsBuilder {
 
 /// The id index of the valid lines of `chunks`, in line order (chunk by chunk).
 pub fn ids_of(chunks: &[Chunk]) -> Result<Ids> {
-    let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
-    let mut hashes: Vec<u8> = Vec::with_capacity(lines * 16);
-    let mut received = Vec::with_capacity(lines);
-    let mut fingerprints = Vec::with_capacity(lines);
+    let (received, fingerprints) = crate::compact::received_and_fingerprints(chunks);
+    let mut hashes: Vec<u8> = Vec::with_capacity(received.len() * 16);
     for c in chunks {
-        fingerprints.extend_from_slice(&c.fingerprints);
         let id = c.batch.column(0).as_string::<i32>();
         for v in id.iter() {
             hashes.extend_from_slice(&id_hash(v.unwrap_or_default()).to_le_bytes());
         }
-        received.extend_from_slice(
-            c.batch
-                .column(3)
-                .as_primitive::<TimestampMicrosecondType>()
-                .values(),
-        );
     }
     let ids = FixedSizeBinaryArray::try_new(16, hashes.into(), None)?;
     Ok(RecordBatch::try_new(
