@@ -276,7 +276,8 @@ pub async fn compact_partition(
     let mut held_bytes = 0;
     let mut spill: Option<Spill> = None;
     let mut keys = IdsBuilder::default();
-    let run_limit = run_bytes(expected_row_bytes(&plan.objects), opts.spill_bytes);
+    let mut run_limit = RunLimit::new(&plan.objects, opts.spill_bytes);
+    let mut stored_sizes = plan.objects.iter().map(|o| o.size);
     let mut outcomes = std::pin::pin!(object_stream(
         lake,
         partition,
@@ -284,12 +285,16 @@ pub async fn compact_partition(
         opts.read_concurrency
     ));
     while let Some(o) = outcomes.try_next().await? {
+        let stored = stored_sizes.next().unwrap_or(0);
         let Some(chunk) = tally_one(o, &mut counts, &mut quarantine) else {
+            run_limit.read(stored, 0);
             continue;
         };
-        held_bytes += chunk.batch.get_array_memory_size();
+        let bytes = chunk.batch.get_array_memory_size();
+        run_limit.read(stored, bytes);
+        held_bytes += bytes;
         held.push(chunk);
-        if held_bytes > run_limit {
+        if run_limit.spill(held_bytes) {
             let runs = match &mut spill {
                 Some(s) => s,
                 None => spill.insert(Spill::new(opts.spill_dir.as_deref())?),
@@ -364,34 +369,60 @@ pub async fn compact_partition(
     .await
 }
 
-/// Arrow bytes of rows per stored byte of a gzip raw object, about: JSON compresses about tenfold,
-/// and its rows keep most of its bytes.
-const ROW_BYTES_PER_GZIP_BYTE: u64 = 8;
-
-/// The Arrow bytes the rows of `objects` will take, about, from their stored sizes.
-fn expected_row_bytes(objects: &[crate::plan::RawObject]) -> u64 {
-    objects
-        .iter()
-        .map(|o| {
-            if o.key.ends_with(".gz") {
-                o.size.saturating_mul(ROW_BYTES_PER_GZIP_BYTE)
-            } else {
-                o.size
-            }
-        })
-        .sum()
+/// When the rows a partition holds go to a run on disk. A partition that fits in the budget is
+/// never spilled. One that will not fit is spilled in runs of a quarter of the budget: smaller
+/// runs keep less in memory and sort in cache (a partition of 476,000 lines took 17.2 s with runs
+/// of 32 MB against 18.1 s with runs of 128 MB, and 486 against 593 MiB).
+///
+/// Whether it will fit is told from the rows it has given so far: once it holds a quarter of the
+/// budget, their bytes per stored byte read, times the stored bytes of all its objects, project
+/// its size. A guess from stored sizes alone (gzip compresses JSON about tenfold) spilled
+/// partitions that fitted whenever the data compressed less well than that. A wrong projection
+/// costs time or memory, never a row: the files are the same either way.
+struct RunLimit {
+    budget: usize,
+    /// Stored bytes of the partition's objects, all of them, and of those read so far.
+    stored: u64,
+    stored_read: u64,
+    /// Arrow bytes of the rows read so far, spilled or held.
+    row_bytes: u64,
+    spilling: bool,
 }
 
-/// Rows held before they are spilled as a run: the budget, or a quarter of it for a partition
-/// expected to pass the budget anyway. Smaller runs keep less in memory and sort in cache (a
-/// partition of 476,000 lines took 17.2 s with runs of 32 MB against 18.1 s with runs of 128 MB,
-/// and 486 against 593 MiB), while a partition that fits is never spilled at all. A wrong guess
-/// costs time or memory, never a row: the files are the same either way.
-fn run_bytes(expected: u64, budget: usize) -> usize {
-    if expected > budget as u64 {
-        (budget / 4).max(1)
-    } else {
-        budget
+impl RunLimit {
+    fn new(objects: &[crate::plan::RawObject], budget: usize) -> Self {
+        Self {
+            budget: budget.max(1),
+            stored: objects.iter().map(|o| o.size).sum(),
+            stored_read: 0,
+            row_bytes: 0,
+            spilling: false,
+        }
+    }
+
+    /// One more object read: `stored` bytes of it, which gave rows of `row_bytes`.
+    fn read(&mut self, stored: u64, row_bytes: usize) {
+        self.stored_read += stored;
+        self.row_bytes += row_bytes as u64;
+    }
+
+    fn quarter(&self) -> usize {
+        (self.budget / 4).max(1)
+    }
+
+    /// The partition's rows, in Arrow bytes, projected from those read so far.
+    fn projected(&self) -> u64 {
+        let read = self.stored_read.max(1) as u128;
+        let all = self.stored.max(self.stored_read) as u128;
+        (self.row_bytes as u128 * all / read).min(u64::MAX as u128) as u64
+    }
+
+    /// Whether the `held` bytes of rows go to a run now.
+    fn spill(&mut self, held: usize) -> bool {
+        let now = held > self.budget
+            || (held > self.quarter() && (self.spilling || self.projected() > self.budget as u64));
+        self.spilling |= now;
+        now
     }
 }
 
@@ -1225,33 +1256,51 @@ mod tests {
         assert_eq!(d.duplicates, 0);
     }
 
+    /// The held bytes at which a partition of `objects` (stored size, Arrow bytes of its rows)
+    /// spills, under `budget`, and the bytes left held at the end.
+    fn spills(objects: &[(u64, usize)], budget: usize) -> (Vec<usize>, usize) {
+        let raw: Vec<crate::plan::RawObject> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, &(size, _))| crate::plan::RawObject {
+                key: format!("raw/{i}.ndjson.gz"),
+                size,
+                e_tag: None,
+                last_modified: None,
+            })
+            .collect();
+        let mut limit = RunLimit::new(&raw, budget);
+        let (mut at, mut held) = (Vec::new(), 0);
+        for &(size, bytes) in objects {
+            limit.read(size, bytes);
+            held += bytes;
+            if limit.spill(held) {
+                at.push(held);
+                held = 0;
+            }
+        }
+        (at, held)
+    }
+
     #[test]
-    fn a_partition_expected_past_the_budget_spills_in_smaller_runs() {
-        let object = |key: &str, size: u64| crate::plan::RawObject {
-            key: key.into(),
-            size,
-            e_tag: None,
-            last_modified: None,
-        };
-        let mb = 1024 * 1024;
-        // 10 MB of gzip: about 80 MB of rows, which fit in 128 MB.
-        let small = [object("raw/a.ndjson.gz", 10 * mb)];
-        assert_eq!(expected_row_bytes(&small), 80 * mb);
-        assert_eq!(
-            run_bytes(expected_row_bytes(&small), 128 * mb as usize),
-            128 * mb as usize
-        );
-        // 20 MB of gzip and 10 MB of plain NDJSON: about 170 MB, which do not.
-        let large = [
-            object("raw/a.ndjson.gz", 20 * mb),
-            object("raw/b.ndjson", 10 * mb),
-        ];
-        assert_eq!(expected_row_bytes(&large), 170 * mb);
-        assert_eq!(
-            run_bytes(expected_row_bytes(&large), 128 * mb as usize),
-            32 * mb as usize
-        );
-        assert_eq!(run_bytes(u64::MAX, 3), 1);
+    fn a_partition_spills_only_when_its_rows_will_not_fit() {
+        // Ten objects whose rows take 5 bytes per stored byte: 50 of 64 once all are read. It
+        // fits, and is never spilled, whatever a fixed bytes-per-stored-byte guess would say.
+        assert_eq!(spills(&[(1, 5); 10], 64), (vec![], 50));
+        // Twice as many: 100. Once it holds a quarter of the budget (16), the projection says
+        // it will not fit, and it is spilled in runs of a quarter.
+        let (at, left) = spills(&[(1, 5); 20], 64);
+        assert_eq!(at, vec![20, 20, 20, 20, 20]);
+        assert_eq!(left, 0);
+        // The first objects are small and project a partition that fits; the later ones are
+        // large. It is spilled once it passes the budget, then in quarters.
+        let mut growing = vec![(10, 1); 10];
+        growing.extend([(10, 30); 4]);
+        assert_eq!(spills(&growing, 64), (vec![70, 30, 30], 0));
+        // No stored sizes known: nothing is projected, and the budget spills first.
+        assert_eq!(spills(&[(0, 30); 5], 64), (vec![90, 30, 30], 0));
+        // A budget too small to quarter: runs of one byte.
+        assert_eq!(spills(&[(1, 2); 3], 3), (vec![2, 2, 2], 0));
     }
 
     #[test]
