@@ -139,11 +139,15 @@ impl Spill {
             .join(format!("run-{:04}.arrows", self.written))
     }
 
-    /// Merges runs into longer ones, [`MAX_MERGED_RUNS`] at a time, until no more than that are
-    /// left: the final merge then holds a batch of each, however large the partition.
+    /// Merges runs into longer ones until no more than [`MAX_MERGED_RUNS`] are left: the final
+    /// merge then holds a batch of each, however large the partition. The first merge takes only
+    /// as many runs as it must for every later one to take that many, so the fewest rows are
+    /// merged twice (21 runs: 6 merged into one, where merging 16 first moved nearly three
+    /// times the rows).
     fn narrow(&mut self) -> Result<()> {
         while self.runs.len() > MAX_MERGED_RUNS {
-            let group: Vec<PathBuf> = self.runs.drain(..MAX_MERGED_RUNS).collect();
+            let take = first_merge(self.runs.len());
+            let group: Vec<PathBuf> = self.runs.drain(..take).collect();
             let path = self.next_path();
             let mut merge = Merge::open(&group)?;
             let mut writer = RunWriter::create(&path)?;
@@ -200,6 +204,15 @@ impl Spill {
         }
         Ok(())
     }
+}
+
+/// How many of `runs` runs to merge first so that each later merge, [`MAX_MERGED_RUNS`] at a
+/// time, leaves one run fewer than that many more: `runs` itself when they are few enough.
+fn first_merge(runs: usize) -> usize {
+    if runs <= MAX_MERGED_RUNS {
+        return runs;
+    }
+    (runs - 2) % (MAX_MERGED_RUNS - 1) + 2
 }
 
 /// A run being written.
@@ -496,8 +509,8 @@ mod tests {
         // Some lines dropped, as de-duplication drops them.
         let keep: Vec<bool> = (0..lines).map(|i| i % 13 != 5).collect();
         let order = sorted_order(&chunks, Some(&keep));
-        // A few runs, merged at once; and 43, first merged into longer ones twice (16 into one,
-        // then 16 of the 28 left), and 13 merged at the end.
+        // A few runs, merged at once; and 43, first merged into longer ones twice (13 into one,
+        // then 16 of the 31 left), and 16 merged at the end.
         for (chunks_a_run, runs) in [(23, 6), (3, 43)] {
             let mut spill = Spill::new(Some(dir.path())).unwrap();
             let mut first = 0;
@@ -559,6 +572,34 @@ mod tests {
                 "the files differ"
             );
         }
+    }
+
+    #[test]
+    fn only_the_first_merge_takes_fewer_runs() {
+        for runs in 1..=300 {
+            let mut left = runs;
+            let mut takes = Vec::new();
+            while left > MAX_MERGED_RUNS {
+                let take = first_merge(left);
+                assert!((2..=MAX_MERGED_RUNS).contains(&take), "{runs}: {take}");
+                takes.push(take);
+                left = left - take + 1;
+            }
+            assert!(left <= MAX_MERGED_RUNS);
+            // Every merge but the first takes as many runs as it may, and the last leaves
+            // exactly that many for the final merge: no pass could have been spared.
+            assert!(
+                takes.iter().skip(1).all(|&t| t == MAX_MERGED_RUNS),
+                "{runs}: {takes:?}"
+            );
+            if runs > MAX_MERGED_RUNS {
+                assert_eq!(left, MAX_MERGED_RUNS, "{runs}: {takes:?}");
+            }
+            let passes = runs.saturating_sub(2) / (MAX_MERGED_RUNS - 1);
+            assert_eq!(takes.len(), passes, "{runs}: {takes:?}");
+        }
+        assert_eq!(first_merge(21), 6);
+        assert_eq!(first_merge(MAX_MERGED_RUNS), MAX_MERGED_RUNS);
     }
 
     #[test]
