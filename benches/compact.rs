@@ -358,9 +358,14 @@ fn floor(raw: &Path, threads: usize, json: bool) -> u64 {
     let lines = AtomicU64::new(0);
     share_out(&files, threads, Vec::new, |text, path| {
         let data = std::fs::read(path).unwrap();
-        text.clear();
-        // A corrupt object counts the lines before its break, as the job does.
-        let _ = flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(text);
+        // Decompressed as the job does: whole where it can be, else streamed (a corrupt object
+        // then counts the lines before its break, as the job does).
+        let size = eventlake_compaction::gunzip::gunzip_whole(&data, text).unwrap_or_else(|| {
+            text.clear();
+            let _ = flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(text);
+            text.len()
+        });
+        let text = &text[..size];
         let mut n = 0;
         for line in text.split(|b| *b == b'\n') {
             if json {

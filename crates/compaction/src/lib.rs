@@ -3,7 +3,7 @@
 //! - [`plan`]: which partitions have raw data in range, and whether each needs work (a value:
 //!   `--dry-run` prints it).
 //! - [`read`]: one raw object to Arrow rows and quarantine records (a bad line never fails the
-//!   object).
+//!   object); [`gunzip`]: a gzip object decompressed whole.
 //! - [`compact`]: one partition from raw objects to a new committed version: validated,
 //!   de-duplicated, sorted Parquet, a manifest, quarantine, one catalog commit.
 //! - [`incremental`]: a committed version plus the raw objects added since, when that gives what
@@ -27,6 +27,7 @@ mod encode;
 mod error;
 pub mod gc;
 pub mod generate;
+pub mod gunzip;
 pub mod incremental;
 pub mod plan;
 pub mod read;

@@ -275,8 +275,9 @@ thread_local! {
     static LINE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// A buffer grown past this (by a long line) is not kept for the next object.
-const KEEP_BUFFER: usize = 2 * READ;
+/// A buffer grown past this (by a long line, or a large object decompressed whole) is not kept
+/// for the next object. A request's body is at most 1 MiB (the contract's limit).
+const KEEP_BUFFER: usize = 2 << 20;
 
 /// Cuts `reader` into lines, holding at most `max_line` bytes of one line. On a read error, the
 /// bytes of the unfinished line are returned with the error.
@@ -358,6 +359,28 @@ fn split_into<R: Read>(
     }
 }
 
+/// Cuts `text`, a whole object, into lines in place, as [`split_lines`] would, when none of them
+/// is longer than `max_line`; `None` (before that line is handed over) when one is. Where such a
+/// line comes out of the streaming splitter whole, or skipped with only its head kept, depends
+/// on where its reads end, so an object with one is read by the streaming splitter alone.
+fn split_slice(text: &[u8], max_line: usize, f: &mut impl FnMut(Piece<'_>)) -> Option<u64> {
+    let mut pos = 0;
+    for i in memchr::memchr_iter(b'\n', text) {
+        if i - pos > max_line {
+            return None;
+        }
+        f(Piece::Line(&text[pos..i]));
+        pos = i + 1;
+    }
+    if pos < text.len() {
+        if text.len() - pos > max_line {
+            return None;
+        }
+        f(Piece::Line(&text[pos..]));
+    }
+    Some(text.len() as u64)
+}
+
 /// Decompressed bytes past which builders are not given room ahead: they grow from there.
 const MAX_ROOM_HINT: u64 = 64 << 20;
 
@@ -400,6 +423,34 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
         return out;
     }
 
+    // Decompressed whole (see `gunzip`) and cut into lines in place where it can be; streamed
+    // through the line splitter where it cannot. The lines are the same either way.
+    let mut buf = LINE_BUFFER.take();
+    let text = if is_gzip {
+        crate::gunzip::gunzip_whole(data, &mut buf).map(|n| &buf[..n])
+    } else {
+        Some(data)
+    };
+    let whole = text.and_then(|text| read_lines(key, data, partition, is_gzip, Some(text)));
+    if buf.len() <= KEEP_BUFFER {
+        LINE_BUFFER.set(buf);
+    }
+    whole.unwrap_or_else(|| {
+        read_lines(key, data, partition, is_gzip, None).expect("a stream is read to its end")
+    })
+}
+
+/// [`read_object`] of `data`, with its lines cut from `text` when given (its whole decompressed
+/// bytes), else streamed; `None` when `text` has a line too long to be cut from it (see
+/// [`split_slice`]).
+fn read_lines(
+    key: &str,
+    data: &[u8],
+    partition: &PartitionKey,
+    is_gzip: bool,
+    text: Option<&[u8]>,
+) -> Option<ObjectOutcome> {
+    let mut out = ObjectOutcome::default();
     let mut builders = Builders::with_room(SHAPE.get().room(decompressed_hint(data, is_gzip)));
     let mut line_no: u64 = 0;
     let mut quarantined = Vec::new();
@@ -433,11 +484,13 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
         });
     };
 
-    let result = if is_gzip {
+    let result = match text {
+        Some(text) => Ok(split_slice(text, MAX_RAW_LINE_BYTES, &mut on_piece)?),
         // Straight from the slice: no buffer between it and the decoder.
-        split_lines(MultiGzDecoder::new(data), MAX_RAW_LINE_BYTES, &mut on_piece)
-    } else {
-        split_lines(data, MAX_RAW_LINE_BYTES, &mut on_piece)
+        None if is_gzip => {
+            split_lines(MultiGzDecoder::new(data), MAX_RAW_LINE_BYTES, &mut on_piece)
+        }
+        None => split_lines(data, MAX_RAW_LINE_BYTES, &mut on_piece),
     };
     match result {
         Ok(n) => out.bytes_read = n,
@@ -471,7 +524,7 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
     out.quarantined = quarantined;
     builders.record(out.bytes_read);
     out.chunk = builders.finish();
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -546,6 +599,104 @@ mod tests {
     }
 
     /// The same rows whatever room the builders start with.
+    /// What an outcome says, as text: its rows' number and fingerprints, its counts and
+    /// records. Whether its rows are the same is checked on the batches themselves.
+    fn said(o: &ObjectOutcome) -> String {
+        let rows = o
+            .chunk
+            .as_ref()
+            .map(|c| (c.batch.num_rows(), c.fingerprints.clone()));
+        format!(
+            "{rows:?}\nlines {} bytes {}\n{}\n{}",
+            o.lines,
+            o.bytes_read,
+            serde_json::to_string(&o.quarantined).unwrap(),
+            serde_json::to_string(&o.object_failure).unwrap()
+        )
+    }
+
+    #[test]
+    fn an_object_read_whole_gives_what_a_streamed_one_does() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let partition = PartitionKey {
+            team: eventlake_contract::TeamName::new("checkout").unwrap(),
+            dt: eventlake_contract::PartitionDate::parse("2026-11-20").unwrap(),
+        };
+        let line = |i: usize, pad: usize| {
+            format!(
+                "{{\"event_id\":\"e{i}\",\"event_type\":\"t{}\",\"event_time\":\"2026-11-20T10:00:00Z\",\"received_at\":\"2026-11-20T10:00:01Z\",\"properties\":{{\"p\":\"{}\"}}}}",
+                i % 3,
+                "x".repeat(pad)
+            )
+        };
+        let gzip = |text: &[u8]| {
+            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(text).unwrap();
+            e.finish().unwrap()
+        };
+        let lines: String = (0..300).map(|i| line(i, i % 40) + "\n").collect();
+        let long = line(1000, MAX_RAW_LINE_BYTES);
+        let texts: Vec<(&str, String)> = vec![
+            ("plain lines", lines.clone()),
+            ("no final newline", lines.trim_end().to_owned()),
+            (
+                "empty lines, a BOM, CRLF, bad lines",
+                format!(
+                    "\n\n\u{feff}{}\r\n{{}}\nnot json\n\n{}",
+                    line(1, 3),
+                    line(2, 3)
+                ),
+            ),
+            (
+                "a line over the limit",
+                format!("{lines}{long}\n{}\n", line(2000, 1)),
+            ),
+            ("a last line over the limit", format!("{lines}{long}")),
+            (
+                "a line just at the limit",
+                format!("{}\n", line(7, MAX_RAW_LINE_BYTES - line(7, 0).len())),
+            ),
+            ("nothing", String::new()),
+        ];
+        for (what, text) in &texts {
+            let gz = gzip(text.as_bytes());
+            let mut buf = Vec::new();
+            assert!(
+                crate::gunzip::gunzip_whole(&gz, &mut buf).is_some(),
+                "{what}"
+            );
+            let streamed = read_lines("raw/a.ndjson.gz", &gz, &partition, true, None).unwrap();
+            let whole = read_object("raw/a.ndjson.gz", &gz, &partition);
+            assert_eq!(said(&whole), said(&streamed), "{what}");
+            assert_eq!(
+                whole.chunk.map(|c| c.batch),
+                streamed.chunk.as_ref().map(|c| c.batch.clone()),
+                "{what}"
+            );
+            let plain =
+                read_lines("raw/a.ndjson", text.as_bytes(), &partition, false, None).unwrap();
+            assert_eq!(
+                said(&read_object("raw/a.ndjson", text.as_bytes(), &partition)),
+                said(&plain),
+                "{what}"
+            );
+            assert_eq!(
+                said(&plain).replace(".ndjson", ""),
+                said(&streamed).replace(".ndjson.gz", ""),
+                "{what}"
+            );
+        }
+        // Objects the whole path leaves to the stream: two members, a cut-off one.
+        let two = [gzip(lines.as_bytes()), gzip(lines.as_bytes())].concat();
+        let both = read_object("raw/b.ndjson.gz", &two, &partition);
+        assert_eq!(both.lines, 600);
+        let cut = &two[..two.len() / 3];
+        let broken = read_object("raw/c.ndjson.gz", cut, &partition);
+        assert!(broken.object_failure.is_some());
+        assert!(broken.lines > 0, "the lines before the break are kept");
+    }
+
     #[test]
     fn rows_do_not_depend_on_the_room_guessed() {
         let partition = PartitionKey {
