@@ -57,6 +57,10 @@ done
 printf '#!/bin/sh\nexec python3 -m ziglang ar "$@"\n' >"$tools/ar"
 chmod +x "$tools/cc" "$tools/c++" "$tools/ar"
 
+# libdeflate (the job's gzip decoder) picks its arm64 CRC code by what the compiler says it
+# supports; zig's clang accepts the sha3 variant's eor3 intrinsic and then fails to compile it.
+# Without it, libdeflate uses its pmull and crc variants, which run on every Graviton.
+export CFLAGS_aarch64_unknown_linux_musl="-DLIBDEFLATE_ASSEMBLER_DOES_NOT_SUPPORT_SHA3"
 build() { # package binary [VAR=value ...]
   local package=$1 binary=$2
   shift 2
