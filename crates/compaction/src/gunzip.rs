@@ -19,6 +19,10 @@ use libdeflate_sys::{
 /// Objects whose trailer says more than this are streamed: a whole one would be held at once.
 pub const MAX_WHOLE_BYTES: usize = 16 << 20;
 
+/// The most bytes one stored byte of a deflate stream can give (its longest match, 258 bytes,
+/// in about two bits): a trailer that says more lies, and no buffer is made for it.
+const MAX_RATIO: usize = 1032;
+
 /// A libdeflate decompressor (its tables, about 32 KiB), owned by one thread.
 struct Decompressor(NonNull<libdeflate_decompressor>);
 
@@ -57,7 +61,8 @@ pub fn trailer_size(data: &[u8]) -> Option<usize> {
 /// `out` is grown (zeroed) when it is shorter, never shrunk: a buffer kept between objects is
 /// not zeroed again. `None` otherwise, `out` then holding nothing of use: stream the object.
 pub fn gunzip_whole(data: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-    let size = trailer_size(data).filter(|&s| s <= MAX_WHOLE_BYTES)?;
+    let size = trailer_size(data)
+        .filter(|&s| s <= MAX_WHOLE_BYTES && s <= data.len().saturating_mul(MAX_RATIO))?;
     if out.len() < size {
         out.resize(size, 0);
     }
@@ -145,13 +150,18 @@ mod tests {
             None,
             gunzip_whole(&[a.clone(), b"\0\0\0\0".to_vec()].concat(), &mut out)
         );
-        // A trailer that says more, or less, than the member holds.
+        // A trailer that says more, or less, than the member holds (more than a deflate stream
+        // of its size can hold, too: no buffer is grown for it).
         for size in [7u32, 9, 1 << 20, u32::MAX] {
             let mut lying = a.clone();
             let at = lying.len() - 4;
             lying[at..].copy_from_slice(&size.to_le_bytes());
             assert_eq!(None, gunzip_whole(&lying, &mut out), "{size}");
         }
+        assert!(
+            out.len() < 1 << 20,
+            "a buffer was grown for a trailer that lies"
+        );
         // A wrong checksum, a cut-off member, damaged data, too short, not gzip.
         let mut crc = a.clone();
         let at = crc.len() - 8;

@@ -598,7 +598,6 @@ mod tests {
         );
     }
 
-    /// The same rows whatever room the builders start with.
     /// What an outcome says, as text: its rows' number and fingerprints, its counts and
     /// records. Whether its rows are the same is checked on the batches themselves.
     fn said(o: &ObjectOutcome) -> String {
@@ -697,6 +696,7 @@ mod tests {
         assert!(broken.lines > 0, "the lines before the break are kept");
     }
 
+    /// The same rows whatever room the builders start with.
     #[test]
     fn rows_do_not_depend_on_the_room_guessed() {
         let partition = PartitionKey {
