@@ -4,9 +4,10 @@
 //! decompressed into one buffer at once instead of streamed through a reader: libdeflate does
 //! that in about 0.72 of the time of the streaming decoder (`flate2` with `zlib-rs`) on the
 //! generated raw objects. Only an object that is exactly one gzip member, whose bytes are the
-//! size its trailer says and match its checksum, is decompressed this way. Anything else (more
-//! members, bytes after the member, a trailer that lies, corrupt data) is left to the streaming
-//! decoder, which keeps the lines before a break and says where it broke.
+//! size its trailer says and match its checksum, and whose header both decoders read alike, is
+//! decompressed this way. Anything else (more members, bytes after the member, a trailer that
+//! lies, corrupt data, a header CRC, an overlong name) is left to the streaming decoder, which
+//! keeps the lines before a break and says where it broke: an object gives what it gave before.
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
@@ -56,6 +57,48 @@ pub fn trailer_size(data: &[u8]) -> Option<usize> {
         .map(|size| u32::from_le_bytes(*size) as usize)
 }
 
+/// The gzip header's flags: a CRC of the header, a name, a comment.
+const FHCRC: u8 = 1 << 1;
+const FEXTRA: u8 = 1 << 2;
+const FNAME: u8 = 1 << 3;
+const FCOMMENT: u8 = 1 << 4;
+
+/// The longest name or comment the streaming decoder takes (it refuses the object past that).
+const MAX_HEADER_FIELD: usize = 65_535;
+
+/// Whether `data`'s gzip header is one both decoders read alike. libdeflate does not check a
+/// header's own CRC, which the streaming decoder does, and takes a name or a comment of any
+/// length, which the streaming decoder refuses past [`MAX_HEADER_FIELD`] bytes: such an object
+/// is streamed, so it gives what it gave before, whole or not.
+fn header_read_alike(data: &[u8]) -> bool {
+    let Some(&flags) = data.get(3) else {
+        return false;
+    };
+    if flags & FHCRC != 0 {
+        return false;
+    }
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let Some(xlen) = data.get(10..12) else {
+            return false;
+        };
+        at += 2 + usize::from(u16::from_le_bytes([xlen[0], xlen[1]]));
+    }
+    for field in [FNAME, FCOMMENT] {
+        if flags & field == 0 {
+            continue;
+        }
+        let Some(rest) = data.get(at..) else {
+            return false;
+        };
+        match memchr::memchr(0, &rest[..rest.len().min(MAX_HEADER_FIELD + 1)]) {
+            Some(len) => at += len + 1,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Decompresses `data`, a gzip object, into the start of `out` when it is exactly one member of
 /// at most [`MAX_WHOLE_BYTES`] whose size and checksum match its trailer, and returns its size.
 /// `out` is grown (zeroed) when it is shorter, never shrunk: a buffer kept between objects is
@@ -63,6 +106,9 @@ pub fn trailer_size(data: &[u8]) -> Option<usize> {
 pub fn gunzip_whole(data: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     let size = trailer_size(data)
         .filter(|&s| s <= MAX_WHOLE_BYTES && s <= data.len().saturating_mul(MAX_RATIO))?;
+    if !header_read_alike(data) {
+        return None;
+    }
     if out.len() < size {
         out.resize(size, 0);
     }
@@ -178,5 +224,63 @@ mod tests {
             gunzip_whole(b"{\"a\":1}\n plain NDJSON, not gzip", &mut out)
         );
         assert_eq!(trailer_size(&a), Some(8));
+    }
+
+    /// `gzip(data)` with `flags` set and their fields (an empty extra field, `name`, `comment`,
+    /// and a header CRC, right when `crc_ok`) put after its header's first ten bytes.
+    fn with_header(data: &[u8], flags: u8, name: &[u8], comment: &[u8], crc_ok: bool) -> Vec<u8> {
+        let plain = gzip(data);
+        let mut header = plain[..10].to_vec();
+        header[3] = flags;
+        if flags & FEXTRA != 0 {
+            header.extend([4, 0, b'e', b'x', 0, 0]);
+        }
+        for (bit, field) in [(FNAME, name), (FCOMMENT, comment)] {
+            if flags & bit != 0 {
+                header.extend(field);
+                header.push(0);
+            }
+        }
+        if flags & FHCRC != 0 {
+            let crc = crc32(&header) as u16 ^ u16::from(!crc_ok);
+            header.extend(crc.to_le_bytes());
+        }
+        [header, plain[10..].to_vec()].concat()
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        crc.sum()
+    }
+
+    #[test]
+    fn a_header_the_decoders_read_differently_is_left_to_the_stream() {
+        let text = b"{\"a\":1}\n".repeat(50);
+        let mut out = Vec::new();
+        let name = vec![b'n'; MAX_HEADER_FIELD];
+        let too_long = vec![b'n'; MAX_HEADER_FIELD + 1];
+        // Read alike: whole.
+        for (flags, name, comment) in [
+            (FNAME, &b"events.ndjson"[..], &b""[..]),
+            (FEXTRA | FNAME | FCOMMENT, &name[..], &b"a comment"[..]),
+            (FCOMMENT, &b""[..], &name[..]),
+        ] {
+            let object = with_header(&text, flags, name, comment, true);
+            assert_eq!(streamed(&object).unwrap(), text, "{flags}");
+            assert_eq!(gunzip_whole(&object, &mut out), Some(text.len()), "{flags}");
+        }
+        // A header CRC, right or wrong (libdeflate does not check it; the stream does), and a
+        // name or comment too long for the stream: streamed, whatever the stream then says.
+        for (flags, name, comment, crc_ok, stream_reads) in [
+            (FHCRC | FNAME, &b"x"[..], &b""[..], true, true),
+            (FHCRC, &b""[..], &b""[..], false, false),
+            (FNAME, &too_long[..], &b""[..], true, false),
+            (FNAME | FCOMMENT, &b"x"[..], &too_long[..], true, false),
+        ] {
+            let object = with_header(&text, flags, name, comment, crc_ok);
+            assert_eq!(streamed(&object).is_ok(), stream_reads, "{flags}");
+            assert_eq!(gunzip_whole(&object, &mut out), None, "{flags}");
+        }
     }
 }
