@@ -541,10 +541,7 @@ mod tests {
 
     #[test]
     fn fingerprints_keep_their_committed_values() {
-        let partition = PartitionKey {
-            team: eventlake_contract::TeamName::new("checkout").unwrap(),
-            dt: eventlake_contract::PartitionDate::parse("2026-11-20").unwrap(),
-        };
+        let partition = checkout();
         let long = "x".repeat(700);
         let lines = [
             r#"{"event_id":"e1","event_type":"page_view","event_time":"2026-11-20T13:45:12.345Z","received_at":"2026-11-20T13:45:13Z"}"#.to_owned(),
@@ -565,13 +562,10 @@ mod tests {
 
     #[test]
     fn the_size_hint_reads_the_trailer_and_does_not_trust_it() {
-        use std::io::Write;
         let text: String = (0..1000u64)
             .map(|i| format!("{{\"a\":{}}}\n", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
             .collect();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(text.as_bytes()).unwrap();
-        let mut data = gz.finish().unwrap();
+        let mut data = gzip(text.as_bytes());
         assert_eq!(decompressed_hint(&data, true), text.len() as u64);
         // A trailer claiming 4 GiB is held to 32 bytes per stored byte.
         let n = data.len();
@@ -598,6 +592,30 @@ mod tests {
         );
     }
 
+    fn checkout() -> PartitionKey {
+        PartitionKey {
+            team: eventlake_contract::TeamName::new("checkout").unwrap(),
+            dt: eventlake_contract::PartitionDate::parse("2026-11-20").unwrap(),
+        }
+    }
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(text).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// `a` and `b` say the same: rows, counts and records.
+    fn assert_same(a: ObjectOutcome, b: &ObjectOutcome, what: &str) {
+        assert_eq!(said(&a), said(b), "{what}");
+        assert_eq!(
+            a.chunk.map(|c| c.batch),
+            b.chunk.as_ref().map(|c| c.batch.clone()),
+            "{what}"
+        );
+    }
+
     /// What an outcome says, as text: its rows' number and fingerprints, its counts and
     /// records. Whether its rows are the same is checked on the batches themselves.
     fn said(o: &ObjectOutcome) -> String {
@@ -616,23 +634,13 @@ mod tests {
 
     #[test]
     fn an_object_read_whole_gives_what_a_streamed_one_does() {
-        use flate2::write::GzEncoder;
-        use std::io::Write;
-        let partition = PartitionKey {
-            team: eventlake_contract::TeamName::new("checkout").unwrap(),
-            dt: eventlake_contract::PartitionDate::parse("2026-11-20").unwrap(),
-        };
+        let partition = checkout();
         let line = |i: usize, pad: usize| {
             format!(
                 "{{\"event_id\":\"e{i}\",\"event_type\":\"t{}\",\"event_time\":\"2026-11-20T10:00:00Z\",\"received_at\":\"2026-11-20T10:00:01Z\",\"properties\":{{\"p\":\"{}\"}}}}",
                 i % 3,
                 "x".repeat(pad)
             )
-        };
-        let gzip = |text: &[u8]| {
-            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(text).unwrap();
-            e.finish().unwrap()
         };
         let lines: String = (0..300).map(|i| line(i, i % 40) + "\n").collect();
         let long = line(1000, MAX_RAW_LINE_BYTES);
@@ -666,12 +674,10 @@ mod tests {
                 "{what}"
             );
             let streamed = read_lines("raw/a.ndjson.gz", &gz, &partition, true, None).unwrap();
-            let whole = read_object("raw/a.ndjson.gz", &gz, &partition);
-            assert_eq!(said(&whole), said(&streamed), "{what}");
-            assert_eq!(
-                whole.chunk.map(|c| c.batch),
-                streamed.chunk.as_ref().map(|c| c.batch.clone()),
-                "{what}"
+            assert_same(
+                read_object("raw/a.ndjson.gz", &gz, &partition),
+                &streamed,
+                what,
             );
             let plain =
                 read_lines("raw/a.ndjson", text.as_bytes(), &partition, false, None).unwrap();
@@ -698,19 +704,12 @@ mod tests {
 
     #[test]
     fn a_damaged_object_gives_what_the_stream_gives() {
-        use flate2::write::GzEncoder;
         use rand::{Rng, SeedableRng};
-        use std::io::Write;
-        let partition = PartitionKey {
-            team: eventlake_contract::TeamName::new("checkout").unwrap(),
-            dt: eventlake_contract::PartitionDate::parse("2026-11-20").unwrap(),
-        };
+        let partition = checkout();
         let text: String = (0..200)
             .map(|i| format!("{{\"event_id\":\"e{i}\",\"event_type\":\"t\",\"event_time\":\"2026-11-20T10:00:00Z\",\"received_at\":\"2026-11-20T10:00:01Z\"}}\n"))
             .collect();
-        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(text.as_bytes()).unwrap();
-        let clean = e.finish().unwrap();
+        let clean = gzip(text.as_bytes());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
         let mut whole = 0;
         for round in 0..1500 {
@@ -737,12 +736,7 @@ mod tests {
                 continue;
             }
             let streamed = read_lines("raw/d.ndjson.gz", &object, &partition, true, None).unwrap();
-            assert_eq!(said(&read), said(&streamed), "round {round}");
-            assert_eq!(
-                read.chunk.map(|c| c.batch),
-                streamed.chunk.as_ref().map(|c| c.batch.clone()),
-                "round {round}"
-            );
+            assert_same(read, &streamed, &format!("round {round}"));
         }
         // Some damage leaves a member whole (a flipped byte of the header's time, say).
         assert!(whole > 0);
@@ -751,10 +745,7 @@ mod tests {
     /// The same rows whatever room the builders start with.
     #[test]
     fn rows_do_not_depend_on_the_room_guessed() {
-        let partition = PartitionKey {
-            team: eventlake_contract::TeamName::new("checkout").unwrap(),
-            dt: eventlake_contract::PartitionDate::parse("2026-11-20").unwrap(),
-        };
+        let partition = checkout();
         let text: String = (0..500)
             .map(|i| format!("{{\"event_id\":\"e{i}\",\"event_type\":\"t{}\",\"event_time\":\"2026-11-20T10:00:00Z\",\"received_at\":\"2026-11-20T10:00:01Z\",\"properties\":{{\"n\":\"{}\"}}}}\n", i % 3, "x".repeat(i % 50)))
             .collect();
