@@ -392,12 +392,8 @@ fn decompressed_hint(data: &[u8], is_gzip: bool) -> u64 {
     let hint = if !is_gzip {
         data.len() as u64
     } else {
-        match data.last_chunk::<4>() {
-            Some(size) if data.len() >= 18 => {
-                u64::from(u32::from_le_bytes(*size)).min(data.len() as u64 * 32)
-            }
-            _ => 0,
-        }
+        crate::gunzip::trailer_size(data)
+            .map_or(0, |size| (size as u64).min(data.len() as u64 * 32))
     };
     hint.min(MAX_ROOM_HINT)
 }
