@@ -206,8 +206,9 @@ impl Spill {
     }
 }
 
-/// How many of `runs` runs to merge first so that each later merge, [`MAX_MERGED_RUNS`] at a
-/// time, leaves one run fewer than that many more: `runs` itself when they are few enough.
+/// How many of `runs` runs the first merge takes: all of them when they are no more than
+/// [`MAX_MERGED_RUNS`]; else just enough that every later merge takes that many and leaves
+/// exactly that many for the final one.
 fn first_merge(runs: usize) -> usize {
     if runs <= MAX_MERGED_RUNS {
         return runs;
