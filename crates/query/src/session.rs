@@ -6,8 +6,12 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
+use datafusion::common::tree_node::Transformed;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::eliminate_group_by_constant::EliminateGroupByConstant;
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParserBuilder;
 
@@ -52,6 +56,7 @@ pub fn functions_session() -> Result<SessionContext> {
         .with_default_features()
         .with_expr_planners(crate::trino::expr_planners())
         .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
+        .with_optimizer_rules(logical_rules())
         .build();
     let mut ctx = SessionContext::new_with_state(state);
     crate::trino::register(&mut ctx);
@@ -89,6 +94,7 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
         .with_default_features()
         .with_expr_planners(crate::trino::expr_planners())
         .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
+        .with_optimizer_rules(logical_rules())
         .with_physical_optimizer_rules(rules)
         .build();
     let mut ctx = SessionContext::new_with_state(state);
@@ -104,6 +110,57 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     ));
     ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
     Ok(ctx)
+}
+
+/// DataFusion's logical rules, [`GroupByDerived`] in place of the one it wraps.
+fn logical_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    datafusion::optimizer::Optimizer::new()
+        .rules
+        .into_iter()
+        .map(|r| -> Arc<dyn OptimizerRule + Send + Sync> {
+            if r.name() == GroupByDerived::NAME {
+                Arc::new(GroupByDerived(EliminateGroupByConstant::new()))
+            } else {
+                r
+            }
+        })
+        .collect()
+}
+
+/// DataFusion's `eliminate_group_by_constant` (a grouping key computed from other keys is
+/// computed after the aggregation), leaving the plan as it was when the projection it rebuilds
+/// cannot be built: DataFusion names a cast after the column it casts, so grouping by
+/// `CAST(dt AS date)` and `dt` made two outputs of one name there and failed the query.
+#[derive(Debug)]
+struct GroupByDerived(EliminateGroupByConstant);
+
+impl GroupByDerived {
+    const NAME: &str = "eliminate_group_by_constant";
+}
+
+impl OptimizerRule for GroupByDerived {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        self.0.apply_order()
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> datafusion::common::Result<Transformed<LogicalPlan>> {
+        if !matches!(plan, LogicalPlan::Aggregate(_)) {
+            return self.0.rewrite(plan, config);
+        }
+        let before = plan.clone();
+        Ok(self
+            .0
+            .rewrite(plan, config)
+            .unwrap_or_else(|_| Transformed::no(before)))
+    }
 }
 
 /// Runs one SQL statement and collects its result.
@@ -132,9 +189,21 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
         ))
         .into());
     }
-    let statement = statements.pop_front().expect("one statement");
+    let mut statement = statements.pop_front().expect("one statement");
+    athena_statement(&mut statement)?;
     let plan = state.statement_to_plan(statement).await?;
     Ok(ctx.execute_logical_plan(plan).await?)
+}
+
+/// Output names and table samples as Athena reads them (`trino/select.rs`).
+fn athena_statement(statement: &mut datafusion::sql::parser::Statement) -> Result<()> {
+    use datafusion::sql::parser::Statement;
+    match statement {
+        Statement::Statement(s) => crate::trino::select::athena_select(s)?,
+        Statement::Explain(e) => athena_statement(&mut e.statement)?,
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The SQL as the engine reads it: Athena's type syntax in casts rewritten, and a function the

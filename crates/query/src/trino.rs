@@ -48,6 +48,7 @@ mod moments;
 mod numbers;
 mod percentile;
 pub mod render;
+pub(crate) mod select;
 mod sql_json;
 pub(crate) mod syntax;
 mod text;

@@ -1,0 +1,346 @@
+//! What a parsed query says that DataFusion's planner reads otherwise, settled on the syntax
+//! tree before planning:
+//!
+//! - **Output names.** Athena names a select item that is neither a column nor aliased by its
+//!   place, `_col0`, `_col1`, … (`SELECT team, count(*)` gives `team` and `_col1`). DataFusion
+//!   names it by its text, and a cast by the column it casts, so `SELECT CAST(dt AS date), dt`
+//!   failed to plan (two outputs named `dt`). Such items get Athena's name as an alias, in every
+//!   `SELECT` of the query, up to the first `*` (past it the place is not known before planning,
+//!   and DataFusion's names stay). Under `SELECT DISTINCT`, an ORDER BY key written as an
+//!   output's expression (`ORDER BY lower(team)`) is read as that output, which DataFusion
+//!   refused ("ORDER BY expressions must appear in select list").
+//! - **`TABLESAMPLE BERNOULLI (p)`** (and `SYSTEM`): the planner ignored it and read every row.
+//!   The table becomes `(SELECT * FROM t WHERE random() < p / 100) AS <its alias or name>`: each
+//!   row kept with probability `p` percent, as Bernoulli sampling does (`SYSTEM` samples by
+//!   rows too, which Athena's definition, splits chosen at random, allows). A percentage outside
+//!   0 to 100, or a sample Athena has no syntax for, is an error.
+
+use std::ops::ControlFlow;
+
+use datafusion::common::DataFusionError;
+use datafusion::sql::sqlparser::ast::{
+    Expr, Ident, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, Statement,
+    TableAlias, TableFactor, TableSampleKind, TableSampleMethod, TableSampleUnit, UnaryOperator,
+    Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::trino::dialect::AthenaDialect;
+
+/// Rewrites `statement` in place (see the module's text).
+pub fn athena_select(statement: &mut Statement) -> Result<(), DataFusionError> {
+    let mut v = Rewriter;
+    match statement.visit(&mut v) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct Rewriter;
+
+impl VisitorMut for Rewriter {
+    type Break = DataFusionError;
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
+        name_items(&mut query.body);
+        if let SetExpr::Select(s) = query.body.as_ref()
+            && s.distinct.is_some()
+            && let Some(OrderBy {
+                kind: OrderByKind::Expressions(keys),
+                ..
+            }) = &mut query.order_by
+        {
+            order_by_outputs(s, keys);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Self::Break> {
+        match sampled(factor) {
+            Ok(Some(derived)) => {
+                *factor = derived;
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
+            Err(e) => ControlFlow::Break(e),
+        }
+    }
+}
+
+/// Athena's `_colN` for the unnamed items of each `SELECT` in `body` (a set operation's
+/// sides included; a nested query is visited on its own).
+fn name_items(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => name_select(s),
+        SetExpr::SetOperation { left, right, .. } => {
+            name_items(left);
+            name_items(right);
+        }
+        _ => {}
+    }
+}
+
+fn name_select(select: &mut Select) {
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        match item {
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => return,
+            SelectItem::UnnamedExpr(e) if !named_by_itself(e) => {
+                *item = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::new(format!("_col{i}")),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Under `SELECT DISTINCT`, an ORDER BY key written as an output's expression becomes that
+/// output's name: the same value, and DataFusion finds an output among its keys only by name.
+fn order_by_outputs(select: &Select, keys: &mut [OrderByExpr]) {
+    for key in keys {
+        let output = select.projection.iter().find_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias } if *expr == key.expr => Some(alias),
+            _ => None,
+        });
+        if let Some(alias) = output {
+            key.expr = Expr::Identifier(alias.clone());
+        }
+    }
+}
+
+/// An item Athena names after itself: a column (`team`, `e.team`), or one in parentheses.
+fn named_by_itself(e: &Expr) -> bool {
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => true,
+        Expr::Nested(inner) => named_by_itself(inner),
+        _ => false,
+    }
+}
+
+/// The derived table a sampled table (or derived table) becomes, or `None` when `factor` is
+/// not sampled. The table as written, without its sample, is read inside; the outside takes its
+/// alias's name, or the table's, so that `t.column` still names a column.
+fn sampled(factor: &mut TableFactor) -> Result<Option<TableFactor>, DataFusionError> {
+    let (sample, alias, table) = match factor {
+        TableFactor::Table {
+            name,
+            alias,
+            sample,
+            ..
+        } => (
+            sample,
+            alias,
+            name.0.last().and_then(|p| p.as_ident()).cloned(),
+        ),
+        TableFactor::Derived { alias, sample, .. } => (sample, alias, None),
+        _ => return Ok(None),
+    };
+    let Some(kind) = sample.take() else {
+        return Ok(None);
+    };
+    let outer = alias
+        .as_ref()
+        .map(|a| a.name.clone())
+        .or(table)
+        .unwrap_or_else(|| Ident::new("sampled"));
+    let s = match kind {
+        TableSampleKind::BeforeTableAlias(s) | TableSampleKind::AfterTableAlias(s) => s,
+    };
+    let unsupported = || {
+        DataFusionError::Plan(format!(
+            "TABLESAMPLE on {outer}: only BERNOULLI (p) and SYSTEM (p) with a percentage are \
+             Athena's sampling, not `{s}`"
+        ))
+    };
+    if !matches!(
+        s.name,
+        Some(TableSampleMethod::Bernoulli | TableSampleMethod::System)
+    ) || s.seed.is_some()
+        || s.bucket.is_some()
+        || s.offset.is_some()
+    {
+        return Err(unsupported());
+    }
+    let Some(q) = &s.quantity else {
+        return Err(unsupported());
+    };
+    if q.unit
+        .as_ref()
+        .is_some_and(|u| *u != TableSampleUnit::Percent)
+    {
+        return Err(unsupported());
+    }
+    let Some(percent) = number(&q.value) else {
+        return Err(DataFusionError::Plan(format!(
+            "TABLESAMPLE on {outer}: the sample percentage must be a number, not `{}`",
+            q.value
+        )));
+    };
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(DataFusionError::Plan(format!(
+            "TABLESAMPLE on {outer}: the sample percentage must be between 0 and 100, not {percent}"
+        )));
+    }
+    let sql = format!(
+        "SELECT * FROM {factor} WHERE random() < {}",
+        percent / 100.0
+    );
+    let subquery = Parser::new(&AthenaDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| DataFusionError::Plan(format!("TABLESAMPLE on {outer}: {e}")))?;
+    Ok(Some(TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(TableAlias {
+            explicit: true,
+            name: outer,
+            columns: vec![],
+            at: None,
+        }),
+        sample: None,
+    }))
+}
+
+/// A numeric literal, signed or not.
+fn number(e: &Expr) -> Option<f64> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<f64>().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => number(expr).map(|n| -n),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        } => number(expr),
+        Expr::Nested(e) => number(e),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = Parser::parse_sql(&AthenaDialect, sql).unwrap();
+        athena_select(&mut s[0]).unwrap();
+        s[0].to_string()
+    }
+
+    #[test]
+    fn unnamed_items_take_their_place_as_name() {
+        assert_eq!(
+            rewritten(
+                "SELECT team, count(*), CAST(dt AS DATE) AS d, (dt), e.x, 1 + 1 FROM events e"
+            ),
+            "SELECT team, count(*) AS _col1, CAST(dt AS DATE) AS d, (dt), e.x, 1 + 1 AS _col5 FROM events e"
+        );
+        // Both sides of a set operation and nested queries; nothing past a `*`.
+        assert_eq!(
+            rewritten(
+                "SELECT max(x) FROM (SELECT lower(a) FROM t) UNION ALL SELECT 1 \
+                 ORDER BY 1"
+            ),
+            "SELECT max(x) AS _col0 FROM (SELECT lower(a) AS _col0 FROM t) UNION ALL SELECT 1 AS _col0 ORDER BY 1"
+        );
+        assert_eq!(
+            rewritten("SELECT 1, *, 2 FROM t"),
+            "SELECT 1 AS _col0, *, 2 FROM t"
+        );
+    }
+
+    #[test]
+    fn distinct_outputs_are_ordered_by_their_names() {
+        assert_eq!(
+            rewritten(
+                "SELECT DISTINCT lower(team), upper(x) AS u FROM t ORDER BY lower(team), upper(x) DESC, y"
+            ),
+            "SELECT DISTINCT lower(team) AS _col0, upper(x) AS u FROM t ORDER BY _col0, u DESC, y"
+        );
+        // Without DISTINCT the keys stay as written.
+        assert_eq!(
+            rewritten("SELECT lower(team) FROM t ORDER BY lower(team)"),
+            "SELECT lower(team) AS _col0 FROM t ORDER BY lower(team)"
+        );
+    }
+
+    #[test]
+    fn a_sampled_table_becomes_a_filtered_one_under_its_name() {
+        assert_eq!(
+            rewritten("SELECT count(*) FROM events TABLESAMPLE BERNOULLI (10)"),
+            "SELECT count(*) AS _col0 FROM (SELECT * FROM events WHERE random() < 0.1) AS events"
+        );
+        assert_eq!(
+            rewritten("SELECT e.team FROM events AS e TABLESAMPLE SYSTEM (50) WHERE e.dt = 'x'"),
+            "SELECT e.team FROM (SELECT * FROM events AS e WHERE random() < 0.5) AS e WHERE e.dt = 'x'"
+        );
+    }
+
+    #[test]
+    fn a_sample_athena_cannot_take_is_refused_with_what_and_where() {
+        for (sql, says) in [
+            (
+                "SELECT 1 FROM events TABLESAMPLE BERNOULLI (150)",
+                "between 0 and 100, not 150",
+            ),
+            (
+                "SELECT 1 FROM events TABLESAMPLE BERNOULLI (-1)",
+                "between 0 and 100",
+            ),
+            (
+                "SELECT 1 FROM events TABLESAMPLE (10 ROWS)",
+                "only BERNOULLI (p) and SYSTEM (p)",
+            ),
+        ] {
+            let mut s = Parser::parse_sql(&AthenaDialect, sql).unwrap();
+            let e = athena_select(&mut s[0]).unwrap_err().to_string();
+            assert!(
+                e.contains("TABLESAMPLE on events") && e.contains(says),
+                "{sql}: {e}"
+            );
+        }
+    }
+
+    /// The rewrites, planned and run: each query failed or read every row before.
+    #[tokio::test]
+    async fn queries_that_failed_now_answer_as_athena_does() {
+        let ctx = crate::session::functions_session().unwrap();
+        let rows =
+            "(VALUES ('2026-11-20', 'B'), ('2026-11-20', 'a'), ('2026-11-21', 'a')) AS t(dt, k)";
+        for (sql, want) in [
+            (
+                format!(
+                    "SELECT CAST(dt AS date), dt, count(*) FROM {rows} GROUP BY 1, 2 ORDER BY 1"
+                ),
+                "_col0,dt,_col2\n2026-11-20,2026-11-20,2\n2026-11-21,2026-11-21,1\n",
+            ),
+            (
+                format!("SELECT CAST(dt AS varchar), dt FROM {rows} ORDER BY dt DESC LIMIT 1"),
+                "_col0,dt\n2026-11-21,2026-11-21\n",
+            ),
+            (
+                format!("SELECT DISTINCT lower(k) FROM {rows} ORDER BY lower(k)"),
+                "_col0\na\nb\n",
+            ),
+            (
+                format!("SELECT count(*) FROM {rows} TABLESAMPLE BERNOULLI (0)"),
+                "_col0\n0\n",
+            ),
+            (
+                format!("SELECT count(*) FROM {rows} TABLESAMPLE SYSTEM (100)"),
+                "_col0\n3\n",
+            ),
+        ] {
+            let (schema, batches) = crate::session::run_sql(&ctx, &sql).await.unwrap();
+            let out =
+                crate::session::render(&schema, &batches, crate::session::Format::Csv).unwrap();
+            assert_eq!(out, want, "{sql}");
+        }
+    }
+}
