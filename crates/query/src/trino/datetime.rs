@@ -933,6 +933,16 @@ fn iso_date(s: &str) -> Option<NaiveDate> {
 
 fn to_iso8601(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let (kind, vals) = wall_times(&a[0])?;
+    // A table's `event_time` or `received_at` is Athena's `timestamp(3)`, without a zone to
+    // write (its values are UTC wall times).
+    let kind = match (a[0].data_type(), kind) {
+        (DataType::Timestamp(u, tz), Kind::Zoned(..))
+            if super::render::is_table_timestamp(u, tz.as_deref()) =>
+        {
+            Kind::Naive(*u)
+        }
+        (_, kind) => kind,
+    };
     let out: Vec<Option<String>> = vals
         .into_iter()
         .map(|v| {

@@ -188,10 +188,16 @@ impl Lateral {
             },
             TableFactor::Table { alias: Some(a), .. } => a.name.clone(),
             TableFactor::Derived { alias: Some(a), .. } => a.name.clone(),
+            // Athena lets a subquery go unnamed; the rewrite names it to read its columns.
+            TableFactor::Derived { alias: None, .. } => Ident::new(UNNAMED),
             _ => return None,
         };
+        let named = match left {
+            TableFactor::Derived { alias: None, .. } => format!("{left} AS {to}"),
+            _ => left.to_string(),
+        };
         let derived = relation(&format!(
-            "SELECT * FROM (SELECT {to}.*, {items} FROM {left}) AS {to}"
+            "SELECT * FROM (SELECT {to}.*, {items} FROM {named}) AS {to}"
         ))?;
         self.moved.push(Moved {
             from: alias,
@@ -224,6 +230,9 @@ impl Lateral {
         Some(derived)
     }
 }
+
+/// The name an unnamed subquery left of an UNNEST is given.
+const UNNAMED: &str = "_unnamed_subquery";
 
 /// An UNNEST's alias, its column names and the select items that produce them; `None` for a
 /// form this rewrite does not cover (no column names, `WITH OFFSET`). With `keep` (a `LEFT
@@ -364,6 +373,12 @@ mod tests {
                  (2, CAST(NULL AS MAP(VARCHAR, BIGINT)))) AS v(id, m) \
                  LEFT JOIN UNNEST(v.m) AS t(k, w) ON TRUE ORDER BY v.id",
                 vec!["1,a,1", "2,,"],
+            ),
+            // An unnamed subquery on the left, as Athena allows.
+            (
+                "SELECT id, x FROM (SELECT 1 AS id, ARRAY[5, 6] AS a) CROSS JOIN UNNEST(a) AS t(x) \
+                 ORDER BY x",
+                vec!["1,5", "1,6"],
             ),
         ] {
             assert_eq!(crate::trino::csv_rows(sql).await.unwrap(), want, "{sql}");
