@@ -212,7 +212,8 @@ pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
     if let Some(m) = crate::trino::missing::first_missing(ctx, sql) {
         return Err(crate::Error::MissingFunction(m));
     }
-    let sql = crate::trino::json_types::athena_type_syntax(sql);
+    let sql = crate::trino::select::values_rows(sql);
+    let sql = crate::trino::json_types::athena_type_syntax(&sql);
     let sql = crate::trino::unnest::rewrite(&sql);
     Ok(crate::trino::syntax::rewrite(&sql))
 }

@@ -14,18 +14,99 @@
 //!   row kept with probability `p` percent, as Bernoulli sampling does (`SYSTEM` samples by
 //!   rows too, which Athena's definition, splits chosen at random, allows). A percentage outside
 //!   0 to 100, or a sample Athena has no syntax for, is an error.
+//!
+//! - **`FETCH FIRST n ROWS ONLY`**, which DataFusion refused: `LIMIT n`.
+//!
+//! And, on the text before it is parsed ([`values_rows`]): `VALUES 1, 2` (rows of one column,
+//! unparenthesized, as Athena takes them) becomes `VALUES (1), (2)`, which the parser reads.
 
 use std::ops::ControlFlow;
 
 use datafusion::common::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Ident, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, Statement,
-    TableAlias, TableFactor, TableSampleKind, TableSampleMethod, TableSampleUnit, UnaryOperator,
-    Value, VisitMut, VisitorMut,
+    Expr, Fetch, Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem,
+    SetExpr, Statement, TableAlias, TableFactor, TableSampleKind, TableSampleMethod,
+    TableSampleUnit, UnaryOperator, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::trino::dialect::AthenaDialect;
+
+/// `VALUES a, b` as `VALUES (a), (b)`; any other text as written.
+pub fn values_rows(sql: &str) -> String {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.to_ascii_lowercase().contains("values") {
+        return sql.to_string();
+    }
+    let Ok(tokens) = Tokenizer::new(&AthenaDialect, sql).tokenize() else {
+        return sql.to_string();
+    };
+    let ends_rows = |t: &Token| match t {
+        Token::SemiColon | Token::RParen => true,
+        Token::Word(w) => {
+            matches!(
+                w.keyword,
+                Keyword::AS
+                    | Keyword::ORDER
+                    | Keyword::LIMIT
+                    | Keyword::OFFSET
+                    | Keyword::FETCH
+                    | Keyword::UNION
+                    | Keyword::EXCEPT
+                    | Keyword::INTERSECT
+            ) && w.quote_style.is_none()
+        }
+        _ => false,
+    };
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut changed = false;
+    // Inside bare rows: the parentheses' depth within the current row.
+    let mut rows: Option<usize> = None;
+    // A row's `(` goes before its first token.
+    let mut open = false;
+    for (i, t) in tokens.iter().enumerate() {
+        if let Some(depth) = rows.as_mut() {
+            if open && !matches!(t, Token::Whitespace(_)) && !(*depth == 0 && ends_rows(t)) {
+                out.push('(');
+                open = false;
+            }
+            match t {
+                Token::Comma if *depth == 0 => {
+                    out.push_str("),");
+                    open = true;
+                    continue;
+                }
+                t if *depth == 0 && ends_rows(t) => {
+                    out.push(')');
+                    rows = None;
+                }
+                Token::LParen => *depth += 1,
+                Token::RParen => *depth -= 1,
+                _ => {}
+            }
+        }
+        out.push_str(&t.to_string());
+        if let Token::Word(w) = t
+            && w.keyword == Keyword::VALUES
+            && w.quote_style.is_none()
+            && rows.is_none()
+        {
+            let next = tokens[i + 1..]
+                .iter()
+                .find(|x| !matches!(x, Token::Whitespace(_)));
+            if next.is_some_and(|n| *n != Token::LParen && !ends_rows(n)) {
+                rows = Some(0);
+                open = true;
+                changed = true;
+            }
+        }
+    }
+    if rows.is_some() {
+        out.push(')');
+    }
+    if changed { out } else { sql.to_string() }
+}
 
 /// Rewrites `statement` in place (see the module's text).
 pub fn athena_select(statement: &mut Statement) -> Result<(), DataFusionError> {
@@ -43,6 +124,7 @@ impl VisitorMut for Rewriter {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
         name_items(&mut query.body);
+        fetch_as_limit(query);
         if let SetExpr::Select(s) = query.body.as_ref()
             && s.distinct.is_some()
             && let Some(OrderBy {
@@ -65,6 +147,37 @@ impl VisitorMut for Rewriter {
             Err(e) => ControlFlow::Break(e),
         }
     }
+}
+
+/// `FETCH FIRST n ROWS ONLY` (after an `OFFSET` or not) as `LIMIT n`, which DataFusion plans
+/// (it refuses `FETCH`). `WITH TIES` and `PERCENT` are left to be refused.
+fn fetch_as_limit(query: &mut Query) {
+    let Some(Fetch {
+        with_ties: false,
+        percent: false,
+        quantity,
+    }) = &query.fetch
+    else {
+        return;
+    };
+    let n = quantity
+        .clone()
+        .unwrap_or_else(|| Expr::value(Value::Number("1".into(), false)));
+    match &mut query.limit_clause {
+        None => {
+            query.limit_clause = Some(LimitClause::LimitOffset {
+                limit: Some(n),
+                offset: None,
+                limit_by: vec![],
+            });
+        }
+        Some(LimitClause::LimitOffset {
+            limit: limit @ None,
+            ..
+        }) => *limit = Some(n),
+        Some(_) => return,
+    }
+    query.fetch = None;
 }
 
 /// Athena's `_colN` for the unnamed items of each `SELECT` in `body` (a set operation's
@@ -271,6 +384,30 @@ mod tests {
     }
 
     #[test]
+    fn fetch_first_is_a_limit() {
+        assert_eq!(
+            rewritten("SELECT a FROM t ORDER BY a FETCH FIRST 3 ROWS ONLY"),
+            "SELECT a FROM t ORDER BY a LIMIT 3"
+        );
+        assert_eq!(
+            rewritten("SELECT a FROM t OFFSET 2 ROWS FETCH NEXT ROW ONLY"),
+            "SELECT a FROM t LIMIT 1 OFFSET 2 ROWS"
+        );
+    }
+
+    #[test]
+    fn bare_values_become_rows() {
+        assert_eq!(
+            values_rows("SELECT x FROM (VALUES 1, 2 + 3, lower('A')) AS t(x)"),
+            "SELECT x FROM (VALUES (1), (2 + 3), (lower('A'))) AS t(x)"
+        );
+        assert_eq!(values_rows("VALUES 'a', 'b'"), "VALUES ('a'), ('b')");
+        let rows = "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS t(id, name)";
+        assert_eq!(values_rows(rows), rows);
+        assert_eq!(values_rows("SELECT 'values' AS v"), "SELECT 'values' AS v");
+    }
+
+    #[test]
     fn a_sampled_table_becomes_a_filtered_one_under_its_name() {
         assert_eq!(
             rewritten("SELECT count(*) FROM events TABLESAMPLE BERNOULLI (10)"),
@@ -335,6 +472,15 @@ mod tests {
             (
                 format!("SELECT count(*) FROM {rows} TABLESAMPLE SYSTEM (100)"),
                 "_col0\n3\n",
+            ),
+            (
+                format!("SELECT k FROM {rows} ORDER BY k OFFSET 1 ROWS FETCH FIRST 1 ROWS ONLY"),
+                "k\na\n",
+            ),
+            (
+                "SELECT count(*) FROM (VALUES 'a', 'b') AS v(x) WHERE x IN (SELECT k FROM (VALUES 'a') AS w(k))"
+                    .to_string(),
+                "_col0\n1\n",
             ),
         ] {
             let (schema, batches) = crate::session::run_sql(&ctx, &sql).await.unwrap();
