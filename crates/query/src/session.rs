@@ -190,9 +190,90 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
         .into());
     }
     let mut statement = statements.pop_front().expect("one statement");
+    if let Some(df) = athena_metadata(ctx, &statement).await? {
+        return Ok(df);
+    }
     athena_statement(&mut statement)?;
     let plan = state.statement_to_plan(statement).await?;
     Ok(ctx.execute_logical_plan(plan).await?)
+}
+
+/// `DESCRIBE t` and `SHOW COLUMNS FROM t` with Athena's types (`varchar`, `timestamp(3)`, not
+/// arrow's) and the partition keys marked, and `SHOW PARTITIONS t` as Athena lists them
+/// (`team=checkout/dt=2026-11-20`), for a registered table; `None` for any other statement.
+async fn athena_metadata(
+    ctx: &SessionContext,
+    statement: &datafusion::sql::parser::Statement,
+) -> Result<Option<DataFrame>> {
+    use arrow::array::StringArray;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::sql::parser::Statement as DF;
+    use datafusion::sql::sqlparser::ast::Statement as S;
+    use eventlake_contract::schema::PARTITION_COLUMNS;
+    let DF::Statement(s) = statement else {
+        return Ok(None);
+    };
+    let (name, partitions) = match s.as_ref() {
+        S::ExplainTable { table_name, .. } => (table_name.to_string(), false),
+        S::ShowColumns { show_options, .. } => {
+            match show_options
+                .show_in
+                .as_ref()
+                .and_then(|i| i.parent_name.as_ref())
+            {
+                Some(n) => (n.to_string(), false),
+                None => return Ok(None),
+            }
+        }
+        S::ShowVariable { variable }
+            if variable.len() >= 2 && variable[0].value.eq_ignore_ascii_case("partitions") =>
+        {
+            let last = variable.last().expect("two or more");
+            (last.value.clone(), true)
+        }
+        _ => return Ok(None),
+    };
+    if !ctx.table_exist(name.as_str())? {
+        return Ok(None);
+    }
+    let schema = ctx.table_provider(name.as_str()).await?.schema();
+    let is_partition = |c: &str| PARTITION_COLUMNS.contains(&c);
+    if partitions {
+        if !PARTITION_COLUMNS
+            .iter()
+            .all(|c| schema.column_with_name(c).is_some())
+        {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT DISTINCT concat('team=', team, '/dt=', dt) AS partition FROM {name} ORDER BY 1"
+        );
+        return Ok(Some(ctx.sql(&sql).await?));
+    }
+    let fields = schema.fields();
+    let text = |f: &dyn Fn(&Field) -> String| -> Arc<StringArray> {
+        Arc::new(fields.iter().map(|x| Some(f(x))).collect())
+    };
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(
+            ["Column", "Type", "Extra", "Comment"]
+                .map(|c| Field::new(c, DataType::Utf8, false))
+                .to_vec(),
+        )),
+        vec![
+            text(&|f| f.name().clone()),
+            text(&|f| crate::trino::trino_type(f.data_type())),
+            text(&|f| {
+                if is_partition(f.name()) {
+                    "partition key".into()
+                } else {
+                    String::new()
+                }
+            }),
+            text(&|_| String::new()),
+        ],
+    )?;
+    Ok(Some(ctx.read_batch(batch)?))
 }
 
 /// Output names and table samples as Athena reads them (`trino/select.rs`).
@@ -232,7 +313,10 @@ pub enum Format {
 fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch> {
     use arrow::array::{Array, ArrayRef, AsArray, MapArray, StringArray, StructArray};
     use arrow::datatypes::{DataType, Field, Schema};
-    let nested = |t: &DataType| t.is_nested();
+    // Written as Athena prints them: arrays, maps and rows, and intervals (a difference of
+    // timestamps is `0 00:56:52.896`, where arrow writes `PT3412.896S`).
+    let nested =
+        |t: &DataType| t.is_nested() || matches!(t, DataType::Duration(_) | DataType::Interval(_));
     if !batch
         .schema()
         .fields()
@@ -245,7 +329,7 @@ fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
         match (format, c.data_type()) {
-            (Format::Csv, t) if nested(t) => {
+            (Format::Csv | Format::Table, t) if nested(t) => {
                 let text: StringArray = (0..c.len())
                     .map(|i| c.is_valid(i).then(|| crate::trino::render::cell(c, i)))
                     .collect();
@@ -304,7 +388,14 @@ pub fn render(schema: &SchemaRef, batches: &[RecordBatch], format: Format) -> Re
                 let header: Vec<_> = schema.fields().iter().map(|f| f.name().as_str()).collect();
                 format!("{}\n(0 rows)\n", header.join(" | "))
             } else {
-                format!("{}\n", arrow::util::pretty::pretty_format_batches(batches)?)
+                let batches = batches
+                    .iter()
+                    .map(|b| printable(b, format))
+                    .collect::<Result<Vec<_>>>()?;
+                format!(
+                    "{}\n",
+                    arrow::util::pretty::pretty_format_batches(&batches)?
+                )
             }
         }
         Format::Csv => {

@@ -52,7 +52,8 @@ fn a_column_maximum_beside_an_expression_maximum_leaves_the_expression_its_rows(
 
 /// Queries over the table that failed or answered otherwise than Athena: a cast beside its
 /// column, a sample that read every row, a DISTINCT ordered by an expression, a subquery left
-/// unnamed before an UNNEST, a table timestamp written with a zone it does not have.
+/// unnamed before an UNNEST, a table timestamp written with a zone it does not have, the
+/// table's description and partitions, an interval.
 #[test]
 fn table_queries_answer_as_athena_does() {
     let t = TestLake::new();
@@ -97,6 +98,31 @@ fn table_queries_answer_as_athena_does() {
          WHERE user_id = 'u-7' GROUP BY 1) CROSS JOIN UNNEST(ts) AS s(x) ORDER BY x LIMIT 1",
     );
     assert!(types.starts_with("u,x\nu-7,"), "{types}");
+    let columns = query(&t, "DESCRIBE events");
+    assert!(
+        columns.starts_with("Column,Type,Extra,Comment\nevent_id,varchar,,\n"),
+        "{columns}"
+    );
+    assert!(
+        columns.contains("\nevent_time,timestamp(3),,\n"),
+        "{columns}"
+    );
+    assert!(
+        columns.ends_with("\ndt,varchar,partition key,\n"),
+        "{columns}"
+    );
+    let partitions = query(&t, "SHOW PARTITIONS events");
+    assert_eq!(partitions.lines().count(), 1 + 3 * 3, "{partitions}");
+    assert!(
+        partitions.starts_with("partition\nteam=checkout/dt=2026-11-20\n"),
+        "{partitions}"
+    );
+    // A difference of timestamps is an interval day to second, printed as Athena prints it.
+    let span = query(
+        &t,
+        "SELECT TIMESTAMP '2026-11-22 01:02:03.004' - TIMESTAMP '2026-11-20 00:00:00' AS d",
+    );
+    assert_eq!(span, "d\n2 01:02:03.004\n");
     let iso = query(
         &t,
         "SELECT to_iso8601(received_at) AS a, CAST(received_at AS varchar) AS b FROM events LIMIT 1",

@@ -104,6 +104,10 @@ pub fn value(v: &ScalarValue) -> String {
         S::IntervalDayTime(Some(iv)) => day_to_second(
             i128::from(iv.days) * 86_400_000_000_000 + i128::from(iv.milliseconds) * 1_000_000,
         ),
+        S::DurationSecond(Some(x)) => day_to_second(i128::from(*x) * 1_000_000_000),
+        S::DurationMillisecond(Some(x)) => day_to_second(i128::from(*x) * 1_000_000),
+        S::DurationMicrosecond(Some(x)) => day_to_second(i128::from(*x) * 1_000),
+        S::DurationNanosecond(Some(x)) => day_to_second(i128::from(*x)),
         S::Time64Nanosecond(Some(x)) => time_of_day(i128::from(*x)),
         S::Time64Microsecond(Some(x)) => time_of_day(i128::from(*x) * 1_000),
         S::Time32Millisecond(Some(x)) => time_of_day(i128::from(*x) * 1_000_000),
