@@ -34,6 +34,7 @@ mod conditional;
 #[cfg(test)]
 mod conformance;
 pub mod datetime;
+mod decimals;
 pub mod dialect;
 mod durations;
 mod frequent;
@@ -157,6 +158,12 @@ pub fn register(ctx: &mut SessionContext) {
     datafusion::execution::FunctionRegistry::register_function_rewrite(
         &mut *ctx.state_ref().write(),
         Arc::new(conditional::Rewrites),
+    )
+    .expect("a rewrite registers");
+    // After the rewrites above, so that it sees the `CASE` an `if` became.
+    datafusion::execution::FunctionRegistry::register_function_rewrite(
+        &mut *ctx.state_ref().write(),
+        Arc::new(decimals::DoubleOverDecimal),
     )
     .expect("a rewrite registers");
 }

@@ -152,6 +152,11 @@ fn json_array_contains(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         }
         let n = datafusion::common::ScalarValue::try_from_array(needle, i)?;
         use datafusion::common::ScalarValue as S;
+        // A decimal (`1.5` as written) is looked for as the number it is.
+        let n = match n {
+            S::Decimal128(..) => n.cast_to(&arrow::datatypes::DataType::Float64)?,
+            n => n,
+        };
         let hit = x.iter().any(|e| match (&n, e) {
             (S::Boolean(Some(b)), Value::Bool(c)) => b == c,
             (S::Utf8(Some(s)) | S::Utf8View(Some(s)) | S::LargeUtf8(Some(s)), Value::String(t)) => {

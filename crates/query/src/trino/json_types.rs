@@ -163,7 +163,7 @@ pub fn literal_zone(v: &str) -> Option<(&str, &str)> {
 /// back as it is.
 /// The precision and scale of a decimal literal's text (`1.00`: 3 and 2; `0.5`: 1 and 1), or
 /// None for text that is not a plain decimal number.
-fn decimal_type(v: &str) -> Option<(usize, usize)> {
+pub(crate) fn decimal_type(v: &str) -> Option<(usize, usize)> {
     let v = v.trim();
     let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));

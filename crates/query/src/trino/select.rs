@@ -15,6 +15,10 @@
 //!   rows too, which Athena's definition, splits chosen at random, allows). A percentage outside
 //!   0 to 100, or a sample Athena has no syntax for, is an error.
 //!
+//! - **Decimal literals.** `1.5` is Athena's `decimal(2,1)`, which DataFusion reads as a double:
+//!   it becomes `CAST('1.5' AS DECIMAL(2,1))`, so `n * 100.0 / total` has Athena's type and
+//!   scale (one digit after the point, rounded; see `decimals.rs` for a decimal beside a
+//!   double). `1e0` stays a double.
 //! - **`FETCH FIRST n ROWS ONLY`**, which DataFusion refused: `LIMIT n`.
 //!
 //! And, on the text before it is parsed ([`values_rows`]): `VALUES 1, 2` (rows of one column,
@@ -26,7 +30,7 @@ use datafusion::common::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
     Expr, Fetch, Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem,
     SetExpr, Statement, TableAlias, TableFactor, TableSampleKind, TableSampleMethod,
-    TableSampleUnit, UnaryOperator, Value, VisitMut, VisitorMut,
+    TableSampleUnit, UnaryOperator, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -111,10 +115,33 @@ pub fn values_rows(sql: &str) -> String {
 /// Rewrites `statement` in place (see the module's text).
 pub fn athena_select(statement: &mut Statement) -> Result<(), DataFusionError> {
     let mut v = Rewriter;
-    match statement.visit(&mut v) {
-        ControlFlow::Continue(()) => Ok(()),
-        ControlFlow::Break(e) => Err(e),
+    if let ControlFlow::Break(e) = statement.visit(&mut v) {
+        return Err(e);
     }
+    // After the samples are read: their percentages are plain numbers.
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Value(v) = e
+            && let Value::Number(n, _) = &v.value
+            && let Some(d) = decimal_literal(n)
+        {
+            *e = d;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(())
+}
+
+/// `1.5` as Athena reads it: a decimal of its own digits, `decimal(2,1)` (DataFusion reads a
+/// double). A number with an exponent (`1e0`) stays a double, an integer an integer.
+fn decimal_literal(n: &str) -> Option<Expr> {
+    if !n.contains('.') || n.contains(['e', 'E']) {
+        return None;
+    }
+    let (p, s) = crate::trino::json_types::decimal_type(n)?;
+    Parser::new(&AthenaDialect)
+        .try_with_sql(&format!("CAST('{n}' AS DECIMAL({p},{s}))"))
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 struct Rewriter;
@@ -295,8 +322,9 @@ fn sampled(factor: &mut TableFactor) -> Result<Option<TableFactor>, DataFusionEr
             "TABLESAMPLE on {outer}: the sample percentage must be between 0 and 100, not {percent}"
         )));
     }
+    // A double (`1e-1`), as `random()` is.
     let sql = format!(
-        "SELECT * FROM {factor} WHERE random() < {}",
+        "SELECT * FROM {factor} WHERE random() < {:e}",
         percent / 100.0
     );
     let subquery = Parser::new(&AthenaDialect)
@@ -411,11 +439,11 @@ mod tests {
     fn a_sampled_table_becomes_a_filtered_one_under_its_name() {
         assert_eq!(
             rewritten("SELECT count(*) FROM events TABLESAMPLE BERNOULLI (10)"),
-            "SELECT count(*) AS _col0 FROM (SELECT * FROM events WHERE random() < 0.1) AS events"
+            "SELECT count(*) AS _col0 FROM (SELECT * FROM events WHERE random() < 1e-1) AS events"
         );
         assert_eq!(
             rewritten("SELECT e.team FROM events AS e TABLESAMPLE SYSTEM (50) WHERE e.dt = 'x'"),
-            "SELECT e.team FROM (SELECT * FROM events AS e WHERE random() < 0.5) AS e WHERE e.dt = 'x'"
+            "SELECT e.team FROM (SELECT * FROM events AS e WHERE random() < 5e-1) AS e WHERE e.dt = 'x'"
         );
     }
 

@@ -1,0 +1,381 @@
+//! A decimal beside a double, as Athena types it: the decimal is read as a double (`x > 0.5`
+//! on a double `x` compares doubles, `coalesce(x, 0.0)` is a double). DataFusion coerces both
+//! to a `decimal(30,15)` instead, which fails on a double of 10^15 or more ("too large to store
+//! in a Decimal128") and costs a conversion a row. The rewrite runs before DataFusion's type
+//! coercion, on comparisons and arithmetic, `CASE` (and `if`), `IN`, `BETWEEN`, `coalesce`,
+//! `nullif`, `greatest` and `least`.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray};
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::logical_expr::expr::{
+    AggregateFunction, Between, BinaryExpr, Case, InList, ScalarFunction,
+};
+use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Cast, EmitTo, Expr, ExprSchemable,
+    GroupsAccumulator, ReversedUDAF, Signature,
+};
+
+#[derive(Debug)]
+pub struct DoubleOverDecimal;
+
+fn is_float(e: &Expr, schema: &DFSchema) -> bool {
+    matches!(
+        e.get_type(schema),
+        Ok(DataType::Float16 | DataType::Float32 | DataType::Float64)
+    )
+}
+
+fn is_decimal(e: &Expr, schema: &DFSchema) -> bool {
+    matches!(
+        e.get_type(schema),
+        Ok(DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..))
+    )
+}
+
+/// Whether `exprs` mix a double and a decimal, the case to rewrite.
+fn mixed<'a>(exprs: impl IntoIterator<Item = &'a Expr> + Clone, schema: &DFSchema) -> bool {
+    exprs.clone().into_iter().any(|e| is_float(e, schema))
+        && exprs.into_iter().any(|e| is_decimal(e, schema))
+}
+
+/// `e` as a double when it is a decimal.
+fn double(e: Expr, schema: &DFSchema) -> Expr {
+    if is_decimal(&e, schema) {
+        Expr::Cast(Cast::new(Box::new(e), DataType::Float64))
+    } else {
+        e
+    }
+}
+
+impl FunctionRewrite for DoubleOverDecimal {
+    fn name(&self) -> &str {
+        "double_over_decimal"
+    }
+
+    fn rewrite(
+        &self,
+        expr: Expr,
+        schema: &DFSchema,
+        _config: &ConfigOptions,
+    ) -> Result<Transformed<Expr>> {
+        let s = schema;
+        Ok(match expr {
+            Expr::BinaryExpr(b) if mixed([b.left.as_ref(), b.right.as_ref()], s) => {
+                Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(double(*b.left, s)),
+                    b.op,
+                    Box::new(double(*b.right, s)),
+                )))
+            }
+            Expr::Case(c)
+                if mixed(
+                    c.when_then_expr
+                        .iter()
+                        .map(|(_, t)| t.as_ref())
+                        .chain(c.else_expr.as_deref()),
+                    s,
+                ) || c.expr.as_deref().is_some_and(|base| {
+                    mixed(
+                        std::iter::once(base)
+                            .chain(c.when_then_expr.iter().map(|(w, _)| w.as_ref())),
+                        s,
+                    )
+                }) =>
+            {
+                let results = mixed(
+                    c.when_then_expr
+                        .iter()
+                        .map(|(_, t)| t.as_ref())
+                        .chain(c.else_expr.as_deref()),
+                    s,
+                );
+                let keys = c.expr.as_deref().is_some_and(|base| {
+                    mixed(
+                        std::iter::once(base)
+                            .chain(c.when_then_expr.iter().map(|(w, _)| w.as_ref())),
+                        s,
+                    )
+                });
+                let side = |e: Expr, on: bool| if on { double(e, s) } else { e };
+                Transformed::yes(Expr::Case(Case::new(
+                    c.expr.map(|b| Box::new(side(*b, keys))),
+                    c.when_then_expr
+                        .into_iter()
+                        .map(|(w, t)| (Box::new(side(*w, keys)), Box::new(side(*t, results))))
+                        .collect(),
+                    c.else_expr.map(|e| Box::new(side(*e, results))),
+                )))
+            }
+            Expr::InList(l) if mixed(std::iter::once(l.expr.as_ref()).chain(&l.list), s) => {
+                Transformed::yes(Expr::InList(InList::new(
+                    Box::new(double(*l.expr, s)),
+                    l.list.into_iter().map(|e| double(e, s)).collect(),
+                    l.negated,
+                )))
+            }
+            Expr::Between(b) if mixed([b.expr.as_ref(), b.low.as_ref(), b.high.as_ref()], s) => {
+                Transformed::yes(Expr::Between(Between::new(
+                    Box::new(double(*b.expr, s)),
+                    b.negated,
+                    Box::new(double(*b.low, s)),
+                    Box::new(double(*b.high, s)),
+                )))
+            }
+            // `avg` of a decimal(p, s) (p up to 38): a decimal(p, s), as Athena averages.
+            Expr::AggregateFunction(f)
+                if f.func.name() == "avg"
+                    && f.params.args.len() == 1
+                    && matches!(f.params.args[0].get_type(s), Ok(DataType::Decimal128(..))) =>
+            {
+                Transformed::yes(Expr::AggregateFunction(AggregateFunction {
+                    func: Arc::new(DecimalAvg::udaf()),
+                    params: f.params,
+                }))
+            }
+            Expr::ScalarFunction(f)
+                if matches!(f.func.name(), "coalesce" | "nullif" | "greatest" | "least")
+                    && mixed(&f.args, s) =>
+            {
+                Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                    func: f.func,
+                    args: f.args.into_iter().map(|e| double(e, s)).collect(),
+                }))
+            }
+            other => Transformed::no(other),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_decimal_beside_a_double_is_read_as_a_double() {
+        for (sql, want) in [
+            (
+                "SELECT CAST(1e20 AS double) > CAST('0.5' AS decimal(2,1))",
+                "true",
+            ),
+            (
+                "SELECT typeof(coalesce(CAST(1 AS double), CAST('0.5' AS decimal(2,1))))",
+                "double",
+            ),
+            (
+                "SELECT typeof(CASE WHEN true THEN CAST(1 AS double) ELSE CAST('0.5' AS decimal(2,1)) END)",
+                "double",
+            ),
+            (
+                "SELECT typeof(if(false, CAST(1 AS double), CAST('0.5' AS decimal(2,1))))",
+                "double",
+            ),
+            (
+                "SELECT CAST(2e20 AS double) BETWEEN CAST('0.5' AS decimal(2,1)) AND CAST(3e20 AS double)",
+                "true",
+            ),
+            (
+                "SELECT CAST(1e20 AS double) IN (CAST('0.5' AS decimal(2,1)), CAST(1e20 AS double))",
+                "true",
+            ),
+            (
+                "SELECT typeof(greatest(CAST(1 AS double), CAST('0.5' AS decimal(2,1))))",
+                "double",
+            ),
+            // An average of decimals is a decimal of their type, rounded half away from zero,
+            // grouped or not.
+            (
+                "SELECT avg(x), typeof(avg(x)) FROM (VALUES (1.0), (0.0), (0.0)) AS t(x)",
+                "0.3,\"decimal(2,1)\"",
+            ),
+            (
+                "SELECT avg(x) FROM (VALUES (-1.0), (0.0), (-0.5), (0.0)) AS t(x)",
+                "-0.4",
+            ),
+            (
+                "SELECT string_agg(CAST(a AS varchar), ' ' ORDER BY g) FROM \
+                 (SELECT g, avg(x) AS a FROM (VALUES (1, 0.25), (1, 0.5), (2, 1.05), (2, 1.00)) \
+                 AS t(g, x) GROUP BY g)",
+                "0.38 1.03",
+            ),
+        ] {
+            assert_eq!(crate::trino::csv_rows(sql).await.unwrap(), [want], "{sql}");
+        }
+    }
+}
+
+/// `avg` of a decimal as Athena computes it: a decimal of the argument's own type, rounded
+/// half away from zero (`avg` of 1.0, 0.0, 0.0 is 0.3), where DataFusion's has four more
+/// digits, truncated. DataFusion's average runs as it is, at its own scale (truncating there
+/// and rounding at Athena's scale gives the rounded quotient); its result is then rounded.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DecimalAvg {
+    inner: Arc<AggregateUDF>,
+}
+
+impl DecimalAvg {
+    /// `avg(x)` for a decimal `x` of `decimal(p, s)` with `p <= 38`.
+    pub fn udaf() -> AggregateUDF {
+        AggregateUDF::new_from_impl(Self {
+            inner: datafusion::functions_aggregate::average::avg_udaf(),
+        })
+    }
+
+    /// The field DataFusion's average returns for `args`.
+    fn inner_field(&self, input: &[FieldRef], name: &str) -> Result<FieldRef> {
+        let types: Vec<DataType> = input.iter().map(|f| f.data_type().clone()).collect();
+        Ok(Arc::new(Field::new(
+            name,
+            self.inner.return_type(&types)?,
+            true,
+        )))
+    }
+}
+
+impl AggregateUDFImpl for DecimalAvg {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        match t.first() {
+            Some(DataType::Decimal128(p, s)) => Ok(DataType::Decimal128(*p, *s)),
+            _ => self.inner.return_type(t),
+        }
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let to = args.return_field.data_type().clone();
+        let inner = self.inner.accumulator(AccumulatorArgs {
+            return_field: self.inner_field(args.expr_fields, args.name)?,
+            ..args
+        })?;
+        Ok(Box::new(Rounded { inner, to }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        self.inner.state_fields(StateFieldsArgs {
+            return_field: self.inner_field(args.input_fields, args.name)?,
+            ..args
+        })
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        match self.inner_field(args.expr_fields, args.name) {
+            Ok(return_field) => self.inner.groups_accumulator_supported(AccumulatorArgs {
+                return_field,
+                ..args
+            }),
+            Err(_) => false,
+        }
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let to = args.return_field.data_type().clone();
+        let inner = self.inner.create_groups_accumulator(AccumulatorArgs {
+            return_field: self.inner_field(args.expr_fields, args.name)?,
+            ..args
+        })?;
+        Ok(Box::new(RoundedGroups { inner, to }))
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+}
+
+/// An accumulator whose result is cast (rounding a decimal half away from zero) to `to`.
+#[derive(Debug)]
+struct Rounded {
+    inner: Box<dyn Accumulator>,
+    to: DataType,
+}
+
+impl Accumulator for Rounded {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.inner.update_batch(values)
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.inner.evaluate()?.cast_to(&self.to)
+    }
+    fn size(&self) -> usize {
+        self.inner.size() + std::mem::size_of::<Self>()
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.inner.state()
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.inner.merge_batch(states)
+    }
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.inner.retract_batch(values)
+    }
+    fn supports_retract_batch(&self) -> bool {
+        self.inner.supports_retract_batch()
+    }
+}
+
+/// [`Rounded`] for groups.
+struct RoundedGroups {
+    inner: Box<dyn GroupsAccumulator>,
+    to: DataType,
+}
+
+impl GroupsAccumulator for RoundedGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.inner
+            .update_batch(values, group_indices, opt_filter, total_num_groups)
+    }
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        Ok(arrow::compute::cast(
+            &self.inner.evaluate(emit_to)?,
+            &self.to,
+        )?)
+    }
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        self.inner.state(emit_to)
+    }
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.inner
+            .merge_batch(values, group_indices, total_num_groups)
+    }
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        self.inner.convert_to_state(values, opt_filter)
+    }
+    fn size(&self) -> usize {
+        self.inner.size() + std::mem::size_of::<Self>()
+    }
+}
