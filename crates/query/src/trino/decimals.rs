@@ -3,7 +3,8 @@
 //! to a `decimal(30,15)` instead, which fails on a double of 10^15 or more ("too large to store
 //! in a Decimal128") and costs a conversion a row. The rewrite runs before DataFusion's type
 //! coercion, on comparisons and arithmetic, `CASE` (and `if`), `IN`, `BETWEEN`, `coalesce`,
-//! `nullif`, `greatest` and `least`.
+//! `nullif`, `greatest` and `least`. The same rewrite gives `avg` of decimals, in an aggregation
+//! or over a window, Athena's type ([`DecimalAvg`]).
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::{
-    AggregateFunction, Between, BinaryExpr, Case, InList, ScalarFunction,
+    AggregateFunction, Between, BinaryExpr, Case, InList, ScalarFunction, WindowFunction,
+    WindowFunctionDefinition,
 };
 use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -142,6 +144,18 @@ impl FunctionRewrite for DoubleOverDecimal {
                     params: f.params,
                 }))
             }
+            // The same over a window.
+            Expr::WindowFunction(w)
+                if matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(a) if a.name() == "avg")
+                    && w.params.args.len() == 1
+                    && matches!(w.params.args[0].get_type(s), Ok(DataType::Decimal128(..))) =>
+            {
+                let w = *w;
+                Transformed::yes(Expr::WindowFunction(Box::new(WindowFunction {
+                    fun: WindowFunctionDefinition::AggregateUDF(Arc::new(DecimalAvg::udaf())),
+                    params: w.params,
+                })))
+            }
             Expr::ScalarFunction(f)
                 if matches!(f.func.name(), "coalesce" | "nullif" | "greatest" | "least")
                     && mixed(&f.args, s) =>
@@ -194,6 +208,12 @@ mod tests {
             (
                 "SELECT avg(x), typeof(avg(x)) FROM (VALUES (1.0), (0.0), (0.0)) AS t(x)",
                 "0.3,\"decimal(2,1)\"",
+            ),
+            (
+                "SELECT string_agg(CAST(a AS varchar), ' ' ORDER BY x) FROM (SELECT x, \
+                 avg(x) OVER (ORDER BY x ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS a \
+                 FROM (VALUES (1.0), (2.0), (4.0)) AS t(x))",
+                "1.0 1.5 2.3",
             ),
             (
                 "SELECT avg(x) FROM (VALUES (-1.0), (0.0), (-0.5), (0.0)) AS t(x)",
