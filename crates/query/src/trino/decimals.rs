@@ -4,7 +4,8 @@
 //! in a Decimal128") and costs a conversion a row. The rewrite runs before DataFusion's type
 //! coercion, on comparisons and arithmetic, `CASE` (and `if`), `IN`, `BETWEEN`, `coalesce`,
 //! `nullif`, `greatest` and `least`. The same rewrite gives `avg` of decimals, in an aggregation
-//! or over a window, Athena's type ([`DecimalAvg`]).
+//! or over a window, Athena's type ([`DecimalAvg`]), and `floor`, `ceil`, `round` of decimals
+//! theirs (`floor(2.7)` is `2`, `round(1.55, 1)` is `1.60`).
 
 use std::sync::Arc;
 
@@ -156,6 +157,27 @@ impl FunctionRewrite for DoubleOverDecimal {
                     params: w.params,
                 })))
             }
+            // `floor`, `ceil` of a decimal(p, s): a decimal(p - s + min(s, 1), 0), `2`, not
+            // `2.0`; `round(x, n)`: a decimal(p + 1, s), `1.60`.
+            Expr::ScalarFunction(f)
+                if matches!(f.func.name(), "floor" | "ceil" | "ceiling" | "round")
+                    && let Some(Ok(DataType::Decimal128(p, sc))) =
+                        f.args.first().map(|a| a.get_type(s)) =>
+            {
+                let to = match (f.func.name(), f.args.len()) {
+                    ("round", 2) => DataType::Decimal128((p + 1).min(38), sc),
+                    ("round", _) | (_, 1) => {
+                        let sc8 = u8::try_from(sc).unwrap_or(0);
+                        DataType::Decimal128((p - sc8 + sc8.min(1)).max(1), 0)
+                    }
+                    _ => return Ok(Transformed::no(Expr::ScalarFunction(f))),
+                };
+                let call = Expr::ScalarFunction(f);
+                if sc < 0 || call.get_type(s).ok().as_ref() == Some(&to) {
+                    return Ok(Transformed::no(call));
+                }
+                Transformed::yes(Expr::Cast(Cast::new(Box::new(call), to)))
+            }
             Expr::ScalarFunction(f)
                 if matches!(f.func.name(), "coalesce" | "nullif" | "greatest" | "least")
                     && mixed(&f.args, s) =>
@@ -214,6 +236,11 @@ mod tests {
                  avg(x) OVER (ORDER BY x ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS a \
                  FROM (VALUES (1.0), (2.0), (4.0)) AS t(x))",
                 "1.0 1.5 2.3",
+            ),
+            (
+                "SELECT floor(2.7), ceil(-2.5), typeof(ceiling(12.25)), round(1.55, 1), \
+                 typeof(round(1.55, 1)), round(2.5)",
+                "2,-2,\"decimal(3,0)\",1.60,\"decimal(4,2)\",3",
             ),
             (
                 "SELECT avg(x) FROM (VALUES (-1.0), (0.0), (-0.5), (0.0)) AS t(x)",
