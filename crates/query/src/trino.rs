@@ -163,7 +163,7 @@ pub fn register(ctx: &mut SessionContext) {
     // After the rewrites above, so that it sees the `CASE` an `if` became.
     datafusion::execution::FunctionRegistry::register_function_rewrite(
         &mut *ctx.state_ref().write(),
-        Arc::new(decimals::DoubleOverDecimal),
+        Arc::new(decimals::AthenaDecimals),
     )
     .expect("a rewrite registers");
 }

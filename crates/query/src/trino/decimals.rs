@@ -1,4 +1,4 @@
-//! A decimal beside a double, as Athena types it: the decimal is read as a double (`x > 0.5`
+//! Decimals as Athena types them. A decimal beside a double is read as a double (`x > 0.5`
 //! on a double `x` compares doubles, `coalesce(x, 0.0)` is a double). DataFusion coerces both
 //! to a `decimal(30,15)` instead, which fails on a double of 10^15 or more ("too large to store
 //! in a Decimal128") and costs a conversion a row. The rewrite runs before DataFusion's type
@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
 };
 
 #[derive(Debug)]
-pub struct DoubleOverDecimal;
+pub struct AthenaDecimals;
 
 fn is_float(e: &Expr, schema: &DFSchema) -> bool {
     matches!(
@@ -60,9 +60,26 @@ fn double(e: Expr, schema: &DFSchema) -> Expr {
     }
 }
 
-impl FunctionRewrite for DoubleOverDecimal {
+/// Whether a `CASE` mixes a double and a decimal among its results, and among its base and
+/// `WHEN` values (`CASE x WHEN …`).
+fn case_mix(c: &Case, s: &DFSchema) -> (bool, bool) {
+    let results = c
+        .when_then_expr
+        .iter()
+        .map(|(_, t)| t.as_ref())
+        .chain(c.else_expr.as_deref());
+    let keys = c.expr.as_deref().is_some_and(|base| {
+        mixed(
+            std::iter::once(base).chain(c.when_then_expr.iter().map(|(w, _)| w.as_ref())),
+            s,
+        )
+    });
+    (mixed(results, s), keys)
+}
+
+impl FunctionRewrite for AthenaDecimals {
     fn name(&self) -> &str {
-        "double_over_decimal"
+        "athena_decimals"
     }
 
     fn rewrite(
@@ -80,35 +97,11 @@ impl FunctionRewrite for DoubleOverDecimal {
                     Box::new(double(*b.right, s)),
                 )))
             }
-            Expr::Case(c)
-                if mixed(
-                    c.when_then_expr
-                        .iter()
-                        .map(|(_, t)| t.as_ref())
-                        .chain(c.else_expr.as_deref()),
-                    s,
-                ) || c.expr.as_deref().is_some_and(|base| {
-                    mixed(
-                        std::iter::once(base)
-                            .chain(c.when_then_expr.iter().map(|(w, _)| w.as_ref())),
-                        s,
-                    )
-                }) =>
-            {
-                let results = mixed(
-                    c.when_then_expr
-                        .iter()
-                        .map(|(_, t)| t.as_ref())
-                        .chain(c.else_expr.as_deref()),
-                    s,
-                );
-                let keys = c.expr.as_deref().is_some_and(|base| {
-                    mixed(
-                        std::iter::once(base)
-                            .chain(c.when_then_expr.iter().map(|(w, _)| w.as_ref())),
-                        s,
-                    )
-                });
+            Expr::Case(c) => {
+                let (results, keys) = case_mix(&c, s);
+                if !results && !keys {
+                    return Ok(Transformed::no(Expr::Case(c)));
+                }
                 let side = |e: Expr, on: bool| if on { double(e, s) } else { e };
                 Transformed::yes(Expr::Case(Case::new(
                     c.expr.map(|b| Box::new(side(*b, keys))),

@@ -14,7 +14,6 @@
 //!   row kept with probability `p` percent, as Bernoulli sampling does (`SYSTEM` samples by
 //!   rows too, which Athena's definition, splits chosen at random, allows). A percentage outside
 //!   0 to 100, or a sample Athena has no syntax for, is an error.
-//!
 //! - **Decimal literals.** `1.5` is Athena's `decimal(2,1)`, which DataFusion reads as a double:
 //!   it becomes `CAST('1.5' AS DECIMAL(2,1))`, so `n * 100.0 / total` has Athena's type and
 //!   scale (one digit after the point, rounded; see `decimals.rs` for a decimal beside a
