@@ -237,7 +237,6 @@ async fn athena_metadata(
         return Ok(None);
     }
     let schema = ctx.table_provider(name.as_str()).await?.schema();
-    let is_partition = |c: &str| PARTITION_COLUMNS.contains(&c);
     if partitions {
         if !PARTITION_COLUMNS
             .iter()
@@ -264,7 +263,7 @@ async fn athena_metadata(
             text(&|f| f.name().clone()),
             text(&|f| crate::trino::trino_type(f.data_type())),
             text(&|f| {
-                if is_partition(f.name()) {
+                if PARTITION_COLUMNS.contains(&f.name().as_str()) {
                     "partition key".into()
                 } else {
                     String::new()
@@ -276,7 +275,8 @@ async fn athena_metadata(
     Ok(Some(ctx.read_batch(batch)?))
 }
 
-/// Output names and table samples as Athena reads them (`trino/select.rs`).
+/// The syntax tree as Athena reads it: output names, samples, decimal literals, `FETCH`
+/// (`trino/select.rs`).
 fn athena_statement(statement: &mut datafusion::sql::parser::Statement) -> Result<()> {
     use datafusion::sql::parser::Statement;
     match statement {
