@@ -16,8 +16,16 @@ pub enum Error {
     InvalidArgument(String),
 
     /// The local engine failed to plan or run a query.
-    #[error("query: {0}")]
+    #[error("query: {}", explain(.0))]
     Query(#[from] datafusion::error::DataFusionError),
+
+    /// The local engine refused a query at a place in its text (1-based line and column).
+    #[error("query: line {line}:{column}: {}", explain(.source))]
+    QueryAt {
+        line: u64,
+        column: u64,
+        source: datafusion::error::DataFusionError,
+    },
 
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
@@ -60,7 +68,40 @@ pub enum Error {
     },
 }
 
+/// DataFusion's message for a query's error, without what speaks to DataFusion's own developers:
+/// a call that matches none of a function's signatures is reported as an internal error with a
+/// plea to file a bug; the sentence naming the function, its argument types and its forms is
+/// what the user needs.
+fn explain(e: &datafusion::error::DataFusionError) -> String {
+    let text = e.strip_backtrace();
+    let text = match text.find("No function matches the given name and argument types") {
+        Some(at) => &text[at..],
+        None => text.as_str(),
+    };
+    text.replace(
+        " This issue was likely caused by a bug in DataFusion's code. Please help us to resolve \
+         this by filing a bug report in our issue tracker: https://github.com/apache/datafusion/issues",
+        "",
+    )
+}
+
 impl Error {
+    /// Where in the query's text the engine refused it, when DataFusion says (a column it
+    /// cannot find, a function it cannot call): `QueryAt` in place of `Query`.
+    pub(crate) fn located(self) -> Self {
+        match self {
+            Error::Query(e) => match e.diagnostic().and_then(|d| d.span) {
+                Some(span) if span.start.line > 0 => Error::QueryAt {
+                    line: span.start.line,
+                    column: span.start.column,
+                    source: e,
+                },
+                _ => Error::Query(e),
+            },
+            other => other,
+        }
+    }
+
     /// Can running the same step again succeed?
     pub fn is_retryable(&self) -> bool {
         use datafusion::error::DataFusionError;
@@ -70,7 +111,7 @@ impl Error {
                 eventlake_catalog::storage_is_retryable(e)
             }
             Error::Query(DataFusionError::IoError(_)) => true,
-            Error::Query(_) | Error::Arrow(_) => false,
+            Error::Query(_) | Error::QueryAt { .. } | Error::Arrow(_) => false,
             Error::Athena { failure, .. } => failure.is_transient(),
             Error::InvalidArgument(_) | Error::SavedQuery { .. } | Error::MissingFunction(_) => {
                 false

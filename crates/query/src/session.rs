@@ -37,6 +37,8 @@ fn config() -> Result<SessionConfig> {
     // other aggregate needs (`max(received_at - event_time), max(event_type)` returned a smaller
     // first maximum). The differential test against DuckDB found it.
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
+    // Where in the text a column or a call is, so that an error can say where.
+    options.sql_parser.collect_spans = true;
     // A hash join's runtime filter on its probe side's keys, evaluated row by row where the scan
     // filters rows (see `row_filters_pay`), cost more than it saved on every join measured:
     // keys such as user and session ids are spread over every file, so it prunes nothing and
@@ -165,8 +167,14 @@ impl OptimizerRule for GroupByDerived {
 
 /// Runs one SQL statement and collects its result.
 pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let sql = &prepare(ctx, sql)?;
-    let df = dataframe(ctx, sql).await?;
+    let prepared = prepare(ctx, sql)?;
+    // A place DataFusion names is in the text it read: the user's own, unless it was rewritten.
+    let as_written = prepared == sql;
+    let df = match dataframe(ctx, &prepared).await {
+        Ok(df) => df,
+        Err(e) if as_written => return Err(e.located()),
+        Err(e) => return Err(e),
+    };
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok((schema, batches))

@@ -53,7 +53,7 @@ fn a_column_maximum_beside_an_expression_maximum_leaves_the_expression_its_rows(
 /// Queries over the table that failed or answered otherwise than Athena: a cast beside its
 /// column, a sample that read every row, a DISTINCT ordered by an expression, a subquery left
 /// unnamed before an UNNEST, a table timestamp written with a zone it does not have, the
-/// table's description and partitions, an interval.
+/// table's description and partitions, an interval; and where a refused query went wrong.
 #[test]
 fn table_queries_answer_as_athena_does() {
     let t = TestLake::new();
@@ -130,4 +130,18 @@ fn table_queries_answer_as_athena_does() {
     let row = iso.lines().nth(1).unwrap();
     let (a, b) = row.split_once(',').unwrap();
     assert_eq!(a, b.replace(' ', "T"), "{iso}");
+    // A refused query says where, and nothing that speaks to the engine's own developers.
+    let refused = etl(
+        &t.path,
+        &["query", "--sql", "SELECT team,\n  colour FROM events"],
+    );
+    assert!(!refused.status.success());
+    let e = stderr(&refused);
+    assert!(
+        e.contains("query: line 2:3: ") && e.contains("colour"),
+        "{e}"
+    );
+    let refused = etl(&t.path, &["query", "--sql", "SELECT sum(team) FROM events"]);
+    let e = stderr(&refused);
+    assert!(e.contains("'sum(Utf8View)'") && !e.contains("bug"), "{e}");
 }
