@@ -73,8 +73,11 @@ pub(crate) async fn csv_rows(sql: &str) -> std::result::Result<Vec<String>, Stri
 pub fn register(ctx: &mut SessionContext) {
     datafusion::execution::FunctionRegistry::register_expr_planner(ctx, Arc::new(FixedIntervals))
         .expect("a planner registers");
-    datafusion::execution::FunctionRegistry::register_expr_planner(ctx, Arc::new(DecimalDivision))
-        .expect("a planner registers");
+    datafusion::execution::FunctionRegistry::register_expr_planner(
+        ctx,
+        Arc::new(decimals::DecimalDivision),
+    )
+    .expect("a planner registers");
     ctx.register_udf(ScalarUDF::from(DateTrunc::new()));
     ctx.register_udf(ScalarUDF::from(JsonExtractScalar::new()));
     ctx.register_udf(ScalarUDF::from(FromIso8601Timestamp::new()));
@@ -166,56 +169,6 @@ pub fn register(ctx: &mut SessionContext) {
         Arc::new(decimals::AthenaDecimals),
     )
     .expect("a rewrite registers");
-}
-
-/// Plans `x / y` with a decimal on either side as Athena divides decimals
-/// ([`numbers::DECIMAL_DIVIDE`]); an integer side is cast to its decimal first.
-#[derive(Debug)]
-struct DecimalDivision;
-
-impl ExprPlanner for DecimalDivision {
-    fn plan_binary_op(
-        &self,
-        expr: RawBinaryExpr,
-        schema: &DFSchema,
-    ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
-        if !matches!(expr.op, BinaryOperator::Divide) {
-            return Ok(PlannerResult::Original(expr));
-        }
-        let (Ok(l), Ok(r)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
-            return Ok(PlannerResult::Original(expr));
-        };
-        if !matches!(l, DataType::Decimal128(..)) && !matches!(r, DataType::Decimal128(..)) {
-            return Ok(PlannerResult::Original(expr));
-        }
-        let literal = |e: &Expr| match e {
-            Expr::Literal(ScalarValue::Int64(v), _) => *v,
-            _ => None,
-        };
-        let (Some((p1, s1)), Some((p2, s2))) = (
-            numbers::division_operand(&l, literal(&expr.left)),
-            numbers::division_operand(&r, literal(&expr.right)),
-        ) else {
-            return Ok(PlannerResult::Original(expr));
-        };
-        let as_decimal = |e: Expr, t: &DataType, p: u8, s: i8| {
-            let target = DataType::Decimal128(p, s);
-            if *t == target {
-                e
-            } else {
-                Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(e), target))
-            }
-        };
-        Ok(PlannerResult::Planned(Expr::ScalarFunction(
-            datafusion::logical_expr::expr::ScalarFunction::new_udf(
-                Arc::new(numbers::decimal_divide_udf()),
-                vec![
-                    as_decimal(expr.left, &l, p1, s1),
-                    as_decimal(expr.right, &r, p2, s2),
-                ],
-            ),
-        )))
-    }
 }
 
 /// Plans `timestamp ± INTERVAL '…' DAY|HOUR|MINUTE|SECOND` (no months) as a fixed duration. The

@@ -6,19 +6,28 @@
 //! `nullif`, `greatest` and `least`. The same rewrite gives `avg` of decimals, in an aggregation
 //! or over a window, Athena's type ([`DecimalAvg`]), and `floor`, `ceil`, `round` of decimals
 //! theirs (`floor(2.7)` is `2`, `round(1.55, 1)` is `1.60`).
+//!
+//! `x / y` with a decimal on either side is planned in place of `/` ([`DecimalDivision`]): the
+//! quotient at the larger of the two scales, rounded half away from zero, where DataFusion
+//! gives the dividend's scale plus 4, truncated (`CAST(26321 AS decimal(12,2)) / 1000` is
+//! `26.32` on Athena, was `26.321000` here).
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray};
+use arrow::array::{Array, ArrayRef, BooleanArray};
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::{
     AggregateFunction, Between, BinaryExpr, Case, InList, ScalarFunction, WindowFunction,
     WindowFunctionDefinition,
 };
 use datafusion::logical_expr::expr_rewriter::FunctionRewrite;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+
+use super::fun::{Call, Fun, arc, arity};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Cast, EmitTo, Expr, ExprSchemable,
@@ -182,6 +191,158 @@ impl FunctionRewrite for AthenaDecimals {
             }
             other => Transformed::no(other),
         })
+    }
+}
+
+/// Athena's decimal division, which the planner puts in place of `/` when a side is a decimal.
+pub const DECIMAL_DIVIDE: &str = "decimal_divide";
+
+/// The decimal an operand of a division is read as: a decimal as it is, an integer as a
+/// decimal of scale 0 with its type's digits (an integer literal is Athena's `integer`, 10
+/// digits, when it fits one). `None` for anything else, or a negative scale.
+pub fn division_operand(t: &DataType, literal: Option<i64>) -> Option<(u8, i8)> {
+    Some(match t {
+        DataType::Decimal128(p, s) if *s >= 0 => (*p, *s),
+        DataType::Int8 | DataType::UInt8 => (3, 0),
+        DataType::Int16 | DataType::UInt16 => (5, 0),
+        DataType::Int32 | DataType::UInt32 => (10, 0),
+        DataType::Int64 if literal.is_some_and(|v| i32::try_from(v).is_ok()) => (10, 0),
+        DataType::Int64 => (19, 0),
+        DataType::UInt64 => (20, 0),
+        _ => return None,
+    })
+}
+
+/// `decimal(p1, s1) / decimal(p2, s2)`: `decimal(min(38, p1 + s2 + max(0, s2 - s1)),
+/// max(s1, s2))`, as Athena types it.
+fn decimal_quotient(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[2])?;
+    let (DataType::Decimal128(p1, s1), DataType::Decimal128(_, s2)) = (&t[0], &t[1]) else {
+        return Err(DataFusionError::Plan(format!(
+            "{n}: two decimals, not {} and {}",
+            t[0], t[1]
+        )));
+    };
+    let (p1, s1, s2) = (i16::from(*p1), i16::from(*s1), i16::from(*s2));
+    let p = (p1 + s2 + (s2 - s1).max(0)).min(38);
+    let s = s1.max(s2);
+    Ok(DataType::Decimal128(
+        u8::try_from(p.max(s).max(1)).expect("at most 38"),
+        i8::try_from(s).expect("at most 38"),
+    ))
+}
+
+/// The function [`DECIMAL_DIVIDE`] names.
+pub fn decimal_divide_udf() -> datafusion::logical_expr::ScalarUDF {
+    Fun::new(DECIMAL_DIVIDE, decimal_quotient, decimal_divide).udf()
+}
+
+fn decimal_divide(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    use arrow::array::{AsArray, Decimal128Builder};
+    use arrow::datatypes::{Decimal128Type, i256};
+    let DataType::Decimal128(p, s) = *call.ret else {
+        unreachable!("typed by decimal_quotient")
+    };
+    let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) =
+        (&call.types[0], &call.types[1])
+    else {
+        unreachable!("typed by decimal_quotient")
+    };
+    let (x, y) = (
+        a[0].as_primitive::<Decimal128Type>(),
+        a[1].as_primitive::<Decimal128Type>(),
+    );
+    // x / 10^s1 ÷ y / 10^s2 at scale s: x · 10^(s + s2 - s1) ÷ y.
+    let shift = u32::try_from(i16::from(s) + i16::from(*s2) - i16::from(*s1)).expect("s >= s1");
+    let ten = i256::from_i128(10);
+    let factor = ten.checked_pow(shift);
+    let bound = ten.wrapping_pow(u32::from(p));
+    let mut out = Decimal128Builder::with_capacity(x.len());
+    for i in 0..x.len() {
+        if x.is_null(i) || y.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let d = i256::from_i128(y.value(i));
+        if d == i256::ZERO {
+            call.row_err::<()>("Division by zero")?;
+            out.append_null();
+            continue;
+        }
+        let quotient = factor
+            .and_then(|f| i256::from_i128(x.value(i)).checked_mul(f))
+            .and_then(|num| {
+                let q = num.checked_div(d)?;
+                let r = num.checked_rem(d)?;
+                // Half away from zero: |r| ≥ |d| / 2.
+                let up = r.wrapping_abs().checked_mul(i256::from_i128(2))? >= d.wrapping_abs();
+                let q = if up {
+                    q.checked_add(num.signum().wrapping_mul(d.signum()))?
+                } else {
+                    q
+                };
+                (q.wrapping_abs() < bound).then_some(q)
+            });
+        match quotient {
+            Some(q) => out.append_value(q.as_i128()),
+            None => {
+                call.row_err::<()>(format!(
+                    "Decimal overflow: the quotient does not fit decimal({p}, {s})"
+                ))?;
+                out.append_null();
+            }
+        }
+    }
+    Ok(arc(out.finish().with_precision_and_scale(p, s)?))
+}
+
+/// Plans `x / y` with a decimal on either side as Athena divides decimals
+/// ([`DECIMAL_DIVIDE`]); an integer side is cast to its decimal first.
+#[derive(Debug)]
+pub struct DecimalDivision;
+
+impl ExprPlanner for DecimalDivision {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
+        if !matches!(expr.op, BinaryOperator::Divide) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        let (Ok(l), Ok(r)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        if !matches!(l, DataType::Decimal128(..)) && !matches!(r, DataType::Decimal128(..)) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        let literal = |e: &Expr| match e {
+            Expr::Literal(ScalarValue::Int64(v), _) => *v,
+            _ => None,
+        };
+        let (Some((p1, s1)), Some((p2, s2))) = (
+            division_operand(&l, literal(&expr.left)),
+            division_operand(&r, literal(&expr.right)),
+        ) else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        let as_decimal = |e: Expr, t: &DataType, p: u8, s: i8| {
+            let target = DataType::Decimal128(p, s);
+            if *t == target {
+                e
+            } else {
+                Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(e), target))
+            }
+        };
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                Arc::new(decimal_divide_udf()),
+                vec![
+                    as_decimal(expr.left, &l, p1, s1),
+                    as_decimal(expr.right, &r, p2, s2),
+                ],
+            ),
+        )))
     }
 }
 

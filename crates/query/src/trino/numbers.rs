@@ -20,10 +20,6 @@
 //! - `format_number(x)`: `123K`, `1.23M` (Athena's unit symbols and digits).
 //! - `great_circle_distance(lat1, lon1, lat2, lon2)`: kilometres on a sphere of Athena's
 //!   radius, 6371.01 km.
-//! - `x / y` with a decimal on either side ([`DECIMAL_DIVIDE`], planned in place of `/`): the
-//!   quotient at the larger of the two scales, rounded half away from zero, where DataFusion
-//!   gives the dividend's scale plus 4, truncated (`CAST(26321 AS decimal(12,2)) / 1000` is
-//!   `26.32` on Athena, was `26.321000` here).
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
 use arrow::compute::cast;
@@ -504,108 +500,6 @@ fn great_circle_distance(v: &[f64]) -> std::result::Result<f64, String> {
     let t2 = c1 * s2 - s1 * c2 * dl.cos();
     let t3 = s1 * s2 + c1 * c2 * dl.cos();
     Ok((t1 * t1 + t2 * t2).sqrt().atan2(t3) * EARTH_RADIUS_KM)
-}
-
-/// Athena's decimal division, which the planner puts in place of `/` when a side is a decimal.
-pub const DECIMAL_DIVIDE: &str = "decimal_divide";
-
-/// The decimal an operand of a division is read as: a decimal as it is, an integer as a
-/// decimal of scale 0 with its type's digits (an integer literal is Athena's `integer`, 10
-/// digits, when it fits one). `None` for anything else, or a negative scale.
-pub fn division_operand(t: &DataType, literal: Option<i64>) -> Option<(u8, i8)> {
-    Some(match t {
-        DataType::Decimal128(p, s) if *s >= 0 => (*p, *s),
-        DataType::Int8 | DataType::UInt8 => (3, 0),
-        DataType::Int16 | DataType::UInt16 => (5, 0),
-        DataType::Int32 | DataType::UInt32 => (10, 0),
-        DataType::Int64 if literal.is_some_and(|v| i32::try_from(v).is_ok()) => (10, 0),
-        DataType::Int64 => (19, 0),
-        DataType::UInt64 => (20, 0),
-        _ => return None,
-    })
-}
-
-/// `decimal(p1, s1) / decimal(p2, s2)`: `decimal(min(38, p1 + s2 + max(0, s2 - s1)),
-/// max(s1, s2))`, as Athena types it.
-fn decimal_quotient(n: &str, t: &[DataType]) -> Result<DataType> {
-    arity(n, t, &[2])?;
-    let (DataType::Decimal128(p1, s1), DataType::Decimal128(_, s2)) = (&t[0], &t[1]) else {
-        return Err(DataFusionError::Plan(format!(
-            "{n}: two decimals, not {} and {}",
-            t[0], t[1]
-        )));
-    };
-    let (p1, s1, s2) = (i16::from(*p1), i16::from(*s1), i16::from(*s2));
-    let p = (p1 + s2 + (s2 - s1).max(0)).min(38);
-    let s = s1.max(s2);
-    Ok(DataType::Decimal128(
-        u8::try_from(p.max(s).max(1)).expect("at most 38"),
-        i8::try_from(s).expect("at most 38"),
-    ))
-}
-
-/// The function [`DECIMAL_DIVIDE`] names.
-pub fn decimal_divide_udf() -> datafusion::logical_expr::ScalarUDF {
-    Fun::new(DECIMAL_DIVIDE, decimal_quotient, decimal_divide).udf()
-}
-
-fn decimal_divide(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    use arrow::array::{AsArray, Decimal128Builder};
-    use arrow::datatypes::{Decimal128Type, i256};
-    let DataType::Decimal128(p, s) = *call.ret else {
-        unreachable!("typed by decimal_quotient")
-    };
-    let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) =
-        (&call.types[0], &call.types[1])
-    else {
-        unreachable!("typed by decimal_quotient")
-    };
-    let (x, y) = (
-        a[0].as_primitive::<Decimal128Type>(),
-        a[1].as_primitive::<Decimal128Type>(),
-    );
-    // x / 10^s1 ÷ y / 10^s2 at scale s: x · 10^(s + s2 - s1) ÷ y.
-    let shift = u32::try_from(i16::from(s) + i16::from(*s2) - i16::from(*s1)).expect("s >= s1");
-    let ten = i256::from_i128(10);
-    let factor = ten.checked_pow(shift);
-    let bound = ten.wrapping_pow(u32::from(p));
-    let mut out = Decimal128Builder::with_capacity(x.len());
-    for i in 0..x.len() {
-        if x.is_null(i) || y.is_null(i) {
-            out.append_null();
-            continue;
-        }
-        let d = i256::from_i128(y.value(i));
-        if d == i256::ZERO {
-            call.row_err::<()>("Division by zero")?;
-            out.append_null();
-            continue;
-        }
-        let quotient = factor
-            .and_then(|f| i256::from_i128(x.value(i)).checked_mul(f))
-            .and_then(|num| {
-                let q = num.checked_div(d)?;
-                let r = num.checked_rem(d)?;
-                // Half away from zero: |r| ≥ |d| / 2.
-                let up = r.wrapping_abs().checked_mul(i256::from_i128(2))? >= d.wrapping_abs();
-                let q = if up {
-                    q.checked_add(num.signum().wrapping_mul(d.signum()))?
-                } else {
-                    q
-                };
-                (q.wrapping_abs() < bound).then_some(q)
-            });
-        match quotient {
-            Some(q) => out.append_value(q.as_i128()),
-            None => {
-                call.row_err::<()>(format!(
-                    "Decimal overflow: the quotient does not fit decimal({p}, {s})"
-                ))?;
-                out.append_null();
-            }
-        }
-    }
-    Ok(arc(out.finish().with_precision_and_scale(p, s)?))
 }
 
 pub fn functions() -> Vec<Fun> {
