@@ -31,7 +31,7 @@ use super::fun::{Call, Fun, arc, arity};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Cast, EmitTo, Expr, ExprSchemable,
-    GroupsAccumulator, ReversedUDAF, Signature,
+    GroupsAccumulator, ReversedUDAF, ScalarUDF, Signature,
 };
 
 #[derive(Debug)]
@@ -195,12 +195,12 @@ impl FunctionRewrite for AthenaDecimals {
 }
 
 /// Athena's decimal division, which the planner puts in place of `/` when a side is a decimal.
-pub const DECIMAL_DIVIDE: &str = "decimal_divide";
+const DECIMAL_DIVIDE: &str = "decimal_divide";
 
 /// The decimal an operand of a division is read as: a decimal as it is, an integer as a
 /// decimal of scale 0 with its type's digits (an integer literal is Athena's `integer`, 10
 /// digits, when it fits one). `None` for anything else, or a negative scale.
-pub fn division_operand(t: &DataType, literal: Option<i64>) -> Option<(u8, i8)> {
+fn division_operand(t: &DataType, literal: Option<i64>) -> Option<(u8, i8)> {
     Some(match t {
         DataType::Decimal128(p, s) if *s >= 0 => (*p, *s),
         DataType::Int8 | DataType::UInt8 => (3, 0),
@@ -233,7 +233,7 @@ fn decimal_quotient(n: &str, t: &[DataType]) -> Result<DataType> {
 }
 
 /// The function [`DECIMAL_DIVIDE`] names.
-pub fn decimal_divide_udf() -> datafusion::logical_expr::ScalarUDF {
+fn decimal_divide_udf() -> ScalarUDF {
     Fun::new(DECIMAL_DIVIDE, decimal_quotient, decimal_divide).udf()
 }
 
@@ -331,11 +331,11 @@ impl ExprPlanner for DecimalDivision {
             if *t == target {
                 e
             } else {
-                Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(e), target))
+                Expr::Cast(Cast::new(Box::new(e), target))
             }
         };
         Ok(PlannerResult::Planned(Expr::ScalarFunction(
-            datafusion::logical_expr::expr::ScalarFunction::new_udf(
+            ScalarFunction::new_udf(
                 Arc::new(decimal_divide_udf()),
                 vec![
                     as_decimal(expr.left, &l, p1, s1),
