@@ -254,6 +254,9 @@ def norm(v):
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, datetime.datetime) and v.tzinfo is not None:
+        # Athena prints a timestamp of the table in UTC without a zone.
+        v = v.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     if isinstance(v, (datetime.date, datetime.datetime)):
         return v.isoformat()
     if isinstance(v, (int, float, decimal.Decimal)):
@@ -263,7 +266,7 @@ def norm(v):
         return s
     if len(s) >= 19 and s[4] == "-" and s[10] in "T ":
         try:
-            return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).isoformat()
+            return norm(datetime.datetime.fromisoformat(s.replace("Z", "+00:00")))
         except ValueError:
             pass
     try:

@@ -315,21 +315,21 @@ pub enum Format {
     Json,
 }
 
-/// A batch as the CSV and JSON writers take it: for CSV, arrays, maps and rows become text as
-/// Athena prints them (`[1, 2]`, `{a=1}`); for JSON, a map's keys become strings (a JSON
-/// object's keys are).
+/// A batch as the CSV and JSON writers take it: for CSV and the table, values are text as
+/// Athena prints them (`[1, 2]`, `{a=1}`, `2026-11-20 10:00:00.000`, `1.0E10`, `0 00:56:52.896`);
+/// for JSON, a map's keys become strings (a JSON object's keys are).
 fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch> {
-    use arrow::array::{Array, ArrayRef, AsArray, MapArray, StringArray, StructArray};
+    use arrow::array::{Array, ArrayRef, AsArray, MapArray, StructArray};
     use arrow::datatypes::{DataType, Field, Schema};
-    // Written as Athena prints them: arrays, maps and rows, and intervals (a difference of
-    // timestamps is `0 00:56:52.896`, where arrow writes `PT3412.896S`).
-    let nested =
-        |t: &DataType| t.is_nested() || matches!(t, DataType::Duration(_) | DataType::Interval(_));
+    let changed = |t: &DataType| match format {
+        Format::Csv | Format::Table => crate::trino::render::differs_from_arrow(t),
+        Format::Json => matches!(t, DataType::Map(..)),
+    };
     if !batch
         .schema()
         .fields()
         .iter()
-        .any(|f| nested(f.data_type()))
+        .any(|f| changed(f.data_type()))
     {
         return Ok(batch.clone());
     }
@@ -337,12 +337,9 @@ fn printable(batch: &RecordBatch, format: Format) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
         match (format, c.data_type()) {
-            (Format::Csv | Format::Table, t) if nested(t) => {
-                let text: StringArray = (0..c.len())
-                    .map(|i| c.is_valid(i).then(|| crate::trino::render::cell(c, i)))
-                    .collect();
+            (Format::Csv | Format::Table, t) if changed(t) => {
                 fields.push(Field::new(f.name(), DataType::Utf8, true));
-                columns.push(Arc::new(text));
+                columns.push(Arc::new(crate::trino::render::column(c)));
             }
             (Format::Json, DataType::Map(entries, sorted)) => {
                 let DataType::Struct(kv) = entries.data_type() else {

@@ -96,11 +96,11 @@ async fn month_end(lake: &Lake) {
 
 const ROWS: &str = "select dt, event_id, received_at from events order by event_id, dt";
 const WANT: &str = "dt,event_id,received_at\n\
-    2026-11-30,a,2026-11-30T23:59:50Z\n\
-    2026-11-30,b,2026-11-30T00:00:01Z\n\
-    2026-12-01,b,2026-12-01T00:00:02Z\n\
-    2026-11-30,c,2026-11-30T12:00:00Z\n\
-    2026-12-01,d,2026-12-01T00:00:03Z\n";
+    2026-11-30,a,2026-11-30 23:59:50.000\n\
+    2026-11-30,b,2026-11-30 00:00:01.000\n\
+    2026-12-01,b,2026-12-01 00:00:02.000\n\
+    2026-11-30,c,2026-11-30 12:00:00.000\n\
+    2026-12-01,d,2026-12-01 00:00:03.000\n";
 
 /// A lake, its catalog, and what keeps them alive.
 pub type Opened = (Lake, Arc<dyn Catalog>, Box<dyn std::any::Any>);

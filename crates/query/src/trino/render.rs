@@ -29,6 +29,67 @@ pub fn double(x: f64) -> String {
     }
 }
 
+/// Whether Athena prints values of this type other than arrow's CSV writer does: nested
+/// values, intervals, timestamps (`2026-11-20 10:00:00.000`, not ISO 8601), doubles
+/// (`1.0E10`) and varbinary (`ab cd`).
+pub fn differs_from_arrow(t: &DataType) -> bool {
+    t.is_nested()
+        || matches!(
+            t,
+            DataType::Duration(_)
+                | DataType::Interval(_)
+                | DataType::Timestamp(..)
+                | DataType::Float64
+                | DataType::Float32
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+                | DataType::FixedSizeBinary(_)
+        )
+}
+
+/// A column as Athena prints its values; nulls stay null.
+pub fn column(a: &ArrayRef) -> arrow::array::StringArray {
+    use arrow::array::StringBuilder;
+    use std::fmt::Write as _;
+    let mut out = StringBuilder::with_capacity(a.len(), a.len() * 16);
+    match a.data_type() {
+        DataType::Float64 => {
+            for x in a.as_primitive::<arrow::datatypes::Float64Type>() {
+                out.append_option(x.map(double));
+            }
+        }
+        // The table's timestamps, the values most results hold, without a scalar a value.
+        DataType::Timestamp(u, tz) if is_table_timestamp(u, tz.as_deref()) => {
+            for x in a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>() {
+                match x.and_then(chrono::DateTime::from_timestamp_micros) {
+                    Some(t) => {
+                        let _ = write!(out, "{}", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.3f"));
+                        out.append_value("");
+                    }
+                    None => out.append_option(x.map(|x| x.to_string())),
+                }
+            }
+        }
+        _ => {
+            for i in 0..a.len() {
+                out.append_option(a.is_valid(i).then(|| cell(a, i)));
+            }
+        }
+    }
+    out.finish()
+}
+
+/// A real as Java's `Float.toString` writes it: the shortest digits that read back as the
+/// same real (`0.1`, not the double's `0.10000000149011612`).
+fn real(x: f32) -> String {
+    if !x.is_finite() {
+        return double(f64::from(x));
+    }
+    // The shortest decimal of the real, read as a double, prints the same digits.
+    double(format!("{x}").parse::<f64>().unwrap_or(f64::from(x)))
+}
+
 /// One value of a column.
 pub fn cell(a: &ArrayRef, i: usize) -> String {
     if a.is_null(i) {
@@ -84,7 +145,7 @@ pub fn value(v: &ScalarValue) -> String {
     match v {
         S::Utf8(Some(s)) | S::Utf8View(Some(s)) | S::LargeUtf8(Some(s)) => s.clone(),
         S::Float64(Some(x)) => double(*x),
-        S::Float32(Some(x)) => double(f64::from(*x)),
+        S::Float32(Some(x)) => real(*x),
         S::Binary(Some(b)) | S::LargeBinary(Some(b)) | S::BinaryView(Some(b)) => b
             .iter()
             .map(|x| format!("{x:02x}"))
