@@ -454,4 +454,53 @@ mod tests {
         let json = render(&schema, &batches, Format::Json).unwrap();
         assert_eq!(json, "{\"a\":[1,2],\"h\":{\"1.0\":1.0,\"3.0\":1.0}}\n");
     }
+
+    #[test]
+    fn csv_and_the_table_print_timestamps_doubles_and_bytes_as_athena_does() {
+        use arrow::array::{
+            BinaryArray, Float32Array, Float64Array, TimestampMicrosecondArray,
+            TimestampMillisecondArray,
+        };
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let utc = Some("UTC".into());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "event_time",
+                DataType::Timestamp(TimeUnit::Microsecond, utc.clone()),
+                true,
+            ),
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("d", DataType::Float64, true),
+            Field::new("r", DataType::Float32, true),
+            Field::new("b", DataType::Binary, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![Some(1_763_632_800_123_456), None])
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(TimestampMillisecondArray::from(vec![Some(0), Some(-1)])),
+                Arc::new(Float64Array::from(vec![Some(5.0), Some(1e10)])),
+                Arc::new(Float32Array::from(vec![Some(0.1), None])),
+                Arc::new(BinaryArray::from(vec![Some(&b"\xab\xcd"[..]), None])),
+            ],
+        )
+        .unwrap();
+        let csv = render(&schema, std::slice::from_ref(&batch), Format::Csv).unwrap();
+        assert_eq!(
+            csv,
+            "event_time,t,d,r,b\n\
+             2025-11-20 10:00:00.123,1970-01-01 00:00:00.000,5.0,0.1,ab cd\n\
+             ,1969-12-31 23:59:59.999,1.0E10,,\n"
+        );
+        let table = render(&schema, std::slice::from_ref(&batch), Format::Table).unwrap();
+        assert!(table.contains("| 2025-11-20 10:00:00.123 |"), "{table}");
+        let json = render(&schema, &[batch], Format::Json).unwrap();
+        assert!(
+            json.starts_with("{\"event_time\":\"2025-11-20T10:00:00.123456Z\""),
+            "{json}"
+        );
+    }
 }
