@@ -359,10 +359,13 @@ fn default_jobs() -> usize {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct QuerySource {
+    /// SQL text (`etl query "SELECT …"`, the same as `--sql`).
+    #[arg(value_name = "SQL")]
+    pub text: Option<String>,
     /// SQL text.
     #[arg(long)]
     pub sql: Option<String>,
-    /// A file holding the SQL.
+    /// A file holding the SQL (`-` reads it from standard input).
     #[arg(long)]
     pub file: Option<PathBuf>,
 }

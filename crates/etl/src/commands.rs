@@ -67,8 +67,14 @@ async fn open_target(target: &Target, create: bool, need_aws: bool) -> Result<Co
 /// The SQL of `etl query`: a saved query (a file with a `-- name:` header) rendered with its
 /// parameters, or any other text as it is.
 fn query_text(source: &QuerySource, params: &BTreeMap<String, String>) -> Result<String> {
-    match (&source.sql, &source.file) {
+    match (source.sql.as_ref().or(source.text.as_ref()), &source.file) {
         (Some(s), _) => Ok(s.clone()),
+        (None, Some(f)) if f.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| Error::io("cannot read SQL from", "standard input", e))?;
+            Ok(text)
+        }
         (None, Some(f)) => {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| Error::io("cannot read SQL file", f.display(), e))?;

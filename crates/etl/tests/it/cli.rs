@@ -171,6 +171,32 @@ fn generate_backfill_query_round_trip() {
         &["query", "--format", "csv", "--file", sql.to_str().unwrap()],
     );
     assert_eq!(stdout(&file), "days\n1\n");
+    // The SQL as the only argument, and from standard input.
+    let positional = etl(
+        &t.path,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "select count(distinct dt) as days from events",
+        ],
+    );
+    assert_eq!(stdout(&positional), "days\n1\n", "{}", stderr(&positional));
+    let mut piped = etl_bin()
+        .arg("--lake")
+        .arg(&t.path)
+        .args(["query", "--format", "csv", "--file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut piped.stdin.take().unwrap(),
+        b"select count(distinct team) as teams from events",
+    )
+    .unwrap();
+    let piped = piped.wait_with_output().unwrap();
+    assert_eq!(stdout(&piped), "teams\n3\n");
 
     let bad = etl(&t.path, &["query", "--sql", "select nope from events"]);
     assert_eq!(bad.status.code(), Some(1));
