@@ -202,8 +202,50 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
         return Ok(df);
     }
     athena_statement(&mut statement)?;
-    let plan = state.statement_to_plan(statement).await?;
+    let plan = match state.statement_to_plan(statement.clone()).await {
+        Err(e)
+            if e.to_string()
+                .contains("Projections require unique expression names") =>
+        {
+            use datafusion::sql::parser::Statement as DF;
+            let named = match &mut statement {
+                DF::Statement(s) => crate::trino::select::outputs_named_apart(s),
+                _ => None,
+            };
+            let Some(named) = named else {
+                return Err(e.into());
+            };
+            let plan = state.statement_to_plan(statement).await?;
+            named_as_written(plan, &named)?
+        }
+        planned => planned?,
+    };
     Ok(ctx.execute_logical_plan(plan).await?)
+}
+
+/// `plan`'s outputs under the names Athena shows (`named`: each name given for planning, with
+/// the one shown), two or more of them alike; each output is qualified by its place, which
+/// keeps them apart inside the plan.
+fn named_as_written(
+    plan: datafusion::logical_expr::LogicalPlan,
+    named: &[(String, String)],
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    use datafusion::common::Column;
+    use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+    let outputs: Vec<Expr> = plan
+        .schema()
+        .iter()
+        .enumerate()
+        .map(|(place, (qualifier, field))| {
+            let shown = named
+                .iter()
+                .find(|(own, _)| own == field.name())
+                .map_or(field.name().as_str(), |(_, shown)| shown.as_str());
+            Expr::Column(Column::new(qualifier.cloned(), field.name()))
+                .alias_qualified(Some(format!("_{place}")), shown)
+        })
+        .collect();
+    Ok(LogicalPlanBuilder::from(plan).project(outputs)?.build()?)
 }
 
 /// `DESCRIBE t` and `SHOW COLUMNS FROM t` with Athena's types (`varchar`, `timestamp(3)`, not

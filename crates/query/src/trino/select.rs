@@ -19,6 +19,8 @@
 //!   scale (one digit after the point, rounded; see `decimals.rs` for a decimal beside a
 //!   double). `1e0` stays a double.
 //! - **`FETCH FIRST n ROWS ONLY`**, which DataFusion refused: `LIMIT n`.
+//! - **Outputs of one name** (`SELECT team, team`, `SELECT *, team`), which DataFusion refused:
+//!   named apart for planning, then given back their names ([`outputs_named_apart`]).
 //!
 //! And, on the text before it is parsed ([`values_rows`]): `VALUES 1, 2` (rows of one column,
 //! unparenthesized, as Athena takes them) becomes `VALUES (1), (2)`, which the parser reads.
@@ -128,6 +130,89 @@ pub fn athena_select(statement: &mut Statement) -> Result<(), DataFusionError> {
         ControlFlow::<()>::Continue(())
     });
     Ok(())
+}
+
+/// When the query's outputs share a name (`SELECT team, team`, `SELECT *, team`,
+/// `SELECT a AS x, b AS x`), which Athena allows and DataFusion's planner refuses ("Projections
+/// require unique expression names"): each item of the outermost `SELECT` that may share its
+/// name (one named like another, or any named item beside a `*`) is given a name of its own,
+/// `__output_<place>`, and an ORDER BY key naming one of those aliases follows it (one that
+/// names two stays ambiguous, and is refused). Returns
+/// those names, each with the one Athena shows, for the plan's outputs to take back once
+/// planned; `None` when no item was renamed.
+pub fn outputs_named_apart(statement: &mut Statement) -> Option<Vec<(String, String)>> {
+    let Statement::Query(query) = statement else {
+        return None;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let shown = |i: &Ident| match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_lowercase(),
+    };
+    fn column(e: &Expr) -> Option<&Ident> {
+        match e {
+            Expr::Identifier(i) => Some(i),
+            Expr::CompoundIdentifier(parts) => parts.last(),
+            Expr::Nested(inner) => column(inner),
+            _ => None,
+        }
+    }
+    let names: Vec<Option<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => column(e).map(shown),
+            SelectItem::ExprWithAlias { alias, .. } => Some(shown(alias)),
+            _ => None,
+        })
+        .collect();
+    let wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    let mut renamed = Vec::new();
+    let mut aliases = Vec::new();
+    for (place, (item, name)) in select.projection.iter_mut().zip(&names).enumerate() {
+        let Some(name) = name else { continue };
+        if !wildcard && names.iter().filter(|n| n.as_ref() == Some(name)).count() < 2 {
+            continue;
+        }
+        let own = format!("__output_{place}");
+        let expr = match item {
+            SelectItem::UnnamedExpr(e) => e.clone(),
+            SelectItem::ExprWithAlias { expr, .. } => {
+                aliases.push((name.clone(), own.clone()));
+                expr.clone()
+            }
+            _ => continue,
+        };
+        *item = SelectItem::ExprWithAlias {
+            expr,
+            alias: Ident::new(&own),
+        };
+        renamed.push((own, name.clone()));
+    }
+    if let Some(OrderBy {
+        kind: OrderByKind::Expressions(keys),
+        ..
+    }) = &mut query.order_by
+    {
+        for key in keys {
+            if let Expr::Identifier(i) = &key.expr
+                && let [(_, own)] = aliases
+                    .iter()
+                    .filter(|(n, _)| *n == shown(i))
+                    .collect::<Vec<_>>()[..]
+            {
+                key.expr = Expr::Identifier(Ident::new(own));
+            }
+        }
+    }
+    (!renamed.is_empty()).then_some(renamed)
 }
 
 /// `1.5` as Athena reads it: a decimal of its own digits, `decimal(2,1)` (DataFusion reads a
@@ -509,11 +594,27 @@ mod tests {
                     .to_string(),
                 "_col0\n1\n",
             ),
+            // Outputs of one name, as Athena gives them.
+            (
+                format!("SELECT k, count(*), k FROM {rows} GROUP BY k ORDER BY k"),
+                "k,_col1,k\nB,1,B\na,2,a\n",
+            ),
+            (
+                format!("SELECT *, k FROM {rows} ORDER BY dt DESC, k LIMIT 1"),
+                "dt,k,k\n2026-11-21,a,a\n",
+            ),
+            (
+                format!("SELECT dt AS x, upper(k) AS x, lower(k) AS y FROM {rows} ORDER BY y, 1 LIMIT 2"),
+                "x,x,y\n2026-11-20,A,a\n2026-11-21,A,a\n",
+            ),
         ] {
             let (schema, batches) = crate::session::run_sql(&ctx, &sql).await.unwrap();
             let out =
                 crate::session::render(&schema, &batches, crate::session::Format::Csv).unwrap();
             assert_eq!(out, want, "{sql}");
         }
+        // A key naming two outputs is ambiguous, as on Athena.
+        let ambiguous = format!("SELECT dt AS x, k AS x FROM {rows} ORDER BY x");
+        assert!(crate::session::run_sql(&ctx, &ambiguous).await.is_err());
     }
 }
