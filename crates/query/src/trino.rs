@@ -51,6 +51,7 @@ mod percentile;
 pub mod render;
 pub(crate) mod select;
 mod sql_json;
+mod subscript;
 pub(crate) mod syntax;
 mod text;
 mod top_by;
@@ -256,23 +257,34 @@ impl ExprPlanner for RowSubscript {
         PlannerResult<datafusion::logical_expr::planner::RawFieldAccessExpr>,
     > {
         use datafusion::logical_expr::GetFieldAccess;
-        // `m[k]` with a key that is not a constant (a column, an expression): DataFusion's
-        // map access takes constant keys only, so it is planned as `element_at(m, k)` is.
-        if let GetFieldAccess::ListIndex { key } = &expr.field_access
-            && !matches!(key.as_ref(), Expr::Literal(..))
+        // `a[i]` and `m[k]` fail where Athena's fail (an index out of range, a key not there),
+        // and `m[k]` takes a key that is not a constant, which DataFusion refuses.
+        // A string key is read as a field's name (`m['k']`): on a map it is a key.
+        if let GetFieldAccess::NamedStructField { name } = &expr.field_access
             && let Ok(DataType::Map(..)) = expr.expr.get_type(schema)
         {
-            let values =
-                Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
-                    datafusion::functions_nested::map_extract::map_extract_udf(),
-                    vec![expr.expr.clone(), key.as_ref().clone()],
-                ));
-            return Ok(PlannerResult::Planned(Expr::ScalarFunction(
-                datafusion::logical_expr::expr::ScalarFunction::new_udf(
-                    datafusion::functions_nested::extract::array_element_udf(),
-                    vec![values, Expr::Literal(ScalarValue::Int64(Some(1)), None)],
-                ),
+            let key = Expr::Literal(name.clone(), None);
+            return Ok(PlannerResult::Planned(subscript::map_value(
+                expr.expr, key, true,
             )));
+        }
+        if let GetFieldAccess::ListIndex { key } = &expr.field_access {
+            match expr.expr.get_type(schema) {
+                Ok(DataType::Map(..)) => {
+                    return Ok(PlannerResult::Planned(subscript::map_value(
+                        expr.expr,
+                        key.as_ref().clone(),
+                        true,
+                    )));
+                }
+                Ok(DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)) => {
+                    return Ok(PlannerResult::Planned(subscript::array_subscript(
+                        expr.expr,
+                        key.as_ref().clone(),
+                    )));
+                }
+                _ => {}
+            }
         }
         if let GetFieldAccess::ListIndex { key } = &expr.field_access
             && let Expr::Literal(v, _) = key.as_ref()

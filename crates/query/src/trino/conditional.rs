@@ -631,24 +631,14 @@ impl FunctionRewrite for Rewrites {
                     let map = args
                         .first()
                         .is_some_and(|a| matches!(a.get_type(schema), Ok(DataType::Map(..))));
-                    let element = datafusion::functions_nested::extract::array_element_udf();
-                    let e = if map {
-                        // map_extract gives a list of the key's values: the first is the value.
-                        let values = Expr::ScalarFunction(ScalarFunction {
-                            func: datafusion::functions_nested::map_extract::map_extract_udf(),
-                            args,
-                        });
-                        Expr::ScalarFunction(ScalarFunction {
-                            func: element,
-                            args: vec![values, lit(1_i64)],
-                        })
+                    let [x, i] = <[Expr; 2]>::try_from(args).map_err(|_| {
+                        DataFusionError::Plan("element_at takes 2 arguments".into())
+                    })?;
+                    Ok(Transformed::yes(if map {
+                        super::subscript::map_value(x, i, false)
                     } else {
-                        Expr::ScalarFunction(ScalarFunction {
-                            func: element,
-                            args,
-                        })
-                    };
-                    Ok(Transformed::yes(e))
+                        super::subscript::element_at(x, i)
+                    }))
                 }
                 _ => Ok(Transformed::no(Expr::ScalarFunction(ScalarFunction {
                     func,
