@@ -8,7 +8,7 @@
 //! - `m[k]` fails when `m` has no key `k` (`element_at(m, k)` is NULL).
 //!
 //! Each is planned as DataFusion's access with a check in front ([`array_subscript`],
-//! [`element_at`], [`map_subscript`]): the check gives its input back, or fails on the row, or
+//! [`element_at`], [`map_value`]): the check gives its input back, or fails on the row, or
 //! gives NULL for it inside `try(…)`.
 
 use std::sync::Arc;
