@@ -10,7 +10,7 @@ use eventlake_catalog::{Context, Target, open};
 use eventlake_compaction::backfill::{self, Progress, Quiet};
 use eventlake_compaction::generate::{GenerateOptions, generate};
 use eventlake_compaction::plan::{Selection, plan};
-use eventlake_query::{render, run_sql, session};
+use eventlake_query::{render, session, write_sql};
 
 use crate::args::{CatalogCommand, Cli, Command, EngineKind, LogFormat, QuerySource, RunArgs};
 use crate::error::{Error, Result};
@@ -230,7 +230,27 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let sql = query_text(&a.source, &params)?;
             let athena = a.engine == EngineKind::Athena;
             let ctx = open_target(&target, false, athena).await?;
-            let (schema, batches) = if athena {
+            if !athena {
+                let session = session(&ctx.lake, ctx.catalog.as_ref()).await?;
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                return match (
+                    write_sql(&session, &sql, a.format.into(), &mut out).await,
+                    &a.source.file,
+                ) {
+                    // Say which file the line and column are in.
+                    (Err(eventlake_query::Error::MissingFunction(m)), Some(f)) => {
+                        Err(Error::InvalidArgument(format!(
+                            "{}:{}:{}: {}",
+                            f.display(),
+                            m.line,
+                            m.column,
+                            m.what()
+                        )))
+                    }
+                    (r, _) => r.map(|_| ExitCode::SUCCESS).map_err(Error::from),
+                };
+            }
+            let (schema, batches) = {
                 let r = a.athena.engine(&ctx)?.run(&sql).await?;
                 eprintln!(
                     "athena query {}: queued {} ms, engine {} ms, total {} ms, {} scanned, {} rows",
@@ -242,21 +262,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     r.rows.len()
                 );
                 r.to_batch()?
-            } else {
-                let session = session(&ctx.lake, ctx.catalog.as_ref()).await?;
-                match (run_sql(&session, &sql).await, &a.source.file) {
-                    // Say which file the line and column are in.
-                    (Err(eventlake_query::Error::MissingFunction(m)), Some(f)) => {
-                        return Err(Error::InvalidArgument(format!(
-                            "{}:{}:{}: {}",
-                            f.display(),
-                            m.line,
-                            m.column,
-                            m.what()
-                        )));
-                    }
-                    (r, _) => r?,
-                }
             };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(render(&schema, &batches, a.format.into())?.as_bytes());

@@ -20,4 +20,4 @@ pub mod table;
 pub mod trino;
 
 pub use error::{Error, Result};
-pub use session::{Format, functions_session, prepare, render, run_sql, session};
+pub use session::{Format, functions_session, prepare, render, run_sql, session, write_sql};

@@ -167,17 +167,128 @@ impl OptimizerRule for GroupByDerived {
 
 /// Runs one SQL statement and collects its result.
 pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let prepared = prepare(ctx, sql)?;
-    // A place DataFusion names is in the text it read: the user's own, unless it was rewritten.
-    let as_written = prepared == sql;
-    let df = match dataframe(ctx, &prepared).await {
-        Ok(df) => df,
-        Err(e) if as_written => return Err(e.located()),
-        Err(e) => return Err(e),
-    };
+    let df = planned(ctx, sql).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await?;
     Ok((schema, batches))
+}
+
+/// One SQL statement planned as Athena reads it; a refused statement says where, when its text
+/// was planned as written.
+async fn planned(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    let prepared = prepare(ctx, sql)?;
+    // A place DataFusion names is in the text it read: the user's own, unless it was rewritten.
+    let as_written = prepared == sql;
+    match dataframe(ctx, &prepared).await {
+        Ok(df) => Ok(df),
+        Err(e) if as_written => Err(e.located()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs one SQL statement and writes its result to `out` as [`render`] does, batch by batch as
+/// they come for CSV and JSON (an export of the whole table is never held in memory; the table
+/// form needs every row for its widths). Returns the rows written. A reader that went away (a
+/// closed pipe, `| head`) ends the query early, without an error.
+pub async fn write_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    format: Format,
+    out: &mut dyn std::io::Write,
+) -> Result<usize> {
+    use futures::StreamExt;
+    let df = planned(ctx, sql).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let closed = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut pipe = Pipe {
+        out,
+        closed: std::rc::Rc::clone(&closed),
+    };
+    let mut rows = 0;
+    if format == Format::Table {
+        let batches = df.collect().await?;
+        rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let text = render(&schema, &batches, format)?;
+        return match std::io::Write::write_all(&mut pipe, text.as_bytes()) {
+            Err(_) if closed.get() => Ok(rows),
+            r => r
+                .map(|()| rows)
+                .map_err(|e| crate::Error::io("cannot write the result to", "output", e)),
+        };
+    }
+    let mut stream = df.execute_stream().await?;
+    let ended = |r: std::result::Result<(), arrow::error::ArrowError>| match r {
+        Err(_) if closed.get() => Ok(false),
+        Err(e) => Err(crate::Error::from(e)),
+        Ok(()) => Ok(true),
+    };
+    match format {
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut pipe);
+            let mut wrote = false;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows();
+                if !ended(w.write(&printable(&batch, format)?))? {
+                    return Ok(rows);
+                }
+                wrote = true;
+            }
+            if !wrote {
+                // The header alone.
+                let empty = RecordBatch::new_empty(Arc::clone(&schema));
+                ended(w.write(&printable(&empty, format)?))?;
+            }
+        }
+        Format::Json | Format::Table => {
+            let mut w = arrow::json::LineDelimitedWriter::new(&mut pipe);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows();
+                if !ended(w.write(&printable(&batch, format)?))? {
+                    return Ok(rows);
+                }
+            }
+            ended(w.finish())?;
+        }
+    }
+    match std::io::Write::flush(&mut pipe) {
+        Err(_) if closed.get() => Ok(rows),
+        r => r
+            .map(|()| rows)
+            .map_err(|e| crate::Error::io("cannot write the result to", "output", e)),
+    }
+}
+
+/// Output that notes when its reader has gone away (a broken pipe).
+struct Pipe<'a> {
+    out: &'a mut dyn std::io::Write,
+    closed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl std::io::Write for Pipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.out.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.out.flush();
+        self.note(r)
+    }
+}
+
+impl Pipe<'_> {
+    fn note<T>(&self, r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            self.closed.set(true);
+        }
+        r
+    }
 }
 
 /// Plans one prepared statement, read in Athena's dialect (lambdas included): what
@@ -543,6 +654,57 @@ mod tests {
         assert!(
             json.starts_with("{\"event_time\":\"2025-11-20T10:00:00.123456Z\""),
             "{json}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_result_is_written_as_it_comes_and_a_closed_reader_ends_it() {
+        let ctx = functions_session().unwrap();
+        let sql = "SELECT x, x * 2 AS y FROM unnest(sequence(1, 3)) AS t(x)";
+        let mut csv = Vec::new();
+        let rows = write_sql(&ctx, sql, Format::Csv, &mut csv).await.unwrap();
+        assert_eq!(rows, 3);
+        assert_eq!(String::from_utf8(csv).unwrap(), "x,y\n1,2\n2,4\n3,6\n");
+        let mut json = Vec::new();
+        write_sql(&ctx, sql, Format::Json, &mut json).await.unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\"x\":1,\"y\":2}\n{\"x\":2,\"y\":4}\n{\"x\":3,\"y\":6}\n"
+        );
+        let mut empty = Vec::new();
+        let sql = "SELECT x FROM unnest(sequence(1, 3)) AS t(x) WHERE x > 5";
+        write_sql(&ctx, sql, Format::Csv, &mut empty).await.unwrap();
+        assert_eq!(String::from_utf8(empty).unwrap(), "x\n");
+
+        /// A reader that has gone away.
+        struct Gone;
+        impl std::io::Write for Gone {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+        }
+        for format in [Format::Csv, Format::Json, Format::Table] {
+            write_sql(&ctx, "SELECT 1 AS x", format, &mut Gone)
+                .await
+                .unwrap();
+        }
+        // Any other failure to write is an error.
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::StorageFull.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        assert!(
+            write_sql(&ctx, "SELECT 1 AS x", Format::Table, &mut Full)
+                .await
+                .is_err()
         );
     }
 }

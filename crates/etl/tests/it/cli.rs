@@ -197,6 +197,27 @@ fn generate_backfill_query_round_trip() {
     .unwrap();
     let piped = piped.wait_with_output().unwrap();
     assert_eq!(stdout(&piped), "teams\n3\n");
+    // A reader that stops early (`| head -1`) ends the export, which is not a failure.
+    let mut export = etl_bin()
+        .arg("--lake")
+        .arg(&t.path)
+        .args(["query", "--format", "csv", "select * from events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(export.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(
+        first.starts_with("event_id,event_type,event_time"),
+        "{first}"
+    );
+    let export = export.wait_with_output().unwrap();
+    assert!(export.status.success(), "{}", stderr(&export));
 
     let bad = etl(&t.path, &["query", "--sql", "select nope from events"]);
     assert_eq!(bad.status.code(), Some(1));
