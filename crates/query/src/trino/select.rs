@@ -19,6 +19,8 @@
 //!   scale (one digit after the point, rounded; see `decimals.rs` for a decimal beside a
 //!   double). `1e0` stays a double.
 //! - **`FETCH FIRST n ROWS ONLY`**, which DataFusion refused: `LIMIT n`.
+//! - **`x = ANY (q)`** is `x IN (q)` and `x <> ALL (q)` is `x NOT IN (q)`; other comparisons
+//!   with `ANY`/`ALL` read `q` under an alias of its own ([`set_comparison`]).
 //! - **Outputs of one name** (`SELECT team, team`, `SELECT *, team`), which DataFusion refused:
 //!   named apart for planning, then given back their names ([`outputs_named_apart`]).
 //!
@@ -29,9 +31,10 @@ use std::ops::ControlFlow;
 
 use datafusion::common::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    Expr, Fetch, Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem,
-    SetExpr, Statement, TableAlias, TableFactor, TableSampleKind, TableSampleMethod,
-    TableSampleUnit, UnaryOperator, Value, VisitMut, VisitorMut, visit_expressions_mut,
+    BinaryOperator, Expr, Fetch, Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query,
+    Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableSampleKind,
+    TableSampleMethod, TableSampleUnit, UnaryOperator, Value, VisitMut, VisitorMut,
+    visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -248,6 +251,13 @@ impl VisitorMut for Rewriter {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        if let Some(e) = set_comparison(expr) {
+            *expr = e;
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<Self::Break> {
         match sampled(factor) {
             Ok(Some(derived)) => {
@@ -258,6 +268,60 @@ impl VisitorMut for Rewriter {
             Err(e) => ControlFlow::Break(e),
         }
     }
+}
+
+/// A comparison with a subquery's rows (`x = ANY (q)`, `x > ALL (q)`) as DataFusion answers it
+/// right: `= ANY` (`= SOME`) is `IN` and `<> ALL` is `NOT IN`, by definition and with the same
+/// NULLs, and they plan as joins; any other keeps its form, with `q` read under an alias of its
+/// own. DataFusion's rewrite of these comparisons lost the comparison when `q` read the same
+/// table as the outer query (`user_id = ANY (SELECT user_id FROM events …)` kept every row).
+/// `None` when `e` is no such comparison.
+fn set_comparison(e: &Expr) -> Option<Expr> {
+    let (left, op, right, all) = match e {
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        } => (left, compare_op, right, false),
+        Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => (left, compare_op, right, true),
+        _ => return None,
+    };
+    let Expr::Subquery(q) = right.as_ref() else {
+        return None;
+    };
+    if matches!(
+        (op, all),
+        (BinaryOperator::Eq, false) | (BinaryOperator::NotEq, true)
+    ) {
+        return Some(Expr::InSubquery {
+            expr: left.clone(),
+            subquery: q.clone(),
+            negated: all,
+        });
+    }
+    let apart = Parser::new(&AthenaDialect)
+        .try_with_sql(&format!("SELECT * FROM ({q}) AS __compared"))
+        .and_then(|mut p| p.parse_query())
+        .ok()?;
+    let right = Box::new(Expr::Subquery(apart));
+    Some(match e {
+        Expr::AnyOp { is_some, .. } => Expr::AnyOp {
+            left: left.clone(),
+            compare_op: op.clone(),
+            right,
+            is_some: *is_some,
+        },
+        _ => Expr::AllOp {
+            left: left.clone(),
+            compare_op: op.clone(),
+            right,
+        },
+    })
 }
 
 /// `FETCH FIRST n ROWS ONLY` (after an `OFFSET` or not) as `LIMIT n`, which DataFusion plans
@@ -593,6 +657,19 @@ mod tests {
                 "SELECT count(*) FROM (VALUES 'a', 'b') AS v(x) WHERE x IN (SELECT k FROM (VALUES 'a') AS w(k))"
                     .to_string(),
                 "_col0\n1\n",
+            ),
+            // A comparison with the rows of a subquery over the same table.
+            (
+                format!("SELECT count(*) FROM {rows} WHERE k = ANY (SELECT k FROM {rows} WHERE dt = '2026-11-21')"),
+                "_col0\n2\n",
+            ),
+            (
+                format!("SELECT count(*) FROM {rows} WHERE k <> ALL (SELECT k FROM {rows} WHERE dt = '2026-11-21')"),
+                "_col0\n1\n",
+            ),
+            (
+                format!("SELECT k FROM {rows} WHERE k < ALL (SELECT k FROM {rows} WHERE k <> 'B') ORDER BY k"),
+                "k\nB\n",
             ),
             // Outputs of one name, as Athena gives them.
             (
