@@ -71,9 +71,31 @@ pub enum Error {
 /// DataFusion's message for a query's error, without what speaks to DataFusion's own developers:
 /// a call that matches none of a function's signatures is reported as an internal error with a
 /// plea to file a bug; the sentence naming the function, its argument types and its forms is
-/// what the user needs.
+/// what the user needs. Syntax the planner does not take is named, not dumped as a syntax tree,
+/// and a subquery test it cannot run where it stands says where it can.
 fn explain(e: &datafusion::error::DataFusionError) -> String {
     let text = e.strip_backtrace();
+    if let Some(at) = text.find("Unsupported ast node ") {
+        let node = &text[at + "Unsupported ast node ".len()..];
+        let name: String = node
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        return format!(
+            "{}syntax the local engine does not read: {name}",
+            &text[..at]
+        );
+    }
+    for test in ["InSubquery", "Exists"] {
+        if text.contains(&format!(
+            "Physical plan does not support logical expression {test}"
+        )) {
+            return "a subquery test (IN, EXISTS, ANY, ALL) is read here only in WHERE and \
+                    HAVING, not in the select list or a join's ON; join the subquery, or count \
+                    its matches, to get it as a value"
+                .into();
+        }
+    }
     let text = match text.find("No function matches the given name and argument types") {
         Some(at) => &text[at..],
         None => text.as_str(),
@@ -209,5 +231,30 @@ mod tests {
         for (e, retryable) in cases {
             assert_eq!(e.is_retryable(), retryable, "{e}");
         }
+    }
+
+    /// Syntax the planner lacks is named, not dumped; a subquery test out of place says where
+    /// it can stand.
+    #[tokio::test]
+    async fn unsupported_forms_say_what_in_a_sentence() {
+        let ctx = crate::session::functions_session().unwrap();
+        let error = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                crate::session::run_sql(&ctx, sql)
+                    .await
+                    .unwrap_err()
+                    .to_string()
+            }
+        };
+        let pivot =
+            error("SELECT * FROM (SELECT 1 AS k, 2 AS v) PIVOT (sum(v) FOR k IN (1, 2))").await;
+        assert!(
+            pivot.ends_with("syntax the local engine does not read: Pivot"),
+            "{pivot}"
+        );
+        assert!(pivot.len() < 200, "{pivot}");
+        let test = error("SELECT x, x IN (SELECT 1) FROM (VALUES 1) AS s(x)").await;
+        assert!(test.contains("only in WHERE and HAVING"), "{test}");
     }
 }
