@@ -20,7 +20,8 @@
 //!   double). `1e0` stays a double.
 //! - **`FETCH FIRST n ROWS ONLY`**, which DataFusion refused: `LIMIT n`.
 //! - **`x = ANY (q)`** is `x IN (q)` and `x <> ALL (q)` is `x NOT IN (q)`; other comparisons
-//!   with `ANY`/`ALL` read `q` under an alias of its own ([`set_comparison`]).
+//!   with `ANY`/`ALL` read `q` under an alias of its own ([`set_comparison`]); `(a, b) IN (q)`
+//!   is an `EXISTS` ([`row_in`]).
 //! - **Outputs of one name** (`SELECT team, team`, `SELECT *, team`), which DataFusion refused:
 //!   named apart for planning, then given back their names ([`outputs_named_apart`]).
 //!
@@ -255,6 +256,16 @@ impl VisitorMut for Rewriter {
         if let Some(e) = set_comparison(expr) {
             *expr = e;
         }
+        if let Expr::InSubquery {
+            expr: row,
+            subquery,
+            negated,
+        } = expr
+            && let Expr::Tuple(values) = row.as_ref()
+            && let Some(e) = row_in(values, subquery, *negated)
+        {
+            *expr = e;
+        }
         ControlFlow::Continue(())
     }
 
@@ -322,6 +333,35 @@ fn set_comparison(e: &Expr) -> Option<Expr> {
             right,
         },
     })
+}
+
+/// `(a, b) IN (q)`, which DataFusion refuses ("the subquery should only return one column"), as
+/// `EXISTS` over `q`'s rows equal to `(a, b)` in every column. `NOT IN` is `NOT EXISTS` over its
+/// rows that may be equal (a comparison with NULL counts), so a NULL keeps a row out as it does
+/// on Athena.
+fn row_in(values: &[Expr], subquery: &Query, negated: bool) -> Option<Expr> {
+    let columns: Vec<String> = (1..=values.len()).map(|i| format!("__c{i}")).collect();
+    let equal: Vec<String> = values
+        .iter()
+        .zip(&columns)
+        .map(|(v, c)| format!("__in.{c} = ({v})"))
+        .collect();
+    let equal = equal.join(" AND ");
+    let sql = if negated {
+        format!(
+            "NOT EXISTS (SELECT 1 FROM ({subquery}) AS __in({}) WHERE ({equal}) IS NOT FALSE)",
+            columns.join(", ")
+        )
+    } else {
+        format!(
+            "EXISTS (SELECT 1 FROM ({subquery}) AS __in({}) WHERE {equal})",
+            columns.join(", ")
+        )
+    };
+    Parser::new(&AthenaDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// `FETCH FIRST n ROWS ONLY` (after an `OFFSET` or not) as `LIMIT n`, which DataFusion plans
@@ -670,6 +710,19 @@ mod tests {
             (
                 format!("SELECT k FROM {rows} WHERE k < ALL (SELECT k FROM {rows} WHERE k <> 'B') ORDER BY k"),
                 "k\nB\n",
+            ),
+            // A row compared with a subquery's rows, NULLs as on Athena.
+            (
+                "SELECT x, y FROM (VALUES (1, 1), (1, NULL), (2, 2), (3, 3)) AS s(x, y) \
+                 WHERE (x, y) IN (VALUES (1, 1), (2, CAST(NULL AS integer)))"
+                    .to_string(),
+                "x,y\n1,1\n",
+            ),
+            (
+                "SELECT x, y FROM (VALUES (1, 1), (1, NULL), (2, 2), (3, 3)) AS s(x, y) \
+                 WHERE (x, y) NOT IN (VALUES (1, 1), (2, CAST(NULL AS integer)))"
+                    .to_string(),
+                "x,y\n3,3\n",
             ),
             // Outputs of one name, as Athena gives them.
             (
