@@ -518,6 +518,55 @@ fn mysql_items(fmt: &str) -> std::result::Result<Vec<Item>, String> {
     Ok(items)
 }
 
+/// Teradata's format (`to_char`, `to_date`, `to_timestamp`), as Athena reads it: `yyyy`, `yy`,
+/// `mm`, `dd`, `hh24`, `hh` (the hour of the half day, 0 to 11), `mi`, `ss`, in lower case,
+/// and spaces and `- / , . ; :` as they are; anything else is an error, as on Athena.
+fn teradata_items(fmt: &str, parse: bool) -> std::result::Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    let mut rest = fmt;
+    while let Some(c) = rest.chars().next() {
+        let fields = [
+            ("yyyy", Item::Chrono("%Y")),
+            ("yy", Item::Chrono("%y")),
+            ("mm", Item::Chrono("%m")),
+            ("mi", Item::Chrono("%M")),
+            ("dd", Item::Chrono("%d")),
+            ("hh24", Item::Chrono("%H")),
+            // Parsed as a clock hour of the morning (no format has a meridiem).
+            (
+                "hh",
+                if parse {
+                    Item::Chrono("%I")
+                } else {
+                    Item::Java('K', 2)
+                },
+            ),
+            ("ss", Item::Chrono("%S")),
+        ];
+        if let Some((token, item)) = fields.into_iter().find(|(t, _)| rest.starts_with(t)) {
+            items.push(item);
+            rest = &rest[token.len()..];
+            continue;
+        }
+        if !matches!(
+            c,
+            ' ' | '\r' | '\n' | '\t' | '-' | '/' | ',' | '.' | ';' | ':'
+        ) {
+            return Err(format!(
+                "the format {fmt:?} has {c:?} at offset {}: it takes yyyy, yy, mm, dd, hh24, hh, \
+                 mi, ss (in lower case), spaces and - / , . ; :",
+                fmt.len() - rest.len()
+            ));
+        }
+        match items.last_mut() {
+            Some(Item::Lit(l)) => l.push(c),
+            _ => items.push(Item::Lit(c.to_string())),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    Ok(items)
+}
+
 /// Java (Joda) patterns (`format_datetime`, `parse_datetime`).
 fn java_items(fmt: &str) -> std::result::Result<Vec<Item>, String> {
     let mut items = Vec::new();
@@ -1177,6 +1226,35 @@ pub fn functions() -> Vec<Fun> {
             },
             |c, a| format_rows(c, a, java_items),
         ),
+        // Teradata's forms, which Athena has: DataFusion's functions of these names read
+        // chrono's `%Y-%m-%d` and printed `to_char(t, 'yyyy-mm-dd')` as `yyyy-mm-dd`.
+        Fun::new(
+            "to_char",
+            |n, t| {
+                arity(n, t, &[2])?;
+                varchar(n, t)
+            },
+            |c, a| format_rows(c, a, |f| teradata_items(f, false)),
+        ),
+        Fun::new(
+            "to_timestamp",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(ms_naive())
+            },
+            |c, a| parse_rows(c, a, |f| teradata_items(f, true), false),
+        ),
+        Fun::new(
+            "to_date",
+            |n, t| {
+                arity(n, t, &[2])?;
+                Ok(DataType::Date32)
+            },
+            |c, a| {
+                let t = parse_rows(c, a, |f| teradata_items(f, true), false)?;
+                Ok(arrow::compute::cast(&t, &DataType::Date32)?)
+            },
+        ),
         Fun::new(
             "date_parse",
             |n, t| {
@@ -1362,6 +1440,30 @@ mod tests {
         assert_eq!(
             months_between(dt("2019-01-01 00:00:00"), dt("2020-01-01 00:00:00")) / 12,
             1
+        );
+    }
+
+    #[tokio::test]
+    async fn teradata_formats_as_athena_reads_them() {
+        let t = dt("1988-04-08 14:03:04");
+        let f = |fmt: &str| render(&teradata_items(fmt, false).unwrap(), t, None);
+        assert_eq!(f("yyyy/mm/dd hh24:mi:ss"), "1988/04/08 14:03:04");
+        assert_eq!(f("yy.mm.dd hh"), "88.04.08 02");
+        assert_eq!(f("dd-mm-yyyy;mi:ss"), "08-04-1988;03:04");
+        for bad in ["YYYY", "yyyy-mm-dd x", "yyy", "mmm"] {
+            assert!(teradata_items(bad, false).is_err(), "{bad}");
+        }
+        let rows = crate::trino::csv_rows(
+            "SELECT to_timestamp('1988/4/8 2:3:4', 'yyyy/mm/dd hh24:mi:ss'), \
+             to_date('2020/12/04', 'yyyy/mm/dd'), \
+             to_char(TIMESTAMP '2020-12-18 15:20:05', 'yyyy/mmdd hh24:mi:ss'), \
+             try(to_date('2020-13-01', 'yyyy-mm-dd'))",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            ["1988-04-08 02:03:04.000,2020-12-04,2020/1218 15:20:05,"]
         );
     }
 
