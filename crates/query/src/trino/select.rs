@@ -141,9 +141,8 @@ pub fn athena_select(statement: &mut Statement) -> Result<(), DataFusionError> {
 /// require unique expression names"): each item of the outermost `SELECT` that may share its
 /// name (one named like another, or any named item beside a `*`) is given a name of its own,
 /// `__output_<place>`, and an ORDER BY key naming one of those aliases follows it (one that
-/// names two stays ambiguous, and is refused). Returns
-/// those names, each with the one Athena shows, for the plan's outputs to take back once
-/// planned; `None` when no item was renamed.
+/// names two stays ambiguous, and is refused). Returns those names, each with the one Athena
+/// shows, for the plan's outputs to take back once planned; `None` when no item was renamed.
 pub fn outputs_named_apart(statement: &mut Statement) -> Option<Vec<(String, String)>> {
     let Statement::Query(query) = statement else {
         return None;

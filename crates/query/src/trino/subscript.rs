@@ -22,24 +22,35 @@ use datafusion::functions_nested::map_extract::map_extract_udf;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, ScalarUDF};
 
-use super::fun::{Call, Fun, Result, arity};
+use super::fun::{Body, Call, Fun, Result, Ret};
 
 /// `a[i]`, as Athena reads it.
 pub fn array_subscript(array: Expr, index: Expr) -> Expr {
-    let checked = call(&ARRAY_SUBSCRIPT, vec![array.clone(), index]);
+    let checked = check(
+        "array subscript",
+        int64,
+        array_index,
+        vec![array.clone(), index],
+    );
     call(&array_element_udf(), vec![array, checked])
 }
 
 /// `element_at(a, i)` on an array, as Athena reads it.
 pub fn element_at(array: Expr, index: Expr) -> Expr {
-    let checked = call(&ELEMENT_AT_INDEX, vec![index]);
+    let checked = check("element_at index", int64, element_at_index, vec![index]);
     call(&array_element_udf(), vec![array, checked])
 }
 
 /// `m[k]` (`must_exist`) or `element_at(m, k)`, as Athena reads them.
 pub fn map_value(map: Expr, key: Expr, must_exist: bool) -> Expr {
     let map = if must_exist {
-        call(&MAP_SUBSCRIPT, vec![map, key.clone()])
+        let first = |_: &str, t: &[DataType]| Ok(t[0].clone());
+        check(
+            "map subscript",
+            first,
+            map_key_present,
+            vec![map, key.clone()],
+        )
     } else {
         map
     };
@@ -50,47 +61,14 @@ pub fn map_value(map: Expr, key: Expr, must_exist: bool) -> Expr {
     )
 }
 
-static ARRAY_SUBSCRIPT: std::sync::LazyLock<Arc<ScalarUDF>> = std::sync::LazyLock::new(|| {
-    Arc::new(
-        Fun::new(
-            "array subscript",
-            |n, t| {
-                arity(n, t, &[2])?;
-                Ok(DataType::Int64)
-            },
-            array_index,
-        )
-        .udf(),
-    )
-});
+/// A check, named for what the user wrote (its errors begin with the name), on `args`.
+fn check(name: &'static str, ret: Ret, body: Body, args: Vec<Expr>) -> Expr {
+    call(&Arc::new(Fun::new(name, ret, body).udf()), args)
+}
 
-static ELEMENT_AT_INDEX: std::sync::LazyLock<Arc<ScalarUDF>> = std::sync::LazyLock::new(|| {
-    Arc::new(
-        Fun::new(
-            "element_at index",
-            |n, t| {
-                arity(n, t, &[1])?;
-                Ok(DataType::Int64)
-            },
-            element_at_index,
-        )
-        .udf(),
-    )
-});
-
-static MAP_SUBSCRIPT: std::sync::LazyLock<Arc<ScalarUDF>> = std::sync::LazyLock::new(|| {
-    Arc::new(
-        Fun::new(
-            "map subscript",
-            |n, t| {
-                arity(n, t, &[2])?;
-                Ok(t[0].clone())
-            },
-            map_key_present,
-        )
-        .udf(),
-    )
-});
+fn int64(_: &str, _: &[DataType]) -> Result<DataType> {
+    Ok(DataType::Int64)
+}
 
 fn call(f: &Arc<ScalarUDF>, args: Vec<Expr>) -> Expr {
     Expr::ScalarFunction(ScalarFunction::new_udf(Arc::clone(f), args))
