@@ -242,9 +242,10 @@ impl ExprPlanner for AthenaSubstring {
     }
 }
 
-/// `row[i]`: Athena reads a row's `i`-th field (1-based) by subscript with a constant index;
-/// DataFusion subscripts arrays and maps only. And `map[key]` with a key that is not a
-/// constant, which DataFusion refuses.
+/// Subscripts as Athena reads them: `row[i]`, a row's `i`-th field (1-based) by a constant
+/// index, where DataFusion subscripts arrays and maps only; `a[i]` and `m[k]` failing where
+/// Athena's fail (`subscript.rs`), and `m[k]` with a key that is not a constant, which
+/// DataFusion refuses.
 #[derive(Debug)]
 struct RowSubscript;
 
@@ -257,8 +258,6 @@ impl ExprPlanner for RowSubscript {
         PlannerResult<datafusion::logical_expr::planner::RawFieldAccessExpr>,
     > {
         use datafusion::logical_expr::GetFieldAccess;
-        // `a[i]` and `m[k]` fail where Athena's fail (an index out of range, a key not there),
-        // and `m[k]` takes a key that is not a constant, which DataFusion refuses.
         // A string key is read as a field's name (`m['k']`): on a map it is a key.
         if let GetFieldAccess::NamedStructField { name } = &expr.field_access
             && let Ok(DataType::Map(..)) = expr.expr.get_type(schema)
