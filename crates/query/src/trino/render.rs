@@ -59,7 +59,7 @@ pub fn column(a: &ArrayRef) -> arrow::array::StringArray {
                 out.append_option(x.map(double));
             }
         }
-        // The table's timestamps, the values most results hold, without a scalar a value.
+        // The table's timestamps, the values most results hold, without a scalar per value.
         DataType::Timestamp(u, tz) if is_table_timestamp(u, tz.as_deref()) => {
             for x in a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>() {
                 match x.and_then(chrono::DateTime::from_timestamp_micros) {
