@@ -523,7 +523,9 @@ fn from_json(a: &ArrayRef, target: &DataType, lenient: bool) -> Result<ArrayRef>
     let schema = Arc::new(Schema::new(vec![Field::new("v", target.clone(), true)]));
     let decode = |rows: &[Value]| -> std::result::Result<ArrayRef, String> {
         let mut d = arrow::json::ReaderBuilder::new(Arc::clone(&schema))
-            .with_coerce_primitive(matches!(target, DataType::Utf8 | DataType::Utf8View))
+            // A JSON number or boolean casts to varchar as its text, at any depth
+            // (`CAST(JSON '{"a": 1}' AS MAP(VARCHAR, VARCHAR))` is `{a=1}`).
+            .with_coerce_primitive(true)
             .build_decoder()
             .map_err(|e| e.to_string())?;
         d.serialize(rows).map_err(|e| e.to_string())?;
