@@ -7,7 +7,10 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
+use datafusion::sql::sqlparser::ast::Expr;
+use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect, Precedence};
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 
 /// The generic dialect with lambdas. It reports itself as the generic dialect, so that the
 /// parser's dialect-specific branches take the generic ones.
@@ -44,6 +47,41 @@ impl Dialect for AthenaDialect {
 
     fn supports_lambda_functions(&self) -> bool {
         true
+    }
+
+    /// `a IS [NOT] DISTINCT FROM b`: `b` is a value expression, as in Trino's grammar, so
+    /// `x IS DISTINCT FROM 'web' AND y LIKE 'u%'` is two conditions. The generic parser reads
+    /// the whole rest (`'web' AND y LIKE 'u%'`) as `b`.
+    fn parse_infix(
+        &self,
+        parser: &mut Parser,
+        expr: &Expr,
+        _precedence: u8,
+    ) -> Option<Result<Expr, ParserError>> {
+        if !parser.peek_keyword(Keyword::IS) {
+            return None;
+        }
+        let negated = if parser.parse_keywords(&[Keyword::IS, Keyword::DISTINCT, Keyword::FROM]) {
+            false
+        } else if parser.parse_keywords(&[
+            Keyword::IS,
+            Keyword::NOT,
+            Keyword::DISTINCT,
+            Keyword::FROM,
+        ]) {
+            true
+        } else {
+            return None;
+        };
+        let left = Box::new(expr.clone());
+        Some(
+            parser
+                .parse_subexpr(self.prec_value(Precedence::Eq))
+                .map(|right| match negated {
+                    false => Expr::IsDistinctFrom(left, Box::new(right)),
+                    true => Expr::IsNotDistinctFrom(left, Box::new(right)),
+                }),
+        )
     }
 
     generic! {
