@@ -658,6 +658,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_timezone_of_a_table_timestamp_is_a_timestamp_3_with_its_zone() {
+        use arrow::array::TimestampMicrosecondArray;
+        let ctx = functions_session().unwrap();
+        let times =
+            TimestampMicrosecondArray::from(vec![Some(1_763_632_800_123_456)]).with_timezone("UTC");
+        let batch = RecordBatch::try_from_iter([("event_time", Arc::new(times) as _)]).unwrap();
+        ctx.register_batch("t", batch).unwrap();
+        let sql = "SELECT with_timezone(event_time, 'Asia/Tokyo') AS tokyo, \
+                   with_timezone(event_time, 'UTC') AS utc, \
+                   typeof(with_timezone(event_time, 'UTC')) AS ty FROM t";
+        let mut csv = Vec::new();
+        write_sql(&ctx, sql, Format::Csv, &mut csv).await.unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "tokyo,utc,ty\n2025-11-20 10:00:00.123 Asia/Tokyo,\
+             2025-11-20 10:00:00.123 UTC,timestamp(3) with time zone\n"
+        );
+    }
+
+    #[tokio::test]
     async fn a_result_is_written_as_it_comes_and_a_closed_reader_ends_it() {
         let ctx = functions_session().unwrap();
         let sql = "SELECT x, x * 2 AS y FROM unnest(sequence(1, 3)) AS t(x)";

@@ -497,6 +497,14 @@ impl FunctionRewrite for Rewrites {
                         DataType::Timestamp(TimeUnit::Millisecond, None),
                     ))))
                 }
+                // `now()` and `current_timestamp`: Athena's `timestamp(3) with time zone`, in
+                // the session's zone (DataFusion's are nanoseconds at `+00:00`).
+                "now" if args.is_empty() && is_fun(&func).is_none() => {
+                    Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(Expr::ScalarFunction(ScalarFunction { func, args })),
+                        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                    ))))
+                }
                 "localtime" if is_fun(&func).is_some() => {
                     Ok(Transformed::yes(Expr::Cast(datafusion::logical_expr::Cast::new(
                         Box::new(datafusion::functions::datetime::expr_fn::current_time()),

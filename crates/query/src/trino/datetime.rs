@@ -1344,22 +1344,17 @@ pub fn functions() -> Vec<Fun> {
             "with_timezone",
             |n, t| {
                 arity(n, t, &[2])?;
-                let u = match &t[0] {
-                    DataType::Timestamp(u, _) => *u,
-                    _ => TimeUnit::Millisecond,
-                };
-                Ok(DataType::Timestamp(u, Some("UTC".into())))
+                Ok(DataType::Timestamp(
+                    timestamp_unit(&t[0]),
+                    Some("UTC".into()),
+                ))
             },
             with_timezone,
         )
         .literal_type(|n, t, lits| {
             arity(n, t, &[2])?;
-            let u = match &t[0] {
-                DataType::Timestamp(u, _) => *u,
-                _ => TimeUnit::Millisecond,
-            };
             Ok(DataType::Timestamp(
-                u,
+                timestamp_unit(&t[0]),
                 Some(zone_literal(lits.get(1))?.into()),
             ))
         }),
