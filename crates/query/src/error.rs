@@ -96,6 +96,20 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
                 .into();
         }
     }
+    // Which optimizer rule folded a constant that failed says nothing to the user.
+    let text = match (
+        text.starts_with("Optimizer rule '"),
+        text.find("\ncaused by\n"),
+    ) {
+        (true, Some(at)) => text[at + "\ncaused by\n".len()..].to_string(),
+        _ => text,
+    };
+    if text.contains("Divide by zero error") {
+        return "Division by zero".into();
+    }
+    if let Some(cast) = cast_failure(&text) {
+        return cast;
+    }
     let text = match text.find("No function matches the given name and argument types") {
         Some(at) => &text[at..],
         None => text.as_str(),
@@ -105,6 +119,28 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
          this by filing a bug report in our issue tracker: https://github.com/apache/datafusion/issues",
         "",
     )
+}
+
+/// Arrow's `Cast error: Cannot cast string 'abc' to value of Int32 type` as Athena says it:
+/// `Cannot cast 'abc' to integer`.
+fn cast_failure(text: &str) -> Option<String> {
+    let rest = &text[text.find("Cannot cast string '")? + "Cannot cast string '".len()..];
+    let (value, rest) = rest.split_once("' to value of ")?;
+    let arrow_type = rest.strip_suffix(" type")?;
+    let athena_type = match arrow_type {
+        "Int8" => "tinyint",
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        t if t.starts_with("Decimal") => "decimal",
+        t if t.starts_with("Timestamp") => "timestamp",
+        _ => return None,
+    };
+    Some(format!("Cannot cast '{value}' to {athena_type}"))
 }
 
 impl Error {
@@ -256,5 +292,20 @@ mod tests {
         assert!(pivot.len() < 200, "{pivot}");
         let test = error("SELECT x, x IN (SELECT 1) FROM (VALUES 1) AS s(x)").await;
         assert!(test.contains("only in WHERE and HAVING"), "{test}");
+        // A failed cast or a division by zero, folded while planning or met while running,
+        // is said as Athena says it, without the engine's rule names or type names.
+        assert_eq!(
+            error("SELECT CAST('abc' AS integer)").await,
+            "query: Cannot cast 'abc' to integer"
+        );
+        assert_eq!(
+            error("SELECT CAST(x AS bigint) FROM (VALUES 'u-1') AS s(x)").await,
+            "query: Cannot cast 'u-1' to bigint"
+        );
+        assert_eq!(error("SELECT 1 / 0").await, "query: Division by zero");
+        assert_eq!(
+            error("SELECT x / 0 FROM (VALUES 1) AS s(x)").await,
+            "query: Division by zero"
+        );
     }
 }
