@@ -86,15 +86,23 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
             &text[..at]
         );
     }
-    for test in ["InSubquery", "Exists"] {
-        if text.contains(&format!(
-            "Physical plan does not support logical expression {test}"
-        )) {
-            return "a subquery test (IN, EXISTS, ANY, ALL) is read here only in WHERE and \
-                    HAVING, not in the select list or a join's ON; join the subquery, or count \
-                    its matches, to get it as a value"
-                .into();
-        }
+    // A subquery where the planner cannot join it; `__in.` is the name a test in a select list
+    // is rewritten to read its subquery by (see `select.rs`), met where it cannot be joined.
+    let misplaced = ["InSubquery", "Exists", "ScalarSubquery"]
+        .iter()
+        .any(|test| {
+            text.contains(&format!(
+                "Physical plan does not support logical expression {test}"
+            ))
+        })
+        || text.contains("No field named __in.");
+    if misplaced {
+        return "a subquery is read here in WHERE and HAVING, and as a value in the select list \
+                of a query without GROUP BY or aggregates when it meets the outer query by \
+                equalities only (p.user_id = e.user_id); not here, in a GROUP BY key, an \
+                aggregate's argument or under another correlation: join the subquery, or \
+                compute the value in a subquery of its own, then group or aggregate it"
+            .into();
     }
     // Which optimizer rule folded a constant that failed says nothing to the user.
     let text = match (
@@ -290,8 +298,14 @@ mod tests {
             "{pivot}"
         );
         assert!(pivot.len() < 200, "{pivot}");
-        let test = error("SELECT x, x IN (SELECT 1) FROM (VALUES 1) AS s(x)").await;
-        assert!(test.contains("only in WHERE and HAVING"), "{test}");
+        for sql in [
+            "SELECT count_if(x IN (SELECT 1)) FROM (VALUES 1) AS s(x)",
+            "SELECT EXISTS (SELECT 1 FROM (VALUES 1) AS t(y) WHERE t.y = s.x) AS e, count(*) \
+             FROM (VALUES 1) AS s(x) GROUP BY 1",
+        ] {
+            let test = error(sql).await;
+            assert!(test.contains("equalities only"), "{sql}: {test}");
+        }
         // A failed cast or a division by zero, folded while planning or met while running,
         // is said as Athena says it, without the engine's rule names or type names.
         assert_eq!(

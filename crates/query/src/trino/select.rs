@@ -22,6 +22,8 @@
 //! - **`x = ANY (q)`** is `x IN (q)` and `x <> ALL (q)` is `x NOT IN (q)`; other comparisons
 //!   with `ANY`/`ALL` read `q` under an alias of its own ([`set_comparison`]); `(a, b) IN (q)`
 //!   is an `EXISTS` ([`row_in`]).
+//! - **`x IN (q)` and `EXISTS (q)` in a select list**, which DataFusion plans only as filters:
+//!   counts of `q`'s rows, scalar subqueries it joins ([`test_as_value`]).
 //! - **Outputs of one name** (`SELECT team, team`, `SELECT *, team`), which DataFusion refused:
 //!   named apart for planning, then given back their names ([`outputs_named_apart`]).
 //!
@@ -32,10 +34,10 @@ use std::ops::ControlFlow;
 
 use datafusion::common::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, Fetch, Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query,
-    Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableSampleKind,
-    TableSampleMethod, TableSampleUnit, UnaryOperator, Value, VisitMut, VisitorMut,
-    visit_expressions_mut,
+    BinaryOperator, Expr, Fetch, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
+    Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr,
+    Statement, TableAlias, TableFactor, TableSampleKind, TableSampleMethod, TableSampleUnit,
+    UnaryOperator, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -238,6 +240,7 @@ impl VisitorMut for Rewriter {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
         name_items(&mut query.body);
+        tests_as_values(&mut query.body);
         fetch_as_limit(query);
         if let SetExpr::Select(s) = query.body.as_ref()
             && s.distinct.is_some()
@@ -361,6 +364,170 @@ fn row_in(values: &[Expr], subquery: &Query, negated: bool) -> Option<Expr> {
         .try_with_sql(&sql)
         .and_then(|mut p| p.parse_expr())
         .ok()
+}
+
+/// `x IN (q)` and `EXISTS (q)` in the select lists of `body` (a set operation's sides
+/// included), which DataFusion plans only as filters ("Physical plan does not support logical
+/// expression InSubquery"), as counts of `q`'s rows, scalar subqueries it plans as joins. See
+/// [`test_as_value`].
+fn tests_as_values(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => {
+            for item in s.projection.iter_mut() {
+                if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    tests_in(e);
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            tests_as_values(left);
+            tests_as_values(right);
+        }
+        _ => {}
+    }
+}
+
+/// Rewrites the subquery tests of `e` that stand where a value is computed: through operators,
+/// `CASE`, casts, `IS` tests and function arguments, not into nested queries (their own
+/// `SELECT`s are visited on their own).
+fn tests_in(e: &mut Expr) {
+    if let Some(value) = test_as_value(e) {
+        *e = value;
+        return;
+    }
+    match e {
+        Expr::Nested(x)
+        | Expr::UnaryOp { expr: x, .. }
+        | Expr::Cast { expr: x, .. }
+        | Expr::IsNull(x)
+        | Expr::IsNotNull(x)
+        | Expr::IsTrue(x)
+        | Expr::IsNotTrue(x)
+        | Expr::IsFalse(x)
+        | Expr::IsNotFalse(x)
+        | Expr::IsUnknown(x)
+        | Expr::IsNotUnknown(x) => tests_in(x),
+        Expr::BinaryOp { left, right, .. } => {
+            tests_in(left);
+            tests_in(right);
+        }
+        Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            for x in operand.iter_mut().chain(else_result.iter_mut()) {
+                tests_in(x);
+            }
+            for w in conditions {
+                tests_in(&mut w.condition);
+                tests_in(&mut w.result);
+            }
+        }
+        Expr::Function(f) => {
+            if let FunctionArguments::List(list) = &mut f.args {
+                for a in &mut list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        tests_in(x);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `EXISTS (q)` as `(SELECT count(*) …) > 0`: `q`'s own `FROM` and `WHERE` when it is a plain
+/// `SELECT` of columns or constants (so a correlated `q` stays correlated the way the user
+/// wrote it), else a count of `q`'s rows. `x IN (q)` keeps `IN`'s three values:
+///
+/// ```text
+/// CASE WHEN (count of q's rows equal to x) > 0 THEN true
+///      WHEN (count of q's rows) = 0 THEN false
+///      WHEN x IS NULL THEN NULL
+///      WHEN (count of q's NULL rows) > 0 THEN NULL
+///      ELSE false END
+/// ```
+///
+/// with `q` read as `(q) AS __in(__v)`, so that a name in `x` can only be the outer query's.
+/// `None` when `e` is no such test.
+fn test_as_value(e: &Expr) -> Option<Expr> {
+    let sql = match e {
+        Expr::Exists { subquery, negated } => {
+            let compare = if *negated { "= 0" } else { "> 0" };
+            match plain_select(subquery) {
+                Some(mut counted) => {
+                    if let SetExpr::Select(s) = counted.body.as_mut() {
+                        s.distinct = None;
+                        s.projection = vec![SelectItem::UnnamedExpr(
+                            Parser::new(&AthenaDialect)
+                                .try_with_sql("count(*)")
+                                .and_then(|mut p| p.parse_expr())
+                                .ok()?,
+                        )];
+                    }
+                    counted.order_by = None;
+                    format!("(({counted}) {compare})")
+                }
+                None => format!("((SELECT count(*) FROM ({subquery}) AS __exists) {compare})"),
+            }
+        }
+        Expr::InSubquery {
+            expr,
+            subquery,
+            negated,
+        } if !matches!(expr.as_ref(), Expr::Tuple(_)) => {
+            let q = format!("FROM ({subquery}) AS __in(__v)");
+            let test = format!(
+                "(CASE WHEN (SELECT count(*) {q} WHERE __in.__v = ({expr})) > 0 THEN true \
+                 WHEN (SELECT count(*) {q}) = 0 THEN false \
+                 WHEN ({expr}) IS NULL THEN NULL \
+                 WHEN (SELECT count(*) {q} WHERE __in.__v IS NULL) > 0 THEN NULL \
+                 ELSE false END)"
+            );
+            if *negated {
+                format!("(NOT {test})")
+            } else {
+                test
+            }
+        }
+        _ => return None,
+    };
+    Parser::new(&AthenaDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
+/// `q` when it is one `SELECT` whose rows are its `FROM` and `WHERE` alone: no grouping,
+/// aggregate, window or limit, and items that are columns, constants or `*`.
+fn plain_select(q: &Query) -> Option<Query> {
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return None;
+    };
+    let plain_items = s.projection.iter().all(|item| match item {
+        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => true,
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => matches!(
+            e,
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Value(_)
+        ),
+        _ => false,
+    });
+    let grouped = match &s.group_by {
+        GroupByExpr::All(_) => true,
+        GroupByExpr::Expressions(keys, modifiers) => !keys.is_empty() || !modifiers.is_empty(),
+    };
+    let plain = plain_items
+        && !grouped
+        && s.having.is_none()
+        && s.qualify.is_none()
+        && s.named_window.is_empty()
+        && q.with.is_none()
+        && q.limit_clause.is_none()
+        && q.fetch.is_none();
+    plain.then(|| q.clone())
 }
 
 /// `FETCH FIRST n ROWS ONLY` (after an `OFFSET` or not) as `LIMIT n`, which DataFusion plans
@@ -554,6 +721,7 @@ fn number(e: &Expr) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn rewritten(sql: &str) -> String {
         let mut s = Parser::parse_sql(&AthenaDialect, sql).unwrap();
@@ -665,6 +833,23 @@ mod tests {
         let ctx = crate::session::functions_session().unwrap();
         let rows =
             "(VALUES ('2026-11-20', 'B'), ('2026-11-20', 'a'), ('2026-11-21', 'a')) AS t(dt, k)";
+        // The same rows as a table (a correlated subquery over VALUES fails to plan).
+        let seen = arrow::array::RecordBatch::try_from_iter([
+            (
+                "dt",
+                Arc::new(arrow::array::StringArray::from(vec![
+                    "2026-11-20",
+                    "2026-11-20",
+                    "2026-11-21",
+                ])) as _,
+            ),
+            (
+                "k",
+                Arc::new(arrow::array::StringArray::from(vec!["B", "a", "a"])) as _,
+            ),
+        ])
+        .unwrap();
+        ctx.register_batch("seen", seen).unwrap();
         for (sql, want) in [
             (
                 format!(
@@ -722,6 +907,24 @@ mod tests {
                  WHERE (x, y) NOT IN (VALUES (1, 1), (2, CAST(NULL AS integer)))"
                     .to_string(),
                 "x,y\n3,3\n",
+            ),
+            // A subquery test as a value in the select list, with IN's NULLs.
+            (
+                "SELECT x, x IN (SELECT y FROM (VALUES 1, 3) AS t(y)) AS a, \
+                 x NOT IN (SELECT y FROM (VALUES 1, 3) AS t(y)) AS b, \
+                 x IN (SELECT y FROM (VALUES 1, NULL) AS t(y)) AS c, \
+                 x IN (SELECT y FROM (VALUES 1) AS t(y) WHERE y > 5) AS d \
+                 FROM (VALUES 1, 2, NULL) AS s(x) ORDER BY x"
+                    .to_string(),
+                "x,a,b,c,d\n1,true,false,true,false\n2,false,true,,false\n,,,,false\n",
+            ),
+            (
+                "SELECT k, dt, CASE WHEN EXISTS (SELECT 1 FROM seen AS o WHERE o.k = t.k \
+                 AND o.dt = '2026-11-21') THEN 'again' ELSE 'once' END AS seen, \
+                 NOT EXISTS (SELECT max(k) FROM seen WHERE dt > '2027') AS none \
+                 FROM seen AS t ORDER BY dt, k"
+                    .to_string(),
+                "k,dt,seen,none\nB,2026-11-20,once,false\na,2026-11-20,again,false\na,2026-11-21,again,false\n",
             ),
             // Outputs of one name, as Athena gives them.
             (
