@@ -10,7 +10,7 @@ use eventlake_catalog::{Context, Target, open};
 use eventlake_compaction::backfill::{self, Progress, Quiet};
 use eventlake_compaction::generate::{GenerateOptions, generate};
 use eventlake_compaction::plan::{Selection, plan};
-use eventlake_query::{render, session, write_sql};
+use eventlake_query::{render, session_named, write_sql};
 
 use crate::args::{CatalogCommand, Cli, Command, EngineKind, LogFormat, QuerySource, RunArgs};
 use crate::error::{Error, Result};
@@ -233,7 +233,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let athena = a.engine == EngineKind::Athena;
             let ctx = open_target(&target, false, athena).await?;
             if !athena {
-                let session = session(&ctx.lake, ctx.catalog.as_ref()).await?;
+                let session =
+                    session_named(&ctx.lake, ctx.catalog.as_ref(), &ctx.target.glue).await?;
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
                 return match (
                     write_sql(&session, &sql, a.format.into(), &mut out).await,
@@ -316,7 +317,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let engine = if athena {
                 eventlake_query::p95::Engine::Athena(a.athena.engine(&ctx)?)
             } else {
-                eventlake_query::p95::Engine::Local(session(&ctx.lake, ctx.catalog.as_ref()).await?)
+                eventlake_query::p95::Engine::Local(
+                    session_named(&ctx.lake, ctx.catalog.as_ref(), &ctx.target.glue).await?,
+                )
             };
             let warmup = a.warmup.unwrap_or(if athena { 0 } else { 1 });
             let report =

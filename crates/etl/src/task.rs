@@ -388,9 +388,13 @@ pub async fn handle(payload: Value, task: &TaskContext) -> Result<Value, TaskErr
                 )
             } else {
                 eventlake_query::p95::Engine::Local(
-                    eventlake_query::session(&ctx.lake, ctx.catalog.as_ref())
-                        .await
-                        .map_err(TaskError::from_error)?,
+                    eventlake_query::session_named(
+                        &ctx.lake,
+                        ctx.catalog.as_ref(),
+                        &ctx.target.glue,
+                    )
+                    .await
+                    .map_err(TaskError::from_error)?,
                 )
             };
             let report = eventlake_query::p95::check(

@@ -20,4 +20,6 @@ pub mod table;
 pub mod trino;
 
 pub use error::{Error, Result};
-pub use session::{Format, functions_session, prepare, render, run_sql, session, write_sql};
+pub use session::{
+    Format, functions_session, prepare, render, run_sql, session, session_named, write_sql,
+};

@@ -38,7 +38,10 @@ fn scan_under(
     loop {
         match node {
             LogicalPlan::TableScan(scan) => {
-                let is_events = scan.table_name.table() == "events"
+                // The lake's table, whatever name it was read by (`events`, or the Glue
+                // table's name).
+                let is_events = datafusion::datasource::source_as_provider(&scan.source)
+                    .is_ok_and(|p| p.is::<crate::table::CommittedEvents>())
                     && scan.source.schema().fields().len() == table_schema().fields().len()
                     && scan.fetch.is_none();
                 return is_events.then_some((scan, filters));

@@ -15,7 +15,7 @@ use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParserBuilder;
 
-use eventlake_catalog::{Catalog, Lake};
+use eventlake_catalog::{Catalog, GlueTarget, Lake};
 
 use crate::error::Result;
 use crate::rules::few_groups::FewGroupsOnOneThread;
@@ -27,6 +27,9 @@ use crate::trino::dialect::AthenaDialect;
 
 /// The engine's options: DATAFUSION_* environment variables tune it (e.g.
 /// DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
+/// The catalog Athena reads Glue's databases in.
+const ATHENA_CATALOG: &str = "awsdatacatalog";
+
 fn config() -> Result<SessionConfig> {
     // Filters are evaluated while Parquet decodes only in the scans where that pays, which the
     // table decides per scan (`table.rs`, `row_filters_pay`); DataFusion's default (off) stays
@@ -65,9 +68,22 @@ pub fn functions_session() -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// A DataFusion session with `events` registered over the catalog's committed versions.
+/// A DataFusion session with `events` registered over the catalog's committed versions, in
+/// the Glue database `eventlake` (see [`session_named`]).
 pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContext> {
-    let config = config()?;
+    session_named(lake, catalog, &GlueTarget::default()).await
+}
+
+/// A DataFusion session with the lake's table registered as Athena names it: `events` (and the
+/// Glue table's name, when another) in a schema named after the Glue database, in the catalog
+/// `awsdatacatalog`. So the names a query written for Athena gives the table (`events`,
+/// `eventlake.events`, `"AwsDataCatalog"."eventlake"."events"`) all read it.
+pub async fn session_named(
+    lake: &Lake,
+    catalog: &dyn Catalog,
+    names: &GlueTarget,
+) -> Result<SessionContext> {
+    let config = config()?.with_default_catalog_and_schema(ATHENA_CATALOG, &names.database);
     let entries = catalog.list().await?;
     // Our physical rules go before DataFusion's distribution and sorting requirements are
     // enforced, so that those see the plan they will run.
@@ -110,7 +126,15 @@ pub async fn session(lake: &Lake, catalog: &dyn Catalog) -> Result<SessionContex
     ctx.add_optimizer_rule(Arc::new(
         crate::rules::counts_before_unnest::CountsBeforeUnnest::new(&entries),
     ));
-    ctx.register_table("events", Arc::new(CommittedEvents::new(lake, &entries)?))?;
+    let table = Arc::new(CommittedEvents::new(lake, &entries)?);
+    ctx.register_table("events", Arc::clone(&table) as _)?;
+    if names.table != "events" {
+        ctx.register_table(names.table.as_str(), table)?;
+    }
+    // As the Athena console writes it, quoted.
+    if let Some(athena) = ctx.catalog(ATHENA_CATALOG) {
+        ctx.register_catalog("AwsDataCatalog", athena);
+    }
     Ok(ctx)
 }
 

@@ -163,6 +163,38 @@ fn generate_backfill_query_round_trip() {
         ],
     );
     assert!(stdout(&table).contains("| 0 |"), "{}", stdout(&table));
+    // The names a query written for Athena gives the table, the Glue database's included.
+    let n = format!("n\n{}\n", truth["totals"]["events"]);
+    for table in [
+        "eventlake.events",
+        "\"eventlake\".\"events\"",
+        "\"AwsDataCatalog\".\"eventlake\".\"events\"",
+    ] {
+        let sql = format!("select count(*) as n from {table}");
+        let out = etl(&t.path, &["query", "--format", "csv", &sql]);
+        assert_eq!(stdout(&out), n, "{sql}: {}", stderr(&out));
+    }
+    let renamed = etl(
+        &t.path,
+        &[
+            "--glue-database",
+            "prod",
+            "--glue-table",
+            "clicks",
+            "query",
+            "--format",
+            "csv",
+            "select count(*) as n from prod.clicks",
+        ],
+    );
+    assert_eq!(stdout(&renamed), n, "{}", stderr(&renamed));
+    let elsewhere = etl(&t.path, &["query", "select count(*) from other.events"]);
+    assert!(!elsewhere.status.success());
+    assert!(
+        stderr(&elsewhere).contains("other.events' not found"),
+        "{}",
+        stderr(&elsewhere)
+    );
 
     let sql = t.path.join("q.sql");
     std::fs::write(&sql, "select count(distinct dt) as days from events").unwrap();
