@@ -184,8 +184,18 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
                 .iter()
                 .chain(filters.iter().copied())
                 .all(|f| expr_applicable_for_cols(columns, f));
-        let groups_are_columns = agg.group_expr.iter().all(|e| matches!(e, Expr::Column(_)));
+        // Plain keys, or grouping sets of them (`ROLLUP (dt, team)`, `CUBE`, `GROUPING SETS`).
+        let grouping_sets = matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]);
+        let groups_are_columns = agg.group_expr.iter().all(|e| match e {
+            Expr::GroupingSet(sets) => sets
+                .distinct_expr()
+                .iter()
+                .all(|k| matches!(k, Expr::Column(_))),
+            e => matches!(e, Expr::Column(_)),
+        });
         let counts_only = agg.aggr_expr.iter().all(|e| match e {
+            // Which set a row is of, whatever the input.
+            Expr::AggregateFunction(f) if f.func.name() == "grouping" => grouping_sets,
             Expr::AggregateFunction(f) => {
                 f.func.name() == "count"
                     && !f.params.distinct
@@ -210,16 +220,43 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
         if let Some(predicate) = conjunction(scan.filters.iter().chain(filters).cloned()) {
             builder = builder.filter(predicate)?;
         }
+        let is_count =
+            |e: &Expr| !matches!(e, Expr::AggregateFunction(f) if f.func.name() == "grouping");
         let sums: Vec<Expr> = agg
             .aggr_expr
             .iter()
-            .map(|e| {
-                datafusion::functions_aggregate::expr_fn::sum(col("rows"))
-                    .alias(e.schema_name().to_string())
+            .map(|e| match is_count(e) {
+                true => datafusion::functions_aggregate::expr_fn::sum(col("rows"))
+                    .alias(e.schema_name().to_string()),
+                false => e.clone(),
             })
             .collect();
-        let rewritten = builder.aggregate(agg.group_expr.clone(), sums)?.build()?;
-        Ok(Transformed::yes(rewritten))
+        let mut rewritten = builder.aggregate(agg.group_expr.clone(), sums)?;
+        if grouping_sets {
+            // The empty set's one row over no rows counts 0, where a sum gives NULL.
+            let outputs: Vec<Expr> = rewritten
+                .schema()
+                .columns()
+                .into_iter()
+                .zip(agg.schema.fields())
+                .map(|(c, f)| {
+                    let counted = agg
+                        .aggr_expr
+                        .iter()
+                        .any(|e| is_count(e) && e.schema_name().to_string() == *f.name());
+                    match counted {
+                        true => datafusion::functions::core::expr_fn::coalesce(vec![
+                            Expr::Column(c),
+                            datafusion::logical_expr::lit(0i64),
+                        ])
+                        .alias(f.name()),
+                        false => Expr::Column(c),
+                    }
+                })
+                .collect();
+            rewritten = rewritten.project(outputs)?;
+        }
+        Ok(Transformed::yes(rewritten.build()?))
     }
 }
 

@@ -181,6 +181,30 @@ async fn every_saved_query_gives_the_generators_answer() {
         "the scan form reads Parquet"
     );
 
+    // Grouping sets of partition columns and the type: from the catalog too, with the empty
+    // set's count 0 over no rows and `grouping()` as a scan gives them.
+    for sets in [
+        "ROLLUP (dt, team, event_type)",
+        "CUBE (team, event_type, dt)",
+        "GROUPING SETS ((dt), (team, event_type), ())",
+    ] {
+        let sql = format!(
+            "SELECT dt, team, event_type, count(*) AS n, grouping(team, dt) AS g FROM events \
+             WHERE team <> 'search' GROUP BY {sets} ORDER BY dt, team, event_type, g"
+        );
+        let scan = sql.replace("WHERE team", "WHERE event_id IS NOT NULL AND team");
+        let answer = t.query(&sql).await;
+        assert!(answer.lines().count() > 4, "{answer}");
+        assert_eq!(answer, t.query(&scan).await, "{sql}");
+        let plan = t.query(&format!("EXPLAIN {sql}")).await;
+        assert!(!plan.contains("DataSourceExec: file_groups"), "{plan}");
+    }
+    assert_eq!(
+        t.query("SELECT team, count(*) AS n FROM events WHERE team = 'nobody' GROUP BY ROLLUP (team)")
+            .await,
+        "team,n\n,0\n"
+    );
+
     // Grouped by partition columns only: one aggregation per group, same answer as grouping row
     // by row; with a filter on the rows, grouped as usual, with the same answer.
     let split = "SELECT team, dt, count(*) AS n, approx_distinct(user_id) AS u, min(event_time) AS first FROM events WHERE dt >= '2026-11-20' AND NOT (team = 'search' AND dt = '2026-11-21') GROUP BY team, dt ORDER BY team, dt";
