@@ -200,10 +200,24 @@ async fn every_saved_query_gives_the_generators_answer() {
         assert!(!plan.contains("DataSourceExec: file_groups"), "{plan}");
     }
     assert_eq!(
-        t.query("SELECT team, count(*) AS n FROM events WHERE team = 'nobody' GROUP BY ROLLUP (team)")
-            .await,
+        t.query(
+            "SELECT team, count(*) AS n FROM events WHERE team = 'nobody' GROUP BY ROLLUP (team)"
+        )
+        .await,
         "team,n\n,0\n"
     );
+
+    // A CASE with a NULL branch over a string comparison or a function of a string column:
+    // DataFusion asks such a CASE whether it can be NULL by evaluating its conditions over a
+    // batch without columns, which the comparisons by views and per value did not answer
+    // (a panic).
+    for sql in [
+        "SELECT source, if(source = 'web', NULL, 'x') AS c FROM events",
+        "SELECT source, CASE WHEN lower(source) = 'web' THEN NULL ELSE 'x' END AS c FROM events",
+    ] {
+        let sql = format!("{sql} WHERE source IN ('ios', 'web') ORDER BY source DESC LIMIT 1");
+        assert_eq!(t.query(&sql).await, "source,c\nweb,\n", "{sql}");
+    }
 
     // Grouped by partition columns only: one aggregation per group, same answer as grouping row
     // by row; with a filter on the rows, grouped as usual, with the same answer.

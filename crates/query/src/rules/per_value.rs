@@ -107,7 +107,12 @@ impl PhysicalExpr for OncePerValue {
         if self.misses.load(Ordering::Relaxed) >= GIVE_UP_AFTER || rows < 2 * MAX_VALUES {
             return self.inner.evaluate(batch);
         }
-        let Some(column) = batch.column(self.column).as_string_view_opt() else {
+        // A batch without the column (see `ViewEq::evaluate`) is the inner expression's.
+        let Some(column) = batch
+            .columns()
+            .get(self.column)
+            .and_then(|c| c.as_string_view_opt())
+        else {
             return self.inner.evaluate(batch);
         };
         let views = column.views();

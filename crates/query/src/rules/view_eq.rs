@@ -96,7 +96,13 @@ impl PhysicalExpr for ViewEq {
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
-        let Some(strings) = batch.column(self.column).as_string_view_opt() else {
+        // A batch without the column (DataFusion evaluates a CASE's conditions over an empty
+        // batch to learn whether its result can be NULL) is the inner expression's to answer.
+        let Some(strings) = batch
+            .columns()
+            .get(self.column)
+            .and_then(|c| c.as_string_view_opt())
+        else {
             return self.inner.evaluate(batch);
         };
         let views = strings.views();
