@@ -320,21 +320,33 @@ impl Pipe<'_> {
 pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let state = ctx.state();
     let limit = state.config().options().sql_parser.recursion_limit.get();
-    let mut statements = DFParserBuilder::new(sql)
-        .with_dialect(&AthenaDialect)
-        .with_recursion_limit(limit)
-        .build()?
-        .parse_statements()?;
-    if statements.len() != 1 {
-        return Err(DataFusionError::Plan(format!(
-            "one SQL statement at a time, not {}",
-            statements.len()
-        ))
-        .into());
-    }
-    let mut statement = statements.pop_front().expect("one statement");
+    let parse = |sql: &str| -> Result<datafusion::sql::parser::Statement> {
+        let mut statements = DFParserBuilder::new(sql)
+            .with_dialect(&AthenaDialect)
+            .with_recursion_limit(limit)
+            .build()?
+            .parse_statements()?;
+        if statements.len() != 1 {
+            return Err(DataFusionError::Plan(format!(
+                "one SQL statement at a time, not {}",
+                statements.len()
+            ))
+            .into());
+        }
+        Ok(statements.pop_front().expect("one statement"))
+    };
+    let mut statement = parse(sql)?;
     if let Some(df) = athena_metadata(ctx, &statement).await? {
         return Ok(df);
+    }
+    // Names match whatever their case (`"Team"` is `team`), and the outputs keep the names the
+    // text gives them (`count(*) AS Total` is `Total`), as on Athena.
+    let written = match &statement {
+        datafusion::sql::parser::Statement::Statement(s) => crate::trino::select::written_names(s),
+        _ => vec![],
+    };
+    if let Some(folded) = crate::trino::select::quoted_names_folded(sql) {
+        statement = parse(&folded)?;
     }
     athena_statement(&mut statement)?;
     let plan = match state.statement_to_plan(statement.clone()).await {
@@ -353,9 +365,33 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
             let plan = state.statement_to_plan(statement).await?;
             named_as_written(plan, &named)?
         }
-        planned => planned?,
+        planned => shown_as_written(planned?, &written)?,
     };
     Ok(ctx.execute_logical_plan(plan).await?)
+}
+
+/// `plan`'s outputs under the names the text wrote (see
+/// [`crate::trino::select::written_names`]), when one differs from the planner's (which folds
+/// an unquoted name to lower case).
+fn shown_as_written(
+    plan: datafusion::logical_expr::LogicalPlan,
+    written: &[Option<String>],
+) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let fields = plan.schema().fields();
+    if written.len() != fields.len()
+        || written
+            .iter()
+            .zip(fields.iter())
+            .all(|(w, f)| w.as_ref().is_none_or(|w| w == f.name()))
+    {
+        return Ok(plan);
+    }
+    let named: Vec<(String, String)> = written
+        .iter()
+        .zip(fields.iter())
+        .filter_map(|(w, f)| Some((f.name().clone(), w.clone()?)))
+        .collect();
+    named_as_written(plan, &named)
 }
 
 /// `plan`'s outputs under the names Athena shows (`named`: each name given for planning, with

@@ -43,16 +43,50 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::trino::dialect::AthenaDialect;
 
+/// `sql`'s tokens, each with the text it was read from (a token printed again loses what its
+/// text escaped: `'It''s'` would print as `'It's'`). `None` when `sql` does not tokenize.
+fn tokens_with_text(
+    sql: &str,
+) -> Option<Vec<(datafusion::sql::sqlparser::tokenizer::Token, &str)>> {
+    use datafusion::sql::sqlparser::tokenizer::Tokenizer;
+    let tokens = Tokenizer::new(&AthenaDialect, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    // A location (1-based line, and column in characters) as a byte offset.
+    let offset = |line: u64, column: u64| -> Option<usize> {
+        let start = *line_starts.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let skip = usize::try_from(column).ok()?.checked_sub(1)?;
+        match sql[start..].char_indices().nth(skip) {
+            Some((i, _)) => Some(start + i),
+            None => Some(sql.len()),
+        }
+    };
+    let starts: Vec<usize> = tokens
+        .iter()
+        .map(|t| offset(t.span.start.line, t.span.start.column))
+        .collect::<Option<_>>()?;
+    let mut out = Vec::with_capacity(tokens.len());
+    for (i, t) in tokens.into_iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(sql.len());
+        out.push((t.token, sql.get(starts[i]..end)?));
+    }
+    Some(out)
+}
+
 /// `VALUES a, b` as `VALUES (a), (b)`; any other text as written.
 pub fn values_rows(sql: &str) -> String {
     use datafusion::sql::sqlparser::keywords::Keyword;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    use datafusion::sql::sqlparser::tokenizer::Token;
     if !sql.to_ascii_lowercase().contains("values") {
         return sql.to_string();
     }
-    let Ok(tokens) = Tokenizer::new(&AthenaDialect, sql).tokenize() else {
+    let Some(read) = tokens_with_text(sql) else {
         return sql.to_string();
     };
+    let tokens: Vec<&Token> = read.iter().map(|(t, _)| t).collect();
     let ends_rows = |t: &Token| match t {
         Token::SemiColon | Token::RParen => true,
         Token::Word(w) => {
@@ -76,7 +110,7 @@ pub fn values_rows(sql: &str) -> String {
     let mut rows: Option<usize> = None;
     // A row's `(` goes before its first token.
     let mut open = false;
-    for (i, t) in tokens.iter().enumerate() {
+    for (i, &t) in tokens.iter().enumerate() {
         if let Some(depth) = rows.as_mut() {
             if open && !matches!(t, Token::Whitespace(_)) && !(*depth == 0 && ends_rows(t)) {
                 out.push('(');
@@ -97,7 +131,7 @@ pub fn values_rows(sql: &str) -> String {
                 _ => {}
             }
         }
-        out.push_str(&t.to_string());
+        out.push_str(read[i].1);
         if let Token::Word(w) = t
             && w.keyword == Keyword::VALUES
             && w.quote_style.is_none()
@@ -106,7 +140,7 @@ pub fn values_rows(sql: &str) -> String {
             let next = tokens[i + 1..]
                 .iter()
                 .find(|x| !matches!(x, Token::Whitespace(_)));
-            if next.is_some_and(|n| *n != Token::LParen && !ends_rows(n)) {
+            if next.is_some_and(|n| **n != Token::LParen && !ends_rows(n)) {
                 rows = Some(0);
                 open = true;
                 changed = true;
@@ -117,6 +151,62 @@ pub fn values_rows(sql: &str) -> String {
         out.push(')');
     }
     if changed { out } else { sql.to_string() }
+}
+
+/// `sql` with its quoted identifiers in lower case (`"Team"` is `team`): Athena matches a name
+/// whatever its case, quoted or not, where DataFusion matches a quoted one exactly. `None` when
+/// no quoted identifier has an upper-case letter.
+pub fn quoted_names_folded(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    if !sql.contains('"') {
+        return None;
+    }
+    let mut changed = false;
+    let text: String = tokens_with_text(sql)?
+        .into_iter()
+        .map(|(t, text)| match t {
+            Token::Word(w)
+                if w.quote_style == Some('"') && w.value.chars().any(char::is_uppercase) =>
+            {
+                changed = true;
+                std::borrow::Cow::Owned(text.to_lowercase())
+            }
+            _ => std::borrow::Cow::Borrowed(text),
+        })
+        .collect();
+    changed.then_some(text)
+}
+
+/// The names of the outputs of `statement`'s outermost `SELECT` as the text writes them: an
+/// item's alias, or the column it names (`"Team"`, `e.User_Id`), in the case written, which is
+/// the name Athena gives the output. `None` at a place whose name is not written (an
+/// expression); empty when the outputs' places are not known before planning (`*`).
+pub fn written_names(statement: &Statement) -> Vec<Option<String>> {
+    let Statement::Query(q) = statement else {
+        return vec![];
+    };
+    let mut body = q.body.as_ref();
+    let select = loop {
+        match body {
+            SetExpr::Select(s) => break s,
+            SetExpr::SetOperation { left, .. } => body = left,
+            SetExpr::Query(q) => body = q.body.as_ref(),
+            _ => return vec![],
+        }
+    };
+    let mut names = Vec::with_capacity(select.projection.len());
+    for item in &select.projection {
+        names.push(match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.clone()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(ids)) => {
+                ids.last().map(|i| i.value.clone())
+            }
+            SelectItem::UnnamedExpr(_) => None,
+            _ => return vec![],
+        });
+    }
+    names
 }
 
 /// Rewrites `statement` in place (see the module's text).
@@ -788,6 +878,16 @@ mod tests {
         let rows = "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS t(id, name)";
         assert_eq!(values_rows(rows), rows);
         assert_eq!(values_rows("SELECT 'values' AS v"), "SELECT 'values' AS v");
+        // The text between the rows is kept as written, quotes escaped inside a string included.
+        assert_eq!(
+            values_rows("SELECT x FROM (VALUES 'It''s',\n 'é') AS t(x)"),
+            "SELECT x FROM (VALUES ('It''s'),\n ('é')) AS t(x)"
+        );
+        assert_eq!(
+            quoted_names_folded("SELECT \"Team\", 'Keep \"This\"' AS \"My \"\"X\"\"\"\nFROM t"),
+            Some("SELECT \"team\", 'Keep \"This\"' AS \"my \"\"x\"\"\"\nFROM t".to_string())
+        );
+        assert_eq!(quoted_names_folded("SELECT \"team\" FROM t"), None);
     }
 
     #[test]
@@ -925,6 +1025,19 @@ mod tests {
                  FROM seen AS t ORDER BY dt, k"
                     .to_string(),
                 "k,dt,seen,none\nB,2026-11-20,once,false\na,2026-11-20,again,false\na,2026-11-21,again,false\n",
+            ),
+            // Names match whatever their case, quoted or not; outputs keep the case written.
+            (
+                format!(
+                    "SELECT \"K\", count(*) AS Total, max(T.Dt) AS \"Last Day\" FROM {rows} \
+                     GROUP BY \"k\" ORDER BY total DESC, \"last day\""
+                ),
+                "K,Total,Last Day\na,2,2026-11-21\nB,1,2026-11-20\n",
+            ),
+            // Bare rows whose text escapes a quote.
+            (
+                "SELECT x FROM (VALUES 'It''s', 'b') AS v(x) ORDER BY x".to_string(),
+                "x\nIt's\nb\n",
             ),
             // Outputs of one name, as Athena gives them.
             (
