@@ -18,7 +18,8 @@
 //!   it becomes `CAST('1.5' AS DECIMAL(2,1))`, so `n * 100.0 / total` has Athena's type and
 //!   scale (one digit after the point, rounded; see `decimals.rs` for a decimal beside a
 //!   double). `1e0` stays a double.
-//! - **`FETCH FIRST n ROWS ONLY`**, which DataFusion refused: `LIMIT n`.
+//! - **`FETCH FIRST n ROWS ONLY`**, which DataFusion refused: `LIMIT n`; **`GROUP BY ()`**,
+//!   which it refused too: no keys.
 //! - **`x = ANY (q)`** is `x IN (q)` and `x <> ALL (q)` is `x NOT IN (q)`; other comparisons
 //!   with `ANY`/`ALL` read `q` under an alias of its own ([`set_comparison`]); `(a, b) IN (q)`
 //!   is an `EXISTS` ([`row_in`]).
@@ -331,6 +332,7 @@ impl VisitorMut for Rewriter {
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
         name_items(&mut query.body);
         tests_as_values(&mut query.body);
+        empty_grouping(&mut query.body);
         fetch_as_limit(query);
         if let SetExpr::Select(s) = query.body.as_ref()
             && s.distinct.is_some()
@@ -454,6 +456,29 @@ fn row_in(values: &[Expr], subquery: &Query, negated: bool) -> Option<Expr> {
         .try_with_sql(&sql)
         .and_then(|mut p| p.parse_expr())
         .ok()
+}
+
+/// `GROUP BY ()`, the one group of all rows, which DataFusion refused ("Empty tuple not
+/// supported"): an aggregation without keys, which is that group.
+fn empty_grouping(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => {
+            if let GroupByExpr::Expressions(keys, modifiers) = &mut s.group_by
+                && !keys.is_empty()
+                && modifiers.is_empty()
+                && keys
+                    .iter()
+                    .all(|k| matches!(k, Expr::Tuple(t) if t.is_empty()))
+            {
+                keys.clear();
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            empty_grouping(left);
+            empty_grouping(right);
+        }
+        _ => {}
+    }
 }
 
 /// `x IN (q)` and `EXISTS (q)` in the select lists of `body` (a set operation's sides
@@ -1033,6 +1058,15 @@ mod tests {
                      GROUP BY \"k\" ORDER BY total DESC, \"last day\""
                 ),
                 "K,Total,Last Day\na,2,2026-11-21\nB,1,2026-11-20\n",
+            ),
+            // The one group of all rows.
+            (
+                format!("SELECT count(*) AS n FROM {rows} GROUP BY ()"),
+                "n\n3\n",
+            ),
+            (
+                format!("SELECT count(*) AS n FROM {rows} WHERE k = 'none' GROUP BY ()"),
+                "n\n0\n",
             ),
             // Bare rows whose text escapes a quote.
             (
