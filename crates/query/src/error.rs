@@ -98,7 +98,7 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
         || text.contains("No field named __in.");
     if misplaced {
         return "a subquery is read here in WHERE and HAVING, and as a value in the select list \
-                of a query without GROUP BY or aggregates when it meets the outer query by \
+                (of the group keys, in a grouped query) when it meets the outer query by \
                 equalities only (p.user_id = e.user_id); not here, in a GROUP BY key, an \
                 aggregate's argument or under another correlation: join the subquery, or \
                 compute the value in a subquery of its own, then group or aggregate it"

@@ -430,4 +430,29 @@ fn check_p95_reports_charts_and_fails_over_budget() {
     let e = stderr(&o);
     assert!(e.contains("b.sql:6: syntax error"), "{e}");
     assert!(stdout(&o).is_empty(), "nothing ran: {}", stdout(&o));
+
+    // A query that plans only as `etl query` reads it (an unnamed window output ordered by its
+    // place, a subquery test in the select list) is checked as it runs.
+    let good = t.path.join("good");
+    std::fs::create_dir_all(&good).unwrap();
+    std::fs::write(
+        good.join("share.sql"),
+        "-- name: share\n-- answers: x\n-- budget: 60s\nSELECT source, \
+         count(*) * 100.0 / sum(count(*)) OVER (), \
+         source IN (SELECT source FROM events WHERE event_type = 'purchase') AS buys\n\
+         FROM events GROUP BY 1 ORDER BY 2 DESC\n",
+    )
+    .unwrap();
+    let o = etl(
+        lake,
+        &[
+            "check-p95",
+            good.to_str().unwrap(),
+            "--runs",
+            "1",
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }
