@@ -234,6 +234,18 @@ fn field(name: &str, a: &ArrayRef, f: impl Fn(NaiveDateTime) -> i64) -> Result<A
     if let Some(out) = interval_field(name, a) {
         return out;
     }
+    // A UTC or zone-less timestamp's wall time is its stored instant: read it value by value,
+    // without looking up a zone's offset or holding every wall time at once.
+    if let DataType::Timestamp(u, tz) = a.data_type()
+        && tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"))
+    {
+        let v = arrow::compute::cast(a, &DataType::Int64)?;
+        let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
+        return Ok(arc(v
+            .iter()
+            .map(|x| from_epoch(x?, *u).map(&f))
+            .collect::<Int64Array>()));
+    }
     let (_, vals) = wall_times(a)?;
     Ok(arc(Int64Array::from(
         vals.into_iter().map(|v| v.map(&f)).collect::<Vec<_>>(),
