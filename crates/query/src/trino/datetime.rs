@@ -381,6 +381,9 @@ fn date_add(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let units = text(&a[0])?;
     let n = arrow::compute::cast(&a[1], &DataType::Int64)?;
     let n = n.as_any().downcast_ref::<Int64Array>().expect("int64");
+    if let Some(sum) = fixed_date_add(&units, n, &a[2])? {
+        return Ok(sum);
+    }
     let (kind, vals) = wall_times(&a[2])?;
     let mut out = Vec::with_capacity(vals.len());
     for (i, v) in vals.into_iter().enumerate() {
@@ -407,6 +410,53 @@ fn date_add(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         }
     }
     from_wall_times(&kind, out)
+}
+
+/// `date_add` of a unit of fixed length to a timestamp, on its stored values: milliseconds to
+/// hours move the instant in any zone; days and weeks do when the timestamp is UTC or without a
+/// zone (no daylight saving change to cross). `None` for anything else (dates, other units, a
+/// unit that changes from row to row, a result out of range), left to the row-by-row path.
+fn fixed_date_add(
+    units: &arrow::array::StringArray,
+    n: &Int64Array,
+    t: &ArrayRef,
+) -> Result<Option<ArrayRef>> {
+    let DataType::Timestamp(u, tz) = t.data_type() else {
+        return Ok(None);
+    };
+    let Some(unit) = super::fun::same_text(units) else {
+        return Ok(None);
+    };
+    if units.null_count() > 0 || units.iter().any(|x| x != Some(unit)) {
+        return Ok(None);
+    }
+    let utc = tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"));
+    let per = unit_per_sec(*u);
+    let length = match unit.to_ascii_lowercase().as_str() {
+        "millisecond" if per >= 1_000 => per / 1_000,
+        "second" => per,
+        "minute" => 60 * per,
+        "hour" => 3_600 * per,
+        "day" if utc => 86_400 * per,
+        "week" if utc => 7 * 86_400 * per,
+        _ => return Ok(None),
+    };
+    let v = arrow::compute::cast(t, &DataType::Int64)?;
+    let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
+    let mut out = Vec::with_capacity(v.len());
+    for (x, k) in v.iter().zip(n.iter()) {
+        out.push(match (x, k) {
+            (Some(x), Some(k)) => {
+                let Some(y) = k.checked_mul(length).and_then(|d| x.checked_add(d)) else {
+                    return Ok(None);
+                };
+                Some(y)
+            }
+            _ => None,
+        });
+    }
+    let sum: ArrayRef = arc(Int64Array::from(out));
+    Ok(Some(arrow::compute::cast(&sum, t.data_type())?))
 }
 
 /// Whole months from `a` to `b`, truncated toward zero.
@@ -971,6 +1021,21 @@ fn unixtime(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn to_unixtime(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    // A timestamp's stored value is its instant, in any zone.
+    if let DataType::Timestamp(u, _) = a[0].data_type() {
+        let per = unit_per_sec(*u);
+        let v = arrow::compute::cast(&a[0], &DataType::Int64)?;
+        let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
+        return Ok(arc(v
+            .iter()
+            .map(|x| {
+                x.map(|x| {
+                    let nanos = x.rem_euclid(per) * (1_000_000_000 / per);
+                    x.div_euclid(per) as f64 + nanos as f64 / 1e9
+                })
+            })
+            .collect::<Float64Array>()));
+    }
     let (kind, vals) = wall_times(&a[0])?;
     Ok(arc(Float64Array::from(
         vals.into_iter()
