@@ -112,6 +112,10 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
         (true, Some(at)) => text[at + "\ncaused by\n".len()..].to_string(),
         _ => text,
     };
+    // `CAST(x AS VARCHAR(n))`'s refusal, without the name of the function that checks it.
+    if let Some(at) = text.find("varchar_cast: ") {
+        return text[at + "varchar_cast: ".len()..].to_string();
+    }
     if text.contains("Divide by zero error") {
         return "Division by zero".into();
     }
@@ -317,6 +321,10 @@ mod tests {
             "query: Cannot cast 'u-1' to bigint"
         );
         assert_eq!(error("SELECT 1 / 0").await, "query: Division by zero");
+        assert_eq!(
+            error("SELECT CAST(12e2 AS varchar(3))").await,
+            "query: Value 1200.0 cannot be represented as varchar(3)"
+        );
         assert_eq!(
             error("SELECT x / 0 FROM (VALUES 1) AS s(x)").await,
             "query: Division by zero"

@@ -150,9 +150,43 @@ fn planned_away(call: &Call, _: &[ArrayRef]) -> Result<ArrayRef> {
     )))
 }
 
+/// `CAST(x AS VARCHAR(n))`, written `varchar_cast(CAST(x AS VARCHAR), n, x)` before planning
+/// (see `select.rs`): text is cut to its first `n` characters; any other value's text must fit
+/// in `n` ("Value 1200.0 cannot be represented as varchar(3)"), as on Athena.
+fn varchar_cast(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    let texts = super::fun::text(&a[0])?;
+    let n = arrow::compute::cast(&a[1], &DataType::Int64)?;
+    let n = n.as_primitive::<arrow::datatypes::Int64Type>();
+    let cut = super::fun::is_string(a[2].data_type());
+    let mut out = Vec::with_capacity(texts.len());
+    for (i, t) in texts.iter().enumerate() {
+        let (Some(t), false) = (t, n.is_null(i)) else {
+            out.push(None);
+            continue;
+        };
+        let n = usize::try_from(n.value(i)).unwrap_or(0);
+        match t.char_indices().nth(n) {
+            None => out.push(Some(t.to_string())),
+            Some((end, _)) if cut => out.push(Some(t[..end].to_string())),
+            Some(_) => {
+                out.push(call.row_err(format!("Value {t} cannot be represented as varchar({n})"))?)
+            }
+        }
+    }
+    Ok(arc(StringArray::from(out)))
+}
+
 /// The scalar functions above (`if` and `try` are rewritten before they run).
 pub fn functions() -> Vec<Fun> {
     vec![
+        Fun::new(
+            "varchar_cast",
+            |n, t| {
+                arity(n, t, &[3])?;
+                Ok(DataType::Utf8)
+            },
+            varchar_cast,
+        ),
         Fun::new(
             "typeof",
             |n, t| {

@@ -350,6 +350,9 @@ impl VisitorMut for Rewriter {
         if let Some(e) = set_comparison(expr) {
             *expr = e;
         }
+        if let Some(e) = varchar_of_length(expr) {
+            *expr = e;
+        }
         if let Expr::InSubquery {
             expr: row,
             subquery,
@@ -427,6 +430,32 @@ fn set_comparison(e: &Expr) -> Option<Expr> {
             right,
         },
     })
+}
+
+/// `CAST(x AS VARCHAR(n))`, whose length the planner drops, as `varchar_cast(CAST(x AS
+/// VARCHAR), n, x)`: text cut to `n` characters, another value's text refused when longer (see
+/// `conditional.rs`); `TRY_CAST` gives NULL for it. `None` for any other expression.
+fn varchar_of_length(e: &Expr) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{CastKind, CharacterLength, DataType as SqlType};
+    let Expr::Cast {
+        kind,
+        expr,
+        data_type: SqlType::Varchar(Some(CharacterLength::IntegerLength { length, .. })),
+        format: None,
+        array: false,
+    } = e
+    else {
+        return None;
+    };
+    let cast = format!("varchar_cast(CAST({expr} AS VARCHAR), {length}, {expr})");
+    let sql = match kind {
+        CastKind::TryCast | CastKind::SafeCast => format!("try({cast})"),
+        CastKind::Cast | CastKind::DoubleColon => cast,
+    };
+    Parser::new(&AthenaDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// `(a, b) IN (q)`, which DataFusion refuses ("the subquery should only return one column"), as
