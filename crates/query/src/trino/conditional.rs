@@ -820,13 +820,7 @@ fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
         let f = Fun::new(
             "cast_to_varchar",
             |_, _| Ok(DataType::Utf8),
-            |_, a| {
-                Ok(arc(StringArray::from(
-                    (0..a[0].len())
-                        .map(|i| (!a[0].is_null(i)).then(|| super::render::cell(&a[0], i)))
-                        .collect::<Vec<_>>(),
-                )))
-            },
+            |_, a| Ok(arc(super::render::column(&a[0]))),
         );
         let out = Expr::ScalarFunction(ScalarFunction {
             func: Arc::new(f.udf()),

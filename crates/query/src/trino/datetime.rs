@@ -519,16 +519,34 @@ fn fixed_date_diff(
     x: &ArrayRef,
     y: &ArrayRef,
 ) -> Result<Option<Int64Array>> {
-    let (DataType::Timestamp(ux, zx), DataType::Timestamp(uy, zy)) = (x.data_type(), y.data_type())
-    else {
-        return Ok(None);
-    };
     let Some(unit) = super::fun::same_text(units) else {
         return Ok(None);
     };
     if units.null_count() > 0 || units.iter().any(|u| u != Some(unit)) {
         return Ok(None);
     }
+    // Two dates: their days apart.
+    if let (DataType::Date32, DataType::Date32) = (x.data_type(), y.data_type()) {
+        let days = match unit.to_ascii_lowercase().as_str() {
+            "day" => 1,
+            "week" => 7,
+            _ => return Ok(None),
+        };
+        let (xs, ys) = (
+            x.as_primitive::<arrow::datatypes::Date32Type>(),
+            y.as_primitive::<arrow::datatypes::Date32Type>(),
+        );
+        return Ok(Some(
+            xs.iter()
+                .zip(ys.iter())
+                .map(|(x, y)| Some((i64::from(y?) - i64::from(x?)) / days))
+                .collect(),
+        ));
+    }
+    let (DataType::Timestamp(ux, zx), DataType::Timestamp(uy, zy)) = (x.data_type(), y.data_type())
+    else {
+        return Ok(None);
+    };
     let utc = |z: &Option<Arc<str>>| z.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"));
     const SECOND: i128 = 1_000_000_000;
     let length = match unit.to_ascii_lowercase().as_str() {

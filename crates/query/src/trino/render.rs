@@ -59,15 +59,52 @@ pub fn column(a: &ArrayRef) -> arrow::array::StringArray {
                 out.append_option(x.map(double));
             }
         }
-        // The table's timestamps, the values most results hold, without a scalar per value.
-        DataType::Timestamp(u, tz) if is_table_timestamp(u, tz.as_deref()) => {
-            for x in a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>() {
-                match x.and_then(chrono::DateTime::from_timestamp_micros) {
+        // The table's timestamps, the values most results hold, and zone-less ones: without a
+        // scalar per value. The table's are `timestamp(3)`: milliseconds, rounded down.
+        DataType::Timestamp(u, tz) if tz.is_none() || is_table_timestamp(u, tz.as_deref()) => {
+            let (unit, digits) = match (tz, u) {
+                (Some(_), _) | (None, TimeUnit::Millisecond) => (TimeUnit::Millisecond, 3),
+                (None, TimeUnit::Second) => (TimeUnit::Second, 0),
+                (None, TimeUnit::Microsecond) => (TimeUnit::Microsecond, 6),
+                (None, TimeUnit::Nanosecond) => (TimeUnit::Nanosecond, 9),
+            };
+            let table = tz.is_some();
+            let per = match unit {
+                TimeUnit::Second => 1,
+                TimeUnit::Millisecond => 1_000,
+                TimeUnit::Microsecond => 1_000_000,
+                TimeUnit::Nanosecond => 1_000_000_000,
+            };
+            let v = arrow::compute::cast(a, &DataType::Int64).expect("a timestamp as int64");
+            for x in v.as_primitive::<arrow::datatypes::Int64Type>() {
+                let wall = x.and_then(|x| {
+                    let x = if table { x.div_euclid(1_000) } else { x };
+                    let nanos = (x.rem_euclid(per) * (1_000_000_000 / per)) as u32;
+                    chrono::DateTime::from_timestamp(x.div_euclid(per), nanos)
+                });
+                match wall {
                     Some(t) => {
-                        let _ = write!(out, "{}", t.naive_utc().format("%Y-%m-%d %H:%M:%S%.3f"));
+                        wall_text(&mut out, t.naive_utc(), digits);
                         out.append_value("");
                     }
                     None => out.append_option(x.map(|x| x.to_string())),
+                }
+            }
+        }
+        DataType::Date32 => {
+            use chrono::Datelike;
+            for (i, d) in a
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .iter()
+                .enumerate()
+            {
+                let day = d.and_then(|d| chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163));
+                match day {
+                    Some(d) if (0..=9999).contains(&d.year()) => {
+                        let _ = write!(out, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
+                        out.append_value("");
+                    }
+                    _ => out.append_option(d.map(|_| cell(a, i))),
                 }
             }
         }
@@ -78,6 +115,39 @@ pub fn column(a: &ArrayRef) -> arrow::array::StringArray {
         }
     }
     out.finish()
+}
+
+/// A wall time as Athena prints it (`2001-08-22 03:04:05.321`), with `digits` places of a
+/// second (0, 3, 6 or 9).
+fn wall_text(out: &mut impl std::fmt::Write, t: chrono::NaiveDateTime, digits: u32) {
+    use chrono::{Datelike, Timelike};
+    let y = t.year();
+    if !(0..=9999).contains(&y) {
+        let fraction = match digits {
+            0 => "",
+            3 => "%.3f",
+            6 => "%.6f",
+            _ => "%.9f",
+        };
+        let _ = write!(out, "{}", t.format(&format!("%Y-%m-%d %H:%M:%S{fraction}")));
+        return;
+    }
+    let _ = write!(
+        out,
+        "{y:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let n = t.nanosecond() % 1_000_000_000;
+    let _ = match digits {
+        0 => Ok(()),
+        3 => write!(out, ".{:03}", n / 1_000_000),
+        6 => write!(out, ".{:06}", n / 1_000),
+        _ => write!(out, ".{n:09}"),
+    };
 }
 
 /// A real as Java's `Float.toString` writes it: the shortest digits that read back as the
