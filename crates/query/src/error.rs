@@ -97,11 +97,11 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
         })
         || text.contains("No field named __in.");
     if misplaced {
-        return "a subquery is read here in WHERE and HAVING, and as a value in the select list \
-                (of the group keys, in a grouped query) when it meets the outer query by \
-                equalities only (p.user_id = e.user_id); not here, in a GROUP BY key, an \
-                aggregate's argument or under another correlation: join the subquery, or \
-                compute the value in a subquery of its own, then group or aggregate it"
+        return "a subquery is read here in WHERE and HAVING, and as a value (in the select \
+                list, a group key or an aggregate's argument over one table) when it meets the \
+                outer query by equalities only (p.user_id = e.user_id); not here, over a join \
+                or under another correlation: join the subquery, or compute the value in a \
+                subquery of its own, then group or aggregate it"
             .into();
     }
     // Which optimizer rule folded a constant that failed says nothing to the user.
@@ -303,9 +303,11 @@ mod tests {
         );
         assert!(pivot.len() < 200, "{pivot}");
         for sql in [
-            "SELECT count_if(x IN (SELECT 1)) FROM (VALUES 1) AS s(x)",
+            // Over a join, a test is not computed before the grouping.
+            "SELECT count_if(x IN (SELECT 1)) FROM (VALUES 1) AS s(x) \
+             JOIN (VALUES 1) AS u(z) ON s.x = u.z",
             "SELECT EXISTS (SELECT 1 FROM (VALUES 1) AS t(y) WHERE t.y = s.x) AS e, count(*) \
-             FROM (VALUES 1) AS s(x) GROUP BY 1",
+             FROM (VALUES 1) AS s(x) JOIN (VALUES 1) AS u(z) ON s.x = u.z GROUP BY 1",
         ] {
             let test = error(sql).await;
             assert!(test.contains("equalities only"), "{sql}: {test}");

@@ -24,7 +24,8 @@
 //!   with `ANY`/`ALL` read `q` under an alias of its own ([`set_comparison`]); `(a, b) IN (q)`
 //!   is an `EXISTS` ([`row_in`]).
 //! - **`x IN (q)` and `EXISTS (q)` in a select list**, which DataFusion plans only as filters:
-//!   counts of `q`'s rows, scalar subqueries it joins ([`test_as_value`]).
+//!   counts of `q`'s rows, scalar subqueries it joins ([`test_as_value`]); in a group key or an
+//!   aggregate's argument over one table, computed per row first ([`tests_before_grouping`]).
 //! - **Outputs of one name** (`SELECT team, team`, `SELECT *, team`), which DataFusion refused:
 //!   named apart for planning, then given back their names ([`outputs_named_apart`]).
 //!
@@ -331,6 +332,9 @@ impl VisitorMut for Rewriter {
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
         name_items(&mut query.body);
+        if let SetExpr::Select(s) = query.body.as_mut() {
+            tests_before_grouping(s);
+        }
         tests_as_values(&mut query.body);
         empty_grouping(&mut query.body);
         fetch_as_limit(query);
@@ -527,6 +531,208 @@ fn tests_as_values(body: &mut SetExpr) {
         SetExpr::SetOperation { left, right, .. } => {
             tests_as_values(left);
             tests_as_values(right);
+        }
+        _ => {}
+    }
+}
+
+/// Aggregate functions, by name: a subquery test in their arguments is computed per row before
+/// the aggregation ([`tests_before_grouping`]).
+const AGGREGATES: &[&str] = &[
+    "count",
+    "count_if",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "bool_and",
+    "bool_or",
+    "every",
+    "arbitrary",
+    "any_value",
+    "array_agg",
+    "approx_distinct",
+    "approx_percentile",
+    "max_by",
+    "min_by",
+    "histogram",
+    "map_agg",
+    "listagg",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "variance",
+    "var_samp",
+    "var_pop",
+    "geometric_mean",
+];
+
+/// In an aggregating `SELECT` over one table, the subquery tests (`x IN (q)`, `EXISTS (q)`) in
+/// an aggregate's arguments (`count_if(user_id IN (…))`), in a group key, or in an output that
+/// a `GROUP BY` ordinal names (`CASE WHEN user_id IN (…) THEN 'buyer' END … GROUP BY 1`), which
+/// the planner cannot join there: computed per row first, as columns `__test<n>` of the table
+/// read through `(SELECT *, <test> AS __test1, … FROM <table> WHERE <filter>) AS <its name>`,
+/// where [`tests_as_values`] makes them joins. Any other `SELECT` is left as it is.
+fn tests_before_grouping(select: &mut Select) {
+    let [from] = select.from.as_slice() else {
+        return;
+    };
+    let name = match &from.relation {
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            a.name.clone()
+        }
+        TableFactor::Table {
+            name, alias: None, ..
+        } => match name.0.last().and_then(|p| p.as_ident()) {
+            Some(i) => i.clone(),
+            None => return,
+        },
+        _ => return,
+    };
+    let wildcard = select.projection.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    if !from.joins.is_empty() || wildcard {
+        return;
+    }
+    let keys: &[Expr] = match &select.group_by {
+        GroupByExpr::Expressions(keys, _) => keys,
+        GroupByExpr::All(_) => return,
+    };
+    let ordinals: Vec<usize> = keys
+        .iter()
+        .filter_map(|k| match k {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n.parse::<usize>().ok()?.checked_sub(1),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    // The tests found, by their text, each with the column that computes it: the group keys'
+    // first, so that an output written as a key (`SELECT x IN (q) … GROUP BY x IN (q)`) reads
+    // the same column.
+    let mut tests: Vec<(String, Expr)> = Vec::new();
+    if let GroupByExpr::Expressions(keys, _) = &mut select.group_by {
+        for k in keys {
+            moved_tests(k, true, 0, &name, &mut tests);
+        }
+    }
+    let keyed = tests.len();
+    for (place, item) in select.projection.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            moved_tests(e, ordinals.contains(&place), keyed, &name, &mut tests);
+        }
+    }
+    if let Some(h) = &mut select.having {
+        moved_tests(h, false, keyed, &name, &mut tests);
+    }
+    if tests.is_empty() {
+        return;
+    }
+    let columns: Vec<String> = tests
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| format!("{text} AS __test{}", i + 1))
+        .collect();
+    let filter = select
+        .selection
+        .take()
+        .map_or(String::new(), |w| format!(" WHERE {w}"));
+    let sql = format!(
+        "SELECT *, {} FROM {}{filter}",
+        columns.join(", "),
+        from.relation
+    );
+    let Ok(mut inner) = Parser::new(&AthenaDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+    else {
+        return;
+    };
+    tests_as_values(&mut inner.body);
+    select.from[0].relation = TableFactor::Derived {
+        lateral: false,
+        subquery: inner,
+        alias: Some(TableAlias {
+            explicit: true,
+            name,
+            columns: vec![],
+            at: None,
+        }),
+        sample: None,
+    };
+}
+
+/// Replaces, in `e`, the subquery tests that must be computed before grouping (every one when
+/// `all`, else those in an aggregate's arguments and those written as one of the first `keyed`
+/// of `tests`, the group keys) by `<table>.__test<n>`, adding each new one to `tests`. Nested
+/// queries are not entered.
+fn moved_tests(
+    e: &mut Expr,
+    all: bool,
+    keyed: usize,
+    table: &Ident,
+    tests: &mut Vec<(String, Expr)>,
+) {
+    let is_test = matches!(e, Expr::Exists { .. })
+        || matches!(e, Expr::InSubquery { expr, .. } if !matches!(expr.as_ref(), Expr::Tuple(_)));
+    let text = if is_test {
+        e.to_string()
+    } else {
+        String::new()
+    };
+    if is_test && (all || tests[..keyed].iter().any(|(t, _)| *t == text)) {
+        let n = match tests.iter().position(|(t, _)| *t == text) {
+            Some(i) => i + 1,
+            None => {
+                tests.push((text, e.clone()));
+                tests.len()
+            }
+        };
+        *e = Expr::CompoundIdentifier(vec![table.clone(), Ident::new(format!("__test{n}"))]);
+        return;
+    }
+    match e {
+        Expr::Nested(x)
+        | Expr::UnaryOp { expr: x, .. }
+        | Expr::Cast { expr: x, .. }
+        | Expr::IsNull(x)
+        | Expr::IsNotNull(x)
+        | Expr::IsTrue(x)
+        | Expr::IsNotTrue(x)
+        | Expr::IsFalse(x)
+        | Expr::IsNotFalse(x) => moved_tests(x, all, keyed, table, tests),
+        Expr::BinaryOp { left, right, .. } => {
+            moved_tests(left, all, keyed, table, tests);
+            moved_tests(right, all, keyed, table, tests);
+        }
+        Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            for x in operand.iter_mut().chain(else_result.iter_mut()) {
+                moved_tests(x, all, keyed, table, tests);
+            }
+            for w in conditions {
+                moved_tests(&mut w.condition, all, keyed, table, tests);
+                moved_tests(&mut w.result, all, keyed, table, tests);
+            }
+        }
+        Expr::Function(f) if f.over.is_none() => {
+            let aggregate = AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str());
+            if let FunctionArguments::List(list) = &mut f.args {
+                for a in &mut list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
+                        moved_tests(x, all || aggregate, keyed, table, tests);
+                    }
+                }
+            }
         }
         _ => {}
     }
@@ -1087,6 +1293,26 @@ mod tests {
                      GROUP BY \"k\" ORDER BY total DESC, \"last day\""
                 ),
                 "K,Total,Last Day\na,2,2026-11-21\nB,1,2026-11-20\n",
+            ),
+            // A subquery test in a group key or an aggregate's argument, computed per row.
+            (
+                "SELECT CASE WHEN k IN (SELECT k FROM seen WHERE dt = '2026-11-21') THEN 'again' \
+                 ELSE 'once' END AS kind, count(*) AS n FROM seen WHERE dt = '2026-11-20' \
+                 GROUP BY 1 ORDER BY 1"
+                    .to_string(),
+                "kind,n\nagain,1\nonce,1\n",
+            ),
+            (
+                "SELECT count_if(EXISTS (SELECT 1 FROM seen AS o WHERE o.k = t.k \
+                 AND o.dt = '2026-11-21')) AS later, count(*) AS n FROM seen AS t"
+                    .to_string(),
+                "later,n\n2,3\n",
+            ),
+            (
+                "SELECT k IN (SELECT k FROM seen WHERE dt = '2026-11-21') AS again, count(*) AS n \
+                 FROM seen GROUP BY k IN (SELECT k FROM seen WHERE dt = '2026-11-21') ORDER BY 1"
+                    .to_string(),
+                "again,n\nfalse,1\ntrue,2\n",
             ),
             // The one group of all rows.
             (
