@@ -86,15 +86,15 @@ pub fn wall_times(a: &ArrayRef) -> Result<(Kind, Vec<Option<NaiveDateTime>>)> {
             let v = arrow::compute::cast(a, &DataType::Int64)?;
             let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
             let zone = tz.as_ref().map(|z| parse_zone(z)).transpose()?;
-            let vals = (0..v.len())
-                .map(|i| {
-                    if v.is_null(i) {
-                        return None;
-                    }
-                    let t = from_epoch(v.value(i), u)?;
+            // In UTC the wall time is the instant: no offset to look up per value.
+            let utc = tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"));
+            let vals = v
+                .iter()
+                .map(|x| {
+                    let t = from_epoch(x?, u)?;
                     Some(match &zone {
-                        Some(z) => z.from_utc_datetime(&t).naive_local(),
-                        None => t,
+                        Some(z) if !utc => z.from_utc_datetime(&t).naive_local(),
+                        _ => t,
                     })
                 })
                 .collect();
