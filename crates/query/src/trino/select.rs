@@ -612,10 +612,10 @@ fn tests_before_grouping(select: &mut Select) {
             _ => None,
         })
         .collect();
-    // The tests found, by their text, each with the column that computes it: the group keys'
-    // first, so that an output written as a key (`SELECT x IN (q) … GROUP BY x IN (q)`) reads
-    // the same column.
-    let mut tests: Vec<(String, Expr)> = Vec::new();
+    // The tests found, by their text (the n-th computed as `__test<n>`): the group keys' first,
+    // so that an output written as a key (`SELECT x IN (q) … GROUP BY x IN (q)`) reads the same
+    // column.
+    let mut tests: Vec<String> = Vec::new();
     if let GroupByExpr::Expressions(keys, _) = &mut select.group_by {
         for k in keys {
             moved_tests(k, true, 0, &name, &mut tests);
@@ -636,7 +636,7 @@ fn tests_before_grouping(select: &mut Select) {
     let columns: Vec<String> = tests
         .iter()
         .enumerate()
-        .map(|(i, (text, _))| format!("{text} AS __test{}", i + 1))
+        .map(|(i, text)| format!("{text} AS __test{}", i + 1))
         .collect();
     let filter = select
         .selection
@@ -671,13 +671,7 @@ fn tests_before_grouping(select: &mut Select) {
 /// `all`, else those in an aggregate's arguments and those written as one of the first `keyed`
 /// of `tests`, the group keys) by `<table>.__test<n>`, adding each new one to `tests`. Nested
 /// queries are not entered.
-fn moved_tests(
-    e: &mut Expr,
-    all: bool,
-    keyed: usize,
-    table: &Ident,
-    tests: &mut Vec<(String, Expr)>,
-) {
+fn moved_tests(e: &mut Expr, all: bool, keyed: usize, table: &Ident, tests: &mut Vec<String>) {
     let is_test = matches!(e, Expr::Exists { .. })
         || matches!(e, Expr::InSubquery { expr, .. } if !matches!(expr.as_ref(), Expr::Tuple(_)));
     let text = if is_test {
@@ -685,67 +679,26 @@ fn moved_tests(
     } else {
         String::new()
     };
-    if is_test && (all || tests[..keyed].iter().any(|(t, _)| *t == text)) {
-        let n = match tests.iter().position(|(t, _)| *t == text) {
+    if is_test && (all || tests[..keyed].contains(&text)) {
+        let n = match tests.iter().position(|t| *t == text) {
             Some(i) => i + 1,
             None => {
-                tests.push((text, e.clone()));
+                tests.push(text);
                 tests.len()
             }
         };
         *e = Expr::CompoundIdentifier(vec![table.clone(), Ident::new(format!("__test{n}"))]);
         return;
     }
-    match e {
-        Expr::Nested(x)
-        | Expr::UnaryOp { expr: x, .. }
-        | Expr::Cast { expr: x, .. }
-        | Expr::IsNull(x)
-        | Expr::IsNotNull(x)
-        | Expr::IsTrue(x)
-        | Expr::IsNotTrue(x)
-        | Expr::IsFalse(x)
-        | Expr::IsNotFalse(x) => moved_tests(x, all, keyed, table, tests),
-        Expr::BinaryOp { left, right, .. } => {
-            moved_tests(left, all, keyed, table, tests);
-            moved_tests(right, all, keyed, table, tests);
-        }
-        Expr::Case {
-            operand,
-            conditions,
-            else_result,
-            ..
-        } => {
-            for x in operand.iter_mut().chain(else_result.iter_mut()) {
-                moved_tests(x, all, keyed, table, tests);
-            }
-            for w in conditions {
-                moved_tests(&mut w.condition, all, keyed, table, tests);
-                moved_tests(&mut w.result, all, keyed, table, tests);
-            }
-        }
-        Expr::Function(f) if f.over.is_none() => {
-            let aggregate = AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str());
-            if let FunctionArguments::List(list) = &mut f.args {
-                for a in &mut list.args {
-                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
-                        moved_tests(x, all || aggregate, keyed, table, tests);
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
+    value_parts(e, &mut |x, aggregated| {
+        moved_tests(x, all || aggregated, keyed, table, tests);
+    });
 }
 
-/// Rewrites the subquery tests of `e` that stand where a value is computed: through operators,
-/// `CASE`, casts, `IS` tests and function arguments, not into nested queries (their own
-/// `SELECT`s are visited on their own).
-fn tests_in(e: &mut Expr) {
-    if let Some(value) = test_as_value(e) {
-        *e = value;
-        return;
-    }
+/// Calls `f` on each part of `e` that is a value computed with it: through operators, `CASE`,
+/// casts, `IS` tests and function arguments, not into nested queries (their own `SELECT`s are
+/// visited on their own). `f` is told whether the part is an argument of an aggregate.
+fn value_parts(e: &mut Expr, f: &mut impl FnMut(&mut Expr, bool)) {
     match e {
         Expr::Nested(x)
         | Expr::UnaryOp { expr: x, .. }
@@ -757,10 +710,10 @@ fn tests_in(e: &mut Expr) {
         | Expr::IsFalse(x)
         | Expr::IsNotFalse(x)
         | Expr::IsUnknown(x)
-        | Expr::IsNotUnknown(x) => tests_in(x),
+        | Expr::IsNotUnknown(x) => f(x, false),
         Expr::BinaryOp { left, right, .. } => {
-            tests_in(left);
-            tests_in(right);
+            f(left, false);
+            f(right, false);
         }
         Expr::Case {
             operand,
@@ -769,23 +722,34 @@ fn tests_in(e: &mut Expr) {
             ..
         } => {
             for x in operand.iter_mut().chain(else_result.iter_mut()) {
-                tests_in(x);
+                f(x, false);
             }
             for w in conditions {
-                tests_in(&mut w.condition);
-                tests_in(&mut w.result);
+                f(&mut w.condition, false);
+                f(&mut w.result, false);
             }
         }
-        Expr::Function(f) => {
-            if let FunctionArguments::List(list) = &mut f.args {
+        Expr::Function(call) => {
+            let aggregate = call.over.is_none()
+                && AGGREGATES.contains(&call.name.to_string().to_lowercase().as_str());
+            if let FunctionArguments::List(list) = &mut call.args {
                 for a in &mut list.args {
                     if let FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) = a {
-                        tests_in(x);
+                        f(x, aggregate);
                     }
                 }
             }
         }
         _ => {}
+    }
+}
+
+/// Rewrites the subquery tests of `e` that stand where a value is computed (see
+/// [`value_parts`]).
+fn tests_in(e: &mut Expr) {
+    match test_as_value(e) {
+        Some(value) => *e = value,
+        None => value_parts(e, &mut |x, _| tests_in(x)),
     }
 }
 
