@@ -47,6 +47,28 @@ fn from_epoch(v: i64, u: TimeUnit) -> Option<NaiveDateTime> {
     DateTime::from_timestamp(secs, nanos).map(|d| d.naive_utc())
 }
 
+/// Whether a timestamp of this zone (none, or UTC) has its stored instant as its wall time.
+fn is_utc(tz: Option<&str>) -> bool {
+    tz.is_none_or(|z| matches!(z, "UTC" | "+00:00"))
+}
+
+/// A timestamp column's stored values (instants, in its unit).
+fn stored(a: &ArrayRef) -> Result<Int64Array> {
+    let v = arrow::compute::cast(a, &DataType::Int64)?;
+    Ok(v.as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("a cast to Int64")
+        .clone())
+}
+
+/// The one unit every row names (`date_add('hour', …)`), lower-cased; `None` when a row has
+/// another or none.
+fn one_unit(units: &StringArray) -> Option<String> {
+    let unit = super::fun::same_text(units)?;
+    (units.null_count() == 0 && units.iter().all(|u| u == Some(unit)))
+        .then(|| unit.to_ascii_lowercase())
+}
+
 fn to_epoch(t: NaiveDateTime, u: TimeUnit) -> Option<i64> {
     let utc = t.and_utc();
     let secs = utc.timestamp();
@@ -83,11 +105,10 @@ pub fn wall_times(a: &ArrayRef) -> Result<(Kind, Vec<Option<NaiveDateTime>>)> {
             let u = *u;
             // The stored values are UTC instants (a cast to a zone-less timestamp would move
             // them to local time).
-            let v = arrow::compute::cast(a, &DataType::Int64)?;
-            let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
+            let v = stored(a)?;
             let zone = tz.as_ref().map(|z| parse_zone(z)).transpose()?;
             // In UTC the wall time is the instant: no offset to look up per value.
-            let utc = tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"));
+            let utc = is_utc(tz.as_deref());
             let vals = v
                 .iter()
                 .map(|x| {
@@ -237,11 +258,9 @@ fn field(name: &str, a: &ArrayRef, f: impl Fn(NaiveDateTime) -> i64) -> Result<A
     // A UTC or zone-less timestamp's wall time is its stored instant: read it value by value,
     // without looking up a zone's offset or holding every wall time at once.
     if let DataType::Timestamp(u, tz) = a.data_type()
-        && tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"))
+        && is_utc(tz.as_deref())
     {
-        let v = arrow::compute::cast(a, &DataType::Int64)?;
-        let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
-        return Ok(arc(v
+        return Ok(arc(stored(a)?
             .iter()
             .map(|x| from_epoch(x?, *u).map(&f))
             .collect::<Int64Array>()));
@@ -421,18 +440,12 @@ fn fixed_date_add(
     n: &Int64Array,
     t: &ArrayRef,
 ) -> Result<Option<ArrayRef>> {
-    let DataType::Timestamp(u, tz) = t.data_type() else {
+    let (DataType::Timestamp(u, tz), Some(unit)) = (t.data_type(), one_unit(units)) else {
         return Ok(None);
     };
-    let Some(unit) = super::fun::same_text(units) else {
-        return Ok(None);
-    };
-    if units.null_count() > 0 || units.iter().any(|x| x != Some(unit)) {
-        return Ok(None);
-    }
-    let utc = tz.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"));
+    let utc = is_utc(tz.as_deref());
     let per = unit_per_sec(*u);
-    let length = match unit.to_ascii_lowercase().as_str() {
+    let length = match unit.as_str() {
         "millisecond" if per >= 1_000 => per / 1_000,
         "second" => per,
         "minute" => 60 * per,
@@ -441,8 +454,7 @@ fn fixed_date_add(
         "week" if utc => 7 * 86_400 * per,
         _ => return Ok(None),
     };
-    let v = arrow::compute::cast(t, &DataType::Int64)?;
-    let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
+    let v = stored(t)?;
     let mut out = Vec::with_capacity(v.len());
     for (x, k) in v.iter().zip(n.iter()) {
         out.push(match (x, k) {
@@ -519,15 +531,12 @@ fn fixed_date_diff(
     x: &ArrayRef,
     y: &ArrayRef,
 ) -> Result<Option<Int64Array>> {
-    let Some(unit) = super::fun::same_text(units) else {
+    let Some(unit) = one_unit(units) else {
         return Ok(None);
     };
-    if units.null_count() > 0 || units.iter().any(|u| u != Some(unit)) {
-        return Ok(None);
-    }
     // Two dates: their days apart.
     if let (DataType::Date32, DataType::Date32) = (x.data_type(), y.data_type()) {
-        let days = match unit.to_ascii_lowercase().as_str() {
+        let days = match unit.as_str() {
             "day" => 1,
             "week" => 7,
             _ => return Ok(None),
@@ -547,33 +556,22 @@ fn fixed_date_diff(
     else {
         return Ok(None);
     };
-    let utc = |z: &Option<Arc<str>>| z.as_deref().is_none_or(|z| matches!(z, "UTC" | "+00:00"));
+    let utc = is_utc(zx.as_deref()) && is_utc(zy.as_deref());
     const SECOND: i128 = 1_000_000_000;
-    let length = match unit.to_ascii_lowercase().as_str() {
+    let length = match unit.as_str() {
         "millisecond" => SECOND / 1_000,
         "second" => SECOND,
         "minute" => 60 * SECOND,
         "hour" => 3_600 * SECOND,
-        "day" if utc(zx) && utc(zy) => 86_400 * SECOND,
-        "week" if utc(zx) && utc(zy) => 7 * 86_400 * SECOND,
+        "day" if utc => 86_400 * SECOND,
+        "week" if utc => 7 * 86_400 * SECOND,
         _ => return Ok(None),
     };
-    let per = |u: &TimeUnit| -> i128 {
-        match u {
-            TimeUnit::Second => SECOND,
-            TimeUnit::Millisecond => 1_000_000,
-            TimeUnit::Microsecond => 1_000,
-            TimeUnit::Nanosecond => 1,
-        }
-    };
-    let (px, py) = (per(ux), per(uy));
-    let stored = |a: &ArrayRef| -> Result<Int64Array> {
-        let v = arrow::compute::cast(a, &DataType::Int64)?;
-        Ok(v.as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("a cast to Int64")
-            .clone())
-    };
+    // Nanoseconds per stored unit.
+    let (px, py) = (
+        SECOND / i128::from(unit_per_sec(*ux)),
+        SECOND / i128::from(unit_per_sec(*uy)),
+    );
     let (xs, ys) = (stored(x)?, stored(y)?);
     Ok(Some(
         xs.iter()
@@ -1042,9 +1040,7 @@ fn to_unixtime(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     // A timestamp's stored value is its instant, in any zone.
     if let DataType::Timestamp(u, _) = a[0].data_type() {
         let per = unit_per_sec(*u);
-        let v = arrow::compute::cast(&a[0], &DataType::Int64)?;
-        let v = v.as_any().downcast_ref::<Int64Array>().expect("int64");
-        return Ok(arc(v
+        return Ok(arc(stored(&a[0])?
             .iter()
             .map(|x| {
                 x.map(|x| {
