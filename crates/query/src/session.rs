@@ -25,11 +25,11 @@ use crate::rules::{CountFromCatalog, SplitByPartition};
 use crate::table::CommittedEvents;
 use crate::trino::dialect::AthenaDialect;
 
-/// The engine's options: DATAFUSION_* environment variables tune it (e.g.
-/// DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
 /// The catalog Athena reads Glue's databases in.
 const ATHENA_CATALOG: &str = "awsdatacatalog";
 
+/// The engine's options: DATAFUSION_* environment variables tune it (e.g.
+/// DATAFUSION_EXECUTION_TARGET_PARTITIONS); ours are defaults they can override.
 fn config() -> Result<SessionConfig> {
     // Filters are evaluated while Parquet decodes only in the scans where that pays, which the
     // table decides per scan (`table.rs`, `row_filters_pay`); DataFusion's default (off) stays
