@@ -211,6 +211,14 @@ pub fn written_names(statement: &Statement) -> Vec<Option<String>> {
     names
 }
 
+/// `sql` read as one expression in Athena's dialect; `None` when it does not read as one.
+fn expression(sql: &str) -> Option<Expr> {
+    Parser::new(&AthenaDialect)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
+}
+
 /// Rewrites `statement` in place (see the module's text).
 pub fn athena_select(statement: &mut Statement) -> Result<(), DataFusionError> {
     let mut v = Rewriter;
@@ -319,10 +327,7 @@ fn decimal_literal(n: &str) -> Option<Expr> {
         return None;
     }
     let (p, s) = crate::trino::json_types::decimal_type(n)?;
-    Parser::new(&AthenaDialect)
-        .try_with_sql(&format!("CAST('{n}' AS DECIMAL({p},{s}))"))
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    expression(&format!("CAST('{n}' AS DECIMAL({p},{s}))"))
 }
 
 struct Rewriter;
@@ -456,10 +461,7 @@ fn varchar_of_length(e: &Expr) -> Option<Expr> {
         CastKind::TryCast | CastKind::SafeCast => format!("try({cast})"),
         CastKind::Cast | CastKind::DoubleColon => cast,
     };
-    Parser::new(&AthenaDialect)
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    expression(&sql)
 }
 
 /// `(a, b) IN (q)`, which DataFusion refuses ("the subquery should only return one column"), as
@@ -485,10 +487,7 @@ fn row_in(values: &[Expr], subquery: &Query, negated: bool) -> Option<Expr> {
             columns.join(", ")
         )
     };
-    Parser::new(&AthenaDialect)
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    expression(&sql)
 }
 
 /// `GROUP BY ()`, the one group of all rows, which DataFusion refused ("Empty tuple not
@@ -775,12 +774,7 @@ fn test_as_value(e: &Expr) -> Option<Expr> {
                 Some(mut counted) => {
                     if let SetExpr::Select(s) = counted.body.as_mut() {
                         s.distinct = None;
-                        s.projection = vec![SelectItem::UnnamedExpr(
-                            Parser::new(&AthenaDialect)
-                                .try_with_sql("count(*)")
-                                .and_then(|mut p| p.parse_expr())
-                                .ok()?,
-                        )];
+                        s.projection = vec![SelectItem::UnnamedExpr(expression("count(*)")?)];
                     }
                     counted.order_by = None;
                     format!("(({counted}) {compare})")
@@ -809,10 +803,7 @@ fn test_as_value(e: &Expr) -> Option<Expr> {
         }
         _ => return None,
     };
-    Parser::new(&AthenaDialect)
-        .try_with_sql(&sql)
-        .and_then(|mut p| p.parse_expr())
-        .ok()
+    expression(&sql)
 }
 
 /// `q` when it is one `SELECT` whose rows are its `FROM` and `WHERE` alone: no grouping,
