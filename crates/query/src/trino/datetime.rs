@@ -40,7 +40,8 @@ fn unit_per_sec(u: TimeUnit) -> i64 {
     }
 }
 
-fn from_epoch(v: i64, u: TimeUnit) -> Option<NaiveDateTime> {
+/// The UTC wall time of an instant stored in unit `u`.
+pub(crate) fn from_epoch(v: i64, u: TimeUnit) -> Option<NaiveDateTime> {
     let per = unit_per_sec(u);
     let secs = v.div_euclid(per);
     let nanos = (v.rem_euclid(per) * (1_000_000_000 / per)) as u32;

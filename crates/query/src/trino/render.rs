@@ -69,22 +69,15 @@ pub fn column(a: &ArrayRef) -> arrow::array::StringArray {
                 (None, TimeUnit::Nanosecond) => (TimeUnit::Nanosecond, 9),
             };
             let table = tz.is_some();
-            let per = match unit {
-                TimeUnit::Second => 1,
-                TimeUnit::Millisecond => 1_000,
-                TimeUnit::Microsecond => 1_000_000,
-                TimeUnit::Nanosecond => 1_000_000_000,
-            };
             let v = arrow::compute::cast(a, &DataType::Int64).expect("a timestamp as int64");
             for x in v.as_primitive::<arrow::datatypes::Int64Type>() {
                 let wall = x.and_then(|x| {
                     let x = if table { x.div_euclid(1_000) } else { x };
-                    let nanos = (x.rem_euclid(per) * (1_000_000_000 / per)) as u32;
-                    chrono::DateTime::from_timestamp(x.div_euclid(per), nanos)
+                    super::datetime::from_epoch(x, unit)
                 });
                 match wall {
                     Some(t) => {
-                        wall_text(&mut out, t.naive_utc(), digits);
+                        wall_text(&mut out, t, digits);
                         out.append_value("");
                     }
                     None => out.append_option(x.map(|x| x.to_string())),
