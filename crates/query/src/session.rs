@@ -365,6 +365,19 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
             let plan = state.statement_to_plan(statement).await?;
             named_as_written(plan, &named)?
         }
+        Err(e)
+            if e.to_string()
+                .contains("Schema contains duplicate unqualified field name") =>
+        {
+            use datafusion::sql::parser::Statement as DF;
+            let DF::Statement(s) = &mut statement else {
+                return Err(e.into());
+            };
+            if !crate::trino::select::casts_named_apart(s) {
+                return Err(e.into());
+            }
+            shown_as_written(state.statement_to_plan(statement).await?, &written)?
+        }
         planned => shown_as_written(planned?, &written)?,
     };
     Ok(ctx.execute_logical_plan(plan).await?)

@@ -320,6 +320,36 @@ pub fn outputs_named_apart(statement: &mut Statement) -> Option<Vec<(String, Str
     (!renamed.is_empty()).then_some(renamed)
 }
 
+/// Aggregates over a cast (`min(CAST(event_time AS date))` beside `min(event_time)`), which
+/// DataFusion names alike (a cast is not part of an expression's name) and then refuses ("Schema
+/// contains duplicate unqualified field name"): each gets a filter that keeps every row,
+/// `FILTER (WHERE n = n)`, whose `n` tells it apart. Whether one was changed.
+pub fn casts_named_apart(statement: &mut Statement) -> bool {
+    let mut n = 0;
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Function(f) = e
+            && f.over.is_none()
+            && f.filter.is_none()
+            && AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str())
+            && let FunctionArguments::List(list) = &f.args
+            && list.args.iter().any(|a| {
+                let mut cast = false;
+                let mut arg = a.clone();
+                let _ = visit_expressions_mut(&mut arg, |x| {
+                    cast |= matches!(x, Expr::Cast { .. });
+                    ControlFlow::<()>::Continue(())
+                });
+                cast
+            })
+        {
+            n += 1;
+            f.filter = expression(&format!("{n} = {n}")).map(Box::new);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    n > 0
+}
+
 /// `1.5` as Athena reads it: a decimal of its own digits, `decimal(2,1)` (DataFusion reads a
 /// double). A number with an exponent (`1e0`) stays a double, an integer an integer.
 fn decimal_literal(n: &str) -> Option<Expr> {
@@ -1268,6 +1298,13 @@ mod tests {
                  FROM seen GROUP BY k IN (SELECT k FROM seen WHERE dt = '2026-11-21') ORDER BY 1"
                     .to_string(),
                 "again,n\nfalse,1\ntrue,2\n",
+            ),
+            // Aggregates of a column and of its cast, which DataFusion named alike.
+            (
+                "SELECT max(dt) AS a, max(CAST(dt AS date)) AS b, count(CAST(k AS varchar)) AS c, \
+                 count(k) AS d FROM seen"
+                    .to_string(),
+                "a,b,c,d\n2026-11-21,2026-11-21,3,3\n",
             ),
             // The one group of all rows.
             (
