@@ -22,6 +22,7 @@ pub(crate) mod first_per_key;
 pub(crate) mod per_value;
 pub(crate) mod semi_join;
 pub(crate) mod view_eq;
+pub(crate) mod window_keys;
 
 /// The `events` scan under an aggregation's filters and projections of plain columns, with those
 /// filters; `None` for any other shape. With `computed`, a projection may also compute

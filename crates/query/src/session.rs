@@ -138,19 +138,23 @@ pub async fn session_named(
     Ok(ctx)
 }
 
-/// DataFusion's logical rules, [`GroupByDerived`] in place of the one it wraps.
+/// DataFusion's logical rules, [`GroupByDerived`] in place of the one it wraps, and
+/// [`crate::rules::window_keys::WindowKeysAsColumns`] last.
 fn logical_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-    datafusion::optimizer::Optimizer::new()
-        .rules
-        .into_iter()
-        .map(|r| -> Arc<dyn OptimizerRule + Send + Sync> {
-            if r.name() == GroupByDerived::NAME {
-                Arc::new(GroupByDerived(EliminateGroupByConstant::new()))
-            } else {
-                r
-            }
-        })
-        .collect()
+    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
+        datafusion::optimizer::Optimizer::new()
+            .rules
+            .into_iter()
+            .map(|r| -> Arc<dyn OptimizerRule + Send + Sync> {
+                if r.name() == GroupByDerived::NAME {
+                    Arc::new(GroupByDerived(EliminateGroupByConstant::new()))
+                } else {
+                    r
+                }
+            })
+            .collect();
+    rules.push(Arc::new(crate::rules::window_keys::WindowKeysAsColumns));
+    rules
 }
 
 /// DataFusion's `eliminate_group_by_constant` (a grouping key computed from other keys is
