@@ -249,9 +249,17 @@ fn rows_of(
     let t = x.value_type();
     let converter = RowConverter::new(vec![SortField::new(t.clone())])?;
     let own = converter.convert_columns(&[Arc::clone(x.values())])?;
+    // An array of NULLs (`ARRAY[]`, `ARRAY[NULL]`) has elements of no type: nothing is equal to
+    // them, and the values are taken as NULLs of that type (they cannot be cast to it).
     let others = others
         .iter()
-        .map(|o| Ok(converter.convert_columns(&[cast(o, &t)?])?))
+        .map(|o| {
+            let o = match t {
+                DataType::Null => arrow::array::new_null_array(&t, o.len()),
+                _ => cast(o, &t)?,
+            };
+            Ok(converter.convert_columns(&[o])?)
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok((own, others))
 }
