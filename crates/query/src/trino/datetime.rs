@@ -432,6 +432,21 @@ fn date_add(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     from_wall_times(&kind, out)
 }
 
+/// Nanoseconds in one `unit` of fixed length: milliseconds to hours, and days and weeks where
+/// the clock does not change (`utc`); `None` for any other unit.
+fn fixed_unit_nanos(unit: &str, utc: bool) -> Option<i128> {
+    const SECOND: i128 = 1_000_000_000;
+    Some(match unit {
+        "millisecond" => SECOND / 1_000,
+        "second" => SECOND,
+        "minute" => 60 * SECOND,
+        "hour" => 3_600 * SECOND,
+        "day" if utc => 86_400 * SECOND,
+        "week" if utc => 7 * 86_400 * SECOND,
+        _ => return None,
+    })
+}
+
 /// `date_add` of a unit of fixed length to a timestamp, on its stored values: milliseconds to
 /// hours move the instant in any zone; days and weeks do when the timestamp is UTC or without a
 /// zone (no daylight saving change to cross). `None` for anything else (dates, other units, a
@@ -444,15 +459,10 @@ fn fixed_date_add(
     let (DataType::Timestamp(u, tz), Some(unit)) = (t.data_type(), one_unit(units)) else {
         return Ok(None);
     };
-    let utc = is_utc(tz.as_deref());
-    let per = unit_per_sec(*u);
-    let length = match unit.as_str() {
-        "millisecond" if per >= 1_000 => per / 1_000,
-        "second" => per,
-        "minute" => 60 * per,
-        "hour" => 3_600 * per,
-        "day" if utc => 86_400 * per,
-        "week" if utc => 7 * 86_400 * per,
+    // The unit in stored units (a millisecond is no whole number of seconds).
+    let per_stored = 1_000_000_000 / i128::from(unit_per_sec(*u));
+    let length = match fixed_unit_nanos(&unit, is_utc(tz.as_deref())) {
+        Some(nanos) if nanos % per_stored == 0 => (nanos / per_stored) as i64,
         _ => return Ok(None),
     };
     let v = stored(t)?;
@@ -558,20 +568,13 @@ fn fixed_date_diff(
         return Ok(None);
     };
     let utc = is_utc(zx.as_deref()) && is_utc(zy.as_deref());
-    const SECOND: i128 = 1_000_000_000;
-    let length = match unit.as_str() {
-        "millisecond" => SECOND / 1_000,
-        "second" => SECOND,
-        "minute" => 60 * SECOND,
-        "hour" => 3_600 * SECOND,
-        "day" if utc => 86_400 * SECOND,
-        "week" if utc => 7 * 86_400 * SECOND,
-        _ => return Ok(None),
+    let Some(length) = fixed_unit_nanos(&unit, utc) else {
+        return Ok(None);
     };
     // Nanoseconds per stored unit.
     let (px, py) = (
-        SECOND / i128::from(unit_per_sec(*ux)),
-        SECOND / i128::from(unit_per_sec(*uy)),
+        1_000_000_000 / i128::from(unit_per_sec(*ux)),
+        1_000_000_000 / i128::from(unit_per_sec(*uy)),
     );
     let (xs, ys) = (stored(x)?, stored(y)?);
     Ok(Some(
