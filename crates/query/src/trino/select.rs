@@ -39,7 +39,7 @@ use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, Fetch, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
     Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr,
     Statement, TableAlias, TableFactor, TableSampleKind, TableSampleMethod, TableSampleUnit,
-    UnaryOperator, Value, VisitMut, VisitorMut, visit_expressions_mut,
+    UnaryOperator, Value, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -332,15 +332,11 @@ pub fn casts_named_apart(statement: &mut Statement) -> bool {
             && f.filter.is_none()
             && AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str())
             && let FunctionArguments::List(list) = &f.args
-            && list.args.iter().any(|a| {
-                let mut cast = false;
-                let mut arg = a.clone();
-                let _ = visit_expressions_mut(&mut arg, |x| {
-                    cast |= matches!(x, Expr::Cast { .. });
-                    ControlFlow::<()>::Continue(())
-                });
-                cast
+            && visit_expressions(&list.args, |x| match x {
+                Expr::Cast { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
             })
+            .is_break()
         {
             n += 1;
             f.filter = expression(&format!("{n} = {n}")).map(Box::new);
