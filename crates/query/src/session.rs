@@ -345,8 +345,11 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     }
     // Names match whatever their case (`"Team"` is `team`), and the outputs keep the names the
     // text gives them (`count(*) AS Total` is `Total`), as on Athena.
-    let written = match &statement {
-        datafusion::sql::parser::Statement::Statement(s) => crate::trino::select::written_names(s),
+    let original = statement.clone();
+    let written = |width: usize| match &original {
+        datafusion::sql::parser::Statement::Statement(s) => {
+            crate::trino::select::written_names(s, width)
+        }
         _ => vec![],
     };
     if let Some(folded) = crate::trino::select::quoted_names_folded(sql) {
@@ -380,9 +383,15 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
             if !crate::trino::select::casts_named_apart(s) {
                 return Err(e.into());
             }
-            shown_as_written(state.statement_to_plan(statement).await?, &written)?
+            let plan = state.statement_to_plan(statement).await?;
+            let written = written(plan.schema().fields().len());
+            shown_as_written(plan, &written)?
         }
-        planned => shown_as_written(planned?, &written)?,
+        planned => {
+            let plan = planned?;
+            let written = written(plan.schema().fields().len());
+            shown_as_written(plan, &written)?
+        }
     };
     Ok(ctx.execute_logical_plan(plan).await?)
 }

@@ -181,34 +181,137 @@ pub fn quoted_names_folded(sql: &str) -> Option<String> {
 
 /// The names of the outputs of `statement`'s outermost `SELECT` as the text writes them: an
 /// item's alias, or the column it names (`"Team"`, `e.User_Id`), in the case written, which is
-/// the name Athena gives the output. `None` at a place whose name is not written (an
-/// expression); empty when the outputs' places are not known before planning (`*`).
-pub fn written_names(statement: &Statement) -> Vec<Option<String>> {
+/// the name Athena gives the output; an unnamed item's `_colN`. A `*` over one derived table
+/// or `WITH` query (`SELECT * FROM (SELECT team AS "T") AS s`) stands for that query's names.
+/// `None` at a place whose name is the planner's (a column of a `*` over a table). `plan_width`
+/// is the number of outputs planned, from which the width of one `*` over a table follows.
+/// Empty when the places are not known.
+pub fn written_names(statement: &Statement, plan_width: usize) -> Vec<Option<String>> {
     let Statement::Query(q) = statement else {
         return vec![];
     };
+    let Some(items) = query_names(q, &[], true) else {
+        return vec![];
+    };
+    let tables = items.iter().filter(|i| matches!(i, Output::Table)).count();
+    let known = items.len() - tables;
+    if tables > 1 || (tables == 0 && known != plan_width) || known > plan_width {
+        return vec![];
+    }
+    let mut names = Vec::with_capacity(plan_width);
+    for item in items {
+        match item {
+            Output::Name(n) => names.push(Some(n)),
+            Output::Planner => names.push(None),
+            Output::Table => names.extend(std::iter::repeat_n(None, plan_width - known)),
+            Output::Unnamed => names.push(Some(format!("_col{}", names.len()))),
+        }
+    }
+    names
+}
+
+/// What names an output of a query, for [`written_names`].
+enum Output {
+    /// The name written.
+    Name(String),
+    /// The planner's name.
+    Planner,
+    /// An unnamed item past a `*` of the outermost `SELECT`: `_col` and its place.
+    Unnamed,
+    /// A `*` over a table: its columns, under the planner's names.
+    Table,
+}
+
+/// The outputs of `q`, which sees the `WITH` queries `outer` (innermost last).
+fn query_names<'a>(
+    q: &'a Query,
+    outer: &[&'a datafusion::sql::sqlparser::ast::Cte],
+    outermost: bool,
+) -> Option<Vec<Output>> {
+    let mut ctes = outer.to_vec();
     let mut body = q.body.as_ref();
+    if let Some(with) = &q.with {
+        ctes.extend(with.cte_tables.iter());
+    }
     let select = loop {
         match body {
             SetExpr::Select(s) => break s,
             SetExpr::SetOperation { left, .. } => body = left,
-            SetExpr::Query(q) => body = q.body.as_ref(),
-            _ => return vec![],
+            SetExpr::Query(q) => return query_names(q, &ctes, outermost),
+            _ => return None,
         }
     };
     let mut names = Vec::with_capacity(select.projection.len());
-    for item in &select.projection {
-        names.push(match item {
-            SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
-            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.clone()),
-            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(ids)) => {
-                ids.last().map(|i| i.value.clone())
+    let mut past_star = false;
+    for (place, item) in select.projection.iter().enumerate() {
+        match item {
+            SelectItem::ExprWithAlias { alias, .. } => {
+                names.push(Output::Name(alias.value.clone()))
             }
-            SelectItem::UnnamedExpr(_) => None,
-            _ => return vec![],
-        });
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => {
+                names.push(Output::Name(i.value.clone()))
+            }
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(ids)) => names.push(
+                ids.last()
+                    .map_or(Output::Planner, |i| Output::Name(i.value.clone())),
+            ),
+            SelectItem::UnnamedExpr(e) if named_by_itself(e) => names.push(Output::Planner),
+            // Named by its place up to the first `*` (see `name_select`).
+            SelectItem::UnnamedExpr(_) if !past_star => {
+                names.push(Output::Name(format!("_col{place}")))
+            }
+            SelectItem::UnnamedExpr(_) if outermost => names.push(Output::Unnamed),
+            SelectItem::UnnamedExpr(_) => names.push(Output::Planner),
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                past_star = true;
+                match wildcard_names(select, &ctes) {
+                    Some(inner) => names.extend(inner),
+                    None if outermost => names.push(Output::Table),
+                    None => return None,
+                }
+            }
+            _ => return None,
+        }
     }
-    names
+    Some(names)
+}
+
+/// The names a `*` of `select` stands for, when it reads one derived table or `WITH` query.
+fn wildcard_names<'a>(
+    select: &'a Select,
+    ctes: &[&'a datafusion::sql::sqlparser::ast::Cte],
+) -> Option<Vec<Output>> {
+    use datafusion::sql::sqlparser::ast::TableFactor;
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    if !from.joins.is_empty() {
+        return None;
+    }
+    match &from.relation {
+        TableFactor::Derived {
+            subquery, alias, ..
+        } if alias.as_ref().is_none_or(|a| a.columns.is_empty()) => {
+            query_names(subquery, ctes, false)
+        }
+        TableFactor::Table { name, alias, .. }
+            if alias.as_ref().is_none_or(|a| a.columns.is_empty()) =>
+        {
+            let [part] = name.0.as_slice() else {
+                return None;
+            };
+            let wanted = part.as_ident()?.value.to_lowercase();
+            let at = ctes
+                .iter()
+                .rposition(|c| c.alias.name.value.to_lowercase() == wanted)?;
+            let cte = ctes[at];
+            if !cte.alias.columns.is_empty() {
+                return None;
+            }
+            query_names(&cte.query, &ctes[..at], false)
+        }
+        _ => None,
+    }
 }
 
 /// `sql` read as one expression in Athena's dialect; `None` when it does not read as one.
@@ -1274,6 +1377,25 @@ mod tests {
                      GROUP BY \"k\" ORDER BY total DESC, \"last day\""
                 ),
                 "K,Total,Last Day\na,2,2026-11-21\nB,1,2026-11-20\n",
+            ),
+            // A `*` over a derived table or a `WITH` query keeps its names as written, and an
+            // unnamed item past a `*` is named by its place.
+            (
+                format!(
+                    "SELECT * FROM (SELECT \"K\" AS Key, count(*) FROM {rows} GROUP BY 1) \
+                     ORDER BY 1"
+                ),
+                "Key,_col1\nB,1\na,2\n",
+            ),
+            (
+                "WITH d AS (SELECT k AS Key, 2 FROM seen), e AS (SELECT * FROM d) \
+                 SELECT *, upper(Key), 1 AS One FROM e ORDER BY 1 LIMIT 1"
+                    .to_string(),
+                "Key,_col1,_col2,One\nB,2,B,1\n",
+            ),
+            (
+                "SELECT *, 1 FROM seen ORDER BY 1, 2 LIMIT 1".to_string(),
+                "dt,k,_col2\n2026-11-20,B,1\n",
             ),
             // A subquery test in a group key or an aggregate's argument, computed per row.
             (
