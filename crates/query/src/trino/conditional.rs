@@ -815,8 +815,13 @@ fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
             target.clone(),
         )));
     }
-    let time = matches!(from, DataType::Timestamp(..) | DataType::Date32);
-    if time && matches!(target, DataType::Utf8 | DataType::Utf8View) {
+    // Times as Athena prints them (not ISO 8601), and doubles as Java does (`1.0E-5`,
+    // `1.2345678E7`), where arrow writes `0.00001` and `12345678.0`.
+    let printed = matches!(
+        from,
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Float64 | DataType::Float32
+    );
+    if printed && matches!(target, DataType::Utf8 | DataType::Utf8View) {
         let f = Fun::new(
             "cast_to_varchar",
             |_, _| Ok(DataType::Utf8),
