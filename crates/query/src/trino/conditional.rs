@@ -498,6 +498,67 @@ fn lenient(e: Expr) -> Result<Expr> {
     .data)
 }
 
+/// `greatest` and `least` as Athena's: NULL when any argument is NULL (DataFusion's skip NULL
+/// arguments, as PostgreSQL's do).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NullIfAnyNull {
+    inner: Arc<ScalarUDF>,
+}
+
+fn is_null_if_any_null(f: &ScalarUDF) -> bool {
+    (f.inner().as_ref() as &dyn Any)
+        .downcast_ref::<NullIfAnyNull>()
+        .is_some()
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for NullIfAnyNull {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<FieldRef> {
+        let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+        let f = self.inner.return_field_from_args(args)?;
+        Ok(Arc::new(f.as_ref().clone().with_nullable(nullable)))
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        if args
+            .args
+            .iter()
+            .any(|a| matches!(a, ColumnarValue::Scalar(s) if s.is_null()))
+        {
+            let t = args.return_field.data_type();
+            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from(t)?));
+        }
+        let nulls = args.args.iter().fold(None, |acc, a| match a {
+            ColumnarValue::Array(x) => arrow::buffer::NullBuffer::union(acc.as_ref(), x.logical_nulls().as_ref()),
+            ColumnarValue::Scalar(_) => acc,
+        });
+        let out = self.inner.invoke_with_args(args)?;
+        let (Some(nulls), ColumnarValue::Array(out)) = (nulls, &out) else {
+            return Ok(out);
+        };
+        let nulls = arrow::buffer::NullBuffer::union(Some(&nulls), out.logical_nulls().as_ref());
+        let data = out.to_data().into_builder().nulls(nulls).build()?;
+        Ok(ColumnarValue::Array(arrow::array::make_array(data)))
+    }
+}
+
 impl FunctionRewrite for Rewrites {
     fn name(&self) -> &str {
         "athena_function_rewrites"
@@ -544,6 +605,12 @@ impl FunctionRewrite for Rewrites {
                         Box::new(datafusion::functions::datetime::expr_fn::current_time()),
                         DataType::Time32(TimeUnit::Millisecond),
                     ))))
+                }
+                "greatest" | "least" if !is_null_if_any_null(&func) => {
+                    Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
+                        func: Arc::new(ScalarUDF::new_from_impl(NullIfAnyNull { inner: func })),
+                        args,
+                    })))
                 }
                 "try" => {
                     let [e] = <[Expr; 1]>::try_from(args)
