@@ -543,10 +543,14 @@ impl datafusion::logical_expr::ScalarUDFImpl for NullIfAnyNull {
             .any(|a| matches!(a, ColumnarValue::Scalar(s) if s.is_null()))
         {
             let t = args.return_field.data_type();
-            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from(t)?));
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from(t)?,
+            ));
         }
         let nulls = args.args.iter().fold(None, |acc, a| match a {
-            ColumnarValue::Array(x) => arrow::buffer::NullBuffer::union(acc.as_ref(), x.logical_nulls().as_ref()),
+            ColumnarValue::Array(x) => {
+                arrow::buffer::NullBuffer::union(acc.as_ref(), x.logical_nulls().as_ref())
+            }
             ColumnarValue::Scalar(_) => acc,
         });
         let out = self.inner.invoke_with_args(args)?;

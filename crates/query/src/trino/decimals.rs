@@ -160,14 +160,24 @@ impl FunctionRewrite for AthenaDecimals {
                 })))
             }
             // `floor`, `ceil` of a decimal(p, s): a decimal(p - s + min(s, 1), 0), `2`, not
-            // `2.0`; `round(x, n)`: a decimal(p + 1, s), `1.60`.
+            // `2.0`; `truncate`: a decimal(max(1, p - s), 0); `round(x, n)`: a
+            // decimal(p + 1, s), `1.60`.
             Expr::ScalarFunction(f)
-                if matches!(f.func.name(), "floor" | "ceil" | "ceiling" | "round")
-                    && let Some(Ok(DataType::Decimal128(p, sc))) =
-                        f.args.first().map(|a| a.get_type(s)) =>
+                if matches!(
+                    f.func.name(),
+                    "floor" | "ceil" | "ceiling" | "round" | "trunc" | "truncate"
+                ) && let Some(Ok(DataType::Decimal128(p, sc))) =
+                    f.args.first().map(|a| a.get_type(s)) =>
             {
                 let to = match (f.func.name(), f.args.len()) {
                     ("round", 2) => DataType::Decimal128((p + 1).min(38), sc),
+                    ("trunc" | "truncate", 1) => {
+                        let sc8 = u8::try_from(sc).unwrap_or(0);
+                        DataType::Decimal128(p.saturating_sub(sc8).max(1), 0)
+                    }
+                    ("trunc" | "truncate", _) => {
+                        return Ok(Transformed::no(Expr::ScalarFunction(f)));
+                    }
                     ("round", _) | (_, 1) => {
                         let sc8 = u8::try_from(sc).unwrap_or(0);
                         DataType::Decimal128((p - sc8 + sc8.min(1)).max(1), 0)
