@@ -491,6 +491,9 @@ impl VisitorMut for Rewriter {
         if let Some(e) = varchar_of_length(expr) {
             *expr = e;
         }
+        if let Some(e) = shift_with_row_default(expr) {
+            *expr = e;
+        }
         if let Expr::InSubquery {
             expr: row,
             subquery,
@@ -591,6 +594,54 @@ fn varchar_of_length(e: &Expr) -> Option<Expr> {
         CastKind::Cast | CastKind::DoubleColon => cast,
     };
     expression(&sql)
+}
+
+/// `lag(x, n, d)` and `lead(x, n, d)` whose default `d` reads the row (`lag(event_time, 1,
+/// event_time)`), which DataFusion refuses ("only support Literal types"): `x` of the row `n`
+/// before (after) when there is one, else `d`, told apart by whether `lag(1, n)` over the same
+/// window finds a row. `None` for any other expression.
+fn shift_with_row_default(e: &Expr) -> Option<Expr> {
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    let name = f.name.0.last()?.as_ident()?.value.to_lowercase();
+    if !matches!(name.as_str(), "lag" | "lead")
+        || f.null_treatment.is_some()
+        || f.filter.is_some()
+        || !f.within_group.is_empty()
+    {
+        return None;
+    }
+    let over = f.over.as_ref()?;
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let [x, n, d] = args.as_slice() else {
+        return None;
+    };
+    let reads_row = visit_expressions(*d, |e| match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break();
+    if !reads_row {
+        return None;
+    }
+    expression(&format!(
+        "CASE WHEN {name}(1, {n}) OVER {over} IS NOT NULL THEN {name}({x}, {n}) OVER {over} \
+         ELSE {d} END"
+    ))
 }
 
 /// `(a, b) IN (q)`, which DataFusion refuses ("the subquery should only return one column"), as
@@ -1423,6 +1474,14 @@ mod tests {
                  count(k) AS d FROM seen"
                     .to_string(),
                 "a,b,c,d\n2026-11-21,2026-11-21,3,3\n",
+            ),
+            // `lag` and `lead` with a default that reads the row.
+            (
+                "SELECT x, lag(y, 1, x) OVER (ORDER BY x) AS a, lead(y, 1, -x) OVER w AS b \
+                 FROM (VALUES (1, 10), (2, NULL), (3, 30)) AS t(x, y) WINDOW w AS (ORDER BY x) \
+                 ORDER BY x"
+                    .to_string(),
+                "x,a,b\n1,1,\n2,10,30\n3,,-3\n",
             ),
             // The one group of all rows.
             (
