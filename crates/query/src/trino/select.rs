@@ -28,6 +28,8 @@
 //!   aggregate's argument over one table, computed per row first ([`tests_before_grouping`]).
 //! - **Outputs of one name** (`SELECT team, team`, `SELECT *, team`), which DataFusion refused:
 //!   named apart for planning, then given back their names ([`outputs_named_apart`]).
+//! - **`lag(x, n, d)` and `lead(x, n, d)` with a default that reads the row**, which DataFusion
+//!   refused: a `CASE` on whether the row `n` away exists ([`shift_with_row_default`]).
 //!
 //! And, on the text before it is parsed ([`values_rows`]): `VALUES 1, 2` (rows of one column,
 //! unparenthesized, as Athena takes them) becomes `VALUES (1), (2)`, which the parser reads.
