@@ -28,6 +28,9 @@
 //!   aggregate's argument over one table, computed per row first ([`tests_before_grouping`]).
 //! - **Outputs of one name** (`SELECT team, team`, `SELECT *, team`), which DataFusion refused:
 //!   named apart for planning, then given back their names ([`outputs_named_apart`]).
+//! - **Intervals of a range of fields** (`INTERVAL '1-2' YEAR TO MONTH`, `INTERVAL '2 03:04:05'
+//!   DAY TO SECOND`), which DataFusion refused: the same length in months or seconds
+//!   ([`interval_range`]).
 //! - **`lag(x, n, d)` and `lead(x, n, d)` with a default that reads the row**, which DataFusion
 //!   refused: a `CASE` on whether the row `n` away exists ([`shift_with_row_default`]).
 //!
@@ -496,6 +499,13 @@ impl VisitorMut for Rewriter {
         if let Some(e) = shift_with_row_default(expr) {
             *expr = e;
         }
+        if let Expr::Interval(i) = expr {
+            match interval_range(i) {
+                Ok(Some(e)) => *expr = e,
+                Ok(None) => {}
+                Err(e) => return ControlFlow::Break(e),
+            }
+        }
         if let Expr::InSubquery {
             expr: row,
             subquery,
@@ -644,6 +654,100 @@ fn shift_with_row_default(e: &Expr) -> Option<Expr> {
         "CASE WHEN {name}(1, {n}) OVER {over} IS NOT NULL THEN {name}({x}, {n}) OVER {over} \
          ELSE {d} END"
     ))
+}
+
+/// An interval of a range of fields (`INTERVAL '1-2' YEAR TO MONTH`, `INTERVAL '2 03:04:05'
+/// DAY TO SECOND`), which DataFusion refuses, as the same length in its last field's kind:
+/// months (`INTERVAL '14' MONTH`) or seconds (`INTERVAL '183845' SECOND`). `None` for any other
+/// interval; an error for a text that does not match its fields.
+fn interval_range(
+    i: &datafusion::sql::sqlparser::ast::Interval,
+) -> Result<Option<Expr>, DataFusionError> {
+    use datafusion::sql::sqlparser::ast::DateTimeField as F;
+    let (Some(first), Some(last)) = (&i.leading_field, &i.last_field) else {
+        return Ok(None);
+    };
+    let Expr::Value(v) = i.value.as_ref() else {
+        return Ok(None);
+    };
+    let Value::SingleQuotedString(text) = &v.value else {
+        return Ok(None);
+    };
+    let bad = || {
+        DataFusionError::Plan(format!(
+            "Invalid INTERVAL {first} TO {last} value: '{text}'"
+        ))
+    };
+    let (negative, body) = match text.trim().strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.trim().trim_start_matches('+')),
+    };
+    let sign = if negative { "-" } else { "" };
+    let number = |s: &str| -> Result<u64, DataFusionError> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
+    let sql = match (first, last) {
+        (F::Year, F::Month) => {
+            let (y, m) = body.split_once('-').ok_or_else(bad)?;
+            let (y, m) = (number(y)?, number(m)?);
+            let months = y
+                .checked_mul(12)
+                .and_then(|y| y.checked_add(m))
+                .ok_or_else(bad)?;
+            format!("INTERVAL '{sign}{months}' MONTH")
+        }
+        (F::Day | F::Hour | F::Minute, F::Hour | F::Minute | F::Second) => {
+            const UNITS: [u64; 4] = [86_400, 3_600, 60, 1];
+            let place = |f: &F| match f {
+                F::Day => 0,
+                F::Hour => 1,
+                F::Minute => 2,
+                _ => 3,
+            };
+            let (from, to) = (place(first), place(last));
+            if from >= to {
+                return Ok(None);
+            }
+            let mut parts: Vec<&str> = Vec::new();
+            let clock = if from == 0 {
+                let (d, rest) = body.split_once(' ').ok_or_else(bad)?;
+                parts.push(d);
+                rest.trim_start()
+            } else {
+                body
+            };
+            parts.extend(clock.split(':'));
+            if parts.len() != to - from + 1 {
+                return Err(bad());
+            }
+            let (last_part, fraction) = match parts[parts.len() - 1].split_once('.') {
+                Some((whole, f)) if to == 3 && f.bytes().all(|b| b.is_ascii_digit()) => (whole, f),
+                Some(_) => return Err(bad()),
+                None => (parts[parts.len() - 1], ""),
+            };
+            let n = parts.len();
+            parts[n - 1] = last_part;
+            let mut seconds: u64 = 0;
+            for (k, part) in parts.iter().enumerate() {
+                let v = number(part)?;
+                seconds = v
+                    .checked_mul(UNITS[from + k])
+                    .and_then(|v| seconds.checked_add(v))
+                    .ok_or_else(bad)?;
+            }
+            let fraction = if fraction.is_empty() {
+                String::new()
+            } else {
+                format!(".{fraction}")
+            };
+            format!("INTERVAL '{sign}{seconds}{fraction}' SECOND")
+        }
+        _ => return Ok(None),
+    };
+    Ok(expression(&sql))
 }
 
 /// `(a, b) IN (q)`, which DataFusion refuses ("the subquery should only return one column"), as
