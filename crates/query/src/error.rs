@@ -104,6 +104,22 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
                 subquery of its own, then group or aggregate it"
             .into();
     }
+    // A window function or an aggregate where rows are filtered or grouped, which Athena
+    // refuses too; DataFusion's message dumps the expression's tree.
+    for (test, what) in [
+        ("WindowFunction", "a window function"),
+        ("AggregateFunction", "an aggregate"),
+    ] {
+        if text.contains(&format!(
+            "Physical plan does not support logical expression {test}"
+        )) {
+            return format!(
+                "{what} cannot be read in WHERE, GROUP BY or a join's ON (as on Athena): \
+                 compute it in a subquery, then filter or group that subquery's rows \
+                 (an aggregate's filter is HAVING)"
+            );
+        }
+    }
     // Which optimizer rule folded a constant that failed says nothing to the user.
     let text = match (
         text.starts_with("Optimizer rule '"),
@@ -331,5 +347,20 @@ mod tests {
             error("SELECT x / 0 FROM (VALUES 1) AS s(x)").await,
             "query: Division by zero"
         );
+        // A window function or an aggregate where rows are filtered or grouped: a sentence,
+        // not the expression's tree.
+        for (sql, what) in [
+            (
+                "SELECT x FROM (VALUES 1) AS s(x) WHERE row_number() OVER (ORDER BY x) = 1",
+                "query: a window function cannot be read in WHERE",
+            ),
+            (
+                "SELECT count(*) FROM (VALUES 1) AS s(x) GROUP BY count(*)",
+                "query: an aggregate cannot be read in WHERE",
+            ),
+        ] {
+            let e = error(sql).await;
+            assert!(e.starts_with(what) && e.len() < 250, "{sql}: {e}");
+        }
     }
 }
