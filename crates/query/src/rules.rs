@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::listing::helpers::expr_applicable_for_cols;
 use datafusion::logical_expr::Expr;
@@ -185,14 +186,31 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
                 .iter()
                 .chain(filters.iter().copied())
                 .all(|f| expr_applicable_for_cols(columns, f));
-        // Plain keys, or grouping sets of them (`ROLLUP (dt, team)`, `CUBE`, `GROUPING SETS`).
+        // Keys of those columns (`team`, `substr(dt, 1, 7)`, `team || '/' || dt`), or grouping
+        // sets of them (`ROLLUP (dt, team)`, `CUBE`, `GROUPING SETS`): the same keys over the
+        // counts, whose rows hold the same values. A key must give the same value for the same
+        // row each time (not `random()`) and read nothing but the row.
         let grouping_sets = matches!(agg.group_expr.as_slice(), [Expr::GroupingSet(_)]);
+        let key = |k: &Expr| {
+            !k.is_volatile()
+                && !k
+                    .exists(|e| {
+                        Ok(matches!(
+                            e,
+                            Expr::ScalarSubquery(_)
+                                | Expr::Exists(_)
+                                | Expr::InSubquery(_)
+                                | Expr::OuterReferenceColumn(..)
+                                | Expr::AggregateFunction(_)
+                                | Expr::WindowFunction(_)
+                                | Expr::Placeholder(_)
+                        ))
+                    })
+                    .unwrap_or(true)
+        };
         let groups_are_columns = agg.group_expr.iter().all(|e| match e {
-            Expr::GroupingSet(sets) => sets
-                .distinct_expr()
-                .iter()
-                .all(|k| matches!(k, Expr::Column(_))),
-            e => matches!(e, Expr::Column(_)),
+            Expr::GroupingSet(sets) => sets.distinct_expr().iter().all(|k| key(k)),
+            e => key(e),
         });
         let counts_only = agg.aggr_expr.iter().all(|e| match e {
             // Which set a row is of, whatever the input.
