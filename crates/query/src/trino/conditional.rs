@@ -858,8 +858,14 @@ fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
     // To a coarser timestamp: Athena rounds half up (arrow truncates), so `.521` to
     // `timestamp(0)` is the next second. The value is rounded in its own unit, then cast.
     let rounding = matches!(e, Expr::ScalarFunction(f) if f.func.name() == ROUND_TIMESTAMP);
+    // The table's timestamps are `timestamp(3)` without a zone, stored as microseconds at UTC.
+    let table = |coarse: &TimeUnit| {
+        to_zone_less(target)
+            && matches!(from, DataType::Timestamp(u, z) if super::render::is_table_timestamp(u, z.as_deref()))
+            && per_second(*coarse) < 1_000
+    };
     if let (DataType::Timestamp(fine, zone), DataType::Timestamp(coarse, to_zone)) = (from, target)
-        && zone == to_zone
+        && (zone == to_zone || table(coarse))
         && per_second(*coarse) < per_second(*fine)
         && !rounding
     {
@@ -912,6 +918,11 @@ fn athena_cast(e: &Expr, from: &DataType, target: &DataType) -> Option<Expr> {
         });
     }
     None
+}
+
+/// Whether `t` is a timestamp without a zone.
+fn to_zone_less(t: &DataType) -> bool {
+    matches!(t, DataType::Timestamp(_, None))
 }
 
 /// The rounding a cast to a coarser timestamp goes through.
@@ -1002,5 +1013,33 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(rows, ["1,2,true", "4,4,true"]);
+    }
+
+    /// The table's timestamps (`timestamp(3)`, stored as microseconds at UTC) cast to a coarser
+    /// precision round half up, as a zone-less timestamp's do.
+    #[tokio::test]
+    async fn the_tables_timestamps_round_to_a_coarser_precision() {
+        use std::sync::Arc;
+        let ctx = crate::session::functions_session().unwrap();
+        let times = arrow::array::TimestampMicrosecondArray::from(vec![
+            1_763_349_444_766_000,
+            1_763_349_444_249_000,
+        ])
+        .with_timezone("UTC");
+        let batch = arrow::array::RecordBatch::try_from_iter([(
+            "event_time",
+            Arc::new(times) as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        ctx.register_batch("events", batch).unwrap();
+        let sql = "SELECT CAST(event_time AS timestamp(0)) AS s, CAST(event_time AS timestamp(3)) \
+                   AS ms FROM events";
+        let (schema, batches) = crate::session::run_sql(&ctx, sql).await.unwrap();
+        let out = crate::session::render(&schema, &batches, crate::session::Format::Csv).unwrap();
+        assert_eq!(
+            out,
+            "s,ms\n2025-11-17 03:17:25,2025-11-17 03:17:24.766\n\
+             2025-11-17 03:17:24,2025-11-17 03:17:24.249\n"
+        );
     }
 }
