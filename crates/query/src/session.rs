@@ -128,14 +128,44 @@ pub async fn session_named(
     ));
     let table = Arc::new(CommittedEvents::new(lake, &entries)?);
     ctx.register_table("events", Arc::clone(&table) as _)?;
+    // Athena's table of a table's partitions, `"events$partitions"`: a row of partition keys
+    // per partition the catalog lists.
+    let partitions = Arc::new(partitions_table(&entries)?);
+    ctx.register_table(PARTITIONS_OF_EVENTS, Arc::clone(&partitions) as _)?;
     if names.table != "events" {
         ctx.register_table(names.table.as_str(), table)?;
+        ctx.register_table(format!("{}$partitions", names.table), partitions)?;
     }
     // As the Athena console writes it, quoted.
     if let Some(athena) = ctx.catalog(ATHENA_CATALOG) {
         ctx.register_catalog("AwsDataCatalog", athena);
     }
     Ok(ctx)
+}
+
+/// The name of the table of `events`' partitions, as Athena names such a table.
+const PARTITIONS_OF_EVENTS: &str = "events$partitions";
+
+/// `team` and `dt` of every partition the catalog lists, in their order.
+fn partitions_table(
+    entries: &[eventlake_catalog::PartitionEntry],
+) -> Result<datafusion::datasource::MemTable> {
+    use arrow::array::StringArray;
+    let mut listed: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| (e.partition.team.to_string(), e.partition.dt.to_string()))
+        .collect();
+    listed.sort();
+    let schema = Arc::new(arrow::datatypes::Schema::new(
+        eventlake_contract::schema::partition_fields(),
+    ));
+    let teams: StringArray = listed.iter().map(|(t, _)| Some(t.as_str())).collect();
+    let days: StringArray = listed.iter().map(|(_, d)| Some(d.as_str())).collect();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(teams), Arc::new(days)])?;
+    Ok(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?)
 }
 
 /// DataFusion's logical rules, [`GroupByDerived`] in place of the one it wraps, and
@@ -460,6 +490,53 @@ async fn athena_metadata(
     let DF::Statement(s) = statement else {
         return Ok(None);
     };
+    match s.as_ref() {
+        S::ShowTables { show_options, .. } => {
+            let schema = match show_options
+                .show_in
+                .as_ref()
+                .and_then(|i| i.parent_name.as_ref())
+            {
+                Some(n) => {
+                    n.0.last()
+                        .and_then(|p| p.as_ident())
+                        .map(|i| i.value.clone())
+                }
+                None => None,
+            };
+            let state = ctx.state();
+            let default = &state.config_options().catalog;
+            let schema = schema.unwrap_or_else(|| default.default_schema.clone());
+            let Some(found) = ctx
+                .catalog(&default.default_catalog)
+                .and_then(|c| c.schema(&schema.to_lowercase()))
+            else {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "SHOW TABLES: no database named {schema}"
+                )));
+            };
+            // Athena lists a database's tables, not the tables of their partitions.
+            let names = found
+                .table_names()
+                .into_iter()
+                .filter(|n| !n.contains('$'))
+                .collect();
+            return listing(ctx, "tab_name", names, show_options).map(Some);
+        }
+        S::ShowDatabases { show_options, .. } | S::ShowSchemas { show_options, .. } => {
+            let state = ctx.state();
+            let default = &state.config_options().catalog;
+            let names = ctx
+                .catalog(&default.default_catalog)
+                .map(|c| c.schema_names())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| n != "information_schema")
+                .collect();
+            return listing(ctx, "database_name", names, show_options).map(Some);
+        }
+        _ => {}
+    }
     let (name, partitions) = match s.as_ref() {
         S::ExplainTable { table_name, .. } => (table_name.to_string(), false),
         S::ShowColumns { show_options, .. } => {
@@ -520,6 +597,55 @@ async fn athena_metadata(
         ],
     )?;
     Ok(Some(ctx.read_batch(batch)?))
+}
+
+/// `names`, sorted, as the one column `column` of a `SHOW` statement, those its pattern
+/// (`SHOW TABLES 'ev*'`, `SHOW DATABASES LIKE 'ev*|ops'`) matches: Athena's patterns, where `*`
+/// is any text and `|` separates alternatives, whatever the case.
+fn listing(
+    ctx: &SessionContext,
+    column: &str,
+    mut names: Vec<String>,
+    options: &datafusion::sql::sqlparser::ast::ShowStatementOptions,
+) -> Result<DataFrame> {
+    use datafusion::sql::sqlparser::ast::{
+        ShowStatementFilter as F, ShowStatementFilterPosition as P,
+    };
+    let pattern = match &options.filter_position {
+        Some(P::Infix(f) | P::Suffix(f)) => match f {
+            F::Like(p) | F::ILike(p) | F::NoKeyword(p) => Some(p.as_str()),
+            F::Where(_) => {
+                return Err(crate::Error::InvalidArgument(
+                    "SHOW takes a pattern ('ev*'), not a WHERE clause".into(),
+                ));
+            }
+        },
+        None => None,
+    };
+    if let Some(p) = pattern {
+        let alternatives: Vec<String> = p
+            .split('|')
+            .map(|a| {
+                a.trim()
+                    .split('*')
+                    .map(regex::escape)
+                    .collect::<Vec<_>>()
+                    .join(".*")
+            })
+            .collect();
+        let re = regex::RegexBuilder::new(&format!("^(?:{})$", alternatives.join("|")))
+            .case_insensitive(true)
+            .build()
+            .map_err(|e| crate::Error::InvalidArgument(format!("SHOW: pattern '{p}': {e}")))?;
+        names.retain(|n| re.is_match(n));
+    }
+    names.sort();
+    let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new(column, arrow::datatypes::DataType::Utf8, false),
+    ]));
+    let values: arrow::array::StringArray = names.iter().map(|n| Some(n.as_str())).collect();
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(values)])?;
+    Ok(ctx.read_batch(batch)?)
 }
 
 /// The syntax tree as Athena reads it: output names, samples, decimal literals, `FETCH`

@@ -117,6 +117,29 @@ fn table_queries_answer_as_athena_does() {
         partitions.starts_with("partition\nteam=checkout/dt=2026-11-20\n"),
         "{partitions}"
     );
+    // Athena's table of partitions, and its listings of tables and databases.
+    assert_eq!(
+        query(
+            &t,
+            "SELECT team, dt FROM \"eventlake\".\"events$partitions\" ORDER BY dt DESC, team LIMIT 1"
+        ),
+        "team,dt\ncheckout,2026-11-22\n"
+    );
+    assert_eq!(
+        query(&t, "SELECT count(*) AS n FROM \"events$partitions\""),
+        "n\n9\n"
+    );
+    assert_eq!(query(&t, "SHOW TABLES"), "tab_name\nevents\n");
+    assert_eq!(
+        query(&t, "SHOW TABLES IN eventlake 'x*|ev*'"),
+        "tab_name\nevents\n"
+    );
+    assert_eq!(query(&t, "SHOW TABLES 'x*'"), "tab_name\n");
+    assert_eq!(query(&t, "SHOW DATABASES"), "database_name\neventlake\n");
+    assert_eq!(
+        query(&t, "SHOW SCHEMAS LIKE 'event*'"),
+        "database_name\neventlake\n"
+    );
     // A difference of timestamps is an interval day to second, printed as Athena prints it.
     let span = query(
         &t,
