@@ -239,8 +239,16 @@ def duckdb_meaning(sql):
     expression with Athena's meaning: Athena's date_diff counts whole units (DuckDB's date_sub;
     its date_diff counts boundaries crossed); regexp_replace replaces every match (DuckDB's
     needs the 'g' option); count_if of no rows is 0 (DuckDB's is NULL); a date plus days is a
-    date (DuckDB's is a timestamp)."""
+    date (DuckDB's is a timestamp); greatest and least are NULL when an argument is (DuckDB's
+    skip NULL arguments)."""
     sql = sql.replace("DATE_DIFF(", "DATE_SUB(")
+    for name, agg in (("GREATEST", "max"), ("LEAST", "min")):
+        strict = f"__STRICT_{name}"
+        sql = wrap_calls(sql.replace(f"{name}(", f"{strict}("), strict, "", "]) AS t(x))")
+        sql = sql.replace(
+            f"{strict}(",
+            f"(SELECT CASE WHEN bool_or(x IS NULL) THEN NULL ELSE {agg}(x) END FROM unnest([",
+        )
     sql = wrap_calls(sql, "REGEXP_REPLACE", "", ", 'g')")
     sql = wrap_calls(sql, "COUNT_IF", "COALESCE(", "), 0)")
     return sql.replace(
