@@ -362,22 +362,33 @@ struct TryRows {
     inner: Arc<ScalarUDF>,
 }
 
-fn is_try_rows(f: &ScalarUDF) -> bool {
+/// Whether `f` is a function of DataFusion's wrapped in `W`.
+fn wrapped_in<W: Any>(f: &ScalarUDF) -> bool {
     (f.inner().as_ref() as &dyn Any)
-        .downcast_ref::<TryRows>()
+        .downcast_ref::<W>()
         .is_some()
 }
 
+/// The methods a wrapper of a function of DataFusion's (`inner`) takes from it unchanged.
+macro_rules! as_inner {
+    () => {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn signature(&self) -> &Signature {
+            self.inner.signature()
+        }
+        fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+            self.inner.return_type(arg_types)
+        }
+        fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+            self.inner.coerce_types(arg_types)
+        }
+    };
+}
+
 impl datafusion::logical_expr::ScalarUDFImpl for TryRows {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
-    }
+    as_inner!();
     fn return_field_from_args(
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
@@ -385,9 +396,6 @@ impl datafusion::logical_expr::ScalarUDFImpl for TryRows {
         // A row that fails is NULL, whatever the function itself promises.
         let f = self.inner.return_field_from_args(args)?;
         Ok(Arc::new(f.as_ref().clone().with_nullable(true)))
-    }
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(arg_types)
     }
     // Functions that are planned away (`coalesce` into a CASE, `now()` into the query's start)
     // still are: what they become fails row by row only through its own parts.
@@ -484,7 +492,7 @@ fn lenient(e: Expr) -> Result<Expr> {
                     args,
                 })),
                 // DataFusion's own functions: a row they fail on becomes NULL.
-                None if !is_try_rows(&func) => {
+                None if !wrapped_in::<TryRows>(&func) => {
                     Transformed::yes(Expr::ScalarFunction(ScalarFunction {
                         func: Arc::new(ScalarUDF::new_from_impl(TryRows { inner: func })),
                         args,
@@ -505,22 +513,8 @@ struct NullIfAnyNull {
     inner: Arc<ScalarUDF>,
 }
 
-fn is_null_if_any_null(f: &ScalarUDF) -> bool {
-    (f.inner().as_ref() as &dyn Any)
-        .downcast_ref::<NullIfAnyNull>()
-        .is_some()
-}
-
 impl datafusion::logical_expr::ScalarUDFImpl for NullIfAnyNull {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        self.inner.return_type(arg_types)
-    }
+    as_inner!();
     fn return_field_from_args(
         &self,
         args: datafusion::logical_expr::ReturnFieldArgs,
@@ -528,9 +522,6 @@ impl datafusion::logical_expr::ScalarUDFImpl for NullIfAnyNull {
         let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
         let f = self.inner.return_field_from_args(args)?;
         Ok(Arc::new(f.as_ref().clone().with_nullable(nullable)))
-    }
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        self.inner.coerce_types(arg_types)
     }
     fn invoke_with_args(
         &self,
@@ -610,7 +601,7 @@ impl FunctionRewrite for Rewrites {
                         DataType::Time32(TimeUnit::Millisecond),
                     ))))
                 }
-                "greatest" | "least" if !is_null_if_any_null(&func) => {
+                "greatest" | "least" if !wrapped_in::<NullIfAnyNull>(&func) => {
                     Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction {
                         func: Arc::new(ScalarUDF::new_from_impl(NullIfAnyNull { inner: func })),
                         args,
