@@ -523,6 +523,13 @@ async fn athena_metadata(
                 .collect();
             return listing(ctx, "tab_name", names, show_options).map(Some);
         }
+        // DataFusion answered with an empty definition per catalog name; the DDL is Glue's.
+        S::ShowCreate { obj_type, obj_name } => {
+            return Err(crate::Error::InvalidArgument(format!(
+                "SHOW CREATE {obj_type} {obj_name}: the local engine keeps no DDL; DESCRIBE lists the \
+                 columns and partition keys, and --engine athena shows the Glue table's"
+            )));
+        }
         S::ShowDatabases { show_options, .. } | S::ShowSchemas { show_options, .. } => {
             let state = ctx.state();
             let default = &state.config_options().catalog;

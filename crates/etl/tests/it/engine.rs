@@ -136,6 +136,9 @@ fn table_queries_answer_as_athena_does() {
     );
     assert_eq!(query(&t, "SHOW TABLES 'x*'"), "tab_name\n");
     assert_eq!(query(&t, "SHOW DATABASES"), "database_name\neventlake\n");
+    let ddl = etl(&t.path, &["query", "--sql", "SHOW CREATE TABLE events"]);
+    assert!(!ddl.status.success());
+    assert!(stderr(&ddl).contains("DESCRIBE"), "{}", stderr(&ddl));
     assert_eq!(
         query(&t, "SHOW SCHEMAS LIKE 'event*'"),
         "database_name\neventlake\n"
