@@ -104,6 +104,11 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
                 subquery of its own, then group or aggregate it"
             .into();
     }
+    // The parser's (or its tokenizer's) refusal as a sentence, without the debug form of its
+    // error around it; where it is goes before it (see `Error::located`).
+    if let Some((message, _)) = parser_refusal(&text) {
+        return message;
+    }
     // A window function or an aggregate where rows are filtered or grouped, which Athena
     // refuses too; DataFusion's message dumps the expression's tree.
     for (test, what) in [
@@ -171,6 +176,26 @@ fn cast_failure(text: &str) -> Option<String> {
     Some(format!("Cannot cast '{value}' to {athena_type}"))
 }
 
+/// The message of the parser's or its tokenizer's refusal in DataFusion's `text` of it, and
+/// where it is (line, column) when it says.
+fn parser_refusal(text: &str) -> Option<(String, Option<(u64, u64)>)> {
+    let inner = ["SQL error: ParserError(\"", "SQL error: TokenizerError(\""]
+        .iter()
+        .find_map(|p| text.strip_prefix(p))?
+        .strip_suffix("\")")?
+        .replace("\\\"", "\"");
+    if let Some((message, place)) = inner.rsplit_once(" at Line: ")
+        && let Some((line, column)) = place.split_once(", Column: ")
+        && let (Ok(line), Ok(column)) = (line.parse(), column.parse())
+    {
+        return Some((
+            message.trim_end_matches('.').to_string(),
+            Some((line, column)),
+        ));
+    }
+    Some((inner, None))
+}
+
 impl Error {
     /// Where in the query's text the engine refused it, when DataFusion says (a column it
     /// cannot find, a function it cannot call): `QueryAt` in place of `Query`.
@@ -182,7 +207,14 @@ impl Error {
                     column: span.start.column,
                     source: e,
                 },
-                _ => Error::Query(e),
+                _ => match parser_refusal(&e.strip_backtrace()) {
+                    Some((_, Some((line, column)))) => Error::QueryAt {
+                        line,
+                        column,
+                        source: e,
+                    },
+                    _ => Error::Query(e),
+                },
             },
             other => other,
         }
@@ -346,6 +378,19 @@ mod tests {
         assert_eq!(
             error("SELECT x / 0 FROM (VALUES 1) AS s(x)").await,
             "query: Division by zero"
+        );
+        // A syntax error: where, then what, without the parser's debug form.
+        assert_eq!(
+            error("SELEC 1").await,
+            "query: line 1:1: Expected: an SQL statement, found: SELEC"
+        );
+        assert_eq!(
+            error("SELECT team FROM events WHERE").await,
+            "query: Expected: an expression, found: EOF"
+        );
+        assert_eq!(
+            error("SELECT 'abc").await,
+            "query: line 1:8: Unterminated string literal"
         );
         // A window function or an aggregate where rows are filtered or grouped: a sentence,
         // not the expression's tree.
