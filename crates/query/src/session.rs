@@ -42,6 +42,9 @@ fn config() -> Result<SessionConfig> {
     options.optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     // Where in the text a column or a call is, so that an error can say where.
     options.sql_parser.collect_spans = true;
+    // NULLs sort last whatever the direction, as on Athena (DataFusion put them first under
+    // DESC, as PostgreSQL does): `ORDER BY n DESC LIMIT 10` gives the ten largest.
+    options.sql_parser.default_null_ordering = "nulls_last".into();
     // A hash join's runtime filter on its probe side's keys, evaluated row by row where the scan
     // filters rows (see `row_filters_pay`), cost more than it saved on every join measured:
     // keys such as user and session ids are spread over every file, so it prunes nothing and

@@ -1589,6 +1589,14 @@ mod tests {
                     .to_string(),
                 "x,a,b\n1,1,\n2,10,30\n3,,-3\n",
             ),
+            // NULLs sort last whatever the direction, in windows and aggregates too.
+            (
+                "SELECT x, row_number() OVER (ORDER BY x DESC) AS n, \
+                 array_agg(x) OVER (ORDER BY x DESC ROWS BETWEEN UNBOUNDED PRECEDING \
+                 AND UNBOUNDED FOLLOWING) AS a FROM (VALUES 1, NULL, 2) AS t(x) ORDER BY x DESC"
+                    .to_string(),
+                "x,n,a\n2,1,\"[2, 1, NULL]\"\n1,2,\"[2, 1, NULL]\"\n,3,\"[2, 1, NULL]\"\n",
+            ),
             // The one group of all rows.
             (
                 format!("SELECT count(*) AS n FROM {rows} GROUP BY ()"),
