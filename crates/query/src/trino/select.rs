@@ -269,7 +269,20 @@ fn query_names<'a>(
             SelectItem::UnnamedExpr(_) => names.push(Output::Planner),
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
                 past_star = true;
-                match wildcard_names(select, &ctes) {
+                let qualifier = match item {
+                    SelectItem::QualifiedWildcard(
+                        datafusion::sql::sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(
+                            n,
+                        ),
+                        _,
+                    ) => match n.0.last().and_then(|p| p.as_ident()) {
+                        Some(i) => Some(i.value.as_str()),
+                        None => return None,
+                    },
+                    SelectItem::QualifiedWildcard(..) => return None,
+                    _ => None,
+                };
+                match wildcard_names(select, &ctes, qualifier) {
                     Some(inner) => names.extend(inner),
                     None if outermost => names.push(Output::Table),
                     None => return None,
@@ -281,23 +294,62 @@ fn query_names<'a>(
     Some(names)
 }
 
-/// The names a `*` of `select` stands for, when it reads one derived table or `WITH` query.
+/// The names a `*` of `select` stands for (`qualifier.*`: those of the relation so named), when
+/// every relation it reads is a derived table or a `WITH` query, joined on conditions (`USING`
+/// and `NATURAL` merge columns, which is left to the planner).
 fn wildcard_names<'a>(
     select: &'a Select,
     ctes: &[&'a datafusion::sql::sqlparser::ast::Cte],
+    qualifier: Option<&str>,
 ) -> Option<Vec<Output>> {
-    use datafusion::sql::sqlparser::ast::TableFactor;
+    use datafusion::sql::sqlparser::ast::{JoinConstraint, JoinOperator as J};
     let [from] = select.from.as_slice() else {
         return None;
     };
-    if !from.joins.is_empty() {
-        return None;
+    let mut relations = vec![&from.relation];
+    for join in &from.joins {
+        let constraint = match &join.join_operator {
+            J::Join(c)
+            | J::Inner(c)
+            | J::Left(c)
+            | J::LeftOuter(c)
+            | J::Right(c)
+            | J::RightOuter(c)
+            | J::FullOuter(c)
+            | J::CrossJoin(c) => c,
+            _ => return None,
+        };
+        if !matches!(constraint, JoinConstraint::On(_) | JoinConstraint::None) {
+            return None;
+        }
+        relations.push(&join.relation);
     }
-    match &from.relation {
+    let mut names = Vec::new();
+    for relation in relations {
+        let (own_name, outputs) = relation_names(relation, ctes)?;
+        match qualifier {
+            Some(q) if own_name.eq_ignore_ascii_case(q) => return Some(outputs),
+            Some(_) => {}
+            None => names.extend(outputs),
+        }
+    }
+    qualifier.is_none().then_some(names)
+}
+
+/// The name a relation of a `FROM` goes by and the names of its outputs, when it is a derived
+/// table or a `WITH` query without a list of column names.
+fn relation_names<'a>(
+    relation: &'a TableFactor,
+    ctes: &[&'a datafusion::sql::sqlparser::ast::Cte],
+) -> Option<(String, Vec<Output>)> {
+    match relation {
         TableFactor::Derived {
             subquery, alias, ..
         } if alias.as_ref().is_none_or(|a| a.columns.is_empty()) => {
-            query_names(subquery, ctes, false)
+            let own = alias
+                .as_ref()
+                .map_or(String::new(), |a| a.name.value.clone());
+            Some((own, query_names(subquery, ctes, false)?))
         }
         TableFactor::Table { name, alias, .. }
             if alias.as_ref().is_none_or(|a| a.columns.is_empty()) =>
@@ -305,15 +357,18 @@ fn wildcard_names<'a>(
             let [part] = name.0.as_slice() else {
                 return None;
             };
-            let wanted = part.as_ident()?.value.to_lowercase();
+            let written = &part.as_ident()?.value;
             let at = ctes
                 .iter()
-                .rposition(|c| c.alias.name.value.to_lowercase() == wanted)?;
+                .rposition(|c| c.alias.name.value.eq_ignore_ascii_case(written))?;
             let cte = ctes[at];
             if !cte.alias.columns.is_empty() {
                 return None;
             }
-            query_names(&cte.query, &ctes[..at], false)
+            let own = alias
+                .as_ref()
+                .map_or(written.clone(), |a| a.name.value.clone());
+            Some((own, query_names(&cte.query, &ctes[..at], false)?))
         }
         _ => None,
     }
@@ -1549,6 +1604,19 @@ mod tests {
                  SELECT *, upper(Key), 1 AS One FROM e ORDER BY 1 LIMIT 1"
                     .to_string(),
                 "Key,_col1,_col2,One\nB,2,B,1\n",
+            ),
+            (
+                "WITH a AS (SELECT k AS Key, count(*) AS N FROM seen GROUP BY 1), \
+                 b AS (SELECT k AS Kb, max(dt) AS Last FROM seen GROUP BY 1) \
+                 SELECT * FROM a JOIN b ON a.Key = b.Kb ORDER BY 1"
+                    .to_string(),
+                "Key,N,Kb,Last\nB,1,B,2026-11-20\na,2,a,2026-11-21\n",
+            ),
+            (
+                "WITH a AS (SELECT k AS Key, count(*) AS N FROM seen GROUP BY 1) \
+                 SELECT x.*, s.dt FROM a AS x JOIN seen AS s ON s.k = x.Key ORDER BY 3, 1"
+                    .to_string(),
+                "Key,N,dt\nB,1,2026-11-20\na,2,2026-11-20\na,2,2026-11-21\n",
             ),
             (
                 "SELECT *, 1 FROM seen ORDER BY 1, 2 LIMIT 1".to_string(),
