@@ -186,8 +186,9 @@ pub fn quoted_names_folded(sql: &str) -> Option<String> {
 
 /// The names of the outputs of `statement`'s outermost `SELECT` as the text writes them: an
 /// item's alias, or the column it names (`"Team"`, `e.User_Id`), in the case written, which is
-/// the name Athena gives the output; an unnamed item's `_colN`. A `*` over one derived table
-/// or `WITH` query (`SELECT * FROM (SELECT team AS "T") AS s`) stands for that query's names.
+/// the name Athena gives the output; an unnamed item's `_colN`. A `*` over derived tables or
+/// `WITH` queries (`SELECT * FROM (SELECT team AS "T") AS s`, joined ones too) stands for
+/// their names.
 /// `None` at a place whose name is the planner's (a column of a `*` over a table). `plan_width`
 /// is the number of outputs planned, from which the width of one `*` over a table follows.
 /// Empty when the places are not known.
