@@ -208,7 +208,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
                     })
                     .unwrap_or(true)
         };
-        let groups_are_columns = agg.group_expr.iter().all(|e| match e {
+        let keys_read_the_row_only = agg.group_expr.iter().all(|e| match e {
             Expr::GroupingSet(sets) => sets.distinct_expr().iter().all(|k| key(k)),
             e => key(e),
         });
@@ -226,7 +226,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
             }
             _ => false,
         });
-        if !(partition_only && groups_are_columns && counts_only)
+        if !(partition_only && keys_read_the_row_only && counts_only)
             || agg.aggr_expr.is_empty()
             // Ungrouped, an empty input must give 0 (a sum would give NULL); DataFusion answers
             // that case from statistics already.

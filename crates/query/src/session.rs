@@ -149,7 +149,7 @@ pub async fn session_named(
 /// The name of the table of `events`' partitions, as Athena names such a table.
 const PARTITIONS_OF_EVENTS: &str = "events$partitions";
 
-/// `team` and `dt` of every partition the catalog lists, in their order.
+/// `team` and `dt` of every partition the catalog lists, sorted.
 fn partitions_table(
     entries: &[eventlake_catalog::PartitionEntry],
 ) -> Result<datafusion::datasource::MemTable> {
@@ -578,8 +578,16 @@ async fn athena_metadata(
         {
             return Ok(None);
         }
+        // The partitions the catalog lists, as Athena's come from Glue's, when the table has
+        // them (see `partitions_table`); else those its rows are in.
+        let listed = format!("{name}$partitions");
+        let from = if ctx.table_exist(datafusion::common::TableReference::bare(listed.as_str()))? {
+            format!("\"{listed}\"")
+        } else {
+            name
+        };
         let sql = format!(
-            "SELECT DISTINCT concat('team=', team, '/dt=', dt) AS partition FROM {name} ORDER BY 1"
+            "SELECT DISTINCT concat('team=', team, '/dt=', dt) AS partition FROM {from} ORDER BY 1"
         );
         return Ok(Some(ctx.sql(&sql).await?));
     }
