@@ -779,13 +779,16 @@ fn interval_range(
             if parts.len() != to - from + 1 {
                 return Err(bad());
             }
-            let (last_part, fraction) = match parts[parts.len() - 1].split_once('.') {
-                Some((whole, f)) if to == 3 && f.bytes().all(|b| b.is_ascii_digit()) => (whole, f),
-                Some(_) => return Err(bad()),
-                None => (parts[parts.len() - 1], ""),
-            };
-            let n = parts.len();
-            parts[n - 1] = last_part;
+            // Only seconds take a fraction.
+            let mut fraction = "";
+            if let Some(last) = parts.last_mut()
+                && let Some((whole, f)) = last.split_once('.')
+            {
+                if to != 3 || !f.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(bad());
+                }
+                (*last, fraction) = (whole, f);
+            }
             let mut seconds: u64 = 0;
             for (k, part) in parts.iter().enumerate() {
                 let v = number(part)?;
