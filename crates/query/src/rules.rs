@@ -24,6 +24,7 @@ pub(crate) mod per_value;
 pub(crate) mod semi_join;
 pub(crate) mod view_eq;
 pub(crate) mod window_keys;
+pub(crate) mod window_partitions;
 
 /// The `events` scan under an aggregation's filters and projections of plain columns, with those
 /// filters; `None` for any other shape. With `computed`, a projection may also compute

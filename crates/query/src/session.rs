@@ -110,6 +110,11 @@ pub async fn session_named(
     rules.insert(end, Arc::new(PerValueStrings));
     // After the sorts are placed: it replaces the sort under a `row_number() = 1` window.
     rules.insert(end, Arc::new(crate::rules::first_per_key::FirstPerKey));
+    // After the repartitions and sorts are placed, before the plan is checked.
+    rules.insert(
+        end,
+        Arc::new(crate::rules::window_partitions::MoreWindowPartitions),
+    );
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()

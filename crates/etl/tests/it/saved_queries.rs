@@ -226,6 +226,29 @@ async fn every_saved_query_gives_the_generators_answer() {
             .contains("DataSourceExec: file_groups")
     );
 
+    // A window's rows are sorted in more hash partitions than the session's, and each window
+    // partition still sees every row of its key once: numbered 1 to its count.
+    let numbered = "SELECT user_id, row_number() OVER (PARTITION BY user_id ORDER BY event_time, \
+                    event_id) AS rn FROM events";
+    let plan = t.query(&format!("EXPLAIN {numbered}")).await;
+    let window_partitions: usize = plan
+        .split("partitioning=Hash([user_id@")
+        .nth(1)
+        .and_then(|rest| rest.split("], ").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no hash repartition by user_id: {plan}"));
+    assert_eq!(window_partitions % 8, 0, "{plan}");
+    assert_eq!(
+        t.query(&format!(
+            "SELECT count_if(max_rn <> n OR distinct_rn <> n) AS bad, sum(n) = (SELECT count(*) \
+             FROM events) AS all_rows FROM (SELECT user_id, max(rn) AS max_rn, \
+             count(DISTINCT rn) AS distinct_rn, count(*) AS n FROM ({numbered}) GROUP BY 1)"
+        ))
+        .await,
+        "bad,all_rows\n0,true\n"
+    );
+
     // A CASE with a NULL branch over a string comparison or a function of a string column:
     // DataFusion asks such a CASE whether it can be NULL by evaluating its conditions over a
     // batch without columns, which the comparisons by views and per value did not answer
