@@ -8,8 +8,9 @@
 //! to merge, in fewer levels, and the same cores run them in turn. A partition still holds every
 //! row of its keys, so each window partition sees the same rows in the same order.
 //!
-//! It is left out of plans that join partitions pairwise (a partitioned hash join or a merge
-//! join), which need the same number of partitions on both sides.
+//! It is left out of plans that put partitions together pairwise (a partitioned hash join, a
+//! merge join, a union that interleaves partitions), which need the same number of partitions
+//! on every side.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use datafusion::physical_plan::joins::{
 };
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::union::InterleaveExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{ExecutionPlan, Partitioning, replace_children_if_necessary};
 
@@ -64,7 +66,7 @@ impl PhysicalOptimizerRule for MoreWindowPartitions {
     }
 }
 
-/// Whether `plan` joins partitions pairwise somewhere.
+/// Whether `plan` puts partitions together pairwise somewhere (see the module's text).
 fn joins_partitions_pairwise(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
     let mut found = false;
     plan.apply(|node| {
@@ -72,7 +74,8 @@ fn joins_partitions_pairwise(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
             .downcast_ref::<HashJoinExec>()
             .is_some_and(|j| *j.partition_mode() == PartitionMode::Partitioned)
             || node.downcast_ref::<SortMergeJoinExec>().is_some()
-            || node.downcast_ref::<SymmetricHashJoinExec>().is_some();
+            || node.downcast_ref::<SymmetricHashJoinExec>().is_some()
+            || node.downcast_ref::<InterleaveExec>().is_some();
         Ok(if found {
             TreeNodeRecursion::Stop
         } else {
@@ -87,6 +90,9 @@ fn joins_partitions_pairwise(plan: &Arc<dyn ExecutionPlan>) -> Result<bool> {
 fn rewrite(node: &Arc<dyn ExecutionPlan>, wanted: usize) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let is_window = node.downcast_ref::<BoundedWindowAggExec>().is_some()
         || node.downcast_ref::<WindowAggExec>().is_some();
+    if !is_window {
+        return Ok(None);
+    }
     let [input] = node.children()[..] else {
         return Ok(None);
     };
@@ -99,7 +105,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>, wanted: usize) -> Result<Option<Arc<dy
     let Partitioning::Hash(keys, n) = repartition.partitioning() else {
         return Ok(None);
     };
-    if !is_window || !sort.preserve_partitioning() || sort.fetch().is_some() || *n >= wanted {
+    if !sort.preserve_partitioning() || sort.fetch().is_some() || *n >= wanted {
         return Ok(None);
     }
     let mut more = RepartitionExec::try_new(
