@@ -500,18 +500,13 @@ async fn athena_metadata(
     };
     match s.as_ref() {
         S::ShowTables { show_options, .. } => {
-            let schema = match show_options
+            let schema = show_options
                 .show_in
                 .as_ref()
                 .and_then(|i| i.parent_name.as_ref())
-            {
-                Some(n) => {
-                    n.0.last()
-                        .and_then(|p| p.as_ident())
-                        .map(|i| i.value.clone())
-                }
-                None => None,
-            };
+                .and_then(|n| n.0.last())
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.clone());
             let state = ctx.state();
             let default = &state.config_options().catalog;
             let schema = schema.unwrap_or_else(|| default.default_schema.clone());

@@ -169,19 +169,13 @@ impl FunctionRewrite for AthenaDecimals {
                 ) && let Some(Ok(DataType::Decimal128(p, sc))) =
                     f.args.first().map(|a| a.get_type(s)) =>
             {
+                let sc8 = u8::try_from(sc).unwrap_or(0);
                 let to = match (f.func.name(), f.args.len()) {
                     ("round", 2) => DataType::Decimal128((p + 1).min(38), sc),
                     ("trunc" | "truncate", 1) => {
-                        let sc8 = u8::try_from(sc).unwrap_or(0);
                         DataType::Decimal128(p.saturating_sub(sc8).max(1), 0)
                     }
-                    ("trunc" | "truncate", _) => {
-                        return Ok(Transformed::no(Expr::ScalarFunction(f)));
-                    }
-                    ("round", _) | (_, 1) => {
-                        let sc8 = u8::try_from(sc).unwrap_or(0);
-                        DataType::Decimal128((p - sc8 + sc8.min(1)).max(1), 0)
-                    }
+                    ("round", _) | (_, 1) => DataType::Decimal128((p - sc8 + sc8.min(1)).max(1), 0),
                     _ => return Ok(Transformed::no(Expr::ScalarFunction(f))),
                 };
                 let call = Expr::ScalarFunction(f);
