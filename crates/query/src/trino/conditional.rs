@@ -17,7 +17,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
-use arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, IntervalMonthDayNanoType, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DataFusionError};
@@ -106,6 +106,17 @@ pub fn trino_type(t: &DataType) -> String {
 
 fn typeof_(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     let name = trino_type(&call.types[0]);
+    // The engine has one interval type for both of Athena's: an interval of whole months (as
+    // `INTERVAL '3' MONTH` is planned) is a year to month one, as it is printed (`render.rs`).
+    if let Some(iv) = a[0].as_primitive_opt::<IntervalMonthDayNanoType>() {
+        let names = iv.iter().map(|v| match v {
+            Some(v) if v.months != 0 && v.days == 0 && v.nanoseconds == 0 => {
+                "interval year to month"
+            }
+            _ => "interval day to second",
+        });
+        return Ok(arc(names.map(Some).collect::<StringArray>()));
+    }
     Ok(arc(StringArray::from(vec![name; a[0].len()])))
 }
 

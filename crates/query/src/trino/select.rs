@@ -45,6 +45,7 @@ use datafusion::sql::sqlparser::ast::{
     Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr,
     Statement, TableAlias, TableFactor, TableSampleKind, TableSampleMethod, TableSampleUnit,
     UnaryOperator, Value, VisitMut, VisitorMut, visit_expressions, visit_expressions_mut,
+    visit_statements_mut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -487,8 +488,27 @@ pub fn outputs_named_apart(statement: &mut Statement) -> Option<Vec<(String, Str
 /// Aggregates over a cast (`min(CAST(event_time AS date))` beside `min(event_time)`), which
 /// DataFusion names alike (a cast is not part of an expression's name) and then refuses ("Schema
 /// contains duplicate unqualified field name"): each gets a filter that keeps every row,
-/// `FILTER (WHERE n = n)`, whose `n` tells it apart. Whether one was changed.
+/// `FILTER (WHERE n = n)`, whose `n` tells it apart. Group keys that are casts (`GROUP BY
+/// CAST(t AS date), CAST(t AS varchar)`, or `NULL` beside `CAST(NULL AS varchar)`), named alike
+/// the same way, become `CASE WHEN n = n THEN <cast> END`, the same `n` for the same text
+/// wherever the query writes it ([`cast_keys_named_apart`]). Whether one was changed.
 pub fn casts_named_apart(statement: &mut Statement) -> bool {
+    let mut keys = 0;
+    let _ = visit_statements_mut(statement, |s| {
+        if let Statement::Query(q) = s {
+            cast_keys_named_apart(q, &mut keys);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Subquery(q)
+        | Expr::Exists { subquery: q, .. }
+        | Expr::InSubquery { subquery: q, .. } = e
+        {
+            cast_keys_named_apart(q, &mut keys);
+        }
+        ControlFlow::<()>::Continue(())
+    });
     let mut n = 0;
     let _ = visit_expressions_mut(statement, |e| {
         if let Expr::Function(f) = e
@@ -507,7 +527,124 @@ pub fn casts_named_apart(statement: &mut Statement) -> bool {
         }
         ControlFlow::<()>::Continue(())
     });
-    n > 0
+    n > 0 || keys > 0
+}
+
+/// In `query` and the queries it is made of (`WITH`, `FROM (…)`, set operations): each `SELECT`
+/// with `GROUP BY` keys whose keys include casts (written, or an output's by its place) has
+/// each such cast, wherever the select, its `HAVING` or the query's `ORDER BY` writes it, as
+/// `CASE WHEN n = n THEN <cast> END` (`n` counted on from `*count`, one per text): the same
+/// value, named apart from another cast of the same operand.
+fn cast_keys_named_apart(query: &mut Query, count: &mut usize) {
+    if let Some(with) = &mut query.with {
+        for cte in &mut with.cte_tables {
+            cast_keys_named_apart(&mut cte.query, count);
+        }
+    }
+    let mut texts: Vec<String> = Vec::new();
+    cast_keys_in(&mut query.body, count, &mut texts);
+    // An ORDER BY over a single grouped select reads its keys as written there.
+    if texts.is_empty() || !matches!(query.body.as_ref(), SetExpr::Select(_)) {
+        return;
+    }
+    if let Some(OrderBy {
+        kind: OrderByKind::Expressions(keys),
+        ..
+    }) = &mut query.order_by
+    {
+        for k in keys {
+            wrap_casts(&mut k.expr, &texts, *count - texts.len());
+        }
+    }
+}
+
+/// [`cast_keys_named_apart`] on a query's body; `texts` gets the casts wrapped in the body's
+/// own select (the first of them numbered `*count - texts.len() + 1`).
+fn cast_keys_in(body: &mut SetExpr, count: &mut usize, texts: &mut Vec<String>) {
+    match body {
+        SetExpr::Query(q) => cast_keys_named_apart(q, count),
+        SetExpr::SetOperation { left, right, .. } => {
+            cast_keys_in(left, count, &mut Vec::new());
+            cast_keys_in(right, count, &mut Vec::new());
+        }
+        SetExpr::Select(select) => {
+            for t in &mut select.from {
+                for factor in std::iter::once(&mut t.relation)
+                    .chain(t.joins.iter_mut().map(|j| &mut j.relation))
+                {
+                    if let TableFactor::Derived { subquery, .. } = factor {
+                        cast_keys_named_apart(subquery, count);
+                    }
+                }
+            }
+            let GroupByExpr::Expressions(keys, _) = &select.group_by else {
+                return;
+            };
+            let is_cast = |e: &Expr| matches!(e, Expr::Cast { .. });
+            let mut found: Vec<String> = Vec::new();
+            for k in keys {
+                let key = match k {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => n
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|n| n.checked_sub(1))
+                            .and_then(|i| select.projection.get(i))
+                            .and_then(|item| match item {
+                                SelectItem::UnnamedExpr(e)
+                                | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+                                _ => None,
+                            }),
+                        _ => None,
+                    },
+                    other => Some(other),
+                };
+                if let Some(key) = key
+                    && is_cast(key)
+                    && !found.contains(&key.to_string())
+                {
+                    found.push(key.to_string());
+                }
+            }
+            if found.is_empty() {
+                return;
+            }
+            let first = *count;
+            *count += found.len();
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    wrap_casts(e, &found, first);
+                }
+            }
+            if let GroupByExpr::Expressions(keys, _) = &mut select.group_by {
+                for k in keys {
+                    wrap_casts(k, &found, first);
+                }
+            }
+            if let Some(h) = &mut select.having {
+                wrap_casts(h, &found, first);
+            }
+            *texts = found;
+        }
+        _ => {}
+    }
+}
+
+/// Each cast in `e` whose text is the i-th of `texts` as `CASE WHEN n = n THEN <cast> END`,
+/// `n` being `first + i + 1`.
+fn wrap_casts(e: &mut Expr, texts: &[String], first: usize) {
+    let _ = visit_expressions_mut(e, |x| {
+        if matches!(x, Expr::Cast { .. })
+            && let Some(i) = texts.iter().position(|t| *t == x.to_string())
+        {
+            let n = first + i + 1;
+            if let Some(wrapped) = expression(&format!("CASE WHEN {n} = {n} THEN {x} END")) {
+                *x = wrapped;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// `1.5` as Athena reads it: a decimal of its own digits, `decimal(2,1)` (DataFusion reads a
@@ -1516,6 +1653,28 @@ mod tests {
                     "SELECT CAST(dt AS date), dt, count(*) FROM {rows} GROUP BY 1, 2 ORDER BY 1"
                 ),
                 "_col0,dt,_col2\n2026-11-20,2026-11-20,2\n2026-11-21,2026-11-21,1\n",
+            ),
+            // Group keys that are casts of one operand, or a NULL beside a cast NULL.
+            (
+                format!(
+                    "SELECT CAST(dt AS date) d, CAST(dt AS varchar) s, count(*) FROM {rows} \
+                     GROUP BY 1, 2 HAVING CAST(dt AS date) > DATE '2026-11-20' ORDER BY 2"
+                ),
+                "d,s,_col2\n2026-11-21,2026-11-21,1\n",
+            ),
+            (
+                format!(
+                    "SELECT CAST(dt AS date), CAST(dt AS varchar), count(*) FROM {rows} \
+                     GROUP BY CAST(dt AS date), CAST(dt AS varchar) ORDER BY CAST(dt AS varchar)"
+                ),
+                "_col0,_col1,_col2\n2026-11-20,2026-11-20,2\n2026-11-21,2026-11-21,1\n",
+            ),
+            (
+                format!(
+                    "WITH g AS (SELECT NULL AS x, CAST(NULL AS varchar) AS y, count(*) AS c \
+                     FROM {rows} GROUP BY 1, 2) SELECT * FROM g"
+                ),
+                "x,y,c\n,,3\n",
             ),
             (
                 format!("SELECT CAST(dt AS varchar), dt FROM {rows} ORDER BY dt DESC LIMIT 1"),
