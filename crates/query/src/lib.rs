@@ -9,6 +9,7 @@
 //! - [`athena`]: the same SQL on Amazon Athena.
 //! - [`saved`]: the analysts' saved queries (`sql/*.sql`) with their parameters and budgets;
 //!   [`p95`]: each one run N times on an engine against its P95 budget.
+//! - `with_once`: a `WITH` query read more than once, computed once.
 
 pub mod athena;
 mod error;
@@ -18,6 +19,7 @@ pub mod saved;
 pub mod session;
 pub mod table;
 pub mod trino;
+mod with_once;
 
 pub use error::{Error, Result};
 pub use session::{

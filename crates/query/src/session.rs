@@ -394,6 +394,8 @@ pub async fn dataframe(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
         statement = parse(&folded)?;
     }
     athena_statement(&mut statement)?;
+    // Held until the statement is planned (its plan keeps the tables it reads).
+    let _computed = crate::with_once::computed_once(ctx, &mut statement).await;
     let plan = match state.statement_to_plan(statement.clone()).await {
         Err(e)
             if e.to_string()
