@@ -48,6 +48,7 @@ pub mod missing;
 mod moments;
 mod numbers;
 mod percentile;
+mod pick;
 pub mod render;
 pub(crate) mod select;
 mod sql_json;
@@ -102,6 +103,7 @@ pub fn register(ctx: &mut SessionContext) {
         .into_iter()
         .chain(maps::aggregates())
         .chain(top_by::aggregates())
+        .chain(pick::aggregates())
         .chain(moments::aggregates())
         .chain(frequent::aggregates())
     {

@@ -10,8 +10,8 @@
 //! - `localtimestamp` and `localtime`: the query's start as a wall-clock time in the session's
 //!   zone (UTC), as `now()` and `current_time` give it.
 //! - `contains(array, x)`: Athena's membership on arrays (`arrays.rs`); `count_if(c)`: `count(CASE WHEN c THEN 1 END)`;
-//!   `max_by(x, y)` / `min_by(x, y)`: `first_value(x ORDER BY y DESC | ASC)` over the rows where
-//!   `y` is not NULL (the forms with a count are aggregates of their own, `top_by.rs`).
+//!   `max_by(x, y)` / `min_by(x, y)`: the aggregates of `pick.rs` (the forms with a count are
+//!   aggregates of their own, `top_by.rs`).
 
 use std::any::Any;
 use std::sync::Arc;
@@ -347,10 +347,6 @@ impl AggregateUDFImpl for Placeholder {
 pub fn aggregates() -> Vec<AggregateUDF> {
     vec![
         Placeholder::udaf("count_if", &[1], None),
-        datafusion::functions_aggregate::any_value::any_value_udaf()
-            .as_ref()
-            .clone()
-            .with_aliases(["arbitrary"]),
         datafusion::functions_aggregate::bool_and_or::bool_and_udaf()
             .as_ref()
             .clone()
@@ -970,21 +966,12 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
                 vec![],
             ))
         }
-        "max_by" | "min_by" if p.args.len() == 2 => {
-            let (x, y) = (p.args[0].clone(), p.args[1].clone());
-            let not_null = Expr::IsNotNull(Box::new(y.clone()));
-            let filter = match p.filter.clone() {
-                Some(f) => Some(Box::new(f.and(not_null))),
-                None => Some(Box::new(not_null)),
-            };
-            let asc = name == "min_by";
-            Transformed::yes(with(
-                datafusion::functions_aggregate::first_last::first_value_udaf(),
-                vec![x],
-                filter,
-                vec![SortExpr::new(y, asc, false)],
-            ))
-        }
+        "max_by" | "min_by" if p.args.len() == 2 => Transformed::yes(with(
+            super::pick::by(name == "max_by"),
+            p.args.clone(),
+            p.filter.clone(),
+            vec![],
+        )),
         _ => Transformed::no(Expr::AggregateFunction(AggregateFunction {
             func: f.func,
             params: p,

@@ -2,8 +2,8 @@
 //! `y`, as an array in that order of `y`; rows whose `y` is NULL are skipped, and no rows give
 //! NULL. `n` is a constant from 1 to 10,000, as in Athena.
 //!
-//! The two-argument forms are planned as `first_value(x ORDER BY y)` (see `conditional.rs`);
-//! these aggregates take both forms so that the planner finds one function under each name.
+//! The two-argument forms are planned as `pick.rs`'s aggregates (see `conditional.rs`); these
+//! take both forms so that the planner finds one function under each name.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -87,12 +87,9 @@ impl AggregateUDFImpl for TopBy {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let n = match args.exprs.get(2) {
-            None => {
-                return exec_err!(
-                    "{}(x, y) should have been planned as first_value",
-                    self.name
-                );
-            }
+            // The two-argument form over a window (in an aggregation it is planned as
+            // `pick.rs`'s aggregate).
+            None => return super::pick::by(self.largest).accumulator(args),
             Some(e) => match e.downcast_ref::<Literal>().map(|l| l.value()) {
                 Some(v) => match v.cast_to(&DataType::Int64)? {
                     ScalarValue::Int64(Some(n)) if (1..=MAX_N).contains(&n) => n as usize,
