@@ -47,6 +47,7 @@ mod maps;
 pub mod missing;
 mod moments;
 mod numbers;
+mod ordered_agg;
 mod percentile;
 mod pick;
 pub mod render;

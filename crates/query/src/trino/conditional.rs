@@ -966,6 +966,36 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
                 vec![],
             ))
         }
+        "array_agg"
+            if !p.order_by.is_empty()
+                && !p.distinct
+                && p.args.len() == 1
+                && !matches!(
+                    p.null_treatment,
+                    Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls)
+                ) =>
+        {
+            let order = p
+                .order_by
+                .iter()
+                .map(|o| arrow::compute::SortOptions {
+                    descending: !o.asc,
+                    nulls_first: o.nulls_first,
+                })
+                .collect();
+            let args = p
+                .args
+                .iter()
+                .cloned()
+                .chain(p.order_by.iter().map(|o| o.expr.clone()))
+                .collect();
+            Transformed::yes(with(
+                super::ordered_agg::udaf(order),
+                args,
+                p.filter.clone(),
+                vec![],
+            ))
+        }
         "max_by" | "min_by" if p.args.len() == 2 => Transformed::yes(with(
             super::pick::by(name == "max_by"),
             p.args.clone(),

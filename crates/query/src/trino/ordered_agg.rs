@@ -1,0 +1,456 @@
+//! `array_agg(x ORDER BY k1, k2 …)` with a grouped accumulator.
+//!
+//! DataFusion keeps an accumulator per group for an aggregate with its own `ORDER BY`, each
+//! copying its rows out one value at a time: building each session's path of 1,000,000 events
+//! (`array_agg(path ORDER BY event_time) … GROUP BY session_id`, 50,000 sessions) took 1.7 s
+//! against 65 ms unordered. Here the rows are kept as the batches they came in, with their
+//! group, and each group's array is put in order when it is produced: the rows are bucketed by
+//! group (in the order they came, so rows that tie keep it, as DataFusion's do) and each group's
+//! rows are sorted by their keys in arrow's row format. NULLs stay in the array, as on Athena;
+//! a group without rows (all filtered out) gives NULL.
+//!
+//! Planned in place of `array_agg` with an `ORDER BY` and without `DISTINCT` or `IGNORE NULLS`
+//! (`conditional.rs`); a window's `array_agg` stays DataFusion's.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, UInt32Array};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, Field, FieldRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
+
+/// `array_agg(x ORDER BY keys)` as an aggregate of `x` and the keys, sorted as `order` says.
+pub fn udaf(order: Vec<SortOptions>) -> Arc<AggregateUDF> {
+    Arc::new(AggregateUDF::new_from_impl(OrderedArrayAgg {
+        order,
+        signature: Signature::variadic_any(Volatility::Immutable),
+    }))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OrderedArrayAgg {
+    order: Vec<SortOptions>,
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for OrderedArrayAgg {
+    fn name(&self) -> &str {
+        "array_agg"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        match t.first() {
+            Some(x) if t.len() == self.order.len() + 1 => Ok(DataType::new_list(x.clone(), true)),
+            _ => internal_err!("array_agg takes a value and {} keys", self.order.len()),
+        }
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(args
+            .input_fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                Arc::new(Field::new(
+                    format_state_name(args.name, &format!("rows_{i}")),
+                    DataType::new_list(f.data_type().clone(), true),
+                    true,
+                ))
+            })
+            .collect())
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(One(self.rows(&args)?)))
+    }
+
+    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(self.rows(&args)?))
+    }
+}
+
+impl OrderedArrayAgg {
+    fn rows(&self, args: &AccumulatorArgs) -> Result<Rows> {
+        let types: Vec<DataType> = args
+            .expr_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let sort = types[1..]
+            .iter()
+            .zip(&self.order)
+            .map(|(t, o)| SortField::new_with_options(t.clone(), *o))
+            .collect();
+        Ok(Rows {
+            types,
+            sort,
+            chunks: Vec::new(),
+            groups: Vec::new(),
+            total: 0,
+            bytes: 0,
+        })
+    }
+}
+
+/// Every row read so far: its value and keys (as the batches they came in) and its group.
+struct Rows {
+    /// The value's type, then the keys'.
+    types: Vec<DataType>,
+    sort: Vec<SortField>,
+    chunks: Vec<Vec<ArrayRef>>,
+    groups: Vec<u32>,
+    /// How many groups there are.
+    total: usize,
+    bytes: usize,
+}
+
+impl Rows {
+    /// Keeps the rows of `columns` that `filter` keeps, in groups `groups`.
+    fn add(
+        &mut self,
+        columns: &[ArrayRef],
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total: usize,
+    ) -> Result<()> {
+        self.total = self.total.max(total);
+        let (columns, groups): (Vec<ArrayRef>, Vec<u32>) = match filter {
+            None => (columns.to_vec(), groups.iter().map(|&g| g as u32).collect()),
+            Some(f) => {
+                let kept = kept(f);
+                let columns = columns
+                    .iter()
+                    .map(|c| Ok(arrow::compute::filter(c, &kept)?))
+                    .collect::<Result<Vec<_>>>()?;
+                let groups = groups
+                    .iter()
+                    .zip(kept.values().iter())
+                    .filter(|(_, k)| *k)
+                    .map(|(&g, _)| g as u32)
+                    .collect();
+                (columns, groups)
+            }
+        };
+        if groups.is_empty() {
+            return Ok(());
+        }
+        self.bytes += columns
+            .iter()
+            .map(|c| c.get_array_memory_size())
+            .sum::<usize>();
+        self.groups.extend(groups);
+        self.chunks.push(columns);
+        Ok(())
+    }
+
+    /// Adds the rows of state lists: each list's elements are rows of the group its row is in.
+    fn add_lists(&mut self, lists: &[ArrayRef], groups: &[usize], total: usize) -> Result<()> {
+        self.total = self.total.max(total);
+        let lists: Vec<&ListArray> = lists.iter().map(|l| l.as_list::<i32>()).collect();
+        let Some(first) = lists.first() else {
+            return Ok(());
+        };
+        let offsets = first.value_offsets();
+        let (start, end) = (offsets[0] as usize, offsets[first.len()] as usize);
+        if start == end {
+            return Ok(());
+        }
+        for (row, &g) in groups.iter().enumerate() {
+            let n = (offsets[row + 1] - offsets[row]) as usize;
+            self.groups.extend(std::iter::repeat_n(g as u32, n));
+        }
+        let columns: Vec<ArrayRef> = lists
+            .iter()
+            .map(|l| l.values().slice(start, end - start))
+            .collect();
+        self.bytes += columns
+            .iter()
+            .map(|c| c.get_array_memory_size())
+            .sum::<usize>();
+        self.chunks.push(columns);
+        Ok(())
+    }
+
+    /// The rows of the groups `emit_to` names, as one list per group and per column (the value,
+    /// then each key), the value's in order (the keys', for a state, as they come); the rows
+    /// of the groups after them stay, renumbered from 0.
+    fn take(&mut self, emit_to: EmitTo, sorted: bool) -> Result<Vec<ArrayRef>> {
+        let groups = match emit_to {
+            EmitTo::All => self.total,
+            EmitTo::First(n) => n.min(self.total),
+        };
+        let chunks = std::mem::take(&mut self.chunks);
+        let ids = std::mem::take(&mut self.groups);
+        self.bytes = 0;
+        let columns: Vec<ArrayRef> = (0..self.types.len())
+            .map(|c| {
+                let parts: Vec<&dyn Array> = chunks.iter().map(|ch| ch[c].as_ref()).collect();
+                if parts.is_empty() {
+                    Ok(arrow::array::new_empty_array(&self.types[c]))
+                } else {
+                    Ok(arrow::compute::concat(&parts)?)
+                }
+            })
+            .collect::<Result<_>>()?;
+        drop(chunks);
+        // Each emitted group's rows, bucketed in the order they came.
+        let mut counts = vec![0usize; groups + 1];
+        for &g in &ids {
+            if (g as usize) < groups {
+                counts[g as usize + 1] += 1;
+            }
+        }
+        for i in 0..groups {
+            counts[i + 1] += counts[i];
+        }
+        let offsets = counts.clone();
+        let mut order = vec![0u32; offsets[groups]];
+        let mut next = counts;
+        let mut rest = Vec::new();
+        for (row, &g) in ids.iter().enumerate() {
+            if (g as usize) < groups {
+                order[next[g as usize]] = row as u32;
+                next[g as usize] += 1;
+            } else {
+                rest.push(row as u32);
+            }
+        }
+        if sorted && !self.sort.is_empty() && !order.is_empty() {
+            let converter = RowConverter::new(self.sort.clone())?;
+            let keys = converter.convert_columns(&columns[1..])?;
+            for g in 0..groups {
+                let slice = &mut order[offsets[g]..offsets[g + 1]];
+                if slice.len() > 1 {
+                    slice.sort_by(|&a, &b| keys.row(a as usize).cmp(&keys.row(b as usize)));
+                }
+            }
+        }
+        let indices = UInt32Array::from(order);
+        let list_offsets =
+            OffsetBuffer::new(offsets.iter().map(|&o| o as i32).collect::<Vec<_>>().into());
+        // A group without rows has no array.
+        let valid: Vec<bool> = offsets.windows(2).map(|w| w[1] > w[0]).collect();
+        let nulls = NullBuffer::from(valid);
+        let out = columns
+            .iter()
+            .zip(&self.types)
+            .map(|(c, t)| {
+                let values = arrow::compute::take(c.as_ref(), &indices, None)?;
+                Ok(Arc::new(ListArray::try_new(
+                    Arc::new(Field::new_list_field(t.clone(), true)),
+                    list_offsets.clone(),
+                    values,
+                    Some(nulls.clone()),
+                )?) as ArrayRef)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // The groups after the emitted ones, renumbered.
+        if !rest.is_empty() {
+            let indices = UInt32Array::from(rest.clone());
+            let kept = columns
+                .iter()
+                .map(|c| Ok(arrow::compute::take(c.as_ref(), &indices, None)?))
+                .collect::<Result<Vec<_>>>()?;
+            self.groups = rest
+                .iter()
+                .map(|&r| ids[r as usize] - groups as u32)
+                .collect();
+            self.bytes = kept.iter().map(|c| c.get_array_memory_size()).sum();
+            self.chunks.push(kept);
+        }
+        self.total -= groups;
+        Ok(out)
+    }
+}
+
+/// Where a filter is true (NULL counting as false).
+fn kept(f: &BooleanArray) -> BooleanArray {
+    match f.nulls() {
+        Some(n) => BooleanArray::new(f.values() & n.inner(), None),
+        None => BooleanArray::new(f.values().clone(), None),
+    }
+}
+
+impl GroupsAccumulator for Rows {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total: usize,
+    ) -> Result<()> {
+        self.add(values, groups, filter, total)
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], groups: &[usize], total: usize) -> Result<()> {
+        self.add_lists(values, groups, total)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        Ok(self.take(emit_to, true)?.swap_remove(0))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        self.take(emit_to, false)
+    }
+
+    /// Each row as a group of its own: lists of one element (none for a row filtered out).
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let n = values[0].len();
+        let (offsets, keep): (Vec<i32>, Option<BooleanArray>) = match filter {
+            None => ((0..=n as i32).collect(), None),
+            Some(f) => {
+                let k = kept(f);
+                let mut at = 0;
+                let offsets = std::iter::once(0)
+                    .chain(k.values().iter().map(|kept| {
+                        at += i32::from(kept);
+                        at
+                    }))
+                    .collect();
+                (offsets, Some(k))
+            }
+        };
+        let offsets = OffsetBuffer::new(offsets.into());
+        values
+            .iter()
+            .zip(&self.types)
+            .map(|(v, t)| {
+                let v = match &keep {
+                    Some(k) => arrow::compute::filter(v, k)?,
+                    None => v.clone(),
+                };
+                Ok(Arc::new(ListArray::try_new(
+                    Arc::new(Field::new_list_field(t.clone(), true)),
+                    offsets.clone(),
+                    v,
+                    None,
+                )?) as ArrayRef)
+            })
+            .collect()
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.bytes + self.groups.capacity() * 4
+    }
+}
+
+/// The same for an aggregation without groups: one group.
+struct One(Rows);
+
+impl std::fmt::Debug for One {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderedArrayAgg")
+    }
+}
+
+impl Accumulator for One {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.0.add(values, &vec![0; values[0].len()], None, 1)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.0.add_lists(states, &vec![0; states[0].len()], 1)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.0.total = 1;
+        self.0
+            .take(EmitTo::All, false)?
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.0.total = 1;
+        let out = self.0.take(EmitTo::All, true)?;
+        ScalarValue::try_from_array(&out[0], 0)
+    }
+
+    fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    async fn csv(sql: &str) -> Vec<String> {
+        crate::trino::csv_rows(sql).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn arrays_in_the_order_asked_with_ties_as_they_came() {
+        let rows = "(VALUES ('a', 'x', 3, 1), ('a', 'y', 1, 1), ('a', NULL, 2, 2), ('b', 'z', NULL, 1), \
+                    ('b', 'w', 5, 1), ('b', 'v', 5, 2), ('c', 'u', 1, 1)) AS t(g, x, k, j)";
+        assert_eq!(
+            csv(&format!(
+                "SELECT g, array_join(array_agg(x ORDER BY k), ';', 'null'), \
+                 array_join(array_agg(x ORDER BY k DESC), ';', 'null'), \
+                 array_join(array_agg(x ORDER BY j DESC, k ASC NULLS FIRST), ';', 'null') \
+                 FROM {rows} GROUP BY g ORDER BY g"
+            ))
+            .await,
+            [
+                "a,y;null;x,x;null;y,null;y;x",
+                "b,w;v;z,w;v;z,v;z;w",
+                "c,u,u,u"
+            ]
+        );
+        // Without groups, with a FILTER that leaves a group nothing (NULL), and by a computed key.
+        assert_eq!(
+            csv(&format!(
+                "SELECT array_join(array_agg(x ORDER BY k DESC NULLS FIRST), ';', 'null') FROM {rows}"
+            ))
+            .await,
+            ["z;w;v;x;null;y;u"]
+        );
+        assert_eq!(
+            csv(&format!(
+                "SELECT g, coalesce(array_join(array_agg(x ORDER BY -k) FILTER (WHERE k > 1), ';'), '-') \
+                 FROM {rows} GROUP BY g ORDER BY g"
+            ))
+            .await,
+            ["a,x", "b,w;v", "c,-"]
+        );
+    }
+
+    /// Many groups over many batches, merged from partial results, and a group per row: the
+    /// same arrays as sorting the rows first.
+    #[tokio::test]
+    async fn many_groups_agree_with_sorted_rows() {
+        let t = "(SELECT (i - 1) * 400 + j AS x FROM UNNEST(sequence(1, 500)) AS a(i) \
+                 CROSS JOIN UNNEST(sequence(1, 400)) AS b(j))";
+        for g in ["x % 997", "x"] {
+            let sql = format!(
+                "SELECT count(*) FROM (SELECT {g} AS g, array_agg(x ORDER BY (x * 7919) % 100003 DESC) AS a \
+                 FROM {t} GROUP BY 1) p JOIN (SELECT {g} AS g, x, \
+                 row_number() OVER (PARTITION BY {g} ORDER BY (x * 7919) % 100003 DESC) AS r FROM {t}) s \
+                 ON p.g = s.g AND element_at(p.a, CAST(s.r AS integer)) = s.x"
+            );
+            assert_eq!(csv(&sql).await, ["200000"], "{g}");
+        }
+    }
+}
