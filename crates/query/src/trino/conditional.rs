@@ -990,7 +990,37 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
                 .chain(p.order_by.iter().map(|o| o.expr.clone()))
                 .collect();
             Transformed::yes(with(
-                super::ordered_agg::udaf(order),
+                super::ordered_agg::udaf(order, None),
+                args,
+                p.filter.clone(),
+                vec![],
+            ))
+        }
+        // `listagg(x, sep) WITHIN GROUP (ORDER BY …)`, as `syntax.rs` writes it.
+        "string_agg"
+            if !p.order_by.is_empty()
+                && !p.distinct
+                && p.args.len() == 2
+                && let Expr::Literal(
+                    datafusion::common::ScalarValue::Utf8(Some(sep))
+                    | datafusion::common::ScalarValue::Utf8View(Some(sep))
+                    | datafusion::common::ScalarValue::LargeUtf8(Some(sep)),
+                    _,
+                ) = &p.args[1] =>
+        {
+            let order = p
+                .order_by
+                .iter()
+                .map(|o| arrow::compute::SortOptions {
+                    descending: !o.asc,
+                    nulls_first: o.nulls_first,
+                })
+                .collect();
+            let args = std::iter::once(p.args[0].clone())
+                .chain(p.order_by.iter().map(|o| o.expr.clone()))
+                .collect();
+            Transformed::yes(with(
+                super::ordered_agg::udaf(order, Some(sep.clone())),
                 args,
                 p.filter.clone(),
                 vec![],

@@ -10,7 +10,10 @@
 //! a group without rows (all filtered out) gives NULL.
 //!
 //! Planned in place of `array_agg` with an `ORDER BY` and without `DISTINCT` or `IGNORE NULLS`
-//! (`conditional.rs`); a window's `array_agg` stays DataFusion's.
+//! (`conditional.rs`); a window's `array_agg` stays DataFusion's. `listagg(x, sep) WITHIN GROUP
+//! (ORDER BY …)` (DataFusion's `string_agg` with an `ORDER BY`, which kept a row-by-row
+//! accumulator per group too) is the same aggregate with its array joined: the values that are
+//! not NULL, separated by `sep`, NULL when there are none, a `varchar`.
 
 use std::sync::Arc;
 
@@ -26,10 +29,12 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-/// `array_agg(x ORDER BY keys)` as an aggregate of `x` and the keys, sorted as `order` says.
-pub fn udaf(order: Vec<SortOptions>) -> Arc<AggregateUDF> {
+/// `array_agg(x ORDER BY keys)` as an aggregate of `x` and the keys, sorted as `order` says;
+/// with `join`, `listagg(x, join) WITHIN GROUP (ORDER BY keys)`.
+pub fn udaf(order: Vec<SortOptions>, join: Option<String>) -> Arc<AggregateUDF> {
     Arc::new(AggregateUDF::new_from_impl(OrderedArrayAgg {
         order,
+        join,
         signature: Signature::variadic_any(Volatility::Immutable),
     }))
 }
@@ -37,12 +42,16 @@ pub fn udaf(order: Vec<SortOptions>) -> Arc<AggregateUDF> {
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct OrderedArrayAgg {
     order: Vec<SortOptions>,
+    join: Option<String>,
     signature: Signature,
 }
 
 impl AggregateUDFImpl for OrderedArrayAgg {
     fn name(&self) -> &str {
-        "array_agg"
+        match self.join {
+            None => "array_agg",
+            Some(_) => "listagg",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -51,6 +60,7 @@ impl AggregateUDFImpl for OrderedArrayAgg {
 
     fn return_type(&self, t: &[DataType]) -> Result<DataType> {
         match t.first() {
+            Some(_) if t.len() == self.order.len() + 1 && self.join.is_some() => Ok(DataType::Utf8),
             Some(x) if t.len() == self.order.len() + 1 => Ok(DataType::new_list(x.clone(), true)),
             _ => internal_err!("array_agg takes a value and {} keys", self.order.len()),
         }
@@ -102,6 +112,7 @@ impl OrderedArrayAgg {
         Ok(Rows {
             types,
             sort,
+            join: self.join.clone(),
             chunks: Vec::new(),
             groups: Vec::new(),
             total: 0,
@@ -115,6 +126,8 @@ struct Rows {
     /// The value's type, then the keys'.
     types: Vec<DataType>,
     sort: Vec<SortField>,
+    /// The separator of `listagg`.
+    join: Option<String>,
     chunks: Vec<Vec<ArrayRef>>,
     groups: Vec<u32>,
     /// How many groups there are.
@@ -281,6 +294,41 @@ impl Rows {
     }
 }
 
+impl Rows {
+    /// The sorted arrays as the aggregate gives them: as they are, or for `listagg` joined.
+    fn finished(&self, lists: ArrayRef) -> Result<ArrayRef> {
+        let Some(sep) = &self.join else {
+            return Ok(lists);
+        };
+        let lists = lists.as_list::<i32>();
+        let values = arrow::compute::cast(lists.values(), &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        let offsets = lists.value_offsets();
+        let mut out = arrow::array::StringBuilder::new();
+        let mut joined = String::new();
+        for g in 0..lists.len() {
+            joined.clear();
+            let mut any = false;
+            for i in offsets[g] as usize..offsets[g + 1] as usize {
+                if values.is_null(i) {
+                    continue;
+                }
+                if any {
+                    joined.push_str(sep);
+                }
+                joined.push_str(values.value(i));
+                any = true;
+            }
+            if any {
+                out.append_value(&joined);
+            } else {
+                out.append_null();
+            }
+        }
+        Ok(Arc::new(out.finish()))
+    }
+}
+
 /// Where a filter is true (NULL counting as false).
 fn kept(f: &BooleanArray) -> BooleanArray {
     match f.nulls() {
@@ -305,7 +353,8 @@ impl GroupsAccumulator for Rows {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        Ok(self.take(emit_to, true)?.swap_remove(0))
+        let lists = self.take(emit_to, true)?.swap_remove(0);
+        self.finished(lists)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
@@ -386,8 +435,8 @@ impl Accumulator for One {
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
         self.0.total = 1;
-        let out = self.0.take(EmitTo::All, true)?;
-        ScalarValue::try_from_array(&out[0], 0)
+        let lists = self.0.take(EmitTo::All, true)?.swap_remove(0);
+        ScalarValue::try_from_array(&self.0.finished(lists)?, 0)
     }
 
     fn size(&self) -> usize {
@@ -434,6 +483,26 @@ mod tests {
             ))
             .await,
             ["a,x", "b,w;v", "c,-"]
+        );
+    }
+
+    #[tokio::test]
+    async fn listagg_joins_the_values_that_are_not_null_in_order() {
+        let rows = "(VALUES ('a', 'x', 3), ('a', NULL, 1), ('a', 'y', 2), ('b', NULL, 1), ('c', 'z', 1)) AS t(g, x, k)";
+        assert_eq!(
+            csv(&format!(
+                "SELECT g, coalesce(listagg(x, ', ') WITHIN GROUP (ORDER BY k DESC), '-'), \
+                 typeof(listagg(x) WITHIN GROUP (ORDER BY k)) FROM {rows} GROUP BY g ORDER BY g"
+            ))
+            .await,
+            ["a,\"x, y\",varchar", "b,-,varchar", "c,z,varchar"]
+        );
+        assert_eq!(
+            csv(&format!(
+                "SELECT listagg(x, '') WITHIN GROUP (ORDER BY k) FROM {rows}"
+            ))
+            .await,
+            ["zyx"]
         );
     }
 
