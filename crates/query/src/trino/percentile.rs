@@ -139,6 +139,7 @@ impl AggregateUDFImpl for ApproxPercentile {
         }
         Ok(Box::new(Digest {
             digest: TDigest::new(DEFAULT_MAX_SIZE),
+            pending: Vec::new(),
             weighted: args.exprs.len() == 3,
             percentiles,
             many,
@@ -147,9 +148,17 @@ impl AggregateUDFImpl for ApproxPercentile {
     }
 }
 
+/// Values gathered before they are merged into a digest: in an aggregation with many groups,
+/// each group gets a value or two from a batch, and merging each such handful compressed the
+/// whole digest every time (approx_percentile by user, 5,000 users, took four times as long as
+/// by team).
+const PENDING: usize = 128;
+
 #[derive(Debug)]
 struct Digest {
     digest: TDigest,
+    /// Unweighted values not yet in `digest` (fewer than [`PENDING`] between calls).
+    pending: Vec<f64>,
     weighted: bool,
     percentiles: Vec<f64>,
     many: bool,
@@ -157,6 +166,15 @@ struct Digest {
 }
 
 impl Digest {
+    /// Merges the pending values into the digest.
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.pending.sort_by(f64::total_cmp);
+            self.digest = self.digest.merge_sorted_f64(&self.pending);
+            self.pending.clear();
+        }
+    }
+
     /// One estimate as `x`'s type.
     fn estimate(&self, p: f64) -> Result<ScalarValue> {
         let q = self.digest.estimate_quantile(p);
@@ -195,14 +213,17 @@ impl Accumulator for Digest {
             if x.null_count() > 0 {
                 x = filter(&x, &is_not_null(&x)?)?;
             }
-            let mut v = x.as_primitive::<Float64Type>().values().to_vec();
-            v.sort_by(f64::total_cmp);
-            self.digest = self.digest.merge_sorted_f64(&v);
+            self.pending
+                .extend_from_slice(x.as_primitive::<Float64Type>().values());
+            if self.pending.len() >= PENDING {
+                self.flush();
+            }
         }
         Ok(())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.flush();
         let Some(first) = states.first() else {
             return Ok(());
         };
@@ -220,10 +241,12 @@ impl Accumulator for Digest {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        self.flush();
         Ok(self.digest.to_scalar_state())
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
+        self.flush();
         let empty = self.digest.count() == 0.0;
         if !self.many {
             return if empty {
@@ -248,7 +271,7 @@ impl Accumulator for Digest {
 
     fn size(&self) -> usize {
         size_of_val(self) + self.digest.size() - size_of_val(&self.digest)
-            + self.percentiles.capacity() * 8
+            + (self.percentiles.capacity() + self.pending.capacity()) * 8
     }
 }
 
