@@ -56,6 +56,14 @@ fn config() -> Result<SessionConfig> {
     Ok(SessionConfig::from(options).with_information_schema(true))
 }
 
+/// DataFusion's analyzer rules, after Athena's type for a double beside a decimal in a set
+/// operation (`trino/set_doubles.rs`), which must come before DataFusion's type coercion.
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    std::iter::once(Arc::new(crate::trino::set_doubles::DoublesInSets) as _)
+        .chain(datafusion::optimizer::Analyzer::new().rules)
+        .collect()
+}
+
 /// A session with Athena's functions and no table: for SQL over literals (the conformance
 /// suite, `etl functions`).
 pub fn functions_session() -> Result<SessionContext> {
@@ -64,6 +72,7 @@ pub fn functions_session() -> Result<SessionContext> {
         .with_default_features()
         .with_expr_planners(crate::trino::expr_planners())
         .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
+        .with_analyzer_rules(analyzer_rules())
         .with_optimizer_rules(logical_rules())
         .build();
     let mut ctx = SessionContext::new_with_state(state);
@@ -120,6 +129,7 @@ pub async fn session_named(
         .with_default_features()
         .with_expr_planners(crate::trino::expr_planners())
         .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
+        .with_analyzer_rules(analyzer_rules())
         .with_optimizer_rules(logical_rules())
         .with_physical_optimizer_rules(rules)
         .build();

@@ -52,6 +52,7 @@ mod percentile;
 mod pick;
 pub mod render;
 pub(crate) mod select;
+pub mod set_doubles;
 mod sql_json;
 mod subscript;
 pub(crate) mod syntax;
