@@ -30,6 +30,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 pub(crate) mod arrays;
 pub(crate) mod athena_strings;
 mod binary;
+mod buffered;
 mod conditional;
 #[cfg(test)]
 mod conformance;

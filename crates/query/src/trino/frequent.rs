@@ -56,14 +56,32 @@ impl AggregateUDFImpl for MostFrequent {
         Ok(map_type(&args[1], &DataType::Int64))
     }
     fn accumulator(&self, a: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(MostFrequentAcc {
-            map_type: a.return_field.data_type().clone(),
-            value_type: a.exprs[1].data_type(a.schema)?,
-            buckets: None,
-            capacity: None,
-            counts: HashMap::new(),
-            seen: 0,
-        }))
+        Ok(Box::new(MostFrequentAcc::new(
+            a.return_field.data_type().clone(),
+            a.exprs[1].data_type(a.schema)?,
+        )))
+    }
+
+    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
+        true
+    }
+
+    /// Each group's rows in bulk (`buffered.rs`).
+    fn create_groups_accumulator(
+        &self,
+        a: AccumulatorArgs,
+    ) -> Result<Box<dyn datafusion::logical_expr::GroupsAccumulator>> {
+        let result = a.return_field.data_type().clone();
+        let (map_type, value_type) = (result.clone(), a.exprs[1].data_type(a.schema)?);
+        Ok(Box::new(super::buffered::Buffered::new(
+            Box::new(move || {
+                Ok(
+                    Box::new(MostFrequentAcc::new(map_type.clone(), value_type.clone()))
+                        as Box<dyn Accumulator>,
+                )
+            }),
+            result,
+        )))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let value = args.input_fields[1].data_type();
@@ -73,6 +91,19 @@ impl AggregateUDFImpl for MostFrequent {
             state_field(&args, "values", list_of(value)),
             state_field(&args, "counts", list_of(&DataType::Int64)),
         ])
+    }
+}
+
+impl MostFrequentAcc {
+    fn new(map_type: DataType, value_type: DataType) -> Self {
+        Self {
+            map_type,
+            value_type,
+            buckets: None,
+            capacity: None,
+            counts: HashMap::new(),
+            seen: 0,
+        }
     }
 }
 

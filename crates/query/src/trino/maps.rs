@@ -127,24 +127,28 @@ impl AggregateUDFImpl for MapAggregate {
     }
 
     fn accumulator(&self, a: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let DataType::Map(entries, _) = a.return_field.data_type() else {
-            return Err(DataFusionError::Internal(format!(
-                "{} returns a map",
-                self.name()
-            )));
-        };
-        let DataType::Struct(fields) = entries.data_type() else {
-            return Err(DataFusionError::Internal("map entries are a struct".into()));
-        };
-        Ok(Box::new(MapAcc {
-            kind: self.kind,
-            key_type: fields[0].data_type().clone(),
-            value_type: fields[1].data_type().clone(),
-            map_type: a.return_field.data_type().clone(),
-            index: HashMap::new(),
-            keys: Vec::new(),
-            values: Vec::new(),
-        }))
+        Ok(Box::new(MapAcc::new(
+            self.kind,
+            a.return_field.data_type(),
+        )?))
+    }
+
+    fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
+        true
+    }
+
+    /// Each group's rows in bulk (`buffered.rs`): grouped by session, a batch gave each of
+    /// thousands of groups a row or two.
+    fn create_groups_accumulator(
+        &self,
+        a: AccumulatorArgs,
+    ) -> Result<Box<dyn datafusion::logical_expr::GroupsAccumulator>> {
+        let (kind, result) = (self.kind, a.return_field.data_type().clone());
+        let map_type = result.clone();
+        Ok(Box::new(super::buffered::Buffered::new(
+            Box::new(move || Ok(Box::new(MapAcc::new(kind, &map_type)?) as Box<dyn Accumulator>)),
+            result,
+        )))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -183,6 +187,26 @@ struct MapAcc {
 }
 
 impl MapAcc {
+    fn new(kind: Kind, map_type: &DataType) -> Result<Self> {
+        let DataType::Map(entries, _) = map_type else {
+            return Err(DataFusionError::Internal(format!(
+                "a map aggregate returns a map, not {map_type}"
+            )));
+        };
+        let DataType::Struct(fields) = entries.data_type() else {
+            return Err(DataFusionError::Internal("map entries are a struct".into()));
+        };
+        Ok(MapAcc {
+            kind,
+            key_type: fields[0].data_type().clone(),
+            value_type: fields[1].data_type().clone(),
+            map_type: map_type.clone(),
+            index: HashMap::new(),
+            keys: Vec::new(),
+            values: Vec::new(),
+        })
+    }
+
     fn slot(&mut self, key: ScalarValue, first: impl FnOnce() -> ScalarValue) -> (usize, bool) {
         if let Some(&i) = self.index.get(&key) {
             return (i, false);
