@@ -63,6 +63,12 @@ pub mod unnest;
 pub use conditional::trino_type;
 pub use json_cast::FuseJsonCast;
 
+/// 200,000 rows of one column `x` (1 to 200,000): more than a batch holds, and more than one
+/// `sequence` makes. The tests' table of many groups.
+#[cfg(test)]
+pub(crate) const MANY_ROWS: &str = "(SELECT (i - 1) * 400 + j AS x FROM UNNEST(sequence(1, 500)) AS a(i) \
+     CROSS JOIN UNNEST(sequence(1, 400)) AS b(j))";
+
 /// One query's rows as CSV lines (header dropped) on a session with Athena's functions, or its
 /// error as text: the tests' view of an answer.
 #[cfg(test)]

@@ -65,26 +65,7 @@ impl Buffered {
         if self.groups.len() < total {
             self.groups.resize_with(total, || None);
         }
-        let (columns, of): (Vec<ArrayRef>, Vec<u32>) = match filter {
-            None => (values.to_vec(), groups.iter().map(|&g| g as u32).collect()),
-            Some(f) => {
-                let kept = match f.nulls() {
-                    Some(n) => BooleanArray::new(f.values() & n.inner(), None),
-                    None => BooleanArray::new(f.values().clone(), None),
-                };
-                let columns = values
-                    .iter()
-                    .map(|c| Ok(arrow::compute::filter(c, &kept)?))
-                    .collect::<Result<Vec<_>>>()?;
-                let of = groups
-                    .iter()
-                    .zip(kept.values().iter())
-                    .filter(|(_, k)| *k)
-                    .map(|(&g, _)| g as u32)
-                    .collect();
-                (columns, of)
-            }
-        };
+        let (columns, of) = kept_rows(values, groups, filter)?;
         if of.is_empty() {
             return Ok(());
         }
@@ -108,29 +89,11 @@ impl Buffered {
         let chunks = std::mem::take(&mut self.chunks);
         let of = std::mem::take(&mut self.of);
         self.bytes = 0;
-        let width = chunks[0].len();
-        let columns: Vec<ArrayRef> = (0..width)
-            .map(|c| {
-                let parts: Vec<&dyn Array> = chunks.iter().map(|ch| ch[c].as_ref()).collect();
-                Ok(arrow::compute::concat(&parts)?)
-            })
-            .collect::<Result<_>>()?;
+        let types: Vec<DataType> = chunks[0].iter().map(|c| c.data_type().clone()).collect();
+        let columns = concatenated(&chunks, &types)?;
         drop(chunks);
-        // The rows bucketed by group, in the order they came.
         let n = self.groups.len();
-        let mut start = vec![0usize; n + 1];
-        for &g in &of {
-            start[g as usize + 1] += 1;
-        }
-        for g in 0..n {
-            start[g + 1] += start[g];
-        }
-        let mut next = start.clone();
-        let mut order = vec![0u32; of.len()];
-        for (row, &g) in of.iter().enumerate() {
-            order[next[g as usize]] = row as u32;
-            next[g as usize] += 1;
-        }
+        let (start, order, _) = by_group(&of, n);
         let order = UInt32Array::from(order);
         let sorted: Vec<ArrayRef> = columns
             .iter()
@@ -173,6 +136,85 @@ impl Buffered {
             .collect::<Result<Vec<_>>>()?;
         Ok(out)
     }
+}
+
+/// The rows of `values` that `filter` keeps (NULL counting as not kept), with their groups.
+pub(super) fn kept_rows(
+    values: &[ArrayRef],
+    groups: &[usize],
+    filter: Option<&BooleanArray>,
+) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
+    let Some(f) = filter else {
+        return Ok((values.to_vec(), groups.iter().map(|&g| g as u32).collect()));
+    };
+    let kept = match f.nulls() {
+        Some(n) => BooleanArray::new(f.values() & n.inner(), None),
+        None => BooleanArray::new(f.values().clone(), None),
+    };
+    let columns = values
+        .iter()
+        .map(|c| Ok(arrow::compute::filter(c, &kept)?))
+        .collect::<Result<Vec<_>>>()?;
+    let groups = groups
+        .iter()
+        .zip(kept.values().iter())
+        .filter(|(_, k)| *k)
+        .map(|(&g, _)| g as u32)
+        .collect();
+    Ok((columns, groups))
+}
+
+/// Each column of `chunks` as one array (of `types`' type when there are none).
+pub(super) fn concatenated(chunks: &[Vec<ArrayRef>], types: &[DataType]) -> Result<Vec<ArrayRef>> {
+    types
+        .iter()
+        .enumerate()
+        .map(|(c, t)| {
+            let parts: Vec<&dyn Array> = chunks.iter().map(|ch| ch[c].as_ref()).collect();
+            if parts.is_empty() {
+                Ok(new_empty_array(t))
+            } else {
+                Ok(arrow::compute::concat(&parts)?)
+            }
+        })
+        .collect()
+}
+
+/// The rows of groups `0..groups` (by their group in `of`) bucketed by group in the order they
+/// came: each group's start in `order` (and the end), `order`, and the rows of later groups.
+pub(super) fn by_group(of: &[u32], groups: usize) -> (Vec<usize>, Vec<u32>, Vec<u32>) {
+    let mut start = vec![0usize; groups + 1];
+    for &g in of {
+        if (g as usize) < groups {
+            start[g as usize + 1] += 1;
+        }
+    }
+    for g in 0..groups {
+        start[g + 1] += start[g];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0u32; start[groups]];
+    let mut rest = Vec::new();
+    for (row, &g) in of.iter().enumerate() {
+        if (g as usize) < groups {
+            order[next[g as usize]] = row as u32;
+            next[g as usize] += 1;
+        } else {
+            rest.push(row as u32);
+        }
+    }
+    (start, order, rest)
+}
+
+/// Makes a row-by-row aggregate's grouped accumulator: [`Buffered`] over `make`'s accumulators.
+pub(super) fn grouped<A: Accumulator + 'static>(
+    make: impl Fn() -> Result<A> + Send + 'static,
+    result: DataType,
+) -> Box<dyn GroupsAccumulator> {
+    Box::new(Buffered::new(
+        Box::new(move || Ok(Box::new(make()?) as Box<dyn Accumulator>)),
+        result,
+    ))
 }
 
 /// Columns of scalars, one array per column (of `empty`'s types when there are no rows).
@@ -274,8 +316,7 @@ impl GroupsAccumulator for Buffered {
 mod tests {
     use crate::trino::csv_rows as csv;
 
-    const T: &str = "(SELECT (i - 1) * 400 + j AS x FROM UNNEST(sequence(1, 500)) AS a(i) \
-                     CROSS JOIN UNNEST(sequence(1, 400)) AS b(j))";
+    use crate::trino::MANY_ROWS as T;
 
     /// Many groups over many batches, merged from partial states: each group's map counts its
     /// own rows.

@@ -935,6 +935,24 @@ fn per_second(u: TimeUnit) -> i64 {
     }
 }
 
+/// An ordered aggregate's sort directions, and its arguments followed by its sort keys (as
+/// `ordered_agg.rs` takes them).
+fn ordered(args: &[Expr], order_by: &[SortExpr]) -> (Vec<arrow::compute::SortOptions>, Vec<Expr>) {
+    let order = order_by
+        .iter()
+        .map(|o| arrow::compute::SortOptions {
+            descending: !o.asc,
+            nulls_first: o.nulls_first,
+        })
+        .collect();
+    let args = args
+        .iter()
+        .cloned()
+        .chain(order_by.iter().map(|o| o.expr.clone()))
+        .collect();
+    (order, args)
+}
+
 fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
     let name = f.func.name().to_string();
     let p = f.params;
@@ -975,20 +993,7 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
                     Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls)
                 ) =>
         {
-            let order = p
-                .order_by
-                .iter()
-                .map(|o| arrow::compute::SortOptions {
-                    descending: !o.asc,
-                    nulls_first: o.nulls_first,
-                })
-                .collect();
-            let args = p
-                .args
-                .iter()
-                .cloned()
-                .chain(p.order_by.iter().map(|o| o.expr.clone()))
-                .collect();
+            let (order, args) = ordered(&p.args, &p.order_by);
             Transformed::yes(with(
                 super::ordered_agg::udaf(order, None),
                 args,
@@ -1008,17 +1013,7 @@ fn aggregate(f: AggregateFunction) -> Result<Transformed<Expr>> {
                     _,
                 ) = &p.args[1] =>
         {
-            let order = p
-                .order_by
-                .iter()
-                .map(|o| arrow::compute::SortOptions {
-                    descending: !o.asc,
-                    nulls_first: o.nulls_first,
-                })
-                .collect();
-            let args = std::iter::once(p.args[0].clone())
-                .chain(p.order_by.iter().map(|o| o.expr.clone()))
-                .collect();
+            let (order, args) = ordered(&p.args[..1], &p.order_by);
             Transformed::yes(with(
                 super::ordered_agg::udaf(order, Some(sep.clone())),
                 args,

@@ -73,16 +73,12 @@ impl AggregateUDFImpl for MostFrequent {
     ) -> Result<Box<dyn datafusion::logical_expr::GroupsAccumulator>> {
         let result = a.return_field.data_type().clone();
         let (map_type, value_type) = (result.clone(), a.exprs[1].data_type(a.schema)?);
-        Ok(Box::new(super::buffered::Buffered::new(
-            Box::new(move || {
-                Ok(
-                    Box::new(MostFrequentAcc::new(map_type.clone(), value_type.clone()))
-                        as Box<dyn Accumulator>,
-                )
-            }),
+        Ok(super::buffered::grouped(
+            move || Ok(MostFrequentAcc::new(map_type.clone(), value_type.clone())),
             result,
-        )))
+        ))
     }
+
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let value = args.input_fields[1].data_type();
         Ok(vec![

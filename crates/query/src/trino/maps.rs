@@ -145,10 +145,10 @@ impl AggregateUDFImpl for MapAggregate {
     ) -> Result<Box<dyn datafusion::logical_expr::GroupsAccumulator>> {
         let (kind, result) = (self.kind, a.return_field.data_type().clone());
         let map_type = result.clone();
-        Ok(Box::new(super::buffered::Buffered::new(
-            Box::new(move || Ok(Box::new(MapAcc::new(kind, &map_type)?) as Box<dyn Accumulator>)),
+        Ok(super::buffered::grouped(
+            move || MapAcc::new(kind, &map_type),
             result,
-        )))
+        ))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {

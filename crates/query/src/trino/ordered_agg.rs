@@ -145,23 +145,7 @@ impl Rows {
         total: usize,
     ) -> Result<()> {
         self.total = self.total.max(total);
-        let (columns, groups): (Vec<ArrayRef>, Vec<u32>) = match filter {
-            None => (columns.to_vec(), groups.iter().map(|&g| g as u32).collect()),
-            Some(f) => {
-                let kept = kept(f);
-                let columns = columns
-                    .iter()
-                    .map(|c| Ok(arrow::compute::filter(c, &kept)?))
-                    .collect::<Result<Vec<_>>>()?;
-                let groups = groups
-                    .iter()
-                    .zip(kept.values().iter())
-                    .filter(|(_, k)| *k)
-                    .map(|(&g, _)| g as u32)
-                    .collect();
-                (columns, groups)
-            }
-        };
+        let (columns, groups) = super::buffered::kept_rows(columns, groups, filter)?;
         if groups.is_empty() {
             return Ok(());
         }
@@ -213,39 +197,10 @@ impl Rows {
         let chunks = std::mem::take(&mut self.chunks);
         let ids = std::mem::take(&mut self.groups);
         self.bytes = 0;
-        let columns: Vec<ArrayRef> = (0..self.types.len())
-            .map(|c| {
-                let parts: Vec<&dyn Array> = chunks.iter().map(|ch| ch[c].as_ref()).collect();
-                if parts.is_empty() {
-                    Ok(arrow::array::new_empty_array(&self.types[c]))
-                } else {
-                    Ok(arrow::compute::concat(&parts)?)
-                }
-            })
-            .collect::<Result<_>>()?;
+        let columns = super::buffered::concatenated(&chunks, &self.types)?;
         drop(chunks);
         // Each emitted group's rows, bucketed in the order they came.
-        let mut counts = vec![0usize; groups + 1];
-        for &g in &ids {
-            if (g as usize) < groups {
-                counts[g as usize + 1] += 1;
-            }
-        }
-        for i in 0..groups {
-            counts[i + 1] += counts[i];
-        }
-        let offsets = counts.clone();
-        let mut order = vec![0u32; offsets[groups]];
-        let mut next = counts;
-        let mut rest = Vec::new();
-        for (row, &g) in ids.iter().enumerate() {
-            if (g as usize) < groups {
-                order[next[g as usize]] = row as u32;
-                next[g as usize] += 1;
-            } else {
-                rest.push(row as u32);
-            }
-        }
+        let (offsets, mut order, rest) = super::buffered::by_group(&ids, groups);
         if sorted && !self.sort.is_empty() && !order.is_empty() {
             let converter = RowConverter::new(self.sort.clone())?;
             let keys = converter.convert_columns(&columns[1..])?;
@@ -510,8 +465,7 @@ mod tests {
     /// same arrays as sorting the rows first.
     #[tokio::test]
     async fn many_groups_agree_with_sorted_rows() {
-        let t = "(SELECT (i - 1) * 400 + j AS x FROM UNNEST(sequence(1, 500)) AS a(i) \
-                 CROSS JOIN UNNEST(sequence(1, 400)) AS b(j))";
+        let t = crate::trino::MANY_ROWS;
         for g in ["x % 997", "x"] {
             let sql = format!(
                 "SELECT count(*) FROM (SELECT {g} AS g, array_agg(x ORDER BY (x * 7919) % 100003 DESC) AS a \
