@@ -26,12 +26,10 @@ pub struct Buffered {
     /// The aggregate's result type (for no groups at all).
     result: DataType,
     groups: Vec<Option<Box<dyn Accumulator>>>,
-    /// Rows not yet handed over: their columns, batch by batch, and their groups.
-    chunks: Vec<Vec<ArrayRef>>,
-    of: Vec<u32>,
+    /// Rows not yet handed over.
+    rows: Gathered,
     /// Whether the rows gathered are partial states (merged) rather than input rows.
     merging: bool,
-    bytes: usize,
     /// What the groups' accumulators hold.
     held: usize,
 }
@@ -42,10 +40,8 @@ impl Buffered {
             factory,
             result,
             groups: Vec::new(),
-            chunks: Vec::new(),
-            of: Vec::new(),
+            rows: Gathered::default(),
             merging: false,
-            bytes: 0,
             held: 0,
         }
     }
@@ -66,16 +62,8 @@ impl Buffered {
             self.groups.resize_with(total, || None);
         }
         let (columns, of) = kept_rows(values, groups, filter)?;
-        if of.is_empty() {
-            return Ok(());
-        }
-        self.bytes += columns
-            .iter()
-            .map(|c| c.get_array_memory_size())
-            .sum::<usize>();
-        self.of.extend(of);
-        self.chunks.push(columns);
-        if self.of.len() >= FLUSH_ROWS || self.bytes >= FLUSH_BYTES {
+        self.rows.push(columns, of);
+        if self.rows.of.len() >= FLUSH_ROWS || self.rows.bytes >= FLUSH_BYTES {
             self.flush()?;
         }
         Ok(())
@@ -83,12 +71,10 @@ impl Buffered {
 
     /// Hands the gathered rows to their groups' accumulators, each group's at once.
     fn flush(&mut self) -> Result<()> {
-        if self.of.is_empty() {
+        if self.rows.of.is_empty() {
             return Ok(());
         }
-        let chunks = std::mem::take(&mut self.chunks);
-        let of = std::mem::take(&mut self.of);
-        self.bytes = 0;
+        let (chunks, of) = self.rows.take();
         let types: Vec<DataType> = chunks[0].iter().map(|c| c.data_type().clone()).collect();
         let columns = concatenated(&chunks, &types)?;
         drop(chunks);
@@ -135,6 +121,43 @@ impl Buffered {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(out)
+    }
+}
+
+/// Rows kept for later: their columns, batch by batch, and their groups.
+#[derive(Default)]
+pub(super) struct Gathered {
+    pub chunks: Vec<Vec<ArrayRef>>,
+    pub of: Vec<u32>,
+    /// The Arrow data the chunks take.
+    pub bytes: usize,
+}
+
+impl Gathered {
+    /// Keeps `columns`, whose rows are in groups `of`.
+    pub fn push(&mut self, columns: Vec<ArrayRef>, of: Vec<u32>) {
+        if of.is_empty() {
+            return;
+        }
+        self.bytes += columns
+            .iter()
+            .map(|c| c.get_array_memory_size())
+            .sum::<usize>();
+        self.of.extend(of);
+        self.chunks.push(columns);
+    }
+
+    /// Everything kept, leaving nothing.
+    pub fn take(&mut self) -> (Vec<Vec<ArrayRef>>, Vec<u32>) {
+        self.bytes = 0;
+        (
+            std::mem::take(&mut self.chunks),
+            std::mem::take(&mut self.of),
+        )
+    }
+
+    pub fn size(&self) -> usize {
+        self.bytes + self.of.capacity() * 4
     }
 }
 
@@ -305,9 +328,8 @@ impl GroupsAccumulator for Buffered {
 
     fn size(&self) -> usize {
         size_of_val(self)
-            + self.bytes
+            + self.rows.size()
             + self.held
-            + self.of.capacity() * 4
             + self.groups.capacity() * size_of::<Option<Box<dyn Accumulator>>>()
     }
 }

@@ -113,10 +113,8 @@ impl OrderedArrayAgg {
             types,
             sort,
             join: self.join.clone(),
-            chunks: Vec::new(),
-            groups: Vec::new(),
+            rows: Default::default(),
             total: 0,
-            bytes: 0,
         })
     }
 }
@@ -128,11 +126,9 @@ struct Rows {
     sort: Vec<SortField>,
     /// The separator of `listagg`.
     join: Option<String>,
-    chunks: Vec<Vec<ArrayRef>>,
-    groups: Vec<u32>,
+    rows: super::buffered::Gathered,
     /// How many groups there are.
     total: usize,
-    bytes: usize,
 }
 
 impl Rows {
@@ -146,15 +142,7 @@ impl Rows {
     ) -> Result<()> {
         self.total = self.total.max(total);
         let (columns, groups) = super::buffered::kept_rows(columns, groups, filter)?;
-        if groups.is_empty() {
-            return Ok(());
-        }
-        self.bytes += columns
-            .iter()
-            .map(|c| c.get_array_memory_size())
-            .sum::<usize>();
-        self.groups.extend(groups);
-        self.chunks.push(columns);
+        self.rows.push(columns, groups);
         Ok(())
     }
 
@@ -170,19 +158,16 @@ impl Rows {
         if start == end {
             return Ok(());
         }
+        let mut of = Vec::with_capacity(end - start);
         for (row, &g) in groups.iter().enumerate() {
             let n = (offsets[row + 1] - offsets[row]) as usize;
-            self.groups.extend(std::iter::repeat_n(g as u32, n));
+            of.extend(std::iter::repeat_n(g as u32, n));
         }
         let columns: Vec<ArrayRef> = lists
             .iter()
             .map(|l| l.values().slice(start, end - start))
             .collect();
-        self.bytes += columns
-            .iter()
-            .map(|c| c.get_array_memory_size())
-            .sum::<usize>();
-        self.chunks.push(columns);
+        self.rows.push(columns, of);
         Ok(())
     }
 
@@ -194,9 +179,7 @@ impl Rows {
             EmitTo::All => self.total,
             EmitTo::First(n) => n.min(self.total),
         };
-        let chunks = std::mem::take(&mut self.chunks);
-        let ids = std::mem::take(&mut self.groups);
-        self.bytes = 0;
+        let (chunks, ids) = self.rows.take();
         let columns = super::buffered::concatenated(&chunks, &self.types)?;
         drop(chunks);
         // Each emitted group's rows, bucketed in the order they came.
@@ -237,12 +220,11 @@ impl Rows {
                 .iter()
                 .map(|c| Ok(arrow::compute::take(c.as_ref(), &indices, None)?))
                 .collect::<Result<Vec<_>>>()?;
-            self.groups = rest
+            let of = rest
                 .iter()
                 .map(|&r| ids[r as usize] - groups as u32)
                 .collect();
-            self.bytes = kept.iter().map(|c| c.get_array_memory_size()).sum();
-            self.chunks.push(kept);
+            self.rows.push(kept, of);
         }
         self.total -= groups;
         Ok(out)
@@ -357,7 +339,7 @@ impl GroupsAccumulator for Rows {
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.bytes + self.groups.capacity() * 4
+        size_of_val(self) + self.rows.size()
     }
 }
 
