@@ -586,6 +586,16 @@ impl FunctionRewrite for Rewrites {
                         b.map(Box::new),
                     ))))
                 }
+                // A pattern that is text to find: a LIKE (`text.rs`).
+                "regexp_like" if is_fun(&func).is_some() => {
+                    match super::text::regexp_like_as_like(&args, schema) {
+                        Some(like) => Ok(Transformed::yes(like)),
+                        None => Ok(Transformed::no(Expr::ScalarFunction(ScalarFunction {
+                            func,
+                            args,
+                        }))),
+                    }
+                }
                 // Athena's wall-clock time in the session's zone, UTC: the query's start time,
                 // as `now()` and `current_time` give it.
                 "localtimestamp" if is_fun(&func).is_some() => {

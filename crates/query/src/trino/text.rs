@@ -139,7 +139,7 @@ fn regexp_extract_all(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn regexp_like(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let p = text(&a[1])?;
     let mut cache = Patterns::new();
     let mut out = Vec::with_capacity(s.len());
@@ -154,6 +154,76 @@ fn regexp_like(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         }
     }
     Ok(arc(BooleanArray::from(out)))
+}
+
+/// `regexp_like(x, p)` with a pattern that is text to find, at the start (`'^/checkout/'`) or
+/// anywhere (`'iPhone'`), as `x LIKE 'text%'` or `x LIKE '%text%'`: a match found without
+/// running a pattern, and one that a scan can skip row groups with (by their least and greatest
+/// `x`) or run once per distinct value. A pattern with anything else (a class, a repetition, a
+/// `$`, whose Java reading also matches before a final line break, a flag) stays a pattern.
+pub(super) fn regexp_like_as_like(
+    args: &[datafusion::logical_expr::Expr],
+    schema: &datafusion::common::DFSchema,
+) -> Option<datafusion::logical_expr::Expr> {
+    use datafusion::common::ScalarValue;
+    use datafusion::logical_expr::{Expr, ExprSchemable, Like};
+    let [x, Expr::Literal(pattern, _)] = args else {
+        return None;
+    };
+    let (ScalarValue::Utf8(Some(pattern))
+    | ScalarValue::Utf8View(Some(pattern))
+    | ScalarValue::LargeUtf8(Some(pattern))) = pattern
+    else {
+        return None;
+    };
+    if !matches!(
+        x.get_type(schema).ok()?,
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+    ) {
+        return None;
+    }
+    let (anchored, body) = match pattern.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, pattern.as_str()),
+    };
+    let mut text = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                // An escaped punctuation mark is itself; `\d`, `\b`, `\Q` and the like are not.
+                Some(e) if e.is_ascii_punctuation() => text.push(e),
+                _ => return None,
+            },
+            '.' | '^' | '$' | '|' | '?' | '*' | '+' | '(' | ')' | '[' | ']' | '{' | '}' => {
+                return None;
+            }
+            c => text.push(c),
+        }
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let mut like = String::with_capacity(text.len() + 2);
+    if !anchored {
+        like.push('%');
+    }
+    let mut escaped = false;
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            like.push('\\');
+            escaped = true;
+        }
+        like.push(c);
+    }
+    like.push('%');
+    Some(Expr::Like(Like::new(
+        false,
+        Box::new(x.clone()),
+        Box::new(Expr::Literal(ScalarValue::Utf8(Some(like)), None)),
+        escaped.then_some('\\'),
+        false,
+    )))
 }
 
 fn regexp_count(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
@@ -902,6 +972,48 @@ pub fn functions() -> Vec<Fun> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pattern that is text to find runs as a LIKE, with the answers of the pattern; any
+    /// other pattern stays one.
+    #[tokio::test]
+    async fn regexp_like_of_plain_text_is_a_like() {
+        let rows = "(VALUES ('a%b'), ('ab'), ('a_b'), ('axb'), ('a\\b'), ('/p/1?x'), ('x/p/1'), \
+                    ('a.b'), (CAST(NULL AS varchar))) AS t(s)";
+        for (pattern, like) in [
+            ("a%", true),
+            ("^a_", true),
+            ("a\\\\", true),
+            ("^/p/1\\?", true),
+            ("/p/1", true),
+            ("a\\.b", true),
+            ("a.b", false),
+            ("^ab$", false),
+            ("(?i)AB", false),
+            ("a[_]", false),
+            ("\\d", false),
+        ] {
+            let sql = format!("SELECT s, regexp_like(s, '{pattern}') FROM {rows}");
+            let ctx = crate::session::functions_session().unwrap();
+            let plan = crate::session::dataframe(&ctx, &format!("EXPLAIN {sql}"))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let text = arrow::util::pretty::pretty_format_batches(&plan)
+                .unwrap()
+                .to_string();
+            assert_eq!(text.contains(" LIKE "), like, "{pattern}: {text}");
+            // The same answers as the pattern, run row by row on text that is not a literal.
+            let by_pattern =
+                format!("SELECT s, regexp_like(s, concat('{pattern}', '')) FROM {rows}");
+            assert_eq!(
+                crate::trino::csv_rows(&sql).await.unwrap(),
+                crate::trino::csv_rows(&by_pattern).await.unwrap(),
+                "{pattern}"
+            );
+        }
+    }
 
     #[test]
     fn urls_split_like_java() {
