@@ -82,7 +82,7 @@ fn substr(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         }
         return Ok(arc(out.finish()));
     }
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = StringBuilder::new();
     for i in 0..s.len() {
         if s.is_null(i) || null(i) {
@@ -135,7 +135,7 @@ fn concat(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn split_part(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let d = text(&a[1])?;
     let n = ints(&a[2])?;
     let mut out = Vec::with_capacity(s.len());
@@ -161,7 +161,7 @@ fn split_part(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn strpos(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let sub = text(&a[1])?;
     let inst = a.get(2).map(ints).transpose()?;
     let mut out = Vec::with_capacity(s.len());
@@ -194,7 +194,7 @@ fn strpos(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn replace(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let from = text(&a[1])?;
     let with = a.get(2).map(text).transpose()?;
     let mut out = Vec::with_capacity(s.len());
@@ -210,7 +210,7 @@ fn replace(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn pad(call: &Call, a: &[ArrayRef], left: bool) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let size = ints(&a[1])?;
     let fill = text(&a[2])?;
     let mut out = Vec::with_capacity(s.len());
@@ -279,7 +279,7 @@ fn length(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
                 .collect::<Vec<_>>(),
         )));
     }
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     Ok(arc(Int64Array::from(
         s.iter()
             .map(|v| v.map(|v| v.chars().count() as i64))
@@ -456,7 +456,7 @@ fn word_stem(word: &str, language: &str) -> std::result::Result<String, String> 
 
 /// The functions above (`concat` on arrays is planned as `array_concat`).
 fn codepoint(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
     for v in s.iter() {
         let Some(v) = v else {

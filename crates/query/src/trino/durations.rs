@@ -24,7 +24,7 @@ use arrow::datatypes::{
     DataType, Field, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
 
-use super::fun::{Call, Fun, Result, arc, arity, ints, text};
+use super::fun::{Call, Fun, Result, arc, arity, ints};
 
 const NANOS_PER_MS: i64 = 1_000_000;
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
@@ -39,7 +39,7 @@ fn number_and_unit(v: &str) -> (&str, &str) {
 }
 
 fn parse_duration(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
     for v in s.iter() {
         let Some(v) = v else {
@@ -132,7 +132,7 @@ fn human_readable_seconds(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 
 fn parse_data_size(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
     for v in s.iter() {
         let Some(v) = v else {
@@ -188,7 +188,7 @@ fn from_unixtime_nanos(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn luhn_check(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
     for v in s.iter() {
         let Some(v) = v else {

@@ -237,6 +237,11 @@ impl Texts {
             Texts::View(x) => x.value(i),
         }
     }
+
+    /// Each row's text, `None` for NULL.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|i| (!self.is_null(i)).then(|| self.value(i)))
+    }
 }
 
 /// An argument as UTF-8 strings (any string or literal NULL type is cast).

@@ -37,7 +37,7 @@ fn per_doc<T>(a: &ArrayRef, mut f: impl FnMut(Option<Value>) -> T) -> Result<Vec
 }
 
 fn json_parse(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
     for v in s.iter() {
         out.push(match v {
@@ -173,7 +173,7 @@ fn json_array_contains(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn is_json_scalar(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
     for v in s.iter() {
         out.push(match v {

@@ -105,7 +105,7 @@ fn regexp_extract(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn regexp_extract_all(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let p = text(&a[1])?;
     let groups = group_arg(a, 2)?;
     let mut cache = Patterns::new();
@@ -227,7 +227,7 @@ pub(super) fn regexp_like_as_like(
 }
 
 fn regexp_count(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let p = text(&a[1])?;
     let mut cache = Patterns::new();
     let mut out = Vec::with_capacity(s.len());
@@ -247,7 +247,7 @@ fn regexp_count(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 /// `regexp_position(s, pattern[, start[, occurrence]])`: the 1-based character position of
 /// a match, or -1.
 fn regexp_position(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let p = text(&a[1])?;
     let start = group_arg(a, 2)?;
     let nth = group_arg(a, 3)?;
@@ -287,7 +287,7 @@ fn regexp_position(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn regexp_split(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let p = text(&a[1])?;
     let mut cache = Patterns::new();
     let mut out = ListBuilder::new(StringBuilder::new());
@@ -360,7 +360,7 @@ fn replacement(r: &str) -> String {
 }
 
 fn regexp_replace(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let p = text(&a[1])?;
     let r = a.get(2).map(text).transpose()?;
     let mut cache = Patterns::new();
@@ -389,7 +389,7 @@ fn regexp_replace(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 /// `split(s, delimiter[, limit])`: the parts between delimiters; with a limit, the last part
 /// holds the rest.
 fn split(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let d = text(&a[1])?;
     let limit = group_arg(a, 2)?;
     let mut out = ListBuilder::new(StringBuilder::new());
@@ -486,7 +486,7 @@ pub fn parse_url(u: &str) -> Option<Url<'_>> {
 }
 
 fn url_part(a: &[ArrayRef], f: impl Fn(&Url) -> Option<String>) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let out: Vec<Option<String>> = s
         .iter()
         .map(|v| v.and_then(parse_url).and_then(|u| f(&u)))
@@ -495,7 +495,7 @@ fn url_part(a: &[ArrayRef], f: impl Fn(&Url) -> Option<String>) -> Result<ArrayR
 }
 
 fn url_parameter(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let names = text(&a[1])?;
     let mut out = Vec::with_capacity(s.len());
     for i in 0..s.len() {
@@ -517,7 +517,7 @@ fn url_parameter(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 
 /// `url_encode`: `application/x-www-form-urlencoded`, as Java's `URLEncoder` writes it.
 fn url_encode(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let out: Vec<Option<String>> = s
         .iter()
         .map(|v| {
@@ -540,7 +540,7 @@ fn url_encode(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn url_decode(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let s = text(&a[0])?;
+    let s = super::fun::Texts::of(&a[0])?;
     let mut out = Vec::with_capacity(s.len());
     for v in s.iter() {
         let Some(v) = v else {
