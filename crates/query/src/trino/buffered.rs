@@ -161,6 +161,14 @@ impl Gathered {
     }
 }
 
+/// Where a filter is true (NULL counting as false).
+pub(super) fn kept(f: &BooleanArray) -> BooleanArray {
+    match f.nulls() {
+        Some(n) => BooleanArray::new(f.values() & n.inner(), None),
+        None => BooleanArray::new(f.values().clone(), None),
+    }
+}
+
 /// The rows of `values` that `filter` keeps (NULL counting as not kept), with their groups.
 pub(super) fn kept_rows(
     values: &[ArrayRef],
@@ -170,10 +178,7 @@ pub(super) fn kept_rows(
     let Some(f) = filter else {
         return Ok((values.to_vec(), groups.iter().map(|&g| g as u32).collect()));
     };
-    let kept = match f.nulls() {
-        Some(n) => BooleanArray::new(f.values() & n.inner(), None),
-        None => BooleanArray::new(f.values().clone(), None),
-    };
+    let kept = kept(f);
     let columns = values
         .iter()
         .map(|c| Ok(arrow::compute::filter(c, &kept)?))

@@ -266,14 +266,6 @@ impl Rows {
     }
 }
 
-/// Where a filter is true (NULL counting as false).
-fn kept(f: &BooleanArray) -> BooleanArray {
-    match f.nulls() {
-        Some(n) => BooleanArray::new(f.values() & n.inner(), None),
-        None => BooleanArray::new(f.values().clone(), None),
-    }
-}
-
 impl GroupsAccumulator for Rows {
     fn update_batch(
         &mut self,
@@ -308,7 +300,7 @@ impl GroupsAccumulator for Rows {
         let (offsets, keep): (Vec<i32>, Option<BooleanArray>) = match filter {
             None => ((0..=n as i32).collect(), None),
             Some(f) => {
-                let k = kept(f);
+                let k = super::buffered::kept(f);
                 let mut at = 0;
                 let offsets = std::iter::once(0)
                     .chain(k.values().iter().map(|kept| {

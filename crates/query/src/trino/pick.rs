@@ -393,11 +393,8 @@ impl GroupsAccumulator for Picks {
             match filter {
                 None => Ok(a.clone()),
                 Some(f) => {
-                    let kept = match f.nulls() {
-                        Some(n) => f.values() & n.inner(),
-                        None => f.values().clone(),
-                    };
-                    Ok(arrow::compute::nullif(a, &BooleanArray::new(!&kept, None))?)
+                    let dropped = arrow::compute::not(&super::buffered::kept(f))?;
+                    Ok(arrow::compute::nullif(a, &dropped)?)
                 }
             }
         };
