@@ -669,6 +669,7 @@ impl VisitorMut for Rewriter {
         }
         tests_as_values(&mut query.body);
         empty_grouping(&mut query.body);
+        fetch_with_ties(query);
         fetch_as_limit(query);
         if let SetExpr::Select(s) = query.body.as_ref()
             && s.distinct.is_some()
@@ -1348,6 +1349,117 @@ fn fetch_as_limit(query: &mut Query) {
     query.fetch = None;
 }
 
+/// `ORDER BY k … FETCH FIRST n ROWS WITH TIES`, which DataFusion refused: the rows ranked
+/// at most `n` by the keys (the first `n` and every row tied with the last of them), in the
+/// keys' order. The rank is taken in a query around this one, over its outputs, so it applies
+/// where each key is an output (by name, place or as written) and each output has a name of its
+/// own (no `*`); with an `OFFSET`, or otherwise, the query stays as written.
+fn fetch_with_ties(query: &mut Query) {
+    let Some(Fetch {
+        with_ties: true,
+        percent: false,
+        quantity,
+    }) = &query.fetch
+    else {
+        return;
+    };
+    let n = match quantity {
+        None => 1,
+        Some(q) => match number(q) {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 => n as u64,
+            _ => return,
+        },
+    };
+    let (
+        Some(OrderBy {
+            kind: OrderByKind::Expressions(keys),
+            ..
+        }),
+        None,
+        SetExpr::Select(select),
+    ) = (&query.order_by, &query.limit_clause, query.body.as_ref())
+    else {
+        return;
+    };
+    let normalized = |i: &Ident| match i.quote_style {
+        None => i.value.to_lowercase(),
+        Some(_) => i.value.clone(),
+    };
+    let mut names: Vec<(Ident, &Expr)> = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::ExprWithAlias { expr, alias } => names.push((alias.clone(), expr)),
+            SelectItem::UnnamedExpr(e @ Expr::Identifier(i)) => names.push((i.clone(), e)),
+            SelectItem::UnnamedExpr(e @ Expr::CompoundIdentifier(parts)) => match parts.last() {
+                Some(i) => names.push((i.clone(), e)),
+                None => return,
+            },
+            _ => return,
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !names.iter().all(|(n, _)| seen.insert(normalized(n))) {
+        return;
+    }
+    let mut order = Vec::new();
+    for k in keys {
+        let named = match &k.expr {
+            Expr::Value(v) => match &v.value {
+                Value::Number(place, _) => place
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|p| p.checked_sub(1))
+                    .and_then(|p| names.get(p)),
+                _ => None,
+            },
+            Expr::Identifier(i) => names.iter().find(|(n, _)| normalized(n) == normalized(i)),
+            e => names.iter().find(|(_, x)| x.to_string() == e.to_string()),
+        };
+        let Some((name, _)) = named else {
+            return;
+        };
+        let mut key = k.clone();
+        key.expr = Expr::Identifier(name.clone());
+        order.push(key.to_string());
+    }
+    let outputs: Vec<String> = names.iter().map(|(n, _)| n.to_string()).collect();
+    let order = order.join(", ");
+    let sql = format!(
+        "SELECT {} FROM (SELECT *, rank() OVER (ORDER BY {order}) AS __tie_rank \
+         FROM (SELECT 1) AS __ties) AS __ties WHERE __tie_rank <= {n} ORDER BY {order}",
+        outputs.join(", ")
+    );
+    let Ok(mut around) = Parser::new(&AthenaDialect)
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+    else {
+        return;
+    };
+    // The query itself, without its order and fetch, in place of `(SELECT 1)`.
+    let mut inner = query.clone();
+    inner.order_by = None;
+    inner.fetch = None;
+    let SetExpr::Select(outer) = around.body.as_mut() else {
+        return;
+    };
+    let Some(TableFactor::Derived {
+        subquery: ranked, ..
+    }) = outer.from.first_mut().map(|t| &mut t.relation)
+    else {
+        return;
+    };
+    let SetExpr::Select(ranked) = ranked.body.as_mut() else {
+        return;
+    };
+    let Some(TableFactor::Derived { subquery, .. }) =
+        ranked.from.first_mut().map(|t| &mut t.relation)
+    else {
+        return;
+    };
+    *subquery = Box::new(inner);
+    *query = *around;
+}
+
 /// Athena's `_colN` for the unnamed items of each `SELECT` in `body` (a set operation's
 /// sides included; a nested query is visited on its own).
 fn name_items(body: &mut SetExpr) {
@@ -1695,6 +1807,25 @@ mod tests {
             (
                 format!("SELECT k FROM {rows} ORDER BY k OFFSET 1 ROWS FETCH FIRST 1 ROWS ONLY"),
                 "k\na\n",
+            ),
+            // The first rows and those tied with the last of them.
+            (
+                format!(
+                    "SELECT count(*) FROM (SELECT dt, k FROM {rows} ORDER BY dt \
+                     FETCH FIRST 1 ROW WITH TIES) AS t"
+                ),
+                "_col0\n2\n",
+            ),
+            (
+                format!(
+                    "SELECT dt, count(*) AS n FROM {rows} GROUP BY dt ORDER BY count(*) DESC \
+                     FETCH FIRST 1 ROWS WITH TIES"
+                ),
+                "dt,n\n2026-11-20,2\n",
+            ),
+            (
+                format!("SELECT k, dt FROM {rows} ORDER BY 2 DESC, k FETCH FIRST 2 ROWS WITH TIES"),
+                "k,dt\na,2026-11-21\nB,2026-11-20\n",
             ),
             (
                 "SELECT count(*) FROM (VALUES 'a', 'b') AS v(x) WHERE x IN (SELECT k FROM (VALUES 'a') AS w(k))"
