@@ -1456,7 +1456,7 @@ fn fetch_with_ties(query: &mut Query) {
     else {
         return;
     };
-    *subquery = Box::new(inner);
+    **subquery = inner;
     *query = *around;
 }
 
