@@ -32,6 +32,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 
+use crate::trino::select::planner_name as normalized;
+
 /// The most Arrow data a `WITH` query's rows may take to be held (past it, it stays in place).
 pub const MAX_BYTES: usize = 256 << 20;
 
@@ -282,14 +284,6 @@ fn changes(query: &Query) -> bool {
         _ => ControlFlow::Continue(()),
     })
     .is_break()
-}
-
-/// A name as the planner reads it: unquoted, in lower case.
-fn normalized(i: &Ident) -> String {
-    match i.quote_style {
-        None => i.value.to_lowercase(),
-        Some(_) => i.value.clone(),
-    }
 }
 
 /// Whether `factor` reads the table named `name` (one part, no arguments).

@@ -417,10 +417,7 @@ pub fn outputs_named_apart(statement: &mut Statement) -> Option<Vec<(String, Str
     let SetExpr::Select(select) = query.body.as_mut() else {
         return None;
     };
-    let shown = |i: &Ident| match i.quote_style {
-        Some(_) => i.value.clone(),
-        None => i.value.to_lowercase(),
-    };
+    let shown = planner_name;
     fn column(e: &Expr) -> Option<&Ident> {
         match e {
             Expr::Identifier(i) => Some(i),
@@ -645,6 +642,14 @@ fn wrap_casts(e: &mut Expr, texts: &[String], first: usize) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// A name as the planner reads it: as quoted, or in lower case when unquoted.
+pub(crate) fn planner_name(i: &Ident) -> String {
+    match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_lowercase(),
+    }
 }
 
 /// `1.5` as Athena reads it: a decimal of its own digits, `decimal(2,1)` (DataFusion reads a
@@ -1381,10 +1386,7 @@ fn fetch_with_ties(query: &mut Query) {
     else {
         return;
     };
-    let normalized = |i: &Ident| match i.quote_style {
-        None => i.value.to_lowercase(),
-        Some(_) => i.value.clone(),
-    };
+    let normalized = planner_name;
     let mut names: Vec<(Ident, &Expr)> = Vec::new();
     for item in &select.projection {
         match item {
