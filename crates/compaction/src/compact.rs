@@ -929,7 +929,11 @@ pub fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
         .set_sorting_columns(Some(sorting))
         // Pages of at most 5k rows: the page index then brackets each event type (the sort key)
         // within a few pages, so a filter on it skips the other pages of every column.
-        .set_data_page_row_count_limit(5_000)
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        // The column writers check whether a page is full every this many rows (a column without
+        // nulls, or all null, is checked at the page's row limit anyway): with one step for
+        // every column, a slice written in parts of PAGE_ROWS gives the pages a whole slice gives.
+        .set_write_batch_size(PAGE_ROWS)
         // Unique per row: a dictionary only costs time before the writer falls back.
         .set_column_dictionary_enabled(ColumnPath::from("event_id"), false)
         .set_column_dictionary_enabled(ColumnPath::from("properties"), false)
@@ -958,8 +962,16 @@ pub fn writer_properties(opts: &CompactOptions) -> Result<WriterProperties> {
         .build())
 }
 
-/// Rows a slice of the writer gathers and encodes at once, at most.
-pub(crate) const SLICE_ROWS: usize = 64 * 1024;
+/// Rows in a data page, at most.
+const PAGE_ROWS: usize = 5_000;
+
+/// Rows a slice of the writer gathers and encodes at once, at most: a whole number of parts.
+pub(crate) const SLICE_ROWS: usize = 13 * PART_ROWS;
+
+/// Rows the merge of spilled runs hands the writer at once ([`Sink::append`]), so that it holds
+/// no more than a part's batches: the rows Parquet's column writers take between two checks of
+/// a page's size, so that the pages end where a whole slice's would.
+pub(crate) const PART_ROWS: usize = PAGE_ROWS;
 
 /// Writes the rows at `order` of `chunks` (sorted by [`SORT_ORDER`]) into new files of the
 /// version, numbered from `first`.
@@ -1025,6 +1037,32 @@ impl<'a> Sink<'a> {
         event_type: &str,
         run_ends: bool,
     ) -> Result<()> {
+        self.append(batches, positions, event_type).await?;
+        self.slice_ends(run_ends).await
+    }
+
+    /// Rows the next part of the slice in progress takes, at most: [`Sink::append`] then writes
+    /// the file [`Sink::write`] would write with the whole slice. Parquet's column writers check
+    /// a page's size every [`PART_ROWS`] rows from the start of the rows they are given, so a
+    /// part ends where a whole slice's check falls: [`PART_ROWS`] rows on from the slice's
+    /// start, or from the row group's start where one began within the slice.
+    pub(crate) fn part_rows(&self) -> usize {
+        PART_ROWS
+            - self
+                .writer
+                .as_ref()
+                .map_or(0, |w| w.since_split % PART_ROWS)
+    }
+
+    /// Encodes the rows at `positions` of `batches`, all of `event_type`, as the next part of
+    /// the slice in progress (of at most [`Sink::part_rows`] rows), for a caller that cannot
+    /// hold a whole slice's batches at once; [`Sink::slice_ends`] ends the slice.
+    pub(crate) async fn append(
+        &mut self,
+        batches: &[RecordBatch],
+        positions: &[(usize, usize)],
+        event_type: &str,
+    ) -> Result<()> {
         let w = match &mut self.writer {
             Some(w) => w,
             None => {
@@ -1033,7 +1071,11 @@ impl<'a> Sink<'a> {
                     self.version,
                     self.first + self.files.len(),
                 );
-                let object = BufWriter::new(Arc::clone(self.lake.store()), self.lake.path(&key));
+                let object = BufWriter::with_capacity(
+                    Arc::clone(self.lake.store()),
+                    self.lake.path(&key),
+                    UPLOAD_PART_BYTES,
+                );
                 self.writer.insert(ParallelFile::try_new(
                     key,
                     object,
@@ -1042,7 +1084,15 @@ impl<'a> Sink<'a> {
                 )?)
             }
         };
-        w.write(batches, positions, event_type).await?;
+        w.write(batches, positions, event_type).await
+    }
+
+    /// The slice in progress is complete; `run_ends` when no row of its type follows.
+    pub(crate) async fn slice_ends(&mut self, run_ends: bool) -> Result<()> {
+        let Some(w) = &mut self.writer else {
+            return Ok(());
+        };
+        w.since_split = 0;
         // A row group per event type (once it has a few pages' worth of rows): a filter on
         // `event_type` then keeps or drops whole row groups by their statistics, in every engine
         // (Athena does not use the page index), and reads no neighbouring type's rows.
@@ -1079,6 +1129,10 @@ async fn finish(mut file: ParallelFile) -> Result<DataFile> {
         event_types,
     })
 }
+
+/// Bytes of a data file held before its upload starts, and in each part of the upload: the
+/// least S3 takes for a part but the last.
+const UPLOAD_PART_BYTES: usize = 5 * 1024 * 1024;
 
 /// Event types with fewer rows than this share a row group with the next type.
 const MIN_TYPE_GROUP_ROWS: usize = 4_096;

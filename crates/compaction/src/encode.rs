@@ -67,15 +67,64 @@ fn helpers() -> &'static rayon::ThreadPool {
     })
 }
 
+/// Bytes in a block of a file written but not yet sent.
+const BLOCK_BYTES: usize = 1024 * 1024;
+
+/// A file's bytes written but not yet sent, in blocks of [`BLOCK_BYTES`]: a row group's bytes are
+/// held once, where one growing buffer held them in up to twice their size and the upload then
+/// copied them.
+#[derive(Default)]
+pub(crate) struct Blocks {
+    full: Vec<bytes::Bytes>,
+    last: Vec<u8>,
+}
+
+impl Blocks {
+    /// The blocks written since the last call.
+    fn take(&mut self) -> Vec<bytes::Bytes> {
+        let mut out = std::mem::take(&mut self.full);
+        if !self.last.is_empty() {
+            out.push(std::mem::take(&mut self.last).into());
+        }
+        out
+    }
+}
+
+impl std::io::Write for Blocks {
+    fn write(&mut self, mut buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len();
+        while !buf.is_empty() {
+            if self.last.capacity() == 0 {
+                self.last.reserve_exact(BLOCK_BYTES);
+            }
+            let room = self.last.capacity() - self.last.len();
+            let (now, rest) = buf.split_at(buf.len().min(room));
+            self.last.extend_from_slice(now);
+            if self.last.len() == self.last.capacity() {
+                self.full.push(std::mem::take(&mut self.last).into());
+            }
+            buf = rest;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub(crate) struct ParallelFile {
     pub(crate) key: String,
     schema: SchemaRef,
-    file: SerializedFileWriter<Vec<u8>>,
+    file: SerializedFileWriter<Blocks>,
     factory: ArrowRowGroupWriterFactory,
     /// The column writers of the row group in progress.
     columns: Vec<ArrowColumnWriter>,
     in_progress_rows: usize,
     max_row_group_rows: usize,
+    /// Rows given to the column writers since the slice in progress began, or since a row
+    /// group began within it (see [`crate::compact::Sink::part_rows`]).
+    pub(crate) since_split: usize,
     object: BufWriter,
     pub(crate) rows: u64,
     pub(crate) event_types: BTreeMap<String, u64>,
@@ -89,8 +138,9 @@ impl ParallelFile {
         props: WriterProperties,
     ) -> Result<Self> {
         let max_row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
-        let (file, factory) = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), Some(props))?
-            .into_serialized_writer()?;
+        let (file, factory) =
+            ArrowWriter::try_new(Blocks::default(), Arc::clone(&schema), Some(props))?
+                .into_serialized_writer()?;
         let columns = factory.create_column_writers(0)?;
         assert_eq!(
             columns.len(),
@@ -105,6 +155,7 @@ impl ParallelFile {
             columns,
             in_progress_rows: 0,
             max_row_group_rows,
+            since_split: 0,
             object,
             rows: 0,
             event_types: BTreeMap::new(),
@@ -141,8 +192,10 @@ impl ParallelFile {
             let (now, later) = rest.split_at(rest.len().min(room));
             self.encode(batches, now)?;
             self.in_progress_rows += now.len();
+            self.since_split += now.len();
             if self.in_progress_rows >= self.max_row_group_rows {
                 self.flush().await?;
+                self.since_split = 0;
             }
             rest = later;
         }
@@ -218,9 +271,12 @@ impl ParallelFile {
     }
 
     async fn send(&mut self) -> Result<()> {
-        let bytes = std::mem::take(self.file.inner_mut());
-        if !bytes.is_empty() {
-            self.object.write(bytes.into()).await?;
+        for block in self.file.inner_mut().take() {
+            // Handed over as they are: the upload keeps them until they are sent, not a copy.
+            self.object
+                .put(block)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
         }
         Ok(())
     }

@@ -7,12 +7,13 @@
 //! only each line's id hash, `received_at` and fingerprint, which stay in memory (the id
 //! index's 32 bytes a line, and the table of kept lines: about 40 in all).
 //! Once every object is read, the runs are merged: the rows come out in the sort order, the
-//! lines de-duplication dropped are skipped, and the writer gets the same slices an in-memory
-//! compaction gives it, so the files are the same, byte for byte.
+//! lines de-duplication dropped are skipped, and the writer gets the slices an in-memory
+//! compaction gives it, a part at a time, so the files are the same, byte for byte.
 //!
-//! Memory then holds one batch per run and the slice being written. Past [`MAX_MERGED_RUNS`]
-//! runs, runs are first merged into longer ones, that many at a time, so the final merge reads
-//! at most that many side by side, whatever the partition's size. The runs live in a temporary
+//! Memory then holds one batch per run and the part of a slice being written (a few thousand
+//! rows: [`crate::compact::PART_ROWS`]). Past [`MAX_MERGED_RUNS`] runs, runs are first merged
+//! into longer ones, that many at a time, so the final merge reads at most that many side by
+//! side, whatever the partition's size. The runs live in a temporary
 //! folder (under `TMPDIR`, or `--spill-dir`), removed when the compaction ends, whether it
 //! succeeded or not.
 
@@ -30,7 +31,7 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use eventlake_contract::schema::file_schema;
 
-use crate::compact::{SLICE_ROWS, Sink, sorted_order};
+use crate::compact::{PART_ROWS, SLICE_ROWS, Sink, sorted_order};
 use crate::error::{Error, Result};
 use crate::read::Chunk;
 
@@ -175,32 +176,49 @@ impl Spill {
     }
 
     /// Merges the runs into `sink`, in the sort order, skipping the lines `keep` does not keep.
+    /// The rows go to the writer a part at a time, so the batches they point into are let go
+    /// after a few thousand rows rather than a whole slice.
     pub(crate) async fn merge(&mut self, keep: &[bool], sink: &mut Sink<'_>) -> Result<()> {
         self.narrow()?;
         let mut merge = Merge::open(&self.runs)?;
-        let mut slice: Vec<(usize, usize)> = Vec::with_capacity(SLICE_ROWS);
+        let mut part: Vec<(usize, usize)> = Vec::with_capacity(PART_ROWS);
+        // Rows of the slice in progress already given to the writer.
+        let mut written = 0;
         let mut slice_type = String::new();
         while let Some(m) = merge.next() {
             let c = &merge.cursors[m];
             if keep[c.lines.value(c.row) as usize] {
                 let event_type = c.types.value(c.row);
-                let ends = !slice.is_empty() && slice_type != event_type;
-                if ends || slice.len() == SLICE_ROWS {
-                    sink.write(&merge.live, &slice, &slice_type, ends).await?;
-                    slice.clear();
+                let taken = written + part.len();
+                let ends = taken > 0 && slice_type != event_type;
+                if ends || taken == SLICE_ROWS {
+                    if !part.is_empty() {
+                        sink.append(&merge.live, &part, &slice_type).await?;
+                    }
+                    sink.slice_ends(ends).await?;
+                    part.clear();
+                    written = 0;
+                    merge.release();
+                } else if part.len() == sink.part_rows() {
+                    sink.append(&merge.live, &part, &slice_type).await?;
+                    written += part.len();
+                    part.clear();
                     merge.release();
                 }
                 let c = &merge.cursors[m];
-                if slice.is_empty() {
+                if written + part.len() == 0 {
                     slice_type.clear();
                     slice_type.push_str(c.types.value(c.row));
                 }
-                slice.push(c.place());
+                part.push(c.place());
             }
             merge.advance(m)?;
         }
-        if !slice.is_empty() {
-            sink.write(&merge.live, &slice, &slice_type, true).await?;
+        if !part.is_empty() {
+            sink.append(&merge.live, &part, &slice_type).await?;
+        }
+        if written + part.len() > 0 {
+            sink.slice_ends(true).await?;
         }
         Ok(())
     }
@@ -544,10 +562,17 @@ mod tests {
         spill: &mut Spill,
     ) {
         // One file (a slice's end within it decides where a row group ends), then small files
-        // (the merge must also start a new file where the in-memory path does).
-        for (target, files) in [(256 * 1024 * 1024, 1), (256 * 1024, 2)] {
+        // (the merge must also start a new file where the in-memory path does), then row groups
+        // cut at a row limit within slices and parts (the pages after such a cut begin where
+        // the in-memory path's do).
+        for (target, files, group_rows) in [
+            (256 * 1024 * 1024, 1, 1024 * 1024),
+            (256 * 1024, 2, 1024 * 1024),
+            (256 * 1024 * 1024, 1, 7_777),
+        ] {
             let opts = CompactOptions {
                 target_file_bytes: target,
+                row_group_rows: group_rows,
                 ..CompactOptions::default()
             };
             let expected = write_files(lake, partition, "a", 0, chunks, order, &opts)
