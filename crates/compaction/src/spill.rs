@@ -35,11 +35,13 @@ use crate::compact::{PART_ROWS, SLICE_ROWS, Sink, sorted_order};
 use crate::error::{Error, Result};
 use crate::read::Chunk;
 
-/// Rows in each batch of a run.
-const RUN_BATCH_ROWS: usize = 4096;
+/// Rows in each batch of a run. The merge holds a batch of each run it reads: at 4,096 rows,
+/// 16 runs held about 22 MiB of generated events a partition; at 1,024, a partition of
+/// 476,000 lines peaks about 10 MiB lower, for 2 to 3 % more time.
+const RUN_BATCH_ROWS: usize = 1024;
 
-/// Runs merged at once. The merge holds a batch of each run it reads (about 1.4 MiB of generated
-/// events), so more runs than this are first merged into longer ones.
+/// Runs merged at once (a batch of each, about 360 KiB of generated events), so more runs than
+/// this are first merged into longer ones.
 const MAX_MERGED_RUNS: usize = 16;
 
 /// The sorted runs of one partition.
