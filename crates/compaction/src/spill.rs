@@ -13,9 +13,8 @@
 //! Memory then holds one batch per run and the part of a slice being written (a few thousand
 //! rows: [`crate::compact::PART_ROWS`]). Past [`MAX_MERGED_RUNS`] runs, runs are first merged
 //! into longer ones, that many at a time, so the final merge reads at most that many side by
-//! side, whatever the partition's size. The runs live in a temporary
-//! folder (under `TMPDIR`, or `--spill-dir`), removed when the compaction ends, whether it
-//! succeeded or not.
+//! side, whatever the partition's size. The runs live in a temporary folder (under `TMPDIR`, or
+//! `--spill-dir`), removed when the compaction ends, whether it succeeded or not.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
