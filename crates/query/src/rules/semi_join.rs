@@ -7,15 +7,26 @@
 //! event: about 25 candidates a probe, and 3 s spent in the join for 3 M rows. Grouping the
 //! filtering side by its keys first leaves one entry per key.
 //!
-//! The rule applies to joins on plain columns without an extra join filter, and leaves a side
-//! that is already grouped by its keys alone. A `NOT IN` join (null-aware) keeps its meaning: a
-//! NULL key is its own group.
+//! The rule applies to joins on plain columns, and leaves a side that is already grouped by its
+//! keys alone. A `NOT IN` join (null-aware) keeps its meaning: a NULL key is its own group.
+//!
+//! A join with an extra filter that compares one column of the filtering side with the other
+//! side (`EXISTS (… WHERE s.user_id = p.user_id AND s.event_time < p.event_time)`, or an inner
+//! join of the two that only counts the other side's rows) asks whether the smallest value of
+//! that column in the key's group passes (`<`, `<=`), or the largest (`>`, `>=`): the side is
+//! grouped by its keys with that one value, named as the column was, and the filter is kept.
+//! NULLs in the column pass no comparison and are left out of the smallest and largest alike.
+//! Only integers, decimals, dates and timestamps are compared so (a float's NaN orders unlike
+//! its comparisons).
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, DFSchema, ExprSchema};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Aggregate, Expr, JoinType, LogicalPlan};
+use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::logical_expr::{Aggregate, BinaryExpr, Expr, JoinType, LogicalPlan, Operator};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 #[derive(Debug, Default)]
@@ -25,8 +36,7 @@ pub struct DistinctSemiJoinSide;
 fn grouped_by(plan: &LogicalPlan, keys: &[Expr]) -> bool {
     match plan {
         LogicalPlan::Aggregate(a) => {
-            a.aggr_expr.is_empty()
-                && a.group_expr.len() == keys.len()
+            a.group_expr.len() == keys.len()
                 && a.group_expr.iter().all(|g| {
                     keys.iter().any(
                     |k| matches!((g, k), (Expr::Column(x), Expr::Column(y)) if x.name == y.name),
@@ -40,6 +50,58 @@ fn grouped_by(plan: &LogicalPlan, keys: &[Expr]) -> bool {
         LogicalPlan::SubqueryAlias(s) => grouped_by(&s.input, keys),
         _ => false,
     }
+}
+
+/// For a join filter `c OP x` (or `x OP c`), where `c` is a column of the filtering side (an
+/// integer, decimal, date or timestamp) and `x` reads the other side only: `c`, and whether its
+/// smallest value in a group decides the match (else its largest).
+fn bound_by_one_column(
+    filter: &Expr,
+    filtering: &DFSchema,
+    kept: &DFSchema,
+) -> Option<(Column, bool)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else {
+        return None;
+    };
+    let ours = |e: &Expr| match e {
+        Expr::Column(c) if filtering.has_column(c) && !kept.has_column(c) => Some(c.clone()),
+        _ => None,
+    };
+    let (c, x, op) = match (ours(left), ours(right)) {
+        (Some(c), None) => (c, right.as_ref(), *op),
+        (None, Some(c)) => (c, left.as_ref(), op.swap()?),
+        _ => return None,
+    };
+    let refs = x.column_refs();
+    if x.is_volatile()
+        || !refs
+            .iter()
+            .all(|r| kept.has_column(r) && !filtering.has_column(r))
+    {
+        return None;
+    }
+    let smallest = match op {
+        Operator::Lt | Operator::LtEq => true,
+        Operator::Gt | Operator::GtEq => false,
+        _ => return None,
+    };
+    let comparable = matches!(
+        filtering.field_from_column(&c).ok()?.data_type(),
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Timestamp(..)
+    );
+    comparable.then_some((c, smallest))
 }
 
 impl OptimizerRule for DistinctSemiJoinSide {
@@ -64,9 +126,25 @@ impl OptimizerRule for DistinctSemiJoinSide {
             JoinType::RightSemi | JoinType::RightAnti => false,
             _ => return Ok(Transformed::no(plan)),
         };
-        if join.filter.is_some() || join.on.is_empty() {
+        if join.on.is_empty() || (join.filter.is_some() && join.null_aware) {
             return Ok(Transformed::no(plan));
         }
+        let (side, kept) = if filtering_right {
+            (&join.right, &join.left)
+        } else {
+            (&join.left, &join.right)
+        };
+        let aggregates = match &join.filter {
+            None => vec![],
+            Some(f) => match bound_by_one_column(f, side.schema(), kept.schema()) {
+                Some((c, smallest)) => {
+                    let value = Expr::Column(c.clone());
+                    let bound = if smallest { min(value) } else { max(value) };
+                    vec![bound.alias_qualified(c.relation.clone(), c.name.clone())]
+                }
+                None => return Ok(Transformed::no(plan)),
+            },
+        };
         let keys: Vec<Expr> = join
             .on
             .iter()
@@ -81,15 +159,11 @@ impl OptimizerRule for DistinctSemiJoinSide {
         if !keys.iter().all(|k| matches!(k, Expr::Column(_))) {
             return Ok(Transformed::no(plan));
         }
-        let side = if filtering_right {
-            &join.right
-        } else {
-            &join.left
-        };
         if grouped_by(side, &keys) {
             return Ok(Transformed::no(plan));
         }
-        let distinct = LogicalPlan::Aggregate(Aggregate::try_new(Arc::clone(side), keys, vec![])?);
+        let distinct =
+            LogicalPlan::Aggregate(Aggregate::try_new(Arc::clone(side), keys, aggregates)?);
         let LogicalPlan::Join(mut join) = plan else {
             unreachable!("matched above")
         };
@@ -131,6 +205,13 @@ mod tests {
         ctx.sql("CREATE TABLE g AS VALUES ('a'), ('a'), (NULL)")
             .await
             .unwrap();
+        // Values to compare, repeated keys, NULL keys and NULL values, equal values, a float.
+        ctx.sql(
+            "CREATE TABLE h AS VALUES ('a', 1, 1.5), ('a', 3, 0.5), ('b', 3, NULL), ('b', NULL, 2.0), \
+             (NULL, 0, 0.0), ('c', NULL, 1.0), ('d', 7, CAST('NaN' AS DOUBLE))",
+        )
+        .await
+        .unwrap();
         let df = ctx.sql(sql).await.unwrap();
         let plan = format!(
             "{}",
@@ -166,5 +247,57 @@ mod tests {
             plan.contains("Aggregate: groupBy=[[__correlated_sq_1.column1]], aggr=[[]]"),
             "{plan}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_filter_on_one_column_keeps_its_bound_and_the_same_answers() {
+        let exists = |filter: &str, not: &str| {
+            format!(
+                "SELECT column1, column2 FROM e WHERE {not} EXISTS \
+                 (SELECT 1 FROM h WHERE h.column1 = e.column1 AND {filter}) ORDER BY 1, 2"
+            )
+        };
+        let mut queries = Vec::new();
+        for filter in [
+            "h.column2 < e.column2",
+            "h.column2 <= e.column2",
+            "h.column2 > e.column2",
+            "h.column2 >= e.column2",
+            "e.column2 > h.column2",
+            "e.column2 <= h.column2",
+            "h.column2 < e.column2 + 1",
+            "h.column3 < e.column2",
+        ] {
+            queries.push(exists(filter, ""));
+            queries.push(exists(filter, "NOT"));
+        }
+        queries.push(
+            "SELECT count(DISTINCT p.column2) FROM h s JOIN e p ON s.column1 = p.column1 \
+             WHERE s.column2 < p.column2"
+                .to_string(),
+        );
+        queries.push(
+            "SELECT column2 FROM e WHERE column1 NOT IN \
+             (SELECT column1 FROM h WHERE h.column2 < e.column2) ORDER BY 1"
+                .to_string(),
+        );
+        for sql in &queries {
+            let (with, plan) = answers(true, sql).await;
+            let (without, _) = answers(false, sql).await;
+            assert_eq!(with, without, "{sql}\n{plan}");
+        }
+        let (_, plan) = answers(true, &exists("h.column2 < e.column2", "")).await;
+        assert!(
+            plan.contains("aggr=[[min(__correlated_sq_1.column2) AS column2]]"),
+            "{plan}"
+        );
+        let (_, plan) = answers(true, &exists("e.column2 <= h.column2", "NOT")).await;
+        assert!(
+            plan.contains("aggr=[[max(__correlated_sq_1.column2) AS column2]]"),
+            "{plan}"
+        );
+        // A float's NaN orders unlike its comparisons: that side stays as it is.
+        let (_, plan) = answers(true, &exists("h.column3 < e.column2", "")).await;
+        assert!(!plan.contains("min(") && !plan.contains("max("), "{plan}");
     }
 }
