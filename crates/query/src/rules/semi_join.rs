@@ -16,8 +16,8 @@
 //! that column in the key's group passes (`<`, `<=`), or the largest (`>`, `>=`): the side is
 //! grouped by its keys with that one value, named as the column was, and the filter is kept.
 //! NULLs in the column pass no comparison and are left out of the smallest and largest alike.
-//! Only integers, decimals, dates and timestamps are compared so (a float's NaN orders unlike
-//! its comparisons).
+//! Only integers, decimals, dates, timestamps and strings (compared byte by byte, as `min` and
+//! `max` order them) are compared so (a float's NaN orders unlike its comparisons).
 
 use std::sync::Arc;
 
@@ -53,7 +53,7 @@ fn grouped_by(plan: &LogicalPlan, keys: &[Expr]) -> bool {
 }
 
 /// For a join filter `c OP x` (or `x OP c`), where `c` is a column of the filtering side (an
-/// integer, decimal, date or timestamp) and `x` reads the other side only: `c`, and whether its
+/// integer, decimal, date, timestamp or string) and `x` reads the other side only: `c`, and whether its
 /// smallest value in a group decides the match (else its largest).
 fn bound_by_one_column(
     filter: &Expr,
@@ -100,6 +100,9 @@ fn bound_by_one_column(
             | DataType::Date32
             | DataType::Date64
             | DataType::Timestamp(..)
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
     );
     comparable.then_some((c, smallest))
 }
@@ -207,8 +210,9 @@ mod tests {
             .unwrap();
         // Values to compare, repeated keys, NULL keys and NULL values, equal values, a float.
         ctx.sql(
-            "CREATE TABLE h AS VALUES ('a', 1, 1.5), ('a', 3, 0.5), ('b', 3, NULL), ('b', NULL, 2.0), \
-             (NULL, 0, 0.0), ('c', NULL, 1.0), ('d', 7, CAST('NaN' AS DOUBLE))",
+            "CREATE TABLE h AS VALUES ('a', 1, 1.5, 'ab'), ('a', 3, 0.5, 'B'), ('b', 3, NULL, 'b'), \
+             ('b', NULL, 2.0, NULL), (NULL, 0, 0.0, 'z'), ('c', NULL, 1.0, ''), \
+             ('d', 7, CAST('NaN' AS DOUBLE), 'é')",
         )
         .await
         .unwrap();
@@ -267,6 +271,8 @@ mod tests {
             "e.column2 <= h.column2",
             "h.column2 < e.column2 + 1",
             "h.column3 < e.column2",
+            "h.column4 > e.column1",
+            "h.column4 <= concat(e.column1, 'a')",
         ] {
             queries.push(exists(filter, ""));
             queries.push(exists(filter, "NOT"));
@@ -294,6 +300,11 @@ mod tests {
         let (_, plan) = answers(true, &exists("e.column2 <= h.column2", "NOT")).await;
         assert!(
             plan.contains("aggr=[[max(__correlated_sq_1.column2) AS column2]]"),
+            "{plan}"
+        );
+        let (_, plan) = answers(true, &exists("h.column4 > e.column1", "")).await;
+        assert!(
+            plan.contains("aggr=[[max(__correlated_sq_1.column4) AS column4]]"),
             "{plan}"
         );
         // A float's NaN orders unlike its comparisons: that side stays as it is.
