@@ -53,8 +53,8 @@ fn grouped_by(plan: &LogicalPlan, keys: &[Expr]) -> bool {
 }
 
 /// For a join filter `c OP x` (or `x OP c`), where `c` is a column of the filtering side (an
-/// integer, decimal, date, timestamp or string) and `x` reads the other side only: `c`, and whether its
-/// smallest value in a group decides the match (else its largest).
+/// integer, decimal, date, timestamp or string) and `x` reads the other side only: `c`, and
+/// whether its smallest value in a group decides the match (else its largest).
 fn bound_by_one_column(
     filter: &Expr,
     filtering: &DFSchema,
@@ -137,17 +137,6 @@ impl OptimizerRule for DistinctSemiJoinSide {
         } else {
             (&join.left, &join.right)
         };
-        let aggregates = match &join.filter {
-            None => vec![],
-            Some(f) => match bound_by_one_column(f, side.schema(), kept.schema()) {
-                Some((c, smallest)) => {
-                    let value = Expr::Column(c.clone());
-                    let bound = if smallest { min(value) } else { max(value) };
-                    vec![bound.alias_qualified(c.relation.clone(), c.name.clone())]
-                }
-                None => return Ok(Transformed::no(plan)),
-            },
-        };
         let keys: Vec<Expr> = join
             .on
             .iter()
@@ -162,6 +151,21 @@ impl OptimizerRule for DistinctSemiJoinSide {
         if !keys.iter().all(|k| matches!(k, Expr::Column(_))) {
             return Ok(Transformed::no(plan));
         }
+        let aggregates = match &join.filter {
+            None => vec![],
+            Some(f) => match bound_by_one_column(f, side.schema(), kept.schema()) {
+                // A key is one value in its group: the grouping keeps it.
+                Some((c, _)) if keys.iter().any(|k| matches!(k, Expr::Column(k) if *k == c)) => {
+                    vec![]
+                }
+                Some((c, smallest)) => {
+                    let value = Expr::Column(c.clone());
+                    let bound = if smallest { min(value) } else { max(value) };
+                    vec![bound.alias_qualified(c.relation.clone(), c.name.clone())]
+                }
+                None => return Ok(Transformed::no(plan)),
+            },
+        };
         if grouped_by(side, &keys) {
             return Ok(Transformed::no(plan));
         }
@@ -273,6 +277,8 @@ mod tests {
             "h.column3 < e.column2",
             "h.column4 > e.column1",
             "h.column4 <= concat(e.column1, 'a')",
+            "h.column1 > concat(e.column1, '')",
+            "h.column1 < 'b'",
         ] {
             queries.push(exists(filter, ""));
             queries.push(exists(filter, "NOT"));
