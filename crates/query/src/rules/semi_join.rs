@@ -169,8 +169,12 @@ impl OptimizerRule for DistinctSemiJoinSide {
         if grouped_by(side, &keys) {
             return Ok(Transformed::no(plan));
         }
-        let distinct =
-            LogicalPlan::Aggregate(Aggregate::try_new(Arc::clone(side), keys, aggregates)?);
+        // A side this cannot group (names that would clash) is left as it is: the rule only
+        // ever makes a query faster, never fails it.
+        let Ok(grouped) = Aggregate::try_new(Arc::clone(side), keys, aggregates) else {
+            return Ok(Transformed::no(plan));
+        };
+        let distinct = LogicalPlan::Aggregate(grouped);
         let LogicalPlan::Join(mut join) = plan else {
             unreachable!("matched above")
         };
