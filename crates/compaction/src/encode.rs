@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{Array, RecordBatch};
-use arrow::compute::interleave;
 use arrow::datatypes::SchemaRef;
 use object_store::buffered::BufWriter;
 use parquet::arrow::ArrowWriter;
@@ -23,6 +22,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 
 use crate::error::Result;
+use crate::gather::gather;
 
 /// Slices with fewer rows than this are encoded on the calling thread alone.
 const MIN_PARALLEL_ROWS: usize = 4_096;
@@ -217,7 +217,7 @@ impl ParallelFile {
                 };
                 let arrays: Vec<&dyn Array> =
                     batches.iter().map(|b| b.column(i).as_ref()).collect();
-                let column = interleave(&arrays, positions)?;
+                let column = gather(&arrays, positions)?;
                 for leaf in compute_leaves(&fields[i], &column)? {
                     writer.write(&leaf)?;
                 }

@@ -25,6 +25,7 @@ pub mod compact;
 pub mod earlier;
 mod encode;
 mod error;
+mod gather;
 pub mod gc;
 pub mod generate;
 pub mod gunzip;

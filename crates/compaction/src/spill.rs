@@ -24,7 +24,6 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
 };
-use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
@@ -32,6 +31,7 @@ use eventlake_contract::schema::file_schema;
 
 use crate::compact::{PART_ROWS, SLICE_ROWS, Sink, sorted_order};
 use crate::error::{Error, Result};
+use crate::gather;
 use crate::read::Chunk;
 
 /// Rows in each batch of a run. The merge holds a batch of each run it reads: at 4,096 rows,
@@ -119,7 +119,7 @@ impl Spill {
             for i in 0..columns {
                 let sources: Vec<&dyn Array> =
                     chunks.iter().map(|c| c.batch.column(i).as_ref()).collect();
-                arrays.push(interleave(&sources, positions)?);
+                arrays.push(gather::gather(&sources, positions)?);
             }
             let lines: UInt32Array = positions
                 .iter()
@@ -357,7 +357,7 @@ impl Merge {
             .map(|i| {
                 let sources: Vec<&dyn Array> =
                     self.live.iter().map(|b| b.column(i).as_ref()).collect();
-                interleave(&sources, places)
+                gather::gather(&sources, places)
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(RecordBatch::try_new(schema, columns)?)
