@@ -57,10 +57,15 @@ fn config() -> Result<SessionConfig> {
 }
 
 /// DataFusion's analyzer rules, after Athena's type for a double beside a decimal in a set
-/// operation (`trino/set_doubles.rs`), which must come before DataFusion's type coercion.
+/// operation (`trino/set_doubles.rs`), which must come before DataFusion's type coercion, and
+/// before integer arithmetic that fails on overflow (`trino/overflow.rs`), which needs the
+/// coerced types.
 fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
     std::iter::once(Arc::new(crate::trino::set_doubles::DoublesInSets) as _)
         .chain(datafusion::optimizer::Analyzer::new().rules)
+        .chain(std::iter::once(
+            Arc::new(crate::trino::overflow::CheckedIntegerArithmetic::default()) as _,
+        ))
         .collect()
 }
 

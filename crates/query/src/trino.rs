@@ -49,6 +49,7 @@ pub mod missing;
 mod moments;
 mod numbers;
 mod ordered_agg;
+pub mod overflow;
 mod percentile;
 mod pick;
 pub mod render;

@@ -510,6 +510,17 @@ fn lenient(e: Expr) -> Result<Expr> {
             other => Transformed::no(other),
         })
     })?
+    .data
+    // Integer `+`, `-` and `*` are NULL where they overflow (`overflow.rs`, once types are known).
+    .transform_up(|e| {
+        Ok(match e {
+            Expr::BinaryExpr(BinaryExpr {
+                op: Operator::Plus | Operator::Minus | Operator::Multiply,
+                ..
+            }) => Transformed::yes(crate::trino::overflow::InTry::mark(e)),
+            other => Transformed::no(other),
+        })
+    })?
     .data)
 }
 
