@@ -78,11 +78,13 @@ fn gather_strings(
     }
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     let nulls = nulls.map(|mut n| NullBuffer::new(n.finish()));
-    Ok(Arc::new(StringArray::try_new(
-        offsets,
-        values.into(),
-        nulls,
-    )?))
+    #[allow(unsafe_code)]
+    // SAFETY: `values` is whole values of string arrays laid end to end, each valid UTF-8, and
+    // every offset is where one of them starts or the last ends; `OffsetBuffer::new` checked
+    // that the offsets start at zero and never fall, and there is one per row plus one, as
+    // many as `nulls` has rows. Checking the UTF-8 again cost about 1 % of a compaction's CPU.
+    let array = unsafe { StringArray::new_unchecked(offsets, values.into(), nulls) };
+    Ok(Arc::new(array))
 }
 
 /// Asks for the cache line at `p` without waiting for it. Only a hint: it never faults, whatever
