@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::array::{ArrayRef, AsArray, Int64Array};
 use arrow::compute::kernels::numeric;
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::error::ArrowError;
@@ -100,19 +100,15 @@ impl Checked {
         }
     }
 
-    /// Each row's exact result, NULL where it does not fit the operands' type.
-    fn nulls_where_overflowing(
+    /// Each row's exact result where it fits the operands' type (NULL where it does not, or
+    /// where an operand is NULL), and the first pair of operands whose result does not fit.
+    fn per_row(
         &self,
         l: &ColumnarValue,
         r: &ColumnarValue,
         rows: usize,
-    ) -> Result<ColumnarValue> {
-        let t = l.data_type();
-        let Some((lo, hi)) = bounds(&t) else {
-            return exec_err!("{} overflow", type_name(&t));
-        };
-        let scalar = matches!((l, r), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
-        let rows = if scalar { 1 } else { rows };
+        (lo, hi): (i128, i128),
+    ) -> Result<(Int64Array, Option<(i64, i64)>)> {
         let as_i64 = |v: &ColumnarValue| -> Result<ArrayRef> {
             Ok(arrow::compute::cast(&v.to_array(rows)?, &DataType::Int64)?)
         };
@@ -121,42 +117,53 @@ impl Checked {
             la.as_primitive::<Int64Type>(),
             ra.as_primitive::<Int64Type>(),
         );
+        let mut first = None;
         let exact: Int64Array = la
             .iter()
             .zip(ra.iter())
             .map(|(a, b)| {
-                let v = self.op.exact(i128::from(a?), i128::from(b?))?;
-                i64::try_from(v).ok().filter(|_| (lo..=hi).contains(&v))
+                let (a, b) = (a?, b?);
+                let v = self
+                    .op
+                    .exact(i128::from(a), i128::from(b))
+                    .filter(|v| (lo..=hi).contains(v))
+                    .and_then(|v| i64::try_from(v).ok());
+                if v.is_none() && first.is_none() {
+                    first = Some((a, b));
+                }
+                v
             })
             .collect();
+        Ok((exact, first))
+    }
+
+    /// Athena's error for an overflow, or (inside `try`) each row's result, NULL where it
+    /// overflows.
+    fn overflowed(
+        &self,
+        l: &ColumnarValue,
+        r: &ColumnarValue,
+        rows: usize,
+    ) -> Result<ColumnarValue> {
+        let t = l.data_type();
+        let scalar = matches!((l, r), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
+        let rows = if scalar { 1 } else { rows };
+        let message = format!("{} {} overflow", type_name(&t), self.op.noun());
+        let Some(bounds) = bounds(&t) else {
+            return exec_err!("{message}");
+        };
+        let (exact, first) = self.per_row(l, r, rows, bounds)?;
+        if !self.lenient {
+            return match first {
+                Some((a, b)) => exec_err!("{message}: {a} {} {b}", self.op.symbol()),
+                None => exec_err!("{message}"),
+            };
+        }
         let out = arrow::compute::cast(&exact, &t)?;
         Ok(if scalar {
             ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
         } else {
             ColumnarValue::Array(out)
-        })
-    }
-
-    /// The first pair of values at the same row whose result does not fit `data_type`, as
-    /// Athena's message shows them.
-    fn culprit(&self, l: &ColumnarValue, r: &ColumnarValue, rows: usize) -> Option<(i64, i64)> {
-        let (lo, hi) = bounds(&l.data_type())?;
-        let as_i64 = |v: &ColumnarValue| -> Option<ArrayRef> {
-            let a = v.to_array(rows).ok()?;
-            arrow::compute::cast(&a, &DataType::Int64).ok()
-        };
-        let (l, r) = (as_i64(l)?, as_i64(r)?);
-        let (l, r) = (l.as_primitive::<Int64Type>(), r.as_primitive::<Int64Type>());
-        (0..rows.min(l.len()).min(r.len())).find_map(|i| {
-            if l.is_null(i) || r.is_null(i) {
-                return None;
-            }
-            let (a, b) = (l.value(i), r.value(i));
-            let fits = self
-                .op
-                .exact(i128::from(a), i128::from(b))
-                .is_some_and(|v| (lo..=hi).contains(&v));
-            (!fits).then_some((a, b))
         })
     }
 }
@@ -209,19 +216,7 @@ impl ScalarUDFImpl for Checked {
             Op::Multiply => numeric::mul,
         };
         match apply(l, r, kernel) {
-            Err(e) if is_overflow(&e) && self.lenient => {
-                self.nulls_where_overflowing(l, r, args.number_rows)
-            }
-            Err(e) if is_overflow(&e) => {
-                let t = type_name(&l.data_type());
-                let noun = self.op.noun();
-                match self.culprit(l, r, args.number_rows) {
-                    Some((a, b)) => {
-                        exec_err!("{t} {noun} overflow: {a} {} {b}", self.op.symbol())
-                    }
-                    None => exec_err!("{t} {noun} overflow"),
-                }
-            }
+            Err(e) if is_overflow(&e) => self.overflowed(l, r, args.number_rows),
             other => other,
         }
     }
