@@ -27,9 +27,12 @@ use crate::gather::gather;
 /// Slices with fewer rows than this are encoded on the calling thread alone.
 const MIN_PARALLEL_ROWS: usize = 4_096;
 
-/// Threads that encode one file's columns: the machine's cores, at most four.
+/// Threads that encode one file's columns: the machine's cores, at most four. Asked once: each
+/// answer reads the cgroup's CPU quota from `/sys` and `/proc` (five system calls), and it was
+/// asked for every slice.
 fn encoding_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
 }
 
 /// Partitions being compacted in this process right now.
