@@ -27,6 +27,8 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr_common::datum::apply;
 
+use super::conditional::trino_type;
+
 /// `+`, `-` or `*` of two values of one integer type, failing on overflow (or, inside `try`,
 /// NULL where a row overflows).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -148,7 +150,7 @@ impl Checked {
         let t = l.data_type();
         let scalar = matches!((l, r), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
         let rows = if scalar { 1 } else { rows };
-        let message = format!("{} {} overflow", type_name(&t), self.op.noun());
+        let message = format!("{} {} overflow", trino_type(&t), self.op.noun());
         let Some(bounds) = bounds(&t) else {
             return exec_err!("{message}");
         };
@@ -165,17 +167,6 @@ impl Checked {
         } else {
             ColumnarValue::Array(out)
         })
-    }
-}
-
-/// Athena's name of an integer type.
-fn type_name(t: &DataType) -> String {
-    match t {
-        DataType::Int8 => "tinyint".into(),
-        DataType::Int16 => "smallint".into(),
-        DataType::Int32 => "integer".into(),
-        DataType::Int64 => "bigint".into(),
-        other => other.to_string().to_lowercase(),
     }
 }
 
