@@ -188,6 +188,20 @@ def gen(r):
             f"SELECT team, user_id, count(*) AS n FROM events WHERE {w} "
             f"GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 3 DESC, 1, 2 LIMIT 25"
         )
+    if shape == 6:
+        # NOT IN a subquery, correlated or not, with NULLs on either side (a NULL on the outer
+        # side is kept only where the subquery is empty; one in the subquery keeps nothing).
+        c = r.choice(["user_id", "session_id", "context_locale", "source"])
+        nulls = lambda when: f"CASE WHEN {when} THEN NULL ELSE {c} END"
+        outer = r.choice([c, nulls("hour(event_time) % 7 = 0")])
+        inner = r.choice([c, c, nulls("minute(event_time) = 7 AND second(event_time) = 7")])
+        corr = r.choice(["", "", " AND p.team = e.team", " AND p.dt = e.dt",
+                         " AND p.team = e.team AND p.dt = e.dt", " AND p.dt > e.dt"])
+        inner_w = where(r, 1)
+        return (
+            f"SELECT e.team, count(*) AS n FROM events e WHERE {w} AND {outer} NOT IN "
+            f"(SELECT {inner} FROM events p WHERE {inner_w}{corr}) GROUP BY 1 ORDER BY 1"
+        )
     if shape == 7:
         # The first (or last) row of each key; event_id breaks ties, so the answer is one.
         key = r.choice(["user_id", "session_id", "team, user_id", "context_locale"])

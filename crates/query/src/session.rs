@@ -145,6 +145,8 @@ pub async fn session_named(
     ctx.add_optimizer_rule(Arc::new(crate::trino::FuseJsonCast));
     ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
     ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
+    // Before the filtering side of the plain anti join it leaves is made distinct.
+    ctx.add_optimizer_rule(Arc::new(crate::rules::not_in::NotInAsAntiJoin));
     ctx.add_optimizer_rule(Arc::new(DistinctSemiJoinSide));
     ctx.add_optimizer_rule(Arc::new(
         crate::rules::counts_before_unnest::CountsBeforeUnnest::new(&entries),

@@ -55,7 +55,7 @@ fn grouped_by(plan: &LogicalPlan, keys: &[Expr]) -> bool {
 /// For a join filter `c OP x` (or `x OP c`), where `c` is a column of the filtering side (an
 /// integer, decimal, date, timestamp or string) and `x` reads the other side only: `c`, and
 /// whether its smallest value in a group decides the match (else its largest).
-fn bound_by_one_column(
+pub(crate) fn bound_by_one_column(
     filter: &Expr,
     filtering: &DFSchema,
     kept: &DFSchema,
