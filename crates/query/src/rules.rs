@@ -478,3 +478,25 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
         Ok(Transformed::yes(rewritten))
     }
 }
+
+/// For the rules' tests: runs `setup` (statements creating tables) then `sql` on `ctx`, and
+/// gives the rows as a table and the optimized plan.
+#[cfg(test)]
+pub(crate) async fn rows_and_plan(
+    ctx: &datafusion::prelude::SessionContext,
+    setup: &[&str],
+    sql: &str,
+) -> (String, String) {
+    for statement in setup {
+        ctx.sql(statement).await.unwrap();
+    }
+    let df = ctx.sql(sql).await.unwrap();
+    let plan = format!(
+        "{}",
+        df.clone().into_optimized_plan().unwrap().display_indent()
+    );
+    let rows = arrow::util::pretty::pretty_format_batches(&df.collect().await.unwrap())
+        .unwrap()
+        .to_string();
+    (rows, plan)
+}

@@ -233,10 +233,10 @@ impl CountsBeforeUnnest {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::SessionContext;
 
     use super::{CountsBeforeUnnest, ROWS};
+    use crate::rules::rows_and_plan;
 
     async fn answers(rule: bool, sql: &str) -> (String, String) {
         let ctx = SessionContext::new();
@@ -247,23 +247,11 @@ mod tests {
             ])));
         }
         // Repeated values, a NULL, an empty string and a value with an empty word.
-        ctx.sql(
-            "CREATE TABLE events (event_type VARCHAR, team VARCHAR, x VARCHAR) AS VALUES \
+        let table = "CREATE TABLE events (event_type VARCHAR, team VARCHAR, x VARCHAR) AS VALUES \
              ('page_view', 'a', 'u1'), ('page_view', 'a', 'u2'), ('add_to_cart', 'b', 'u3'), \
              ('page_view', 'b', 'u1'), (NULL, 'a', 'u4'), ('', 'b', 'u5'), ('checkout__done', 'a', 'u6'), \
-             ('add_to_cart', 'a', NULL)",
-        )
-        .await
-        .unwrap();
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = format!(
-            "{}",
-            df.clone().into_optimized_plan().unwrap().display_indent()
-        );
-        let rows = pretty_format_batches(&df.collect().await.unwrap())
-            .unwrap()
-            .to_string();
-        (rows, plan)
+             ('add_to_cart', 'a', NULL)";
+        rows_and_plan(&ctx, &[table], sql).await
     }
 
     #[tokio::test]

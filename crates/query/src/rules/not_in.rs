@@ -208,10 +208,10 @@ fn correlated(join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::SessionContext;
 
     use super::NotInAsAntiJoin;
+    use crate::rules::rows_and_plan;
     use crate::rules::semi_join::DistinctSemiJoinSide;
 
     async fn answers(rule: bool, sql: &str) -> (String, String) {
@@ -220,33 +220,15 @@ mod tests {
             ctx.add_optimizer_rule(Arc::new(NotInAsAntiJoin));
             ctx.add_optimizer_rule(Arc::new(DistinctSemiJoinSide));
         }
-        // NULL keys on the outer side; subqueries with and without NULLs, empty ones.
-        ctx.sql(
+        let tables = [
+            // NULL keys on the outer side; subqueries with and without NULLs, empty ones.
             "CREATE TABLE e AS VALUES ('a', 1), ('a', 2), ('b', 3), ('c', 4), (NULL, 5), ('b', 6)",
-        )
-        .await
-        .unwrap();
-        ctx.sql(
             "CREATE TABLE f AS VALUES ('a', 'x'), ('a', 'y'), ('b', 'x'), (NULL, 'z'), ('d', 'y')",
-        )
-        .await
-        .unwrap();
-        // A key per group, for correlated subqueries: NULL keys in groups, a NULL group.
-        ctx.sql(
+            // A key per group, for correlated subqueries: NULL keys in groups, a NULL group.
             "CREATE TABLE k AS VALUES ('a', 1), ('b', 1), (NULL, 2), ('c', 3), ('a', 4), \
              (NULL, NULL), ('b', NULL), ('b', 6)",
-        )
-        .await
-        .unwrap();
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = format!(
-            "{}",
-            df.clone().into_optimized_plan().unwrap().display_indent()
-        );
-        let rows = pretty_format_batches(&df.collect().await.unwrap())
-            .unwrap()
-            .to_string();
-        (rows, plan)
+        ];
+        rows_and_plan(&ctx, &tables, sql).await
     }
 
     #[tokio::test]

@@ -192,47 +192,27 @@ impl OptimizerRule for DistinctSemiJoinSide {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::util::pretty::pretty_format_batches;
     use datafusion::prelude::SessionContext;
 
     use super::DistinctSemiJoinSide;
+    use crate::rules::rows_and_plan;
 
     async fn answers(rule: bool, sql: &str) -> (String, String) {
         let ctx = SessionContext::new();
         if rule {
             ctx.add_optimizer_rule(Arc::new(DistinctSemiJoinSide));
         }
-        // Repeated keys on both sides, and a NULL on the filtering side of NOT IN.
-        ctx.sql(
+        let tables = [
+            // Repeated keys on both sides, and a NULL on the filtering side of NOT IN.
             "CREATE TABLE e AS VALUES ('a', 1), ('a', 2), ('b', 3), ('c', 4), (NULL, 5), ('b', 6)",
-        )
-        .await
-        .unwrap();
-        ctx.sql(
             "CREATE TABLE f AS VALUES ('a', 'x'), ('a', 'y'), ('b', 'x'), ('b', 'x'), ('d', 'y')",
-        )
-        .await
-        .unwrap();
-        ctx.sql("CREATE TABLE g AS VALUES ('a'), ('a'), (NULL)")
-            .await
-            .unwrap();
-        // Values to compare, repeated keys, NULL keys and NULL values, equal values, a float.
-        ctx.sql(
+            "CREATE TABLE g AS VALUES ('a'), ('a'), (NULL)",
+            // Values to compare, repeated keys, NULL keys and NULL values, equal values, a float.
             "CREATE TABLE h AS VALUES ('a', 1, 1.5, 'ab'), ('a', 3, 0.5, 'B'), ('b', 3, NULL, 'b'), \
              ('b', NULL, 2.0, NULL), (NULL, 0, 0.0, 'z'), ('c', NULL, 1.0, ''), \
              ('d', 7, CAST('NaN' AS DOUBLE), 'é')",
-        )
-        .await
-        .unwrap();
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = format!(
-            "{}",
-            df.clone().into_optimized_plan().unwrap().display_indent()
-        );
-        let rows = pretty_format_batches(&df.collect().await.unwrap())
-            .unwrap()
-            .to_string();
-        (rows, plan)
+        ];
+        rows_and_plan(&ctx, &tables, sql).await
     }
 
     #[tokio::test]
