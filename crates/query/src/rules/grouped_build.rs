@@ -8,19 +8,21 @@
 //! cohort query that joins `events e JOIN f` held 3 M events in its table (192 MB) to probe it
 //! with 5,000 users. A group has at most as many rows as its input, so where the other side
 //! holds at least as many rows as that input, [`GroupedSideBuilds`] builds on the grouped side.
-//! Only inner joins whose sides are hash-partitioned are turned (the answer of a join is the same
-//! either way round; DataFusion puts the columns back in their order); a join that holds a side
-//! whole was judged small enough already.
+//! The grouping may be filtered (`HAVING`), and the join may be inner, outer, semi (`IN`,
+//! `EXISTS`, or an inner join the planner turned into one) or anti, as long as DataFusion can turn
+//! it round (the answer is the same either way; it puts the columns back in their order). Only
+//! joins whose sides are hash-partitioned are turned; one that holds a side whole was judged
+//! small enough already.
 
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
-use datafusion::logical_expr::JoinType;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -43,7 +45,7 @@ impl PhysicalOptimizerRule for GroupedSideBuilds {
                 return Ok(Transformed::no(node));
             };
             let mode = *join.partition_mode();
-            if *join.join_type() != JoinType::Inner
+            if !join.join_type().supports_swap()
                 || join.null_aware
                 || mode != PartitionMode::Partitioned
                 || grouped_input(join.left()).is_some()
@@ -102,7 +104,7 @@ fn grouped_input(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>
     grouped_input(passes_rows_through(plan)?)
 }
 
-/// The input of a node that hands on its input's rows, one for one.
+/// The input of a node that hands on its input's rows, or some of them.
 fn passes_rows_through(plan: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
     if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
         Some(p.input())
@@ -110,6 +112,9 @@ fn passes_rows_through(plan: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn Executi
         Some(r.input())
     } else if let Some(c) = plan.downcast_ref::<CoalescePartitionsExec>() {
         Some(c.input())
+    } else if let Some(f) = plan.downcast_ref::<FilterExec>() {
+        // Fewer rows, never more (a `HAVING`).
+        Some(f.input())
     } else {
         None
     }
@@ -190,12 +195,16 @@ mod tests {
     }
 
     /// What a hash join builds its table on: the first plan line below the join that is not a
-    /// projection or a repartition.
+    /// projection, a repartition or a filter.
     fn build_side(plan: &str) -> &str {
         let mut lines = plan.lines().skip_while(|l| !l.contains("HashJoinExec"));
         lines.next().expect("a hash join");
         lines
-            .find(|l| !l.contains("ProjectionExec") && !l.contains("RepartitionExec"))
+            .find(|l| {
+                !["ProjectionExec", "RepartitionExec", "FilterExec"]
+                    .iter()
+                    .any(|n| l.contains(n))
+            })
             .unwrap_or_default()
     }
 
@@ -217,10 +226,25 @@ mod tests {
         assert_eq!(with, run(false, nullable).await.0, "{plan}");
         assert!(build_side(&plan).contains("AggregateExec"), "{plan}");
 
-        // Left as they were: an outer join, and a side estimated smaller than what is grouped.
+        // A filtered grouping, an outer join, a semi join and an anti join.
         for sql in [
-            "SELECT e.k, g.m FROM e LEFT JOIN (SELECT k, min(v) AS m FROM e GROUP BY k) g \
-             ON e.k = g.k",
+            "SELECT e.k, e.v, g.n FROM e JOIN (SELECT k, count(*) AS n FROM e GROUP BY k \
+             HAVING count(*) > 39) g ON e.k = g.k",
+            "SELECT e.k, e.v, g.m FROM e LEFT JOIN (SELECT k, min(v) AS m FROM e WHERE k > 5 \
+             GROUP BY k) g ON e.k = g.k",
+            "SELECT e.k, e.v FROM e WHERE e.k IN (SELECT k FROM e GROUP BY k HAVING min(v) < 20)",
+            "SELECT e.k, e.v FROM e WHERE NOT EXISTS (SELECT 1 FROM (SELECT k FROM e GROUP BY k \
+             HAVING min(v) < 20) g WHERE g.k = e.k)",
+        ] {
+            let (with, plan) = run(true, sql).await;
+            let (without, _) = run(false, sql).await;
+            assert_eq!(with, without, "{sql}\n{plan}");
+            assert!(with.len() > 10, "{sql}: {} rows", with.len());
+            assert!(build_side(&plan).contains("AggregateExec"), "{sql}\n{plan}");
+        }
+
+        // Left as it was: a side estimated smaller than what is grouped.
+        for sql in [
             "SELECT e.k, g.m FROM e JOIN (SELECT k, min(v) AS m FROM e GROUP BY k) g \
              ON e.k = g.k WHERE e.v < 100",
         ] {
