@@ -193,7 +193,9 @@ def gen(r):
         # side is kept only where the subquery is empty; one in the subquery keeps nothing).
         c = r.choice(["user_id", "session_id", "context_locale", "source"])
         nulls = lambda when: f"CASE WHEN {when} THEN NULL ELSE {c} END"
-        outer = r.choice([c, nulls("hour(event_time) % 7 = 0")])
+        constant = {"user_id": "'u-1'", "session_id": "'s-12'", "context_locale": "'de-DE'",
+                    "source": "'web'"}[c]
+        outer = r.choice([c, nulls("hour(event_time) % 7 = 0"), constant])
         inner = r.choice([c, c, nulls("minute(event_time) = 7 AND second(event_time) = 7")])
         corr = r.choice(["", "", " AND p.team = e.team", " AND p.dt = e.dt",
                          " AND p.team = e.team AND p.dt = e.dt", " AND p.dt > e.dt"])

@@ -152,8 +152,6 @@ pub async fn session_named(
     ctx.add_optimizer_rule(Arc::new(crate::trino::FuseJsonCast));
     ctx.add_optimizer_rule(Arc::new(CountFromCatalog::new(&entries)?));
     ctx.add_optimizer_rule(Arc::new(SplitByPartition::new(&entries)?));
-    // Before the filtering side of the plain anti join it leaves is made distinct.
-    ctx.add_optimizer_rule(Arc::new(crate::rules::not_in::NotInAsAntiJoin));
     ctx.add_optimizer_rule(Arc::new(DistinctSemiJoinSide));
     ctx.add_optimizer_rule(Arc::new(
         crate::rules::counts_before_unnest::CountsBeforeUnnest::new(&entries),
@@ -200,7 +198,8 @@ fn partitions_table(
     )?)
 }
 
-/// DataFusion's logical rules, [`GroupByDerived`] in place of the one it wraps, and
+/// DataFusion's logical rules, [`GroupByDerived`] in place of the one it wraps,
+/// [`crate::rules::not_in::NotInAsAntiJoin`] where a `NOT IN` has just become a join, and
 /// [`crate::rules::window_keys::WindowKeysAsColumns`] last.
 fn logical_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
@@ -216,6 +215,7 @@ fn logical_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
             })
             .collect();
     rules.push(Arc::new(crate::rules::window_keys::WindowKeysAsColumns));
+    crate::rules::not_in::insert(&mut rules);
     rules
 }
 

@@ -25,6 +25,9 @@
 //! could not run one correlated on a key (`user_id NOT IN (SELECT user_id FROM events p WHERE
 //! p.team = e.team)` failed: a null-aware join takes one key), and answered one correlated by a
 //! filter alone as if it were not correlated: a NULL anywhere in the subquery emptied the result.
+//! A constant (`'u-1' NOT IN (…)`) is no join key: `'u-1' = s` stays in the join's filter, where
+//! DataFusion then pushed it into the subquery, and kept every row where the subquery held NULLs
+//! but not `'u-1'`; the rule runs before that push.
 
 use std::sync::Arc;
 
@@ -36,6 +39,18 @@ use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 #[derive(Debug, Default)]
 pub struct NotInAsAntiJoin;
+
+/// Puts [`NotInAsAntiJoin`] among DataFusion's logical rules where it must run: right after the
+/// join's keys are taken out of its filter, and before any filter is pushed into the subquery
+/// (`'u-1' NOT IN (…)` has its `'u-1' = s` pushed into the subquery, after which the join no
+/// longer says which column the `NOT IN` compares).
+pub(crate) fn insert(rules: &mut Vec<Arc<dyn OptimizerRule + Send + Sync>>) {
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "extract_equijoin_predicate")
+        .map_or(0, |i| i + 1);
+    rules.insert(at, Arc::new(NotInAsAntiJoin));
+}
 
 /// The names of the two answers the rewritten plan asks of the subquery.
 const ROWS: &str = "__not_in_subquery_rows";
@@ -58,15 +73,18 @@ impl OptimizerRule for NotInAsAntiJoin {
         let LogicalPlan::Join(join) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        if !join.null_aware || join.join_type != JoinType::LeftAnti || join.on.is_empty() {
+        if !join.null_aware || join.join_type != JoinType::LeftAnti {
             return Ok(Transformed::no(plan));
         }
+        let Some(parts) = NotIn::of(join) else {
+            return Ok(Transformed::no(plan));
+        };
         // A plan this cannot build (a name that clashes) is left as it was: the rule only ever
         // makes a query faster, never fails it.
-        let new = if join.on.len() == 1 && join.filter.is_none() {
-            rewritten(join)
+        let new = if parts.correlation.is_empty() && parts.filter.is_none() {
+            rewritten(join, &parts)
         } else {
-            correlated(join)
+            correlated(join, &parts)
         };
         match new {
             Ok(new) => Ok(Transformed::yes(new)),
@@ -75,8 +93,74 @@ impl OptimizerRule for NotInAsAntiJoin {
     }
 }
 
-fn rewritten(join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
-    let (x, s) = join.on[0].clone();
+/// A null-aware join taken apart: `x NOT IN (SELECT s …)`, and the correlation of the subquery
+/// with the outer row (keys, and a filter of the rest).
+struct NotIn {
+    x: Expr,
+    s: Expr,
+    correlation: Vec<(Expr, Expr)>,
+    filter: Option<Expr>,
+}
+
+impl NotIn {
+    /// DataFusion joins on `x = s` and on the correlation, `x = s` first. `s` is the
+    /// subquery's first column. An `x` without columns (`'u-1' NOT IN (…)`) is no join key:
+    /// `x = s` then stays in the filter, and every key is the correlation's. `None` where it is
+    /// not clear which is which.
+    fn of(join: &datafusion::logical_expr::Join) -> Option<Self> {
+        use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+        use datafusion::logical_expr::{BinaryExpr, Operator};
+        let (qualifier, field) = join.right.schema().qualified_field(0);
+        let s = Expr::Column(datafusion::common::Column::new(
+            qualifier.cloned(),
+            field.name(),
+        ));
+        let right = join.right.schema();
+        let conjuncts: Vec<&Expr> = join.filter.iter().flat_map(split_conjunction).collect();
+        let in_filter = conjuncts.iter().position(|c| match c {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right: r,
+            }) => {
+                let reads_right = |e: &Expr| e.column_refs().iter().any(|c| right.has_column(c));
+                (**r == s && !reads_right(left)) || (**left == s && !reads_right(r))
+            }
+            _ => false,
+        });
+        match in_filter {
+            Some(i) => {
+                let Expr::BinaryExpr(BinaryExpr { left, right: r, .. }) = conjuncts[i] else {
+                    return None;
+                };
+                let x = if **r == s { left } else { r };
+                let rest = conjuncts
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, c)| (*c).clone());
+                Some(Self {
+                    x: (**x).clone(),
+                    s,
+                    correlation: join.on.clone(),
+                    filter: conjunction(rest),
+                })
+            }
+            None => {
+                let (x, first) = join.on.first()?;
+                (*first == s).then(|| Self {
+                    x: x.clone(),
+                    s,
+                    correlation: join.on[1..].to_vec(),
+                    filter: join.filter.clone(),
+                })
+            }
+        }
+    }
+}
+
+fn rewritten(join: &datafusion::logical_expr::Join, parts: &NotIn) -> Result<LogicalPlan> {
+    let (x, s) = (parts.x.clone(), parts.s.clone());
     let mut anti = join.clone();
     anti.null_aware = false;
     let subquery = LogicalPlanBuilder::from(Arc::clone(&join.right));
@@ -127,13 +211,13 @@ fn rewritten(join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
 /// - `x` is not NULL, or there are none of them (an anti join that only a NULL `x` can match).
 ///
 /// DataFusion cannot run a null-aware join with more than one key, so such a query failed.
-fn correlated(join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
+fn correlated(join: &datafusion::logical_expr::Join, parts: &NotIn) -> Result<LogicalPlan> {
     use datafusion::functions_aggregate::expr_fn::{max, min};
     use datafusion::logical_expr::{Aggregate, Join};
 
     use crate::rules::semi_join::bound_by_one_column;
-    let (x, s) = join.on[0].clone();
-    let correlation: Vec<(Expr, Expr)> = join.on[1..].to_vec();
+    let (x, s) = (parts.x.clone(), parts.s.clone());
+    let correlation = parts.correlation.clone();
     let anti = |left: LogicalPlan, right: Arc<LogicalPlan>, on, filter| {
         Join::try_new(
             Arc::new(left),
@@ -163,7 +247,7 @@ fn correlated(join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
         if !keys.iter().all(|k| matches!(k, Expr::Column(_))) {
             return Ok(Arc::new(side));
         }
-        let bound = match &join.filter {
+        let bound = match &parts.filter {
             None => vec![],
             Some(f) => match bound_by_one_column(f, side.schema(), join.left.schema()) {
                 Some((c, smallest)) => {
@@ -184,9 +268,9 @@ fn correlated(join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
         matched,
         per_key(null_rows)?,
         correlation.clone(),
-        join.filter.clone(),
+        parts.filter.clone(),
     )?;
-    let only_null_x = match &join.filter {
+    let only_null_x = match &parts.filter {
         Some(f) => f.clone().and(x.is_null()),
         None => x.is_null(),
     };
@@ -208,18 +292,23 @@ fn correlated(join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
 mod tests {
     use std::sync::Arc;
 
+    use datafusion::execution::session_state::SessionStateBuilder;
     use datafusion::prelude::SessionContext;
 
-    use super::NotInAsAntiJoin;
     use crate::rules::rows_and_plan;
     use crate::rules::semi_join::DistinctSemiJoinSide;
 
     async fn answers(rule: bool, sql: &str) -> (String, String) {
-        let ctx = SessionContext::new();
+        let mut rules = datafusion::optimizer::Optimizer::new().rules;
         if rule {
-            ctx.add_optimizer_rule(Arc::new(NotInAsAntiJoin));
-            ctx.add_optimizer_rule(Arc::new(DistinctSemiJoinSide));
+            super::insert(&mut rules);
+            rules.push(Arc::new(DistinctSemiJoinSide));
         }
+        let state = SessionStateBuilder::new()
+            .with_default_features()
+            .with_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let tables = [
             // NULL keys on the outer side; subqueries with and without NULLs, empty ones.
             "CREATE TABLE e AS VALUES ('a', 1), ('a', 2), ('b', 3), ('c', 4), (NULL, 5), ('b', 6)",
@@ -300,18 +389,38 @@ mod tests {
             "k.column2 > e.column2 OR k.column1 IS NULL",
             "k.column1 < e.column1",
         ] {
-            let sql = format!(
-                "SELECT column1, column2 FROM e WHERE column1 NOT IN \
-                 (SELECT column1 FROM k WHERE {correlation}) ORDER BY 2"
-            );
-            let same = format!(
-                "SELECT column1, column2 FROM e WHERE NOT EXISTS (SELECT 1 FROM k WHERE {correlation}) \
-                 OR (e.column1 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM k WHERE {correlation} \
-                 AND (k.column1 = e.column1 OR k.column1 IS NULL))) ORDER BY 2"
-            );
+            // A column, and constants, which are no join key (`x = s` stays in the filter).
+            for x in ["e.column1", "'a'", "'q'"] {
+                let sql = format!(
+                    "SELECT column1, column2 FROM e WHERE {x} NOT IN \
+                     (SELECT column1 FROM k WHERE {correlation}) ORDER BY 2"
+                );
+                let same = format!(
+                    "SELECT column1, column2 FROM e WHERE NOT EXISTS (SELECT 1 FROM k WHERE {correlation}) \
+                     OR ({x} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM k WHERE {correlation} \
+                     AND (k.column1 = {x} OR k.column1 IS NULL))) ORDER BY 2"
+                );
+                let (with, plan) = answers(true, &sql).await;
+                let (expected, _) = answers(false, &same).await;
+                assert_eq!(with, expected, "{sql}\n{plan}");
+            }
+        }
+        // A constant NOT IN a subquery that is not correlated: one answer for every row. `f`
+        // holds a NULL, so nothing is kept; its `x` rows are `a` and `b`. (DataFusion pushed
+        // `'q' = s` into the subquery and kept every row for `'q' NOT IN (SELECT column1 FROM
+        // f)`.)
+        for (sub, x, kept) in [
+            ("SELECT column1 FROM f", "'a'", 0),
+            ("SELECT column1 FROM f", "'q'", 0),
+            ("SELECT column1 FROM f WHERE column2 = 'x'", "'a'", 0),
+            ("SELECT column1 FROM f WHERE column2 = 'x'", "'q'", 6),
+        ] {
+            let sql = format!("SELECT count(*) AS n FROM e WHERE {x} NOT IN ({sub})");
             let (with, plan) = answers(true, &sql).await;
-            let (expected, _) = answers(false, &same).await;
-            assert_eq!(with, expected, "{sql}\n{plan}");
+            assert!(
+                with.contains(&format!("| {kept} ")),
+                "{sql}\n{with}\n{plan}"
+            );
         }
         // Worked by hand: 1 finds its `a`, 2 a NULL, 6 its `b`; 3 and 4 are not among theirs,
         // and 5 (a NULL) has none.
