@@ -110,13 +110,7 @@ pub async fn session_named(
         .position(|r| r.name() == "EnsureRequirements")
         .unwrap_or(0);
     rules.insert(at, Arc::new(FewGroupsOnOneThread::new(&entries)));
-    // Right after DataFusion has chosen each hash join's sides, before anything is placed
-    // around them.
-    let at = rules
-        .iter()
-        .position(|r| r.name() == "join_selection")
-        .map_or(0, |i| i + 1);
-    rules.insert(at, Arc::new(crate::rules::grouped_build::GroupedSideBuilds));
+    crate::rules::grouped_build::insert(&mut rules);
     // Before the first projection is merged into its scan (see the rule).
     let at = rules
         .iter()
