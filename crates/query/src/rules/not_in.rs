@@ -193,7 +193,11 @@ fn rewritten(join: &datafusion::logical_expr::Join, parts: &NotIn) -> Result<Log
         .filter(keep)?
         .project(columns)?
         .build()?;
-    // The same columns, in the same order, under the same names.
+    same_columns(plan, join)
+}
+
+/// `plan`, when it gives the join's columns, in the same order, under the same names.
+fn same_columns(plan: LogicalPlan, join: &datafusion::logical_expr::Join) -> Result<LogicalPlan> {
     if plan.schema().as_ref() != join.schema.as_ref() {
         return Err(datafusion::error::DataFusionError::Plan(
             "the rewritten NOT IN has another schema".into(),
@@ -212,10 +216,9 @@ fn rewritten(join: &datafusion::logical_expr::Join, parts: &NotIn) -> Result<Log
 ///
 /// DataFusion cannot run a null-aware join with more than one key, so such a query failed.
 fn correlated(join: &datafusion::logical_expr::Join, parts: &NotIn) -> Result<LogicalPlan> {
-    use datafusion::functions_aggregate::expr_fn::{max, min};
     use datafusion::logical_expr::{Aggregate, Join};
 
-    use crate::rules::semi_join::bound_by_one_column;
+    use crate::rules::semi_join::{bound_by_one_column, bound_of};
     let (x, s) = (parts.x.clone(), parts.s.clone());
     let correlation = parts.correlation.clone();
     let anti = |left: LogicalPlan, right: Arc<LogicalPlan>, on, filter| {
@@ -250,11 +253,7 @@ fn correlated(join: &datafusion::logical_expr::Join, parts: &NotIn) -> Result<Lo
         let bound = match &parts.filter {
             None => vec![],
             Some(f) => match bound_by_one_column(f, side.schema(), join.left.schema()) {
-                Some((c, smallest)) => {
-                    let value = Expr::Column(c.clone());
-                    let b = if smallest { min(value) } else { max(value) };
-                    vec![b.alias_qualified(c.relation.clone(), c.name.clone())]
-                }
+                Some((c, smallest)) => vec![bound_of(&c, smallest)],
                 None => return Ok(Arc::new(side)),
             },
         };
@@ -280,12 +279,7 @@ fn correlated(join: &datafusion::logical_expr::Join, parts: &NotIn) -> Result<Lo
         correlation,
         Some(only_null_x),
     )?;
-    if plan.schema().as_ref() != join.schema.as_ref() {
-        return Err(datafusion::error::DataFusionError::Plan(
-            "the rewritten NOT IN has another schema".into(),
-        ));
-    }
-    Ok(plan)
+    same_columns(plan, join)
 }
 
 #[cfg(test)]

@@ -107,6 +107,14 @@ pub(crate) fn bound_by_one_column(
     comparable.then_some((c, smallest))
 }
 
+/// The aggregate that keeps `c`'s smallest (or largest) value in a group, named as `c` is, so
+/// that a join filter reading `c` reads it.
+pub(crate) fn bound_of(c: &Column, smallest: bool) -> Expr {
+    let value = Expr::Column(c.clone());
+    let bound = if smallest { min(value) } else { max(value) };
+    bound.alias_qualified(c.relation.clone(), c.name.clone())
+}
+
 impl OptimizerRule for DistinctSemiJoinSide {
     fn name(&self) -> &str {
         "distinct_semi_join_side"
@@ -158,11 +166,7 @@ impl OptimizerRule for DistinctSemiJoinSide {
                 Some((c, _)) if keys.iter().any(|k| matches!(k, Expr::Column(k) if *k == c)) => {
                     vec![]
                 }
-                Some((c, smallest)) => {
-                    let value = Expr::Column(c.clone());
-                    let bound = if smallest { min(value) } else { max(value) };
-                    vec![bound.alias_qualified(c.relation.clone(), c.name.clone())]
-                }
+                Some((c, smallest)) => vec![bound_of(&c, smallest)],
                 None => return Ok(Transformed::no(plan)),
             },
         };
