@@ -75,7 +75,7 @@ impl FewGroupsOnOneThread {
 }
 
 /// Where a column of a plan's output comes from.
-enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// A partition column (`team`, `dt`): index into each file's partition values.
     Partition(&'a FileScanConfig, usize),
     /// A column read from the files, by name.
@@ -95,7 +95,10 @@ fn distinct_partition_values(scan: &FileScanConfig, idx: usize) -> u64 {
 
 /// Follows column `name` down through filters, projections that pass it on under a name, and
 /// repartitioning, to the scan.
-fn source_column<'a>(plan: &'a Arc<dyn ExecutionPlan>, name: &str) -> Option<Source<'a>> {
+pub(crate) fn source_column<'a>(
+    plan: &'a Arc<dyn ExecutionPlan>,
+    name: &str,
+) -> Option<Source<'a>> {
     if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
         let e = p.expr().iter().find(|e| e.alias == name)?;
         let c = e.expr.downcast_ref::<Column>()?;
