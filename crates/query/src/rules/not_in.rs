@@ -117,23 +117,26 @@ impl NotIn {
         ));
         let right = join.right.schema();
         let conjuncts: Vec<&Expr> = join.filter.iter().flat_map(split_conjunction).collect();
-        let in_filter = conjuncts.iter().position(|c| match c {
+        let reads_right = |e: &Expr| e.column_refs().iter().any(|c| right.has_column(c));
+        // `x = s` among the filter's conjuncts: where it is, and `x`.
+        let in_filter = conjuncts.iter().enumerate().find_map(|(i, c)| match c {
             Expr::BinaryExpr(BinaryExpr {
                 left,
                 op: Operator::Eq,
                 right: r,
             }) => {
-                let reads_right = |e: &Expr| e.column_refs().iter().any(|c| right.has_column(c));
-                (**r == s && !reads_right(left)) || (**left == s && !reads_right(r))
+                if **r == s && !reads_right(left) {
+                    Some((i, left))
+                } else if **left == s && !reads_right(r) {
+                    Some((i, r))
+                } else {
+                    None
+                }
             }
-            _ => false,
+            _ => None,
         });
         match in_filter {
-            Some(i) => {
-                let Expr::BinaryExpr(BinaryExpr { left, right: r, .. }) = conjuncts[i] else {
-                    return None;
-                };
-                let x = if **r == s { left } else { r };
+            Some((i, x)) => {
                 let rest = conjuncts
                     .iter()
                     .enumerate()
