@@ -481,6 +481,24 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
     }
 }
 
+/// For the physical rules' tests: the rows of `sql` on `ctx` as a table, and its physical plan.
+#[cfg(test)]
+pub(crate) async fn rows_and_physical_plan(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> (String, String) {
+    let df = ctx.sql(sql).await.unwrap();
+    let plan = datafusion::physical_plan::displayable(
+        df.clone().create_physical_plan().await.unwrap().as_ref(),
+    )
+    .indent(false)
+    .to_string();
+    let rows = arrow::util::pretty::pretty_format_batches(&df.collect().await.unwrap())
+        .unwrap()
+        .to_string();
+    (rows, plan)
+}
+
 /// For the rules' tests: runs `setup` (statements creating tables) then `sql` on `ctx`, and
 /// gives the rows as a table and the optimized plan.
 #[cfg(test)]

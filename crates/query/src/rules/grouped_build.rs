@@ -183,20 +183,9 @@ mod tests {
         ctx.register_parquet("e", path.to_str().unwrap(), Default::default())
             .await
             .unwrap();
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = datafusion::physical_plan::displayable(
-            df.clone().create_physical_plan().await.unwrap().as_ref(),
-        )
-        .indent(false)
-        .to_string()
-        .replace(dir.path().to_str().unwrap().trim_start_matches('/'), "dir");
-        let batches = df.collect().await.unwrap();
-        let mut rows: Vec<String> = arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string()
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let (table, plan) = crate::rules::rows_and_physical_plan(&ctx, sql).await;
+        let plan = plan.replace(dir.path().to_str().unwrap().trim_start_matches('/'), "dir");
+        let mut rows: Vec<String> = table.lines().map(str::to_string).collect();
         rows.sort();
         (rows, plan)
     }

@@ -192,16 +192,7 @@ mod tests {
         ctx.register_listing_table("t", dir.path().to_str().unwrap(), options, None, None)
             .await
             .unwrap();
-        let df = ctx.sql(sql).await.unwrap();
-        let plan = datafusion::physical_plan::displayable(
-            df.clone().create_physical_plan().await.unwrap().as_ref(),
-        )
-        .indent(false)
-        .to_string();
-        let rows = arrow::util::pretty::pretty_format_batches(&df.collect().await.unwrap())
-            .unwrap()
-            .to_string();
-        (rows, plan)
+        crate::rules::rows_and_physical_plan(&ctx, sql).await
     }
 
     /// The days of the scan's files in the order the plan lists them.
