@@ -27,8 +27,8 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::earlier::{
-    ID_INDEX_FILE, IdBoard, IdIndex, Ids, IdsBuilder, earlier_ids, encode_index, hashes_of,
-    latest_earlier, object_stream, within_window,
+    EarlierIds, ID_INDEX_FILE, IdBoard, IdIndex, Ids, IdsBuilder, earlier_ids, encode_index,
+    hashes_of, latest_earlier, object_stream, within_window,
 };
 use crate::encode::ParallelFile;
 use crate::error::{Error, Result};
@@ -270,7 +270,7 @@ pub async fn compact_partition(
     };
     // Read and parse the raw objects concurrently, keeping their order (for a deterministic
     // first-wins among equal `received_at`). Rows past the memory budget go to sorted runs on
-    // disk; what de-duplication needs of every line stays here.
+    // disk, and so does what de-duplication needs of their lines; else that stays here.
     let mut quarantine = Vec::new();
     let mut held: Vec<Chunk> = Vec::new();
     let mut held_bytes = 0;
@@ -299,37 +299,58 @@ pub async fn compact_partition(
                 Some(s) => s,
                 None => spill.insert(Spill::new(opts.spill_dir.as_deref())?),
             };
-            runs.write_run(&held, keys.lines())?;
-            keys.add(&held)?;
+            runs.write_run(&held)?;
             held.clear();
             held_bytes = 0;
         }
     }
-    if let Some(runs) = &mut spill
-        && !held.is_empty()
-    {
-        runs.write_run(&held, keys.lines())?;
-    }
-    keys.add(&held)?;
-    if spill.is_some() {
-        held = Vec::new();
+    match &mut spill {
+        Some(runs) => {
+            if !held.is_empty() {
+                runs.write_run(&held)?;
+            }
+            held = Vec::new();
+        }
+        None => keys.add(&held)?,
     }
     let read_ms = started.elapsed().as_millis() as u64;
 
     let t = Instant::now();
     // This partition's ids go to the days after it first, so they do not wait for its sort.
-    let own_ids = Arc::new(keys.finish()?);
-    board.publish(partition, Arc::clone(&own_ids));
-    let keep = dedupe_rows(
-        lake,
-        catalog,
-        plan,
-        opts,
-        board,
-        LineKeys::of(&own_ids),
-        &mut counts,
-    )
-    .await?;
+    let (own_ids, keep) = match &mut spill {
+        None => {
+            let own = Arc::new(keys.finish()?);
+            board.publish(partition, Arc::clone(&own).into());
+            let keep = dedupe_rows(
+                lake,
+                catalog,
+                plan,
+                opts,
+                board,
+                LineKeys::of(&own),
+                &mut counts,
+            )
+            .await?;
+            (EarlierIds::Memory(own), keep)
+        }
+        Some(runs) => {
+            let merged = runs.merge_keys(opts.spill_dir.as_deref())?;
+            let own = Arc::new(merged.keys);
+            board.publish(partition, EarlierIds::Sorted(Arc::clone(&own)));
+            let mut keep = merged.keep;
+            counts.duplicates += merged.duplicates;
+            counts.conflicts += merged.conflicts;
+            if !plan.earlier.is_empty() {
+                let earlier =
+                    earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
+                counts.cross_partition_duplicates +=
+                    crate::keys::drop_earlier(&own, &mut keep, &earlier, plan.dedupe_window)?;
+            }
+            counts.rows = keep.iter().filter(|k| **k).count() as u64;
+            check_balanced(&plan.partition, &counts)?;
+            (EarlierIds::Sorted(own), keep)
+        }
+    };
     let order = match spill {
         None => sorted_order(&held, Some(&keep)),
         Some(_) => Vec::new(),
@@ -462,7 +483,7 @@ pub(crate) struct NewVersion<'a> {
     /// NDJSON of the quarantine file; empty for none.
     pub(crate) quarantine: Vec<u8>,
     /// The id index: every valid line of the partition.
-    pub(crate) ids: &'a Ids,
+    pub(crate) ids: &'a EarlierIds,
     pub(crate) appended: Option<Appended>,
     /// The version the catalog must still point at.
     pub(crate) expected: Option<&'a str>,
@@ -532,7 +553,7 @@ pub(crate) async fn commit_version(
         ids: Some(IdIndex {
             key: ids_key,
             raw_fingerprint: plan.raw_fingerprint.clone(),
-            ids: ids.num_rows() as u64,
+            ids: ids.lines(),
         }),
         files: files.clone(),
         bytes_written,
@@ -692,7 +713,7 @@ async fn drop_earlier_duplicates(
         return Ok(0);
     }
     let earlier = earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
-    let latest = latest_earlier(&earlier, |h| kept.line_of(keys, h));
+    let latest = latest_earlier(&earlier, |h| kept.line_of(keys, h))?;
     let mut dropped = 0;
     for (line, earlier_at) in latest {
         let line = line as usize;
@@ -705,13 +726,13 @@ async fn drop_earlier_duplicates(
 }
 
 /// The lines to keep, and the duplicates dropped.
-struct Kept {
-    keep: Vec<bool>,
+pub(crate) struct Kept {
+    pub(crate) keep: Vec<bool>,
     /// The kept line of each id, by its place (4 bytes an entry, hashed by the low bits of the
     /// id's hash, which is a hash already).
     best: HashTable<u32>,
-    duplicates: u64,
-    conflicts: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) conflicts: u64,
 }
 
 impl Kept {
@@ -732,7 +753,7 @@ fn table_hash(hash: &[u8; 16]) -> u64 {
 /// One line per event id: the first by `received_at` wins, ties going to the earlier line (the
 /// earlier object, then the earlier line in it). A dropped line whose content differs from the
 /// winner's is a conflict.
-fn first_received(keys: &LineKeys<'_>) -> Kept {
+pub(crate) fn first_received(keys: &LineKeys<'_>) -> Kept {
     let hashes = keys.hashes;
     let n = hashes.len();
     let mut best: HashTable<u32> = HashTable::with_capacity(n);

@@ -33,12 +33,37 @@ use tokio::sync::watch;
 
 use crate::compact::Manifest;
 use crate::error::{Error, Result};
+use crate::keys::SortedKeys;
 use crate::plan::{Earlier, PartitionPlan, RawObject};
 use crate::read::{Chunk, ObjectOutcome, read_object};
 
 /// The ids of a partition's valid lines: one row per line, the hash of its `event_id`
 /// ([`id_hash`], 16 bytes little-endian) and its `received_at` ([`index_schema`]).
 pub type Ids = RecordBatch;
+
+/// An earlier partition's ids: in memory, or (a partition that spilled) in a sorted file on local
+/// disk.
+#[derive(Debug, Clone)]
+pub enum EarlierIds {
+    Memory(Arc<Ids>),
+    Sorted(Arc<SortedKeys>),
+}
+
+impl EarlierIds {
+    /// Valid lines: one id each.
+    pub fn lines(&self) -> u64 {
+        match self {
+            Self::Memory(ids) => ids.num_rows() as u64,
+            Self::Sorted(keys) => keys.lines(),
+        }
+    }
+}
+
+impl From<Arc<Ids>> for EarlierIds {
+    fn from(ids: Arc<Ids>) -> Self {
+        Self::Memory(ids)
+    }
+}
 
 /// The hash ids are compared by.
 pub fn id_hash(id: &str) -> u128 {
@@ -68,6 +93,7 @@ pub(crate) struct IdsBuilder {
 
 impl IdsBuilder {
     /// Lines gathered so far.
+    #[cfg(test)]
     pub(crate) fn lines(&self) -> usize {
         self.parts.iter().map(RecordBatch::num_rows).sum()
     }
@@ -100,6 +126,16 @@ pub fn ids_of(chunks: &[Chunk]) -> Result<Ids> {
             hashes.extend_from_slice(&id_hash(v.unwrap_or_default()).to_le_bytes());
         }
     }
+    index_batch(hashes, received, fingerprints)
+}
+
+/// An id index of the lines whose hashes (16 bytes each), `received_at` and fingerprints these
+/// are.
+pub(crate) fn index_batch(
+    hashes: Vec<u8>,
+    received: Vec<i64>,
+    fingerprints: Vec<u64>,
+) -> Result<Ids> {
     let ids = FixedSizeBinaryArray::try_new(16, hashes.into(), None)?;
     Ok(RecordBatch::try_new(
         index_schema(),
@@ -131,23 +167,30 @@ pub fn hashes_of(ids: &Ids) -> &[[u8; 16]] {
 /// earlier lines, by that line. Only ids the partition has are kept, so this stays small whatever
 /// the earlier partitions' size.
 pub fn latest_earlier<K: std::hash::Hash + Eq>(
-    earlier: &[Arc<Ids>],
+    earlier: &[EarlierIds],
     mut find: impl FnMut(&[u8; 16]) -> Option<K>,
-) -> HashMap<K, i64> {
+) -> Result<HashMap<K, i64>> {
     let mut latest = HashMap::new();
-    for batch in earlier {
-        let received = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-        for (r, h) in hashes_of(batch).iter().enumerate() {
-            if let Some(line) = find(h) {
-                let t = received.value(r);
-                latest
-                    .entry(line)
-                    .and_modify(|max: &mut i64| *max = (*max).max(t))
-                    .or_insert(t);
+    let mut note = |h: &[u8; 16], t: i64| {
+        if let Some(line) = find(h) {
+            latest
+                .entry(line)
+                .and_modify(|max: &mut i64| *max = (*max).max(t))
+                .or_insert(t);
+        }
+    };
+    for ids in earlier {
+        match ids {
+            EarlierIds::Memory(batch) => {
+                let received = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+                for (r, h) in hashes_of(batch).iter().enumerate() {
+                    note(h, received.value(r));
+                }
             }
+            EarlierIds::Sorted(keys) => crate::keys::for_each_line(keys, &mut note)?,
         }
     }
-    latest
+    Ok(latest)
 }
 
 /// Whether a line received at `received_at` duplicates an earlier line of its id received at
@@ -174,12 +217,14 @@ fn index_schema() -> SchemaRef {
 /// Rows of an id index file's row groups, and of each batch its writer takes.
 const INDEX_GROUP_ROWS: usize = 64 * 1024;
 
-/// The id index file: [`Ids`] as Parquet. Hashes are random, so they are stored plain; times
+/// The id index file: [`Ids`] as Parquet, its lines sorted by id hash (as `u128` from its
+/// little-endian bytes; the lines of one id in their order), so that an index is the same
+/// whether its partition spilled or not. Hashes are random, so they are stored plain; times
 /// are delta-encoded and compressed. It is written a row group of [`INDEX_GROUP_ROWS`] at a
 /// time into a buffer of its final size: in one row group, a partition of 476,000 lines held
 /// three more copies of its 7.6 MB of hashes while its file was written (a contiguous copy, the
 /// encoded column and a file buffer grown by doubling).
-pub fn encode_index(ids: &Ids) -> Result<Vec<u8>> {
+pub fn encode_index(ids: &EarlierIds) -> Result<Vec<u8>> {
     use parquet::basic::{Compression, Encoding, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use parquet::schema::types::ColumnPath;
@@ -192,14 +237,25 @@ pub fn encode_index(ids: &Ids) -> Result<Vec<u8>> {
         .set_column_compression(received, Compression::ZSTD(ZstdLevel::try_new(1)?))
         .set_max_row_group_row_count(Some(INDEX_GROUP_ROWS))
         .build();
-    // 16 bytes of hash and 8 of fingerprint a row, stored plain, and a byte or two of time.
-    let mut out = Vec::with_capacity(ids.num_rows() * 26 + 64 * 1024);
+    let lines = match ids {
+        EarlierIds::Memory(ids) => ids.num_rows(),
+        EarlierIds::Sorted(keys) => keys.lines() as usize,
+    };
+    // 16 bytes of hash and 8 of fingerprint a row, stored plain, and five or so of time (in
+    // hash order, a day's times are about 37 bits apart).
+    let mut out = Vec::with_capacity(lines * 30 + 64 * 1024);
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, index_schema(), Some(props))?;
-    let mut at = 0;
-    while at < ids.num_rows() {
-        let n = INDEX_GROUP_ROWS.min(ids.num_rows() - at);
-        w.write(&ids.slice(at, n))?;
-        at += n;
+    match ids {
+        EarlierIds::Memory(ids) => {
+            let order = crate::keys::hash_order(ids);
+            for part in order.chunks(INDEX_GROUP_ROWS) {
+                let take = arrow::array::UInt32Array::from(part.to_vec());
+                w.write(&arrow::compute::take_record_batch(ids, &take)?)?;
+            }
+        }
+        EarlierIds::Sorted(keys) => {
+            crate::keys::index_batches(keys, INDEX_GROUP_ROWS, |b| Ok(w.write(b)?))?;
+        }
     }
     w.close()?;
     Ok(out)
@@ -235,8 +291,8 @@ pub struct IdBoard {
 
 #[derive(Debug)]
 struct Slot {
-    sender: Option<watch::Sender<Option<Arc<Ids>>>>,
-    receiver: watch::Receiver<Option<Arc<Ids>>>,
+    sender: Option<watch::Sender<Option<EarlierIds>>>,
+    receiver: watch::Receiver<Option<EarlierIds>>,
     /// Partitions of the run that will read these ids and are not done yet.
     readers: usize,
 }
@@ -272,7 +328,7 @@ impl IdBoard {
     }
 
     /// `partition` has read its raw objects: these are its ids.
-    pub fn publish(&self, partition: &PartitionKey, ids: Arc<Ids>) {
+    pub fn publish(&self, partition: &PartitionKey, ids: EarlierIds) {
         if let Some(slot) = self.slots.lock().expect("board lock").get_mut(partition)
             && let Some(sender) = slot.sender.take()
         {
@@ -289,9 +345,17 @@ impl IdBoard {
 
     /// `partition` is committed: from now on its readers take its ids from its id index, so the
     /// run holds the ids of the partitions in progress, not those of every team's last day
-    /// until that team's next day is done.
+    /// until that team's next day is done. Ids in a file on local disk (a partition that
+    /// spilled) stay until their readers are done: they cost no memory, and reading them back
+    /// from the id index would.
     pub fn committed(&self, partition: &PartitionKey) {
-        self.slots.lock().expect("board lock").remove(partition);
+        let mut slots = self.slots.lock().expect("board lock");
+        let on_disk = slots
+            .get(partition)
+            .is_some_and(|s| matches!(*s.receiver.borrow(), Some(EarlierIds::Sorted(_))));
+        if !on_disk {
+            slots.remove(partition);
+        }
     }
 
     /// `reader` is done with the ids of `earlier`: those no one else needs are dropped.
@@ -309,7 +373,7 @@ impl IdBoard {
 
     /// The ids `partition` published in this run, waiting for them if it is still reading;
     /// `None` when it is not part of the run or ended without publishing.
-    async fn wait(&self, partition: &PartitionKey) -> Option<Arc<Ids>> {
+    async fn wait(&self, partition: &PartitionKey) -> Option<EarlierIds> {
         let mut receiver = self
             .slots
             .lock()
@@ -387,19 +451,19 @@ pub(crate) async fn earlier_ids(
     earlier: &[Earlier],
     board: &IdBoard,
     read_concurrency: usize,
-) -> Result<Vec<Arc<Ids>>> {
+) -> Result<Vec<EarlierIds>> {
     let mut all = Vec::with_capacity(earlier.len());
     for e in earlier {
         if let Some(ids) = board.wait(&e.partition).await {
             all.push(ids);
         } else if let Some(ids) = from_committed(lake, catalog, e).await? {
             tracing::debug!(partition = %e.partition, "an earlier partition's ids from its committed id index");
-            all.push(Arc::new(ids));
+            all.push(EarlierIds::Memory(Arc::new(ids)));
         } else {
             tracing::debug!(partition = %e.partition, "reading an earlier partition's raw objects for its ids");
             let outcomes = read_objects(lake, &e.partition, &e.objects, read_concurrency).await?;
             let chunks: Vec<Chunk> = outcomes.into_iter().filter_map(|o| o.chunk).collect();
-            all.push(Arc::new(ids_of(&chunks)?));
+            all.push(EarlierIds::Memory(Arc::new(ids_of(&chunks)?)));
         }
     }
     Ok(all)
@@ -455,9 +519,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            decode_index(encode_index(&with).unwrap().into()).unwrap(),
-            with
+            decode_index(encode_index(&Arc::new(with.clone()).into()).unwrap().into()).unwrap(),
+            by_hash(&with)
         );
+    }
+
+    /// `ids`' lines in the order an index file has them.
+    fn by_hash(ids: &Ids) -> Ids {
+        let order = arrow::array::UInt32Array::from(crate::keys::hash_order(ids));
+        arrow::compute::take_record_batch(ids, &order).unwrap()
     }
 
     fn key(d: &str) -> PartitionKey {
@@ -482,17 +552,34 @@ mod tests {
     #[test]
     fn the_index_round_trips_and_the_latest_earlier_line_counts() {
         let b = ids(&[("b", 2), ("a", 5), ("a", 3)]);
-        let decoded = decode_index(encode_index(&b).unwrap().into()).unwrap();
-        assert_eq!(&decoded, b.as_ref());
+        let decoded = decode_index(encode_index(&Arc::clone(&b).into()).unwrap().into()).unwrap();
+        assert_eq!(decoded, by_hash(&b));
+        // Sorted by hash, the lines of one id in their order.
+        let hashes: Vec<u128> = hashes_of(&decoded)
+            .iter()
+            .map(|h| u128::from_le_bytes(*h))
+            .collect();
+        assert!(hashes.is_sorted());
+        let a_times: Vec<i64> = (0..3)
+            .filter(|&i| hashes[i] == id_hash("a"))
+            .map(|i| {
+                decoded
+                    .column(1)
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .value(i)
+            })
+            .collect();
+        assert_eq!(a_times, [5, 3]);
         let every = |h: &[u8; 16]| Some(u128::from_le_bytes(*h));
-        let all = latest_earlier(&[ids(&[("a", 9)]), Arc::clone(&b)], every);
+        let all = latest_earlier(&[ids(&[("a", 9)]).into(), Arc::clone(&b).into()], every).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!((all[&id_hash("a")], all[&id_hash("b")]), (9, 2));
         // Only the ids asked for, by the line that asks.
         let (a, c) = (id_hash("a").to_le_bytes(), id_hash("c").to_le_bytes());
-        let some = latest_earlier(&[b], |h| {
+        let some = latest_earlier(&[b.into()], |h| {
             [(a, 7), (c, 8)].iter().find(|x| x.0 == *h).map(|x| x.1)
-        });
+        })
+        .unwrap();
         assert_eq!(some, HashMap::from([(7, 5)]));
     }
 
@@ -504,7 +591,7 @@ mod tests {
             hashes.extend_from_slice(&id_hash(&format!("e-{i}")).to_le_bytes());
         }
         let received: Vec<i64> = (0..rows as i64)
-            .map(|i| 1_795_000_000_000_000 + i * 997)
+            .map(|i| 1_795_000_000_000_000 + i * 1_000_003)
             .collect();
         let fingerprints: Vec<u64> = (0..rows as u64)
             .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
@@ -520,10 +607,10 @@ mod tests {
             ],
         )
         .unwrap();
-        let out = encode_index(&ids).unwrap();
+        let out = encode_index(&Arc::new(ids.clone()).into()).unwrap();
         assert_eq!(
             out.capacity(),
-            rows * 26 + 64 * 1024,
+            rows * 30 + 64 * 1024,
             "the file fits the buffer it was given: {} bytes",
             out.len()
         );
@@ -535,7 +622,7 @@ mod tests {
         )
         .num_row_groups();
         assert_eq!(groups, 3);
-        assert_eq!(decode_index(out.into()).unwrap(), ids);
+        assert_eq!(decode_index(out.into()).unwrap(), by_hash(&ids));
     }
 
     #[test]
@@ -575,7 +662,8 @@ mod tests {
         let twice = parts.finish().unwrap();
         assert_eq!(twice.slice(3, 3), got);
         assert_eq!(hashes_of(&twice.slice(3, 3)), hashes_of(&got));
-        let all = latest_earlier(&[Arc::new(got)], |h| Some(u128::from_le_bytes(*h)));
+        let all =
+            latest_earlier(&[Arc::new(got).into()], |h| Some(u128::from_le_bytes(*h))).unwrap();
         let hour = 3_600_000_000;
         let midnight = 1_795_996_800_000_000;
         assert_eq!(all[&id_hash("a")], midnight + 3 * hour);
@@ -616,8 +704,8 @@ mod tests {
             let board = board.clone();
             tokio::spawn(async move { board.wait(&key("2026-11-24")).await })
         };
-        board.publish(&key("2026-11-24"), ids(&[("x", 1)]));
-        assert_eq!(waiting.await.unwrap().unwrap().num_rows(), 1);
+        board.publish(&key("2026-11-24"), ids(&[("x", 1)]).into());
+        assert_eq!(waiting.await.unwrap().unwrap().lines(), 1);
         // The 25th is done with the 24th: its ids are gone.
         board.release(&plans[1].earlier);
         assert!(board.wait(&key("2026-11-24")).await.is_none());
@@ -630,11 +718,11 @@ mod tests {
         // A committed partition's ids leave the board before its reader comes; a reader that
         // took them already keeps them.
         let board = IdBoard::for_run(&plans);
-        board.publish(&key("2026-11-24"), ids(&[("x", 1)]));
+        board.publish(&key("2026-11-24"), ids(&[("x", 1)]).into());
         let taken = board.wait(&key("2026-11-24")).await.unwrap();
         board.committed(&key("2026-11-24"));
         assert!(board.wait(&key("2026-11-24")).await.is_none());
-        assert_eq!(taken.num_rows(), 1);
+        assert_eq!(taken.lines(), 1);
         board.release(&plans[1].earlier);
     }
 }

@@ -11,7 +11,8 @@
 //! - [`backfill`]: a plan run `jobs` partitions at a time, one partition's failure never losing
 //!   another's work.
 //! - [`earlier`]: cross-partition de-duplication, with the ids of a team's earlier days.
-//! - `spill`: a partition larger than memory, as sorted runs on local disk merged into its files.
+//! - `spill`: a partition larger than memory, as sorted runs on local disk merged into its files;
+//!   `keys`: its de-duplication keys, spilled and merged the same way.
 //! - [`replay`]: quarantined lines run through today's validation, and taken in when they pass.
 //! - [`gc`]: removal of versions no catalog points to; [`sync`]: a catalog rebuilt from the
 //!   manifests.
@@ -30,6 +31,7 @@ pub mod gc;
 pub mod generate;
 pub mod gunzip;
 pub mod incremental;
+mod keys;
 pub mod plan;
 pub mod read;
 pub mod replay;

@@ -3,9 +3,10 @@
 //! While a partition is read, its rows are held in memory until they take
 //! [`CompactOptions::spill_bytes`](crate::compact::CompactOptions::spill_bytes). Then they are
 //! sorted by [`SORT_ORDER`](crate::compact::SORT_ORDER) and written to a local file (Arrow IPC)
-//! as a run, each row with its line number in the partition, and dropped. De-duplication needs
-//! only each line's id hash, `received_at` and fingerprint, which stay in memory (the id
-//! index's 32 bytes a line, and the table of kept lines: about 40 in all).
+//! as a run, each row with its line number in the partition, and dropped. What de-duplication
+//! needs of each line (its id hash, `received_at` and fingerprint) goes to a run of its own,
+//! sorted by id hash, and those runs are merged before the rows are (see [`crate::keys`]), so
+//! no table of the partition's ids is held in memory.
 //! Once every object is read, the runs are merged: the rows come out in the sort order, the
 //! lines de-duplication dropped are skipped, and the writer gets the slices an in-memory
 //! compaction gives it, a part at a time, so the files are the same, byte for byte.
@@ -50,6 +51,10 @@ pub(crate) struct Spill {
     runs: Vec<PathBuf>,
     /// Runs written so far, the merged ones included.
     written: usize,
+    /// The key runs (see [`crate::keys`]), one a run of rows.
+    key_runs: Vec<PathBuf>,
+    /// Valid lines written to runs so far.
+    lines: usize,
 }
 
 /// The curated columns, then each row's line number in the partition.
@@ -84,6 +89,8 @@ impl Spill {
             dir,
             runs: Vec::new(),
             written: 0,
+            key_runs: Vec::new(),
+            lines: 0,
         })
     }
 
@@ -92,9 +99,10 @@ impl Spill {
         self.runs.len()
     }
 
-    /// Sorts the rows of `chunks` (the partition's lines from `first_line` on) and writes them
-    /// as a run.
-    pub(crate) fn write_run(&mut self, chunks: &[Chunk], first_line: usize) -> Result<()> {
+    /// Sorts the rows of `chunks` (the partition's next lines) and writes them as a run, and
+    /// their keys as a key run.
+    pub(crate) fn write_run(&mut self, chunks: &[Chunk]) -> Result<()> {
+        let first_line = self.lines;
         let order = sorted_order(chunks, None);
         let starts: Vec<usize> = chunks
             .iter()
@@ -130,7 +138,24 @@ impl Spill {
         }
         writer.finish()?;
         self.runs.push(path);
+        let keys = self
+            .dir
+            .path()
+            .join(format!("keys-{:04}.bin", self.key_runs.len() + 1));
+        crate::keys::write_run(&keys, chunks, first_line)?;
+        self.key_runs.push(keys);
+        self.lines += order.len();
         Ok(())
+    }
+
+    /// Merges the key runs: which lines to keep, and every line's keys in one sorted file in
+    /// `dir` (the system's temporary folder when `None`), which outlives this spill.
+    pub(crate) fn merge_keys(&mut self, dir: Option<&Path>) -> Result<crate::keys::Merged> {
+        let merged = crate::keys::merge_runs(&self.key_runs, self.lines, dir)?;
+        for done in self.key_runs.drain(..) {
+            std::fs::remove_file(&done).map_err(|e| io_error("remove", &done, e))?;
+        }
+        Ok(merged)
     }
 
     /// Where the next run goes.
@@ -533,15 +558,22 @@ mod tests {
         // then 16 of the 31 left), and 16 merged at the end.
         for (chunks_a_run, runs) in [(23, 6), (3, 43)] {
             let mut spill = Spill::new(Some(dir.path())).unwrap();
-            let mut first = 0;
             for group in chunks.chunks(chunks_a_run) {
-                spill.write_run(group, first).unwrap();
-                first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
+                spill.write_run(group).unwrap();
             }
             assert_eq!(spill.runs(), runs);
             same_files_both_ways(&lake, &partition, &chunks, &keep, &order, &mut spill).await;
             assert!(spill.runs() <= MAX_MERGED_RUNS);
-            let left = std::fs::read_dir(spill.dir.path()).unwrap().count();
+            let left = std::fs::read_dir(spill.dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("run-")
+                })
+                .count();
             assert_eq!(
                 left,
                 spill.runs(),

@@ -1,0 +1,594 @@
+//! De-duplication keys of a spilled partition, on local disk.
+//!
+//! A partition whose rows spill (see [`crate::spill`]) spills what de-duplication needs of each
+//! line as well: its id's hash, its `received_at`, its content fingerprint and its line number,
+//! [`KEY_BYTES`] a line. Each run's keys are sorted by id hash, the lines of one id in line
+//! order. Once every object is read, the runs are merged in one pass that
+//! - picks each id's kept line (the first received, ties going to the earlier line) and counts
+//!   the duplicates and conflicts, as the in-memory table of kept lines does, and
+//! - writes every line's keys, in that order, to one file: the partition's id index, which the
+//!   commit encodes and the later days of the run read beside their own ([`drop_earlier`]).
+//!
+//! Memory then holds a buffer a run and a flag a line (kept or not), where the in-memory table
+//! holds about 40 bytes a line.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+
+use crate::earlier::{EarlierIds, Ids, hashes_of, id_hash, within_window};
+use crate::error::{Error, Result};
+use crate::read::Chunk;
+
+/// Bytes of one line's keys on disk: hash, `received_at`, fingerprint and line number.
+const KEY_BYTES: usize = 16 + 8 + 8 + 4;
+
+/// Buffer of each file read or written.
+const BUFFER_BYTES: usize = 64 * 1024;
+
+/// What de-duplication needs of one valid line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key {
+    /// [`id_hash`] of its event id.
+    pub(crate) hash: u128,
+    pub(crate) received: i64,
+    pub(crate) fingerprint: u64,
+    /// Its place among the partition's valid lines.
+    pub(crate) line: u32,
+}
+
+impl Key {
+    /// The order of a sorted file: by id hash, then by line.
+    fn order(&self) -> (u128, u32) {
+        (self.hash, self.line)
+    }
+
+    fn encode(&self) -> [u8; KEY_BYTES] {
+        let mut out = [0; KEY_BYTES];
+        out[..16].copy_from_slice(&self.hash.to_le_bytes());
+        out[16..24].copy_from_slice(&self.received.to_le_bytes());
+        out[24..32].copy_from_slice(&self.fingerprint.to_le_bytes());
+        out[32..].copy_from_slice(&self.line.to_le_bytes());
+        out
+    }
+
+    fn decode(b: &[u8; KEY_BYTES]) -> Self {
+        Self {
+            hash: u128::from_le_bytes(b[..16].try_into().expect("16 bytes")),
+            received: i64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
+            fingerprint: u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")),
+            line: u32::from_le_bytes(b[32..].try_into().expect("4 bytes")),
+        }
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Spill(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// The keys of the lines of `chunks` (the partition's valid lines from `first_line` on), sorted.
+fn sorted_keys(chunks: &[Chunk], first_line: usize) -> Vec<Key> {
+    let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
+    let mut keys = Vec::with_capacity(lines);
+    let mut line = first_line as u32;
+    for c in chunks {
+        let ids = c.batch.column(0).as_string::<i32>();
+        let received = c.batch.column(3).as_primitive::<TimestampMicrosecondType>();
+        for (r, &fingerprint) in c.fingerprints.iter().enumerate() {
+            keys.push(Key {
+                hash: id_hash(ids.value(r)),
+                received: received.value(r),
+                fingerprint,
+                line,
+            });
+            line += 1;
+        }
+    }
+    // Lines are distinct, so an unstable sort gives the one order.
+    keys.sort_unstable_by_key(Key::order);
+    keys
+}
+
+/// Writes the keys of `chunks`' lines (numbered from `first_line`), sorted, to `path`.
+pub(crate) fn write_run(path: &Path, chunks: &[Chunk], first_line: usize) -> Result<()> {
+    let mut w = KeyWriter::create(path)?;
+    for k in sorted_keys(chunks, first_line) {
+        w.push(&k)?;
+    }
+    w.finish()
+}
+
+struct KeyWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl KeyWriter {
+    fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| io_error("create", path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(BUFFER_BYTES, file),
+        })
+    }
+
+    fn push(&mut self, k: &Key) -> Result<()> {
+        self.out
+            .write_all(&k.encode())
+            .map_err(|e| io_error("write", &self.path, e))
+    }
+
+    fn finish(self) -> Result<()> {
+        let path = self.path;
+        self.out
+            .into_inner()
+            .map_err(|e| io_error("write", &path, e.into_error()))?;
+        Ok(())
+    }
+}
+
+/// A file of keys read in its order.
+pub(crate) struct KeyReader {
+    path: PathBuf,
+    input: BufReader<File>,
+}
+
+impl KeyReader {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| io_error("open", path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            input: BufReader::with_capacity(BUFFER_BYTES, file),
+        })
+    }
+
+    /// The next line's keys; `None` at the end of the file.
+    pub(crate) fn next_key(&mut self) -> Result<Option<Key>> {
+        let mut b = [0; KEY_BYTES];
+        let mut got = 0;
+        while got < KEY_BYTES {
+            match self.input.read(&mut b[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error("read", &self.path, e)),
+            }
+        }
+        match got {
+            0 => Ok(None),
+            KEY_BYTES => Ok(Some(Key::decode(&b))),
+            _ => Err(io_error(
+                "read",
+                &self.path,
+                format!("it ends inside a record ({got} of {KEY_BYTES} bytes)"),
+            )),
+        }
+    }
+}
+
+/// Every valid line's keys of a spilled partition, sorted by id hash (then line), in a local
+/// file removed when the last holder lets go of it.
+#[derive(Debug)]
+pub struct SortedKeys {
+    path: tempfile::TempPath,
+    lines: u64,
+}
+
+impl SortedKeys {
+    /// Valid lines, one record each.
+    pub(crate) fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    pub(crate) fn reader(&self) -> Result<KeyReader> {
+        KeyReader::open(&self.path)
+    }
+}
+
+/// What merging a partition's key runs decided.
+pub(crate) struct Merged {
+    /// Whether each valid line is its id's kept line.
+    pub(crate) keep: Vec<bool>,
+    pub(crate) duplicates: u64,
+    pub(crate) conflicts: u64,
+    pub(crate) keys: SortedKeys,
+}
+
+/// Merges the key runs `runs` of a partition of `lines` valid lines into one sorted file in
+/// `dir` (the system's temporary folder when `None`), keeping one line per id.
+pub(crate) fn merge_runs(runs: &[PathBuf], lines: usize, dir: Option<&Path>) -> Result<Merged> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut readers = runs
+        .iter()
+        .map(|p| KeyReader::open(p))
+        .collect::<Result<Vec<_>>>()?;
+    // Each run's next line, and the runs by that line's place in the order, first on top.
+    let mut next: Vec<Option<Key>> = Vec::with_capacity(readers.len());
+    let mut heap = BinaryHeap::with_capacity(readers.len());
+    for (i, r) in readers.iter_mut().enumerate() {
+        let k = r.next_key()?;
+        if let Some(k) = &k {
+            heap.push(Reverse((k.order(), i)));
+        }
+        next.push(k);
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("eventlake-ids-");
+    let file = match dir {
+        Some(d) => builder.tempfile_in(d),
+        None => builder.tempfile(),
+    }
+    .map_err(|e| {
+        let d = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        io_error("create a key file in", &d, e)
+    })?;
+    let path = file.into_temp_path();
+    let mut out = KeyWriter::create(&path)?;
+    let mut merged = Merged {
+        keep: vec![true; lines],
+        duplicates: 0,
+        conflicts: 0,
+        keys: SortedKeys { path, lines: 0 },
+    };
+    // The lines of the id being merged, in line order.
+    let mut group: Vec<Key> = Vec::new();
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let k = next[i].expect("a run in the heap has a next line");
+        next[i] = readers[i].next_key()?;
+        if let Some(n) = &next[i] {
+            heap.push(Reverse((n.order(), i)));
+        }
+        if group.first().is_some_and(|g| g.hash != k.hash) {
+            settle(&group, &mut merged)?;
+            group.clear();
+        }
+        out.push(&k)?;
+        merged.keys.lines += 1;
+        group.push(k);
+    }
+    settle(&group, &mut merged)?;
+    out.finish()?;
+    if merged.keys.lines != lines as u64 {
+        return Err(Error::Spill(format!(
+            "the key runs hold {} lines where {lines} were read",
+            merged.keys.lines
+        )));
+    }
+    Ok(merged)
+}
+
+/// Keeps the first received of the lines of one id (`group`, in line order: ties go to the
+/// earlier line); a dropped line whose content differs from the kept one's is a conflict.
+fn settle(group: &[Key], merged: &mut Merged) -> Result<()> {
+    let Some(mut winner) = group.first() else {
+        return Ok(());
+    };
+    for k in &group[1..] {
+        if k.received < winner.received {
+            winner = k;
+        }
+    }
+    for k in group {
+        if k.line == winner.line {
+            continue;
+        }
+        let place = merged.keep.get_mut(k.line as usize).ok_or_else(|| {
+            Error::Spill(format!("a key names line {}, past the partition", k.line))
+        })?;
+        *place = false;
+        merged.duplicates += 1;
+        merged.conflicts += u64::from(k.fingerprint != winner.fingerprint);
+    }
+    Ok(())
+}
+
+/// An earlier partition's ids in id-hash order: its `(hash, received_at)` pairs, one a line.
+enum EarlierCursor<'a> {
+    File {
+        reader: KeyReader,
+        next: Option<Key>,
+    },
+    Memory {
+        hashes: &'a [[u8; 16]],
+        received: &'a [i64],
+        order: Vec<u32>,
+        at: usize,
+    },
+}
+
+impl<'a> EarlierCursor<'a> {
+    fn open(ids: &'a EarlierIds) -> Result<Self> {
+        Ok(match ids {
+            EarlierIds::Sorted(keys) => {
+                let mut reader = keys.reader()?;
+                let next = reader.next_key()?;
+                Self::File { reader, next }
+            }
+            EarlierIds::Memory(ids) => {
+                let hashes = hashes_of(ids);
+                let order = hash_order(ids);
+                Self::Memory {
+                    hashes,
+                    received: ids
+                        .column(1)
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .values(),
+                    order,
+                    at: 0,
+                }
+            }
+        })
+    }
+
+    fn peek(&self) -> Option<(u128, i64)> {
+        match self {
+            Self::File { next, .. } => next.map(|k| (k.hash, k.received)),
+            Self::Memory {
+                hashes,
+                received,
+                order,
+                at,
+            } => order.get(*at).map(|&i| {
+                (
+                    u128::from_le_bytes(hashes[i as usize]),
+                    received[i as usize],
+                )
+            }),
+        }
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        match self {
+            Self::File { reader, next } => *next = reader.next_key()?,
+            Self::Memory { at, .. } => *at += 1,
+        }
+        Ok(())
+    }
+
+    /// Moves past every line whose hash is below `hash`, then past those equal to it: the
+    /// latest `received_at` among those.
+    fn latest_of(&mut self, hash: u128) -> Result<Option<i64>> {
+        let mut latest = None;
+        while let Some((h, t)) = self.peek() {
+            if h > hash {
+                break;
+            }
+            if h == hash {
+                latest = Some(latest.map_or(t, |l: i64| l.max(t)));
+            }
+            self.advance()?;
+        }
+        Ok(latest)
+    }
+}
+
+/// The lines of an id index in the order of a sorted key file: by id hash, the lines of one id
+/// in their order.
+pub(crate) fn hash_order(ids: &Ids) -> Vec<u32> {
+    let hashes = hashes_of(ids);
+    let mut order: Vec<u32> = (0..hashes.len() as u32).collect();
+    // Stable: lines of one id keep their order.
+    order.sort_by_key(|&i| u128::from_le_bytes(hashes[i as usize]));
+    order
+}
+
+/// Unsets in `keep` the kept lines of `keys` whose id an earlier partition received within
+/// `window` before them (the latest such line, as the in-memory path decides); how many.
+pub(crate) fn drop_earlier(
+    keys: &SortedKeys,
+    keep: &mut [bool],
+    earlier: &[EarlierIds],
+    window: Duration,
+) -> Result<u64> {
+    let mut cursors = earlier
+        .iter()
+        .map(EarlierCursor::open)
+        .collect::<Result<Vec<_>>>()?;
+    let mut own = keys.reader()?;
+    let mut dropped = 0;
+    while let Some(k) = own.next_key()? {
+        let line = k.line as usize;
+        if !keep.get(line).copied().unwrap_or(false) {
+            continue;
+        }
+        let mut latest: Option<i64> = None;
+        for c in &mut cursors {
+            if let Some(t) = c.latest_of(k.hash)? {
+                latest = Some(latest.map_or(t, |l| l.max(t)));
+            }
+        }
+        if latest.is_some_and(|at| within_window(at, k.received, window)) {
+            keep[line] = false;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
+/// Calls `each` with the hash (its 16 bytes) and `received_at` of every line of `keys`.
+pub(crate) fn for_each_line(keys: &SortedKeys, mut each: impl FnMut(&[u8; 16], i64)) -> Result<()> {
+    let mut r = keys.reader()?;
+    while let Some(k) = r.next_key()? {
+        each(&k.hash.to_le_bytes(), k.received);
+    }
+    Ok(())
+}
+
+/// The id index of `keys`, in their order, `rows` lines a batch.
+pub(crate) fn index_batches(
+    keys: &SortedKeys,
+    rows: usize,
+    mut each: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let mut r = keys.reader()?;
+    let mut hashes: Vec<u8> = Vec::with_capacity(rows * 16);
+    let mut received: Vec<i64> = Vec::with_capacity(rows);
+    let mut fingerprints: Vec<u64> = Vec::with_capacity(rows);
+    loop {
+        let next = r.next_key()?;
+        if let Some(k) = next {
+            hashes.extend_from_slice(&k.hash.to_le_bytes());
+            received.push(k.received);
+            fingerprints.push(k.fingerprint);
+        }
+        if received.len() == rows || (next.is_none() && !received.is_empty()) {
+            each(&crate::earlier::index_batch(
+                std::mem::take(&mut hashes),
+                std::mem::take(&mut received),
+                std::mem::take(&mut fingerprints),
+            )?)?;
+        }
+        if next.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::compact::{LineKeys, first_received};
+    use crate::earlier::{encode_index, ids_of, latest_earlier};
+    use crate::read::read_object;
+    use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
+
+    fn partition(d: &str) -> PartitionKey {
+        PartitionKey {
+            team: TeamName::new("checkout").unwrap(),
+            dt: PartitionDate::parse(d).unwrap(),
+        }
+    }
+
+    /// `n` valid lines of `d`, ids drawn from `ids` of them (so most repeat), receipt times that
+    /// tie often, and content that differs between some copies of an id; `per_chunk` a chunk.
+    fn chunks(d: &str, n: usize, ids: usize, salt: usize, per_chunk: usize) -> Vec<Chunk> {
+        let lines: Vec<String> = (0..n)
+            .map(|i| {
+                let id = (i * 7919 + salt) % ids;
+                let (h, m) = ((i * 13 + salt) % 24, (i * 31) % 3);
+                format!(
+                    "{{\"event_id\":\"id-{id}\",\"event_type\":\"click\",\"event_time\":\"{d}T01:00:00Z\",\"received_at\":\"{d}T{h:02}:{m:02}:00Z\",\"user_id\":\"u{}\",\"properties\":{{}}}}\n",
+                    i % 3
+                )
+            })
+            .collect();
+        lines
+            .chunks(per_chunk)
+            .map(|part| {
+                read_object("raw/x.ndjson", part.concat().as_bytes(), &partition(d))
+                    .chunk
+                    .expect("valid rows")
+            })
+            .collect()
+    }
+
+    /// `chunks` written as key runs of `per_run` chunks, then merged.
+    fn spilled(dir: &Path, chunks: &[Chunk], per_run: usize) -> Merged {
+        let mut runs = Vec::new();
+        let mut first = 0;
+        for (i, group) in chunks.chunks(per_run).enumerate() {
+            let path = dir.join(format!("keys-{i}.bin"));
+            write_run(&path, group, first).unwrap();
+            first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
+            runs.push(path);
+        }
+        merge_runs(&runs, first, Some(dir)).unwrap()
+    }
+
+    #[test]
+    fn merged_runs_keep_the_lines_the_in_memory_table_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks = chunks("2026-11-25", 5_000, 1_700, 0, 97);
+        let ids = ids_of(&chunks).unwrap();
+        let expected = first_received(&LineKeys::of(&ids));
+        assert!(expected.duplicates > 3_000 && expected.conflicts > 1_000);
+        for per_run in [1, 7, 1_000] {
+            let m = spilled(dir.path(), &chunks, per_run);
+            assert_eq!(m.keep, expected.keep, "{per_run} chunks a run");
+            assert_eq!(
+                (m.duplicates, m.conflicts),
+                (expected.duplicates, expected.conflicts)
+            );
+            assert_eq!(m.keys.lines(), 5_000);
+            // Its file is the index an in-memory partition commits, byte for byte.
+            let from_file = encode_index(&EarlierIds::Sorted(Arc::new(m.keys))).unwrap();
+            let in_memory = encode_index(&Arc::new(ids.clone()).into()).unwrap();
+            assert!(from_file == in_memory, "the id indexes differ");
+        }
+        // The merged files are temporary: only the runs this test wrote are left.
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, chunks.len());
+    }
+
+    #[test]
+    fn earlier_days_drop_what_the_in_memory_lookup_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = chunks("2026-11-25", 3_000, 2_000, 0, 50);
+        let ids = ids_of(&own).unwrap();
+        let keys = LineKeys::of(&ids);
+        let kept = first_received(&keys);
+        let (c24, c25) = (
+            chunks("2026-11-24", 2_000, 4_000, 5, 64),
+            chunks("2026-11-25", 2_000, 4_000, 11, 64),
+        );
+        let earlier = [
+            Arc::new(ids_of(&c24).unwrap()),
+            Arc::new(ids_of(&c25).unwrap()),
+        ];
+        let m = spilled(dir.path(), &own, 9);
+        assert_eq!(m.keep, kept.keep);
+        // The same day's ids stand in for ids received after or within the window, so both
+        // sides of the window's edges are met.
+        for window in [Duration::ZERO, Duration::from_secs(4 * 3600), Duration::MAX] {
+            let latest = latest_earlier(
+                &earlier
+                    .iter()
+                    .cloned()
+                    .map(EarlierIds::from)
+                    .collect::<Vec<_>>(),
+                |h| (0..keys.hashes.len()).find(|&i| kept.keep[i] && keys.hashes[i] == *h),
+            )
+            .unwrap();
+            let mut expected = kept.keep.clone();
+            for (line, at) in latest {
+                if within_window(at, keys.received[line], window) {
+                    expected[line] = false;
+                }
+            }
+            let dropped = kept
+                .keep
+                .iter()
+                .zip(&expected)
+                .filter(|(a, b)| a != b)
+                .count();
+            // In memory and in a sorted file alike.
+            let first = spilled(dir.path(), &c24, 1);
+            let sources = [
+                vec![
+                    EarlierIds::from(Arc::clone(&earlier[0])),
+                    earlier[1].clone().into(),
+                ],
+                vec![
+                    EarlierIds::Sorted(Arc::new(first.keys)),
+                    earlier[1].clone().into(),
+                ],
+            ];
+            for sources in sources {
+                let mut keep = m.keep.clone();
+                let n = drop_earlier(&m.keys, &mut keep, &sources, window).unwrap();
+                assert_eq!(keep, expected, "{window:?}");
+                assert_eq!(n as usize, dropped);
+            }
+            if window == Duration::MAX {
+                assert!(dropped > 100, "{dropped}");
+            }
+        }
+    }
+}
