@@ -316,8 +316,8 @@ pub async fn compact_partition(
     let read_ms = started.elapsed().as_millis() as u64;
 
     let t = Instant::now();
-    // This partition's ids go to the days after it first, so they do not wait for its sort.
     let (own_ids, keep) = match &mut spill {
+        // This partition's ids go to the days after it first, so they do not wait for its sort.
         None => {
             let own = Arc::new(keys.finish()?);
             board.publish(partition, Arc::clone(&own).into());
@@ -334,18 +334,19 @@ pub async fn compact_partition(
             (EarlierIds::Memory(own), keep)
         }
         Some(runs) => {
-            let merged = runs.merge_keys(opts.spill_dir.as_deref())?;
+            // The earlier days' ids first: one merge then settles every line. (Those days
+            // started before this one, so they never wait for it.)
+            let earlier =
+                earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
+            let merged =
+                runs.merge_keys(opts.spill_dir.as_deref(), &earlier, plan.dedupe_window)?;
+            drop(earlier);
             let own = Arc::new(merged.keys);
             board.publish(partition, EarlierIds::Sorted(Arc::clone(&own)));
-            let mut keep = merged.keep;
+            let keep = merged.keep;
             counts.duplicates += merged.duplicates;
             counts.conflicts += merged.conflicts;
-            if !plan.earlier.is_empty() {
-                let earlier =
-                    earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
-                counts.cross_partition_duplicates +=
-                    crate::keys::drop_earlier(&own, &mut keep, &earlier, plan.dedupe_window)?;
-            }
+            counts.cross_partition_duplicates += merged.cross_partition_duplicates;
             counts.rows = keep.iter().filter(|k| **k).count() as u64;
             check_balanced(&plan.partition, &counts)?;
             (EarlierIds::Sorted(own), keep)

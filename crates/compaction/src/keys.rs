@@ -5,15 +5,17 @@
 //! [`KEY_BYTES`] a line. Each run's keys are sorted by id hash, the lines of one id in line
 //! order. Once every object is read, the runs are merged in one pass that
 //! - picks each id's kept line (the first received, ties going to the earlier line) and counts
-//!   the duplicates and conflicts, as the in-memory table of kept lines does, and
+//!   the duplicates and conflicts, as the in-memory table of kept lines does;
+//! - drops that line when an earlier day received its id within the window, reading the earlier
+//!   days' ids in the same order beside the runs (a merge join), and
 //! - writes every line's keys, in that order, to one file: the partition's id index, which the
-//!   commit encodes and the later days of the run read beside their own ([`drop_earlier`]).
+//!   commit encodes and the later days of the run read beside their own.
 //!
 //! Memory then holds a buffer a run and a flag a line (kept or not), where the in-memory table
 //! holds about 40 bytes a line.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -148,6 +150,16 @@ impl KeyReader {
 
     /// The next line's keys; `None` at the end of the file.
     pub(crate) fn next_key(&mut self) -> Result<Option<Key>> {
+        // Decoded where the buffer holds it, unless it is cut by the buffer's end.
+        let buffered = self
+            .input
+            .fill_buf()
+            .map_err(|e| io_error("read", &self.path, e))?;
+        if let Some(b) = buffered.first_chunk::<KEY_BYTES>() {
+            let k = Key::decode(b);
+            self.input.consume(KEY_BYTES);
+            return Ok(Some(k));
+        }
         let mut b = [0; KEY_BYTES];
         let mut got = 0;
         while got < KEY_BYTES {
@@ -191,18 +203,32 @@ impl SortedKeys {
 
 /// What merging a partition's key runs decided.
 pub(crate) struct Merged {
-    /// Whether each valid line is its id's kept line.
+    /// Whether each valid line becomes a row.
     pub(crate) keep: Vec<bool>,
     pub(crate) duplicates: u64,
     pub(crate) conflicts: u64,
+    pub(crate) cross_partition_duplicates: u64,
     pub(crate) keys: SortedKeys,
 }
 
 /// Merges the key runs `runs` of a partition of `lines` valid lines into one sorted file in
-/// `dir` (the system's temporary folder when `None`), keeping one line per id.
-pub(crate) fn merge_runs(runs: &[PathBuf], lines: usize, dir: Option<&Path>) -> Result<Merged> {
+/// `dir` (the system's temporary folder when `None`), keeping one line per id: the first
+/// received, unless an `earlier` partition received its id within `window` before it (the latest
+/// such line, as the in-memory path decides). The earlier partitions' ids are read in the same
+/// order, beside the runs.
+pub(crate) fn merge_runs(
+    runs: &[PathBuf],
+    lines: usize,
+    dir: Option<&Path>,
+    earlier: &[EarlierIds],
+    window: Duration,
+) -> Result<Merged> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
+    let mut earlier = earlier
+        .iter()
+        .map(EarlierCursor::open)
+        .collect::<Result<Vec<_>>>()?;
     let mut readers = runs
         .iter()
         .map(|p| KeyReader::open(p))
@@ -233,6 +259,7 @@ pub(crate) fn merge_runs(runs: &[PathBuf], lines: usize, dir: Option<&Path>) -> 
         keep: vec![true; lines],
         duplicates: 0,
         conflicts: 0,
+        cross_partition_duplicates: 0,
         keys: SortedKeys { path, lines: 0 },
     };
     // The lines of the id being merged, in line order.
@@ -244,14 +271,14 @@ pub(crate) fn merge_runs(runs: &[PathBuf], lines: usize, dir: Option<&Path>) -> 
             heap.push(Reverse((n.order(), i)));
         }
         if group.first().is_some_and(|g| g.hash != k.hash) {
-            settle(&group, &mut merged)?;
+            settle(&group, &mut merged, &mut earlier, window)?;
             group.clear();
         }
         out.push(&k)?;
         merged.keys.lines += 1;
         group.push(k);
     }
-    settle(&group, &mut merged)?;
+    settle(&group, &mut merged, &mut earlier, window)?;
     out.finish()?;
     if merged.keys.lines != lines as u64 {
         return Err(Error::Spill(format!(
@@ -263,8 +290,15 @@ pub(crate) fn merge_runs(runs: &[PathBuf], lines: usize, dir: Option<&Path>) -> 
 }
 
 /// Keeps the first received of the lines of one id (`group`, in line order: ties go to the
-/// earlier line); a dropped line whose content differs from the kept one's is a conflict.
-fn settle(group: &[Key], merged: &mut Merged) -> Result<()> {
+/// earlier line); a dropped line whose content differs from the kept one's is a conflict. That
+/// line is dropped too when an earlier partition's latest line of the id was received within
+/// `window` before it.
+fn settle(
+    group: &[Key],
+    merged: &mut Merged,
+    earlier: &mut [EarlierCursor<'_>],
+    window: Duration,
+) -> Result<()> {
     let Some(mut winner) = group.first() else {
         return Ok(());
     };
@@ -283,6 +317,22 @@ fn settle(group: &[Key], merged: &mut Merged) -> Result<()> {
         *place = false;
         merged.duplicates += 1;
         merged.conflicts += u64::from(k.fingerprint != winner.fingerprint);
+    }
+    let mut latest: Option<i64> = None;
+    for c in earlier {
+        if let Some(t) = c.latest_of(winner.hash)? {
+            latest = Some(latest.map_or(t, |l| l.max(t)));
+        }
+    }
+    if latest.is_some_and(|at| within_window(at, winner.received, window)) {
+        let place = merged.keep.get_mut(winner.line as usize).ok_or_else(|| {
+            Error::Spill(format!(
+                "a key names line {}, past the partition",
+                winner.line
+            ))
+        })?;
+        *place = false;
+        merged.cross_partition_duplicates += 1;
     }
     Ok(())
 }
@@ -368,46 +418,35 @@ impl<'a> EarlierCursor<'a> {
 }
 
 /// The lines of an id index in the order of a sorted key file: by id hash, the lines of one id
-/// in their order.
+/// in their order. Hashes are uniform, so the lines are first dealt into about one bucket a line
+/// by their hash's top bits, in line order, and each bucket (a line or two) is then sorted.
 pub(crate) fn hash_order(ids: &Ids) -> Vec<u32> {
     let hashes = hashes_of(ids);
-    let mut order: Vec<u32> = (0..hashes.len() as u32).collect();
-    // Stable: lines of one id keep their order.
-    order.sort_by_key(|&i| u128::from_le_bytes(hashes[i as usize]));
-    order
-}
-
-/// Unsets in `keep` the kept lines of `keys` whose id an earlier partition received within
-/// `window` before them (the latest such line, as the in-memory path decides); how many.
-pub(crate) fn drop_earlier(
-    keys: &SortedKeys,
-    keep: &mut [bool],
-    earlier: &[EarlierIds],
-    window: Duration,
-) -> Result<u64> {
-    let mut cursors = earlier
-        .iter()
-        .map(EarlierCursor::open)
-        .collect::<Result<Vec<_>>>()?;
-    let mut own = keys.reader()?;
-    let mut dropped = 0;
-    while let Some(k) = own.next_key()? {
-        let line = k.line as usize;
-        if !keep.get(line).copied().unwrap_or(false) {
-            continue;
-        }
-        let mut latest: Option<i64> = None;
-        for c in &mut cursors {
-            if let Some(t) = c.latest_of(k.hash)? {
-                latest = Some(latest.map_or(t, |l| l.max(t)));
-            }
-        }
-        if latest.is_some_and(|at| within_window(at, k.received, window)) {
-            keep[line] = false;
-            dropped += 1;
+    let n = hashes.len();
+    let bits = n.next_power_of_two().trailing_zeros().clamp(1, 24);
+    let bucket = |h: &[u8; 16]| (u128::from_le_bytes(*h) >> (128 - bits)) as usize;
+    let mut starts = vec![0u32; (1 << bits) + 1];
+    for h in hashes {
+        starts[bucket(h) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut order = vec![0u32; n];
+    let mut next = starts.clone();
+    for (i, h) in hashes.iter().enumerate() {
+        let b = bucket(h);
+        order[next[b] as usize] = i as u32;
+        next[b] += 1;
+    }
+    for w in starts.windows(2) {
+        let lines = &mut order[w[0] as usize..w[1] as usize];
+        if lines.len() > 1 {
+            // Stable: lines of one id keep their order.
+            lines.sort_by_key(|&i| u128::from_le_bytes(hashes[i as usize]));
         }
     }
-    Ok(dropped)
+    order
 }
 
 /// Calls `each` with the hash (its 16 bytes) and `received_at` of every line of `keys`.
@@ -455,7 +494,7 @@ mod tests {
 
     use super::*;
     use crate::compact::{LineKeys, first_received};
-    use crate::earlier::{encode_index, ids_of, latest_earlier};
+    use crate::earlier::{decode_index, encode_index, ids_of, latest_earlier};
     use crate::read::read_object;
     use eventlake_contract::{PartitionDate, PartitionKey, TeamName};
 
@@ -489,8 +528,14 @@ mod tests {
             .collect()
     }
 
-    /// `chunks` written as key runs of `per_run` chunks, then merged.
-    fn spilled(dir: &Path, chunks: &[Chunk], per_run: usize) -> Merged {
+    /// `chunks` written as key runs of `per_run` chunks, then merged with `earlier` ids.
+    fn spilled_beside(
+        dir: &Path,
+        chunks: &[Chunk],
+        per_run: usize,
+        earlier: &[EarlierIds],
+        window: Duration,
+    ) -> Merged {
         let mut runs = Vec::new();
         let mut first = 0;
         for (i, group) in chunks.chunks(per_run).enumerate() {
@@ -499,7 +544,23 @@ mod tests {
             first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
             runs.push(path);
         }
-        merge_runs(&runs, first, Some(dir)).unwrap()
+        merge_runs(&runs, first, Some(dir), earlier, window).unwrap()
+    }
+
+    fn spilled(dir: &Path, chunks: &[Chunk], per_run: usize) -> Merged {
+        spilled_beside(dir, chunks, per_run, &[], Duration::ZERO)
+    }
+
+    #[test]
+    fn hash_order_is_a_stable_sort_by_hash() {
+        for (n, ids) in [(0, 1), (1, 1), (2, 2), (5_000, 1_700), (70_000, 70_000)] {
+            let c = chunks("2026-11-25", n, ids, 3, 1_000);
+            let index = ids_of(&c).unwrap();
+            let hashes = hashes_of(&index);
+            let mut expected: Vec<u32> = (0..hashes.len() as u32).collect();
+            expected.sort_by_key(|&i| u128::from_le_bytes(hashes[i as usize]));
+            assert_eq!(hash_order(&index), expected, "{n} lines");
+        }
     }
 
     #[test]
@@ -517,10 +578,13 @@ mod tests {
                 (expected.duplicates, expected.conflicts)
             );
             assert_eq!(m.keys.lines(), 5_000);
-            // Its file is the index an in-memory partition commits, byte for byte.
+            // Its index holds the lines an in-memory partition's holds, sorted by hash.
             let from_file = encode_index(&EarlierIds::Sorted(Arc::new(m.keys))).unwrap();
-            let in_memory = encode_index(&Arc::new(ids.clone()).into()).unwrap();
-            assert!(from_file == in_memory, "the id indexes differ");
+            let order = arrow::array::UInt32Array::from(hash_order(&ids));
+            assert_eq!(
+                decode_index(from_file.into()).unwrap(),
+                arrow::compute::take_record_batch(&ids, &order).unwrap()
+            );
         }
         // The merged files are temporary: only the runs this test wrote are left.
         let left = std::fs::read_dir(dir.path()).unwrap().count();
@@ -542,8 +606,7 @@ mod tests {
             Arc::new(ids_of(&c24).unwrap()),
             Arc::new(ids_of(&c25).unwrap()),
         ];
-        let m = spilled(dir.path(), &own, 9);
-        assert_eq!(m.keep, kept.keep);
+        assert_eq!(spilled(dir.path(), &own, 9).keep, kept.keep);
         // The same day's ids stand in for ids received after or within the window, so both
         // sides of the window's edges are met.
         for window in [Duration::ZERO, Duration::from_secs(4 * 3600), Duration::MAX] {
@@ -581,10 +644,13 @@ mod tests {
                 ],
             ];
             for sources in sources {
-                let mut keep = m.keep.clone();
-                let n = drop_earlier(&m.keys, &mut keep, &sources, window).unwrap();
-                assert_eq!(keep, expected, "{window:?}");
-                assert_eq!(n as usize, dropped);
+                let m = spilled_beside(dir.path(), &own, 9, &sources, window);
+                assert_eq!(m.keep, expected, "{window:?}");
+                assert_eq!(m.cross_partition_duplicates as usize, dropped);
+                assert_eq!(
+                    (m.duplicates, m.conflicts),
+                    (kept.duplicates, kept.conflicts)
+                );
             }
             if window == Duration::MAX {
                 assert!(dropped > 100, "{dropped}");

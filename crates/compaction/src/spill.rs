@@ -148,10 +148,16 @@ impl Spill {
         Ok(())
     }
 
-    /// Merges the key runs: which lines to keep, and every line's keys in one sorted file in
+    /// Merges the key runs: which lines to keep (`earlier` and `window` as
+    /// [`crate::keys::merge_runs`] takes them), and every line's keys in one sorted file in
     /// `dir` (the system's temporary folder when `None`), which outlives this spill.
-    pub(crate) fn merge_keys(&mut self, dir: Option<&Path>) -> Result<crate::keys::Merged> {
-        let merged = crate::keys::merge_runs(&self.key_runs, self.lines, dir)?;
+    pub(crate) fn merge_keys(
+        &mut self,
+        dir: Option<&Path>,
+        earlier: &[crate::earlier::EarlierIds],
+        window: std::time::Duration,
+    ) -> Result<crate::keys::Merged> {
+        let merged = crate::keys::merge_runs(&self.key_runs, self.lines, dir, earlier, window)?;
         for done in self.key_runs.drain(..) {
             std::fs::remove_file(&done).map_err(|e| io_error("remove", &done, e))?;
         }

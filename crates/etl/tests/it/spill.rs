@@ -1,8 +1,10 @@
 //! A partition larger than its memory budget: its rows spill to sorted runs on disk and are merged
-//! back, and the version is the one an in-memory compaction commits, byte for byte.
+//! back, and the version is the one an in-memory compaction commits, byte for byte (its id
+//! index holds the same lines, sorted by id hash).
 
 use eventlake_catalog::Catalog;
 use eventlake_compaction::compact::CompactOptions;
+use eventlake_compaction::earlier::{decode_index, hashes_of};
 use eventlake_compaction::generate::{GenerateOptions, generate};
 use eventlake_contract::PartitionDate;
 use serde_json::Value;
@@ -32,6 +34,26 @@ async fn versions(t: &TestLake) -> Vec<(Value, Vec<Vec<u8>>)> {
         out.push((manifest, bytes));
     }
     out
+}
+
+/// The lines of an id index file: id hash, `received_at` and fingerprint, in the file's order.
+fn index_lines(file: &[u8]) -> Vec<(u128, i64, u64)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
+    let ids = decode_index(bytes::Bytes::copy_from_slice(file)).unwrap();
+    let received = ids.column(1).as_primitive::<TimestampMicrosecondType>();
+    let fingerprints = ids.column(2).as_primitive::<UInt64Type>();
+    hashes_of(&ids)
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            (
+                u128::from_le_bytes(*h),
+                received.value(i),
+                fingerprints.value(i),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,9 +101,18 @@ async fn a_spilled_partition_commits_what_an_in_memory_one_does() {
         let runs = have["timings"]["spilled_runs"].as_u64().unwrap_or(0);
         assert!(runs > 1, "{partition}: {runs} runs");
         assert_eq!(have_bytes.len(), want_bytes.len(), "{partition}");
-        for (i, (h, w)) in have_bytes.iter().zip(want_bytes).enumerate() {
+        // The data files and the quarantine, byte for byte; then the id index, whose lines a
+        // spilled partition writes sorted by id hash (those of one id in line order).
+        let files = have_bytes.len() - 1;
+        for (i, (h, w)) in have_bytes[..files].iter().zip(want_bytes).enumerate() {
             assert!(h == w, "{partition}: file {i} differs");
         }
+        let mut want_ids = index_lines(&want_bytes[files]);
+        want_ids.sort_by_key(|l| l.0);
+        assert!(
+            index_lines(&have_bytes[files]) == want_ids,
+            "{partition}: the id indexes differ"
+        );
     }
     let cross_day: u64 = got
         .iter()
