@@ -8,21 +8,31 @@
 //! values with arrow's checked kernels and fails with Athena's message on the first row that does
 //! not fit. Other types (decimals, floats, dates, timestamps, intervals) keep DataFusion's
 //! operators.
+//!
+//! `sum` of integers wraps the same way in DataFusion, where Athena's adds each value with the
+//! same check (`bigint addition overflow: 9223372036854775807 + 1`). The rule turns `sum` of a
+//! bigint (every integer type is summed as one) into [`CheckedSum`], in aggregations and over
+//! windows; `sum(DISTINCT …)` keeps DataFusion's.
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{ArrayRef, AsArray, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
+use arrow::buffer::NullBuffer;
 use arrow::compute::kernels::numeric;
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result, ScalarValue, exec_err};
+use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, ColumnarValue, EmitTo, Expr,
+    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr_common::datum::apply;
@@ -221,12 +231,263 @@ fn is_overflow(e: &datafusion::error::DataFusionError) -> bool {
     )
 }
 
-/// Turns integer `+`, `-` and `*` into [`Checked`] calls, keeping every expression's name. It
-/// runs after DataFusion's type coercion, when both operands of such an operator have one type.
+/// The error of a sum that leaves the bigint range.
+fn sum_overflow(sum: i64, v: i64, op: Op) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Execution(format!(
+        "bigint {} overflow: {sum} {} {v}",
+        op.noun(),
+        op.symbol()
+    ))
+}
+
+/// `sum` of bigints, as Athena's: each value added with a check, and the query failing with
+/// Athena's message where a sum leaves the bigint range (DataFusion's wraps). NULL when no
+/// value was summed.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CheckedSum {
+    signature: Signature,
+}
+
+impl CheckedSum {
+    pub fn udaf() -> AggregateUDF {
+        AggregateUDF::new_from_impl(Self {
+            signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
+        })
+    }
+}
+
+impl AggregateUDFImpl for CheckedSum {
+    // Named as the `sum` it stands for, so plans and column names read the same.
+    fn name(&self) -> &str {
+        "sum"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if args.is_distinct {
+            return exec_err!("the checked sum does not take DISTINCT");
+        }
+        Ok(Box::<SumOne>::default())
+    }
+    /// Over a sliding frame: DataFusion adds the rows that come into the frame before it takes
+    /// out those that leave (Athena takes them out first), so the sum is kept wider and checked
+    /// when it is read, and a frame whose sum fits never fails.
+    fn create_sliding_accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::<SlidingSum>::default())
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<arrow::datatypes::FieldRef>> {
+        Ok(vec![Arc::new(arrow::datatypes::Field::new(
+            format_state_name(args.name, "sum"),
+            DataType::Int64,
+            true,
+        ))])
+    }
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        !args.is_distinct
+    }
+    fn create_groups_accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::<SumGroups>::default())
+    }
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+}
+
+/// One sum: its value and how many values it holds (it can go back to none over a window).
+#[derive(Debug, Default)]
+struct SumOne {
+    sum: i64,
+    values: u64,
+}
+
+impl SumOne {
+    fn add_all(&mut self, values: &ArrayRef) -> Result<()> {
+        for v in values.as_primitive::<Int64Type>().iter().flatten() {
+            self.sum = self
+                .sum
+                .checked_add(v)
+                .ok_or_else(|| sum_overflow(self.sum, v, Op::Add))?;
+            self.values += 1;
+        }
+        Ok(())
+    }
+
+    fn value(&self) -> ScalarValue {
+        ScalarValue::Int64((self.values > 0).then_some(self.sum))
+    }
+}
+
+impl Accumulator for SumOne {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.add_all(&values[0])
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.add_all(&states[0])
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.value()])
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(self.value())
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+}
+
+/// The sum of a sliding frame, kept in 128 bits (no frame of `i64` values reaches their
+/// limit) and checked against the bigint range when it is read.
+#[derive(Debug, Default)]
+struct SlidingSum {
+    sum: i128,
+    values: u64,
+}
+
+impl Accumulator for SlidingSum {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        for v in values[0].as_primitive::<Int64Type>().iter().flatten() {
+            self.sum += i128::from(v);
+            self.values += 1;
+        }
+        Ok(())
+    }
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        for v in values[0].as_primitive::<Int64Type>().iter().flatten() {
+            self.sum -= i128::from(v);
+            self.values -= 1;
+        }
+        Ok(())
+    }
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.update_batch(states)
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        if self.values == 0 {
+            return Ok(ScalarValue::Int64(None));
+        }
+        match i64::try_from(self.sum) {
+            Ok(v) => Ok(ScalarValue::Int64(Some(v))),
+            Err(_) => exec_err!("bigint addition overflow: a frame's sum is {}", self.sum),
+        }
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+    }
+}
+
+/// A sum per group, and whether the group has a value yet.
+#[derive(Debug, Default)]
+struct SumGroups {
+    sums: Vec<i64>,
+    seen: Vec<bool>,
+}
+
+impl SumGroups {
+    /// Adds `values[i]` to group `groups[i]`, where `take(i)` (its value is not NULL and the
+    /// filter passes it).
+    fn add(
+        &mut self,
+        values: &ArrayRef,
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total: usize,
+    ) -> Result<()> {
+        self.sums.resize(total, 0);
+        self.seen.resize(total, false);
+        let values = values.as_primitive::<Int64Type>();
+        let (sums, seen) = (&mut self.sums, &mut self.seen);
+        let mut add = |g: usize, v: i64| -> Result<()> {
+            sums[g] = sums[g]
+                .checked_add(v)
+                .ok_or_else(|| sum_overflow(sums[g], v, Op::Add))?;
+            seen[g] = true;
+            Ok(())
+        };
+        if values.null_count() == 0 && filter.is_none() {
+            for (&g, &v) in groups.iter().zip(values.values()) {
+                add(g, v)?;
+            }
+            return Ok(());
+        }
+        for (i, &g) in groups.iter().enumerate() {
+            let passes = filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+            if passes && values.is_valid(i) {
+                add(g, values.value(i))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GroupsAccumulator for SumGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.add(&values[0], group_indices, opt_filter, total_num_groups)
+    }
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.add(&values[0], group_indices, None, total_num_groups)
+    }
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let sums = emit_to.take_needed(&mut self.sums);
+        let seen = emit_to.take_needed(&mut self.seen);
+        Ok(Arc::new(Int64Array::new(
+            sums.into(),
+            Some(NullBuffer::from(seen)),
+        )))
+    }
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate(emit_to)?])
+    }
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let values = values[0].as_primitive::<Int64Type>();
+        Ok(vec![match opt_filter {
+            None => Arc::new(values.clone()),
+            Some(f) => Arc::new(
+                (0..values.len())
+                    .map(|i| {
+                        (f.is_valid(i) && f.value(i) && values.is_valid(i)).then(|| values.value(i))
+                    })
+                    .collect::<Int64Array>(),
+            ),
+        }])
+    }
+    fn size(&self) -> usize {
+        self.sums.capacity() * std::mem::size_of::<i64>() + self.seen.capacity()
+    }
+}
+
+/// Turns integer `+`, `-` and `*` into [`Checked`] calls, and `sum` of a bigint into
+/// [`CheckedSum`], keeping every expression's name. It runs after DataFusion's type coercion,
+/// when both operands of such an operator have one type and a sum's argument is cast to bigint.
 #[derive(Debug)]
 pub struct CheckedIntegerArithmetic {
     /// Strict and lenient, for each [`Op`].
     udfs: [[Arc<ScalarUDF>; 2]; 3],
+    sum: Arc<AggregateUDF>,
 }
 
 impl Default for CheckedIntegerArithmetic {
@@ -234,8 +495,14 @@ impl Default for CheckedIntegerArithmetic {
         let udfs = |op| [false, true].map(|l| Arc::new(ScalarUDF::from(Checked::new(op, l))));
         Self {
             udfs: [Op::Add, Op::Subtract, Op::Multiply].map(udfs),
+            sum: Arc::new(CheckedSum::udaf()),
         }
     }
+}
+
+/// Whether `args` are one bigint.
+fn one_bigint(args: &[Expr], schema: &DFSchema) -> bool {
+    matches!(args, [a] if a.get_type(schema).ok() == Some(DataType::Int64))
 }
 
 /// Marks an operator inside `try` (see `conditional.rs`), which runs before type coercion:
@@ -285,6 +552,38 @@ impl ScalarUDFImpl for InTry {
 impl CheckedIntegerArithmetic {
     fn rewrite(&self, expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         expr.transform_up(|e| {
+            if let Expr::AggregateFunction(f) = &e
+                && f.func.name() == "sum"
+                && !f.params.distinct
+                && !Arc::ptr_eq(&f.func, &self.sum)
+                && one_bigint(&f.params.args, schema)
+            {
+                let Expr::AggregateFunction(f) = e else {
+                    unreachable!("matched above")
+                };
+                return Ok(Transformed::yes(Expr::AggregateFunction(
+                    AggregateFunction {
+                        func: Arc::clone(&self.sum),
+                        params: f.params,
+                    },
+                )));
+            }
+            if let Expr::WindowFunction(w) = &e
+                && matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(a)
+                    if a.name() == "sum" && !Arc::ptr_eq(a, &self.sum))
+                && !w.params.distinct
+                && one_bigint(&w.params.args, schema)
+            {
+                let Expr::WindowFunction(w) = e else {
+                    unreachable!("matched above")
+                };
+                return Ok(Transformed::yes(Expr::WindowFunction(Box::new(
+                    WindowFunction {
+                        fun: WindowFunctionDefinition::AggregateUDF(Arc::clone(&self.sum)),
+                        params: w.params,
+                    },
+                ))));
+            }
             if let Expr::ScalarFunction(f) = &e
                 && f.func.name() == InTry::NAME
             {
@@ -398,6 +697,99 @@ mod tests {
             let err = got.expect_err(sql);
             assert!(err.contains(message), "{sql}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_sum_of_bigints_fails_where_athena_s_does() {
+        let big = "CAST(9223372036854775807 AS bigint)";
+        for (sql, message) in [
+            (
+                format!("SELECT sum(x) FROM (VALUES ({big}), (CAST(1 AS bigint))) t(x)"),
+                "bigint addition overflow: 9223372036854775807 + 1",
+            ),
+            (
+                "SELECT sum(x) FROM (VALUES (CAST(-9223372036854775807 AS bigint)), \
+                 (CAST(-2 AS bigint))) t(x)"
+                    .into(),
+                "bigint addition overflow: -9223372036854775807 + -2",
+            ),
+            // One group of two overflows.
+            (
+                format!(
+                    "SELECT g, sum(x) FROM (VALUES (1, CAST(1 AS bigint)), (2, {big}), \
+                     (2, CAST(5 AS bigint))) t(g, x) GROUP BY g"
+                ),
+                "bigint addition overflow: 9223372036854775807 + 5",
+            ),
+            (
+                format!(
+                    "SELECT sum(x) FILTER (WHERE x > 0) FROM (VALUES ({big}), \
+                     (CAST(1 AS bigint))) t(x)"
+                ),
+                "bigint addition overflow",
+            ),
+            (
+                format!(
+                    "SELECT sum(x) OVER (ORDER BY x) FROM (VALUES ({big}), (CAST(1 AS bigint))) t(x)"
+                ),
+                "bigint addition overflow",
+            ),
+            // A sliding frame whose sum does not fit.
+            (
+                format!(
+                    "SELECT sum(x) OVER (ORDER BY i ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+                     FROM (VALUES (1, {big}), (2, {big})) t(i, x)"
+                ),
+                "bigint addition overflow",
+            ),
+        ] {
+            let err = one(&sql).await.expect_err(&sql);
+            assert!(err.contains(message), "{sql}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sums_that_fit_are_unchanged() {
+        let rows = |sql: &'static str| async move { crate::trino::csv_rows(sql).await.unwrap() };
+        assert_eq!(
+            rows(
+                "SELECT g, sum(x) AS s, sum(y) AS t, sum(z) FILTER (WHERE g = 1) AS f, \
+                 sum(DISTINCT z) AS d, typeof(sum(y)) AS ty FROM (VALUES \
+                 (1, CAST(9223372036854775807 AS bigint), CAST(2147483647 AS integer), CAST(1 AS bigint)), \
+                 (1, CAST(-1 AS bigint), CAST(2147483647 AS integer), CAST(1 AS bigint)), \
+                 (2, NULL, NULL, CAST(3 AS bigint))) t(g, x, y, z) GROUP BY g ORDER BY g"
+            )
+            .await,
+            [
+                "1,9223372036854775806,4294967294,2,1,bigint",
+                "2,,,,3,bigint"
+            ]
+        );
+        // Over a sliding frame: what leaves the frame is taken out before the next row comes in.
+        assert_eq!(
+            rows(
+                "SELECT i, sum(x) OVER (ORDER BY i ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) \
+                 FROM (VALUES (1, CAST(9223372036854775807 AS bigint)), (2, CAST(-5 AS bigint)), \
+                 (3, CAST(7 AS bigint)), (4, NULL), (5, NULL)) t(i, x) ORDER BY i"
+            )
+            .await,
+            [
+                "1,9223372036854775807",
+                "2,9223372036854775802",
+                "3,2",
+                "4,7",
+                "5,"
+            ]
+        );
+        // No rows: NULL; and the column keeps its name.
+        assert_eq!(
+            rows("SELECT sum(x) FROM (VALUES (CAST(1 AS bigint))) t(x) WHERE x > 1").await,
+            ["\"\""]
+        );
+        let got = one("SELECT sum(x) FROM (VALUES (CAST(1 AS bigint))) t(x)")
+            .await
+            .unwrap();
+        assert!(got.contains("sum(t.x)"), "{got}");
     }
 
     #[tokio::test]
