@@ -26,6 +26,7 @@ pub(crate) mod not_in;
 pub(crate) mod per_value;
 pub(crate) mod semi_join;
 pub(crate) mod view_eq;
+pub(crate) mod whole_windows;
 pub(crate) mod window_keys;
 pub(crate) mod window_partitions;
 

@@ -131,6 +131,8 @@ pub async fn session_named(
         .position(|r| r.name() == "SanityCheckPlan")
         .unwrap_or(rules.len());
     rules.insert(end, Arc::new(PerValueStrings));
+    // After the rule below has replaced the windows it wants.
+    rules.insert(end, Arc::new(crate::rules::whole_windows::WholeWindows));
     // After the top-k sorts are placed and have their filters on the scan.
     rules.insert(end, Arc::new(crate::rules::newest_first::NewestFirst));
     // After the sorts are placed: it replaces the sort under a `row_number() = 1` window.
