@@ -482,6 +482,25 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
     }
 }
 
+/// For the physical rules' tests: DataFusion's physical rules, with `rule` (when given) just
+/// before the plan is checked, where the session puts its own last rules.
+#[cfg(test)]
+pub(crate) fn physical_rules_with(
+    rule: Option<
+        std::sync::Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>,
+    >,
+) -> Vec<std::sync::Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    if let Some(rule) = rule {
+        let end = rules
+            .iter()
+            .position(|r| r.name() == "SanityCheckPlan")
+            .expect("DataFusion checks its plans");
+        rules.insert(end, rule);
+    }
+    rules
+}
+
 /// For the physical rules' tests: the rows of `sql` on `ctx` as a table, and its physical plan.
 #[cfg(test)]
 pub(crate) async fn rows_and_physical_plan(

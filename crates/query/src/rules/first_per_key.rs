@@ -482,14 +482,8 @@ mod tests {
     }
 
     fn context(with_rule: bool) -> SessionContext {
-        let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
-        if with_rule {
-            let end = rules
-                .iter()
-                .position(|r| r.name() == "SanityCheckPlan")
-                .unwrap();
-            rules.insert(end, Arc::new(FirstPerKey));
-        }
+        let rules =
+            crate::rules::physical_rules_with(with_rule.then(|| Arc::new(FirstPerKey) as _));
         let state = SessionStateBuilder::new()
             .with_config(SessionConfig::new().with_target_partitions(4))
             .with_default_features()

@@ -138,7 +138,6 @@ mod tests {
     use datafusion::datasource::file_format::parquet::ParquetFormat;
     use datafusion::datasource::listing::ListingOptions;
     use datafusion::execution::session_state::SessionStateBuilder;
-    use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     use super::NewestFirst;
@@ -151,14 +150,7 @@ mod tests {
 
     /// [`run`], the table saying its files are sorted by `event_time` when `sorted`.
     async fn run_over(rule: bool, sorted: bool, sql: &str) -> (String, String) {
-        let mut rules = PhysicalOptimizer::new().rules;
-        if rule {
-            let end = rules
-                .iter()
-                .position(|r| r.name() == "SanityCheckPlan")
-                .unwrap();
-            rules.insert(end, Arc::new(NewestFirst));
-        }
+        let rules = crate::rules::physical_rules_with(rule.then(|| Arc::new(NewestFirst) as _));
         let state = SessionStateBuilder::new()
             .with_config(SessionConfig::new().with_target_partitions(2))
             .with_default_features()

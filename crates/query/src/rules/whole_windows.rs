@@ -117,7 +117,6 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::execution::session_state::SessionStateBuilder;
-    use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     use super::WholeWindows;
@@ -125,14 +124,7 @@ mod tests {
     /// Rows and plan of `sql` over `t` (20,000 rows of 1,500 users, 4 partitions), with the
     /// rule or without, a sort taking `at_once` bytes at once.
     async fn run(rule: bool, at_once: usize, sql: &str) -> (String, String) {
-        let mut rules = PhysicalOptimizer::new().rules;
-        if rule {
-            let end = rules
-                .iter()
-                .position(|r| r.name() == "SanityCheckPlan")
-                .unwrap();
-            rules.insert(end, Arc::new(WholeWindows));
-        }
+        let rules = crate::rules::physical_rules_with(rule.then(|| Arc::new(WholeWindows) as _));
         let mut config = SessionConfig::new().with_target_partitions(4);
         config.options_mut().execution.sort_in_place_threshold_bytes = at_once;
         let state = SessionStateBuilder::new()
