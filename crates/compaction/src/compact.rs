@@ -27,7 +27,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::earlier::{
-    EarlierIds, ID_INDEX_FILE, IdBoard, IdIndex, Ids, IdsBuilder, earlier_ids, encode_index,
+    ID_INDEX_FILE, IdBoard, IdIndex, Ids, IdsBuilder, PartitionIds, earlier_ids, encode_index,
     hashes_of, latest_earlier, object_stream, within_window,
 };
 use crate::encode::ParallelFile;
@@ -331,7 +331,7 @@ pub async fn compact_partition(
                 &mut counts,
             )
             .await?;
-            (EarlierIds::Memory(own), keep)
+            (PartitionIds::Memory(own), keep)
         }
         Some(runs) => {
             // The earlier days' ids first: one merge then settles every line. (Those days
@@ -342,14 +342,14 @@ pub async fn compact_partition(
                 runs.merge_keys(opts.spill_dir.as_deref(), &earlier, plan.dedupe_window)?;
             drop(earlier);
             let own = Arc::new(merged.keys);
-            board.publish(partition, EarlierIds::Sorted(Arc::clone(&own)));
+            board.publish(partition, PartitionIds::Sorted(Arc::clone(&own)));
             let keep = merged.keep;
             counts.duplicates += merged.duplicates;
             counts.conflicts += merged.conflicts;
             counts.cross_partition_duplicates += merged.cross_partition_duplicates;
             counts.rows = keep.iter().filter(|k| **k).count() as u64;
             check_balanced(&plan.partition, &counts)?;
-            (EarlierIds::Sorted(own), keep)
+            (PartitionIds::Sorted(own), keep)
         }
     };
     let order = match spill {
@@ -484,7 +484,7 @@ pub(crate) struct NewVersion<'a> {
     /// NDJSON of the quarantine file; empty for none.
     pub(crate) quarantine: Vec<u8>,
     /// The id index: every valid line of the partition.
-    pub(crate) ids: &'a EarlierIds,
+    pub(crate) ids: &'a PartitionIds,
     pub(crate) appended: Option<Appended>,
     /// The version the catalog must still point at.
     pub(crate) expected: Option<&'a str>,

@@ -41,15 +41,15 @@ use crate::read::{Chunk, ObjectOutcome, read_object};
 /// ([`id_hash`], 16 bytes little-endian) and its `received_at` ([`index_schema`]).
 pub type Ids = RecordBatch;
 
-/// An earlier partition's ids: in memory, or (a partition that spilled) in a sorted file on local
-/// disk.
+/// A partition's ids (its own, or an earlier day's): in memory, or (a partition that spilled) in
+/// a sorted file on local disk.
 #[derive(Debug, Clone)]
-pub enum EarlierIds {
+pub enum PartitionIds {
     Memory(Arc<Ids>),
     Sorted(Arc<SortedKeys>),
 }
 
-impl EarlierIds {
+impl PartitionIds {
     /// Valid lines: one id each.
     pub fn lines(&self) -> u64 {
         match self {
@@ -59,7 +59,7 @@ impl EarlierIds {
     }
 }
 
-impl From<Arc<Ids>> for EarlierIds {
+impl From<Arc<Ids>> for PartitionIds {
     fn from(ids: Arc<Ids>) -> Self {
         Self::Memory(ids)
     }
@@ -167,7 +167,7 @@ pub fn hashes_of(ids: &Ids) -> &[[u8; 16]] {
 /// earlier lines, by that line. Only ids the partition has are kept, so this stays small whatever
 /// the earlier partitions' size.
 pub fn latest_earlier<K: std::hash::Hash + Eq>(
-    earlier: &[EarlierIds],
+    earlier: &[PartitionIds],
     mut find: impl FnMut(&[u8; 16]) -> Option<K>,
 ) -> Result<HashMap<K, i64>> {
     let mut latest = HashMap::new();
@@ -181,13 +181,13 @@ pub fn latest_earlier<K: std::hash::Hash + Eq>(
     };
     for ids in earlier {
         match ids {
-            EarlierIds::Memory(batch) => {
+            PartitionIds::Memory(batch) => {
                 let received = batch.column(1).as_primitive::<TimestampMicrosecondType>();
                 for (r, h) in hashes_of(batch).iter().enumerate() {
                     note(h, received.value(r));
                 }
             }
-            EarlierIds::Sorted(keys) => crate::keys::for_each_line(keys, &mut note)?,
+            PartitionIds::Sorted(keys) => crate::keys::for_each_line(keys, &mut note)?,
         }
     }
     Ok(latest)
@@ -224,7 +224,7 @@ const INDEX_GROUP_ROWS: usize = 64 * 1024;
 /// time into a buffer of its final size: in one row group, a partition of 476,000 lines held
 /// three more copies of its 7.6 MB of hashes while its file was written (a contiguous copy, the
 /// encoded column and a file buffer grown by doubling).
-pub fn encode_index(ids: &EarlierIds) -> Result<Vec<u8>> {
+pub fn encode_index(ids: &PartitionIds) -> Result<Vec<u8>> {
     use parquet::basic::{Compression, Encoding, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use parquet::schema::types::ColumnPath;
@@ -238,19 +238,19 @@ pub fn encode_index(ids: &EarlierIds) -> Result<Vec<u8>> {
         .set_max_row_group_row_count(Some(INDEX_GROUP_ROWS))
         .build();
     let lines = match ids {
-        EarlierIds::Memory(ids) => ids.num_rows(),
-        EarlierIds::Sorted(keys) => keys.lines() as usize,
+        PartitionIds::Memory(ids) => ids.num_rows(),
+        PartitionIds::Sorted(keys) => keys.lines() as usize,
     };
     // 16 bytes of hash and 8 of fingerprint a row, stored plain, and a byte or two of time
     // (five or so in hash order, where a day's times are about 37 bits apart).
     let per_line = match ids {
-        EarlierIds::Memory(_) => 26,
-        EarlierIds::Sorted(_) => 30,
+        PartitionIds::Memory(_) => 26,
+        PartitionIds::Sorted(_) => 30,
     };
     let mut out = Vec::with_capacity(lines * per_line + 64 * 1024);
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, index_schema(), Some(props))?;
     match ids {
-        EarlierIds::Memory(ids) => {
+        PartitionIds::Memory(ids) => {
             let mut at = 0;
             while at < ids.num_rows() {
                 let n = INDEX_GROUP_ROWS.min(ids.num_rows() - at);
@@ -258,7 +258,7 @@ pub fn encode_index(ids: &EarlierIds) -> Result<Vec<u8>> {
                 at += n;
             }
         }
-        EarlierIds::Sorted(keys) => {
+        PartitionIds::Sorted(keys) => {
             crate::keys::index_batches(keys, INDEX_GROUP_ROWS, |b| Ok(w.write(b)?))?;
         }
     }
@@ -296,8 +296,8 @@ pub struct IdBoard {
 
 #[derive(Debug)]
 struct Slot {
-    sender: Option<watch::Sender<Option<EarlierIds>>>,
-    receiver: watch::Receiver<Option<EarlierIds>>,
+    sender: Option<watch::Sender<Option<PartitionIds>>>,
+    receiver: watch::Receiver<Option<PartitionIds>>,
     /// Partitions of the run that will read these ids and are not done yet.
     readers: usize,
 }
@@ -333,7 +333,7 @@ impl IdBoard {
     }
 
     /// `partition` has read its raw objects: these are its ids.
-    pub fn publish(&self, partition: &PartitionKey, ids: EarlierIds) {
+    pub fn publish(&self, partition: &PartitionKey, ids: PartitionIds) {
         if let Some(slot) = self.slots.lock().expect("board lock").get_mut(partition)
             && let Some(sender) = slot.sender.take()
         {
@@ -357,7 +357,7 @@ impl IdBoard {
         let mut slots = self.slots.lock().expect("board lock");
         let on_disk = slots
             .get(partition)
-            .is_some_and(|s| matches!(*s.receiver.borrow(), Some(EarlierIds::Sorted(_))));
+            .is_some_and(|s| matches!(*s.receiver.borrow(), Some(PartitionIds::Sorted(_))));
         if !on_disk {
             slots.remove(partition);
         }
@@ -378,7 +378,7 @@ impl IdBoard {
 
     /// The ids `partition` published in this run, waiting for them if it is still reading;
     /// `None` when it is not part of the run or ended without publishing.
-    async fn wait(&self, partition: &PartitionKey) -> Option<EarlierIds> {
+    async fn wait(&self, partition: &PartitionKey) -> Option<PartitionIds> {
         let mut receiver = self
             .slots
             .lock()
@@ -456,19 +456,19 @@ pub(crate) async fn earlier_ids(
     earlier: &[Earlier],
     board: &IdBoard,
     read_concurrency: usize,
-) -> Result<Vec<EarlierIds>> {
+) -> Result<Vec<PartitionIds>> {
     let mut all = Vec::with_capacity(earlier.len());
     for e in earlier {
         if let Some(ids) = board.wait(&e.partition).await {
             all.push(ids);
         } else if let Some(ids) = from_committed(lake, catalog, e).await? {
             tracing::debug!(partition = %e.partition, "an earlier partition's ids from its committed id index");
-            all.push(EarlierIds::Memory(Arc::new(ids)));
+            all.push(PartitionIds::Memory(Arc::new(ids)));
         } else {
             tracing::debug!(partition = %e.partition, "reading an earlier partition's raw objects for its ids");
             let outcomes = read_objects(lake, &e.partition, &e.objects, read_concurrency).await?;
             let chunks: Vec<Chunk> = outcomes.into_iter().filter_map(|o| o.chunk).collect();
-            all.push(EarlierIds::Memory(Arc::new(ids_of(&chunks)?)));
+            all.push(PartitionIds::Memory(Arc::new(ids_of(&chunks)?)));
         }
     }
     Ok(all)

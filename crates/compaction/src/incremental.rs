@@ -33,7 +33,7 @@ use crate::compact::{
     dedupe_rows, new_version, quarantine_body, read_manifest, received_and_fingerprints,
     sorted_order, tally, write_files,
 };
-use crate::earlier::{EarlierIds, IdBoard, Ids, decode_index, hashes_of, ids_of, read_objects};
+use crate::earlier::{IdBoard, Ids, PartitionIds, decode_index, hashes_of, ids_of, read_objects};
 use crate::error::Result;
 use crate::plan::{PartitionPlan, RawObject};
 use crate::read::Chunk;
@@ -250,7 +250,7 @@ pub async fn try_append(
             return Ok(None);
         }
     };
-    let all_ids = EarlierIds::Memory(Arc::new(all_ids));
+    let all_ids = PartitionIds::Memory(Arc::new(all_ids));
     board.publish(partition, all_ids.clone());
 
     let (received, fingerprints) = received_and_fingerprints(&chunks);

@@ -22,7 +22,7 @@ use std::time::Duration;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::TimestampMicrosecondType;
 
-use crate::earlier::{EarlierIds, Ids, hashes_of, id_hash, within_window};
+use crate::earlier::{Ids, PartitionIds, hashes_of, id_hash, within_window};
 use crate::error::{Error, Result};
 use crate::read::Chunk;
 
@@ -220,7 +220,7 @@ pub(crate) fn merge_runs(
     runs: &[PathBuf],
     lines: usize,
     dir: Option<&Path>,
-    earlier: &[EarlierIds],
+    earlier: &[PartitionIds],
     window: Duration,
 ) -> Result<Merged> {
     use std::cmp::Reverse;
@@ -352,14 +352,14 @@ enum EarlierCursor<'a> {
 }
 
 impl<'a> EarlierCursor<'a> {
-    fn open(ids: &'a EarlierIds) -> Result<Self> {
+    fn open(ids: &'a PartitionIds) -> Result<Self> {
         Ok(match ids {
-            EarlierIds::Sorted(keys) => {
+            PartitionIds::Sorted(keys) => {
                 let mut reader = keys.reader()?;
                 let next = reader.next_key()?;
                 Self::File { reader, next }
             }
-            EarlierIds::Memory(ids) => {
+            PartitionIds::Memory(ids) => {
                 let hashes = hashes_of(ids);
                 let order = hash_order(ids);
                 Self::Memory {
@@ -533,7 +533,7 @@ mod tests {
         dir: &Path,
         chunks: &[Chunk],
         per_run: usize,
-        earlier: &[EarlierIds],
+        earlier: &[PartitionIds],
         window: Duration,
     ) -> Merged {
         let mut runs = Vec::new();
@@ -579,7 +579,7 @@ mod tests {
             );
             assert_eq!(m.keys.lines(), 5_000);
             // Its index holds the lines an in-memory partition's holds, sorted by hash.
-            let from_file = encode_index(&EarlierIds::Sorted(Arc::new(m.keys))).unwrap();
+            let from_file = encode_index(&PartitionIds::Sorted(Arc::new(m.keys))).unwrap();
             let order = arrow::array::UInt32Array::from(hash_order(&ids));
             assert_eq!(
                 decode_index(from_file.into()).unwrap(),
@@ -614,7 +614,7 @@ mod tests {
                 &earlier
                     .iter()
                     .cloned()
-                    .map(EarlierIds::from)
+                    .map(PartitionIds::from)
                     .collect::<Vec<_>>(),
                 |h| (0..keys.hashes.len()).find(|&i| kept.keep[i] && keys.hashes[i] == *h),
             )
@@ -635,11 +635,11 @@ mod tests {
             let first = spilled(dir.path(), &c24, 1);
             let sources = [
                 vec![
-                    EarlierIds::from(Arc::clone(&earlier[0])),
+                    PartitionIds::from(Arc::clone(&earlier[0])),
                     earlier[1].clone().into(),
                 ],
                 vec![
-                    EarlierIds::Sorted(Arc::new(first.keys)),
+                    PartitionIds::Sorted(Arc::new(first.keys)),
                     earlier[1].clone().into(),
                 ],
             ];

@@ -154,7 +154,7 @@ impl Spill {
     pub(crate) fn merge_keys(
         &mut self,
         dir: Option<&Path>,
-        earlier: &[crate::earlier::EarlierIds],
+        earlier: &[crate::earlier::PartitionIds],
         window: std::time::Duration,
     ) -> Result<crate::keys::Merged> {
         let merged = crate::keys::merge_runs(&self.key_runs, self.lines, dir, earlier, window)?;
