@@ -311,10 +311,7 @@ fn settle(
         if k.line == winner.line {
             continue;
         }
-        let place = merged.keep.get_mut(k.line as usize).ok_or_else(|| {
-            Error::Spill(format!("a key names line {}, past the partition", k.line))
-        })?;
-        *place = false;
+        drop_line(&mut merged.keep, k.line)?;
         merged.duplicates += 1;
         merged.conflicts += u64::from(k.fingerprint != winner.fingerprint);
     }
@@ -325,15 +322,18 @@ fn settle(
         }
     }
     if latest.is_some_and(|at| within_window(at, winner.received, window)) {
-        let place = merged.keep.get_mut(winner.line as usize).ok_or_else(|| {
-            Error::Spill(format!(
-                "a key names line {}, past the partition",
-                winner.line
-            ))
-        })?;
-        *place = false;
+        drop_line(&mut merged.keep, winner.line)?;
         merged.cross_partition_duplicates += 1;
     }
+    Ok(())
+}
+
+/// Unsets `line` in `keep`.
+fn drop_line(keep: &mut [bool], line: u32) -> Result<()> {
+    let place = keep
+        .get_mut(line as usize)
+        .ok_or_else(|| Error::Spill(format!("a key names line {line}, past the partition")))?;
+    *place = false;
     Ok(())
 }
 
