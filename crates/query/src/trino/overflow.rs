@@ -11,8 +11,8 @@
 //!
 //! `sum` of integers wraps the same way in DataFusion, where Athena's adds each value with the
 //! same check (`bigint addition overflow: 9223372036854775807 + 1`). The rule turns `sum` of a
-//! bigint (every integer type is summed as one) into [`CheckedSum`], in aggregations and over
-//! windows; `sum(DISTINCT …)` keeps DataFusion's.
+//! bigint (every integer type is summed as one) into [`CheckedSum`], in aggregations (`DISTINCT`
+//! too) and over windows (where `sum(DISTINCT …) OVER` keeps DataFusion's).
 
 use std::sync::{Arc, LazyLock};
 
@@ -268,10 +268,11 @@ impl AggregateUDFImpl for CheckedSum {
         Ok(DataType::Int64)
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        if args.is_distinct {
-            return exec_err!("the checked sum does not take DISTINCT");
-        }
-        Ok(Box::<SumOne>::default())
+        Ok(if args.is_distinct {
+            Box::<DistinctSum>::default()
+        } else {
+            Box::<SumOne>::default()
+        })
     }
     /// Over a sliding frame: DataFusion adds the rows that come into the frame before it takes
     /// out those that leave (Athena takes them out first), so the sum is kept wider and checked
@@ -280,11 +281,16 @@ impl AggregateUDFImpl for CheckedSum {
         Ok(Box::<SlidingSum>::default())
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<arrow::datatypes::FieldRef>> {
-        Ok(vec![Arc::new(arrow::datatypes::Field::new(
-            format_state_name(args.name, "sum"),
-            DataType::Int64,
-            true,
-        ))])
+        use arrow::datatypes::Field;
+        Ok(vec![Arc::new(if args.is_distinct {
+            Field::new_list(
+                format_state_name(args.name, "sum distinct"),
+                Field::new_list_field(DataType::Int64, true),
+                false,
+            )
+        } else {
+            Field::new(format_state_name(args.name, "sum"), DataType::Int64, true)
+        })])
     }
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
         !args.is_distinct
@@ -336,6 +342,53 @@ impl Accumulator for SumOne {
     }
     fn size(&self) -> usize {
         std::mem::size_of::<Self>()
+    }
+}
+
+/// `sum(DISTINCT x)`: the distinct values, summed with a check (smallest first) when read.
+#[derive(Debug, Default)]
+struct DistinctSum {
+    values: datafusion::common::HashSet<i64>,
+}
+
+impl DistinctSum {
+    fn insert(&mut self, values: &dyn Array) {
+        self.values
+            .extend(values.as_primitive::<Int64Type>().iter().flatten());
+    }
+}
+
+impl Accumulator for DistinctSum {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.insert(values[0].as_ref());
+        Ok(())
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        for list in states[0].as_list::<i32>().iter().flatten() {
+            self.insert(list.as_ref());
+        }
+        Ok(())
+    }
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let values: Vec<ScalarValue> = self
+            .values
+            .iter()
+            .map(|v| ScalarValue::Int64(Some(*v)))
+            .collect();
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &values,
+            &DataType::Int64,
+        ))])
+    }
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let mut values: Vec<i64> = self.values.iter().copied().collect();
+        values.sort_unstable();
+        let mut sum = SumOne::default();
+        sum.add_all(&(Arc::new(Int64Array::from(values)) as ArrayRef))?;
+        Ok(sum.value())
+    }
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.values.capacity() * std::mem::size_of::<i64>()
     }
 }
 
@@ -554,7 +607,6 @@ impl CheckedIntegerArithmetic {
         expr.transform_up(|e| {
             if let Expr::AggregateFunction(f) = &e
                 && f.func.name() == "sum"
-                && !f.params.distinct
                 && !Arc::ptr_eq(&f.func, &self.sum)
                 && one_bigint(&f.params.args, schema)
             {
@@ -731,6 +783,22 @@ mod tests {
             (
                 format!(
                     "SELECT sum(x) OVER (ORDER BY x) FROM (VALUES ({big}), (CAST(1 AS bigint))) t(x)"
+                ),
+                "bigint addition overflow",
+            ),
+            // The distinct values overflow, though each repeats. (Alone, it is planned as a sum
+            // over the grouped values.)
+            (
+                format!(
+                    "SELECT sum(DISTINCT x) FROM (VALUES ({big}), ({big}), (CAST(1 AS bigint)), \
+                     (CAST(1 AS bigint))) t(x)"
+                ),
+                "bigint addition overflow",
+            ),
+            (
+                format!(
+                    "SELECT g, sum(DISTINCT x) FROM (VALUES (1, {big}), (1, CAST(2 AS bigint)), \
+                     (2, CAST(1 AS bigint))) t(g, x) GROUP BY g"
                 ),
                 "bigint addition overflow",
             ),
