@@ -25,6 +25,7 @@ use arrow::datatypes::TimestampMicrosecondType;
 use crate::earlier::{Ids, PartitionIds, hashes_of, id_hash, within_window};
 use crate::error::{Error, Result};
 use crate::read::Chunk;
+use crate::spill::io_error;
 
 /// Bytes of one line's keys on disk: hash, `received_at`, fingerprint and line number.
 const KEY_BYTES: usize = 16 + 8 + 8 + 4;
@@ -66,10 +67,6 @@ impl Key {
             line: u32::from_le_bytes(b[32..].try_into().expect("4 bytes")),
         }
     }
-}
-
-fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Spill(format!("cannot {what} {}: {e}", path.display()))
 }
 
 /// The keys of the lines of `chunks` (the partition's valid lines from `first_line` on), sorted.

@@ -68,7 +68,8 @@ fn run_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
+/// A spill file or folder that could not be made, written or read, and where.
+pub(crate) fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Spill(format!("cannot {what} {}: {e}", path.display()))
 }
 
