@@ -33,6 +33,8 @@
 //!   ([`interval_range`]).
 //! - **`lag(x, n, d)` and `lead(x, n, d)` with a default that reads the row**, which DataFusion
 //!   refused: a `CASE` on whether the row `n` away exists ([`shift_with_row_default`]).
+//! - **`DISTINCT` in a window function** (`count(DISTINCT x) OVER (…)`), which DataFusion plans
+//!   and Athena refuses: refused here too, with Athena's message ([`distinct_window`]).
 //!
 //! And, on the text before it is parsed ([`values_rows`]): `VALUES 1, 2` (rows of one column,
 //! unparenthesized, as Athena takes them) becomes `VALUES (1), (2)`, which the parser reads.
@@ -689,6 +691,9 @@ impl VisitorMut for Rewriter {
     }
 
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Self::Break> {
+        if let Some(e) = distinct_window(expr) {
+            return ControlFlow::Break(e);
+        }
         if let Some(e) = set_comparison(expr) {
             *expr = e;
         }
@@ -728,6 +733,25 @@ impl VisitorMut for Rewriter {
             Err(e) => ControlFlow::Break(e),
         }
     }
+}
+
+/// The error for a window function over distinct values (`count(DISTINCT x) OVER (…)`,
+/// `sum(DISTINCT x) OVER w`), which Athena refuses before it reads a row: a query that runs
+/// here would fail there. `None` for any other expression.
+fn distinct_window(e: &Expr) -> Option<DataFusionError> {
+    use datafusion::sql::sqlparser::ast::DuplicateTreatment;
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    f.over.as_ref()?;
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    (list.duplicate_treatment == Some(DuplicateTreatment::Distinct)).then(|| {
+        DataFusionError::Plan(format!(
+            "DISTINCT in window function parameters not yet supported: {f}"
+        ))
+    })
 }
 
 /// A comparison with a subquery's rows (`x = ANY (q)`, `x > ALL (q)`) as DataFusion answers it
