@@ -338,8 +338,7 @@ pub async fn compact_partition(
             // started before this one, so they never wait for it.)
             let earlier =
                 earlier_ids(lake, catalog, &plan.earlier, board, opts.read_concurrency).await?;
-            let merged =
-                runs.merge_keys(opts.spill_dir.as_deref(), &earlier, plan.dedupe_window)?;
+            let merged = runs.merge_keys(&earlier, plan.dedupe_window)?;
             drop(earlier);
             let own = Arc::new(merged.keys);
             board.publish(partition, PartitionIds::Sorted(Arc::clone(&own)));

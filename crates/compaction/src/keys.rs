@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
@@ -25,6 +26,7 @@ use arrow::datatypes::TimestampMicrosecondType;
 use crate::earlier::{Ids, PartitionIds, hashes_of, id_hash, within_window};
 use crate::error::{Error, Result};
 use crate::read::Chunk;
+use crate::scratch::Scratch;
 use crate::spill::io_error;
 
 /// Bytes of one line's keys on disk: hash, `received_at`, fingerprint and line number.
@@ -185,6 +187,8 @@ impl KeyReader {
 pub struct SortedKeys {
     path: tempfile::TempPath,
     lines: u64,
+    /// The spill folder `path` is in (declared after it, so it outlives the file).
+    _scratch: Arc<Scratch>,
 }
 
 impl SortedKeys {
@@ -209,14 +213,14 @@ pub(crate) struct Merged {
 }
 
 /// Merges the key runs `runs` of a partition of `lines` valid lines into one sorted file in
-/// `dir` (the system's temporary folder when `None`), keeping one line per id: the first
+/// `scratch`, keeping one line per id: the first
 /// received, unless an `earlier` partition received its id within `window` before it (the latest
 /// such line, as the in-memory path decides). The earlier partitions' ids are read in the same
 /// order, beside the runs.
 pub(crate) fn merge_runs(
     runs: &[PathBuf],
     lines: usize,
-    dir: Option<&Path>,
+    scratch: Arc<Scratch>,
     earlier: &[PartitionIds],
     window: Duration,
 ) -> Result<Merged> {
@@ -240,16 +244,10 @@ pub(crate) fn merge_runs(
         }
         next.push(k);
     }
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("eventlake-ids-");
-    let file = match dir {
-        Some(d) => builder.tempfile_in(d),
-        None => builder.tempfile(),
-    }
-    .map_err(|e| {
-        let d = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        io_error("create a key file in", &d, e)
-    })?;
+    let file = tempfile::Builder::new()
+        .prefix("eventlake-ids-")
+        .tempfile_in(scratch.path())
+        .map_err(|e| io_error("create a key file in", scratch.path(), e))?;
     let path = file.into_temp_path();
     let mut out = KeyWriter::create(&path)?;
     let mut merged = Merged {
@@ -257,7 +255,11 @@ pub(crate) fn merge_runs(
         duplicates: 0,
         conflicts: 0,
         cross_partition_duplicates: 0,
-        keys: SortedKeys { path, lines: 0 },
+        keys: SortedKeys {
+            path,
+            lines: 0,
+            _scratch: scratch,
+        },
     };
     // The lines of the id being merged, in line order.
     let mut group: Vec<Key> = Vec::new();
@@ -487,8 +489,6 @@ pub(crate) fn index_batches(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::compact::{LineKeys, first_received};
     use crate::earlier::{decode_index, encode_index, ids_of, latest_earlier};
@@ -541,7 +541,8 @@ mod tests {
             first += group.iter().map(|c| c.batch.num_rows()).sum::<usize>();
             runs.push(path);
         }
-        merge_runs(&runs, first, Some(dir), earlier, window).unwrap()
+        let scratch = crate::scratch::scratch(Some(dir)).unwrap();
+        merge_runs(&runs, first, scratch, earlier, window).unwrap()
     }
 
     fn spilled(dir: &Path, chunks: &[Chunk], per_run: usize) -> Merged {

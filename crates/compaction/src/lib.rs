@@ -12,7 +12,8 @@
 //!   another's work.
 //! - [`earlier`]: cross-partition de-duplication, with the ids of a team's earlier days.
 //! - `spill`: a partition larger than memory, as sorted runs on local disk merged into its files;
-//!   `keys`: its de-duplication keys, spilled and merged the same way.
+//!   `keys`: its de-duplication keys, spilled and merged the same way; `scratch`: the process's
+//!   spill folder, and the removal of those a killed process left.
 //! - [`replay`]: quarantined lines run through today's validation, and taken in when they pass.
 //! - [`gc`]: removal of versions no catalog points to; [`sync`]: a catalog rebuilt from the
 //!   manifests.
@@ -35,6 +36,7 @@ mod keys;
 pub mod plan;
 pub mod read;
 pub mod replay;
+mod scratch;
 mod spill;
 pub mod sync;
 

@@ -47,6 +47,8 @@ const MAX_MERGED_RUNS: usize = 16;
 /// The sorted runs of one partition.
 pub(crate) struct Spill {
     dir: tempfile::TempDir,
+    /// The process's spill folder `dir` is in (declared after it, so it outlives it).
+    scratch: Arc<crate::scratch::Scratch>,
     /// The runs to merge, in the order they were written.
     runs: Vec<PathBuf>,
     /// Runs written so far, the merged ones included.
@@ -74,20 +76,17 @@ pub(crate) fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> Er
 }
 
 impl Spill {
-    /// A new temporary folder for runs, in `parent` or the system's temporary folder.
+    /// A new temporary folder for runs, in the process's spill folder in `parent` or the
+    /// system's temporary folder (see [`crate::scratch`]).
     pub(crate) fn new(parent: Option<&Path>) -> Result<Self> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("eventlake-spill-");
-        let dir = match parent {
-            Some(p) => builder.tempdir_in(p),
-            None => builder.tempdir(),
-        }
-        .map_err(|e| {
-            let p = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-            io_error("create a spill folder in", &p, e)
-        })?;
+        let scratch = crate::scratch::scratch(parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix("eventlake-spill-")
+            .tempdir_in(scratch.path())
+            .map_err(|e| io_error("create a spill folder in", scratch.path(), e))?;
         Ok(Self {
             dir,
+            scratch,
             runs: Vec::new(),
             written: 0,
             key_runs: Vec::new(),
@@ -150,15 +149,20 @@ impl Spill {
     }
 
     /// Merges the key runs: which lines to keep (`earlier` and `window` as
-    /// [`crate::keys::merge_runs`] takes them), and every line's keys in one sorted file in
-    /// `dir` (the system's temporary folder when `None`), which outlives this spill.
+    /// [`crate::keys::merge_runs`] takes them), and every line's keys in one sorted file in the
+    /// process's spill folder, which outlives this spill.
     pub(crate) fn merge_keys(
         &mut self,
-        dir: Option<&Path>,
         earlier: &[crate::earlier::PartitionIds],
         window: std::time::Duration,
     ) -> Result<crate::keys::Merged> {
-        let merged = crate::keys::merge_runs(&self.key_runs, self.lines, dir, earlier, window)?;
+        let merged = crate::keys::merge_runs(
+            &self.key_runs,
+            self.lines,
+            Arc::clone(&self.scratch),
+            earlier,
+            window,
+        )?;
         for done in self.key_runs.drain(..) {
             std::fs::remove_file(&done).map_err(|e| io_error("remove", &done, e))?;
         }

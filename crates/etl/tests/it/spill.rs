@@ -82,6 +82,11 @@ async fn a_spilled_partition_commits_what_an_in_memory_one_does() {
     .await;
     assert!(s.ok(), "{:?}", s.failed);
     let spill_dir = tempfile::tempdir().unwrap();
+    // What a killed run left there: its folder, its lock file (nobody holds it) and a run.
+    let left = spill_dir.path().join("eventlake-tmp-killed");
+    std::fs::create_dir_all(left.join("eventlake-spill-x")).unwrap();
+    std::fs::write(left.join("owner.lock"), b"").unwrap();
+    std::fs::write(left.join("eventlake-spill-x/run-0001.arrows"), [0u8; 1024]).unwrap();
     let small = CompactOptions {
         spill_bytes: 256 * 1024,
         spill_dir: Some(spill_dir.path().to_path_buf()),
@@ -122,6 +127,6 @@ async fn a_spilled_partition_commits_what_an_in_memory_one_does() {
     assert_eq!(
         std::fs::read_dir(spill_dir.path()).unwrap().count(),
         0,
-        "the runs are removed"
+        "the runs are removed, and what the killed run left"
     );
 }
