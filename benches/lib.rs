@@ -84,6 +84,8 @@ pub const CHILD_ENV: &str = "EVENTLAKE_BENCH_AS_ETL";
 /// Runs as `etl` when started by [`etl_command`]; call first thing in `main`.
 pub fn run_as_etl_if_asked() {
     if std::env::var_os(CHILD_ENV).is_some() {
+        // As `etl` sets it, so the child's memory and time are the shipped binary's.
+        eventlake_etl::tune_allocator();
         std::process::exit(match eventlake_etl::main() {
             c if c == std::process::ExitCode::SUCCESS => 0,
             _ => 1,

@@ -14,6 +14,7 @@
 //! (plan, compact, backfill, gc, sync), [`eventlake_query`] (the local engine, Athena, saved
 //! queries, the P95 check).
 
+mod allocator;
 pub mod args;
 pub mod commands;
 mod error;
@@ -23,5 +24,6 @@ pub mod progress;
 pub mod remote;
 pub mod task;
 
+pub use allocator::tune_allocator;
 pub use commands::main;
 pub use error::{Error, Result};
