@@ -213,10 +213,9 @@ pub(crate) struct Merged {
 }
 
 /// Merges the key runs `runs` of a partition of `lines` valid lines into one sorted file in
-/// `scratch`, keeping one line per id: the first
-/// received, unless an `earlier` partition received its id within `window` before it (the latest
-/// such line, as the in-memory path decides). The earlier partitions' ids are read in the same
-/// order, beside the runs.
+/// `scratch`, keeping one line per id: the first received, unless an `earlier` partition received
+/// its id within `window` before it (the latest such line, as the in-memory path decides). The
+/// earlier partitions' ids are read in the same order, beside the runs.
 pub(crate) fn merge_runs(
     runs: &[PathBuf],
     lines: usize,
