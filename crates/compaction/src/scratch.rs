@@ -9,7 +9,8 @@
 //! holds an exclusive lock on a file in it for as long as it spills there. The lock goes with the
 //! process, however it ends. Before it makes its own folder, a process removes every
 //! `eventlake-tmp-*` folder beside it whose lock it can take: its owner is gone. A folder whose
-//! lock is held, or that has no lock file yet (being made), is left alone.
+//! lock is held, or that has no lock file yet (being made: the file is locked before it takes its
+//! name), is left alone.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -56,10 +57,12 @@ pub(crate) fn scratch(parent: Option<&Path>) -> Result<Arc<Scratch>> {
         .prefix(PREFIX)
         .tempdir_in(&parent)
         .map_err(|e| io_error("create a spill folder in", &parent, e))?;
-    let lock_path = dir.path().join(LOCK);
-    let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
-    lock.try_lock()
-        .map_err(|e| io_error("lock", &lock_path, e))?;
+    // Locked under another name, then named: a sweep that finds the lock file finds it held
+    // (a lock goes with the file, not its name).
+    let (taking, lock_path) = (dir.path().join("taking.lock"), dir.path().join(LOCK));
+    let lock = File::create(&taking).map_err(|e| io_error("create", &taking, e))?;
+    lock.try_lock().map_err(|e| io_error("lock", &taking, e))?;
+    std::fs::rename(&taking, &lock_path).map_err(|e| io_error("name", &lock_path, e))?;
     let s = Arc::new(Scratch { dir, _lock: lock });
     in_use.retain(|_, w| w.strong_count() > 0);
     in_use.insert(parent, Arc::downgrade(&s));
