@@ -12,7 +12,7 @@
 //! lock is held, or that has no lock file yet (being made: the file is locked before it takes its
 //! name), is left alone.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -41,14 +41,13 @@ impl Scratch {
 }
 
 /// The spill folders in use, by the folder they are in.
-static IN_USE: Mutex<Option<HashMap<PathBuf, Weak<Scratch>>>> = Mutex::new(None);
+static IN_USE: Mutex<BTreeMap<PathBuf, Weak<Scratch>>> = Mutex::new(BTreeMap::new());
 
 /// This process's spill folder in `parent` (the system's temporary folder when `None`), made
 /// (after the folders of dead processes there are removed) when none is in use.
 pub(crate) fn scratch(parent: Option<&Path>) -> Result<Arc<Scratch>> {
     let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
     let mut in_use = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
-    let in_use = in_use.get_or_insert_with(HashMap::new);
     if let Some(s) = in_use.get(&parent).and_then(Weak::upgrade) {
         return Ok(s);
     }
