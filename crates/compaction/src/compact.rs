@@ -1095,8 +1095,9 @@ impl<'a> Sink<'a> {
                 let object = BufWriter::with_capacity(
                     Arc::clone(self.lake.store()),
                     self.lake.path(&key),
-                    UPLOAD_PART_BYTES,
-                );
+                    upload_part_bytes(self.lake),
+                )
+                .with_max_concurrency(UPLOAD_PARTS_IN_FLIGHT);
                 self.writer.insert(ParallelFile::try_new(
                     key,
                     object,
@@ -1151,9 +1152,23 @@ async fn finish(mut file: ParallelFile) -> Result<DataFile> {
     })
 }
 
-/// Bytes of a data file held before its upload starts, and in each part of the upload: the
-/// least S3 takes for a part but the last.
-const UPLOAD_PART_BYTES: usize = 5 * 1024 * 1024;
+/// Bytes of a data file held before its upload starts, and in each part of the upload: on S3,
+/// the least it takes for a part but the last; a folder takes parts of any size, and smaller
+/// ones are held for less.
+fn upload_part_bytes(lake: &Lake) -> usize {
+    if lake.is_s3() {
+        5 * 1024 * 1024
+    } else {
+        1024 * 1024
+    }
+}
+
+/// Parts of a data file being sent at once, and the most its writer waits on. The upload's
+/// default of eight let a large partition's parts pile up while both cores were busy encoding,
+/// each part's bytes held until its turn: a file's bytes were held whole, and a run's peak
+/// memory grew with its partitions. With two, a file holds at most three parts, and encoding
+/// (a few MB/s of Parquet per partition) never waits on a network that takes tens.
+const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
 
 /// Event types with fewer rows than this share a row group with the next type.
 const MIN_TYPE_GROUP_ROWS: usize = 4_096;
