@@ -191,9 +191,16 @@ pub struct Manifest {
     pub dedupe_window_secs: u64,
     #[serde(default)]
     pub earlier: Vec<EarlierInput>,
-    /// The version's id index, for the partitions after it.
+    /// The version's id index, for the partitions after it, when it is one file (a full
+    /// compaction's).
     #[serde(default)]
     pub ids: Option<IdIndex>,
+    /// The version's id index when it is several files (an incremental run's): the committed
+    /// version's files, copied, then one of the lines the run read. Kept apart from `ids`, so
+    /// that a build that knows only `ids` finds no index here and reads the raw objects instead
+    /// of taking one file for the whole index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub id_segments: Vec<IdIndex>,
     pub files: Vec<DataFile>,
     pub bytes_written: u64,
     /// Key of the quarantine file, when any line was quarantined.
@@ -204,6 +211,13 @@ pub struct Manifest {
     /// read (`counts` are the whole partition's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appended: Option<Appended>,
+}
+
+impl Manifest {
+    /// The files of the version's id index: none when it has no index.
+    pub fn id_files(&self) -> Vec<&IdIndex> {
+        self.ids.iter().chain(&self.id_segments).collect()
+    }
 }
 
 /// What an incremental run added to a committed version.
@@ -381,6 +395,7 @@ pub async fn compact_partition(
             bytes_written,
             quarantine: quarantine_body(Vec::new(), &quarantine),
             ids: &own_ids,
+            kept_ids: Vec::new(),
             appended: None,
             expected: plan.current.as_ref().map(|c| c.version.as_str()),
             spilled_runs,
@@ -482,8 +497,11 @@ pub(crate) struct NewVersion<'a> {
     pub(crate) bytes_written: u64,
     /// NDJSON of the quarantine file; empty for none.
     pub(crate) quarantine: Vec<u8>,
-    /// The id index: every valid line of the partition.
+    /// The id index: every valid line of the partition, or (with `kept_ids`) of this run.
     pub(crate) ids: &'a PartitionIds,
+    /// The files of the id index already under the new version's prefix (an incremental run's
+    /// copies of the committed version's): `ids` becomes the next one.
+    pub(crate) kept_ids: Vec<IdIndex>,
     pub(crate) appended: Option<Appended>,
     /// The version the catalog must still point at.
     pub(crate) expected: Option<&'a str>,
@@ -508,6 +526,7 @@ pub(crate) async fn commit_version(
         bytes_written,
         quarantine,
         ids,
+        kept_ids,
         appended,
         expected,
         spilled_runs,
@@ -519,11 +538,25 @@ pub(crate) async fn commit_version(
         lake.put(&key, quarantine).await?;
         Some(key)
     };
-    let ids_key = format!(
-        "{}{ID_INDEX_FILE}",
-        layout::curated_version_prefix(partition, &version)
-    );
+    let ids_key = if kept_ids.is_empty() {
+        format!(
+            "{}{ID_INDEX_FILE}",
+            layout::curated_version_prefix(partition, &version)
+        )
+    } else {
+        id_segment_key(partition, &version, kept_ids.len())
+    };
     lake.put(&ids_key, encode_index(ids)?).await?;
+    let index = IdIndex {
+        key: ids_key,
+        raw_fingerprint: plan.raw_fingerprint.clone(),
+        ids: ids.lines(),
+    };
+    let (ids, id_segments) = if kept_ids.is_empty() {
+        (Some(index), Vec::new())
+    } else {
+        (None, kept_ids.into_iter().chain([index]).collect())
+    };
     let (started, read_ms, dedupe_sort_ms, write_started) = clock;
     let timings = Timings {
         read_ms,
@@ -550,11 +583,8 @@ pub(crate) async fn commit_version(
                 raw_fingerprint: e.raw_fingerprint.clone(),
             })
             .collect(),
-        ids: Some(IdIndex {
-            key: ids_key,
-            raw_fingerprint: plan.raw_fingerprint.clone(),
-            ids: ids.lines(),
-        }),
+        ids,
+        id_segments,
         files: files.clone(),
         bytes_written,
         quarantine: quarantine_key,
@@ -599,6 +629,15 @@ pub(crate) async fn read_manifest(lake: &Lake, entry: &PartitionEntry) -> Result
             path: entry.manifest.clone(),
             source,
         })?,
+    )
+}
+
+/// The key of the `n`th file of a version's id index in several files (hidden from readers of
+/// the table by its `_`, as the one-file index is).
+pub(crate) fn id_segment_key(partition: &PartitionKey, version: &str, n: usize) -> String {
+    format!(
+        "{}_ids-{n:05}.parquet",
+        layout::curated_version_prefix(partition, version)
     )
 }
 
@@ -746,7 +785,7 @@ impl Kept {
 
 /// Where an id goes in the table of kept lines: the low 64 bits of its hash, which is a hash
 /// already.
-fn table_hash(hash: &[u8; 16]) -> u64 {
+pub(crate) fn table_hash(hash: &[u8; 16]) -> u64 {
     u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"))
 }
 

@@ -268,9 +268,19 @@ pub fn encode_index(ids: &PartitionIds) -> Result<Vec<u8>> {
 
 /// Reads an id index file.
 pub fn decode_index(data: bytes::Bytes) -> Result<Ids> {
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?.build()?;
-    let batches = reader
+    Ok(arrow::compute::concat_batches(
+        &index_schema(),
+        &decode_index_parts(data)?,
+    )?)
+}
+
+/// Reads an id index file, a batch per row group (up to [`INDEX_GROUP_ROWS`] lines each), in
+/// line order.
+pub fn decode_index_parts(data: bytes::Bytes) -> Result<Vec<Ids>> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?
+        .with_batch_size(INDEX_GROUP_ROWS)
+        .build()?;
+    reader
         .map(|b| {
             let b = b?;
             if b.num_columns() == 2 {
@@ -282,8 +292,7 @@ pub fn decode_index(data: bytes::Bytes) -> Result<Ids> {
             }
             Ok(b)
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(arrow::compute::concat_batches(&index_schema(), &batches)?)
+        .collect()
 }
 
 /// The partitions of one run publish their ids here as soon as they have read their raw
@@ -330,6 +339,16 @@ impl IdBoard {
             }
         }
         board
+    }
+
+    /// Whether a later partition of the run waits for `partition`'s ids (which it has not
+    /// published yet).
+    pub fn awaits(&self, partition: &PartitionKey) -> bool {
+        self.slots
+            .lock()
+            .expect("board lock")
+            .get(partition)
+            .is_some_and(|slot| slot.sender.is_some())
     }
 
     /// `partition` has read its raw objects: these are its ids.
@@ -424,6 +443,15 @@ pub(crate) fn object_stream<'a>(
         .map(|joined| joined.map_err(Error::from).and_then(|r| r))
 }
 
+/// Reads the files of an id index: its lines in order, in parts of up to [`INDEX_GROUP_ROWS`].
+pub(crate) async fn read_index(lake: &Lake, files: &[&IdIndex]) -> Result<Vec<Ids>> {
+    let mut parts = Vec::new();
+    for f in files {
+        parts.extend(decode_index_parts(lake.get(&f.key).await?)?);
+    }
+    Ok(parts)
+}
+
 /// The committed id index of `earlier`, when its version was built from its raw objects as they
 /// are now.
 async fn from_committed(
@@ -441,12 +469,19 @@ async fn from_committed(
         },
         Err(_) => return Ok(None),
     };
-    match manifest.ids {
-        Some(index) if index.raw_fingerprint == earlier.raw_fingerprint => {
-            Ok(Some(decode_index(lake.get(&index.key).await?)?))
-        }
-        _ => Ok(None),
+    let files = manifest.id_files();
+    if files.is_empty()
+        || files
+            .iter()
+            .any(|f| f.raw_fingerprint != earlier.raw_fingerprint)
+    {
+        return Ok(None);
     }
+    let parts = read_index(lake, &files).await?;
+    Ok(Some(arrow::compute::concat_batches(
+        &index_schema(),
+        &parts,
+    )?))
 }
 
 /// The ids of every earlier partition.

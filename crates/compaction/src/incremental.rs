@@ -4,9 +4,12 @@
 //! `incremental` on, a run reads only the objects the committed version's manifest does not
 //! list, and commits a new version made of the committed files (copied into the new version's
 //! prefix, which is what Athena reads) plus one new sorted file of the new rows, with the
-//! manifest, quarantine and id index of the whole partition. It does so only when the result is
-//! exactly what a full compaction of the same raw data gives; otherwise it says why and the run
-//! compacts the partition in full:
+//! manifest and quarantine of the whole partition. Its id index is the committed version's index
+//! files, copied likewise, plus one file of the ids of the lines the run read
+//! (`Manifest::id_segments`): a run writes its own lines' ids, not the whole day's again (it
+//! still reads the committed index, for the new lines that repeat a committed id). It does so
+//! only when the result is exactly what a full compaction of the same raw data gives; otherwise
+//! it says why and the run compacts the partition in full:
 //!
 //! - every object the committed version read is still there, with the same size and e-tag (an
 //!   object rewritten in place, or deleted, changes rows already written);
@@ -21,6 +24,8 @@
 //! whole partition (`counts`); a crash before the commit leaves the committed version as it was.
 
 use std::collections::{HashMap, HashSet};
+
+use hashbrown::HashTable;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,10 +35,12 @@ use object_store::ObjectStoreExt;
 
 use crate::compact::{
     Appended, CompactOptions, Compacted, Counts, LineKeys, Manifest, NewVersion, commit_version,
-    dedupe_rows, new_version, quarantine_body, read_manifest, received_and_fingerprints,
-    sorted_order, tally, write_files,
+    dedupe_rows, id_segment_key, new_version, quarantine_body, read_manifest,
+    received_and_fingerprints, sorted_order, table_hash, tally, write_files,
 };
-use crate::earlier::{IdBoard, Ids, PartitionIds, decode_index, hashes_of, ids_of, read_objects};
+use crate::earlier::{
+    IdBoard, IdIndex, Ids, PartitionIds, hashes_of, ids_of, read_index, read_objects,
+};
 use crate::error::Result;
 use crate::plan::{PartitionPlan, RawObject};
 use crate::read::Chunk;
@@ -80,7 +87,7 @@ async fn base(
     if earlier_then != earlier_now {
         return Ok(Err("an earlier day's raw data changed".into()));
     }
-    if manifest.ids.is_none() {
+    if manifest.id_files().is_empty() {
         return Ok(Err("the committed version has no id index".into()));
     }
     let now: HashMap<&str, &RawObject> = plan.objects.iter().map(|o| (o.key.as_str(), o)).collect();
@@ -120,33 +127,51 @@ type NewLines = (Vec<Chunk>, Vec<[u8; 16]>);
 /// committed index predates fingerprints, the reason is returned and the partition is compacted
 /// in full. Gives the chunks left and their lines' id hashes.
 fn drop_repeats(
-    old_ids: &Ids,
+    old_ids: &[Ids],
     chunks: Vec<Chunk>,
     hashes: Vec<[u8; 16]>,
     run: &mut Counts,
 ) -> Result<std::result::Result<NewLines, String>> {
     use arrow::array::{Array, AsArray, BooleanArray};
     use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
-    let wanted: HashSet<[u8; 16]> = hashes.iter().copied().collect();
-    let received = old_ids.column(1).as_primitive::<TimestampMicrosecondType>();
-    let fingerprints = old_ids.column(2).as_primitive::<UInt64Type>();
-    // The committed copy of each repeated id: the first received (the first in line order
-    // among equals), with its fingerprint.
-    let mut committed: HashMap<[u8; 16], (i64, Option<u64>)> = HashMap::new();
-    for (i, &h) in hashes_of(old_ids).iter().enumerate() {
-        if !wanted.contains(&h) {
-            continue;
+    // The new lines' ids, by their place in `hashes` (the whole committed index is looked up in
+    // it, so the lookup hashes nothing: an id hash is a hash already).
+    let mut wanted: HashTable<u32> = HashTable::with_capacity(hashes.len());
+    for (i, h) in hashes.iter().enumerate() {
+        let found = wanted
+            .find(table_hash(h), |&j| hashes[j as usize] == *h)
+            .is_some();
+        if !found {
+            wanted.insert_unique(table_hash(h), i as u32, |&j| {
+                table_hash(&hashes[j as usize])
+            });
         }
-        let fp = fingerprints.is_valid(i).then(|| fingerprints.value(i));
-        let here = (received.value(i), fp);
-        committed
-            .entry(h)
-            .and_modify(|c| {
-                if here.0 < c.0 {
-                    *c = here
-                }
-            })
-            .or_insert(here);
+    }
+    // The committed copy of each repeated id: the first received (the first in line order
+    // among equals, the index's files being in line order), with its fingerprint.
+    let mut committed: HashMap<[u8; 16], (i64, Option<u64>)> = HashMap::new();
+    for part in old_ids {
+        let received = part.column(1).as_primitive::<TimestampMicrosecondType>();
+        let fingerprints = part.column(2).as_primitive::<UInt64Type>();
+        for (i, h) in hashes_of(part).iter().enumerate() {
+            if wanted
+                .find(table_hash(h), |&j| hashes[j as usize] == *h)
+                .is_none()
+            {
+                continue;
+            }
+            let h = *h;
+            let fp = fingerprints.is_valid(i).then(|| fingerprints.value(i));
+            let here = (received.value(i), fp);
+            committed
+                .entry(h)
+                .and_modify(|c| {
+                    if here.0 < c.0 {
+                        *c = here
+                    }
+                })
+                .or_insert(here);
+        }
     }
     if committed.is_empty() {
         return Ok(Ok((chunks, hashes)));
@@ -240,9 +265,7 @@ pub async fn try_append(
     let t = Instant::now();
     let new_ids = ids_of(&chunks)?;
     let hashes = hashes_of(&new_ids).to_vec();
-    let index = old.ids.as_ref().expect("checked by base");
-    let old_ids = decode_index(lake.get(&index.key).await?)?;
-    let all_ids = arrow::compute::concat_batches(&old_ids.schema(), [&old_ids, &new_ids])?;
+    let old_ids = read_index(lake, &old.id_files()).await?;
     let (chunks, hashes) = match drop_repeats(&old_ids, chunks, hashes, &mut run)? {
         Ok(kept) => kept,
         Err(why) => {
@@ -250,8 +273,14 @@ pub async fn try_append(
             return Ok(None);
         }
     };
-    let all_ids = PartitionIds::Memory(Arc::new(all_ids));
-    board.publish(partition, all_ids.clone());
+    // The whole partition's ids, only for a later day of this run that waits for them.
+    if board.awaits(partition) {
+        let parts: Vec<&Ids> = old_ids.iter().chain([&new_ids]).collect();
+        let all = arrow::compute::concat_batches(&new_ids.schema(), parts)?;
+        board.publish(partition, PartitionIds::Memory(Arc::new(all)));
+    }
+    drop(old_ids);
+    let new_ids = PartitionIds::Memory(Arc::new(new_ids));
 
     let (received, fingerprints) = received_and_fingerprints(&chunks);
     let keep = dedupe_rows(
@@ -284,6 +313,20 @@ pub async fn try_append(
             .map_err(|e| eventlake_catalog::Error::storage(&f.key, e))?;
         files.push(DataFile { key, ..f.clone() });
     }
+    // The committed id index, copied beside them: this run writes only its own lines' ids.
+    let mut kept_ids: Vec<IdIndex> = Vec::new();
+    for (i, f) in old.id_files().into_iter().enumerate() {
+        let key = id_segment_key(partition, &version, i);
+        lake.store()
+            .copy(&lake.path(&f.key), &lake.path(&key))
+            .await
+            .map_err(|e| eventlake_catalog::Error::storage(&f.key, e))?;
+        kept_ids.push(IdIndex {
+            key,
+            raw_fingerprint: plan.raw_fingerprint.clone(),
+            ids: f.ids,
+        });
+    }
     let added = write_files(
         lake,
         partition,
@@ -314,7 +357,8 @@ pub async fn try_append(
             files,
             bytes_written,
             quarantine: quarantine_body(prefix, &quarantine),
-            ids: &all_ids,
+            ids: &new_ids,
+            kept_ids,
             appended: Some(Appended {
                 base_version: entry.version.clone(),
                 objects: new.len() as u64,

@@ -233,6 +233,119 @@ async fn repeated_ids_are_appended_when_received_later_and_a_rewritten_object_is
     );
 }
 
+/// An appended version keeps the committed version's id index files and adds one of the lines
+/// it read; a later append and the next day's check for retries across midnight read them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_index_in_several_files_is_read_whole() {
+    let t = TestLake::new();
+    let put = |raw: &str, name: &str, lines: &[String]| {
+        t.put_raw(
+            &format!("{raw}/{name}.jsonl"),
+            format!("{}\n", lines.join("\n")).as_bytes(),
+        )
+    };
+    let day2 = "raw/team=checkout/dt=2026-11-21/hour=00";
+    put(
+        RAW,
+        "a",
+        &[
+            line("e-1", "2026-11-20T10:00:01.000Z"),
+            line("e-2", "2026-11-20T10:00:02.000Z"),
+        ],
+    );
+    run(&t, t.catalog.clone(), true, false).await;
+    put(RAW, "b", &[line("e-3", "2026-11-20T10:00:03.000Z")]);
+    run(&t, t.catalog.clone(), true, false).await;
+    // Repeats of an id of each file of the index (one with other content), and a new id.
+    put(
+        RAW,
+        "c",
+        &[
+            line("e-4", "2026-11-20T10:00:04.000Z"),
+            line("e-3", "2026-11-20T10:00:05.000Z"),
+            line("e-1", "2026-11-20T10:00:06.000Z").replace("u-1", "u-2"),
+        ],
+    );
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    let m = &manifests(&t).await[0];
+    assert!(m["appended"].is_object(), "{m}");
+    // No one-file index: a build that reads only that field finds none, and reads raw data.
+    assert!(m["ids"].is_null(), "{m}");
+    let files: Vec<(String, u64)> = m["id_segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap().to_owned(),
+                f["ids"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        files.iter().map(|f| f.1).collect::<Vec<_>>(),
+        [2, 1, 3],
+        "{m}"
+    );
+    let version = m["version"].as_str().unwrap();
+    for (key, _) in &files {
+        assert!(key.contains(version), "{key} is the new version's");
+        assert!(t.path.join(key).exists(), "{key}");
+    }
+    let c = &m["appended"]["counts"];
+    assert_eq!(
+        (
+            c["rows"].as_u64(),
+            c["duplicates"].as_u64(),
+            c["conflicts"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1)),
+        "{m}"
+    );
+
+    // The next day: retries of ids of each file, received after midnight, and a new id.
+    put(
+        day2,
+        "d",
+        &[
+            line("e-2", "2026-11-21T00:00:01.000Z"),
+            line("e-3", "2026-11-21T00:00:02.000Z"),
+            line("e-4", "2026-11-21T00:00:03.000Z"),
+            line("e-5", "2026-11-21T00:00:04.000Z"),
+        ],
+    );
+    let s = run(&t, t.catalog.clone(), true, false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    assert_eq!(s.committed, 1, "only the new day: {:?}", s.partitions);
+    let counts = |m: &Value| {
+        let c = &m["counts"];
+        (
+            c["rows"].as_u64(),
+            c["duplicates"].as_u64(),
+            c["cross_partition_duplicates"].as_u64(),
+        )
+    };
+    let days = manifests(&t).await;
+    assert_eq!(counts(&days[1]), (Some(1), Some(0), Some(3)), "{}", days[1]);
+    let rows = "select event_id, user_id from events order by event_id";
+    let appended = t.query(rows).await;
+    assert_eq!(
+        appended,
+        "event_id,user_id\ne-1,u-1\ne-2,u-1\ne-3,u-1\ne-4,u-1\ne-5,u-1\n"
+    );
+
+    // Both days compacted in full say the same.
+    let s = run(&t, t.catalog.clone(), false, true).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    let full = manifests(&t).await;
+    for (a, f) in days.iter().zip(&full) {
+        assert!(f["appended"].is_null() && f["ids"].is_object(), "{f}");
+        assert_eq!(a["counts"], f["counts"], "{}", a["partition"]);
+    }
+    assert_eq!(t.query(rows).await, appended);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_the_new_file_and_the_commit_changes_nothing() {
     let t = TestLake::new();
@@ -323,4 +436,12 @@ async fn on_s3_the_committed_files_are_copied_into_the_appended_version() {
         })
         .count();
     assert_eq!(parquet, 2);
+    // So is its id index: the committed version's file, copied, and the run's own.
+    let index = manifest["id_segments"].as_array().unwrap();
+    assert_eq!(index.len(), 2, "{manifest}");
+    for f in index {
+        let k = f["key"].as_str().unwrap();
+        assert!(k.starts_with(&e.location), "{k} outside {}", e.location);
+        assert!(lake.get(k).await.is_ok(), "{k}");
+    }
 }
