@@ -573,7 +573,7 @@ pub(crate) async fn commit_version(
         created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         counts: counts.clone(),
         raw_fingerprint: plan.inputs_fingerprint.clone(),
-        inputs: plan.objects.clone(),
+        inputs: plan.objects.to_vec(),
         dedupe_window_secs: plan.dedupe_window.as_secs(),
         earlier: plan
             .earlier

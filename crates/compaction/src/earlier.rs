@@ -444,10 +444,18 @@ pub(crate) fn object_stream<'a>(
 }
 
 /// Reads the files of an id index: its lines in order, in parts of up to [`INDEX_GROUP_ROWS`].
+/// The files are fetched a few at once (an appended version's index is up to one file a run).
 pub(crate) async fn read_index(lake: &Lake, files: &[&IdIndex]) -> Result<Vec<Ids>> {
+    let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+    let mut fetched = futures::stream::iter(keys)
+        .map(|key| {
+            let lake = lake.clone();
+            async move { lake.get(&key).await }
+        })
+        .buffered(4);
     let mut parts = Vec::new();
-    for f in files {
-        parts.extend(decode_index_parts(lake.get(&f.key).await?)?);
+    while let Some(data) = fetched.next().await {
+        parts.extend(decode_index_parts(data?)?);
     }
     Ok(parts)
 }
@@ -692,7 +700,7 @@ mod tests {
         PartitionPlan {
             partition: key(d),
             action: crate::plan::Action::New,
-            objects: vec![],
+            objects: Arc::from([]),
             bytes: 0,
             hidden: 0,
             raw_fingerprint: String::new(),
@@ -701,7 +709,7 @@ mod tests {
                 .iter()
                 .map(|e| Earlier {
                     partition: key(e),
-                    objects: vec![],
+                    objects: Arc::from([]),
                     raw_fingerprint: String::new(),
                 })
                 .collect(),

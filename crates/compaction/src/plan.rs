@@ -8,6 +8,7 @@
 //! raw object in the day before re-plans the day after too.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventlake_contract::layout::{self, is_hidden};
@@ -74,7 +75,7 @@ pub enum Action {
 pub struct Earlier {
     pub partition: PartitionKey,
     #[serde(skip)]
-    pub objects: Vec<RawObject>,
+    pub objects: Arc<[RawObject]>,
     /// Fingerprint of its raw objects when planned.
     pub raw_fingerprint: String,
 }
@@ -83,7 +84,7 @@ pub struct Earlier {
 pub struct PartitionPlan {
     pub partition: PartitionKey,
     pub action: Action,
-    pub objects: Vec<RawObject>,
+    pub objects: Arc<[RawObject]>,
     /// Stored (compressed) bytes of the raw objects.
     pub bytes: u64,
     /// Marker files (`_SUCCESS`, `.crc`, …) under the prefix, not read as data.
@@ -227,10 +228,13 @@ pub async fn plan(
             }
         }
     }
-    let listings: HashMap<PartitionKey, (Vec<RawObject>, usize)> = futures::stream::iter(listed)
+    // Each listing is shared by its partition's plan and the plans of the days after it, not
+    // copied: a backfill's plans hold every raw object once (a quarter of a million objects
+    // held twice took about 40 MB more).
+    let listings: HashMap<PartitionKey, (Arc<[RawObject]>, usize)> = futures::stream::iter(listed)
         .map(|key| async move {
-            let listing = list_raw(lake, &key).await?;
-            Ok::<_, crate::error::Error>((key, listing))
+            let (objects, hidden) = list_raw(lake, &key).await?;
+            Ok::<_, crate::error::Error>((key, (objects.into(), hidden)))
         })
         .buffer_unordered(16)
         .try_collect()
@@ -272,7 +276,7 @@ async fn list_raw(lake: &Lake, partition: &PartitionKey) -> Result<(Vec<RawObjec
 async fn plan_partition(
     catalog: &dyn Catalog,
     partition: PartitionKey,
-    listings: &HashMap<PartitionKey, (Vec<RawObject>, usize)>,
+    listings: &HashMap<PartitionKey, (Arc<[RawObject]>, usize)>,
     force: bool,
     dedupe_window: Duration,
 ) -> Result<Option<PartitionPlan>> {
@@ -293,7 +297,7 @@ async fn plan_partition(
             (!objects.is_empty()).then(|| Earlier {
                 raw_fingerprint: fingerprint(objects),
                 partition: key,
-                objects: objects.clone(),
+                objects: Arc::clone(objects),
             })
         })
         .collect();
@@ -406,7 +410,7 @@ mod tests {
                 team: TeamName::new("checkout").unwrap(),
                 dt: PartitionDate::parse("2026-11-24").unwrap(),
             },
-            objects: vec![],
+            objects: Arc::from([]),
             raw_fingerprint: fingerprint(&[object("b", size, None)]),
         };
         let with = inputs_fingerprint(&own, w, &[before(1)]);
