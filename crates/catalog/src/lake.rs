@@ -255,20 +255,36 @@ impl Lake {
             .map_err(|e| Error::storage(self.path(prefix), e))?;
         debug_assert!(deleted.len() <= n);
         if let Some(dir) = &self.local_dir {
-            remove_empty_dirs(&dir.join(prefix.trim_matches('/')));
+            remove_local_leftovers(&dir.join(prefix.trim_matches('/')));
         }
         Ok(n)
     }
 }
 
-/// Removes `dir` and the folders under it when they hold no file (a local store leaves them).
-fn remove_empty_dirs(dir: &FsPath) {
+/// Removes `dir` and the folders under it once they hold no file (a local store leaves them),
+/// and the files of uploads that never completed in them: the local store writes an object to
+/// `<name>#<n>` before it renames it, leaves that file behind when its process is killed, and
+/// never lists it, so nothing else would remove it (nor the version folder that holds it).
+fn remove_local_leftovers(dir: &FsPath) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_empty_dirs(&e.path());
+            let Ok(kind) = e.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                remove_local_leftovers(&e.path());
+            } else if kind.is_file() && is_unfinished_upload(&e.file_name()) {
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }
     let _ = std::fs::remove_dir(dir);
+}
+
+/// Whether a file's name is that of an upload the local store has not completed: its name, `#`,
+/// and digits only.
+fn is_unfinished_upload(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .and_then(|n| n.split_once('#'))
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

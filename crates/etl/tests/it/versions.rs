@@ -111,12 +111,25 @@ async fn uncommitted_versions_are_never_read() {
         "curated/events/team=checkout/dt=2026-11-21/v=20261120T000000000Z-deadbeef/part-00000.parquet",
         b"junk",
     );
+    // A folder's upload that a killed run never completed: the store does not list it.
+    let unfinished = "curated/events/team=search/dt=2026-11-20/v=20261120T000000000Z-deadbeef";
+    t.put_bytes(
+        &format!("{unfinished}/part-00000.parquet#3"),
+        b"half a file",
+    );
+    t.put_bytes(&format!("{unfinished}/_ids.parquet"), b"junk");
     assert_eq!(t.query("select count(*) as n from events").await, "n\n2\n");
     let r = gc(&t.lake, t.catalog.as_ref(), Duration::ZERO, false)
         .await
         .unwrap();
-    assert_eq!(r.removed.len(), 2);
+    assert_eq!(r.removed.len(), 3, "{:?}", r.removed);
     assert!(!t.path.join(stray).exists());
+    assert!(!t.path.join(unfinished).exists(), "its folder is gone");
+    // Nothing is left to remove.
+    let r = gc(&t.lake, t.catalog.as_ref(), Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert!(r.removed.is_empty(), "{:?}", r.removed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
