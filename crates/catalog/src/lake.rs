@@ -181,7 +181,7 @@ impl Lake {
         if self.root.is_empty() {
             return p.to_owned();
         }
-        p.strip_prefix(&self.root)
+        p.strip_prefix(self.path("").as_ref())
             .map(|k| k.trim_start_matches('/').to_owned())
             .unwrap_or_else(|| p.to_owned())
     }
@@ -195,7 +195,7 @@ impl Lake {
             Err(e) => return Err(Error::storage(path, e)),
         };
         for m in &mut out {
-            m.location = Path::from(self.key(&m.location));
+            m.location = eventlake_store::key_path("", &self.key(&m.location));
         }
         out.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(out)

@@ -73,13 +73,20 @@ pub enum OpenError {
 }
 
 /// The store path of `key`, a key relative to the lake root `root` (as in [`Location::root`]).
+///
+/// A key is the text of a store path, as a listing gives it, and is taken as it is: an object
+/// whose name has characters the store encodes (`%`, `#`, `{`, ...) is read back under the
+/// name it was listed by, where encoding the text again named an object that is not there. Keys
+/// the job makes have no such characters. Only a key that is no store path's text (one with a
+/// control character) is encoded.
 pub fn key_path(root: &str, key: &str) -> object_store::path::Path {
+    use object_store::path::Path;
     let key = key.trim_matches('/');
-    match (root.is_empty(), key.is_empty()) {
-        (true, _) => object_store::path::Path::from(key),
-        (false, true) => object_store::path::Path::from(root),
-        (false, false) => object_store::path::Path::from(format!("{root}/{key}")),
+    let key = Path::parse(key).unwrap_or_else(|_| Path::from(key));
+    if root.is_empty() {
+        return key;
     }
+    Path::from(root).parts().chain(key.parts()).collect()
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -218,5 +225,14 @@ mod tests {
         assert_eq!(key_path("a/b", "/raw/x/").as_ref(), "a/b/raw/x");
         assert_eq!(key_path("a/b", "").as_ref(), "a/b");
         assert_eq!(key_path("", "raw/x").as_ref(), "raw/x");
+        // A listed key's text names the object it was listed by.
+        let listed = object_store::path::Path::from("raw/a b%20c#1.json");
+        assert_eq!(listed.as_ref(), "raw/a b%2520c%231.json");
+        assert_eq!(key_path("", listed.as_ref()), listed);
+        assert_eq!(
+            key_path("a/b", listed.as_ref()).as_ref(),
+            "a/b/raw/a b%2520c%231.json"
+        );
+        assert_eq!(key_path("", "raw/a\u{1}b").as_ref(), "raw/a%01b");
     }
 }
