@@ -181,7 +181,7 @@ impl Lake {
         if self.root.is_empty() {
             return p.to_owned();
         }
-        p.strip_prefix(self.path("").as_ref())
+        p.strip_prefix(&self.root)
             .map(|k| k.trim_start_matches('/').to_owned())
             .unwrap_or_else(|| p.to_owned())
     }
@@ -226,6 +226,15 @@ impl Lake {
             .await
             .map_err(|e| Error::storage(&path, e))?;
         r.bytes().await.map_err(|e| Error::storage(&path, e))
+    }
+
+    /// Copies the object at `from` to `to` (within the store: on S3 no byte passes through
+    /// this process, and a folder links the file).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        self.store
+            .copy(&self.path(from), &self.path(to))
+            .await
+            .map_err(|e| Error::storage(self.path(from), e))
     }
 
     /// Writes a whole object (atomically: readers see the old object, or the new one).

@@ -24,14 +24,12 @@
 //! whole partition (`counts`); a crash before the commit leaves the committed version as it was.
 
 use std::collections::{HashMap, HashSet};
-
-use hashbrown::HashTable;
 use std::sync::Arc;
 use std::time::Instant;
 
 use eventlake_catalog::{Catalog, DataFile, Lake, PartitionEntry};
 use eventlake_contract::layout;
-use object_store::ObjectStoreExt;
+use hashbrown::HashTable;
 
 use crate::compact::{
     Appended, CompactOptions, Compacted, Counts, LineKeys, Manifest, NewVersion, commit_version,
@@ -135,17 +133,13 @@ fn drop_repeats(
     use arrow::array::{Array, AsArray, BooleanArray};
     use arrow::datatypes::{TimestampMicrosecondType, UInt64Type};
     // The new lines' ids, by their place in `hashes` (the whole committed index is looked up in
-    // it, so the lookup hashes nothing: an id hash is a hash already).
+    // it, so the lookup hashes nothing: an id hash is a hash already). An id on several new
+    // lines is in it more than once, which only costs room.
     let mut wanted: HashTable<u32> = HashTable::with_capacity(hashes.len());
     for (i, h) in hashes.iter().enumerate() {
-        let found = wanted
-            .find(table_hash(h), |&j| hashes[j as usize] == *h)
-            .is_some();
-        if !found {
-            wanted.insert_unique(table_hash(h), i as u32, |&j| {
-                table_hash(&hashes[j as usize])
-            });
-        }
+        wanted.insert_unique(table_hash(h), i as u32, |&j| {
+            table_hash(&hashes[j as usize])
+        });
     }
     // The committed copy of each repeated id: the first received (the first in line order
     // among equals, the index's files being in line order), with its fingerprint.
@@ -307,20 +301,14 @@ pub async fn try_append(
     let mut files: Vec<DataFile> = Vec::with_capacity(old.files.len() + 1);
     for (i, f) in old.files.iter().enumerate() {
         let key = layout::curated_file_key(partition, &version, i);
-        lake.store()
-            .copy(&lake.path(&f.key), &lake.path(&key))
-            .await
-            .map_err(|e| eventlake_catalog::Error::storage(&f.key, e))?;
+        lake.copy(&f.key, &key).await?;
         files.push(DataFile { key, ..f.clone() });
     }
     // The committed id index, copied beside them: this run writes only its own lines' ids.
     let mut kept_ids: Vec<IdIndex> = Vec::new();
     for (i, f) in old.id_files().into_iter().enumerate() {
         let key = id_segment_key(partition, &version, i);
-        lake.store()
-            .copy(&lake.path(&f.key), &lake.path(&key))
-            .await
-            .map_err(|e| eventlake_catalog::Error::storage(&f.key, e))?;
+        lake.copy(&f.key, &key).await?;
         kept_ids.push(IdIndex {
             key,
             raw_fingerprint: plan.raw_fingerprint.clone(),
