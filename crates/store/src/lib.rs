@@ -86,7 +86,10 @@ pub fn key_path(root: &str, key: &str) -> object_store::path::Path {
     if root.is_empty() {
         return key;
     }
-    Path::from(root).parts().chain(key.parts()).collect()
+    // The root is a store path's text too: a folder named `my lake%1` is that folder, not
+    // `my lake%251`.
+    let root = Path::parse(root).unwrap_or_else(|_| Path::from(root));
+    root.parts().chain(key.parts()).collect()
 }
 
 fn env_number(name: &str) -> Option<u64> {
@@ -234,5 +237,10 @@ mod tests {
             "a/b/raw/a b%2520c%231.json"
         );
         assert_eq!(key_path("", "raw/a\u{1}b").as_ref(), "raw/a%01b");
+        // So is the root's: a folder named with `%` is that folder.
+        assert_eq!(
+            key_path("tmp/my lake%1", "raw").as_ref(),
+            "tmp/my lake%1/raw"
+        );
     }
 }

@@ -322,3 +322,51 @@ fn logs_are_structured_when_asked() {
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(v["fields"]["message"], "partition done");
 }
+
+/// A lake folder whose name has characters the store encodes (`%`, a space, `[`) is that
+/// folder: the data files, quarantine and catalog all go under it, and everything reads back.
+/// Its raw and curated zones once went to a sibling folder named `...%25...` instead.
+#[test]
+fn a_lake_folder_named_with_characters_the_store_encodes_is_that_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("my lake%1 [a]");
+    let gen_out = etl(
+        &lake,
+        &["generate", "--events", "2000", "--days", "1", "--json"],
+    );
+    assert!(gen_out.status.success(), "{}", stderr(&gen_out));
+    let truth: serde_json::Value = serde_json::from_slice(&gen_out.stdout).unwrap();
+    let run = etl(&lake, &["backfill", "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["totals"]["rows"], truth["totals"]["events"]);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["my lake%1 [a]"]);
+    for zone in ["raw", "curated", "quarantine", "_catalog"] {
+        assert!(lake.join(zone).is_dir(), "{zone} under the lake folder");
+    }
+    let csv = etl(
+        &lake,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "--sql",
+            "select count(*) as n from events",
+        ],
+    );
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    assert_eq!(stdout(&csv), format!("n\n{}\n", truth["totals"]["events"]));
+    let again = etl(&lake, &["backfill"]);
+    assert!(
+        stdout(&again).contains("nothing to do"),
+        "{}",
+        stdout(&again)
+    );
+    let gc = etl(&lake, &["gc", "--grace", "0s"]);
+    assert!(gc.status.success(), "{}", stderr(&gc));
+}
