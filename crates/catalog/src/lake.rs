@@ -203,19 +203,29 @@ impl Lake {
 
     /// The immediate sub-folders of `prefix` (relative to the root), as their last segment.
     pub async fn list_folders(&self, prefix: &str) -> Result<Vec<String>> {
+        Ok(self.list_level(prefix).await?.0)
+    }
+
+    /// The immediate sub-folders of `prefix` (as their last segment) and the objects directly
+    /// under it (as their last segment), each sorted.
+    pub async fn list_level(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
         let path = self.path(prefix);
         let listing = match self.store.list_with_delimiter(Some(&path)).await {
             Ok(l) => l,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(object_store::Error::NotFound { .. }) => return Ok(Default::default()),
             Err(e) => return Err(Error::storage(path, e)),
         };
-        let mut out: Vec<String> = listing
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_owned))
-            .collect();
-        out.sort();
-        Ok(out)
+        let names = |paths: &mut dyn Iterator<Item = &Path>| {
+            let mut out: Vec<String> = paths
+                .filter_map(|p| p.filename().map(str::to_owned))
+                .collect();
+            out.sort();
+            out
+        };
+        Ok((
+            names(&mut listing.common_prefixes.iter()),
+            names(&mut listing.objects.iter().map(|m| &m.location)),
+        ))
     }
 
     pub async fn get(&self, key: &str) -> Result<bytes::Bytes> {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::compact::{CompactOptions, Counts, compact_partition};
 use crate::earlier::IdBoard;
 use crate::error::Error;
-use crate::plan::{PartitionPlan, Plan};
+use crate::plan::{PartitionPlan, Plan, Unread};
 use eventlake_catalog::Lake;
 use eventlake_catalog::{Catalog, CommitOutcome, LeasedCatalog, Leases, Taken};
 
@@ -64,6 +64,9 @@ pub struct Summary {
     /// Partitions another run was working on (`team=…/dt=…`): skipped, not failed.
     pub busy: Vec<String>,
     pub failed: Vec<String>,
+    /// Raw data outside every partition, not read (see [`Plan::unread`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<Unread>,
     pub totals: Counts,
     pub elapsed_ms: u64,
     pub lines_per_sec: u64,
@@ -233,7 +236,10 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Summary {
     let started = Instant::now();
-    let mut partitions = plan.partitions;
+    let Plan {
+        mut partitions,
+        unread,
+    } = plan;
     // Day by day, so a partition's earlier days are read before it (or alongside it) and it
     // takes their ids from the board; within a day, largest first keeps every worker busy.
     partitions.sort_by_key(|p| (p.partition.dt, std::cmp::Reverse(p.bytes)));
@@ -287,6 +293,7 @@ pub async fn run(
             .collect(),
         lines_per_sec: (totals.lines as f64 / elapsed.as_secs_f64().max(1e-3)) as u64,
         elapsed_ms: elapsed.as_millis() as u64,
+        unread,
         totals,
         partitions: reports,
     }

@@ -118,6 +118,20 @@ impl PartitionPlan {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub partitions: Vec<PartitionPlan>,
+    /// Folders and objects in the raw zone that no partition reads (a folder named
+    /// `team=Growth`, a `dt=2026-02-30`, a file beside the team folders): each is logged as a
+    /// warning, so data put there by hand is not left behind unnoticed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<Unread>,
+}
+
+/// A folder or object of the raw zone outside every partition's prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unread {
+    /// Relative to the lake root; a folder ends with `/`.
+    pub key: String,
+    /// Why no partition reads it.
+    pub reason: String,
 }
 
 impl Plan {
@@ -187,11 +201,28 @@ pub async fn plan(
     force: bool,
     dedupe_window: Duration,
 ) -> Result<Plan> {
+    let mut unread = Vec::new();
     let teams: Vec<TeamName> = if selection.teams.is_empty() {
-        lake.list_folders(layout::RAW_ROOT)
-            .await?
+        let (folders, files) = lake.list_level(layout::RAW_ROOT).await?;
+        unread_files(
+            layout::RAW_ROOT,
+            &files,
+            "a file beside the team= folders",
+            &mut unread,
+        );
+        folders
             .iter()
-            .filter_map(|f| hive::parse_team(f))
+            .filter(|f| !is_hidden(f))
+            .filter_map(|f| match hive::team_of(f) {
+                Ok(team) => Some(team),
+                Err(e) => {
+                    unread.push(Unread {
+                        key: format!("{}/{f}/", layout::RAW_ROOT),
+                        reason: segment_reason(e, "team=<team>"),
+                    });
+                    None
+                }
+            })
             .collect()
     } else {
         selection
@@ -208,11 +239,23 @@ pub async fn plan(
     let mut keys = Vec::new();
     let mut listed: BTreeSet<PartitionKey> = BTreeSet::new();
     for team in teams {
-        let days: BTreeSet<PartitionDate> = lake
-            .list_folders(&layout::raw_team_prefix(&team))
-            .await?
+        let prefix = layout::raw_team_prefix(&team);
+        let (folders, files) = lake.list_level(&prefix).await?;
+        let base = prefix.trim_end_matches('/');
+        unread_files(base, &files, "a file beside the dt= folders", &mut unread);
+        let days: BTreeSet<PartitionDate> = folders
             .iter()
-            .filter_map(|f| hive::parse_dt(f))
+            .filter(|f| !is_hidden(f))
+            .filter_map(|f| match hive::dt_of(f) {
+                Ok(dt) => Some(dt),
+                Err(e) => {
+                    unread.push(Unread {
+                        key: format!("{base}/{f}/"),
+                        reason: segment_reason(e, "dt=<YYYY-MM-DD>"),
+                    });
+                    None
+                }
+            })
             .collect();
         for &dt in days.iter().filter(|&&dt| selection.contains(dt)) {
             let key = |dt| PartitionKey {
@@ -250,7 +293,29 @@ pub async fn plan(
         .try_collect()
         .await?;
     partitions.sort_by(|a, b| a.partition.cmp(&b.partition));
-    Ok(Plan { partitions })
+    for u in &unread {
+        tracing::warn!(key = %u.key, reason = %u.reason, "raw data outside every partition is not read");
+    }
+    Ok(Plan { partitions, unread })
+}
+
+/// Why a folder is no `expected` one: its name says nothing (`notateam`), or what is wrong
+/// with the name it gives (`team=Growth`).
+fn segment_reason(e: hive::SegmentError, expected: &str) -> String {
+    match e {
+        hive::SegmentError::Missing(_) => format!("not a {expected} folder"),
+        hive::SegmentError::Name(e) => e.to_string(),
+    }
+}
+
+/// Records the files (not hidden ones) directly under `base`: no partition's prefix holds them.
+fn unread_files(base: &str, files: &[String], reason: &str, unread: &mut Vec<Unread>) {
+    for f in files.iter().filter(|f| !is_hidden(f)) {
+        unread.push(Unread {
+            key: format!("{base}/{f}"),
+            reason: reason.to_owned(),
+        });
+    }
 }
 
 /// The raw objects under a partition's prefix (hidden files apart), and how many were hidden.

@@ -2,7 +2,7 @@
 
 use eventlake_compaction::backfill::{Status, Summary};
 use eventlake_compaction::generate::Truth;
-use eventlake_compaction::plan::Plan;
+use eventlake_compaction::plan::{Plan, Unread};
 
 pub fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
@@ -32,6 +32,27 @@ pub fn format_plan(plan: &Plan) -> String {
             .sum::<usize>(),
         mib(plan.partitions.iter().map(|p| p.bytes).sum())
     );
+    s += &format_unread(&plan.unread);
+    s
+}
+
+/// The raw zone's folders and objects that no partition reads, a line each.
+fn format_unread(unread: &[Unread]) -> String {
+    if unread.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "not read, outside every raw/team=<team>/dt=<YYYY-MM-DD>/ folder ({}; move the data into its partition's folder):
+",
+        unread.len()
+    );
+    for u in unread {
+        s += &format!(
+            "  {}: {}
+",
+            u.key, u.reason
+        );
+    }
     s
 }
 
@@ -102,6 +123,7 @@ pub fn format_summary(s: &Summary) -> String {
     if s.committed == 0 && s.failed.is_empty() && s.busy.is_empty() && !s.partitions.is_empty() {
         out += "nothing to do: every partition is unchanged since its last commit (use --force to rewrite)\n";
     }
+    out += &format_unread(&s.unread);
     if !s.failed.is_empty() {
         out += &format!("FAILED: {}\n", s.failed.join(", "));
     }

@@ -260,3 +260,57 @@ async fn objects_named_with_characters_the_store_encodes_are_read() {
     let s = t.backfill(false).await;
     assert_eq!(s.unchanged, 1, "{:?}", s.partitions);
 }
+
+/// Raw data outside every `team=<team>/dt=<YYYY-MM-DD>/` folder is read by no partition: each
+/// such folder or file is named in the summary with the reason, so data copied there by hand is
+/// not left behind unnoticed, and the partitions beside it are compacted as usual. Hidden ones
+/// (`.DS_Store`, `_tmp/`) are not named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_data_outside_every_partition_is_named_not_dropped_unseen() {
+    let t = TestLake::new();
+    let body = line("s-1", "2026-11-20T10:00:01.000Z");
+    t.put_raw(&format!("{RAW}/good.ndjson.gz"), body.as_bytes());
+    for key in [
+        "raw/README.txt",
+        "raw/.DS_Store",
+        "raw/_tmp/x.ndjson.gz",
+        "raw/events/team=checkout/dt=2026-11-20/hour=10/a.ndjson.gz",
+        "raw/team=Checkout/dt=2026-11-20/hour=10/a.ndjson.gz",
+        "raw/team=checkout/a.ndjson.gz",
+        "raw/team=checkout/dt=2026-02-30/hour=10/a.ndjson.gz",
+        "raw/team=checkout/date=2026-11-20/hour=10/a.ndjson.gz",
+    ] {
+        t.put_raw(key, body.as_bytes());
+    }
+    let s = t.backfill(false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    assert_eq!((s.committed, s.totals.rows), (1, 1));
+    let unread: Vec<(&str, &str)> = s
+        .unread
+        .iter()
+        .map(|u| (u.key.as_str(), u.reason.as_str()))
+        .collect();
+    assert_eq!(
+        unread,
+        [
+            ("raw/README.txt", "a file beside the team= folders"),
+            ("raw/events/", "not a team=<team> folder"),
+            (
+                "raw/team=Checkout/",
+                "invalid team name \"Checkout\": use 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter"
+            ),
+            (
+                "raw/team=checkout/a.ndjson.gz",
+                "a file beside the dt= folders"
+            ),
+            (
+                "raw/team=checkout/date=2026-11-20/",
+                "not a dt=<YYYY-MM-DD> folder"
+            ),
+            (
+                "raw/team=checkout/dt=2026-02-30/",
+                "invalid date \"2026-02-30\": expected YYYY-MM-DD"
+            ),
+        ]
+    );
+}
