@@ -119,8 +119,9 @@ impl PartitionPlan {
 pub struct Plan {
     pub partitions: Vec<PartitionPlan>,
     /// Folders and objects in the raw zone that no partition reads (a folder named
-    /// `team=Growth`, a `dt=2026-02-30`, a file beside the team folders): each is logged as a
-    /// warning, so data put there by hand is not left behind unnoticed.
+    /// `team=Growth`, a `dt=2026-02-30`, a file beside the team folders), when every team was
+    /// planned: each is logged as a warning, so data put there by hand is not left behind
+    /// unnoticed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unread: Vec<Unread>,
 }
@@ -201,8 +202,11 @@ pub async fn plan(
     force: bool,
     dedupe_window: Duration,
 ) -> Result<Plan> {
+    // Strays are looked for when the run looks at the whole raw zone (no teams chosen): a run
+    // for one team's day (the scheduled job's compact step) does not repeat them.
     let mut unread = Vec::new();
-    let teams: Vec<TeamName> = if selection.teams.is_empty() {
+    let whole_zone = selection.teams.is_empty();
+    let teams: Vec<TeamName> = if whole_zone {
         let (folders, files) = lake.list_level(layout::RAW_ROOT).await?;
         unread_files(
             layout::RAW_ROOT,
@@ -242,19 +246,22 @@ pub async fn plan(
         let prefix = layout::raw_team_prefix(&team);
         let (folders, files) = lake.list_level(&prefix).await?;
         let base = prefix.trim_end_matches('/');
-        unread_files(base, &files, "a file beside the dt= folders", &mut unread);
+        if whole_zone {
+            unread_files(base, &files, "a file beside the dt= folders", &mut unread);
+        }
         let days: BTreeSet<PartitionDate> = folders
             .iter()
             .filter(|f| !is_hidden(f))
             .filter_map(|f| match hive::dt_of(f) {
                 Ok(dt) => Some(dt),
-                Err(e) => {
+                Err(e) if whole_zone => {
                     unread.push(Unread {
                         key: format!("{base}/{f}/"),
                         reason: segment_reason(e, "dt=<YYYY-MM-DD>"),
                     });
                     None
                 }
+                Err(_) => None,
             })
             .collect();
         for &dt in days.iter().filter(|&&dt| selection.contains(dt)) {

@@ -313,4 +313,19 @@ async fn raw_data_outside_every_partition_is_named_not_dropped_unseen() {
             ),
         ]
     );
+    // A run for chosen teams (the scheduled job's compact step) does not repeat them.
+    let chosen = eventlake_compaction::plan::Selection {
+        teams: vec![eventlake_contract::TeamName::new("checkout").unwrap()],
+        ..Default::default()
+    };
+    let p = eventlake_compaction::plan::plan(
+        &t.lake,
+        t.catalog.as_ref(),
+        &chosen,
+        false,
+        eventlake_compaction::plan::DEFAULT_DEDUPE_WINDOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!((p.partitions.len(), p.unread.len()), (1, 0));
 }
