@@ -791,3 +791,44 @@ async fn a_team_with_its_own_key_has_every_object_written_under_it() {
         }
     }
 }
+
+/// On S3 as in a folder, raw data outside every partition's prefix is named in the summary, and
+/// the partitions beside it are compacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn raw_data_outside_every_partition_is_named_on_s3() {
+    let sdk = sdk().await;
+    let lake = s3_lake("strays");
+    ok(run(
+        &[
+            "--lake", &lake, "generate", "--events", "600", "--days", "1",
+        ],
+        &[],
+    ));
+    let s3 = Lake::open_with_sdk(&lake, false, &sdk).unwrap();
+    for key in [
+        "raw/README.txt",
+        "raw/_tmp/x.ndjson.gz",
+        "raw/team=Growth/dt=2026-11-20/hour=10/a.ndjson",
+        "raw/team=growth/dt=2026-11-31/hour=10/a.ndjson",
+    ] {
+        s3.put(key, b"{}\n".to_vec()).await.unwrap();
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&ok(run(&["--lake", &lake, "backfill", "--json"], &[]))).unwrap();
+    assert_eq!(summary["committed"], 3, "{summary}");
+    let keys: Vec<&str> = summary["unread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "raw/README.txt",
+            "raw/team=Growth/",
+            "raw/team=growth/dt=2026-11-31/"
+        ]
+    );
+}
