@@ -77,7 +77,7 @@ pub struct IdIndex {
     pub key: String,
     /// Fingerprint of the raw objects it was built from.
     pub raw_fingerprint: String,
-    /// Distinct event ids in it.
+    /// Entries in it: one per valid line, so an id on several lines counts once per line.
     pub ids: u64,
 }
 
