@@ -238,6 +238,24 @@ impl Lake {
         r.bytes().await.map_err(|e| Error::storage(&path, e))
     }
 
+    /// The object at `key` as a stream of its bytes in the pieces the store gives them, for an
+    /// object too large to be held whole.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<bytes::Bytes>>> {
+        use futures::StreamExt;
+        let path = self.path(key);
+        let r = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| Error::storage(&path, e))?;
+        Ok(r.into_stream()
+            .map_err(move |e| Error::storage(&path, e))
+            .boxed())
+    }
+
     /// Copies the object at `from` to `to` (within the store: on S3 no byte passes through
     /// this process, and a folder links the file).
     pub async fn copy(&self, from: &str, to: &str) -> Result<()> {

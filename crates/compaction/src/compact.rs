@@ -291,7 +291,6 @@ pub async fn compact_partition(
     let mut spill: Option<Spill> = None;
     let mut keys = IdsBuilder::default();
     let mut run_limit = RunLimit::new(&plan.objects, opts.spill_bytes);
-    let mut stored_sizes = plan.objects.iter().map(|o| o.size);
     let mut outcomes = std::pin::pin!(object_stream(
         lake,
         partition,
@@ -299,7 +298,8 @@ pub async fn compact_partition(
         opts.read_concurrency
     ));
     while let Some(o) = outcomes.try_next().await? {
-        let stored = stored_sizes.next().unwrap_or(0);
+        // A large object comes in parts, each with its share of the stored bytes.
+        let stored = o.stored;
         let Some(chunk) = tally_one(o, &mut counts, &mut quarantine) else {
             run_limit.read(stored, 0);
             continue;
@@ -436,7 +436,7 @@ impl RunLimit {
         }
     }
 
-    /// One more object read: `stored` bytes of it, which gave rows of `row_bytes`.
+    /// One more object (or part of one) read: `stored` bytes of it, which gave rows of `row_bytes`.
     fn read(&mut self, stored: u64, row_bytes: usize) {
         self.stored_read += stored;
         self.row_bytes += row_bytes as u64;

@@ -35,7 +35,7 @@ use crate::compact::Manifest;
 use crate::error::{Error, Result};
 use crate::keys::SortedKeys;
 use crate::plan::{Earlier, PartitionPlan, RawObject};
-use crate::read::{Chunk, ObjectOutcome, read_object};
+use crate::read::{Chunk, ObjectOutcome, PARTS_FROM_BYTES, read_in_parts, read_object};
 
 /// The ids of a partition's valid lines: one row per line, the hash of its `event_id`
 /// ([`id_hash`], 16 bytes little-endian) and its `received_at` ([`index_schema`]).
@@ -423,7 +423,8 @@ pub(crate) async fn read_objects(
 }
 
 /// Raw objects of a partition read and validated, `concurrency` at a time, handed over one by
-/// one in their order.
+/// one in their order; an object past [`PARTS_FROM_BYTES`] is streamed from the store and handed
+/// over in parts ([`read_in_parts`]), each as it is read, so that it is never held whole.
 pub(crate) fn object_stream<'a>(
     lake: &'a Lake,
     partition: &'a PartitionKey,
@@ -434,13 +435,95 @@ pub(crate) fn object_stream<'a>(
         .map(move |o| {
             let lake = lake.clone();
             let partition = partition.clone();
-            tokio::spawn(async move {
+            if o.size > PARTS_FROM_BYTES {
+                let parts = object_in_parts(lake, partition, o);
+                return futures::FutureExt::boxed(futures::future::ready(parts));
+            }
+            let read = tokio::spawn(async move {
                 let data = lake.get(&o.key).await?;
                 Ok::<_, Error>(read_object(&o.key, &data, &partition))
+            });
+            futures::FutureExt::boxed(async move {
+                let outcome = read.await.map_err(Error::from).and_then(|r| r);
+                futures::stream::once(futures::future::ready(outcome)).boxed()
             })
         })
         .buffered(concurrency.max(1))
-        .map(|joined| joined.map_err(Error::from).and_then(|r| r))
+        .flatten()
+}
+
+/// Reads a large raw object in parts on a thread of its own, as it streams from the store: the
+/// parts in their order, then the last one, or the error that stopped the read. One part waits
+/// to be taken at most, so the reader holds only the parts it is reading.
+fn object_in_parts(
+    lake: Lake,
+    partition: PartitionKey,
+    o: RawObject,
+) -> futures::stream::BoxStream<'static, Result<ObjectOutcome>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<ObjectOutcome>>(1);
+    tokio::spawn(async move {
+        let stream = match lake.get_stream(&o.key).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        let handle = tokio::runtime::Handle::current();
+        let sender = tx.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut reader = StoreReader {
+                stream,
+                handle,
+                current: bytes::Bytes::new(),
+                failed: None,
+            };
+            let last = read_in_parts(&o.key, o.size, &mut reader, &partition, |part| {
+                let _ = sender.blocking_send(Ok(part));
+            });
+            // A store that failed mid-object fails the partition: its break is no corrupt gzip.
+            let _ = sender.blocking_send(match reader.failed {
+                Some(e) => Err(e.into()),
+                None => Ok(last),
+            });
+        })
+        .await;
+        if let Err(e) = read {
+            let _ = tx.send(Err(e.into())).await;
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// An object's bytes as they stream from the store, read from a thread that may block.
+struct StoreReader {
+    stream: futures::stream::BoxStream<'static, eventlake_catalog::Result<bytes::Bytes>>,
+    handle: tokio::runtime::Handle,
+    current: bytes::Bytes,
+    /// The store's error, when reading failed.
+    failed: Option<eventlake_catalog::Error>,
+}
+
+impl std::io::Read for StoreReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.handle.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => {
+                    let message = e.to_string();
+                    self.failed = Some(e);
+                    return Err(std::io::Error::other(message));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 /// Reads the files of an id index: its lines in order, in parts of up to [`INDEX_GROUP_ROWS`].

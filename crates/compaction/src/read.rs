@@ -60,6 +60,10 @@ pub struct ObjectOutcome {
     pub object_failure: Option<QuarantineRecord>,
     /// Decompressed bytes.
     pub bytes_read: u64,
+    /// Stored bytes this outcome stands for: the object's, or a part's share of them.
+    pub stored: u64,
+    /// Set on each part of an object read in parts ([`read_in_parts`]) but the last.
+    pub more: bool,
 }
 
 struct Builders {
@@ -402,21 +406,9 @@ fn decompressed_hint(data: &[u8], is_gzip: bool) -> u64 {
 /// gzip is recognised by its magic bytes, so plain NDJSON works too; a name ending in `.gz` that
 /// is not gzip is an object-level failure.
 pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOutcome {
-    let mut out = ObjectOutcome::default();
     let is_gzip = data.starts_with(&[0x1f, 0x8b]);
     if !is_gzip && key.ends_with(".gz") {
-        out.object_failure = Some(QuarantineRecord {
-            source: key.to_owned(),
-            line: None,
-            reason: Reason::NotGzip,
-            detail: format!(
-                "object is named .gz but does not start with the gzip magic bytes ({} bytes kept in the raw zone)",
-                data.len()
-            ),
-            raw: None,
-            raw_bytes: Some(data.len()),
-        });
-        return out;
+        return not_gzip(key, data.len() as u64);
     }
 
     // Decompressed whole (see `gunzip`) and cut into lines in place where it can be; streamed
@@ -436,6 +428,24 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
     })
 }
 
+/// What an object named `.gz` that is not gzip gives: an object-level failure, no line read.
+fn not_gzip(key: &str, stored: u64) -> ObjectOutcome {
+    ObjectOutcome {
+        object_failure: Some(QuarantineRecord {
+            source: key.to_owned(),
+            line: None,
+            reason: Reason::NotGzip,
+            detail: format!(
+                "object is named .gz but does not start with the gzip magic bytes ({stored} bytes kept in the raw zone)"
+            ),
+            raw: None,
+            raw_bytes: Some(stored as usize),
+        }),
+        stored,
+        ..ObjectOutcome::default()
+    }
+}
+
 /// [`read_object`] of `data`, with its lines cut from `text` when given (its whole decompressed
 /// bytes), else streamed; `None` when `text` has a line too long to be cut from it (see
 /// [`split_slice`]).
@@ -446,16 +456,256 @@ fn read_lines(
     is_gzip: bool,
     text: Option<&[u8]>,
 ) -> Option<ObjectOutcome> {
-    let mut out = ObjectOutcome::default();
-    let mut builders = Builders::with_room(SHAPE.get().room(decompressed_hint(data, is_gzip)));
-    let mut line_no: u64 = 0;
-    let mut quarantined = Vec::new();
+    let mut lines = Lines::new(key, partition, decompressed_hint(data, is_gzip), 0);
+    let mut on_piece = |piece: Piece<'_>| lines.take(piece);
+    let result = match text {
+        Some(text) => Ok(split_slice(text, MAX_RAW_LINE_BYTES, &mut on_piece)?),
+        // Straight from the slice: no buffer between it and the decoder.
+        None if is_gzip => {
+            split_lines(MultiGzDecoder::new(data), MAX_RAW_LINE_BYTES, &mut on_piece)
+        }
+        None => split_lines(data, MAX_RAW_LINE_BYTES, &mut on_piece),
+    };
+    let mut out = ObjectOutcome {
+        stored: data.len() as u64,
+        ..ObjectOutcome::default()
+    };
+    match result {
+        Ok(n) => out.bytes_read = n,
+        Err((e, partial, n)) => {
+            out.bytes_read = n;
+            out.object_failure = Some(lines.broke(&e, &partial, n, data.len() as u64));
+        }
+    }
+    lines.finish_into(&mut out);
+    Some(out)
+}
+
+/// Stored bytes past which an object is read in parts ([`read_in_parts`]) rather than whole.
+pub const PARTS_FROM_BYTES: u64 = 8 << 20;
+
+/// A part ends after the line that brings its text to this many bytes, or its lines to
+/// [`PART_LINES`].
+const PART_BYTES: usize = 1 << 20;
+const PART_LINES: usize = 16 * 1024;
+
+/// Parts whose lines are parsed side by side, on every core, before the object is read on.
+const PARTS_AT_ONCE: usize = 4;
+
+/// Whole lines of an object read in parts, copied out of the decompressed stream.
+struct Part {
+    /// Lines of the object before this part's.
+    first: u64,
+    text: Vec<u8>,
+    /// Where each line ends in `text`.
+    ends: Vec<usize>,
+    /// The lines too long to keep (their index among the part's lines, length and head); they
+    /// have no text.
+    too_long: Vec<(usize, usize, Vec<u8>)>,
+}
+
+impl Part {
+    fn starting_at(first: u64) -> Self {
+        Self {
+            first,
+            text: Vec::with_capacity(PART_BYTES + MAX_RAW_LINE_BYTES),
+            ends: Vec::new(),
+            too_long: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, piece: Piece<'_>) {
+        if let Piece::TooLong(len, head) = piece {
+            self.too_long.push((self.ends.len(), len, head.to_vec()));
+        } else if let Piece::Line(line) = piece {
+            self.text.extend_from_slice(line);
+        }
+        self.ends.push(self.text.len());
+    }
+
+    fn is_full(&self) -> bool {
+        self.text.len() >= PART_BYTES || self.ends.len() >= PART_LINES
+    }
+
+    fn next_first(&self) -> u64 {
+        self.first + self.ends.len() as u64
+    }
+
+    /// Its lines validated, as [`read_object`] would: rows, quarantine records and counts.
+    fn read(&self, key: &str, partition: &PartitionKey) -> ObjectOutcome {
+        let mut lines = Lines::new(key, partition, self.text.len() as u64, self.first);
+        let mut too_long = self.too_long.iter().peekable();
+        let mut start = 0;
+        for (i, &end) in self.ends.iter().enumerate() {
+            match too_long.next_if(|t| t.0 == i) {
+                Some((_, len, head)) => lines.take(Piece::TooLong(*len, head)),
+                None => lines.take(Piece::Line(&self.text[start..end])),
+            }
+            start = end;
+        }
+        let mut out = ObjectOutcome {
+            bytes_read: self.text.len() as u64,
+            more: true,
+            ..ObjectOutcome::default()
+        };
+        lines.finish_into(&mut out);
+        // The object's decompressed bytes (newlines too) are given by its last part.
+        out.bytes_read = 0;
+        out
+    }
+}
+
+/// Reads an object too large to be held whole (see [`PARTS_FROM_BYTES`]) from `reader`, its
+/// `stored` bytes as stored, and hands its outcome over in parts, in line order: each part's
+/// lines are about a MiB of text, so the rows a reader holds stay bounded however large the
+/// object, and a few parts at a time are parsed side by side, so one large object uses every
+/// core. Every part but the last is handed to `hand` (with [`ObjectOutcome::more`] set); the last
+/// is returned, with the object's decompressed bytes and its failure if it has one. The lines,
+/// rows and records, summed over the parts, are those [`read_object`] gives.
+pub fn read_in_parts(
+    key: &str,
+    stored: u64,
+    mut reader: impl Read,
+    partition: &PartitionKey,
+    mut hand: impl FnMut(ObjectOutcome),
+) -> ObjectOutcome {
+    // The magic bytes say whether it is gzip (an error here is met again below).
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    while got < head.len() {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let is_gzip = head[..got] == [0x1f, 0x8b];
+    if !is_gzip && key.ends_with(".gz") {
+        return not_gzip(key, stored);
+    }
+    let input = (&head[..got]).chain(reader);
+
+    // The stored bytes read so far, so that each part says its share.
+    let taken = std::cell::Cell::new(0u64);
+    let mut handed = 0u64;
+    let mut full: Vec<Part> = Vec::with_capacity(PARTS_AT_ONCE);
+    let mut part = Part::starting_at(0);
+    let read_full = |full: &mut Vec<Part>, handed: &mut u64| -> Vec<ObjectOutcome> {
+        use rayon::prelude::*;
+        let mut outs: Vec<ObjectOutcome> =
+            full.par_iter().map(|p| p.read(key, partition)).collect();
+        full.clear();
+        // Stored bytes are read ahead of the lines given: the parts of one batch share them.
+        let now = taken.get().min(stored);
+        let share = (now - (*handed).min(now)) / outs.len().max(1) as u64;
+        for o in &mut outs {
+            o.stored = share;
+            *handed += share;
+        }
+        outs
+    };
     let mut on_piece = |piece: Piece<'_>| {
-        line_no += 1;
-        let rejection = match piece {
-            Piece::Line(line) => match parse_raw_line(line, partition) {
+        part.add(piece);
+        if part.is_full() {
+            let next = Part::starting_at(part.next_first());
+            full.push(std::mem::replace(&mut part, next));
+            if full.len() == PARTS_AT_ONCE {
+                read_full(&mut full, &mut handed)
+                    .into_iter()
+                    .for_each(&mut hand);
+            }
+        }
+    };
+    let counted = Counted {
+        inner: input,
+        taken: &taken,
+    };
+    let result = if is_gzip {
+        let buffered = std::io::BufReader::with_capacity(READ, counted);
+        split_lines(
+            flate2::bufread::MultiGzDecoder::new(buffered),
+            MAX_RAW_LINE_BYTES,
+            &mut on_piece,
+        )
+    } else {
+        split_lines(counted, MAX_RAW_LINE_BYTES, &mut on_piece)
+    };
+    let lines_before = part.next_first();
+    if !part.ends.is_empty() {
+        full.push(part);
+    }
+    let mut outs = if full.is_empty() {
+        Vec::new()
+    } else {
+        read_full(&mut full, &mut handed)
+    };
+    let mut last = outs.pop().unwrap_or_default();
+    outs.into_iter().for_each(&mut hand);
+    last.more = false;
+    // The stored bytes not yet handed over: read ahead of the lines, or past the last of them.
+    last.stored += stored - handed.min(stored);
+    match result {
+        Ok(n) => last.bytes_read = n,
+        Err((e, partial, n)) => {
+            last.bytes_read = n;
+            let mut lines = Lines::new(key, partition, 0, lines_before);
+            let failure = lines.broke(&e, &partial, n, stored);
+            let mut cut = ObjectOutcome::default();
+            lines.finish_into(&mut cut);
+            last.lines += cut.lines;
+            last.quarantined.extend(cut.quarantined);
+            last.object_failure = Some(failure);
+        }
+    }
+    last
+}
+
+/// A reader that counts the bytes it gives.
+struct Counted<'a, R> {
+    inner: R,
+    taken: &'a std::cell::Cell<u64>,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.taken.set(self.taken.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// An object's pieces (from line `first + 1` on) taken in order: valid lines into Arrow builders,
+/// the others into quarantine records.
+struct Lines<'a> {
+    key: &'a str,
+    partition: &'a PartitionKey,
+    builders: Builders,
+    line_no: u64,
+    lines: u64,
+    quarantined: Vec<QuarantineRecord>,
+}
+
+impl<'a> Lines<'a> {
+    /// For about `bytes` decompressed bytes of lines, the first of them line `first + 1`.
+    fn new(key: &'a str, partition: &'a PartitionKey, bytes: u64, first: u64) -> Self {
+        Self {
+            key,
+            partition,
+            builders: Builders::with_room(SHAPE.get().room(bytes)),
+            line_no: first,
+            lines: 0,
+            quarantined: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, piece: Piece<'_>) {
+        self.line_no += 1;
+        self.lines += 1;
+        let (r, raw, raw_bytes) = match piece {
+            Piece::Line(line) => match parse_raw_line(line, self.partition) {
                 Ok(event) => {
-                    builders.push(&event);
+                    self.builders.push(&event);
                     return;
                 }
                 Err(r) => (r, raw_text(trim_line(line)), line.len()),
@@ -469,58 +719,58 @@ fn read_lines(
                 len,
             ),
         };
-        let (r, raw, raw_bytes) = rejection;
-        quarantined.push(QuarantineRecord {
-            source: key.to_owned(),
-            line: Some(line_no),
+        self.quarantined.push(QuarantineRecord {
+            source: self.key.to_owned(),
+            line: Some(self.line_no),
             reason: r.reason,
             detail: r.detail,
             raw: Some(raw),
             raw_bytes: Some(raw_bytes),
         });
-    };
+    }
 
-    let result = match text {
-        Some(text) => Ok(split_slice(text, MAX_RAW_LINE_BYTES, &mut on_piece)?),
-        // Straight from the slice: no buffer between it and the decoder.
-        None if is_gzip => {
-            split_lines(MultiGzDecoder::new(data), MAX_RAW_LINE_BYTES, &mut on_piece)
-        }
-        None => split_lines(data, MAX_RAW_LINE_BYTES, &mut on_piece),
-    };
-    match result {
-        Ok(n) => out.bytes_read = n,
-        Err((e, partial, n)) => {
-            out.bytes_read = n;
-            if !partial.is_empty() {
-                // The unfinished line at the break: quarantined, so it is accounted for.
-                line_no += 1;
-                quarantined.push(QuarantineRecord {
-                    source: key.to_owned(),
-                    line: Some(line_no),
-                    reason: Reason::CorruptGzip,
-                    detail: "line cut off where the gzip stream broke".to_owned(),
-                    raw: Some(raw_text(&partial)),
-                    raw_bytes: Some(partial.len()),
-                });
-            }
-            out.object_failure = Some(QuarantineRecord {
-                source: key.to_owned(),
-                line: None,
+    /// The stream broke (`e`) after `n` decompressed bytes, `partial` the unfinished line at the
+    /// break: that line is quarantined, so it is accounted for, and the object's failure is
+    /// returned (`stored` its bytes as stored).
+    fn broke(
+        &mut self,
+        e: &std::io::Error,
+        partial: &[u8],
+        n: u64,
+        stored: u64,
+    ) -> QuarantineRecord {
+        if !partial.is_empty() {
+            self.line_no += 1;
+            self.lines += 1;
+            self.quarantined.push(QuarantineRecord {
+                source: self.key.to_owned(),
+                line: Some(self.line_no),
                 reason: Reason::CorruptGzip,
-                detail: format!(
-                    "gzip stream broke after {n} decompressed bytes and {line_no} lines ({e}); the lines before the break were kept"
-                ),
-                raw: None,
-                raw_bytes: Some(data.len()),
+                detail: "line cut off where the gzip stream broke".to_owned(),
+                raw: Some(raw_text(partial)),
+                raw_bytes: Some(partial.len()),
             });
         }
+        QuarantineRecord {
+            source: self.key.to_owned(),
+            line: None,
+            reason: Reason::CorruptGzip,
+            detail: format!(
+                "gzip stream broke after {n} decompressed bytes and {} lines ({e}); the lines before the break were kept",
+                self.line_no
+            ),
+            raw: None,
+            raw_bytes: Some(stored as usize),
+        }
     }
-    out.lines = line_no;
-    out.quarantined = quarantined;
-    builders.record(out.bytes_read);
-    out.chunk = builders.finish();
-    Some(out)
+
+    /// Hands the lines taken to `out`: their count, quarantine records and rows.
+    fn finish_into(self, out: &mut ObjectOutcome) {
+        out.lines = self.lines;
+        out.quarantined = self.quarantined;
+        self.builders.record(out.bytes_read);
+        out.chunk = self.builders.finish();
+    }
 }
 
 #[cfg(test)]
@@ -696,6 +946,81 @@ mod tests {
         let broken = read_object("raw/c.ndjson.gz", cut, &partition);
         assert!(broken.object_failure.is_some());
         assert!(broken.lines > 0, "the lines before the break are kept");
+    }
+
+    /// Reads `data` in parts as a large object is read: the parts summed into one outcome, and
+    /// whether each but the last said more was to come and their stored bytes add up.
+    fn in_parts(key: &str, data: &[u8]) -> ObjectOutcome {
+        let mut parts = Vec::new();
+        let last = read_in_parts(key, data.len() as u64, data, &checkout(), |p| parts.push(p));
+        assert!(parts.iter().all(|p| p.more) && !last.more, "{key}");
+        parts.push(last);
+        let stored: u64 = parts.iter().map(|p| p.stored).sum();
+        assert_eq!(
+            stored,
+            data.len() as u64,
+            "{key}: every stored byte is counted once"
+        );
+        let chunks: Vec<Chunk> = parts.iter_mut().filter_map(|p| p.chunk.take()).collect();
+        let mut whole = ObjectOutcome {
+            lines: parts.iter().map(|p| p.lines).sum(),
+            bytes_read: parts.iter().map(|p| p.bytes_read).sum(),
+            ..ObjectOutcome::default()
+        };
+        for p in parts {
+            whole.quarantined.extend(p.quarantined);
+            whole.object_failure = whole.object_failure.or(p.object_failure);
+        }
+        if !chunks.is_empty() {
+            let batches: Vec<&RecordBatch> = chunks.iter().map(|c| &c.batch).collect();
+            whole.chunk = Some(Chunk {
+                batch: arrow::compute::concat_batches(&file_schema(), batches).unwrap(),
+                fingerprints: chunks.iter().flat_map(|c| c.fingerprints.clone()).collect(),
+            });
+        }
+        whole
+    }
+
+    #[test]
+    fn an_object_read_in_parts_gives_what_it_gives_whole() {
+        let partition = checkout();
+        let line = |i: usize| {
+            format!(
+                "{{\"event_id\":\"e{i}\",\"event_type\":\"t{}\",\"event_time\":\"2026-11-20T10:00:00Z\",\"received_at\":\"2026-11-20T10:00:01Z\",\"properties\":{{\"p\":\"{}\"}}}}",
+                i % 7,
+                "x".repeat(i % 50)
+            )
+        };
+        // Enough lines for several parts and more than one round of them, with every kind of
+        // line among them, at places that fall on either side of a part's end.
+        let mut text = String::new();
+        for i in 0..70_000 {
+            match i % 9_973 {
+                1 => text.push_str("not json"),
+                2 => text.push_str(&"y".repeat(MAX_RAW_LINE_BYTES + 5)),
+                3 => {}
+                4 => text.push_str(&(line(i) + "\r")),
+                _ => text.push_str(&line(i)),
+            }
+            text.push('\n');
+        }
+        text.push_str(&line(99));
+        let gz = gzip(text.as_bytes());
+        let two = [gzip(text.as_bytes()), gzip(b"\n{}\n")].concat();
+        let objects: Vec<(&str, &[u8])> = vec![
+            ("raw/a.ndjson.gz", &gz),
+            ("raw/a.ndjson", text.as_bytes()),
+            ("raw/two.ndjson.gz", &two),
+            ("raw/cut.ndjson.gz", &gz[..gz.len() * 2 / 3]),
+            ("raw/not-gzip.ndjson.gz", text.as_bytes()),
+            ("raw/empty.ndjson", b""),
+        ];
+        for (key, data) in objects {
+            let whole = read_object(key, data, &partition);
+            let parts = in_parts(key, data);
+            assert_same(parts, &whole, key);
+        }
+        assert!(read_object("raw/a.ndjson.gz", &gz, &partition).lines > 70_000);
     }
 
     #[test]

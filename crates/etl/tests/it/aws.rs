@@ -832,3 +832,149 @@ async fn raw_data_outside_every_partition_is_named_on_s3() {
         ]
     );
 }
+
+/// A raw object too large to hold whole is streamed from S3 and read in parts: the partition
+/// commits what the same lines give in small objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the S3 and AWS stand-ins: run tests/run.sh"]
+async fn a_large_raw_object_is_streamed_from_s3_in_parts() {
+    use std::io::Read;
+    let local = crate::common::TestLake::new();
+    let opts = eventlake_compaction::generate::GenerateOptions {
+        teams: vec![eventlake_contract::TeamName::new("search").unwrap()],
+        days: 1,
+        events: 20_000,
+        ..Default::default()
+    };
+    eventlake_compaction::generate::generate(&local.lake, &opts)
+        .await
+        .unwrap();
+    let mut objects = crate::common::walk(&local.path.join("raw"));
+    objects.sort();
+    let mut text = Vec::new();
+    for object in &objects {
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(object).unwrap())
+            .read_to_end(&mut text)
+            .unwrap();
+    }
+    assert!(text.len() as u64 > eventlake_compaction::read::PARTS_FROM_BYTES);
+    let key = objects[0]
+        .strip_prefix(&local.path)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let partition = key.split("/hour=").next().unwrap();
+    let want = local.backfill(false).await;
+    assert!(want.ok());
+
+    let sdk = sdk().await;
+    let lake = s3_lake("large");
+    let s3 = Lake::open_with_sdk(&lake, false, &sdk).unwrap();
+    s3.put(&format!("{partition}/hour=00/export.ndjson"), text)
+        .await
+        .unwrap();
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(run(&["--lake", &lake, "backfill", "--json"], &[]))).unwrap();
+    for count in ["lines", "rows", "duplicates", "conflicts", "quarantined"] {
+        assert_eq!(
+            got["totals"][count],
+            serde_json::to_value(&want.totals).unwrap()[count],
+            "{count}: {got}"
+        );
+    }
+    assert_eq!(got["totals"]["objects"], 1);
+    assert_eq!(
+        count(&lake, &[]),
+        format!("n\n{}\n", want.totals.rows),
+        "the rows read back"
+    );
+
+    // Its download cut off twice: the read goes on from where it was cut, nothing is lost.
+    let again = ["backfill", "--json", "--force"];
+    let (proxy, cut) = body_cut_proxy(2).await;
+    let env = [("AWS_ENDPOINT_URL_S3", proxy.as_str())];
+    let mut args = vec!["--lake", lake.as_str()];
+    args.extend_from_slice(&again);
+    let out: serde_json::Value = serde_json::from_str(&ok(run(&args, &env))).unwrap();
+    assert_eq!(cut.load(Ordering::SeqCst), 2, "the downloads were cut");
+    assert_eq!(out["totals"], got["totals"], "{out}");
+
+    // Cut off every time: the partition fails, on the store's error; no line is taken for a
+    // broken gzip stream, and readers see the version before.
+    let (proxy, _) = body_cut_proxy(usize::MAX).await;
+    let env = [
+        ("AWS_ENDPOINT_URL_S3", proxy.as_str()),
+        ("EVENTLAKE_S3_MAX_RETRIES", "2"),
+    ];
+    let o = run(&args, &env);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        summary["failed"],
+        serde_json::json!([partition.trim_start_matches("raw/")])
+    );
+    let error = summary["partitions"][0]["error"].as_str().unwrap();
+    assert!(error.contains("export.ndjson"), "{error}");
+    assert!(!error.contains("gzip"), "{error}");
+    assert_eq!(count(&lake, &[]), format!("n\n{}\n", want.totals.rows));
+}
+
+/// An HTTP proxy in front of the S3 stand-in that cuts off, after its first MiB, the body of the
+/// first `cuts` downloads of an object named `export…`; everything else passes through. The
+/// number cut so far.
+async fn body_cut_proxy(cuts: usize) -> (String, Arc<AtomicUsize>) {
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderMap, Method, Uri};
+    use axum::response::IntoResponse;
+    let upstream = std::env::var("AWS_ENDPOINT_URL_S3").expect("AWS_ENDPOINT_URL_S3");
+    let client = reqwest::Client::new();
+    let cut = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&cut);
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (client, upstream, counter) = (client.clone(), upstream.clone(), counter.clone());
+            async move {
+                let download = method == Method::GET && uri.path().contains("/export");
+                let url = format!(
+                    "{upstream}{}",
+                    uri.path_and_query().map_or("/", |p| p.as_str())
+                );
+                let mut req = client.request(method, url).body(body);
+                for (k, v) in &headers {
+                    req = req.header(k, v);
+                }
+                let Ok(r) = req.send().await else {
+                    return axum::http::StatusCode::BAD_GATEWAY.into_response();
+                };
+                let (status, mut h) = (r.status(), HeaderMap::new());
+                for (k, v) in r.headers() {
+                    if k != "transfer-encoding" {
+                        h.insert(k, v.clone());
+                    }
+                }
+                let b = r.bytes().await.unwrap_or_default();
+                let body = if download
+                    && b.len() > 1 << 20
+                    && counter
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                            (n < cuts).then_some(n + 1)
+                        })
+                        .is_ok()
+                {
+                    let head: Result<Bytes, std::io::Error> = Ok(b.slice(..1 << 20));
+                    let broken = Err(std::io::Error::other("connection cut"));
+                    Body::from_stream(futures::stream::iter([head, broken]))
+                } else {
+                    Body::from(b)
+                };
+                (status, h, body).into_response()
+            }
+        },
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), cut)
+}

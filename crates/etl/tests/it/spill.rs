@@ -130,3 +130,117 @@ async fn a_spilled_partition_commits_what_an_in_memory_one_does() {
         "the runs are removed, and what the killed run left"
     );
 }
+
+/// The data files of each committed partition, in the catalog's order.
+async fn data_files(t: &TestLake) -> Vec<(String, Value, Vec<Vec<u8>>)> {
+    versions(t)
+        .await
+        .into_iter()
+        .map(|(manifest, mut bytes)| {
+            let files = manifest["files"].as_array().unwrap().len();
+            bytes.truncate(files);
+            (
+                manifest["partition"].to_string(),
+                manifest["counts"].clone(),
+                bytes,
+            )
+        })
+        .collect()
+}
+
+/// A partition whose raw data is one object far larger than the rest (an export dropped into the
+/// lake by hand, a producer that batches a whole hour) is read in parts as it streams, so its
+/// rows are spilled as they come, and commits the rows it commits when the same lines come in
+/// many small objects: the same files, byte for byte, in memory or spilled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_of_one_large_object_commits_what_many_small_ones_do() {
+    use std::io::Read;
+    let opts = GenerateOptions {
+        teams: vec![eventlake_contract::TeamName::new("checkout").unwrap()],
+        start: PartitionDate::parse("2026-11-20").unwrap(),
+        days: 2,
+        events: 40_000,
+        duplicate_rate: 0.03,
+        conflict_share: 0.3,
+        malformed_rate: 0.01,
+        cross_day_rate: 0.01,
+        ..GenerateOptions::default()
+    };
+    let small = TestLake::new();
+    generate(&small.lake, &opts).await.unwrap();
+    // The same lines, each partition's in one plain NDJSON object, in the order of the objects.
+    let (large, large_spilled) = (TestLake::new(), TestLake::new());
+    let mut by_partition: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut objects = crate::common::walk(&small.path.join("raw"));
+    objects.sort();
+    for object in objects {
+        let key = object.strip_prefix(&small.path).unwrap().to_str().unwrap();
+        let partition = key.split("/hour=").next().unwrap().to_owned();
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&object).unwrap())
+            .read_to_end(&mut text)
+            .unwrap();
+        by_partition.entry(partition).or_default().extend(text);
+    }
+    assert_eq!(by_partition.len(), 2);
+    for (partition, text) in &by_partition {
+        assert!(
+            text.len() as u64 > eventlake_compaction::read::PARTS_FROM_BYTES,
+            "{partition}: {} bytes is not a large object",
+            text.len()
+        );
+        for t in [&large, &large_spilled] {
+            t.put_bytes(&format!("{partition}/hour=00/export.ndjson"), text);
+        }
+    }
+
+    let defaults = CompactOptions::default();
+    let spill_dir = tempfile::tempdir().unwrap();
+    let spilling = CompactOptions {
+        spill_bytes: 256 * 1024,
+        spill_dir: Some(spill_dir.path().to_path_buf()),
+        ..CompactOptions::default()
+    };
+    for (t, opts) in [
+        (&small, &defaults),
+        (&large, &defaults),
+        (&large_spilled, &spilling),
+    ] {
+        let s = backfill_lake(&t.lake, t.catalog.clone(), false, opts).await;
+        assert!(s.ok(), "{:?}", s.failed);
+    }
+    let want = data_files(&small).await;
+    assert_eq!(want.len(), 2);
+    for got in [data_files(&large).await, data_files(&large_spilled).await] {
+        assert_eq!(got.len(), want.len());
+        for ((partition, have_counts, have), (_, want_counts, want)) in got.iter().zip(&want) {
+            for count in ["lines", "rows", "duplicates", "conflicts", "quarantined"] {
+                assert_eq!(
+                    have_counts[count], want_counts[count],
+                    "{partition}: {count}"
+                );
+            }
+            assert_eq!(have_counts["objects"], 1, "{partition}");
+            assert!(have == want, "{partition}: the data files differ");
+        }
+    }
+    // Each quarantined line of the large object names its own line in it.
+    for q in large.quarantine().await {
+        let source = q["source"].as_str().unwrap();
+        let partition = source.split("/hour=").next().unwrap();
+        let text = &by_partition[partition];
+        let line = q["line"].as_u64().unwrap() as usize;
+        let at = text.split(|b| *b == b'\n').nth(line - 1).unwrap();
+        let raw = q["raw"].as_str().unwrap();
+        assert!(
+            String::from_utf8_lossy(at).starts_with(raw.trim_end_matches('\r')),
+            "{source}:{line}: {raw:?}"
+        );
+    }
+    let spilled_runs: u64 = versions(&large_spilled)
+        .await
+        .iter()
+        .map(|(m, _)| m["timings"]["spilled_runs"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(spilled_runs > 2, "{spilled_runs} runs");
+}
