@@ -35,7 +35,7 @@ use crate::compact::Manifest;
 use crate::error::{Error, Result};
 use crate::keys::SortedKeys;
 use crate::plan::{Earlier, PartitionPlan, RawObject};
-use crate::read::{Chunk, ObjectOutcome, PARTS_FROM_BYTES, read_in_parts, read_object};
+use crate::read::{Chunk, Cut, ObjectOutcome, PARTS_FROM_BYTES, cut_in_parts, read_object};
 
 /// The ids of a partition's valid lines: one row per line, the hash of its `event_id`
 /// ([`id_hash`], 16 bytes little-endian) and its `received_at` ([`index_schema`]).
@@ -452,50 +452,137 @@ pub(crate) fn object_stream<'a>(
         .flatten()
 }
 
-/// Reads a large raw object in parts on a thread of its own, as it streams from the store: the
-/// parts in their order, then the last one, or the error that stopped the read. One part waits
-/// to be taken at most, so the reader holds only the parts it is reading.
+/// Parts of a large object validated side by side (on the runtime's threads, which also free
+/// their rows once written, so that the allocator reuses the memory).
+const PARTS_AT_ONCE: usize = 4;
+
+/// Reads a large raw object in parts: a thread of its own cuts it into parts of whole lines as it
+/// streams ([`cut_in_parts`]), up to [`PARTS_AT_ONCE`] of them are validated side by side, and
+/// their outcomes come in order, then the end's, or the error that stopped the read. Its
+/// download starts at once, beside the objects before it, but its reading waits until it is the
+/// object being taken: a partition reads one large object at a time, on every core, so its
+/// memory does not grow with how many are fetched ahead. Up to seven parts are in flight: one
+/// being cut, two cut ahead, four being validated.
 fn object_in_parts(
     lake: Lake,
     partition: PartitionKey,
     o: RawObject,
 ) -> futures::stream::BoxStream<'static, Result<ObjectOutcome>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<ObjectOutcome>>(1);
+    // Two parts cut ahead of those being validated.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Cut>>(2);
+    let (go, turn) = tokio::sync::oneshot::channel::<()>();
+    let key = o.key.clone();
     tokio::spawn(async move {
-        let stream = match lake.get_stream(&o.key).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                let _ = tx.send(Err(e.into())).await;
-                return;
-            }
+        // A folder's file is read as a file; an object store's object streams.
+        let stream = match lake.local_dir() {
+            Some(_) => None,
+            None => match lake.get_stream(&o.key).await {
+                Ok(stream) => Some(stream),
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            },
         };
+        let file = lake.local_dir().map(|dir| dir.join(&o.key));
+        if turn.await.is_err() {
+            return; // The partition stopped before it got here.
+        }
         let handle = tokio::runtime::Handle::current();
         let sender = tx.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let mut reader = StoreReader {
-                stream,
-                handle,
-                current: bytes::Bytes::new(),
-                failed: None,
+            // Once nobody takes the parts (the partition failed on another object), the rest
+            // of the object is not read.
+            let stopped = std::cell::Cell::new(false);
+            let hand = |cut| {
+                if sender.blocking_send(Ok(cut)).is_err() {
+                    stopped.set(true);
+                }
             };
-            let last = read_in_parts(&o.key, o.size, &mut reader, &partition, |part| {
-                let _ = sender.blocking_send(Ok(part));
-            });
-            // A store that failed mid-object fails the partition: its break is no corrupt gzip.
-            let _ = sender.blocking_send(match reader.failed {
-                Some(e) => Err(e.into()),
-                None => Ok(last),
-            });
+            // A store or disk that fails mid-object fails the partition, on its own error sent
+            // after the end: nothing of the partition is committed, so the break the end says
+            // (a broken gzip stream) is not taken for one.
+            let failed: Option<Error> = match (stream, file) {
+                (Some(stream), _) => {
+                    let mut reader = StoreReader {
+                        stream,
+                        handle,
+                        current: bytes::Bytes::new(),
+                        failed: None,
+                    };
+                    cut_in_parts(&o.key, o.size, Until(&mut reader, &stopped), hand);
+                    reader.failed.map(Error::from)
+                }
+                (None, Some(path)) => match std::fs::File::open(&path) {
+                    Ok(file) => {
+                        let mut reader = FileReader { file, failed: None };
+                        cut_in_parts(&o.key, o.size, Until(&mut reader, &stopped), hand);
+                        reader
+                            .failed
+                            .map(|e| eventlake_catalog::Error::io("read", path.display(), e).into())
+                    }
+                    Err(e) => Some(eventlake_catalog::Error::io("open", path.display(), e).into()),
+                },
+                (None, None) => unreachable!("a lake is a folder or a store"),
+            };
+            if let Some(e) = failed {
+                let _ = sender.blocking_send(Err(e));
+            }
         })
         .await;
         if let Err(e) = read {
             let _ = tx.send(Err(e.into())).await;
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let cuts = futures::stream::unfold((rx, Some(go)), |(mut rx, go)| async move {
+        if let Some(go) = go {
+            let _ = go.send(());
+        }
+        rx.recv().await.map(|item| (item, (rx, None)))
+    });
+    cuts.map(move |cut| {
+        let (key, partition) = (key.clone(), partition.clone());
+        async move {
+            match cut? {
+                Cut::Part(part, stored) => {
+                    let read = tokio::spawn(async move { part.read(&key, &partition, stored) });
+                    Ok(read.await?)
+                }
+                Cut::End(end) => Ok(end.outcome(&key)),
+            }
+        }
     })
+    .buffered(PARTS_AT_ONCE)
     .boxed()
+}
+
+/// A reader that ends early once `.1` is set.
+struct Until<'a, R>(R, &'a std::cell::Cell<bool>);
+
+impl<R: std::io::Read> std::io::Read for Until<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.1.get() {
+            return Ok(0);
+        }
+        self.0.read(buf)
+    }
+}
+
+/// A raw object's file in a folder lake, its read error kept: a disk that fails mid-object fails
+/// the partition, as a store does.
+struct FileReader {
+    file: std::fs::File,
+    failed: Option<std::io::Error>,
+}
+
+impl std::io::Read for FileReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.file.read(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
 }
 
 /// An object's bytes as they stream from the store, read from a thread that may block.

@@ -269,6 +269,10 @@ enum Piece<'a> {
     TooLong(usize, &'a [u8]),
 }
 
+/// How splitting a stream into lines ended: its decompressed bytes, or the error that broke it
+/// with the unfinished line at the break and the bytes before it.
+type Split = Result<u64, (std::io::Error, Vec<u8>, u64)>;
+
 /// Bytes asked of the reader at a time.
 const READ: usize = 256 * 1024;
 
@@ -285,11 +289,7 @@ const KEEP_BUFFER: usize = 2 << 20;
 
 /// Cuts `reader` into lines, holding at most `max_line` bytes of one line. On a read error, the
 /// bytes of the unfinished line are returned with the error.
-fn split_lines<R: Read>(
-    mut reader: R,
-    max_line: usize,
-    mut f: impl FnMut(Piece<'_>),
-) -> Result<u64, (std::io::Error, Vec<u8>, u64)> {
+fn split_lines<R: Read>(mut reader: R, max_line: usize, mut f: impl FnMut(Piece<'_>)) -> Split {
     let mut buf = LINE_BUFFER.take();
     let result = split_into(&mut reader, max_line, &mut buf, &mut f);
     if buf.len() <= KEEP_BUFFER {
@@ -304,7 +304,7 @@ fn split_into<R: Read>(
     max_line: usize,
     buf: &mut Vec<u8>,
     f: &mut impl FnMut(Piece<'_>),
-) -> Result<u64, (std::io::Error, Vec<u8>, u64)> {
+) -> Split {
     // The first `filled` bytes of `buf` are data not yet handed over.
     let mut filled = 0;
     let mut total: u64 = 0;
@@ -474,14 +474,25 @@ fn read_lines(
         Ok(n) => out.bytes_read = n,
         Err((e, partial, n)) => {
             out.bytes_read = n;
-            out.object_failure = Some(lines.broke(&e, &partial, n, data.len() as u64));
+            let (line_no, quarantined) = (&mut lines.line_no, &mut lines.quarantined);
+            out.object_failure = Some(broke(
+                key,
+                line_no,
+                quarantined,
+                &e,
+                &partial,
+                n,
+                data.len() as u64,
+            ));
+            lines.lines += u64::from(!partial.is_empty());
         }
     }
-    lines.finish_into(&mut out);
+    let bytes = out.bytes_read;
+    lines.finish_into(&mut out, bytes);
     Some(out)
 }
 
-/// Stored bytes past which an object is read in parts ([`read_in_parts`]) rather than whole.
+/// Stored bytes past which an object is read in parts ([`cut_in_parts`]) rather than whole.
 pub const PARTS_FROM_BYTES: u64 = 8 << 20;
 
 /// A part ends after the line that brings its text to this many bytes, or its lines to
@@ -489,11 +500,8 @@ pub const PARTS_FROM_BYTES: u64 = 8 << 20;
 const PART_BYTES: usize = 1 << 20;
 const PART_LINES: usize = 16 * 1024;
 
-/// Parts whose lines are parsed side by side, on every core, before the object is read on.
-const PARTS_AT_ONCE: usize = 4;
-
 /// Whole lines of an object read in parts, copied out of the decompressed stream.
-struct Part {
+pub(crate) struct Part {
     /// Lines of the object before this part's.
     first: u64,
     text: Vec<u8>,
@@ -504,21 +512,35 @@ struct Part {
     too_long: Vec<(usize, usize, Vec<u8>)>,
 }
 
+/// Buffers of parts that were validated, for the parts cut next: a part is cut on one thread
+/// and validated on another, and its buffers, freed there, were otherwise kept by the
+/// allocator for the thread that made them (hundreds of MiB over a backfill of such objects).
+static SPARE: std::sync::Mutex<Vec<(Vec<u8>, Vec<usize>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Spare buffers kept at most: about what the parts of two objects in flight use.
+const SPARE_MAX: usize = 16;
+
 impl Part {
     fn starting_at(first: u64) -> Self {
+        let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (text, ends) = spare.unwrap_or_else(|| {
+            (
+                Vec::with_capacity(PART_BYTES + MAX_RAW_LINE_BYTES),
+                Vec::new(),
+            )
+        });
         Self {
             first,
-            text: Vec::with_capacity(PART_BYTES + MAX_RAW_LINE_BYTES),
-            ends: Vec::new(),
+            text,
+            ends,
             too_long: Vec::new(),
         }
     }
 
     fn add(&mut self, piece: Piece<'_>) {
-        if let Piece::TooLong(len, head) = piece {
-            self.too_long.push((self.ends.len(), len, head.to_vec()));
-        } else if let Piece::Line(line) = piece {
-            self.text.extend_from_slice(line);
+        match piece {
+            Piece::TooLong(len, head) => self.too_long.push((self.ends.len(), len, head.to_vec())),
+            Piece::Line(line) => self.text.extend_from_slice(line),
         }
         self.ends.push(self.text.len());
     }
@@ -531,8 +553,9 @@ impl Part {
         self.first + self.ends.len() as u64
     }
 
-    /// Its lines validated, as [`read_object`] would: rows, quarantine records and counts.
-    fn read(&self, key: &str, partition: &PartitionKey) -> ObjectOutcome {
+    /// Its lines validated as [`read_object`] would: rows, quarantine records and counts, the
+    /// `stored` bytes it stands for, and more to come.
+    pub(crate) fn read(&self, key: &str, partition: &PartitionKey, stored: u64) -> ObjectOutcome {
         let mut lines = Lines::new(key, partition, self.text.len() as u64, self.first);
         let mut too_long = self.too_long.iter().peekable();
         let mut start = 0;
@@ -543,32 +566,99 @@ impl Part {
             }
             start = end;
         }
-        let mut out = ObjectOutcome {
-            bytes_read: self.text.len() as u64,
+        let mut out = ObjectOutcome::default();
+        lines.finish_into(&mut out, self.text.len() as u64);
+        // The object's decompressed bytes (newlines too) are said by its end.
+        ObjectOutcome {
+            stored,
             more: true,
-            ..ObjectOutcome::default()
+            ..out
+        }
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        let (mut text, mut ends) = (
+            std::mem::take(&mut self.text),
+            std::mem::take(&mut self.ends),
+        );
+        if text.capacity() < PART_BYTES {
+            return;
+        }
+        text.clear();
+        ends.clear();
+        let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_MAX {
+            spare.push((text, ends));
+        }
+    }
+}
+
+/// The end of an object read in parts: how it ended, after how many lines.
+pub(crate) struct End {
+    /// Lines before the end.
+    lines: u64,
+    /// Stored bytes no part stood for, and the object's.
+    stored_left: u64,
+    stored: u64,
+    /// Its decompressed bytes, or where and how its stream broke; `None` for an object named
+    /// `.gz` that is not gzip.
+    result: Option<Split>,
+}
+
+impl End {
+    /// The last outcome of the object: its decompressed bytes, and its failure if it has one
+    /// (the line cut off at a break is quarantined with it).
+    pub(crate) fn outcome(self, key: &str) -> ObjectOutcome {
+        let mut out = match self.result {
+            None => return not_gzip(key, self.stored),
+            Some(Ok(n)) => ObjectOutcome {
+                bytes_read: n,
+                ..ObjectOutcome::default()
+            },
+            Some(Err((e, partial, n))) => {
+                let mut out = ObjectOutcome {
+                    bytes_read: n,
+                    ..ObjectOutcome::default()
+                };
+                let mut line_no = self.lines;
+                out.object_failure = Some(broke(
+                    key,
+                    &mut line_no,
+                    &mut out.quarantined,
+                    &e,
+                    &partial,
+                    n,
+                    self.stored,
+                ));
+                out.lines = line_no - self.lines;
+                out
+            }
         };
-        lines.finish_into(&mut out);
-        // The object's decompressed bytes (newlines too) are given by its last part.
-        out.bytes_read = 0;
+        out.stored = self.stored_left;
         out
     }
 }
 
-/// Reads an object too large to be held whole (see [`PARTS_FROM_BYTES`]) from `reader`, its
-/// `stored` bytes as stored, and hands its outcome over in parts, in line order: each part's
-/// lines are about a MiB of text, so the rows a reader holds stay bounded however large the
-/// object, and a few parts at a time are parsed side by side, so one large object uses every
-/// core. Every part but the last is handed to `hand` (with [`ObjectOutcome::more`] set); the last
-/// is returned, with the object's decompressed bytes and its failure if it has one. The lines,
-/// rows and records, summed over the parts, are those [`read_object`] gives.
-pub fn read_in_parts(
+/// What cutting a large object into parts gives, in order: its parts, then its end.
+pub(crate) enum Cut {
+    /// Lines to validate ([`Part::read`]), and the stored bytes they stand for.
+    Part(Part, u64),
+    End(End),
+}
+
+/// Cuts an object too large to be held whole (see [`PARTS_FROM_BYTES`]), read from `reader`
+/// (its `stored` bytes as stored), into parts of whole lines of about a MiB, handed to `hand` as
+/// they are cut, then its end: whoever validates the parts ([`Part::read`]) holds the rows of
+/// the parts it is given, not of the object, and can validate several side by side. The parts'
+/// outcomes and the end's give the lines, rows and records [`read_object`] gives.
+pub(crate) fn cut_in_parts(
     key: &str,
     stored: u64,
     mut reader: impl Read,
-    partition: &PartitionKey,
-    mut hand: impl FnMut(ObjectOutcome),
-) -> ObjectOutcome {
+    mut hand: impl FnMut(Cut),
+) {
     // The magic bytes say whether it is gzip (an error here is met again below).
     let mut head = [0u8; 2];
     let mut got = 0;
@@ -582,83 +672,72 @@ pub fn read_in_parts(
     }
     let is_gzip = head[..got] == [0x1f, 0x8b];
     if !is_gzip && key.ends_with(".gz") {
-        return not_gzip(key, stored);
+        return hand(Cut::End(End {
+            lines: 0,
+            stored_left: stored,
+            stored,
+            result: None,
+        }));
     }
-    let input = (&head[..got]).chain(reader);
-
-    // The stored bytes read so far, so that each part says its share.
+    // The stored bytes read so far: each part stands for those read since the one before.
     let taken = std::cell::Cell::new(0u64);
     let mut handed = 0u64;
-    let mut full: Vec<Part> = Vec::with_capacity(PARTS_AT_ONCE);
-    let mut part = Part::starting_at(0);
-    let read_full = |full: &mut Vec<Part>, handed: &mut u64| -> Vec<ObjectOutcome> {
-        use rayon::prelude::*;
-        let mut outs: Vec<ObjectOutcome> =
-            full.par_iter().map(|p| p.read(key, partition)).collect();
-        full.clear();
-        // Stored bytes are read ahead of the lines given: the parts of one batch share them.
+    let mut share = || {
         let now = taken.get().min(stored);
-        let share = (now - (*handed).min(now)) / outs.len().max(1) as u64;
-        for o in &mut outs {
-            o.stored = share;
-            *handed += share;
-        }
-        outs
+        let share = now - handed.min(now);
+        handed += share;
+        share
     };
+    let mut part = Part::starting_at(0);
     let mut on_piece = |piece: Piece<'_>| {
         part.add(piece);
         if part.is_full() {
             let next = Part::starting_at(part.next_first());
-            full.push(std::mem::replace(&mut part, next));
-            if full.len() == PARTS_AT_ONCE {
-                read_full(&mut full, &mut handed)
-                    .into_iter()
-                    .for_each(&mut hand);
-            }
+            hand(Cut::Part(std::mem::replace(&mut part, next), share()));
         }
     };
     let counted = Counted {
-        inner: input,
+        inner: (&head[..got]).chain(reader),
         taken: &taken,
     };
     let result = if is_gzip {
         let buffered = std::io::BufReader::with_capacity(READ, counted);
         split_lines(
-            flate2::bufread::MultiGzDecoder::new(buffered),
+            MultiGzDecoder::new(buffered),
             MAX_RAW_LINE_BYTES,
             &mut on_piece,
         )
     } else {
         split_lines(counted, MAX_RAW_LINE_BYTES, &mut on_piece)
     };
-    let lines_before = part.next_first();
+    let lines = part.next_first();
     if !part.ends.is_empty() {
-        full.push(part);
+        hand(Cut::Part(part, share()));
     }
-    let mut outs = if full.is_empty() {
-        Vec::new()
-    } else {
-        read_full(&mut full, &mut handed)
-    };
-    let mut last = outs.pop().unwrap_or_default();
-    outs.into_iter().for_each(&mut hand);
-    last.more = false;
-    // The stored bytes not yet handed over: read ahead of the lines, or past the last of them.
-    last.stored += stored - handed.min(stored);
-    match result {
-        Ok(n) => last.bytes_read = n,
-        Err((e, partial, n)) => {
-            last.bytes_read = n;
-            let mut lines = Lines::new(key, partition, 0, lines_before);
-            let failure = lines.broke(&e, &partial, n, stored);
-            let mut cut = ObjectOutcome::default();
-            lines.finish_into(&mut cut);
-            last.lines += cut.lines;
-            last.quarantined.extend(cut.quarantined);
-            last.object_failure = Some(failure);
-        }
-    }
-    last
+    hand(Cut::End(End {
+        lines,
+        stored_left: stored - handed.min(stored),
+        stored,
+        result: Some(result),
+    }));
+}
+
+/// [`cut_in_parts`] with each part validated as it is cut: the outcomes of all but the last
+/// handed to `hand`, the last returned.
+#[cfg(test)]
+fn read_in_parts(
+    key: &str,
+    stored: u64,
+    reader: impl Read,
+    partition: &PartitionKey,
+    mut hand: impl FnMut(ObjectOutcome),
+) -> ObjectOutcome {
+    let mut last = None;
+    cut_in_parts(key, stored, reader, |cut| match cut {
+        Cut::Part(part, stored) => hand(part.read(key, partition, stored)),
+        Cut::End(end) => last = Some(end.outcome(key)),
+    });
+    last.expect("an object's cutting ends with its end")
 }
 
 /// A reader that counts the bytes it gives.
@@ -729,47 +808,48 @@ impl<'a> Lines<'a> {
         });
     }
 
-    /// The stream broke (`e`) after `n` decompressed bytes, `partial` the unfinished line at the
-    /// break: that line is quarantined, so it is accounted for, and the object's failure is
-    /// returned (`stored` its bytes as stored).
-    fn broke(
-        &mut self,
-        e: &std::io::Error,
-        partial: &[u8],
-        n: u64,
-        stored: u64,
-    ) -> QuarantineRecord {
-        if !partial.is_empty() {
-            self.line_no += 1;
-            self.lines += 1;
-            self.quarantined.push(QuarantineRecord {
-                source: self.key.to_owned(),
-                line: Some(self.line_no),
-                reason: Reason::CorruptGzip,
-                detail: "line cut off where the gzip stream broke".to_owned(),
-                raw: Some(raw_text(partial)),
-                raw_bytes: Some(partial.len()),
-            });
-        }
-        QuarantineRecord {
-            source: self.key.to_owned(),
-            line: None,
-            reason: Reason::CorruptGzip,
-            detail: format!(
-                "gzip stream broke after {n} decompressed bytes and {} lines ({e}); the lines before the break were kept",
-                self.line_no
-            ),
-            raw: None,
-            raw_bytes: Some(stored as usize),
-        }
-    }
-
-    /// Hands the lines taken to `out`: their count, quarantine records and rows.
-    fn finish_into(self, out: &mut ObjectOutcome) {
+    /// Hands the lines taken to `out`: their count, quarantine records and rows (`bytes` the
+    /// decompressed bytes they came from).
+    fn finish_into(self, out: &mut ObjectOutcome, bytes: u64) {
         out.lines = self.lines;
         out.quarantined = self.quarantined;
-        self.builders.record(out.bytes_read);
+        self.builders.record(bytes);
         out.chunk = self.builders.finish();
+    }
+}
+
+/// The stream of `key` broke (`e`) after `n` decompressed bytes and `line_no` lines, `partial`
+/// the unfinished line at the break: that line is quarantined, so it is accounted for, and the
+/// object's failure is returned (`stored` its bytes as stored).
+fn broke(
+    key: &str,
+    line_no: &mut u64,
+    quarantined: &mut Vec<QuarantineRecord>,
+    e: &std::io::Error,
+    partial: &[u8],
+    n: u64,
+    stored: u64,
+) -> QuarantineRecord {
+    if !partial.is_empty() {
+        *line_no += 1;
+        quarantined.push(QuarantineRecord {
+            source: key.to_owned(),
+            line: Some(*line_no),
+            reason: Reason::CorruptGzip,
+            detail: "line cut off where the gzip stream broke".to_owned(),
+            raw: Some(raw_text(partial)),
+            raw_bytes: Some(partial.len()),
+        });
+    }
+    QuarantineRecord {
+        source: key.to_owned(),
+        line: None,
+        reason: Reason::CorruptGzip,
+        detail: format!(
+            "gzip stream broke after {n} decompressed bytes and {line_no} lines ({e}); the lines before the break were kept"
+        ),
+        raw: None,
+        raw_bytes: Some(stored as usize),
     }
 }
 
