@@ -1,11 +1,13 @@
 //! Whole-job benchmark of `etl backfill`, with DuckDB doing the same job side by side.
 //!
 //! ```text
-//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--shape generator|varied] [--no-duckdb] [--spark]
+//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--shape generator|varied|large] [--no-duckdb] [--spark]
 //! ```
 //!
 //! `--shape varied` generates data unlike the default generator's: five teams, 30 % of the lines in
 //! one of them, events with twelve more properties, and objects of 40 lines instead of 480.
+//! `--shape large` puts the generator's lines, for one team, in objects of 200,000 (about 11 MB
+//! of gzip each, read in parts as they stream): at 3M events, two or three objects a partition.
 //!
 //! Each run also times a floor: the same raw objects decompressed and cut into lines on the same
 //! number of threads, with nothing validated, built or written; and the same floor with every
@@ -43,7 +45,19 @@ struct Args {
     duckdb: bool,
     spark: bool,
     days: u32,
-    varied: bool,
+    shape: Shape,
+}
+
+/// Which raw data the bench generates.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The generator's own: objects of 480 lines.
+    Generator,
+    /// Unlike the generator's (see the module documentation).
+    Varied,
+    /// The generator's lines for one team, in objects of 200,000 (about 11 MB of gzip each), as
+    /// an export or a producer that batches hours writes them.
+    Large,
 }
 
 fn parse_args() -> Args {
@@ -54,7 +68,7 @@ fn parse_args() -> Args {
         duckdb: true,
         spark: false,
         days: 7,
-        varied: false,
+        shape: Shape::Generator,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -70,9 +84,10 @@ fn parse_args() -> Args {
             "--days" => a.days = num() as u32,
             "--no-duckdb" => a.duckdb = false,
             "--shape" => match it.next().as_deref() {
-                Some("generator") => a.varied = false,
-                Some("varied") => a.varied = true,
-                other => panic!("--shape is generator or varied, not {other:?}"),
+                Some("generator") => a.shape = Shape::Generator,
+                Some("varied") => a.shape = Shape::Varied,
+                Some("large") => a.shape = Shape::Large,
+                other => panic!("--shape is generator, varied or large, not {other:?}"),
             },
             "--spark" => a.spark = true,
             "--bench" => {}
@@ -109,7 +124,11 @@ fn main() {
         "lake-{}-{}d{}",
         args.events,
         args.days,
-        if args.varied { "-varied" } else { "" }
+        match args.shape {
+            Shape::Generator => "",
+            Shape::Varied => "-varied",
+            Shape::Large => "-large",
+        }
     ));
     let truth_file = lake_dir.join("_truth.json");
 
@@ -145,7 +164,11 @@ fn main() {
             malformed_rate: 0.001,
             ..GenerateOptions::default()
         };
-        if args.varied {
+        if args.shape == Shape::Large {
+            opts.teams = vec![eventlake_contract::TeamName::new("checkout").unwrap()];
+            opts.batch_size = 200_000;
+        }
+        if args.shape == Shape::Varied {
             opts.teams = ["checkout", "search", "growth", "ads", "billing"]
                 .iter()
                 .map(|t| eventlake_contract::TeamName::new(t).unwrap())
