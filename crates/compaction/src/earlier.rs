@@ -679,9 +679,18 @@ pub(crate) async fn earlier_ids(
             all.push(PartitionIds::Memory(Arc::new(ids)));
         } else {
             tracing::debug!(partition = %e.partition, "reading an earlier partition's raw objects for its ids");
-            let outcomes = read_objects(lake, &e.partition, &e.objects, read_concurrency).await?;
-            let chunks: Vec<Chunk> = outcomes.into_iter().filter_map(|o| o.chunk).collect();
-            all.push(PartitionIds::Memory(Arc::new(ids_of(&chunks)?)));
+            // Only the ids are kept: each object's rows go once its ids are taken.
+            let mut ids = IdsBuilder::default();
+            let mut outcomes = std::pin::pin!(object_stream(
+                lake,
+                &e.partition,
+                &e.objects,
+                read_concurrency
+            ));
+            while let Some(o) = outcomes.try_next().await? {
+                ids.add(o.chunk.as_slice())?;
+            }
+            all.push(PartitionIds::Memory(Arc::new(ids.finish()?)));
         }
     }
     Ok(all)

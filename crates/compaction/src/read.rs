@@ -722,10 +722,10 @@ pub(crate) fn cut_in_parts(
     }));
 }
 
-/// [`cut_in_parts`] with each part validated as it is cut: the outcomes of all but the last
-/// handed to `hand`, the last returned.
-#[cfg(test)]
-fn read_in_parts(
+/// [`cut_in_parts`] with each part validated as it is cut, on this thread: the outcomes of all
+/// but the last handed to `hand`, the last returned. What [`read_object`] gives, summed over
+/// the parts, holding one part's rows at a time.
+pub(crate) fn read_in_parts(
     key: &str,
     stored: u64,
     reader: impl Read,

@@ -21,7 +21,7 @@ use crate::backfill::{self, Quiet, Summary};
 use crate::compact::{CompactOptions, Manifest, read_manifest};
 use crate::error::Result;
 use crate::plan::{Selection, plan};
-use crate::read::read_object;
+use crate::read::{ObjectOutcome, read_in_parts};
 
 /// A quarantined line that today's validation accepts.
 #[derive(Debug, Clone, Serialize)]
@@ -109,10 +109,17 @@ async fn find(
             }
             Err(e) => return Err(e.into()),
         };
-        let outcome = read_object(&source, &data, partition);
-        let still: BTreeSet<u64> = outcome.quarantined.iter().filter_map(|q| q.line).collect();
+        // Only its lines' count and which are still quarantined are wanted: it is read in
+        // parts, so a large object's rows are never held at once.
+        let (mut read, mut still) = (0u64, BTreeSet::new());
+        let mut take = |o: ObjectOutcome| {
+            read += o.lines;
+            still.extend(o.quarantined.iter().filter_map(|q| q.line));
+        };
+        let last = read_in_parts(&source, data.len() as u64, &data[..], partition, &mut take);
+        take(last);
         for (line, reason) in lines {
-            if line <= outcome.lines && !still.contains(&line) {
+            if line <= read && !still.contains(&line) {
                 replayable.push(Replayable {
                     source: source.clone(),
                     line,
