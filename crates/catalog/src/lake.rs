@@ -229,12 +229,7 @@ impl Lake {
     }
 
     pub async fn get(&self, key: &str) -> Result<bytes::Bytes> {
-        let path = self.path(key);
-        let r = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| Error::storage(&path, e))?;
+        let (path, r) = self.get_result(key).await?;
         r.bytes().await.map_err(|e| Error::storage(&path, e))
     }
 
@@ -245,15 +240,19 @@ impl Lake {
         key: &str,
     ) -> Result<futures::stream::BoxStream<'static, Result<bytes::Bytes>>> {
         use futures::StreamExt;
-        let path = self.path(key);
-        let r = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| Error::storage(&path, e))?;
+        let (path, r) = self.get_result(key).await?;
         Ok(r.into_stream()
             .map_err(move |e| Error::storage(&path, e))
             .boxed())
+    }
+
+    /// The store's answer to a read of `key`, and the path it read.
+    async fn get_result(&self, key: &str) -> Result<(Path, object_store::GetResult)> {
+        let path = self.path(key);
+        match self.store.get(&path).await {
+            Ok(r) => Ok((path, r)),
+            Err(e) => Err(Error::storage(&path, e)),
+        }
     }
 
     /// Copies the object at `from` to `to` (within the store: on S3 no byte passes through
