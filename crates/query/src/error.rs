@@ -140,6 +140,9 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
     if text.contains("Divide by zero error") {
         return "Division by zero".into();
     }
+    if let Some(missing) = missing_file(&text) {
+        return missing;
+    }
     if let Some(cast) = cast_failure(&text) {
         return cast;
     }
@@ -152,6 +155,24 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
          this by filing a bug report in our issue tracker: https://github.com/apache/datafusion/issues",
         "",
     )
+}
+
+/// A committed data file the store no longer has (deleted by hand, or by a lifecycle rule): which
+/// one, and how its partition is written again from the raw zone, which still has its lines.
+fn missing_file(text: &str) -> Option<String> {
+    let rest = &text[text.find("Object at location ")? + "Object at location ".len()..];
+    let (path, _) = rest.split_once(" not found")?;
+    let segment = |name: &str| {
+        path.split('/')
+            .find_map(|s| s.strip_prefix(name))
+            .map(str::to_owned)
+    };
+    let (team, dt) = (segment("team=")?, segment("dt=")?);
+    Some(format!(
+        "a data file of partition team={team}/dt={dt} is missing: {path}. The raw zone still has \
+         its lines: `etl backfill --force --team {team} --from {dt} --to {dt}` writes the \
+         partition again"
+    ))
 }
 
 /// Arrow's `Cast error: Cannot cast string 'abc' to value of Int32 type` as Athena says it:
@@ -371,6 +392,20 @@ mod tests {
             "query: Cannot cast 'u-1' to bigint"
         );
         assert_eq!(error("SELECT 1 / 0").await, "query: Division by zero");
+        // A data file that is gone says which, and how its partition is written again.
+        let gone = datafusion::error::DataFusionError::External(Box::new(std::io::Error::other(
+            "Parquet error: Parquet error: Failed to fetch metadata for file l/curated/events/\
+             team=search/dt=2026-11-20/v=1/part-00000.parquet: Object Store error: Object at \
+             location /l/curated/events/team=search/dt=2026-11-20/v=1/part-00000.parquet not \
+             found: No such file or directory (os error 2)",
+        )));
+        assert_eq!(
+            explain(&gone),
+            "a data file of partition team=search/dt=2026-11-20 is missing: \
+             /l/curated/events/team=search/dt=2026-11-20/v=1/part-00000.parquet. The raw zone \
+             still has its lines: `etl backfill --force --team search --from 2026-11-20 --to \
+             2026-11-20` writes the partition again"
+        );
         assert_eq!(
             error("SELECT CAST(12e2 AS varchar(3))").await,
             "query: Value 1200.0 cannot be represented as varchar(3)"

@@ -370,3 +370,56 @@ fn a_lake_folder_named_with_characters_the_store_encodes_is_that_folder() {
     let gc = etl(&lake, &["gc", "--grace", "0s"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
 }
+
+/// A committed data file deleted by hand: a query that reads it names the file and the command
+/// that writes its partition again from the raw zone, and that command mends it.
+#[test]
+fn a_missing_data_file_is_named_with_the_command_that_mends_it() {
+    let t = TestLake::new();
+    let gen_out = etl(
+        &t.path,
+        &["generate", "--events", "900", "--days", "1", "--json"],
+    );
+    assert!(gen_out.status.success(), "{}", stderr(&gen_out));
+    let truth: serde_json::Value = serde_json::from_slice(&gen_out.stdout).unwrap();
+    assert!(etl(&t.path, &["backfill"]).status.success());
+    let file = crate::common::walk(&t.path.join("curated"))
+        .into_iter()
+        .find(|p| {
+            let p = p.to_string_lossy();
+            p.contains("team=search/") && p.ends_with(".parquet") && !p.contains("/_")
+        })
+        .expect("a data file of team search");
+    std::fs::remove_file(&file).unwrap();
+    let sql = [
+        "query",
+        "--format",
+        "csv",
+        "--sql",
+        "select count(distinct event_id) as n from events",
+    ];
+    let failed = etl(&t.path, &sql);
+    assert!(!failed.status.success());
+    let said = stderr(&failed);
+    assert!(
+        said.contains("team=search/dt=2026-11-20 is missing"),
+        "{said}"
+    );
+    let command = said
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in: {said}"));
+    assert_eq!(
+        command,
+        "etl backfill --force --team search --from 2026-11-20 --to 2026-11-20"
+    );
+    let args: Vec<&str> = command.split(' ').skip(1).collect();
+    let mended = etl(&t.path, &args);
+    assert!(mended.status.success(), "{}", stderr(&mended));
+    let again = etl(&t.path, &sql);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stdout(&again),
+        format!("n\n{}\n", truth["totals"]["events"])
+    );
+}
