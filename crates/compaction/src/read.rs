@@ -407,8 +407,8 @@ fn decompressed_hint(data: &[u8], is_gzip: bool) -> u64 {
 /// is not gzip is an object-level failure.
 pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOutcome {
     let is_gzip = data.starts_with(&[0x1f, 0x8b]);
-    if !is_gzip && key.ends_with(".gz") {
-        return not_gzip(key, data.len() as u64);
+    if let Some(refused) = refused(key, data, is_gzip, data.len() as u64) {
+        return refused;
     }
 
     // Decompressed whole (see `gunzip`) and cut into lines in place where it can be; streamed
@@ -428,22 +428,66 @@ pub fn read_object(key: &str, data: &[u8], partition: &PartitionKey) -> ObjectOu
     })
 }
 
-/// What an object named `.gz` that is not gzip gives: an object-level failure, no line read.
-fn not_gzip(key: &str, stored: u64) -> ObjectOutcome {
-    ObjectOutcome {
+/// Bytes at an object's start that say how it is compressed: enough for every format of
+/// [`other_compression`].
+const MAGIC_BYTES: usize = 10;
+
+/// The compression other than gzip whose magic bytes `head` (an object's first bytes) starts
+/// with. None of them can start a line of JSON text.
+fn other_compression(head: &[u8]) -> Option<&'static str> {
+    let formats: [(&str, &[u8]); 6] = [
+        ("zstd", &[0x28, 0xb5, 0x2f, 0xfd]),
+        ("xz", &[0xfd, b'7', b'z', b'X', b'Z', 0x00]),
+        ("zip", b"PK\x03\x04"),
+        ("LZ4", &[0x04, 0x22, 0x4d, 0x18]),
+        ("Snappy", b"\xff\x06\x00\x00sNaPpY"),
+        ("bzip2", b"BZh"),
+    ];
+    let (name, _) = formats.iter().find(|(_, magic)| head.starts_with(magic))?;
+    // bzip2's three letters could start a line of text: its block's magic must follow.
+    if *name == "bzip2"
+        && !(head.len() >= 10 && head[3].is_ascii_digit() && head[4..10] == *b"1AY&SY")
+    {
+        return None;
+    }
+    Some(name)
+}
+
+/// What an object that is not read at all gives, if it is one (`head` its first bytes, at least
+/// [`MAGIC_BYTES`] of them when it has that many): one named `.gz` that is not gzip, or one
+/// compressed otherwise. An object-level failure, no line read; the object stays in the raw
+/// zone.
+fn refused(key: &str, head: &[u8], is_gzip: bool, stored: u64) -> Option<ObjectOutcome> {
+    if is_gzip {
+        return None;
+    }
+    let (reason, detail) = match other_compression(head) {
+        Some(format) => (
+            Reason::UnsupportedCompression,
+            format!(
+                "object is {format}-compressed, by its magic bytes; raw objects are read as gzip or plain NDJSON: put it back decompressed or gzipped ({stored} bytes kept in the raw zone)"
+            ),
+        ),
+        None if key.ends_with(".gz") => (
+            Reason::NotGzip,
+            format!(
+                "object is named .gz but does not start with the gzip magic bytes ({stored} bytes kept in the raw zone)"
+            ),
+        ),
+        None => return None,
+    };
+    Some(ObjectOutcome {
         object_failure: Some(QuarantineRecord {
             source: key.to_owned(),
             line: None,
-            reason: Reason::NotGzip,
-            detail: format!(
-                "object is named .gz but does not start with the gzip magic bytes ({stored} bytes kept in the raw zone)"
-            ),
+            reason,
+            detail,
             raw: None,
             raw_bytes: Some(stored as usize),
         }),
         stored,
         ..ObjectOutcome::default()
-    }
+    })
 }
 
 /// [`read_object`] of `data`, with its lines cut from `text` when given (its whole decompressed
@@ -602,9 +646,10 @@ pub(crate) struct End {
     /// Stored bytes no part stood for, and the object's.
     stored_left: u64,
     stored: u64,
-    /// Its decompressed bytes, or where and how its stream broke; `None` for an object named
-    /// `.gz` that is not gzip.
+    /// Its decompressed bytes, or where and how its stream broke; `None` for an object not read
+    /// at all, with the first bytes that say why.
     result: Option<Split>,
+    head: Vec<u8>,
 }
 
 impl End {
@@ -612,7 +657,10 @@ impl End {
     /// (the line cut off at a break is quarantined with it).
     pub(crate) fn outcome(self, key: &str) -> ObjectOutcome {
         let mut out = match self.result {
-            None => return not_gzip(key, self.stored),
+            None => {
+                return refused(key, &self.head, false, self.stored)
+                    .expect("an object not read is refused");
+            }
             Some(Ok(n)) => ObjectOutcome {
                 bytes_read: n,
                 ..ObjectOutcome::default()
@@ -660,7 +708,7 @@ pub(crate) fn cut_in_parts(
     mut hand: impl FnMut(Cut),
 ) {
     // The magic bytes say whether it is gzip (an error here is met again below).
-    let mut head = [0u8; 2];
+    let mut head = [0u8; MAGIC_BYTES];
     let mut got = 0;
     while got < head.len() {
         match reader.read(&mut head[got..]) {
@@ -670,13 +718,14 @@ pub(crate) fn cut_in_parts(
             Err(_) => break,
         }
     }
-    let is_gzip = head[..got] == [0x1f, 0x8b];
-    if !is_gzip && key.ends_with(".gz") {
+    let is_gzip = head[..got].starts_with(&[0x1f, 0x8b]);
+    if refused(key, &head[..got], is_gzip, stored).is_some() {
         return hand(Cut::End(End {
             lines: 0,
             stored_left: stored,
             stored,
             result: None,
+            head: head[..got].to_vec(),
         }));
     }
     // The stored bytes read so far: each part stands for those read since the one before.
@@ -719,6 +768,7 @@ pub(crate) fn cut_in_parts(
         stored_left: stored - handed.min(stored),
         stored,
         result: Some(result),
+        head: Vec::new(),
     }));
 }
 
@@ -1087,6 +1137,7 @@ mod tests {
         text.push_str(&line(99));
         let gz = gzip(text.as_bytes());
         let two = [gzip(text.as_bytes()), gzip(b"\n{}\n")].concat();
+        let zstd_like = [&[0x28, 0xb5, 0x2f, 0xfd][..], text.as_bytes()].concat();
         let objects: Vec<(&str, &[u8])> = vec![
             ("raw/a.ndjson.gz", &gz),
             ("raw/a.ndjson", text.as_bytes()),
@@ -1094,6 +1145,8 @@ mod tests {
             ("raw/cut.ndjson.gz", &gz[..gz.len() * 2 / 3]),
             ("raw/not-gzip.ndjson.gz", text.as_bytes()),
             ("raw/empty.ndjson", b""),
+            ("raw/a.ndjson.zst", &zstd_like),
+            ("raw/bzh.ndjson", b"BZh91AY&SY but text\n"),
         ];
         for (key, data) in objects {
             let whole = read_object(key, data, &partition);
@@ -1101,6 +1154,44 @@ mod tests {
             assert_same(parts, &whole, key);
         }
         assert!(read_object("raw/a.ndjson.gz", &gz, &partition).lines > 70_000);
+    }
+
+    #[test]
+    fn objects_compressed_otherwise_are_refused_whole_and_text_is_not() {
+        let partition = checkout();
+        let body = b"{\"event_id\":\"e\"}\n";
+        for (format, magic) in [
+            ("zstd", &[0x28, 0xb5, 0x2f, 0xfd][..]),
+            ("xz", &[0xfd, b'7', b'z', b'X', b'Z', 0x00][..]),
+            ("zip", &b"PK\x03\x04"[..]),
+            ("LZ4", &[0x04, 0x22, 0x4d, 0x18][..]),
+            ("Snappy", &b"\xff\x06\x00\x00sNaPpY"[..]),
+            ("bzip2", &b"BZh91AY&SY"[..]),
+        ] {
+            let data = [magic, body].concat();
+            let o = read_object("raw/x.ndjson", &data, &partition);
+            let failure = o.object_failure.as_ref().expect(format);
+            assert_eq!(failure.reason, Reason::UnsupportedCompression, "{format}");
+            assert!(
+                failure
+                    .detail
+                    .starts_with(&format!("object is {format}-compressed")),
+                "{}",
+                failure.detail
+            );
+            assert_eq!(
+                (o.lines, failure.raw_bytes),
+                (0, Some(data.len())),
+                "{format}"
+            );
+            assert!(o.chunk.is_none() && o.quarantined.is_empty(), "{format}");
+        }
+        // Text that starts as bzip2 does is text: its line is read.
+        for text in [&b"BZh no block\n"[..], b"BZh9 1AY&SY\n", b"PK"] {
+            let o = read_object("raw/t.ndjson", text, &partition);
+            assert!(o.object_failure.is_none(), "{text:?}");
+            assert_eq!(o.lines, 1, "{text:?}");
+        }
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub enum Reason {
     NotGzip,
     /// A gzip stream broke off or is corrupt (object level: the lines before the break are kept).
     CorruptGzip,
+    /// A raw object compressed otherwise than with gzip: zstd, bzip2, xz, zip, LZ4 or Snappy,
+    /// by its magic bytes (object level: no line of it was read).
+    UnsupportedCompression,
 }
 
 impl Reason {
@@ -81,6 +84,7 @@ impl Reason {
             Reason::PartitionMismatch => "partition_mismatch",
             Reason::NotGzip => "not_gzip",
             Reason::CorruptGzip => "corrupt_gzip",
+            Reason::UnsupportedCompression => "unsupported_compression",
         }
     }
 }

@@ -329,3 +329,69 @@ async fn raw_data_outside_every_partition_is_named_not_dropped_unseen() {
     .unwrap();
     assert_eq!((p.partitions.len(), p.unread.len()), (1, 0));
 }
+
+/// An object compressed otherwise than with gzip (a zstd export copied in by hand) is refused
+/// whole, with the format named, instead of read as text a "line" at a time; a large one too,
+/// which is read in parts; the objects beside it are read as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_compressed_otherwise_is_refused_whole_and_named() {
+    let t = TestLake::new();
+    t.put_raw(
+        &format!("{RAW}/ok.ndjson.gz"),
+        line("z-1", "2026-11-20T10:00:01.000Z").as_bytes(),
+    );
+    let zstd = [&[0x28, 0xb5, 0x2f, 0xfd][..], &[7u8; 4096]].concat();
+    t.put_bytes(&format!("{RAW}/export.ndjson.zst"), &zstd);
+    let large = eventlake_compaction::read::PARTS_FROM_BYTES as usize + 1;
+    let xz = [
+        &[0xfd, b'7', b'z', b'X', b'Z', 0x00][..],
+        &vec![b'\n'; large],
+    ]
+    .concat();
+    t.put_bytes(&format!("{RAW}/large.ndjson.xz"), &xz);
+    let s = t.backfill(false).await;
+    assert!(s.ok(), "{:?}", s.failed);
+    let c = s.partitions[0].counts.clone().unwrap();
+    assert_eq!(
+        (c.objects, c.objects_failed, c.lines, c.rows, c.quarantined),
+        (3, 2, 1, 1, 0)
+    );
+    let q = t.quarantine().await;
+    let refused: Vec<(&str, &str, u64)> = q
+        .iter()
+        .map(|r| {
+            (
+                r["source"].as_str().unwrap(),
+                r["reason"].as_str().unwrap(),
+                r["raw_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (
+                "raw/team=checkout/dt=2026-11-20/hour=10/export.ndjson.zst",
+                "unsupported_compression",
+                zstd.len() as u64
+            ),
+            (
+                "raw/team=checkout/dt=2026-11-20/hour=10/large.ndjson.xz",
+                "unsupported_compression",
+                xz.len() as u64
+            ),
+        ]
+    );
+    assert!(
+        q[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("object is zstd-compressed")
+    );
+    assert!(
+        q[1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("object is xz-compressed")
+    );
+}
