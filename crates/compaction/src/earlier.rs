@@ -549,6 +549,7 @@ fn object_in_parts(
                     Ok(read.await?)
                 }
                 Cut::End(end) => Ok(end.outcome(&key)),
+                Cut::Refused(refused) => Ok(refused),
             }
         }
     })

@@ -646,10 +646,8 @@ pub(crate) struct End {
     /// Stored bytes no part stood for, and the object's.
     stored_left: u64,
     stored: u64,
-    /// Its decompressed bytes, or where and how its stream broke; `None` for an object not read
-    /// at all, with the first bytes that say why.
-    result: Option<Split>,
-    head: Vec<u8>,
+    /// Its decompressed bytes, or where and how its stream broke.
+    result: Split,
 }
 
 impl End {
@@ -657,15 +655,11 @@ impl End {
     /// (the line cut off at a break is quarantined with it).
     pub(crate) fn outcome(self, key: &str) -> ObjectOutcome {
         let mut out = match self.result {
-            None => {
-                return refused(key, &self.head, false, self.stored)
-                    .expect("an object not read is refused");
-            }
-            Some(Ok(n)) => ObjectOutcome {
+            Ok(n) => ObjectOutcome {
                 bytes_read: n,
                 ..ObjectOutcome::default()
             },
-            Some(Err((e, partial, n))) => {
+            Err((e, partial, n)) => {
                 let mut out = ObjectOutcome {
                     bytes_read: n,
                     ..ObjectOutcome::default()
@@ -689,11 +683,13 @@ impl End {
     }
 }
 
-/// What cutting a large object into parts gives, in order: its parts, then its end.
+/// What cutting a large object into parts gives, in order: its parts, then its end; or, for an
+/// object not read at all, its outcome alone.
 pub(crate) enum Cut {
     /// Lines to validate ([`Part::read`]), and the stored bytes they stand for.
     Part(Part, u64),
     End(End),
+    Refused(ObjectOutcome),
 }
 
 /// Cuts an object too large to be held whole (see [`PARTS_FROM_BYTES`]), read from `reader`
@@ -719,14 +715,8 @@ pub(crate) fn cut_in_parts(
         }
     }
     let is_gzip = head[..got].starts_with(&[0x1f, 0x8b]);
-    if refused(key, &head[..got], is_gzip, stored).is_some() {
-        return hand(Cut::End(End {
-            lines: 0,
-            stored_left: stored,
-            stored,
-            result: None,
-            head: head[..got].to_vec(),
-        }));
+    if let Some(refused) = refused(key, &head[..got], is_gzip, stored) {
+        return hand(Cut::Refused(refused));
     }
     // The stored bytes read so far: each part stands for those read since the one before.
     let taken = std::cell::Cell::new(0u64);
@@ -767,8 +757,7 @@ pub(crate) fn cut_in_parts(
         lines,
         stored_left: stored - handed.min(stored),
         stored,
-        result: Some(result),
-        head: Vec::new(),
+        result,
     }));
 }
 
@@ -786,6 +775,7 @@ pub(crate) fn read_in_parts(
     cut_in_parts(key, stored, reader, |cut| match cut {
         Cut::Part(part, stored) => hand(part.read(key, partition, stored)),
         Cut::End(end) => last = Some(end.outcome(key)),
+        Cut::Refused(refused) => last = Some(refused),
     });
     last.expect("an object's cutting ends with its end")
 }
