@@ -518,17 +518,15 @@ fn read_lines(
         Ok(n) => out.bytes_read = n,
         Err((e, partial, n)) => {
             out.bytes_read = n;
-            let (line_no, quarantined) = (&mut lines.line_no, &mut lines.quarantined);
             out.object_failure = Some(broke(
                 key,
-                line_no,
-                quarantined,
+                &mut lines.line_no,
+                &mut lines.quarantined,
                 &e,
                 &partial,
                 n,
                 data.len() as u64,
             ));
-            lines.lines += u64::from(!partial.is_empty());
         }
     }
     let bytes = out.bytes_read;
@@ -800,8 +798,9 @@ struct Lines<'a> {
     key: &'a str,
     partition: &'a PartitionKey,
     builders: Builders,
+    /// The line before the first, and the last line taken.
+    first: u64,
     line_no: u64,
-    lines: u64,
     quarantined: Vec<QuarantineRecord>,
 }
 
@@ -812,15 +811,14 @@ impl<'a> Lines<'a> {
             key,
             partition,
             builders: Builders::with_room(SHAPE.get().room(bytes)),
+            first,
             line_no: first,
-            lines: 0,
             quarantined: Vec::new(),
         }
     }
 
     fn take(&mut self, piece: Piece<'_>) {
         self.line_no += 1;
-        self.lines += 1;
         let (r, raw, raw_bytes) = match piece {
             Piece::Line(line) => match parse_raw_line(line, self.partition) {
                 Ok(event) => {
@@ -851,7 +849,7 @@ impl<'a> Lines<'a> {
     /// Hands the lines taken to `out`: their count, quarantine records and rows (`bytes` the
     /// decompressed bytes they came from).
     fn finish_into(self, out: &mut ObjectOutcome, bytes: u64) {
-        out.lines = self.lines;
+        out.lines = self.line_no - self.first;
         out.quarantined = self.quarantined;
         self.builders.record(bytes);
         out.chunk = self.builders.finish();
