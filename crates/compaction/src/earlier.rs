@@ -424,7 +424,7 @@ pub(crate) async fn read_objects(
 
 /// Raw objects of a partition read and validated, `concurrency` at a time, handed over one by
 /// one in their order; an object past [`PARTS_FROM_BYTES`] is streamed from the store and handed
-/// over in parts ([`read_in_parts`]), each as it is read, so that it is never held whole.
+/// over in parts ([`object_in_parts`]), each as it is read, so that it is never held whole.
 pub(crate) fn object_stream<'a>(
     lake: &'a Lake,
     partition: &'a PartitionKey,
@@ -474,7 +474,8 @@ fn object_in_parts(
     let key = o.key.clone();
     tokio::spawn(async move {
         // A folder's file is read as a file; an object store's object streams.
-        let stream = match lake.local_dir() {
+        let file = lake.local_dir().map(|dir| dir.join(&o.key));
+        let stream = match file {
             Some(_) => None,
             None => match lake.get_stream(&o.key).await {
                 Ok(stream) => Some(stream),
@@ -484,7 +485,6 @@ fn object_in_parts(
                 }
             },
         };
-        let file = lake.local_dir().map(|dir| dir.join(&o.key));
         if turn.await.is_err() {
             return; // The partition stopped before it got here.
         }

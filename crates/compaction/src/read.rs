@@ -62,8 +62,6 @@ pub struct ObjectOutcome {
     pub bytes_read: u64,
     /// Stored bytes this outcome stands for: the object's, or a part's share of them.
     pub stored: u64,
-    /// Set on each part of an object read in parts ([`read_in_parts`]) but the last.
-    pub more: bool,
 }
 
 struct Builders {
@@ -596,7 +594,7 @@ impl Part {
     }
 
     /// Its lines validated as [`read_object`] would: rows, quarantine records and counts, the
-    /// `stored` bytes it stands for, and more to come.
+    /// `stored` bytes it stands for.
     pub(crate) fn read(&self, key: &str, partition: &PartitionKey, stored: u64) -> ObjectOutcome {
         let mut lines = Lines::new(key, partition, self.text.len() as u64, self.first);
         let mut too_long = self.too_long.iter().peekable();
@@ -611,11 +609,7 @@ impl Part {
         let mut out = ObjectOutcome::default();
         lines.finish_into(&mut out, self.text.len() as u64);
         // The object's decompressed bytes (newlines too) are said by its end.
-        ObjectOutcome {
-            stored,
-            more: true,
-            ..out
-        }
+        ObjectOutcome { stored, ..out }
     }
 }
 
@@ -1066,12 +1060,11 @@ mod tests {
         assert!(broken.lines > 0, "the lines before the break are kept");
     }
 
-    /// Reads `data` in parts as a large object is read: the parts summed into one outcome, and
-    /// whether each but the last said more was to come and their stored bytes add up.
+    /// Reads `data` in parts as a large object is read: the parts summed into one outcome, once
+    /// their stored bytes are checked to add up.
     fn in_parts(key: &str, data: &[u8]) -> ObjectOutcome {
         let mut parts = Vec::new();
         let last = read_in_parts(key, data.len() as u64, data, &checkout(), |p| parts.push(p));
-        assert!(parts.iter().all(|p| p.more) && !last.more, "{key}");
         parts.push(last);
         let stored: u64 = parts.iter().map(|p| p.stored).sum();
         assert_eq!(
