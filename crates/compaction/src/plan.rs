@@ -214,20 +214,13 @@ pub async fn plan(
             "a file beside the team= folders",
             &mut unread,
         );
-        folders
-            .iter()
-            .filter(|f| !is_hidden(f))
-            .filter_map(|f| match hive::team_of(f) {
-                Ok(team) => Some(team),
-                Err(e) => {
-                    unread.push(Unread {
-                        key: format!("{}/{f}/", layout::RAW_ROOT),
-                        reason: segment_reason(e, "team=<team>"),
-                    });
-                    None
-                }
-            })
-            .collect()
+        named(
+            layout::RAW_ROOT,
+            &folders,
+            hive::team_of,
+            "team=<team>",
+            Some(&mut unread),
+        )
     } else {
         selection
             .teams
@@ -249,21 +242,15 @@ pub async fn plan(
         if whole_zone {
             unread_files(base, &files, "a file beside the dt= folders", &mut unread);
         }
-        let days: BTreeSet<PartitionDate> = folders
-            .iter()
-            .filter(|f| !is_hidden(f))
-            .filter_map(|f| match hive::dt_of(f) {
-                Ok(dt) => Some(dt),
-                Err(e) if whole_zone => {
-                    unread.push(Unread {
-                        key: format!("{base}/{f}/"),
-                        reason: segment_reason(e, "dt=<YYYY-MM-DD>"),
-                    });
-                    None
-                }
-                Err(_) => None,
-            })
-            .collect();
+        let days: BTreeSet<PartitionDate> = named(
+            base,
+            &folders,
+            hive::dt_of,
+            "dt=<YYYY-MM-DD>",
+            whole_zone.then_some(&mut unread),
+        )
+        .into_iter()
+        .collect();
         for &dt in days.iter().filter(|&&dt| selection.contains(dt)) {
             let key = |dt| PartitionKey {
                 team: team.clone(),
@@ -306,13 +293,35 @@ pub async fn plan(
     Ok(Plan { partitions, unread })
 }
 
-/// Why a folder is no `expected` one: its name says nothing (`notateam`), or what is wrong
-/// with the name it gives (`team=Growth`).
-fn segment_reason(e: hive::SegmentError, expected: &str) -> String {
-    match e {
-        hive::SegmentError::Missing(_) => format!("not a {expected} folder"),
-        hive::SegmentError::Name(e) => e.to_string(),
+/// What the `folders` under `base` (hidden ones apart) name, as `parse` reads them; each that
+/// is no `expected` folder is recorded in `unread` when given, with why: its name says nothing
+/// (`notateam`), or what is wrong with the name it gives (`team=Growth`).
+fn named<T>(
+    base: &str,
+    folders: &[String],
+    parse: impl Fn(&str) -> std::result::Result<T, hive::SegmentError>,
+    expected: &str,
+    mut unread: Option<&mut Vec<Unread>>,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(folders.len());
+    for f in folders.iter().filter(|f| !is_hidden(f)) {
+        match parse(f) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                if let Some(unread) = unread.as_deref_mut() {
+                    let reason = match e {
+                        hive::SegmentError::Missing(_) => format!("not a {expected} folder"),
+                        hive::SegmentError::Name(e) => e.to_string(),
+                    };
+                    unread.push(Unread {
+                        key: format!("{base}/{f}/"),
+                        reason,
+                    });
+                }
+            }
+        }
     }
+    out
 }
 
 /// Records the files (not hidden ones) directly under `base`: no partition's prefix holds them.
