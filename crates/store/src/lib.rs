@@ -81,15 +81,14 @@ pub enum OpenError {
 /// control character) is encoded.
 pub fn key_path(root: &str, key: &str) -> object_store::path::Path {
     use object_store::path::Path;
-    let key = key.trim_matches('/');
-    let key = Path::parse(key).unwrap_or_else(|_| Path::from(key));
+    // The root is a store path's text too: a folder named `my lake%1` is that folder, not
+    // `my lake%251`.
+    let as_text = |text: &str| Path::parse(text).unwrap_or_else(|_| Path::from(text));
+    let key = as_text(key.trim_matches('/'));
     if root.is_empty() {
         return key;
     }
-    // The root is a store path's text too: a folder named `my lake%1` is that folder, not
-    // `my lake%251`.
-    let root = Path::parse(root).unwrap_or_else(|_| Path::from(root));
-    root.parts().chain(key.parts()).collect()
+    as_text(root).parts().chain(key.parts()).collect()
 }
 
 fn env_number(name: &str) -> Option<u64> {
