@@ -7,13 +7,7 @@
 //! Parquet reader makes, are therefore served on the calling thread, and so are whole reads of
 //! files up to 16 MiB: a compaction reads thousands of small raw objects, and each took two
 //! hand-offs (open and read, then collect). Everything else (listing, writes, bigger files,
-//! conditional requests) goes to `LocalFileSystem`.
-//!
-//! A write is answered once it is durable, as an object store answers a PUT: the file, and the
-//! folder entry that names it, are flushed to the disk first (`LocalFileSystem` leaves both in
-//! the page cache). Otherwise a power cut or a crash of the machine could lose a raw object
-//! ingestion had acknowledged, or leave the catalog (which is flushed) pointing at a data file
-//! that never reached the disk.
+//! conditional requests) goes to `LocalFileSystem` unchanged.
 
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom};
@@ -108,60 +102,6 @@ fn e_tag(metadata: &std::fs::Metadata) -> String {
     format!("{inode:x}-{mtime:x}-{:x}", metadata.len())
 }
 
-/// Flushes the file at `path` and the folder that names it to the disk.
-fn flush(path: &std::path::Path) -> std::io::Result<()> {
-    std::fs::File::open(path)?.sync_all()?;
-    if let Some(folder) = path.parent() {
-        std::fs::File::open(folder)?.sync_all()?;
-    }
-    #[cfg(test)]
-    tests::FLUSHED.lock().unwrap().push(path.to_path_buf());
-    Ok(())
-}
-
-impl LocalFolder {
-    /// Makes the object at `location`, just written, durable (see the module documentation).
-    async fn persist(&self, location: &Path) -> Result<()> {
-        let path = self.inner.path_to_filesystem(location)?;
-        tokio::task::spawn_blocking(move || {
-            flush(&path).map_err(|source| object_store::Error::Generic {
-                store: "LocalFolder",
-                source: format!("cannot flush {} to disk: {source}", path.display()).into(),
-            })
-        })
-        .await
-        .map_err(|e| object_store::Error::Generic {
-            store: "LocalFolder",
-            source: Box::new(e),
-        })?
-    }
-}
-
-/// A multipart write to a folder, made durable when it completes.
-#[derive(Debug)]
-struct Durable {
-    inner: Box<dyn MultipartUpload>,
-    folder: Arc<LocalFolder>,
-    location: Path,
-}
-
-#[async_trait]
-impl MultipartUpload for Durable {
-    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
-        self.inner.put_part(data)
-    }
-
-    async fn complete(&mut self) -> Result<PutResult> {
-        let done = self.inner.complete().await?;
-        self.folder.persist(&self.location).await?;
-        Ok(done)
-    }
-
-    async fn abort(&mut self) -> Result<()> {
-        self.inner.abort().await
-    }
-}
-
 impl Default for LocalFolder {
     fn default() -> Self {
         Self::new()
@@ -182,9 +122,7 @@ impl ObjectStore for LocalFolder {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        let done = self.inner.put_opts(location, payload, opts).await?;
-        self.persist(location).await?;
-        Ok(done)
+        self.inner.put_opts(location, payload, opts).await
     }
 
     async fn put_multipart_opts(
@@ -192,14 +130,7 @@ impl ObjectStore for LocalFolder {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        let inner = self.inner.put_multipart_opts(location, opts).await?;
-        Ok(Box::new(Durable {
-            inner,
-            folder: Arc::new(Self {
-                inner: Arc::clone(&self.inner),
-            }),
-            location: location.clone(),
-        }))
+        self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
@@ -268,100 +199,19 @@ impl ObjectStore for LocalFolder {
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await?;
-        self.persist(to).await
+        self.inner.copy_opts(from, to, options).await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.inner.rename_opts(from, to, options).await?;
-        self.persist(to).await
+        self.inner.rename_opts(from, to, options).await
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use object_store::{ObjectStoreExt, PutMode, PutPayload};
+    use object_store::{ObjectStoreExt, PutPayload};
 
     use super::*;
-
-    /// The files [`flush`] made durable, in every test of this process.
-    pub(super) static FLUSHED: std::sync::Mutex<Vec<std::path::PathBuf>> =
-        std::sync::Mutex::new(Vec::new());
-
-    fn flushed(path: &std::path::Path) -> bool {
-        FLUSHED.lock().unwrap().iter().any(|p| p == path)
-    }
-
-    #[tokio::test]
-    async fn every_write_is_flushed_to_disk_before_it_is_answered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalFolder::new();
-        let at = |name: &str| Path::from_absolute_path(dir.path().join(name)).unwrap();
-
-        store
-            .put(&at("put.bin"), PutPayload::from_static(b"a"))
-            .await
-            .unwrap();
-        assert!(flushed(&dir.path().join("put.bin")));
-
-        let mut upload = store.put_multipart(&at("sub/parts.bin")).await.unwrap();
-        upload
-            .put_part(PutPayload::from_static(b"b"))
-            .await
-            .unwrap();
-        upload
-            .put_part(PutPayload::from_static(b"c"))
-            .await
-            .unwrap();
-        assert!(!flushed(&dir.path().join("sub/parts.bin")));
-        upload.complete().await.unwrap();
-        assert!(flushed(&dir.path().join("sub/parts.bin")));
-        assert_eq!(
-            store
-                .get(&at("sub/parts.bin"))
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-            "bc"
-        );
-
-        store.copy(&at("put.bin"), &at("copy.bin")).await.unwrap();
-        assert!(flushed(&dir.path().join("copy.bin")));
-        store
-            .rename(&at("copy.bin"), &at("renamed.bin"))
-            .await
-            .unwrap();
-        assert!(flushed(&dir.path().join("renamed.bin")));
-
-        // A write that does not happen flushes nothing.
-        let mut upload = store.put_multipart(&at("aborted.bin")).await.unwrap();
-        upload
-            .put_part(PutPayload::from_static(b"d"))
-            .await
-            .unwrap();
-        upload.abort().await.unwrap();
-        let create = PutOptions::from(PutMode::Create);
-        let err = store
-            .put_opts(&at("put.bin"), PutPayload::from_static(b"e"), create)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, object_store::Error::AlreadyExists { .. }),
-            "{err}"
-        );
-        assert_eq!(
-            FLUSHED
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|p| p.starts_with(dir.path()))
-                .count(),
-            4,
-            "one flush a write"
-        );
-    }
 
     #[tokio::test]
     async fn ranged_reads_match_the_file_and_errors_stay_local_file_system_ones() {
