@@ -1,13 +1,16 @@
 //! Whole-job benchmark of `etl backfill`, with DuckDB doing the same job side by side.
 //!
 //! ```text
-//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--shape generator|varied|large] [--no-duckdb] [--spark]
+//! cargo bench -p eventlake-benches --bench compact -- [--events 3000000] [--runs 3] [--jobs 2] [--shape generator|varied|large|teams] [--no-duckdb] [--spark]
 //! ```
 //!
 //! `--shape varied` generates data unlike the default generator's: five teams, 30 % of the lines in
 //! one of them, events with twelve more properties, and objects of 40 lines instead of 480.
 //! `--shape large` puts the generator's lines, for one team, in objects of 200,000 (about 11 MB
 //! of gzip each, read in parts as they stream): at 3M events, two or three objects a partition.
+//! `--shape teams` spreads the generator's lines over 300 teams in objects of 100: at 1M events,
+//! 2,100 partitions of about 480 lines, where what a partition costs whatever its size (its
+//! listing, files, commit and lease) counts as much as its lines.
 //!
 //! Each run also times a floor: the same raw objects decompressed and cut into lines on the same
 //! number of threads, with nothing validated, built or written; and the same floor with every
@@ -58,6 +61,8 @@ enum Shape {
     /// The generator's lines for one team, in objects of 200,000 (about 11 MB of gzip each), as
     /// an export or a producer that batches hours writes them.
     Large,
+    /// The generator's lines for 300 teams, in objects of 100: many small partitions.
+    Teams,
 }
 
 fn parse_args() -> Args {
@@ -87,7 +92,8 @@ fn parse_args() -> Args {
                 Some("generator") => a.shape = Shape::Generator,
                 Some("varied") => a.shape = Shape::Varied,
                 Some("large") => a.shape = Shape::Large,
-                other => panic!("--shape is generator, varied or large, not {other:?}"),
+                Some("teams") => a.shape = Shape::Teams,
+                other => panic!("--shape is generator, varied, large or teams, not {other:?}"),
             },
             "--spark" => a.spark = true,
             "--bench" => {}
@@ -128,6 +134,7 @@ fn main() {
             Shape::Generator => "",
             Shape::Varied => "-varied",
             Shape::Large => "-large",
+            Shape::Teams => "-teams",
         }
     ));
     let truth_file = lake_dir.join("_truth.json");
@@ -167,6 +174,12 @@ fn main() {
         if args.shape == Shape::Large {
             opts.teams = vec![eventlake_contract::TeamName::new("checkout").unwrap()];
             opts.batch_size = 200_000;
+        }
+        if args.shape == Shape::Teams {
+            opts.teams = (0..300)
+                .map(|i| eventlake_contract::TeamName::new(&format!("team{i:03}")).unwrap())
+                .collect();
+            opts.batch_size = 100;
         }
         if args.shape == Shape::Varied {
             opts.teams = ["checkout", "search", "growth", "ads", "billing"]
