@@ -473,10 +473,13 @@ fn write_floor(curated: &Path, threads: usize) -> (u64, f64) {
         })
         .collect();
     let rows = decoded.iter().flatten().map(|b| b.num_rows() as u64).sum();
-    let props = eventlake_compaction::compact::writer_properties(
-        &eventlake_compaction::compact::CompactOptions::default(),
-    )
-    .unwrap();
+    // The job writes a version of few rows with other settings than a large one (see
+    // `SMALL_FILE_ROWS`): both are made here, and each file takes the ones for its rows.
+    let opts = eventlake_compaction::compact::CompactOptions::default();
+    let small = eventlake_compaction::compact::SMALL_FILE_ROWS;
+    let props_small =
+        eventlake_compaction::compact::writer_properties(&opts, small.saturating_sub(1)).unwrap();
+    let props_large = eventlake_compaction::compact::writer_properties(&opts, small).unwrap();
     let started = Instant::now();
     share_out(
         &decoded,
@@ -485,6 +488,12 @@ fn write_floor(curated: &Path, threads: usize) -> (u64, f64) {
         |_, batches| {
             let Some(first) = batches.first() else {
                 return;
+            };
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let props = if rows < small {
+                &props_small
+            } else {
+                &props_large
             };
             let mut w =
                 ArrowWriter::try_new(Vec::new(), first.schema(), Some(props.clone())).unwrap();

@@ -220,7 +220,8 @@ const INDEX_GROUP_ROWS: usize = 64 * 1024;
 /// The id index file: [`Ids`] as Parquet, in line order for a partition held in memory, and
 /// sorted by id hash (the lines of one id in their order) for one that spilled (see
 /// [`crate::keys`]). Readers take its lines as a set, in which only the order of one id's lines
-/// counts. Hashes are random, so they are stored plain; times are delta-encoded and compressed. It is written a row group of [`INDEX_GROUP_ROWS`] at a
+/// counts. Hashes are random, so they are stored plain; times are delta-encoded and compressed
+/// (but a small partition's). It is written a row group of [`INDEX_GROUP_ROWS`] at a
 /// time into a buffer of its final size: in one row group, a partition of 476,000 lines held
 /// three more copies of its 7.6 MB of hashes while its file was written (a contiguous copy, the
 /// encoded column and a file buffer grown by doubling).
@@ -228,19 +229,27 @@ pub fn encode_index(ids: &PartitionIds) -> Result<Vec<u8>> {
     use parquet::basic::{Compression, Encoding, ZstdLevel};
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
     use parquet::schema::types::ColumnPath;
+    let lines = match ids {
+        PartitionIds::Memory(ids) => ids.num_rows(),
+        PartitionIds::Sorted(keys) => keys.lines() as usize,
+    };
+    // A small partition's times are left uncompressed: its ZSTD would cost the writer and every
+    // later day that reads the index a pair of zstd contexts (see `SMALL_FILE_ROWS`) to save a
+    // few hundred bytes.
+    let times = if lines < crate::compact::SMALL_FILE_ROWS {
+        Compression::UNCOMPRESSED
+    } else {
+        Compression::ZSTD(ZstdLevel::try_new(1)?)
+    };
     let received = ColumnPath::from("received_at");
     let props = WriterProperties::builder()
         .set_compression(Compression::UNCOMPRESSED)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::None)
         .set_column_encoding(received.clone(), Encoding::DELTA_BINARY_PACKED)
-        .set_column_compression(received, Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_column_compression(received, times)
         .set_max_row_group_row_count(Some(INDEX_GROUP_ROWS))
         .build();
-    let lines = match ids {
-        PartitionIds::Memory(ids) => ids.num_rows(),
-        PartitionIds::Sorted(keys) => keys.lines() as usize,
-    };
     // 16 bytes of hash and 8 of fingerprint a row, stored plain, and a byte or two of time
     // (five or so in hash order, where a day's times are about 37 bits apart).
     let per_line = match ids {

@@ -622,7 +622,8 @@ mod tests {
             let expected = write_files(lake, partition, "a", 0, chunks, order, &opts)
                 .await
                 .unwrap();
-            let mut sink = Sink::new(lake, partition, "b", 0, &opts).unwrap();
+            let rows = keep.iter().filter(|k| **k).count();
+            let mut sink = Sink::new(lake, partition, "b", 0, rows, &opts).unwrap();
             spill.merge(keep, &mut sink).await.unwrap();
             let merged = sink.finish().await.unwrap();
 
