@@ -978,7 +978,7 @@ fn radix_sort(v: &mut Vec<(u64, u32, u32)>, bits: u32) {
 /// compression and decompression context for every ZSTD column chunk written, and again for
 /// every one read (by the next incremental run, `etl query`, DataFusion elsewhere), and each
 /// context runs `cpuid` three times, which a virtual machine traps (about 4 µs each here). On
-/// 2,100 partitions of about 480 rows that was 15 % of the wall time; the files are about a
+/// 2,100 partitions of about 480 rows that was 13 % of the wall time; the files are about a
 /// third larger (40 against 29 kB).
 pub const SMALL_FILE_ROWS: usize = MIN_TYPE_GROUP_ROWS;
 

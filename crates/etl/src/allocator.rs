@@ -24,29 +24,23 @@ pub fn tune_allocator() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS) }
 }
 
-/// Allocations of the C libraries below this size come from the C allocator's heaps rather
-/// than a mapping of their own.
-const C_MMAP_THRESHOLD: usize = 4 << 20;
-
-/// Free memory at the top of a heap of the C allocator's that it keeps rather than handing back.
-const C_TRIM_THRESHOLD: usize = 32 << 20;
-
 /// zstd allocates with the C library's `malloc`, not the program's allocator, and Parquet's
 /// codec makes a compression and a decompression context for each ZSTD column chunk it writes or
 /// reads (about 0.6 MB once it has compressed, at level 1, and 0.1 MB), and frees them when the
 /// chunk is done. glibc's defaults gave each context fresh pages: a block above its mapping
-/// threshold was mapped and unmapped (a TLB shootdown on every core), and one freed at the top of
-/// a thread's heap was trimmed away (`madvise`), to be faulted in again by the next. With many small partitions that was about
-/// 4 % of a backfill's CPU time. Fixed thresholds keep the freed contexts for the next ones; the
-/// most held back is [`C_TRIM_THRESHOLD`] a heap, and a run's contexts take a few MB.
+/// threshold was mapped and unmapped (a TLB shootdown on every core), and one freed at the top
+/// of a thread's heap was trimmed away (`madvise`), to be faulted in again by the next. With
+/// many small partitions that was about a tenth of a backfill's wall time. Fixed thresholds keep
+/// the freed contexts for the next ones: blocks under 4 MiB come from a heap, and a heap keeps
+/// up to 32 MiB free at its top; a run's contexts take a few MB.
 #[allow(unsafe_code)]
 fn tune_c_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `mallopt` sets two integer parameters of glibc's allocator; it takes the
     // allocator's lock and may be called at any time.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, C_MMAP_THRESHOLD as libc::c_int);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, C_TRIM_THRESHOLD as libc::c_int);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
     }
 }
 
@@ -73,7 +67,7 @@ mod tests {
     fn a_c_allocation_the_size_of_a_zstd_context_comes_from_a_heap() {
         super::tune_c_allocator();
         // Larger than glibc's default mapping threshold (128 KiB) and than any it would raise
-        // itself to after the frees of this process so far.
+        // itself to after the frees of this process so far; below the one set (4 MiB).
         let size = 3 << 20;
         // SAFETY: `mallinfo2` reads the allocator's counters; the block is freed once, below.
         unsafe {
