@@ -1,5 +1,6 @@
-//! Compaction of one partition: raw objects → validated, de-duplicated, sorted ZSTD Parquet under a
-//! new version prefix, a manifest beside it, bad lines in quarantine, then one catalog commit.
+//! Compaction of one partition: raw objects → validated, de-duplicated, sorted Parquet (ZSTD, or
+//! Snappy under [`SMALL_FILE_ROWS`]) under a new version prefix, a manifest beside it, bad lines
+//! in quarantine, then one catalog commit.
 //!
 //! Every raw line is accounted for: `rows + duplicates + quarantined = lines`, checked before the
 //! commit (a mismatch is a bug and fails the partition rather than publish it), written to the
