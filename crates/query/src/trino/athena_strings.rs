@@ -15,6 +15,12 @@
 //!   `hamming_distance(a, b)` (characters that differ; strings of different lengths are an error).
 //! - `normalize(s[, NFC | NFD | NFKC | NFKD])` (NFC by default), `word_stem(word[, lang])`
 //!   (Snowball stemmers; English by default) and `soundex(s)` (American Soundex).
+//! - `upper`/`lower`: code point by code point, each by its one-to-one mapping (`upper('straße')`
+//!   is `STRAßE`, `lower('İ')` is `i`, a final `Σ` is `σ`); DataFusion applies Unicode's full,
+//!   context-sensitive mappings (`STRASSE`, `i̇`, `ς`).
+//! - `trim`/`ltrim`/`rtrim` of one argument remove Java's whitespace (tabs, line breaks, the
+//!   Unicode spaces but the no-break ones), where DataFusion removes spaces only; with a second
+//!   argument, any of its characters.
 
 use std::sync::Arc;
 
@@ -341,6 +347,111 @@ fn same_kind(n: &str, t: &[DataType]) -> Result<DataType> {
     })
 }
 
+/// Java's `Character.isWhitespace`, what Athena's one-argument `trim`, `ltrim` and `rtrim`
+/// remove: the Unicode space, line and paragraph separators but the no-break ones (U+00A0,
+/// U+2007, U+202F), and the controls U+0009 to U+000D and U+001C to U+001F.
+fn is_java_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\t'..='\r'
+            | '\u{1c}'..='\u{1f}'
+            | ' '
+            | '\u{1680}'
+            | '\u{2000}'..='\u{2006}'
+            | '\u{2008}'..='\u{200a}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{205f}'
+            | '\u{3000}'
+    )
+}
+
+/// `c`'s one-to-one uppercase mapping (Unicode's simple mapping, Java's
+/// `Character.toUpperCase(int)`): Rust's mapping where it is one character; where Rust's is
+/// several (`ß` to `SS`), `c` itself, but for the Greek letters with ypogegrammeni, whose simple
+/// mapping is the titlecase letter with prosgegrammeni (`ᾳ` to `ᾼ`).
+fn simple_upper(c: char) -> char {
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(u), None) => u,
+        _ => match c {
+            '\u{1f80}'..='\u{1f87}' | '\u{1f90}'..='\u{1f97}' | '\u{1fa0}'..='\u{1fa7}' => {
+                char::from_u32(u32::from(c) + 8).unwrap_or(c)
+            }
+            '\u{1fb3}' => '\u{1fbc}',
+            '\u{1fc3}' => '\u{1fcc}',
+            '\u{1ff3}' => '\u{1ffc}',
+            _ => c,
+        },
+    }
+}
+
+/// `c`'s one-to-one lowercase mapping (Java's `Character.toLowerCase(int)`): Rust's where it is
+/// one character; `İ`, the only letter Rust maps to two (`i̇`), is `i`.
+fn simple_lower(c: char) -> char {
+    let mut low = c.to_lowercase();
+    match (low.next(), low.next()) {
+        (Some(l), None) => l,
+        _ if c == '\u{130}' => 'i',
+        _ => c,
+    }
+}
+
+/// `upper(s)` or `lower(s)` as Athena computes them: `map` applied to each code point, ASCII
+/// text changed in place.
+fn case_map(a: &[ArrayRef], ascii: fn(&mut str), map: fn(char) -> char) -> Result<ArrayRef> {
+    let s = super::fun::Texts::of(&a[0])?;
+    let mut out = StringBuilder::with_capacity(s.len(), 0);
+    let mut buf = String::new();
+    for v in s.iter() {
+        let Some(v) = v else {
+            out.append_null();
+            continue;
+        };
+        buf.clear();
+        if v.is_ascii() {
+            buf.push_str(v);
+            ascii(&mut buf);
+        } else {
+            buf.extend(v.chars().map(map));
+        }
+        out.append_value(&buf);
+    }
+    Ok(arc(out.finish()))
+}
+
+/// `trim(s[, chars])` and its one-sided forms: the leading (`left`) and trailing (`right`)
+/// characters of `s` that are in `chars`, or Java's whitespace without it, removed.
+fn trim(a: &[ArrayRef], left: bool, right: bool) -> Result<ArrayRef> {
+    let s = super::fun::Texts::of(&a[0])?;
+    let chars = a.get(1).map(text).transpose()?;
+    let mut out = StringBuilder::with_capacity(s.len(), 0);
+    let mut set: Vec<char> = Vec::new();
+    for i in 0..s.len() {
+        if s.is_null(i) || chars.as_ref().is_some_and(|c| c.is_null(i)) {
+            out.append_null();
+            continue;
+        }
+        if let Some(c) = &chars {
+            set.clear();
+            set.extend(c.value(i).chars());
+        }
+        let drop = |c: char| match &chars {
+            None => is_java_whitespace(c),
+            Some(_) => set.contains(&c),
+        };
+        let mut v = s.value(i);
+        if left {
+            v = v.trim_start_matches(drop);
+        }
+        if right {
+            v = v.trim_end_matches(drop);
+        }
+        out.append_value(v);
+    }
+    Ok(arc(out.finish()))
+}
+
 /// Each row of the string columns `a` through `f`, NULL when any is NULL; `f` may refuse a row.
 fn texts_map(
     call: &Call,
@@ -624,6 +735,47 @@ pub fn functions() -> Vec<Fun> {
                 Ok(DataType::Int64)
             },
             length,
+        ),
+        Fun::new(
+            "upper",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Utf8)
+            },
+            |_, a| case_map(a, str::make_ascii_uppercase, simple_upper),
+        ),
+        Fun::new(
+            "lower",
+            |n, t| {
+                arity(n, t, &[1])?;
+                Ok(DataType::Utf8)
+            },
+            |_, a| case_map(a, str::make_ascii_lowercase, simple_lower),
+        ),
+        Fun::new(
+            "trim",
+            |n, t| {
+                arity(n, t, &[1, 2])?;
+                Ok(DataType::Utf8)
+            },
+            |_, a| trim(a, true, true),
+        )
+        .alias("btrim"),
+        Fun::new(
+            "ltrim",
+            |n, t| {
+                arity(n, t, &[1, 2])?;
+                Ok(DataType::Utf8)
+            },
+            |_, a| trim(a, true, false),
+        ),
+        Fun::new(
+            "rtrim",
+            |n, t| {
+                arity(n, t, &[1, 2])?;
+                Ok(DataType::Utf8)
+            },
+            |_, a| trim(a, false, true),
         ),
         Fun::new(
             "concat_ws",
