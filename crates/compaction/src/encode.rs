@@ -125,6 +125,7 @@ pub(crate) struct ParallelFile {
     columns: Vec<ArrowColumnWriter>,
     in_progress_rows: usize,
     max_row_group_rows: usize,
+    max_row_group_bytes: usize,
     /// Rows given to the column writers since the slice in progress began, or since a row
     /// group began within it (see [`crate::compact::Sink::part_rows`]).
     pub(crate) since_split: usize,
@@ -141,6 +142,7 @@ impl ParallelFile {
         props: WriterProperties,
     ) -> Result<Self> {
         let max_row_group_rows = props.max_row_group_row_count().unwrap_or(usize::MAX).max(1);
+        let max_row_group_bytes = props.max_row_group_bytes().unwrap_or(usize::MAX);
         let (file, factory) =
             ArrowWriter::try_new(Blocks::default(), Arc::clone(&schema), Some(props))?
                 .into_serialized_writer()?;
@@ -158,6 +160,7 @@ impl ParallelFile {
             columns,
             in_progress_rows: 0,
             max_row_group_rows,
+            max_row_group_bytes,
             since_split: 0,
             object,
             rows: 0,
@@ -170,14 +173,24 @@ impl ParallelFile {
         self.in_progress_rows
     }
 
+    /// An estimate of the encoded bytes of the row group in progress.
+    pub(crate) fn in_progress_bytes(&self) -> usize {
+        self.columns
+            .iter()
+            .map(ArrowColumnWriter::get_estimated_total_bytes)
+            .sum()
+    }
+
+    /// Whether the row group in progress has reached the properties' byte limit. Asked by the
+    /// caller where a slice ends, not after each part, so that a slice written in parts ends its
+    /// row groups where a whole slice does.
+    pub(crate) fn group_bytes_full(&self) -> bool {
+        self.in_progress_rows > 0 && self.in_progress_bytes() >= self.max_row_group_bytes
+    }
+
     /// Bytes written so far plus an estimate of the row group in progress.
     pub(crate) fn estimated_size(&self) -> usize {
-        self.file.bytes_written()
-            + self
-                .columns
-                .iter()
-                .map(ArrowColumnWriter::get_estimated_total_bytes)
-                .sum::<usize>()
+        self.file.bytes_written() + self.in_progress_bytes()
     }
 
     /// Appends the rows at `positions` of `batches` (whose first columns are the file's), of one

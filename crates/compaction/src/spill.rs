@@ -12,9 +12,9 @@
 //! compaction gives it, a part at a time, so the files are the same, byte for byte.
 //!
 //! Memory then holds one batch per run and the part of a slice being written (a few thousand
-//! rows: [`crate::compact::PART_ROWS`]). Past [`MAX_MERGED_RUNS`] runs, runs are first merged
-//! into longer ones, that many at a time, so the final merge reads at most that many side by
-//! side, whatever the partition's size. The runs live in a temporary folder (under `TMPDIR`, or
+//! rows: [`crate::compact::PART_ROWS`]). Past the runs one merge takes (16 to 64, as many as
+//! [`MERGE_BYTES`] of batches hold), runs are first merged into longer ones, that many at a time,
+//! so the final merge reads at most that many side by side, whatever the partition's size. The runs live in a temporary folder (under `TMPDIR`, or
 //! `--spill-dir`), removed when the compaction ends, whether it succeeded or not.
 
 use std::fs::File;
@@ -40,9 +40,23 @@ use crate::read::Chunk;
 /// 476,000 lines peaks about 10 MiB lower, for 2 to 3 % more time.
 const RUN_BATCH_ROWS: usize = 1024;
 
-/// Runs merged at once (a batch of each, about 360 KiB of generated events), so more runs than
-/// this are first merged into longer ones.
-const MAX_MERGED_RUNS: usize = 16;
+/// Runs merged at once, at most: a batch of each is held, about 360 KiB of generated events.
+/// More runs than a merge takes are first merged into longer ones, which writes and reads their
+/// rows once more: 12 of a 2,000,000-line partition's 42 runs, about a tenth of its time.
+const MAX_MERGED_RUNS: usize = 64;
+
+/// Runs merged at once, at least, however wide the events.
+const MIN_MERGED_RUNS: usize = 16;
+
+/// Bytes of the batches a merge holds, one of each run, which decides how many runs it takes
+/// (between [`MIN_MERGED_RUNS`] and [`MAX_MERGED_RUNS`]): 64 runs of generated events, 18 of
+/// events with 40 extra properties (1.3 MB a batch), where 64 held 80 MB more.
+const MERGE_BYTES: usize = 24 << 20;
+
+/// Runs one merge takes when a batch of [`RUN_BATCH_ROWS`] rows is `batch_bytes` bytes.
+fn merge_width(batch_bytes: usize, budget: usize) -> usize {
+    (budget / batch_bytes.max(1)).clamp(MIN_MERGED_RUNS, MAX_MERGED_RUNS)
+}
 
 /// The sorted runs of one partition.
 pub(crate) struct Spill {
@@ -57,6 +71,10 @@ pub(crate) struct Spill {
     key_runs: Vec<PathBuf>,
     /// Valid lines written to runs so far.
     lines: usize,
+    /// Bytes of run files written so far (merged runs not counted again).
+    run_bytes: u64,
+    /// [`MERGE_BYTES`], but in tests.
+    merge_budget: usize,
 }
 
 /// The curated columns, then each row's line number in the partition.
@@ -91,6 +109,8 @@ impl Spill {
             written: 0,
             key_runs: Vec::new(),
             lines: 0,
+            run_bytes: 0,
+            merge_budget: MERGE_BYTES,
         })
     }
 
@@ -137,6 +157,9 @@ impl Spill {
             writer.write(&RecordBatch::try_new(Arc::clone(&schema), arrays)?)?;
         }
         writer.finish()?;
+        self.run_bytes += std::fs::metadata(&path)
+            .map_err(|e| io_error("read the size of", &path, e))?
+            .len();
         self.runs.push(path);
         let keys = self
             .dir
@@ -177,14 +200,17 @@ impl Spill {
             .join(format!("run-{:04}.arrows", self.written))
     }
 
-    /// Merges runs into longer ones until no more than [`MAX_MERGED_RUNS`] are left: the final
-    /// merge then holds a batch of each, however large the partition. The first merge takes only
-    /// as many runs as it must for every later one to take that many, so the fewest rows are
-    /// merged twice (21 runs: 6 merged into one, where merging 16 first moved nearly three
-    /// times the rows).
+    /// Merges runs into longer ones until no more are left than one merge takes (see
+    /// [`merge_width`]): the final merge then holds a batch of each, however large the
+    /// partition. The first merge takes only as many runs as it must for every later one to take
+    /// that many, so the fewest rows are merged twice (21 runs, 16 at a time: 6 merged into one,
+    /// where merging 16 first moved nearly three times the rows).
     fn narrow(&mut self) -> Result<()> {
-        while self.runs.len() > MAX_MERGED_RUNS {
-            let take = first_merge(self.runs.len());
+        let batch_bytes = usize::try_from(self.run_bytes).unwrap_or(usize::MAX) / self.lines.max(1)
+            * RUN_BATCH_ROWS;
+        let width = merge_width(batch_bytes, self.merge_budget);
+        while self.runs.len() > width {
+            let take = first_merge(self.runs.len(), width);
             let group: Vec<PathBuf> = self.runs.drain(..take).collect();
             let path = self.next_path();
             let mut merge = Merge::open(&group)?;
@@ -261,14 +287,14 @@ impl Spill {
     }
 }
 
-/// How many of `runs` runs the first merge takes: all of them when they are no more than
-/// [`MAX_MERGED_RUNS`]; else just enough that every later merge takes that many and leaves
-/// exactly that many for the final one.
-fn first_merge(runs: usize) -> usize {
-    if runs <= MAX_MERGED_RUNS {
+/// How many of `runs` runs the first merge takes when a merge takes `width`: all of them when
+/// they are no more than that; else just enough that every later merge takes `width` and leaves
+/// exactly `width` for the final one.
+fn first_merge(runs: usize, width: usize) -> usize {
+    if runs <= width {
         return runs;
     }
-    (runs - 2) % (MAX_MERGED_RUNS - 1) + 2
+    (runs - 2) % (width - 1) + 2
 }
 
 /// Bytes a run writer gathers before it writes them to its file. Arrow's IPC writer writes
@@ -574,16 +600,22 @@ mod tests {
         // Some lines dropped, as de-duplication drops them.
         let keep: Vec<bool> = (0..lines).map(|i| i % 13 != 5).collect();
         let order = sorted_order(&chunks, Some(&keep));
-        // A few runs, merged at once; and 43, first merged into longer ones twice (13 into one,
+        // A few runs, merged at once; 43 merged at once, as these events are narrow; and 43
+        // where a merge takes the fewest runs, first merged into longer ones twice (13 into one,
         // then 16 of the 31 left), and 16 merged at the end.
-        for (chunks_a_run, runs) in [(23, 6), (3, 43)] {
+        for (chunks_a_run, runs, budget, merged) in [
+            (23, 6, MERGE_BYTES, 6),
+            (3, 43, MERGE_BYTES, 43),
+            (3, 43, 0, MIN_MERGED_RUNS),
+        ] {
             let mut spill = Spill::new(Some(dir.path())).unwrap();
+            spill.merge_budget = budget;
             for group in chunks.chunks(chunks_a_run) {
                 spill.write_run(group).unwrap();
             }
             assert_eq!(spill.runs(), runs);
             same_files_both_ways(&lake, &partition, &chunks, &keep, &order, &mut spill).await;
-            assert!(spill.runs() <= MAX_MERGED_RUNS);
+            assert_eq!(spill.runs(), merged);
             let left = std::fs::read_dir(spill.dir.path())
                 .unwrap()
                 .filter(|e| {
@@ -617,15 +649,18 @@ mod tests {
         // One file (a slice's end within it decides where a row group ends), then small files
         // (the merge must also start a new file where the in-memory path does), then row groups
         // cut at a row limit within slices and parts (the pages after such a cut begin where
-        // the in-memory path's do).
-        for (target, files, group_rows) in [
-            (256 * 1024 * 1024, 1, 1024 * 1024),
-            (256 * 1024, 2, 1024 * 1024),
-            (256 * 1024 * 1024, 1, 7_777),
+        // the in-memory path's do), then row groups cut by their bytes where a slice ends.
+        let mut groups = Vec::new();
+        for (target, files, group_rows, group_bytes) in [
+            (256 * 1024 * 1024, 1, 1024 * 1024, 64 << 20),
+            (256 * 1024, 2, 1024 * 1024, 64 << 20),
+            (256 * 1024 * 1024, 1, 7_777, 64 << 20),
+            (256 * 1024 * 1024, 1, 1024 * 1024, 4 << 10),
         ] {
             let opts = CompactOptions {
                 target_file_bytes: target,
                 row_group_rows: group_rows,
+                row_group_bytes: group_bytes,
                 ..CompactOptions::default()
             };
             let expected = write_files(lake, partition, "a", 0, chunks, order, &opts)
@@ -647,39 +682,66 @@ mod tests {
                     .collect()
             };
             assert_eq!(summary(&merged), summary(&expected));
+            let bytes = file_bytes(lake, &merged).await;
             assert!(
-                file_bytes(lake, &merged).await == file_bytes(lake, &expected).await,
+                bytes == file_bytes(lake, &expected).await,
                 "the files differ"
             );
+            groups.push(bytes.into_iter().map(row_groups).sum::<usize>());
         }
+        // Where a row group ends by its bytes, it ends with a slice, within an event type.
+        assert!(groups[3] > groups[0], "{groups:?}");
+    }
+
+    /// Row groups in a Parquet file.
+    fn row_groups(file: Vec<u8>) -> usize {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        SerializedFileReader::new(bytes::Bytes::from(file))
+            .unwrap()
+            .metadata()
+            .num_row_groups()
     }
 
     #[test]
     fn only_the_first_merge_takes_fewer_runs() {
-        for runs in 1..=300 {
-            let mut left = runs;
-            let mut takes = Vec::new();
-            while left > MAX_MERGED_RUNS {
-                let take = first_merge(left);
-                assert!((2..=MAX_MERGED_RUNS).contains(&take), "{runs}: {take}");
-                takes.push(take);
-                left = left - take + 1;
+        for width in [MIN_MERGED_RUNS, 18, 41, MAX_MERGED_RUNS] {
+            for runs in 1..=300 {
+                let mut left = runs;
+                let mut takes = Vec::new();
+                while left > width {
+                    let take = first_merge(left, width);
+                    assert!((2..=width).contains(&take), "{runs}: {take}");
+                    takes.push(take);
+                    left = left - take + 1;
+                }
+                assert!(left <= width);
+                // Every merge but the first takes as many runs as it may, and the last leaves
+                // exactly that many for the final merge: no pass could have been spared.
+                assert!(
+                    takes.iter().skip(1).all(|&t| t == width),
+                    "{runs}: {takes:?}"
+                );
+                if runs > width {
+                    assert_eq!(left, width, "{runs}: {takes:?}");
+                }
+                let passes = runs.saturating_sub(2) / (width - 1);
+                assert_eq!(takes.len(), passes, "{runs}: {takes:?}");
             }
-            assert!(left <= MAX_MERGED_RUNS);
-            // Every merge but the first takes as many runs as it may, and the last leaves
-            // exactly that many for the final merge: no pass could have been spared.
-            assert!(
-                takes.iter().skip(1).all(|&t| t == MAX_MERGED_RUNS),
-                "{runs}: {takes:?}"
-            );
-            if runs > MAX_MERGED_RUNS {
-                assert_eq!(left, MAX_MERGED_RUNS, "{runs}: {takes:?}");
-            }
-            let passes = runs.saturating_sub(2) / (MAX_MERGED_RUNS - 1);
-            assert_eq!(takes.len(), passes, "{runs}: {takes:?}");
+            assert_eq!(first_merge(width, width), width);
         }
-        assert_eq!(first_merge(21), 6);
-        assert_eq!(first_merge(MAX_MERGED_RUNS), MAX_MERGED_RUNS);
+        assert_eq!(first_merge(21, 16), 6);
+        assert_eq!(first_merge(42, 64), 42);
+    }
+
+    /// Narrow events merge as many runs as a merge may take, wide ones fewer, never fewer than
+    /// the least.
+    #[test]
+    fn a_merge_takes_fewer_runs_of_wider_events() {
+        // 360 KiB batches of generated events, 1.3 MB of events with 40 extra properties.
+        assert_eq!(merge_width(360 << 10, MERGE_BYTES), MAX_MERGED_RUNS);
+        assert_eq!(merge_width(1_300_000, MERGE_BYTES), 19);
+        assert_eq!(merge_width(usize::MAX, MERGE_BYTES), MIN_MERGED_RUNS);
+        assert_eq!(merge_width(0, MERGE_BYTES), MAX_MERGED_RUNS);
     }
 
     #[test]

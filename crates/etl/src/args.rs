@@ -230,6 +230,10 @@ pub struct TuningArgs {
     pub target_file_mb: u64,
     #[arg(long, default_value_t = 1024 * 1024)]
     pub row_group_rows: usize,
+    /// End a row group once its encoded size passes this many megabytes (the column writers
+    /// hold a row group in memory until it ends).
+    #[arg(long, default_value_t = eventlake_compaction::compact::DEFAULT_ROW_GROUP_MB)]
+    pub row_group_mb: usize,
     #[arg(long, default_value_t = 1)]
     pub zstd_level: i32,
     /// Raw objects read at once within a partition (default 8 on a folder, 64 on S3, where each
@@ -267,11 +271,12 @@ impl TuningArgs {
             .unwrap_or_else(|| CompactOptions::default_read_concurrency(on_s3));
         if self.target_file_mb == 0
             || self.row_group_rows == 0
+            || self.row_group_mb == 0
             || read_concurrency == 0
             || self.spill_mb == 0
         {
             return Err(Error::InvalidArgument(
-                "--target-file-mb, --row-group-rows, --read-concurrency and --spill-mb must be positive"
+                "--target-file-mb, --row-group-rows, --row-group-mb, --read-concurrency and --spill-mb must be positive"
                     .into(),
             ));
         }
@@ -279,6 +284,7 @@ impl TuningArgs {
             read_concurrency,
             target_file_bytes: self.target_file_mb * 1024 * 1024,
             row_group_rows: self.row_group_rows,
+            row_group_bytes: self.row_group_mb.saturating_mul(1024 * 1024),
             zstd_level: self.zstd_level,
             lease_ttl: self.lease_ttl,
             incremental: self.incremental,
