@@ -7,9 +7,10 @@
 //! needs of each line (its id hash, `received_at` and fingerprint) goes to a run of its own,
 //! sorted by id hash, and those runs are merged before the rows are (see [`crate::keys`]), so
 //! no table of the partition's ids is held in memory.
-//! Once every object is read, the runs are merged: the rows come out in the sort order, the
-//! lines de-duplication dropped are skipped, and the writer gets the slices an in-memory
-//! compaction gives it, a part at a time, so the files are the same, byte for byte.
+//! Once every object is read, the runs are merged, on a thread of their own while the writer
+//! encodes: the rows come out in the sort order, the lines de-duplication dropped are skipped,
+//! and the writer gets the slices an in-memory compaction gives it, a part at a time, so the
+//! files are the same, byte for byte.
 //!
 //! Memory then holds one batch per run and the part of a slice being written (a few thousand
 //! rows: [`crate::compact::PART_ROWS`]). Past the runs one merge takes (16 to 64, as many as
@@ -239,52 +240,160 @@ impl Spill {
     }
 
     /// Merges the runs into `sink`, in the sort order, skipping the lines `keep` does not keep.
-    /// The rows go to the writer a part at a time, so the batches they point into are let go
-    /// after a few thousand rows rather than a whole slice.
+    /// The merge runs on a thread of its own and hands the rows over a piece at a time (see
+    /// [`Piece`]), so it goes on while the writer encodes the rows before: on one partition
+    /// alone, the merge and the encoding used 1.5 of two cores one after the other. The writer
+    /// cuts the pieces into the parts [`Sink::part_rows`] asks for, so the files are those an
+    /// in-memory compaction writes.
     pub(crate) async fn merge(&mut self, keep: &[bool], sink: &mut Sink<'_>) -> Result<()> {
         self.narrow()?;
-        let mut merge = Merge::open(&self.runs)?;
-        let mut part: Vec<(usize, usize)> = Vec::with_capacity(PART_ROWS);
-        // Rows of the slice in progress already given to the writer.
-        let mut written = 0;
-        let mut slice_type = String::new();
-        while let Some(m) = merge.next() {
-            let c = &merge.cursors[m];
-            if keep[c.lines.value(c.row) as usize] {
-                let event_type = c.types.value(c.row);
-                let taken = written + part.len();
-                let ends = taken > 0 && slice_type != event_type;
-                if ends || taken == SLICE_ROWS {
-                    if !part.is_empty() {
-                        sink.append(&merge.live, &part, &slice_type).await?;
-                    }
-                    sink.slice_ends(ends).await?;
-                    part.clear();
-                    written = 0;
-                    merge.release();
-                } else if part.len() == sink.part_rows() {
-                    sink.append(&merge.live, &part, &slice_type).await?;
-                    written += part.len();
-                    part.clear();
-                    merge.release();
+        let runs = self.runs.clone();
+        let keep = keep.to_vec();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<RecordBatch>>();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("merge-runs".into())
+            .spawn(move || {
+                if let Err(e) = merge_pieces(&runs, &keep, &tx, &done_rx) {
+                    // The writer may have stopped already; then it has its own error to give.
+                    let _ = tx.blocking_send(Err(e));
                 }
-                let c = &merge.cursors[m];
-                if written + part.len() == 0 {
-                    slice_type.clear();
-                    slice_type.push_str(c.types.value(c.row));
+                drop(tx);
+                // The batches come back here to be freed by the thread that made them: freed
+                // on another, their memory stayed with this thread once it ended, and a
+                // backfill's peak grew with each partition merged.
+                for batches in done_rx {
+                    drop(batches);
                 }
-                part.push(c.place());
+                let _ = ended_tx.send(());
+            })
+            .map_err(|e| {
+                Error::Spill(format!("cannot start a thread to merge spilled runs: {e}"))
+            })?;
+        let written = write_pieces(&mut rx, &done_tx, sink).await;
+        drop((rx, done_tx));
+        written?;
+        // Every piece is taken: the merge has ended, or failed (and sent its error, given
+        // above), or panicked, which ends the thread without this signal.
+        ended_rx
+            .await
+            .map_err(|_| Error::Spill("the merge of spilled runs panicked".into()))
+    }
+}
+
+/// Writes the pieces `rx` brings into `sink`, cut into the parts [`Sink::part_rows`] asks for;
+/// the batches done with go to `done`.
+async fn write_pieces(
+    rx: &mut tokio::sync::mpsc::Receiver<Result<Piece>>,
+    done: &std::sync::mpsc::Sender<Vec<RecordBatch>>,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    // The batches the rows of `part` point into: those of the pieces it takes rows from.
+    let mut held: Vec<RecordBatch> = Vec::new();
+    let mut part: Vec<(usize, usize)> = Vec::with_capacity(PART_ROWS);
+    while let Some(piece) = rx.recv().await {
+        let Piece {
+            batches,
+            rows,
+            event_type,
+            slice_ends,
+        } = piece?;
+        let mut base = held.len();
+        held.extend(batches);
+        for (b, r) in rows {
+            part.push((base + b, r));
+            if part.len() == sink.part_rows() {
+                sink.append(&held, &part, &event_type).await?;
+                part.clear();
+                // Only this piece's batches are pointed into by the rows to come.
+                let _ = done.send(held.drain(..base).collect());
+                base = 0;
             }
-            merge.advance(m)?;
         }
-        if !part.is_empty() {
-            sink.append(&merge.live, &part, &slice_type).await?;
+        if let Some(type_ends) = slice_ends {
+            if !part.is_empty() {
+                sink.append(&held, &part, &event_type).await?;
+                part.clear();
+            }
+            sink.slice_ends(type_ends).await?;
+            let _ = done.send(std::mem::take(&mut held));
         }
-        if written + part.len() > 0 {
-            sink.slice_ends(true).await?;
+    }
+    Ok(())
+}
+
+/// Pieces the merge may have handed over that the writer has not taken yet.
+const PIECES_IN_FLIGHT: usize = 2;
+
+/// Rows of one event type, in the sort order, that the merge hands the writer at once: at most
+/// [`PART_ROWS`] of them, within one slice of the writer.
+struct Piece {
+    /// The batches `rows` point into (the merge's live ones when the piece was cut).
+    batches: Vec<RecordBatch>,
+    rows: Vec<(usize, usize)>,
+    event_type: String,
+    /// Set when the slice ends with these rows: whether the rows of its type end too.
+    slice_ends: Option<bool>,
+}
+
+/// Merges `runs` into pieces sent to `tx`, skipping the lines `keep` does not keep, and cutting
+/// the slices an in-memory compaction cuts: [`SLICE_ROWS`] rows at most, of one event type.
+fn merge_pieces(
+    runs: &[PathBuf],
+    keep: &[bool],
+    tx: &tokio::sync::mpsc::Sender<Result<Piece>>,
+    done: &std::sync::mpsc::Receiver<Vec<RecordBatch>>,
+) -> Result<()> {
+    let mut merge = Merge::open(runs)?;
+    let mut rows: Vec<(usize, usize)> = Vec::with_capacity(PART_ROWS);
+    // Rows of the slice in progress, those already sent included.
+    let mut taken = 0;
+    let mut slice_type = String::new();
+    let send = |merge: &mut Merge,
+                rows: &mut Vec<(usize, usize)>,
+                event_type: &str,
+                slice_ends: Option<bool>|
+     -> Result<()> {
+        let piece = Piece {
+            batches: merge.live.clone(),
+            rows: std::mem::replace(rows, Vec::with_capacity(PART_ROWS)),
+            event_type: event_type.to_owned(),
+            slice_ends,
+        };
+        merge.release();
+        tx.blocking_send(Ok(piece))
+            .map_err(|_| Error::Spill("the writer stopped taking merged rows".into()))?;
+        while let Ok(batches) = done.try_recv() {
+            drop(batches);
         }
         Ok(())
+    };
+    while let Some(m) = merge.next() {
+        let c = &merge.cursors[m];
+        if keep[c.lines.value(c.row) as usize] {
+            let event_type = c.types.value(c.row);
+            let type_ends = taken > 0 && slice_type != event_type;
+            if type_ends || taken == SLICE_ROWS {
+                send(&mut merge, &mut rows, &slice_type, Some(type_ends))?;
+                taken = 0;
+            } else if rows.len() == PART_ROWS {
+                send(&mut merge, &mut rows, &slice_type, None)?;
+            }
+            let c = &merge.cursors[m];
+            if taken == 0 {
+                slice_type.clear();
+                slice_type.push_str(c.types.value(c.row));
+            }
+            rows.push(c.place());
+            taken += 1;
+        }
+        merge.advance(m)?;
     }
+    if taken > 0 {
+        send(&mut merge, &mut rows, &slice_type, Some(true))?;
+    }
+    Ok(())
 }
 
 /// How many of `runs` runs the first merge takes when a merge takes `width`: all of them when
@@ -635,6 +744,42 @@ mod tests {
             drop(spill);
             assert!(!folder.exists(), "the runs are removed");
         }
+    }
+
+    /// A run the merge cannot read fails it, naming the run, though the merge goes on on a
+    /// thread of its own while the writer takes its rows.
+    #[tokio::test]
+    async fn a_run_cut_short_fails_the_merge_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
+        let partition = PartitionKey {
+            team: TeamName::new("checkout").unwrap(),
+            dt: PartitionDate::parse("2026-11-25").unwrap(),
+        };
+        let chunks = chunks(20_000, 700, &partition);
+        let mut spill = Spill::new(Some(dir.path())).unwrap();
+        for group in chunks.chunks(5) {
+            spill.write_run(group).unwrap();
+        }
+        let run = spill.runs[1].clone();
+        let len = std::fs::metadata(&run).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&run)
+            .unwrap()
+            .set_len(len / 2 + 3)
+            .unwrap();
+        let keep = vec![true; 20_000];
+        let opts = CompactOptions::default();
+        let mut sink = Sink::new(&lake, &partition, "c", 0, keep.len(), &opts).unwrap();
+        let err = spill
+            .merge(&keep, &mut sink)
+            .await
+            .expect_err("a run cut short fails the merge");
+        assert!(
+            err.to_string().contains(&run.display().to_string()),
+            "{err}"
+        );
     }
 
     /// The files the merge of `spill` writes are those the in-memory path writes.
