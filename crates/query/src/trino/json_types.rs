@@ -549,10 +549,18 @@ fn from_json(a: &ArrayRef, target: &DataType, lenient: bool) -> Result<ArrayRef>
     }
     match decode(&rows) {
         Ok(a) => Ok(a),
-        Err(e) if !lenient => Err(err(format!(
-            "cannot cast JSON to {}: {e}",
-            super::conditional::trino_type(target)
-        ))),
+        Err(e) if !lenient => {
+            // The first value that does not cast is named, not the decoder's field.
+            let ty = super::conditional::trino_type(target);
+            let first = rows
+                .iter()
+                .find(|r| decode(std::slice::from_ref(r)).is_err())
+                .and_then(|r| r.get("v"));
+            Err(err(match first {
+                Some(v) => format!("cannot cast {} to {ty}", super::json::canonical(v)),
+                None => format!("cannot cast JSON to {ty}: {e}"),
+            }))
+        }
         Err(_) => {
             let parts: Vec<ArrayRef> = rows
                 .iter()
@@ -678,5 +686,16 @@ mod tests {
             athena_type_syntax("SELECT ARRAY[1], map(ARRAY['a'], ARRAY[1])"),
             "SELECT ARRAY[1], map(ARRAY['a'], ARRAY[1])"
         );
+    }
+
+    /// A JSON value that does not cast is named in the error, among values that do.
+    #[tokio::test]
+    async fn a_value_that_does_not_cast_is_named() {
+        let err = crate::trino::csv_rows(
+            "SELECT CAST(j AS VARCHAR) FROM (VALUES (JSON '\"a\"'), (JSON '[1, 2]')) AS t(j)",
+        )
+        .await
+        .expect_err("an array is no varchar");
+        assert!(err.contains("cannot cast [1,2] to varchar"), "{err}");
     }
 }
