@@ -24,6 +24,8 @@ pub struct Call<'a> {
     pub ret: &'a DataType,
     /// Inside `try(…)`: a row's error becomes NULL.
     pub lenient: bool,
+    /// Rows the call answers: what a body without arguments makes (`random()`).
+    pub rows: usize,
 }
 
 impl Call<'_> {
@@ -92,9 +94,20 @@ impl Fun {
         self
     }
 
-    /// Answers differently from call to call (`shuffle`), so it is never folded as a constant.
+    /// Answers differently from call to call (`shuffle`), so it is never folded as a constant,
+    /// and from row to row even when its arguments are literals.
     pub fn volatile(mut self) -> Self {
         self.signature = Signature::variadic_any(Volatility::Volatile);
+        self
+    }
+
+    /// As [`Fun::volatile`], and may also be called without arguments (`random()`).
+    pub fn volatile_or_nullary(mut self) -> Self {
+        use datafusion::logical_expr::TypeSignature;
+        self.signature = Signature::one_of(
+            vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+            Volatility::Volatile,
+        );
         self
     }
 
@@ -150,10 +163,12 @@ impl ScalarUDFImpl for Fun {
         Ok(Arc::new(arrow::datatypes::Field::new(self.name, t, true)))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        // A volatile call answers each row afresh, whatever its arguments.
+        let all_scalar = self.signature.volatility != Volatility::Volatile
+            && args
+                .args
+                .iter()
+                .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if all_scalar { 1 } else { args.number_rows };
         let arrays = args
             .args
@@ -167,6 +182,7 @@ impl ScalarUDFImpl for Fun {
             types: &types,
             ret: &ret,
             lenient: self.lenient,
+            rows,
         };
         let out = (self.body)(&call, &arrays)?;
         let out = if out.data_type() != &ret {

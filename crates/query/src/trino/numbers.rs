@@ -20,8 +20,12 @@
 //! - `format_number(x)`: `123K`, `1.23M` (Athena's unit symbols and digits).
 //! - `great_circle_distance(lat1, lon1, lat2, lon2)`: kilometres on a sphere of Athena's
 //!   radius, 6371.01 km.
+//! - `random()` (`rand()`): a double in [0, 1); `random(n)`: an integer in [0, n), of `n`'s type;
+//!   `random(m, n)`: one in [m, n). Each row draws its own, literal arguments or not.
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, Int64Builder, StringArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::common::DataFusionError;
@@ -502,6 +506,60 @@ fn great_circle_distance(v: &[f64]) -> std::result::Result<f64, String> {
     Ok((t1 * t1 + t2 * t2).sqrt().atan2(t3) * EARTH_RADIUS_KM)
 }
 
+/// `random()`, `random(n)` or `random(m, n)` (see the module's documentation).
+fn random(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    if a.is_empty() {
+        return Ok(arc(Float64Array::from_iter_values(
+            (0..call.rows).map(|_| rng.random::<f64>()),
+        )));
+    }
+    let low = if a.len() == 2 {
+        Some(ints(&a[0])?)
+    } else {
+        None
+    };
+    let high = ints(&a[a.len() - 1])?;
+    let mut out = Int64Builder::with_capacity(high.len());
+    for i in 0..high.len() {
+        if high.is_null(i) || low.as_ref().is_some_and(|l| l.is_null(i)) {
+            out.append_null();
+            continue;
+        }
+        let h = high.value(i);
+        let l = low.as_ref().map_or(0, |l| l.value(i));
+        if l >= h {
+            call.row_err::<()>(match &low {
+                None => format!("the bound must be positive, not {h}"),
+                Some(_) => format!("the stop value ({h}) must be greater than the start ({l})"),
+            })?;
+            out.append_null();
+            continue;
+        }
+        out.append_value(rng.random_range(l..h));
+    }
+    Ok(arc(out.finish()))
+}
+
+/// The type `random(…)` answers in: a double without arguments, else its integers' type.
+fn random_type(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[0, 1, 2])?;
+    if t.is_empty() {
+        return Ok(DataType::Float64);
+    }
+    if let Some(x) = t.iter().find(|x| !x.is_integer() && **x != DataType::Null) {
+        return Err(DataFusionError::Plan(format!(
+            "{n} takes integers, not {}",
+            super::conditional::trino_type(x)
+        )));
+    }
+    Ok(match t {
+        [x] | [x, _] if x.is_integer() && t.iter().all(|y| y == x) => x.clone(),
+        _ => DataType::Int64,
+    })
+}
+
 pub fn functions() -> Vec<Fun> {
     fn two_ints(n: &str, t: &[DataType]) -> Result<DataType> {
         arity(n, t, &[2])?;
@@ -523,6 +581,9 @@ pub fn functions() -> Vec<Fun> {
         Ok(DataType::Float64)
     }
     vec![
+        Fun::new("random", random_type, random)
+            .alias("rand")
+            .volatile_or_nullary(),
         Fun::new(
             "width_bucket",
             |n, t| {
@@ -723,4 +784,28 @@ pub fn functions() -> Vec<Fun> {
             to_base,
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    /// `random` and `shuffle` answer each row afresh, though their arguments are literals, which
+    /// other functions answer once for a whole batch.
+    #[tokio::test]
+    async fn random_and_shuffle_draw_for_each_row() {
+        let rows = crate::trino::csv_rows(&format!(
+            "SELECT count(DISTINCT random(1000000000)), count(DISTINCT random()), \
+             min(random(5, 8)), max(random(5, 8)), \
+             count(DISTINCT array_join(shuffle(ARRAY[1, 2, 3, 4, 5]), ',')) FROM {}",
+            crate::trino::MANY_ROWS
+        ))
+        .await
+        .unwrap();
+        let v: Vec<u64> = rows[0].split(',').map(|x| x.parse().unwrap()).collect();
+        // 200,000 rows: a few draws of 10^9 values collide, none of the doubles do.
+        assert!(v[0] > 199_000, "{rows:?}");
+        assert_eq!(v[1], 200_000, "{rows:?}");
+        assert_eq!((v[2], v[3]), (5, 7), "{rows:?}");
+        // All 120 orders of five elements turn up.
+        assert_eq!(v[4], 120, "{rows:?}");
+    }
 }
