@@ -38,6 +38,12 @@ fn encoding_threads() -> usize {
 /// Partitions being compacted in this process right now.
 static IN_PROGRESS: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether fewer partitions are being compacted than there are cores to encode them: a
+/// partition may then keep more than one busy.
+pub(crate) fn cores_to_spare() -> bool {
+    IN_PROGRESS.load(Ordering::Relaxed) < encoding_threads()
+}
+
 /// Counts a partition as being compacted while it lives: a file's columns are encoded on several
 /// threads only while fewer partitions than cores are in progress. With as many partitions as
 /// cores, the cores are busy already, and helpers only cost memory.

@@ -7,8 +7,8 @@
 //! needs of each line (its id hash, `received_at` and fingerprint) goes to a run of its own,
 //! sorted by id hash, and those runs are merged before the rows are (see [`crate::keys`]), so
 //! no table of the partition's ids is held in memory.
-//! Once every object is read, the runs are merged, on a thread of their own while the writer
-//! encodes: the rows come out in the sort order, the lines de-duplication dropped are skipped,
+//! Once every object is read, the runs are merged (on a thread of their own while the writer
+//! encodes, when a core is to spare): the rows come out in the sort order, the lines de-duplication dropped are skipped,
 //! and the writer gets the slices an in-memory compaction gives it, a part at a time, so the
 //! files are the same, byte for byte.
 //!
@@ -240,29 +240,44 @@ impl Spill {
     }
 
     /// Merges the runs into `sink`, in the sort order, skipping the lines `keep` does not keep.
-    /// The merge runs on a thread of its own and hands the rows over a piece at a time (see
-    /// [`Piece`]), so it goes on while the writer encodes the rows before: on one partition
-    /// alone, the merge and the encoding used 1.5 of two cores one after the other. The writer
-    /// cuts the pieces into the parts [`Sink::part_rows`] asks for, so the files are those an
-    /// in-memory compaction writes.
+    /// The merge hands the rows over a piece at a time (see [`Pieces`]), and the writer cuts
+    /// the pieces into the parts [`Sink::part_rows`] asks for, so the files are those an
+    /// in-memory compaction writes. While fewer partitions than cores are being compacted, the
+    /// merge runs on a thread of its own and goes on while the writer encodes the rows before:
+    /// on one partition alone, merging and encoding took turns on 1.5 of two cores. With as many
+    /// partitions as cores, the cores are busy already, and the thread only cost memory.
     pub(crate) async fn merge(&mut self, keep: &[bool], sink: &mut Sink<'_>) -> Result<()> {
+        self.merge_with(keep, sink, crate::encode::cores_to_spare())
+            .await
+    }
+
+    /// [`Spill::merge`], on a thread of its own (`beside`) or here.
+    async fn merge_with(&mut self, keep: &[bool], sink: &mut Sink<'_>, beside: bool) -> Result<()> {
         self.narrow()?;
-        let runs = self.runs.clone();
-        let keep = keep.to_vec();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
+        let pieces = Pieces::open(&self.runs, keep.to_vec())?;
+        if !beside {
+            return write_pieces(&mut Source::Here(pieces), sink).await;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<RecordBatch>>();
         let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("merge-runs".into())
             .spawn(move || {
-                if let Err(e) = merge_pieces(&runs, &keep, &tx, &done_rx) {
-                    // The writer may have stopped already; then it has its own error to give.
-                    let _ = tx.blocking_send(Err(e));
+                for piece in pieces {
+                    let failed = piece.is_err();
+                    if tx.blocking_send(piece).is_err() || failed {
+                        // The writer stopped, with its own error, or has this one.
+                        break;
+                    }
+                    // The batches come back here to be freed by the thread that made them:
+                    // freed on another, their memory stayed with this thread once it ended,
+                    // and a backfill's peak grew with each partition merged.
+                    while let Ok(batches) = done_rx.try_recv() {
+                        drop(batches);
+                    }
                 }
                 drop(tx);
-                // The batches come back here to be freed by the thread that made them: freed
-                // on another, their memory stayed with this thread once it ended, and a
-                // backfill's peak grew with each partition merged.
                 for batches in done_rx {
                     drop(batches);
                 }
@@ -271,8 +286,7 @@ impl Spill {
             .map_err(|e| {
                 Error::Spill(format!("cannot start a thread to merge spilled runs: {e}"))
             })?;
-        let written = write_pieces(&mut rx, &done_tx, sink).await;
-        drop((rx, done_tx));
+        let written = write_pieces(&mut Source::Thread(rx, done_tx), sink).await;
         written?;
         // Every piece is taken: the merge has ended, or failed (and sent its error, given
         // above), or panicked, which ends the thread without this signal.
@@ -282,17 +296,41 @@ impl Spill {
     }
 }
 
-/// Writes the pieces `rx` brings into `sink`, cut into the parts [`Sink::part_rows`] asks for;
-/// the batches done with go to `done`.
-async fn write_pieces(
-    rx: &mut tokio::sync::mpsc::Receiver<Result<Piece>>,
-    done: &std::sync::mpsc::Sender<Vec<RecordBatch>>,
-    sink: &mut Sink<'_>,
-) -> Result<()> {
+/// Where the writer takes the merge's pieces from.
+enum Source {
+    /// The merge, run here between the writer's parts.
+    Here(Pieces),
+    /// The merge's thread, and the way back to it for the batches done with.
+    Thread(
+        tokio::sync::mpsc::Receiver<Result<Piece>>,
+        std::sync::mpsc::Sender<Vec<RecordBatch>>,
+    ),
+}
+
+impl Source {
+    async fn next(&mut self) -> Option<Result<Piece>> {
+        match self {
+            Source::Here(pieces) => pieces.next(),
+            Source::Thread(rx, _) => rx.recv().await,
+        }
+    }
+
+    /// Batches the writer is done with.
+    fn done(&self, batches: Vec<RecordBatch>) {
+        if let Source::Thread(_, back) = self {
+            // A merge that has ended frees them as it goes.
+            let _ = back.send(batches);
+        }
+    }
+}
+
+/// Writes the pieces `source` brings into `sink`, cut into the parts [`Sink::part_rows`] asks
+/// for.
+async fn write_pieces(source: &mut Source, sink: &mut Sink<'_>) -> Result<()> {
     // The batches the rows of `part` point into: those of the pieces it takes rows from.
     let mut held: Vec<RecordBatch> = Vec::new();
     let mut part: Vec<(usize, usize)> = Vec::with_capacity(PART_ROWS);
-    while let Some(piece) = rx.recv().await {
+    while let Some(piece) = source.next().await {
         let Piece {
             batches,
             rows,
@@ -307,7 +345,7 @@ async fn write_pieces(
                 sink.append(&held, &part, &event_type).await?;
                 part.clear();
                 // Only this piece's batches are pointed into by the rows to come.
-                let _ = done.send(held.drain(..base).collect());
+                source.done(held.drain(..base).collect());
                 base = 0;
             }
         }
@@ -317,13 +355,13 @@ async fn write_pieces(
                 part.clear();
             }
             sink.slice_ends(type_ends).await?;
-            let _ = done.send(std::mem::take(&mut held));
+            source.done(std::mem::take(&mut held));
         }
     }
     Ok(())
 }
 
-/// Pieces the merge may have handed over that the writer has not taken yet.
+/// Pieces the merge's thread may have handed over that the writer has not taken yet.
 const PIECES_IN_FLIGHT: usize = 2;
 
 /// Rows of one event type, in the sort order, that the merge hands the writer at once: at most
@@ -337,63 +375,86 @@ struct Piece {
     slice_ends: Option<bool>,
 }
 
-/// Merges `runs` into pieces sent to `tx`, skipping the lines `keep` does not keep, and cutting
-/// the slices an in-memory compaction cuts: [`SLICE_ROWS`] rows at most, of one event type.
-fn merge_pieces(
-    runs: &[PathBuf],
-    keep: &[bool],
-    tx: &tokio::sync::mpsc::Sender<Result<Piece>>,
-    done: &std::sync::mpsc::Receiver<Vec<RecordBatch>>,
-) -> Result<()> {
-    let mut merge = Merge::open(runs)?;
-    let mut rows: Vec<(usize, usize)> = Vec::with_capacity(PART_ROWS);
-    // Rows of the slice in progress, those already sent included.
-    let mut taken = 0;
-    let mut slice_type = String::new();
-    let send = |merge: &mut Merge,
-                rows: &mut Vec<(usize, usize)>,
-                event_type: &str,
-                slice_ends: Option<bool>|
-     -> Result<()> {
+/// The merge of runs as pieces, skipping the lines `keep` does not keep and cutting the slices
+/// an in-memory compaction cuts: [`SLICE_ROWS`] rows at most, of one event type.
+struct Pieces {
+    merge: Merge,
+    keep: Vec<bool>,
+    rows: Vec<(usize, usize)>,
+    /// Rows of the slice in progress, those of pieces already cut included.
+    taken: usize,
+    slice_type: String,
+    /// Set once the last piece is cut, or the merge failed.
+    ended: bool,
+}
+
+impl Pieces {
+    fn open(runs: &[PathBuf], keep: Vec<bool>) -> Result<Self> {
+        Ok(Self {
+            merge: Merge::open(runs)?,
+            keep,
+            rows: Vec::with_capacity(PART_ROWS),
+            taken: 0,
+            slice_type: String::new(),
+            ended: false,
+        })
+    }
+
+    /// The rows taken so far as a piece; the merge's batches they point into are let go.
+    fn cut(&mut self, slice_ends: Option<bool>) -> Piece {
         let piece = Piece {
-            batches: merge.live.clone(),
-            rows: std::mem::replace(rows, Vec::with_capacity(PART_ROWS)),
-            event_type: event_type.to_owned(),
+            batches: self.merge.live.clone(),
+            rows: std::mem::replace(&mut self.rows, Vec::with_capacity(PART_ROWS)),
+            event_type: self.slice_type.clone(),
             slice_ends,
         };
-        merge.release();
-        tx.blocking_send(Ok(piece))
-            .map_err(|_| Error::Spill("the writer stopped taking merged rows".into()))?;
-        while let Ok(batches) = done.try_recv() {
-            drop(batches);
-        }
-        Ok(())
-    };
-    while let Some(m) = merge.next() {
-        let c = &merge.cursors[m];
-        if keep[c.lines.value(c.row) as usize] {
+        self.merge.release();
+        piece
+    }
+
+    /// Takes rows until a piece is cut.
+    fn step(&mut self) -> Result<Option<Piece>> {
+        while let Some(m) = self.merge.next() {
+            let c = &self.merge.cursors[m];
+            if !self.keep[c.lines.value(c.row) as usize] {
+                self.merge.advance(m)?;
+                continue;
+            }
             let event_type = c.types.value(c.row);
-            let type_ends = taken > 0 && slice_type != event_type;
-            if type_ends || taken == SLICE_ROWS {
-                send(&mut merge, &mut rows, &slice_type, Some(type_ends))?;
-                taken = 0;
-            } else if rows.len() == PART_ROWS {
-                send(&mut merge, &mut rows, &slice_type, None)?;
+            let type_ends = self.taken > 0 && self.slice_type != event_type;
+            if type_ends || self.taken == SLICE_ROWS {
+                self.taken = 0;
+                return Ok(Some(self.cut(Some(type_ends))));
             }
-            let c = &merge.cursors[m];
-            if taken == 0 {
-                slice_type.clear();
-                slice_type.push_str(c.types.value(c.row));
+            if self.rows.len() == PART_ROWS {
+                return Ok(Some(self.cut(None)));
             }
-            rows.push(c.place());
-            taken += 1;
+            if self.taken == 0 {
+                self.slice_type.clear();
+                self.slice_type.push_str(event_type);
+            }
+            self.rows.push(c.place());
+            self.taken += 1;
+            self.merge.advance(m)?;
         }
-        merge.advance(m)?;
+        self.ended = true;
+        Ok((self.taken > 0).then(|| self.cut(Some(true))))
     }
-    if taken > 0 {
-        send(&mut merge, &mut rows, &slice_type, Some(true))?;
+}
+
+impl Iterator for Pieces {
+    type Item = Result<Piece>;
+
+    fn next(&mut self) -> Option<Result<Piece>> {
+        if self.ended {
+            return None;
+        }
+        let step = self.step();
+        if step.is_err() {
+            self.ended = true;
+        }
+        step.transpose()
     }
-    Ok(())
 }
 
 /// How many of `runs` runs the first merge takes when a merge takes `width`: all of them when
@@ -746,8 +807,8 @@ mod tests {
         }
     }
 
-    /// A run the merge cannot read fails it, naming the run, though the merge goes on on a
-    /// thread of its own while the writer takes its rows.
+    /// A run the merge cannot read fails it, naming the run, whether the merge runs here or
+    /// on a thread of its own beside the writer.
     #[tokio::test]
     async fn a_run_cut_short_fails_the_merge_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
@@ -771,15 +832,17 @@ mod tests {
             .unwrap();
         let keep = vec![true; 20_000];
         let opts = CompactOptions::default();
-        let mut sink = Sink::new(&lake, &partition, "c", 0, keep.len(), &opts).unwrap();
-        let err = spill
-            .merge(&keep, &mut sink)
-            .await
-            .expect_err("a run cut short fails the merge");
-        assert!(
-            err.to_string().contains(&run.display().to_string()),
-            "{err}"
-        );
+        for beside in [false, true] {
+            let mut sink = Sink::new(&lake, &partition, "c", 0, keep.len(), &opts).unwrap();
+            let err = spill
+                .merge_with(&keep, &mut sink, beside)
+                .await
+                .expect_err("a run cut short fails the merge");
+            assert!(
+                err.to_string().contains(&run.display().to_string()),
+                "{err}"
+            );
+        }
     }
 
     /// The files the merge of `spill` writes are those the in-memory path writes.
@@ -812,9 +875,18 @@ mod tests {
                 .await
                 .unwrap();
             let rows = keep.iter().filter(|k| **k).count();
+            // Merged here, then on a thread of its own beside the writer.
             let mut sink = Sink::new(lake, partition, "b", 0, rows, &opts).unwrap();
-            spill.merge(keep, &mut sink).await.unwrap();
+            spill.merge_with(keep, &mut sink, false).await.unwrap();
+            let here = sink.finish().await.unwrap();
+            let here_bytes = file_bytes(lake, &here).await;
+            let mut sink = Sink::new(lake, partition, "b", 0, rows, &opts).unwrap();
+            spill.merge_with(keep, &mut sink, true).await.unwrap();
             let merged = sink.finish().await.unwrap();
+            assert!(
+                here_bytes == file_bytes(lake, &merged).await,
+                "the files differ"
+            );
 
             assert!(
                 expected.len() >= files,
