@@ -755,14 +755,20 @@ mod tests {
         out
     }
 
-    #[tokio::test]
-    async fn merged_runs_write_the_files_an_in_memory_sort_writes() {
+    /// A lake in a temporary folder, and the partition the tests compact.
+    fn scratch_lake() -> (tempfile::TempDir, Lake, PartitionKey) {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
         let partition = PartitionKey {
             team: TeamName::new("checkout").unwrap(),
             dt: PartitionDate::parse("2026-11-25").unwrap(),
         };
+        (dir, lake, partition)
+    }
+
+    #[tokio::test]
+    async fn merged_runs_write_the_files_an_in_memory_sort_writes() {
+        let (dir, lake, partition) = scratch_lake();
         // 90,000 lines: 72,000 page views, more than one slice of the writer.
         let chunks = chunks(90_000, 700, &partition);
         let lines: usize = chunks.iter().map(|c| c.batch.num_rows()).sum();
@@ -811,12 +817,7 @@ mod tests {
     /// on a thread of its own beside the writer.
     #[tokio::test]
     async fn a_run_cut_short_fails_the_merge_with_its_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let lake = Lake::open(dir.path().to_str().unwrap(), true).unwrap();
-        let partition = PartitionKey {
-            team: TeamName::new("checkout").unwrap(),
-            dt: PartitionDate::parse("2026-11-25").unwrap(),
-        };
+        let (dir, lake, partition) = scratch_lake();
         let chunks = chunks(20_000, 700, &partition);
         let mut spill = Spill::new(Some(dir.path())).unwrap();
         for group in chunks.chunks(5) {

@@ -452,6 +452,18 @@ fn trim(a: &[ArrayRef], left: bool, right: bool) -> Result<ArrayRef> {
     Ok(arc(out.finish()))
 }
 
+/// The result type of a function of one string: a string.
+fn one_text(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[1])?;
+    Ok(DataType::Utf8)
+}
+
+/// The result type of a function of a string and, optionally, another: a string.
+fn one_or_two_texts(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[1, 2])?;
+    Ok(DataType::Utf8)
+}
+
 /// Each row of the string columns `a` through `f`, NULL when any is NULL; `f` may refuse a row.
 fn texts_map(
     call: &Call,
@@ -736,47 +748,15 @@ pub fn functions() -> Vec<Fun> {
             },
             length,
         ),
-        Fun::new(
-            "upper",
-            |n, t| {
-                arity(n, t, &[1])?;
-                Ok(DataType::Utf8)
-            },
-            |_, a| case_map(a, str::make_ascii_uppercase, simple_upper),
-        ),
-        Fun::new(
-            "lower",
-            |n, t| {
-                arity(n, t, &[1])?;
-                Ok(DataType::Utf8)
-            },
-            |_, a| case_map(a, str::make_ascii_lowercase, simple_lower),
-        ),
-        Fun::new(
-            "trim",
-            |n, t| {
-                arity(n, t, &[1, 2])?;
-                Ok(DataType::Utf8)
-            },
-            |_, a| trim(a, true, true),
-        )
-        .alias("btrim"),
-        Fun::new(
-            "ltrim",
-            |n, t| {
-                arity(n, t, &[1, 2])?;
-                Ok(DataType::Utf8)
-            },
-            |_, a| trim(a, true, false),
-        ),
-        Fun::new(
-            "rtrim",
-            |n, t| {
-                arity(n, t, &[1, 2])?;
-                Ok(DataType::Utf8)
-            },
-            |_, a| trim(a, false, true),
-        ),
+        Fun::new("upper", one_text, |_, a| {
+            case_map(a, str::make_ascii_uppercase, simple_upper)
+        }),
+        Fun::new("lower", one_text, |_, a| {
+            case_map(a, str::make_ascii_lowercase, simple_lower)
+        }),
+        Fun::new("trim", one_or_two_texts, |_, a| trim(a, true, true)).alias("btrim"),
+        Fun::new("ltrim", one_or_two_texts, |_, a| trim(a, true, false)),
+        Fun::new("rtrim", one_or_two_texts, |_, a| trim(a, false, true)),
         Fun::new(
             "concat_ws",
             |n, t| {
