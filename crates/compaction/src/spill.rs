@@ -8,15 +8,16 @@
 //! sorted by id hash, and those runs are merged before the rows are (see [`crate::keys`]), so
 //! no table of the partition's ids is held in memory.
 //! Once every object is read, the runs are merged (on a thread of their own while the writer
-//! encodes, when a core is to spare): the rows come out in the sort order, the lines de-duplication dropped are skipped,
-//! and the writer gets the slices an in-memory compaction gives it, a part at a time, so the
-//! files are the same, byte for byte.
+//! encodes, when a core is to spare): the rows come out in the sort order, the lines
+//! de-duplication dropped are skipped, and the writer gets the slices an in-memory compaction
+//! gives it, a part at a time, so the files are the same, byte for byte.
 //!
 //! Memory then holds one batch per run and the part of a slice being written (a few thousand
 //! rows: [`crate::compact::PART_ROWS`]). Past the runs one merge takes (16 to 64, as many as
-//! [`MERGE_BYTES`] of batches hold), runs are first merged into longer ones, that many at a time,
-//! so the final merge reads at most that many side by side, whatever the partition's size. The runs live in a temporary folder (under `TMPDIR`, or
-//! `--spill-dir`), removed when the compaction ends, whether it succeeded or not.
+//! [`MERGE_BYTES`] of batches hold), runs are first merged into longer ones, that many at a
+//! time, so the final merge reads at most that many side by side, whatever the partition's size.
+//! The runs live in a temporary folder (under `TMPDIR`, or `--spill-dir`), removed when the
+//! compaction ends, whether it succeeded or not.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -50,7 +51,7 @@ const MAX_MERGED_RUNS: usize = 64;
 const MIN_MERGED_RUNS: usize = 16;
 
 /// Bytes of the batches a merge holds, one of each run, which decides how many runs it takes
-/// (between [`MIN_MERGED_RUNS`] and [`MAX_MERGED_RUNS`]): 64 runs of generated events, 18 of
+/// (between [`MIN_MERGED_RUNS`] and [`MAX_MERGED_RUNS`]): 64 runs of generated events, 19 of
 /// events with 40 extra properties (1.3 MB a batch), where 64 held 80 MB more.
 const MERGE_BYTES: usize = 24 << 20;
 
@@ -286,8 +287,7 @@ impl Spill {
             .map_err(|e| {
                 Error::Spill(format!("cannot start a thread to merge spilled runs: {e}"))
             })?;
-        let written = write_pieces(&mut Source::Thread(rx, done_tx), sink).await;
-        written?;
+        write_pieces(&mut Source::Thread(rx, done_tx), sink).await?;
         // Every piece is taken: the merge has ended, or failed (and sent its error, given
         // above), or panicked, which ends the thread without this signal.
         ended_rx
