@@ -17,18 +17,23 @@
 //!   (Snowball stemmers; English by default) and `soundex(s)` (American Soundex).
 //! - `upper`/`lower`: code point by code point, each by its one-to-one mapping (`upper('straße')`
 //!   is `STRAßE`, `lower('İ')` is `i`, a final `Σ` is `σ`); DataFusion applies Unicode's full,
-//!   context-sensitive mappings (`STRASSE`, `i̇`, `ς`).
+//!   context-sensitive mappings (`STRASSE`, `i̇`, `ς`), so it only takes ASCII columns.
 //! - `trim`/`ltrim`/`rtrim` of one argument remove Java's whitespace (tabs, line breaks, the
 //!   Unicode spaces but the no-break ones), where DataFusion removes spaces only; with a second
-//!   argument, any of its characters.
+//!   argument, any of its characters. DataFusion's own trims, given that set, do the work.
 
 use std::sync::Arc;
 
+use arrow::array::builder::make_view;
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, Int64Array, StringArray, StringBuilder,
+    StringViewArray,
 };
-use arrow::datatypes::DataType;
-use datafusion::common::DataFusionError;
+use arrow::buffer::{Buffer, ScalarBuffer};
+use arrow::datatypes::{DataType, Field};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::{DataFusionError, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF};
 
 use super::fun::{Call, Fun, Result, arc, arity, ints, text};
 
@@ -350,21 +355,9 @@ fn same_kind(n: &str, t: &[DataType]) -> Result<DataType> {
 /// Java's `Character.isWhitespace`, what Athena's one-argument `trim`, `ltrim` and `rtrim`
 /// remove: the Unicode space, line and paragraph separators but the no-break ones (U+00A0,
 /// U+2007, U+202F), and the controls U+0009 to U+000D and U+001C to U+001F.
-fn is_java_whitespace(c: char) -> bool {
-    matches!(
-        c,
-        '\t'..='\r'
-            | '\u{1c}'..='\u{1f}'
-            | ' '
-            | '\u{1680}'
-            | '\u{2000}'..='\u{2006}'
-            | '\u{2008}'..='\u{200a}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{205f}'
-            | '\u{3000}'
-    )
-}
+const JAVA_WHITESPACE: &str = "\t\n\u{b}\u{c}\r\u{1c}\u{1d}\u{1e}\u{1f} \u{1680}\
+    \u{2000}\u{2001}\u{2002}\u{2003}\u{2004}\u{2005}\u{2006}\u{2008}\u{2009}\u{200a}\
+    \u{2028}\u{2029}\u{205f}\u{3000}";
 
 /// `c`'s one-to-one uppercase mapping (Unicode's simple mapping, Java's
 /// `Character.toUpperCase(int)`): Rust's mapping where it is one character; where Rust's is
@@ -397,9 +390,32 @@ fn simple_lower(c: char) -> char {
     }
 }
 
-/// `upper(s)` or `lower(s)` as Athena computes them: `map` applied to each code point, ASCII
-/// text changed in place.
-fn case_map(a: &[ArrayRef], ascii: fn(&mut str), map: fn(char) -> char) -> Result<ArrayRef> {
+/// DataFusion's own `f` of `args` (columns of one length, or literals), where it answers as
+/// Athena does: it is faster, and keeps a column's string type.
+fn datafusion_own(f: &ScalarUDF, args: Vec<ColumnarValue>, rows: usize) -> Result<ArrayRef> {
+    let types: Vec<DataType> = args.iter().map(ColumnarValue::data_type).collect();
+    let arg_fields = types
+        .iter()
+        .map(|t| Arc::new(Field::new("a", t.clone(), true)))
+        .collect();
+    let ret = f.return_type(&types)?;
+    f.invoke_with_args(ScalarFunctionArgs {
+        args,
+        arg_fields,
+        number_rows: rows,
+        return_field: Arc::new(Field::new(f.name(), ret, true)),
+        config_options: Arc::new(ConfigOptions::default()),
+    })?
+    .into_array(rows)
+}
+
+/// `upper(s)` or `lower(s)` as Athena computes them: `map` applied to each code point. ASCII
+/// text, where the one-to-one mappings are Unicode's full ones, is changed a byte at a time
+/// (`ascii`) where it lies: a table's columns keep their views, offsets and nulls.
+fn case_map(a: &[ArrayRef], ascii: fn(&mut [u8]), map: fn(char) -> char) -> Result<ArrayRef> {
+    if let Some(out) = ascii_case(&a[0], ascii) {
+        return Ok(out);
+    }
     let s = super::fun::Texts::of(&a[0])?;
     let mut out = StringBuilder::with_capacity(s.len(), 0);
     let mut buf = String::new();
@@ -409,59 +425,156 @@ fn case_map(a: &[ArrayRef], ascii: fn(&mut str), map: fn(char) -> char) -> Resul
             continue;
         };
         buf.clear();
-        if v.is_ascii() {
-            buf.push_str(v);
-            ascii(&mut buf);
-        } else {
-            buf.extend(v.chars().map(map));
-        }
+        buf.extend(v.chars().map(map));
         out.append_value(&buf);
     }
     Ok(arc(out.finish()))
 }
 
-/// `trim(s[, chars])` and its one-sided forms: the leading (`left`) and trailing (`right`)
-/// characters of `s` that are in `chars`, or Java's whitespace without it, removed.
-fn trim(a: &[ArrayRef], left: bool, right: bool) -> Result<ArrayRef> {
-    let s = super::fun::Texts::of(&a[0])?;
-    let chars = a.get(1).map(text).transpose()?;
-    let mut out = StringBuilder::with_capacity(s.len(), 0);
-    let mut set: Vec<char> = Vec::new();
-    for i in 0..s.len() {
-        if s.is_null(i) || chars.as_ref().is_some_and(|c| c.is_null(i)) {
-            out.append_null();
-            continue;
+/// `a` with `ascii` applied to each value's bytes, when every value is ASCII (so the bytes stay
+/// valid UTF-8 of the same lengths); None otherwise. Only the values' own bytes are read and
+/// copied, not the whole buffers a batch shares with others.
+fn ascii_case(a: &ArrayRef, ascii: fn(&mut [u8])) -> Option<ArrayRef> {
+    match a.data_type() {
+        DataType::Utf8 => {
+            let s = a.as_string::<i32>();
+            let offsets = s.value_offsets();
+            let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+            let bytes = &s.values()[first..last];
+            if first != 0 || !bytes.is_ascii() {
+                return None;
+            }
+            let mut mapped = bytes.to_vec();
+            ascii(&mut mapped);
+            let mapped = Buffer::from_vec(mapped);
+            StringArray::try_new(s.offsets().clone(), mapped, s.nulls().cloned())
+                .ok()
+                .map(arc)
         }
-        if let Some(c) = &chars {
-            set.clear();
-            set.extend(c.value(i).chars());
+        DataType::Utf8View => {
+            let s = a.as_string_view();
+            let mut views = Vec::with_capacity(s.len());
+            let mut data: Vec<u8> = Vec::new();
+            for (i, &v) in s.views().iter().enumerate() {
+                let len = v as u32 as usize;
+                if s.is_null(i) || len == 0 {
+                    views.push(0);
+                } else if len <= 12 {
+                    // The value is held in the view, after its length.
+                    let mut bytes = v.to_le_bytes();
+                    let value = &mut bytes[4..4 + len];
+                    if !value.is_ascii() {
+                        return None;
+                    }
+                    ascii(value);
+                    views.push(u128::from_le_bytes(bytes));
+                } else {
+                    let value = s.value(i).as_bytes();
+                    if !value.is_ascii() {
+                        return None;
+                    }
+                    let at = data.len();
+                    data.extend_from_slice(value);
+                    ascii(&mut data[at..]);
+                    views.push(make_view(&data[at..], 0, u32::try_from(at).ok()?));
+                }
+            }
+            let buffers = vec![Buffer::from_vec(data)];
+            StringViewArray::try_new(ScalarBuffer::from(views), buffers, s.nulls().cloned())
+                .ok()
+                .map(arc)
         }
-        let drop = |c: char| match &chars {
-            None => is_java_whitespace(c),
-            Some(_) => set.contains(&c),
-        };
-        let mut v = s.value(i);
-        if left {
-            v = v.trim_start_matches(drop);
-        }
-        if right {
-            v = v.trim_end_matches(drop);
-        }
-        out.append_value(v);
+        _ => None,
     }
-    Ok(arc(out.finish()))
 }
 
-/// The result type of a function of one string: a string.
-fn one_text(n: &str, t: &[DataType]) -> Result<DataType> {
+/// Whether Athena's one-argument trims remove `c`: Java's `Character.isWhitespace`, the
+/// characters of [`JAVA_WHITESPACE`].
+fn is_java_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\t'..='\r'
+            | '\u{1c}'..='\u{1f}'
+            | ' '
+            | '\u{1680}'
+            | '\u{2000}'..='\u{2006}'
+            | '\u{2008}'..='\u{200a}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{205f}'
+            | '\u{3000}'
+    )
+}
+
+/// `trim(s[, chars])` and its one-sided forms (`left`, `right`): DataFusion's `btrim`, `ltrim`
+/// or `rtrim` (`side`), which remove any of `chars`, given Java's whitespace when `chars` is
+/// left out. A table's column (`Utf8View`) without `chars` is trimmed here instead, each view
+/// kept or moved in, as a set of 24 characters searched for each one costs DataFusion's.
+fn trim(a: &[ArrayRef], side: &ScalarUDF, left: bool, right: bool) -> Result<ArrayRef> {
+    let chars = match a.get(1) {
+        Some(c) => ColumnarValue::Array(Arc::clone(c)),
+        None if a[0].data_type() == &DataType::Utf8View => {
+            return trim_views(a[0].as_string_view(), left, right);
+        }
+        None => ColumnarValue::Scalar(ScalarValue::Utf8(Some(JAVA_WHITESPACE.to_string()))),
+    };
+    datafusion_own(
+        side,
+        vec![ColumnarValue::Array(Arc::clone(&a[0])), chars],
+        a[0].len(),
+    )
+}
+
+/// `s` without Java's whitespace on the `left` and `right`: a value that loses none keeps its
+/// view, one that does gets a view of what is left, in the same buffer.
+fn trim_views(s: &StringViewArray, left: bool, right: bool) -> Result<ArrayRef> {
+    let views: Vec<u128> = s
+        .views()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if s.is_null(i) {
+                return v;
+            }
+            let value = s.value(i);
+            let mut kept = value;
+            if left {
+                kept = kept.trim_start_matches(is_java_whitespace);
+            }
+            if right {
+                kept = kept.trim_end_matches(is_java_whitespace);
+            }
+            if kept.len() == value.len() {
+                return v;
+            }
+            let start = kept.as_ptr() as usize - value.as_ptr() as usize;
+            // A long view's buffer and offset; a short one's are not read.
+            let (buffer, offset) = ((v >> 64) as u32, (v >> 96) as u32);
+            make_view(kept.as_bytes(), buffer, offset + start as u32)
+        })
+        .collect();
+    StringViewArray::try_new(
+        ScalarBuffer::from(views),
+        s.data_buffers().to_vec(),
+        s.nulls().cloned(),
+    )
+    .map(arc)
+    .map_err(DataFusionError::from)
+}
+
+/// The result type of `upper` and `lower`: the argument's string type.
+fn same_text(n: &str, t: &[DataType]) -> Result<DataType> {
     arity(n, t, &[1])?;
-    Ok(DataType::Utf8)
+    Ok(match &t[0] {
+        DataType::Utf8View => DataType::Utf8View,
+        _ => DataType::Utf8,
+    })
 }
 
-/// The result type of a function of a string and, optionally, another: a string.
-fn one_or_two_texts(n: &str, t: &[DataType]) -> Result<DataType> {
+/// The result type of the trims: the first argument's string type.
+fn trimmed_text(n: &str, t: &[DataType]) -> Result<DataType> {
     arity(n, t, &[1, 2])?;
-    Ok(DataType::Utf8)
+    same_text(n, &t[..1])
 }
 
 /// Each row of the string columns `a` through `f`, NULL when any is NULL; `f` may refuse a row.
@@ -748,15 +861,22 @@ pub fn functions() -> Vec<Fun> {
             },
             length,
         ),
-        Fun::new("upper", one_text, |_, a| {
-            case_map(a, str::make_ascii_uppercase, simple_upper)
+        Fun::new("upper", same_text, |_, a| {
+            case_map(a, <[u8]>::make_ascii_uppercase, simple_upper)
         }),
-        Fun::new("lower", one_text, |_, a| {
-            case_map(a, str::make_ascii_lowercase, simple_lower)
+        Fun::new("lower", same_text, |_, a| {
+            case_map(a, <[u8]>::make_ascii_lowercase, simple_lower)
         }),
-        Fun::new("trim", one_or_two_texts, |_, a| trim(a, true, true)).alias("btrim"),
-        Fun::new("ltrim", one_or_two_texts, |_, a| trim(a, true, false)),
-        Fun::new("rtrim", one_or_two_texts, |_, a| trim(a, false, true)),
+        Fun::new("trim", trimmed_text, |_, a| {
+            trim(a, &datafusion::functions::string::btrim(), true, true)
+        })
+        .alias("btrim"),
+        Fun::new("ltrim", trimmed_text, |_, a| {
+            trim(a, &datafusion::functions::string::ltrim(), true, false)
+        }),
+        Fun::new("rtrim", trimmed_text, |_, a| {
+            trim(a, &datafusion::functions::string::rtrim(), false, true)
+        }),
         Fun::new(
             "concat_ws",
             |n, t| {
@@ -782,5 +902,64 @@ mod tests {
         assert_eq!(substr_range(13, -5, Some(4)), Some((8, 12)));
         assert_eq!(substr_range(13, 0, None), None);
         assert_eq!(substr_range(3, 5, None), None);
+    }
+
+    /// The one-argument trims remove the same characters on either path.
+    #[test]
+    fn java_whitespace_is_one_set() {
+        let all: Vec<char> = (0..=u32::from(char::MAX))
+            .filter_map(char::from_u32)
+            .filter(|&c| is_java_whitespace(c))
+            .collect();
+        let listed: Vec<char> = JAVA_WHITESPACE.chars().collect();
+        assert_eq!(all, listed);
+    }
+
+    /// A table's columns are `Utf8View`: ASCII ones are changed where they lie, trims move
+    /// the views in, and the answers are Athena's either way.
+    #[tokio::test]
+    async fn a_tables_columns_get_athenas_case_and_trims() {
+        let view = |rows: &str| {
+            format!("(SELECT arrow_cast(s, 'Utf8View') AS v FROM (VALUES {rows}) AS t(s))")
+        };
+        let ascii = view("('a long value of text past twelve'), ('short'), (NULL)");
+        let rows =
+            crate::trino::csv_rows(&format!("SELECT upper(v), lower(upper(v)) FROM {ascii}"))
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            [
+                "A LONG VALUE OF TEXT PAST TWELVE,a long value of text past twelve",
+                "SHORT,short",
+                ",",
+            ]
+        );
+        let mixed = view("('short'), ('straße'), ('ΟΔΟΣ'), ('İ')");
+        let rows = crate::trino::csv_rows(&format!("SELECT upper(v), lower(v) FROM {mixed}"))
+            .await
+            .unwrap();
+        assert_eq!(rows, ["SHORT,short", "STRAßE,straße", "ΟΔΟΣ,οδοσ", "İ,i"]);
+        let padded = view(
+            "(chr(9) || ' a long value of text past twelve  '), (' short' || chr(12288)), \
+             ('none'), (chr(160) || 'nbsp'), (NULL)",
+        );
+        let rows = crate::trino::csv_rows(&format!(
+            "SELECT '[' || trim(v) || ']', '[' || ltrim(v) || ']', '[' || rtrim(v) || ']' \
+             FROM {padded}"
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            rows,
+            [
+                "[a long value of text past twelve],[a long value of text past twelve  ],\
+                 [\t a long value of text past twelve]",
+                "[short],[short\u{3000}],[ short]",
+                "[none],[none],[none]",
+                "[\u{a0}nbsp],[\u{a0}nbsp],[\u{a0}nbsp]",
+                ",,",
+            ]
+        );
     }
 }
