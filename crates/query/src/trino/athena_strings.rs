@@ -391,7 +391,7 @@ fn simple_lower(c: char) -> char {
 }
 
 /// DataFusion's own `f` of `args` (columns of one length, or literals), where it answers as
-/// Athena does: it is faster, and keeps a column's string type.
+/// Athena does (the trims, given their characters): it keeps a column's string type.
 fn datafusion_own(f: &ScalarUDF, args: Vec<ColumnarValue>, rows: usize) -> Result<ArrayRef> {
     let types: Vec<DataType> = args.iter().map(ColumnarValue::data_type).collect();
     let arg_fields = types
@@ -411,7 +411,7 @@ fn datafusion_own(f: &ScalarUDF, args: Vec<ColumnarValue>, rows: usize) -> Resul
 
 /// `upper(s)` or `lower(s)` as Athena computes them: `map` applied to each code point. ASCII
 /// text, where the one-to-one mappings are Unicode's full ones, is changed a byte at a time
-/// (`ascii`) where it lies: a table's columns keep their views, offsets and nulls.
+/// (`ascii`), and a table's column keeps its string type (views) and nulls.
 fn case_map(a: &[ArrayRef], ascii: fn(&mut [u8]), map: fn(char) -> char) -> Result<ArrayRef> {
     if let Some(out) = ascii_case(&a[0], ascii) {
         return Ok(out);
