@@ -17,10 +17,12 @@
 //!   (Snowball stemmers; English by default) and `soundex(s)` (American Soundex).
 //! - `upper`/`lower`: code point by code point, each by its one-to-one mapping (`upper('straße')`
 //!   is `STRAßE`, `lower('İ')` is `i`, a final `Σ` is `σ`); DataFusion applies Unicode's full,
-//!   context-sensitive mappings (`STRASSE`, `i̇`, `ς`), so it only takes ASCII columns.
+//!   context-sensitive mappings (`STRASSE`, `i̇`, `ς`). ASCII columns are changed a byte at a
+//!   time.
 //! - `trim`/`ltrim`/`rtrim` of one argument remove Java's whitespace (tabs, line breaks, the
 //!   Unicode spaces but the no-break ones), where DataFusion removes spaces only; with a second
-//!   argument, any of its characters. DataFusion's own trims, given that set, do the work.
+//!   argument, any of its characters (DataFusion's own trims, but for a table's column without
+//!   characters, whose views are moved in here).
 
 use std::sync::Arc;
 
@@ -509,7 +511,8 @@ fn is_java_whitespace(c: char) -> bool {
 /// `trim(s[, chars])` and its one-sided forms (`left`, `right`): DataFusion's `btrim`, `ltrim`
 /// or `rtrim` (`side`), which remove any of `chars`, given Java's whitespace when `chars` is
 /// left out. A table's column (`Utf8View`) without `chars` is trimmed here instead, each view
-/// kept or moved in, as a set of 24 characters searched for each one costs DataFusion's.
+/// kept or moved in: DataFusion searches the 24 characters of the set for every character it
+/// looks at, which took 1.41 times as long as its trim of spaces alone.
 fn trim(a: &[ArrayRef], side: &ScalarUDF, left: bool, right: bool) -> Result<ArrayRef> {
     let chars = match a.get(1) {
         Some(c) => ColumnarValue::Array(Arc::clone(c)),
@@ -547,8 +550,11 @@ fn trim_views(s: &StringViewArray, left: bool, right: bool) -> Result<ArrayRef> 
             if kept.len() == value.len() {
                 return v;
             }
+            if v as u32 <= 12 {
+                // A short value is held in its view, and so is what is left of it.
+                return make_view(kept.as_bytes(), 0, 0);
+            }
             let start = kept.as_ptr() as usize - value.as_ptr() as usize;
-            // A long view's buffer and offset; a short one's are not read.
             let (buffer, offset) = ((v >> 64) as u32, (v >> 96) as u32);
             make_view(kept.as_bytes(), buffer, offset + start as u32)
         })
