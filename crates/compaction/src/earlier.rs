@@ -309,7 +309,21 @@ pub fn decode_index_parts(data: bytes::Bytes) -> Result<Vec<Ids>> {
 /// A partition's ids are kept only until every partition of the run that reads them is done.
 #[derive(Debug, Clone, Default)]
 pub struct IdBoard {
-    slots: Arc<Mutex<HashMap<PartitionKey, Slot>>>,
+    slots: Arc<Mutex<Slots>>,
+}
+
+/// Bytes of committed partitions' ids the board keeps in memory for their readers: up to this,
+/// a reader takes them from the board rather than reading the committed id index back (a
+/// catalog read, the manifest and the index file, which is most of the cost of a small
+/// partition's earlier days). Beyond it they leave the board as their partitions commit, so a
+/// run holds about the ids of the partitions in progress, whatever the input's size.
+pub const KEEP_COMMITTED_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Default)]
+struct Slots {
+    by_partition: HashMap<PartitionKey, Slot>,
+    /// Bytes of the committed partitions' in-memory ids still on the board.
+    kept: usize,
 }
 
 #[derive(Debug)]
@@ -318,6 +332,9 @@ struct Slot {
     receiver: watch::Receiver<Option<PartitionIds>>,
     /// Partitions of the run that will read these ids and are not done yet.
     readers: usize,
+    /// Bytes these ids count towards [`KEEP_COMMITTED_BYTES`]: set when the partition is
+    /// committed and its ids stay on the board.
+    kept: usize,
 }
 
 impl IdBoard {
@@ -337,12 +354,13 @@ impl IdBoard {
             let mut slots = board.slots.lock().expect("board lock");
             for (partition, readers) in readers {
                 let (sender, receiver) = watch::channel(None);
-                slots.insert(
+                slots.by_partition.insert(
                     partition.clone(),
                     Slot {
                         sender: Some(sender),
                         receiver,
                         readers,
+                        kept: 0,
                     },
                 );
             }
@@ -356,13 +374,19 @@ impl IdBoard {
         self.slots
             .lock()
             .expect("board lock")
+            .by_partition
             .get(partition)
             .is_some_and(|slot| slot.sender.is_some())
     }
 
     /// `partition` has read its raw objects: these are its ids.
     pub fn publish(&self, partition: &PartitionKey, ids: PartitionIds) {
-        if let Some(slot) = self.slots.lock().expect("board lock").get_mut(partition)
+        if let Some(slot) = self
+            .slots
+            .lock()
+            .expect("board lock")
+            .by_partition
+            .get_mut(partition)
             && let Some(sender) = slot.sender.take()
         {
             sender.send_replace(Some(ids));
@@ -371,34 +395,61 @@ impl IdBoard {
 
     /// `partition` is done (or failed): whoever still waits for it stops waiting.
     pub fn close(&self, partition: &PartitionKey) {
-        if let Some(slot) = self.slots.lock().expect("board lock").get_mut(partition) {
+        if let Some(slot) = self
+            .slots
+            .lock()
+            .expect("board lock")
+            .by_partition
+            .get_mut(partition)
+        {
             slot.sender.take();
         }
     }
 
     /// `partition` is committed: from now on its readers take its ids from its id index, so the
     /// run holds the ids of the partitions in progress, not those of every team's last day
-    /// until that team's next day is done. Ids in a file on local disk (a partition that
-    /// spilled) stay until their readers are done: they cost no memory, and reading them back
-    /// from the id index would.
+    /// until that team's next day is done; unless they fit in what is left of
+    /// [`KEEP_COMMITTED_BYTES`], where reading them back would cost more than holding them.
+    /// Ids in a file on local disk (a partition that spilled) stay until their readers are
+    /// done: they cost no memory, and reading them back from the id index would.
     pub fn committed(&self, partition: &PartitionKey) {
         let mut slots = self.slots.lock().expect("board lock");
-        let on_disk = slots
-            .get(partition)
-            .is_some_and(|s| matches!(*s.receiver.borrow(), Some(PartitionIds::Sorted(_))));
-        if !on_disk {
-            slots.remove(partition);
+        let Slots { by_partition, kept } = &mut *slots;
+        let Some(slot) = by_partition.get_mut(partition) else {
+            return;
+        };
+        let bytes = match &*slot.receiver.borrow() {
+            Some(PartitionIds::Sorted(_)) => return,
+            Some(PartitionIds::Memory(ids)) => Some(ids.get_array_memory_size()),
+            None => None,
+        };
+        match bytes {
+            Some(bytes) if *kept + bytes <= KEEP_COMMITTED_BYTES => {
+                slot.kept = bytes;
+                *kept += bytes;
+            }
+            _ => {
+                by_partition.remove(partition);
+            }
         }
+    }
+
+    /// Bytes of committed partitions' ids the board holds.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.slots.lock().expect("board lock").kept
     }
 
     /// `reader` is done with the ids of `earlier`: those no one else needs are dropped.
     pub fn release(&self, earlier: &[Earlier]) {
         let mut slots = self.slots.lock().expect("board lock");
+        let Slots { by_partition, kept } = &mut *slots;
         for e in earlier {
-            if let Some(slot) = slots.get_mut(&e.partition) {
+            if let Some(slot) = by_partition.get_mut(&e.partition) {
                 slot.readers = slot.readers.saturating_sub(1);
                 if slot.readers == 0 {
-                    slots.remove(&e.partition);
+                    *kept -= slot.kept;
+                    by_partition.remove(&e.partition);
                 }
             }
         }
@@ -411,6 +462,7 @@ impl IdBoard {
             .slots
             .lock()
             .expect("board lock")
+            .by_partition
             .get(partition)?
             .receiver
             .clone();
@@ -930,14 +982,34 @@ mod tests {
         // The 26th is read by no one: it has no slot.
         assert!(board.wait(&key("2026-11-26")).await.is_none());
 
-        // A committed partition's ids leave the board before its reader comes; a reader that
-        // took them already keeps them.
+        // A committed partition's small ids stay on the board for its reader, and leave it
+        // when the reader is done.
         let board = IdBoard::for_run(&plans);
         board.publish(&key("2026-11-24"), ids(&[("x", 1)]).into());
+        board.committed(&key("2026-11-24"));
+        assert_eq!(board.kept(), ids(&[("x", 1)]).get_array_memory_size());
+        assert_eq!(board.wait(&key("2026-11-24")).await.unwrap().lines(), 1);
+        board.release(&plans[1].earlier);
+        assert_eq!(board.kept(), 0);
+        assert!(board.wait(&key("2026-11-24")).await.is_none());
+
+        // Ids past what the board keeps leave it when their partition commits; a reader that
+        // took them already keeps them.
+        let board = IdBoard::for_run(&plans);
+        let many: Vec<String> = (0..KEEP_COMMITTED_BYTES / 16)
+            .map(|i| i.to_string())
+            .collect();
+        let rows: Vec<(&str, i64)> = many.iter().map(|id| (id.as_str(), 1)).collect();
+        board.publish(&key("2026-11-24"), ids(&rows).into());
         let taken = board.wait(&key("2026-11-24")).await.unwrap();
         board.committed(&key("2026-11-24"));
         assert!(board.wait(&key("2026-11-24")).await.is_none());
-        assert_eq!(taken.lines(), 1);
+        assert_eq!(board.kept(), 0);
+        assert_eq!(taken.lines(), many.len() as u64);
         board.release(&plans[1].earlier);
+        // A partition that ended without publishing leaves no slot behind.
+        board.close(&key("2026-11-25"));
+        board.committed(&key("2026-11-25"));
+        assert!(board.wait(&key("2026-11-25")).await.is_none());
     }
 }
