@@ -12,6 +12,9 @@
 //! - `luhn_check(digits)`: whether a string of digits passes the Luhn check.
 //! - `ngrams(x, n)`: the runs of `n` consecutive elements of `x` (all of `x` when it is
 //!   shorter).
+//! - `interval * n`, `n * interval` and `interval / n` ([`IntervalScaling`]): an interval day to
+//!   second scaled in milliseconds, one of months in months, the fraction dropped; a double NaN,
+//!   or dividing by 0, fails with Athena's message.
 
 use std::sync::Arc;
 
@@ -23,6 +26,11 @@ use arrow::compute::cast;
 use arrow::datatypes::{
     DataType, Field, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
+
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use super::fun::{Call, Fun, Result, arc, arity, ints};
 
@@ -91,6 +99,146 @@ fn to_milliseconds(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
         });
     }
     Ok(arc(Int64Array::from(out)))
+}
+
+/// Plans `interval * n`, `n * interval` and `interval / n` (DataFusion has no such operators) as
+/// calls of `interval_multiply` and `interval_divide`.
+#[derive(Debug)]
+pub struct IntervalScaling;
+
+fn is_interval(t: &DataType) -> bool {
+    matches!(t, DataType::Interval(_) | DataType::Duration(_))
+}
+
+fn is_number(t: &DataType) -> bool {
+    t.is_numeric() || *t == DataType::Null
+}
+
+impl ExprPlanner for IntervalScaling {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
+        let divide = match expr.op {
+            BinaryOperator::Multiply => false,
+            BinaryOperator::Divide => true,
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        let (Ok(l), Ok(r)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        let (interval, number) = if is_interval(&l) && is_number(&r) {
+            (expr.left, expr.right)
+        } else if !divide && is_number(&l) && is_interval(&r) {
+            (expr.right, expr.left)
+        } else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        let fun = if divide {
+            Fun::new("interval_divide", scaled, interval_divide)
+        } else {
+            Fun::new("interval_multiply", scaled, interval_multiply)
+        };
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                Arc::new(fun.udf()),
+                vec![interval, number],
+            ),
+        )))
+    }
+}
+
+/// Java's text of a double, as Athena's messages give it (`0.0`, `NaN`, `-2.5`).
+fn java_double(x: f64) -> String {
+    if x.is_finite() && x == x.trunc() && x.abs() < 1e7 {
+        format!("{x:.1}")
+    } else if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// `interval * n` (`divide` false) or `interval / n`, row by row. Athena multiplies by a bigint
+/// exactly, and by anything else as a double; it divides as a double.
+fn scale_intervals(call: &Call, a: &[ArrayRef], divide: bool) -> Result<ArrayRef> {
+    let iv = cast(&a[0], &DataType::Interval(IntervalUnit::MonthDayNano))?;
+    let iv = iv.as_primitive::<IntervalMonthDayNanoType>();
+    let exact = !divide && a[1].data_type().is_integer();
+    let ints = exact.then(|| ints(&a[1])).transpose()?;
+    let doubles = if exact {
+        None
+    } else {
+        Some(cast(&a[1], &DataType::Float64)?)
+    };
+    let doubles: Option<&Float64Array> = doubles.as_ref().map(|d| d.as_primitive());
+    let mut out = Vec::with_capacity(iv.len());
+    for i in 0..iv.len() {
+        let n_null = match (&ints, doubles) {
+            (Some(n), _) => n.is_null(i),
+            (None, Some(d)) => d.is_null(i),
+            (None, None) => true,
+        };
+        if iv.is_null(i) || n_null {
+            out.push(None);
+            continue;
+        }
+        let v = iv.value(i);
+        let ms = i64::from(v.days) * 86_400_000 + v.nanoseconds / NANOS_PER_MS;
+        let months = i64::from(v.months);
+        let scaled = match (&ints, doubles) {
+            (Some(n), _) => {
+                let k = n.value(i);
+                months.checked_mul(k).zip(ms.checked_mul(k))
+            }
+            (None, Some(d)) => {
+                let x = d.value(i);
+                if x.is_nan() || (divide && x == 0.0) {
+                    let verb = if divide { "divide" } else { "multiply" };
+                    out.push(call.row_err(format!("Cannot {verb} by double {}", java_double(x)))?);
+                    continue;
+                }
+                // Java's `(long)`: toward zero, saturating, as Rust's `as`.
+                let f = |v: i64| {
+                    if divide {
+                        (v as f64 / x) as i64
+                    } else {
+                        (v as f64 * x) as i64
+                    }
+                };
+                Some((f(months), f(ms)))
+            }
+            (None, None) => None,
+        };
+        let fits = scaled.and_then(|(months, ms)| {
+            Some(IntervalMonthDayNano::new(
+                i32::try_from(months).ok()?,
+                i32::try_from(ms / 86_400_000).ok()?,
+                ms % 86_400_000 * NANOS_PER_MS,
+            ))
+        });
+        match fits {
+            Some(v) => out.push(Some(v)),
+            None => out.push(call.row_err("the interval is out of range")?),
+        }
+    }
+    Ok(arc(IntervalMonthDayNanoArray::from(out)))
+}
+
+fn scaled(n: &str, t: &[DataType]) -> Result<DataType> {
+    arity(n, t, &[2])?;
+    Ok(DataType::Interval(IntervalUnit::MonthDayNano))
+}
+
+fn interval_multiply(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    scale_intervals(call, a, false)
+}
+
+fn interval_divide(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
+    scale_intervals(call, a, true)
 }
 
 fn human_readable_seconds(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
@@ -258,6 +406,8 @@ pub fn functions() -> Vec<Fun> {
         Ok(ret)
     }
     vec![
+        Fun::new("interval_multiply", scaled, interval_multiply),
+        Fun::new("interval_divide", scaled, interval_divide),
         Fun::new(
             "parse_duration",
             |n, t| one(n, t, DataType::Interval(IntervalUnit::MonthDayNano)),
