@@ -264,6 +264,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                             m.what()
                         )))
                     }
+                    (Err(eventlake_query::Error::NotAthena(n)), Some(f)) => {
+                        Err(Error::InvalidArgument(format!(
+                            "{}:{}:{}: {}",
+                            f.display(),
+                            n.line,
+                            n.column,
+                            n.what()
+                        )))
+                    }
                     (r, _) => r.map(|_| ExitCode::SUCCESS).map_err(Error::from),
                 };
             }

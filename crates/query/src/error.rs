@@ -41,6 +41,10 @@ pub enum Error {
     #[error("{0}")]
     MissingFunction(crate::trino::missing::MissingFunction),
 
+    /// The query uses an operator or a form Athena's SQL does not have; nothing ran.
+    #[error("{0}")]
+    NotAthena(crate::trino::foreign::ForeignSyntax),
+
     /// A saved SQL file is unusable (syntax, header, parameters); nothing ran.
     #[error("{path}:{line}: {message}")]
     SavedQuery {
@@ -252,9 +256,10 @@ impl Error {
             Error::Query(DataFusionError::IoError(_)) => true,
             Error::Query(_) | Error::QueryAt { .. } | Error::Arrow(_) => false,
             Error::Athena { failure, .. } => failure.is_transient(),
-            Error::InvalidArgument(_) | Error::SavedQuery { .. } | Error::MissingFunction(_) => {
-                false
-            }
+            Error::InvalidArgument(_)
+            | Error::SavedQuery { .. }
+            | Error::MissingFunction(_)
+            | Error::NotAthena(_) => false,
             Error::Io { .. } => true,
             Error::Run { source, .. } => source.is_retryable(),
         }
@@ -337,6 +342,15 @@ mod tests {
                 true,
             ),
             (
+                Error::NotAthena(crate::trino::foreign::ForeignSyntax {
+                    written: "^".into(),
+                    instead: "write power(x, y)",
+                    line: 1,
+                    column: 8,
+                }),
+                false,
+            ),
+            (
                 Error::Run {
                     query: "q".into(),
                     run: "run 1".into(),
@@ -392,6 +406,12 @@ mod tests {
             "query: Cannot cast 'u-1' to bigint"
         );
         assert_eq!(error("SELECT 1 / 0").await, "query: Division by zero");
+        // An operator Athena lacks is refused before it runs, not given another meaning.
+        assert_eq!(
+            error("SELECT 2 ^ 3").await,
+            "line 1, column 8: `^` is not in Athena's SQL, which would refuse this query; write \
+             power(x, y) for a power, bitwise_xor(x, y) for an exclusive or of the bits"
+        );
         // A data file that is gone says which, and how its partition is written again.
         let gone = datafusion::error::DataFusionError::External(Box::new(std::io::Error::other(
             "Parquet error: Parquet error: Failed to fetch metadata for file l/curated/events/\

@@ -711,10 +711,14 @@ fn athena_statement(statement: &mut datafusion::sql::parser::Statement) -> Resul
 }
 
 /// The SQL as the engine reads it: Athena's type syntax in casts rewritten, and a function the
-/// engine lacks reported (name, line, column) before anything runs.
+/// engine lacks, or an operator Athena's SQL lacks (`^`, `::`), reported (name, line, column)
+/// before anything runs.
 pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
     if let Some(m) = crate::trino::missing::first_missing(ctx, sql) {
         return Err(crate::Error::MissingFunction(m));
+    }
+    if let Some(f) = crate::trino::foreign::first_foreign(sql) {
+        return Err(crate::Error::NotAthena(f));
     }
     let sql = crate::trino::select::values_rows(sql);
     let sql = crate::trino::json_types::athena_type_syntax(&sql);

@@ -38,6 +38,7 @@ pub mod datetime;
 mod decimals;
 pub mod dialect;
 mod durations;
+pub mod foreign;
 mod frequent;
 mod fun;
 mod json;
