@@ -96,6 +96,11 @@ pub fn register(ctx: &mut SessionContext) {
         Arc::new(durations::IntervalScaling),
     )
     .expect("a planner registers");
+    datafusion::execution::FunctionRegistry::register_expr_planner(
+        ctx,
+        Arc::new(athena_strings::TextConcat),
+    )
+    .expect("a planner registers");
     ctx.register_udf(ScalarUDF::from(DateTrunc::new()));
     ctx.register_udf(ScalarUDF::from(JsonExtractScalar::new()));
     ctx.register_udf(ScalarUDF::from(FromIso8601Timestamp::new()));

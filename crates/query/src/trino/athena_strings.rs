@@ -53,6 +53,69 @@ fn is_list(t: &DataType) -> bool {
     )
 }
 
+fn is_text(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => is_text(v),
+        _ => false,
+    }
+}
+
+/// Whether Athena joins values of these types with `concat` or `||` (arrays aside): all text,
+/// or all varbinary (NULL literals fit either). Athena refuses `'a' || 1` and `concat('a', 1)`
+/// ("Cannot apply operator"); DataFusion casts the number to text.
+fn joinable(types: &[&DataType]) -> bool {
+    let known = types.iter().filter(|t| ***t != DataType::Null);
+    known.clone().all(|t| is_text(t)) || known.clone().all(|t| is_binary(t))
+}
+
+fn cannot_join(types: &[&DataType], how: &str) -> DataFusionError {
+    let names: Vec<String> = types.iter().map(|t| super::trino_type(t)).collect();
+    DataFusionError::Plan(format!(
+        "{how}({}): Athena joins varchar to varchar, varbinary to varbinary, or arrays; cast the \
+         others first (CAST(x AS varchar))",
+        names.join(", ")
+    ))
+}
+
+/// Plans `a || b` of text and a value of another kind (`'a' || 1`) as the error Athena gives;
+/// any other `||` as DataFusion plans it.
+#[derive(Debug)]
+pub struct TextConcat;
+
+impl datafusion::logical_expr::planner::ExprPlanner for TextConcat {
+    fn plan_binary_op(
+        &self,
+        expr: datafusion::logical_expr::planner::RawBinaryExpr,
+        schema: &datafusion::common::DFSchema,
+    ) -> Result<
+        datafusion::logical_expr::planner::PlannerResult<
+            datafusion::logical_expr::planner::RawBinaryExpr,
+        >,
+    > {
+        use datafusion::logical_expr::ExprSchemable;
+        use datafusion::logical_expr::planner::PlannerResult;
+        if !matches!(
+            expr.op,
+            datafusion::sql::sqlparser::ast::BinaryOperator::StringConcat
+        ) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        let (Ok(l), Ok(r)) = (expr.left.get_type(schema), expr.right.get_type(schema)) else {
+            return Ok(PlannerResult::Original(expr));
+        };
+        if is_list(&l) || is_list(&r) || joinable(&[&l, &r]) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        let names = [super::trino_type(&l), super::trino_type(&r)];
+        Err(DataFusionError::Plan(format!(
+            "Cannot apply operator: {} || {}: Athena joins varchar to varchar, varbinary to \
+             varbinary, or arrays; cast the other side first (CAST(x AS varchar))",
+            names[0], names[1]
+        )))
+    }
+}
+
 /// The 0-based range Athena's `substr` takes from `len` items.
 fn substr_range(len: usize, start: i64, length: Option<i64>) -> Option<(usize, usize)> {
     let len = len as i64;
@@ -806,6 +869,10 @@ pub fn functions() -> Vec<Fun> {
             |n, t| {
                 if t.iter().any(is_list) {
                     return Ok(t.iter().find(|x| is_list(x)).cloned().expect("a list"));
+                }
+                let types: Vec<&DataType> = t.iter().collect();
+                if !joinable(&types) {
+                    return Err(cannot_join(&types, n));
                 }
                 same_kind(n, t)
             },
