@@ -78,6 +78,13 @@ pub enum Error {
 /// what the user needs. Syntax the planner does not take is named, not dumped as a syntax tree,
 /// and a subquery test it cannot run where it stands says where it can.
 fn explain(e: &datafusion::error::DataFusionError) -> String {
+    // A check of ours that refuses a query speaks for itself: the name of the analyzer rule
+    // DataFusion puts before its message means nothing to the user.
+    if let datafusion::error::DataFusionError::Context(rule, inner) = e
+        && rule.starts_with("athena_")
+    {
+        return explain(inner);
+    }
     let text = e.strip_backtrace();
     if let Some(at) = text.find("Unsupported ast node ") {
         let node = &text[at + "Unsupported ast node ".len()..];

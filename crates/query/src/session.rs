@@ -64,12 +64,16 @@ fn config() -> Result<SessionConfig> {
     Ok(SessionConfig::from(options).with_information_schema(true))
 }
 
-/// DataFusion's analyzer rules, after Athena's type for a double beside a decimal in a set
+/// DataFusion's analyzer rules, after the check that text is not compared with another type
+/// (`trino/mixed_types.rs`) and Athena's type for a double beside a decimal in a set
 /// operation (`trino/set_doubles.rs`), which must come before DataFusion's type coercion, and
 /// before integer arithmetic that fails on overflow (`trino/overflow.rs`), which needs the
 /// coerced types.
 fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
-    std::iter::once(Arc::new(crate::trino::set_doubles::DoublesInSets) as _)
+    std::iter::once(Arc::new(crate::trino::mixed_types::MixedTypes) as _)
+        .chain(std::iter::once(
+            Arc::new(crate::trino::set_doubles::DoublesInSets) as _,
+        ))
         .chain(datafusion::optimizer::Analyzer::new().rules)
         .chain(std::iter::once(
             Arc::new(crate::trino::overflow::CheckedIntegerArithmetic::default()) as _,

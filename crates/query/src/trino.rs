@@ -47,6 +47,7 @@ pub mod json_types;
 mod lambda;
 mod maps;
 pub mod missing;
+pub(crate) mod mixed_types;
 mod moments;
 mod numbers;
 mod ordered_agg;
