@@ -2,8 +2,9 @@
 //! varchar to none of them implicitly, so `schema_version = '1'` and `event_time > '2026-11-21'`
 //! are refused there ("Cannot apply operator: integer = varchar(1)"), where DataFusion casts one
 //! side and answers. A query tried locally would then fail once saved for Athena. Comparisons,
-//! `BETWEEN`, `IN` lists, `CASE x WHEN` and the results of `CASE` and `coalesce` are checked
-//! before DataFusion's type coercion, on the types the query gives them.
+//! `BETWEEN`, `IN` lists, `CASE x WHEN`, the results of `CASE` and `coalesce`, the columns of a
+//! `UNION` and the keys of a join are checked before DataFusion's type coercion, on the types
+//! the query gives them.
 
 use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
@@ -162,6 +163,43 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
     Ok(())
 }
 
+/// What a node asks of its inputs' types: the columns of a `UNION` (and `INTERSECT`, `EXCEPT`)
+/// side by side, and the key pairs of a join (`USING`).
+fn check_node(p: &LogicalPlan) -> Result<()> {
+    match p {
+        LogicalPlan::Union(u) => {
+            let width = u.schema.fields().len();
+            for i in 0..width {
+                let types: Vec<&DataType> = u
+                    .inputs
+                    .iter()
+                    .filter_map(|input| input.schema().fields().get(i).map(|f| f.data_type()))
+                    .collect();
+                for (j, a) in types.iter().enumerate() {
+                    if let Some(b) = types[j + 1..].iter().find(|b| clash(a, b)) {
+                        return Err(common_error(
+                            &format!("Column {} of a set operation", i + 1),
+                            a,
+                            b,
+                        ));
+                    }
+                }
+            }
+        }
+        LogicalPlan::Join(j) => {
+            for (l, r) in &j.on {
+                if let (Ok(a), Ok(b)) = (l.get_type(j.left.schema()), r.get_type(j.right.schema()))
+                    && clash(&a, &b)
+                {
+                    return Err(operator_error(&a, "=", &b));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The columns the expressions of `p` read: its inputs' (both sides of a join).
 fn input_schema(p: &LogicalPlan) -> DFSchema {
     let mut schema = DFSchema::empty();
@@ -179,6 +217,10 @@ impl AnalyzerRule for MixedTypes {
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
         let mut failed = None;
         plan.apply_with_subqueries(|p| {
+            if let Err(e) = check_node(p) {
+                failed = Some(e);
+                return Ok(TreeNodeRecursion::Stop);
+            }
             if p.inputs().is_empty() {
                 return Ok(TreeNodeRecursion::Continue);
             }
@@ -223,6 +265,11 @@ mod tests {
             "SELECT CASE x WHEN 'a' THEN 1 END FROM (VALUES 1) AS t(x)",
             "SELECT coalesce(x, 'none') FROM (VALUES 1) AS t(x)",
             "SELECT count(*) FROM (VALUES 1) AS t(x) WHERE EXISTS (SELECT 1 FROM (VALUES 'a') AS u(y) WHERE y = x)",
+            "SELECT 1 UNION ALL SELECT 'a'",
+            "SELECT x, 'b' FROM (VALUES 1) AS t(x) UNION SELECT 2, 3",
+            "SELECT 1 EXCEPT SELECT 'a'",
+            "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 'a') AS u(k) USING (k)",
+            "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 'a') AS u(j) ON t.k = u.j",
         ] {
             let e = error(sql).await;
             assert!(
@@ -250,6 +297,9 @@ mod tests {
             "SELECT CASE WHEN true THEN 1 ELSE NULL END, CASE WHEN true THEN 1 ELSE 2.5 END, coalesce(NULL, 'a')",
             "SELECT CASE y WHEN 'a' THEN 'x' ELSE 'y' END, if(y = 'a', 1, 0) FROM (VALUES 'a') AS t(y)",
             "SELECT CAST(x AS varchar) = '1', x = CAST('1' AS bigint) FROM (VALUES 1) AS t(x)",
+            "SELECT 1 UNION ALL SELECT 2.5 UNION ALL SELECT NULL",
+            "SELECT 'a', NULL UNION ALL SELECT NULL, 1",
+            "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 2) AS u(k) USING (k)",
         ] {
             assert_eq!(error(sql).await, None, "{sql}");
         }
