@@ -81,7 +81,7 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
     // A check of ours that refuses a query speaks for itself: the name of the analyzer rule
     // DataFusion puts before its message means nothing to the user.
     if let datafusion::error::DataFusionError::Context(rule, inner) = e
-        && rule.starts_with("athena_")
+        && (rule.starts_with("athena_") || rule == "type_coercion")
     {
         return explain(inner);
     }
@@ -161,11 +161,15 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
         Some(at) => &text[at..],
         None => text.as_str(),
     };
-    text.replace(
-        " This issue was likely caused by a bug in DataFusion's code. Please help us to resolve \
-         this by filing a bug report in our issue tracker: https://github.com/apache/datafusion/issues",
-        "",
-    )
+    // A call that fits none of a function's forms: DataFusion reports it as its own bug.
+    let text = text
+        .strip_prefix("Internal error: ")
+        .filter(|t| t.contains("failed to match any signature"))
+        .unwrap_or(text);
+    match text.find("This issue was likely caused by a bug in DataFusion's code") {
+        Some(at) => text[..at].trim_end().to_string(),
+        None => text.to_string(),
+    }
 }
 
 /// A committed data file the store no longer has (deleted by hand, or by a lifecycle rule): which
@@ -413,6 +417,14 @@ mod tests {
             "query: Cannot cast 'u-1' to bigint"
         );
         assert_eq!(error("SELECT 1 / 0").await, "query: Division by zero");
+        // A call that fits none of a function's forms says so, not that it is the engine's bug.
+        let unfit = error("SELECT substr(x, 1) FROM (VALUES 1) AS t(x)").await;
+        assert!(
+            unfit.starts_with("query: Function 'substr' failed to match any signature")
+                && !unfit.contains("bug")
+                && !unfit.contains("type_coercion"),
+            "{unfit}"
+        );
         // An operator Athena lacks is refused before it runs, not given another meaning.
         assert_eq!(
             error("SELECT 2 ^ 3").await,
