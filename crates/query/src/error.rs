@@ -418,9 +418,18 @@ mod tests {
         );
         assert_eq!(error("SELECT 1 / 0").await, "query: Division by zero");
         // A call that fits none of a function's forms says so, not that it is the engine's bug.
-        let unfit = error("SELECT substr(x, 1) FROM (VALUES 1) AS t(x)").await;
+        let unfit = explain(&DataFusionError::Context(
+            "type_coercion".into(),
+            Box::new(DataFusionError::Internal(
+                "Function 'substr' failed to match any signature, errors: Error during planning: \
+                 Function 'substr' expects 2 arguments but received 3..\nThis issue was likely \
+                 caused by a bug in DataFusion's code. Please help us to resolve this by filing a \
+                 bug report in our issue tracker: https://github.com/apache/datafusion/issues"
+                    .into(),
+            )),
+        ));
         assert!(
-            unfit.starts_with("query: Function 'substr' failed to match any signature")
+            unfit.starts_with("Function 'substr' failed to match any signature")
                 && !unfit.contains("bug")
                 && !unfit.contains("type_coercion"),
             "{unfit}"

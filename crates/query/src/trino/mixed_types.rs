@@ -3,8 +3,8 @@
 //! are refused there ("Cannot apply operator: integer = varchar(1)"), where DataFusion casts one
 //! side and answers. A query tried locally would then fail once saved for Athena. Comparisons,
 //! `BETWEEN`, `IN` lists, `CASE x WHEN`, the results of `CASE` and `coalesce`, the columns of a
-//! `UNION` and the keys of a join are checked before DataFusion's type coercion, on the types
-//! the query gives them.
+//! `UNION`, the keys of a join and the arguments of Athena's string and date functions are
+//! checked before DataFusion's type coercion, on the types the query gives them.
 
 use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
@@ -43,6 +43,82 @@ fn is_other_scalar(t: &DataType) -> bool {
         | DataType::LargeBinary
         | DataType::BinaryView => true,
         other => other.is_numeric(),
+    }
+}
+
+/// Athena functions whose arguments at these (0-based) places are text, and at those are not:
+/// DataFusion casts a number to text for a string function (`length(123)` is 3), and text to a
+/// timestamp for `date_trunc`, where Athena finds no such function.
+fn argument_kinds(name: &str) -> (&'static [usize], &'static [usize]) {
+    match name {
+        "lower"
+        | "upper"
+        | "trim"
+        | "ltrim"
+        | "rtrim"
+        | "length"
+        | "json_parse"
+        | "json_extract"
+        | "json_extract_scalar"
+        | "json_array_length"
+        | "json_size"
+        | "url_extract_host"
+        | "url_extract_path"
+        | "url_extract_port"
+        | "url_extract_protocol"
+        | "url_extract_query"
+        | "url_extract_fragment"
+        | "url_extract_parameter"
+        | "url_encode"
+        | "url_decode"
+        | "from_iso8601_timestamp"
+        | "from_iso8601_date"
+        | "substr"
+        | "substring"
+        | "lpad"
+        | "rpad"
+        | "reverse"
+        | "codepoint"
+        | "soundex"
+        | "word_stem"
+        | "normalize"
+        | "to_utf8" => (&[0], &[]),
+        "regexp_like"
+        | "regexp_extract"
+        | "regexp_extract_all"
+        | "regexp_count"
+        | "regexp_position"
+        | "regexp_split"
+        | "split"
+        | "split_part"
+        | "strpos"
+        | "starts_with"
+        | "date_parse"
+        | "parse_datetime"
+        | "levenshtein_distance"
+        | "hamming_distance"
+        | "split_to_map"
+        | "split_to_multimap" => (&[0, 1], &[]),
+        "replace" | "translate" | "regexp_replace" => (&[0, 1, 2], &[]),
+        "date_trunc" => (&[0], &[1]),
+        "date_add" => (&[0], &[2]),
+        "date_diff" => (&[0], &[1, 2]),
+        "date_format" | "format_datetime" => (&[1], &[0]),
+        "from_unixtime" | "to_unixtime" | "year" | "quarter" | "month" | "week"
+        | "week_of_year" | "day" | "day_of_month" | "day_of_week" | "dow" | "day_of_year"
+        | "doy" | "hour" | "minute" | "second" | "millisecond" | "year_of_week" | "yow"
+        | "last_day_of_month" | "to_iso8601" | "to_milliseconds" => (&[], &[0]),
+        _ => (&[], &[]),
+    }
+}
+
+/// A number, a date, a time or a boolean (varbinary aside: Athena's `length`, `substr`, `lpad`
+/// and others take it too).
+fn is_value(t: &DataType) -> bool {
+    match t {
+        DataType::Dictionary(_, v) => is_value(v),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => false,
+        other => is_other_scalar(other),
     }
 }
 
@@ -158,6 +234,40 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
                 return Err(common_error("The arguments of coalesce", &a, &b));
             }
         }
+        Expr::ScalarFunction(ScalarFunction { func, args }) => {
+            // The name the query calls it by is the function's or one of its aliases.
+            let Some((name, (text_at, not_text_at))) = std::iter::once(func.name())
+                .chain(func.aliases().iter().map(String::as_str))
+                .map(|n| (n, argument_kinds(n)))
+                .find(|(_, (t, n))| !t.is_empty() || !n.is_empty())
+            else {
+                return Ok(());
+            };
+            for (i, a) in args.iter().enumerate() {
+                let Some(t) = ty(a) else { continue };
+                let wrong = (text_at.contains(&i) && is_value(&t))
+                    || (not_text_at.contains(&i) && is_text(&t));
+                if wrong {
+                    let types: Vec<String> = args
+                        .iter()
+                        .map(|a| ty(a).map(|t| trino_type(&t)).unwrap_or_else(|| "?".into()))
+                        .collect();
+                    return Err(DataFusionError::Plan(format!(
+                        "Unexpected parameters ({}) for function {name}: argument {} is {}, \
+                         where Athena's {name} takes {}: {}",
+                        types.join(", "),
+                        i + 1,
+                        trino_type(&t),
+                        if is_text(&t) {
+                            "no varchar there"
+                        } else {
+                            "varchar there"
+                        },
+                        hint()
+                    )));
+                }
+            }
+        }
         _ => {}
     }
     Ok(())
@@ -266,6 +376,12 @@ mod tests {
             "SELECT coalesce(x, 'none') FROM (VALUES 1) AS t(x)",
             "SELECT count(*) FROM (VALUES 1) AS t(x) WHERE EXISTS (SELECT 1 FROM (VALUES 'a') AS u(y) WHERE y = x)",
             "SELECT 1 UNION ALL SELECT 'a'",
+            "SELECT length(123)",
+            "SELECT lower(x) FROM (VALUES 1) AS t(x)",
+            "SELECT regexp_like(123, '1')",
+            "SELECT date_trunc('day', '2026-11-20 10:00:00')",
+            "SELECT from_unixtime('1700000000')",
+            "SELECT year('2026-11-20')",
             "SELECT x, 'b' FROM (VALUES 1) AS t(x) UNION SELECT 2, 3",
             "SELECT 1 EXCEPT SELECT 'a'",
             "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 'a') AS u(k) USING (k)",
@@ -298,6 +414,10 @@ mod tests {
             "SELECT CASE y WHEN 'a' THEN 'x' ELSE 'y' END, if(y = 'a', 1, 0) FROM (VALUES 'a') AS t(y)",
             "SELECT CAST(x AS varchar) = '1', x = CAST('1' AS bigint) FROM (VALUES 1) AS t(x)",
             "SELECT 1 UNION ALL SELECT 2.5 UNION ALL SELECT NULL",
+            "SELECT length('abc'), length(to_utf8('abc')), reverse(ARRAY[1, 2]), lower(NULL)",
+            "SELECT date_trunc('day', TIMESTAMP '2026-11-20 10:00:00'), from_unixtime(1700000000)",
+            "SELECT date_diff('day', DATE '2026-11-19', DATE '2026-11-20'), year(DATE '2026-11-20')",
+            "SELECT substr('abc', 2), substr(to_utf8('abc'), 2), json_extract_scalar('{}', '$.a')",
             "SELECT 'a', NULL UNION ALL SELECT NULL, 1",
             "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 2) AS u(k) USING (k)",
         ] {
