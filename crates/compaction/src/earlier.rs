@@ -379,31 +379,26 @@ impl IdBoard {
             .is_some_and(|slot| slot.sender.is_some())
     }
 
-    /// `partition` has read its raw objects: these are its ids.
-    pub fn publish(&self, partition: &PartitionKey, ids: PartitionIds) {
-        if let Some(slot) = self
-            .slots
+    /// The sender of `partition`'s ids, taken: none when it has no slot or sent already.
+    fn take_sender(&self, partition: &PartitionKey) -> Option<watch::Sender<Option<PartitionIds>>> {
+        self.slots
             .lock()
             .expect("board lock")
             .by_partition
             .get_mut(partition)
-            && let Some(sender) = slot.sender.take()
-        {
+            .and_then(|slot| slot.sender.take())
+    }
+
+    /// `partition` has read its raw objects: these are its ids.
+    pub fn publish(&self, partition: &PartitionKey, ids: PartitionIds) {
+        if let Some(sender) = self.take_sender(partition) {
             sender.send_replace(Some(ids));
         }
     }
 
     /// `partition` is done (or failed): whoever still waits for it stops waiting.
     pub fn close(&self, partition: &PartitionKey) {
-        if let Some(slot) = self
-            .slots
-            .lock()
-            .expect("board lock")
-            .by_partition
-            .get_mut(partition)
-        {
-            slot.sender.take();
-        }
+        self.take_sender(partition);
     }
 
     /// `partition` is committed: from now on its readers take its ids from its id index, so the

@@ -3,14 +3,7 @@
 //! Athena writes instead. Without it, `2 ^ 3` would be 1 here (an exclusive or) where Athena
 //! refuses the query, and a query tried on a laptop would fail once saved for Athena.
 
-use std::ops::ControlFlow;
-
-use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, Expr, Spanned, UnaryOperator, visit_expressions,
-};
-use datafusion::sql::sqlparser::parser::Parser;
-
-use crate::trino::dialect::AthenaDialect;
+use datafusion::sql::sqlparser::ast::{BinaryOperator, CastKind, Expr, UnaryOperator};
 
 /// Syntax Athena does not read, where it is in the SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,72 +85,62 @@ fn binary(op: &BinaryOperator) -> Option<&'static str> {
 /// The first operator or form in `sql` that Athena's grammar lacks. SQL that does not parse
 /// passes (the planner reports it with its own position).
 pub fn first_foreign(sql: &str) -> Option<ForeignSyntax> {
-    let statements = Parser::parse_sql(&AthenaDialect, sql).ok()?;
-    let mut found = None;
-    let _ = visit_expressions(&statements, |e| {
-        let hit: Option<(String, &'static str)> = match e {
-            Expr::BinaryOp { op, .. } => binary(op).map(|instead| (op.to_string(), instead)),
-            Expr::UnaryOp { op, .. }
-                if !matches!(
-                    op,
-                    UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not
-                ) =>
-            {
-                let instead = match op {
-                    UnaryOperator::BitwiseNot => "write bitwise_not(x)",
-                    UnaryOperator::PGSquareRoot => "write sqrt(x)",
-                    UnaryOperator::PGCubeRoot => "write cbrt(x)",
-                    UnaryOperator::PGAbs => "write abs(x)",
-                    _ => "Athena's unary operators are +, - and NOT",
-                };
-                Some((op.to_string(), instead))
-            }
-            Expr::Cast {
-                kind: CastKind::DoubleColon,
-                ..
-            } => Some(("::".into(), "write CAST(x AS type)")),
-            Expr::Cast {
-                kind: CastKind::SafeCast,
-                ..
-            } => Some(("SAFE_CAST".into(), "write TRY_CAST(x AS type)")),
-            Expr::ILike { negated, .. } => Some((
-                if *negated { "NOT ILIKE" } else { "ILIKE" }.into(),
-                "write lower(s) LIKE lower(pattern)",
-            )),
-            Expr::RLike {
-                negated, regexp, ..
-            } => Some((
-                format!(
-                    "{}{}",
-                    if *negated { "NOT " } else { "" },
-                    if *regexp { "REGEXP" } else { "RLIKE" }
-                ),
-                "write regexp_like(s, pattern)",
-            )),
-            Expr::SimilarTo { negated, .. } => Some((
-                if *negated {
-                    "NOT SIMILAR TO"
-                } else {
-                    "SIMILAR TO"
-                }
-                .into(),
-                "write regexp_like(s, pattern), the pattern a Java regular expression",
-            )),
-            _ => None,
-        };
-        if let Some((written, instead)) = hit {
-            let at = e.span().start;
-            found = Some(ForeignSyntax {
-                written,
-                instead,
-                line: at.line,
-                column: at.column,
-            });
-            return ControlFlow::Break(());
+    let ((written, instead), line, column) = crate::trino::missing::first_in(sql, |e| match e {
+        Expr::BinaryOp { op, .. } => binary(op).map(|instead| (op.to_string(), instead)),
+        Expr::UnaryOp { op, .. }
+            if !matches!(
+                op,
+                UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not
+            ) =>
+        {
+            let instead = match op {
+                UnaryOperator::BitwiseNot => "write bitwise_not(x)",
+                UnaryOperator::PGSquareRoot => "write sqrt(x)",
+                UnaryOperator::PGCubeRoot => "write cbrt(x)",
+                UnaryOperator::PGAbs => "write abs(x)",
+                _ => "Athena's unary operators are +, - and NOT",
+            };
+            Some((op.to_string(), instead))
         }
-        ControlFlow::Continue(())
-    });
-    found
+        Expr::Cast {
+            kind: CastKind::DoubleColon,
+            ..
+        } => Some(("::".into(), "write CAST(x AS type)")),
+        Expr::Cast {
+            kind: CastKind::SafeCast,
+            ..
+        } => Some(("SAFE_CAST".into(), "write TRY_CAST(x AS type)")),
+        Expr::ILike { negated, .. } => Some((
+            if *negated { "NOT ILIKE" } else { "ILIKE" }.into(),
+            "write lower(s) LIKE lower(pattern)",
+        )),
+        Expr::RLike {
+            negated, regexp, ..
+        } => Some((
+            format!(
+                "{}{}",
+                if *negated { "NOT " } else { "" },
+                if *regexp { "REGEXP" } else { "RLIKE" }
+            ),
+            "write regexp_like(s, pattern)",
+        )),
+        Expr::SimilarTo { negated, .. } => Some((
+            if *negated {
+                "NOT SIMILAR TO"
+            } else {
+                "SIMILAR TO"
+            }
+            .into(),
+            "write regexp_like(s, pattern), the pattern a Java regular expression",
+        )),
+        _ => None,
+    })?;
+    Some(ForeignSyntax {
+        written,
+        instead,
+        line,
+        column,
+    })
 }
 
 #[cfg(test)]

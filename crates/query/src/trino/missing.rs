@@ -401,34 +401,46 @@ fn known(ctx: &SessionContext, name: &str) -> bool {
         || SYNTAX.contains(&name)
 }
 
+/// The first expression of `sql` that `hit` picks, with what it gave and the expression's line
+/// and column. SQL that does not parse gives none (the planner reports it with its own
+/// position).
+pub(crate) fn first_in<T>(
+    sql: &str,
+    mut hit: impl FnMut(&Expr) -> Option<T>,
+) -> Option<(T, u64, u64)> {
+    let statements = Parser::parse_sql(&AthenaDialect, sql).ok()?;
+    let mut found = None;
+    let _ = visit_expressions(&statements, |e| match hit(e) {
+        Some(t) => {
+            let at = e.span().start;
+            found = Some((t, at.line, at.column));
+            ControlFlow::Break(())
+        }
+        None => ControlFlow::Continue(()),
+    });
+    found
+}
+
 /// The first function in `sql` the session lacks. SQL that does not parse passes (the planner
 /// reports it with its own position).
 pub fn first_missing(ctx: &SessionContext, sql: &str) -> Option<MissingFunction> {
-    let statements = Parser::parse_sql(&AthenaDialect, sql).ok()?;
-    let mut found = None;
-    let _ = visit_expressions(&statements, |e| {
-        if let Expr::Function(f) = e {
-            let name = f
-                .name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(|i| i.value.to_ascii_lowercase())
-                .unwrap_or_default();
-            if !name.is_empty() && f.name.0.len() == 1 && !known(ctx, &name) {
-                let at = e.span().start;
-                found = Some(MissingFunction {
-                    athena: ATHENA_FUNCTIONS.contains(&name.as_str()),
-                    name,
-                    line: at.line,
-                    column: at.column,
-                });
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    });
-    found
+    let (name, line, column) = first_in(sql, |e| {
+        let Expr::Function(f) = e else { return None };
+        let name = f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase())
+            .unwrap_or_default();
+        (!name.is_empty() && f.name.0.len() == 1 && !known(ctx, &name)).then_some(name)
+    })?;
+    Some(MissingFunction {
+        athena: ATHENA_FUNCTIONS.contains(&name.as_str()),
+        name,
+        line,
+        column,
+    })
 }
 
 /// Every name the session knows that Athena also has, sorted: the README's list of supported
