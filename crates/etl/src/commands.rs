@@ -255,22 +255,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     &a.source.file,
                 ) {
                     // Say which file the line and column are in.
-                    (Err(eventlake_query::Error::MissingFunction(m)), Some(f)) => {
+                    (Err(e), Some(f)) if e.refused_at().is_some() => {
+                        let (line, column, what) = e.refused_at().expect("checked above");
                         Err(Error::InvalidArgument(format!(
-                            "{}:{}:{}: {}",
-                            f.display(),
-                            m.line,
-                            m.column,
-                            m.what()
-                        )))
-                    }
-                    (Err(eventlake_query::Error::NotAthena(n)), Some(f)) => {
-                        Err(Error::InvalidArgument(format!(
-                            "{}:{}:{}: {}",
-                            f.display(),
-                            n.line,
-                            n.column,
-                            n.what()
+                            "{}:{line}:{column}: {what}",
+                            f.display()
                         )))
                     }
                     (r, _) => r.map(|_| ExitCode::SUCCESS).map_err(Error::from),

@@ -276,6 +276,16 @@ impl Error {
         }
     }
 
+    /// Where a check that runs before the query refused it (line, column) and why: a function
+    /// the local engine lacks, or syntax Athena's SQL lacks.
+    pub fn refused_at(&self) -> Option<(u64, u64, String)> {
+        match self {
+            Error::MissingFunction(m) => Some((m.line, m.column, m.what())),
+            Error::NotAthena(n) => Some((n.line, n.column, n.what())),
+            _ => None,
+        }
+    }
+
     pub fn io(what: &'static str, path: impl ToString, source: std::io::Error) -> Self {
         Error::Io {
             what,
