@@ -53,7 +53,8 @@ fn is_list(t: &DataType) -> bool {
     )
 }
 
-fn is_text(t: &DataType) -> bool {
+/// Text of any of arrow's string types.
+pub(crate) fn is_text(t: &DataType) -> bool {
     match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
         DataType::Dictionary(_, v) => is_text(v),

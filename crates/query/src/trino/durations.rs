@@ -149,16 +149,14 @@ impl ExprPlanner for IntervalScaling {
     }
 }
 
-/// Java's text of a double, as Athena's messages give it (`0.0`, `NaN`, `-2.5`).
-fn java_double(x: f64) -> String {
-    if x.is_finite() && x == x.trunc() && x.abs() < 1e7 {
-        format!("{x:.1}")
-    } else if x.is_nan() {
-        "NaN".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { "Infinity" } else { "-Infinity" }.into()
+/// How Athena's message names the double it refuses (NaN, or 0 to divide by), as Java prints it.
+fn refused_double(x: f64) -> &'static str {
+    if x.is_nan() {
+        "NaN"
+    } else if x.is_sign_negative() {
+        "-0.0"
     } else {
-        format!("{x}")
+        "0.0"
     }
 }
 
@@ -198,7 +196,9 @@ fn scale_intervals(call: &Call, a: &[ArrayRef], divide: bool) -> Result<ArrayRef
                 let x = d.value(i);
                 if x.is_nan() || (divide && x == 0.0) {
                     let verb = if divide { "divide" } else { "multiply" };
-                    out.push(call.row_err(format!("Cannot {verb} by double {}", java_double(x)))?);
+                    out.push(
+                        call.row_err(format!("Cannot {verb} by double {}", refused_double(x)))?,
+                    );
                     continue;
                 }
                 // Java's `(long)`: toward zero, saturating, as Rust's `as`.

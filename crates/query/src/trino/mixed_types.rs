@@ -14,18 +14,11 @@ use datafusion::logical_expr::expr::{Between, Case, InList, ScalarFunction};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 
+use super::athena_strings::is_text;
 use super::trino_type;
 
 #[derive(Debug, Default)]
 pub struct MixedTypes;
-
-fn is_text(t: &DataType) -> bool {
-    match t {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, v) => is_text(v),
-        _ => false,
-    }
-}
 
 /// A type Athena never casts text to on its own.
 fn is_other_scalar(t: &DataType) -> bool {
