@@ -10,8 +10,8 @@ use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, DataFusionError, Result};
-use datafusion::logical_expr::expr::{Between, Case, InList, ScalarFunction};
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::logical_expr::expr::{Between, Case, InList, ScalarFunction, TryCast};
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 
 use super::athena_strings::is_text;
@@ -221,6 +221,27 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
                 return Err(common_error("The results of a CASE", &a, &b));
             }
         }
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+            if is_text(field.data_type()) =>
+        {
+            if let Some(from) = ty(expr)
+                && matches!(
+                    from,
+                    DataType::List(_)
+                        | DataType::LargeList(_)
+                        | DataType::FixedSizeList(..)
+                        | DataType::Map(..)
+                        | DataType::Struct(_)
+                )
+            {
+                return Err(DataFusionError::Plan(format!(
+                    "Cannot cast {} to varchar: Athena casts no array, map or row to text; \
+                     array_join(x, ', ') joins an array's elements, and \
+                     json_format(CAST(x AS JSON)) writes any of them as JSON",
+                    trino_type(&from)
+                )));
+            }
+        }
         Expr::ScalarFunction(ScalarFunction { func, args }) if func.name() == "coalesce" => {
             let args: Vec<&Expr> = args.iter().collect();
             if let Some((a, b)) = first_clash(&args, schema) {
@@ -370,6 +391,8 @@ mod tests {
             "SELECT count(*) FROM (VALUES 1) AS t(x) WHERE EXISTS (SELECT 1 FROM (VALUES 'a') AS u(y) WHERE y = x)",
             "SELECT 1 UNION ALL SELECT 'a'",
             "SELECT length(123)",
+            "SELECT CAST(ARRAY[1, 2] AS varchar)",
+            "SELECT TRY_CAST(MAP(ARRAY['a'], ARRAY[1]) AS varchar)",
             "SELECT lower(x) FROM (VALUES 1) AS t(x)",
             "SELECT regexp_like(123, '1')",
             "SELECT date_trunc('day', '2026-11-20 10:00:00')",
@@ -382,8 +405,7 @@ mod tests {
         ] {
             let e = error(sql).await;
             assert!(
-                e.as_deref()
-                    .is_some_and(|e| e.contains("Athena casts text to nothing")),
+                e.as_deref().is_some_and(|e| e.contains("Athena casts")),
                 "{sql}: {e:?}"
             );
         }
@@ -411,6 +433,7 @@ mod tests {
             "SELECT date_trunc('day', TIMESTAMP '2026-11-20 10:00:00'), from_unixtime(1700000000)",
             "SELECT date_diff('day', DATE '2026-11-19', DATE '2026-11-20'), year(DATE '2026-11-20')",
             "SELECT substr('abc', 2), substr(to_utf8('abc'), 2), json_extract_scalar('{}', '$.a')",
+            "SELECT json_format(CAST(ARRAY[1, 2] AS JSON)), CAST(CAST(1 AS JSON) AS varchar)",
             "SELECT 'a', NULL UNION ALL SELECT NULL, 1",
             "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 2) AS u(k) USING (k)",
         ] {
