@@ -39,14 +39,14 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF};
 
 use super::fun::{Call, Fun, Result, arc, arity, ints, text};
 
-fn is_binary(t: &DataType) -> bool {
+pub(crate) fn is_binary(t: &DataType) -> bool {
     matches!(
         t,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView
     )
 }
 
-fn is_list(t: &DataType) -> bool {
+pub(crate) fn is_list(t: &DataType) -> bool {
     matches!(
         t,
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)

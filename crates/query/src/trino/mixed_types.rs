@@ -14,16 +14,17 @@ use datafusion::logical_expr::expr::{Between, Case, InList, ScalarFunction, TryC
 use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 
-use super::athena_strings::is_text;
+use super::athena_strings::{is_binary, is_list, is_text};
 use super::trino_type;
 
 #[derive(Debug, Default)]
 pub struct MixedTypes;
 
-/// A type Athena never casts text to on its own.
-fn is_other_scalar(t: &DataType) -> bool {
+/// A number, a date, a time or a boolean: what Athena never casts text to on its own, but
+/// for varbinary ([`is_other_scalar`]).
+fn is_value(t: &DataType) -> bool {
     match t {
-        DataType::Dictionary(_, v) => is_other_scalar(v),
+        DataType::Dictionary(_, v) => is_value(v),
         DataType::Boolean
         | DataType::Date32
         | DataType::Date64
@@ -31,11 +32,18 @@ fn is_other_scalar(t: &DataType) -> bool {
         | DataType::Time32(_)
         | DataType::Time64(_)
         | DataType::Interval(_)
-        | DataType::Duration(_)
-        | DataType::Binary
-        | DataType::LargeBinary
-        | DataType::BinaryView => true,
+        | DataType::Duration(_) => true,
         other => other.is_numeric(),
+    }
+}
+
+/// A type Athena never casts text to on its own. Varbinary is one too, but Athena's `length`,
+/// `substr`, `lpad` and others take it where they take text, so their arguments are checked
+/// with [`is_value`].
+fn is_other_scalar(t: &DataType) -> bool {
+    match t {
+        DataType::Dictionary(_, v) => is_other_scalar(v),
+        t => is_value(t) || is_binary(t),
     }
 }
 
@@ -135,16 +143,6 @@ fn of_varbinary(name: &str) -> bool {
     )
 }
 
-/// A number, a date, a time or a boolean (varbinary aside: Athena's `length`, `substr`, `lpad`
-/// and others take it too).
-fn is_value(t: &DataType) -> bool {
-    match t {
-        DataType::Dictionary(_, v) => is_value(v),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => false,
-        other => is_other_scalar(other),
-    }
-}
-
 /// Whether Athena refuses to put values of these two types side by side.
 fn clash(a: &DataType, b: &DataType) -> bool {
     (is_text(a) && is_other_scalar(b)) || (is_other_scalar(a) && is_text(b))
@@ -171,6 +169,14 @@ fn common_error(what: &str, a: &DataType, b: &DataType) -> DataFusionError {
         trino_type(b),
         hint()
     ))
+}
+
+/// The type of the first of `others` that clashes with `x`.
+fn first_against(x: &DataType, others: &[&Expr], schema: &DFSchema) -> Option<DataType> {
+    others
+        .iter()
+        .filter_map(|e| e.get_type(schema).ok())
+        .find(|t| clash(x, t))
 }
 
 /// The first pair of clashing types among `exprs`.
@@ -203,8 +209,8 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
                     | Operator::IsNotDistinctFrom
             ) =>
         {
-            if let (Some(l), Some(r)) = (ty(left), ty(right))
-                && clash(&l, &r)
+            if let Some(l) = ty(left)
+                && let Some(r) = first_against(&l, &[right], schema)
             {
                 return Err(operator_error(&l, &op.to_string(), &r));
             }
@@ -212,25 +218,18 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
         Expr::Between(Between {
             expr, low, high, ..
         }) => {
-            if let Some(x) = ty(expr) {
-                for bound in [low, high] {
-                    if let Some(b) = ty(bound)
-                        && clash(&x, &b)
-                    {
-                        return Err(operator_error(&x, "BETWEEN", &b));
-                    }
-                }
+            if let Some(x) = ty(expr)
+                && let Some(b) = first_against(&x, &[low, high], schema)
+            {
+                return Err(operator_error(&x, "BETWEEN", &b));
             }
         }
         Expr::InList(InList { expr, list, .. }) => {
-            if let Some(x) = ty(expr) {
-                for item in list {
-                    if let Some(i) = ty(item)
-                        && clash(&x, &i)
-                    {
-                        return Err(operator_error(&x, "IN", &i));
-                    }
-                }
+            let items: Vec<&Expr> = list.iter().collect();
+            if let Some(x) = ty(expr)
+                && let Some(i) = first_against(&x, &items, schema)
+            {
+                return Err(operator_error(&x, "IN", &i));
             }
         }
         Expr::Case(Case {
@@ -255,14 +254,7 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
             if is_text(field.data_type()) =>
         {
             if let Some(from) = ty(expr)
-                && matches!(
-                    from,
-                    DataType::List(_)
-                        | DataType::LargeList(_)
-                        | DataType::FixedSizeList(..)
-                        | DataType::Map(..)
-                        | DataType::Struct(_)
-                )
+                && (is_list(&from) || matches!(from, DataType::Map(..) | DataType::Struct(_)))
             {
                 return Err(DataFusionError::Plan(format!(
                     "Cannot cast {} to varchar: Athena casts no array, map or row to text; \
