@@ -286,8 +286,15 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
                     continue;
                 }
                 let Some(t) = ty(a) else { continue };
+                // Athena's functions of varbinary take nothing else: DataFusion's `to_hex(255)`
+                // printed a number's bytes.
+                let binary = of_varbinary(name);
                 let wrong = (text_at.contains(&i) && is_value(&t))
-                    || (not_text_at.contains(&i) && is_text(&t));
+                    || (not_text_at.contains(&i) && is_text(&t))
+                    || (binary
+                        && not_text_at.contains(&i)
+                        && !is_binary(&t)
+                        && t != DataType::Null);
                 if wrong {
                     let types: Vec<String> = args
                         .iter()
@@ -299,13 +306,16 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
                         types.join(", "),
                         i + 1,
                         trino_type(&t),
-                        if is_text(&t) {
+                        if binary {
+                            "varbinary there"
+                        } else if is_text(&t) {
                             "no varchar there"
                         } else {
                             "varchar there"
                         },
-                        if of_varbinary(name) {
-                            "to_utf8(x) gives a varchar's bytes as varbinary"
+                        if binary {
+                            "to_utf8(x) gives a varchar's bytes as varbinary, \
+                             to_big_endian_64(x) a bigint's"
                         } else {
                             hint()
                         }
@@ -431,6 +441,9 @@ mod tests {
             "SELECT year('2026-11-20')",
             "SELECT md5('a')",
             "SELECT to_hex(x) FROM (VALUES 'a') AS t(x)",
+            "SELECT to_hex(255)",
+            "SELECT xxhash64(x) FROM (VALUES 1.5) AS t(x)",
+            "SELECT hmac_sha256(to_utf8('a'), 1)",
             "SELECT x, 'b' FROM (VALUES 1) AS t(x) UNION SELECT 2, 3",
             "SELECT 1 EXCEPT SELECT 'a'",
             "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 'a') AS u(k) USING (k)",
@@ -469,6 +482,7 @@ mod tests {
             "SELECT substr('abc', 2), substr(to_utf8('abc'), 2), json_extract_scalar('{}', '$.a')",
             "SELECT json_format(CAST(ARRAY[1, 2] AS JSON)), CAST(CAST(1 AS JSON) AS varchar)",
             "SELECT to_hex(md5(to_utf8('a'))), from_utf8(from_base64('aGk=')), crc32(to_utf8('a'))",
+            "SELECT to_hex(NULL), to_hex(X'ff'), md5(CAST('a' AS varbinary))",
             "SELECT 'a', NULL UNION ALL SELECT NULL, 1",
             "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 2) AS u(k) USING (k)",
         ] {
