@@ -724,6 +724,9 @@ pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
     if let Some(f) = crate::trino::foreign::first_foreign(sql) {
         return Err(crate::Error::NotAthena(f));
     }
+    if let Some(f) = crate::trino::local_only::first_local_only(ctx, sql) {
+        return Err(crate::Error::NotAthena(f));
+    }
     let sql = crate::trino::select::values_rows(sql);
     let sql = crate::trino::json_types::athena_type_syntax(&sql);
     let sql = crate::trino::unnest::rewrite(&sql);

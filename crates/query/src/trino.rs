@@ -45,6 +45,7 @@ mod json;
 mod json_cast;
 pub mod json_types;
 mod lambda;
+pub(crate) mod local_only;
 mod maps;
 pub mod missing;
 pub(crate) mod mixed_types;
@@ -76,9 +77,18 @@ pub(crate) const MANY_ROWS: &str = "(SELECT (i - 1) * 400 + j AS x FROM UNNEST(s
 /// error as text: the tests' view of an answer.
 #[cfg(test)]
 pub(crate) async fn csv_rows(sql: &str) -> std::result::Result<Vec<String>, String> {
-    use crate::session::{Format, render, run_sql};
     let ctx = crate::functions_session().map_err(|e| e.to_string())?;
-    let (schema, batches) = run_sql(&ctx, sql).await.map_err(|e| e.to_string())?;
+    csv_rows_in(&ctx, sql).await
+}
+
+/// [`csv_rows`] on a given session (one with test tables registered).
+#[cfg(test)]
+pub(crate) async fn csv_rows_in(
+    ctx: &SessionContext,
+    sql: &str,
+) -> std::result::Result<Vec<String>, String> {
+    use crate::session::{Format, render, run_sql};
+    let (schema, batches) = run_sql(ctx, sql).await.map_err(|e| e.to_string())?;
     let out = render(&schema, &batches, Format::Csv).map_err(|e| e.to_string())?;
     Ok(out.lines().skip(1).map(str::to_string).collect())
 }

@@ -993,14 +993,30 @@ mod tests {
     /// the views in, and the answers are Athena's either way.
     #[tokio::test]
     async fn a_tables_columns_get_athenas_case_and_trims() {
-        let view = |rows: &str| {
-            format!("(SELECT arrow_cast(s, 'Utf8View') AS v FROM (VALUES {rows}) AS t(s))")
+        // A table of one `Utf8View` column, as the curated table's text columns are read.
+        let view = |name: &str, rows: &[Option<&str>]| {
+            let ctx = crate::functions_session().unwrap();
+            let column: arrow::array::StringViewArray = rows.iter().copied().collect();
+            let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("v", DataType::Utf8View, true),
+            ]));
+            let batch =
+                arrow::array::RecordBatch::try_new(schema, vec![std::sync::Arc::new(column)])
+                    .unwrap();
+            ctx.register_batch(name, batch).unwrap();
+            ctx
         };
-        let ascii = view("('a long value of text past twelve'), ('short'), (NULL)");
-        let rows =
-            crate::trino::csv_rows(&format!("SELECT upper(v), lower(upper(v)) FROM {ascii}"))
-                .await
-                .unwrap();
+        let ascii = view(
+            "ascii",
+            &[
+                Some("a long value of text past twelve"),
+                Some("short"),
+                None,
+            ],
+        );
+        let rows = crate::trino::csv_rows_in(&ascii, "SELECT upper(v), lower(upper(v)) FROM ascii")
+            .await
+            .unwrap();
         assert_eq!(
             rows,
             [
@@ -1009,19 +1025,29 @@ mod tests {
                 ",",
             ]
         );
-        let mixed = view("('short'), ('straße'), ('ΟΔΟΣ'), ('İ')");
-        let rows = crate::trino::csv_rows(&format!("SELECT upper(v), lower(v) FROM {mixed}"))
+        let mixed = view(
+            "mixed",
+            &[Some("short"), Some("straße"), Some("ΟΔΟΣ"), Some("İ")],
+        );
+        let rows = crate::trino::csv_rows_in(&mixed, "SELECT upper(v), lower(v) FROM mixed")
             .await
             .unwrap();
         assert_eq!(rows, ["SHORT,short", "STRAßE,straße", "ΟΔΟΣ,οδοσ", "İ,i"]);
         let padded = view(
-            "(chr(9) || ' a long value of text past twelve  '), (' short' || chr(12288)), \
-             ('none'), (chr(160) || 'nbsp'), (NULL)",
+            "padded",
+            &[
+                Some("\t a long value of text past twelve  "),
+                Some(" short\u{3000}"),
+                Some("none"),
+                Some("\u{a0}nbsp"),
+                None,
+            ],
         );
-        let rows = crate::trino::csv_rows(&format!(
+        let rows = crate::trino::csv_rows_in(
+            &padded,
             "SELECT '[' || trim(v) || ']', '[' || ltrim(v) || ']', '[' || rtrim(v) || ']' \
-             FROM {padded}"
-        ))
+             FROM padded",
+        )
         .await
         .unwrap();
         assert_eq!(

@@ -390,7 +390,7 @@ mod tests {
                 "0.3,\"decimal(2,1)\"",
             ),
             (
-                "SELECT string_agg(CAST(a AS varchar), ' ' ORDER BY x) FROM (SELECT x, \
+                "SELECT array_join(array_agg(CAST(a AS varchar) ORDER BY x), ' ') FROM (SELECT x, \
                  avg(x) OVER (ORDER BY x ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS a \
                  FROM (VALUES (1.0), (2.0), (4.0)) AS t(x))",
                 "1.0 1.5 2.3",
@@ -405,7 +405,7 @@ mod tests {
                 "-0.4",
             ),
             (
-                "SELECT string_agg(CAST(a AS varchar), ' ' ORDER BY g) FROM \
+                "SELECT array_join(array_agg(CAST(a AS varchar) ORDER BY g), ' ') FROM \
                  (SELECT g, avg(x) AS a FROM (VALUES (1, 0.25), (1, 0.5), (2, 1.05), (2, 1.00)) \
                  AS t(g, x) GROUP BY g)",
                 "0.38 1.03",

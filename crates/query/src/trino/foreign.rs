@@ -133,6 +133,10 @@ pub fn first_foreign(sql: &str) -> Option<ForeignSyntax> {
             .into(),
             "write regexp_like(s, pattern), the pattern a Java regular expression",
         )),
+        Expr::Struct { .. } => Some((
+            "STRUCT".into(),
+            "write CAST(ROW(x, y) AS ROW(a type, b type))",
+        )),
         _ => None,
     })?;
     Some(ForeignSyntax {
@@ -170,6 +174,7 @@ mod tests {
             ("SELECT 'abc' NOT ILIKE 'A%'", "NOT ILIKE"),
             ("SELECT 'x' RLIKE 'x'", "RLIKE"),
             ("SELECT 'x' SIMILAR TO 'x'", "SIMILAR TO"),
+            ("SELECT struct(1, 'a')", "STRUCT"),
             ("SELECT ~1", "~"),
             ("SELECT x FROM t WHERE y IN (SELECT 2 ^ 3)", "^"),
         ] {

@@ -327,6 +327,12 @@ pub const ATHENA_FUNCTIONS: &[&str] = &[
     "percent_rank",
     "rank",
     "row_number",
+    // Teradata's, and in Athena's engine since long before its version 3
+    "to_char",
+    "to_date",
+    "to_timestamp",
+    "any_value",
+    "version",
     "st_point",
     "st_distance",
     "st_contains",
@@ -341,7 +347,7 @@ const PLANNED_FORMS: &[&str] = &["unnest", "grouping", "exists", "struct", "row"
 
 /// Athena functions that are SQL syntax here (`TRY_CAST(x AS T)`), planned by the parser, or
 /// renamed before planning (`listagg … WITHIN GROUP`, see `syntax.rs`).
-const SYNTAX: &[&str] = &[
+pub(crate) const SYNTAX: &[&str] = &[
     "try_cast",
     "listagg",
     "geometric_mean",
@@ -390,7 +396,7 @@ impl std::fmt::Display for MissingFunction {
 }
 
 /// Does the session know this function by this name?
-fn known(ctx: &SessionContext, name: &str) -> bool {
+pub(crate) fn known(ctx: &SessionContext, name: &str) -> bool {
     let state = ctx.state();
     state.scalar_functions().contains_key(name)
         || state.aggregate_functions().contains_key(name)
