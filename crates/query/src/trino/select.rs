@@ -116,28 +116,46 @@ pub fn values_rows(sql: &str) -> String {
     };
     let mut out = String::with_capacity(sql.len() + 16);
     let mut changed = false;
-    // Inside bare rows: the parentheses' depth within the current row.
+    // Inside bare rows: the parentheses' and brackets' depth within the current row.
     let mut rows: Option<usize> = None;
     // A row's `(` goes before its first token.
     let mut open = false;
+    // The current row got a `(` of ours (a `ROW(…)` row is a row already).
+    let mut opened = false;
+    let next_word = |i: usize| {
+        tokens[i + 1..]
+            .iter()
+            .find(|x| !matches!(x, Token::Whitespace(_)))
+            .copied()
+    };
     for (i, &t) in tokens.iter().enumerate() {
         if let Some(depth) = rows.as_mut() {
             if open && !matches!(t, Token::Whitespace(_)) && !(*depth == 0 && ends_rows(t)) {
-                out.push('(');
                 open = false;
+                let row_constructor = matches!(t, Token::Word(w)
+                    if w.keyword == Keyword::ROW && w.quote_style.is_none())
+                    && next_word(i) == Some(&Token::LParen);
+                if row_constructor {
+                    opened = false;
+                    continue;
+                }
+                out.push('(');
+                opened = true;
             }
             match t {
                 Token::Comma if *depth == 0 => {
-                    out.push_str("),");
+                    out.push_str(if opened { ")," } else { "," });
                     open = true;
                     continue;
                 }
                 t if *depth == 0 && ends_rows(t) => {
-                    out.push(')');
+                    if opened {
+                        out.push(')');
+                    }
                     rows = None;
                 }
-                Token::LParen => *depth += 1,
-                Token::RParen => *depth -= 1,
+                Token::LParen | Token::LBracket => *depth += 1,
+                Token::RParen | Token::RBracket => *depth -= 1,
                 _ => {}
             }
         }
@@ -147,17 +165,15 @@ pub fn values_rows(sql: &str) -> String {
             && w.quote_style.is_none()
             && rows.is_none()
         {
-            let next = tokens[i + 1..]
-                .iter()
-                .find(|x| !matches!(x, Token::Whitespace(_)));
-            if next.is_some_and(|n| **n != Token::LParen && !ends_rows(n)) {
+            let next = next_word(i);
+            if next.is_some_and(|n| *n != Token::LParen && !ends_rows(n)) {
                 rows = Some(0);
                 open = true;
                 changed = true;
             }
         }
     }
-    if rows.is_some() {
+    if rows.is_some() && opened {
         out.push(')');
     }
     if changed { out } else { sql.to_string() }
@@ -1718,6 +1734,15 @@ mod tests {
             values_rows("SELECT x FROM (VALUES 'It''s',\n 'é') AS t(x)"),
             "SELECT x FROM (VALUES ('It''s'),\n ('é')) AS t(x)"
         );
+        // A comma inside an array literal is not between rows; `ROW(…)` is a row of its own.
+        assert_eq!(
+            values_rows("VALUES ARRAY[1, 2], ARRAY[3]"),
+            "VALUES (ARRAY[1, 2]), (ARRAY[3])"
+        );
+        assert_eq!(
+            values_rows("SELECT * FROM (VALUES ROW(1, 'a'), ROW (2, 'b')) AS t(x, y)"),
+            "SELECT * FROM (VALUES (1, 'a'),  (2, 'b')) AS t(x, y)"
+        );
         assert_eq!(
             quoted_names_folded("SELECT \"Team\", 'Keep \"This\"' AS \"My \"\"X\"\"\"\nFROM t"),
             Some("SELECT \"team\", 'Keep \"This\"' AS \"my \"\"x\"\"\"\nFROM t".to_string())
@@ -1821,6 +1846,16 @@ mod tests {
             (
                 format!("SELECT DISTINCT lower(k) FROM {rows} ORDER BY lower(k)"),
                 "_col0\na\nb\n",
+            ),
+            // Bare rows: arrays (their commas are not between rows) and row constructors.
+            (
+                "SELECT a[2], cardinality(a) FROM (VALUES ARRAY[1, 2], ARRAY[3, 4, 5]) AS t(a)"
+                    .to_string(),
+                "_col0,_col1\n2,2\n4,3\n",
+            ),
+            (
+                "SELECT x + 1, y FROM (VALUES ROW(1, 'a'), ROW(2, 'b')) AS t(x, y)".to_string(),
+                "_col0,y\n2,a\n3,b\n",
             ),
             (
                 format!("SELECT count(*) FROM {rows} TABLESAMPLE BERNOULLI (0)"),
