@@ -16,8 +16,8 @@
 //! padded with NULL, and a NULL or empty array gives no row: Athena's meaning. One map (or
 //! array of rows) under several names gives a column per part of its entries
 //! (`UNNEST(m) AS t(k, v)`: `unnest(unnest_part(m, 1)) AS k, unnest(unnest_part(m, 2)) AS v`).
-//! `LEFT JOIN UNNEST(x) AS u(y) ON true` keeps a row whose array is empty or NULL, with NULL
-//! columns. A query without such an `UNNEST` is left exactly as written; one the rewrite does not cover
+//! `LEFT JOIN UNNEST(x) AS u(y) ON true` keeps a row whose arrays are all empty or NULL, with
+//! NULL columns (ordinality included). A query without such an `UNNEST` is left exactly as written; one the rewrite does not cover
 //! (without column names) reaches the planner unchanged and gets its error.
 
 use std::ops::ControlFlow;
@@ -236,7 +236,7 @@ const UNNAMED: &str = "_unnamed_subquery";
 
 /// An UNNEST's alias, its column names and the select items that produce them; `None` for a
 /// form this rewrite does not cover (no column names, `WITH OFFSET`). With `keep` (a `LEFT
-/// JOIN`), an empty or NULL array gives one row of NULLs; only one array without ordinality.
+/// JOIN`), a row whose arrays are all empty or NULL gives one row of NULLs.
 fn unnest_columns(t: &TableFactor, keep: bool) -> Option<(Ident, Vec<Ident>, String)> {
     let TableFactor::UNNEST {
         alias: Some(alias),
@@ -251,69 +251,44 @@ fn unnest_columns(t: &TableFactor, keep: bool) -> Option<(Ident, Vec<Ident>, Str
     let columns: Vec<Ident> = alias.columns.iter().map(|c| c.name.clone()).collect();
     let n = array_exprs.len();
     let named = columns.len().checked_sub(usize::from(*with_ordinality))?;
-    if keep {
-        if n != 1 || *with_ordinality {
-            return None;
-        }
-        // Each part padded to one NULL element when the array is empty or NULL.
+    // The arrays that give the named columns, one each: the parts of one map's (or array of
+    // rows') entries under several names, or the arrays themselves.
+    let mut sources: Vec<String> = if n == 1 && named > 1 {
         let e = &array_exprs[0];
-        let parts: Vec<String> = if named == 1 {
-            vec![e.to_string()]
-        } else {
-            (1..=named)
-                .map(|i| format!("{UNNEST_PART}({e}, {i})"))
-                .collect()
-        };
-        let items: Vec<String> = parts
-            .iter()
-            .zip(&columns)
-            .map(|(p, c)| {
-                format!(
-                    "unnest(CASE WHEN cardinality({p}) > 0 THEN {p} ELSE make_array(NULL) END) AS {c}"
-                )
-            })
-            .collect();
-        return Some((alias.name.clone(), columns, items.join(", ")));
-    }
-    // One map (or array of rows) under several names: a column for each part of its entries.
-    if n == 1 && named > 1 {
-        let e = &array_exprs[0];
-        let mut items: Vec<String> = columns[..named]
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("unnest({UNNEST_PART}({e}, {})) AS {c}", i + 1))
-            .collect();
-        if *with_ordinality {
-            items.push(format!(
-                "unnest(generate_series(1, cardinality({e}))) AS {}",
-                columns[named]
-            ));
-        }
-        return Some((alias.name.clone(), columns, items.join(", ")));
-    }
-    if n == 0 || named != n {
+        (1..=named)
+            .map(|i| format!("{UNNEST_PART}({e}, {i})"))
+            .collect()
+    } else if n > 0 && named == n {
+        array_exprs.iter().map(ToString::to_string).collect()
+    } else {
         return None;
-    }
-    let mut items: Vec<String> = array_exprs
-        .iter()
-        .zip(&columns)
-        .map(|(e, c)| format!("unnest({e}) AS {c}"))
-        .collect();
-    if *with_ordinality {
+    };
+    // The rows an input row gives: its longest array's length (NULL for one NULL array).
+    let longest = if n == 1 {
+        format!("cardinality({})", array_exprs[0])
+    } else {
         let sizes: Vec<String> = array_exprs
             .iter()
-            .map(|e| format!("cardinality({e})"))
+            .map(|e| format!("coalesce(cardinality({e}), 0)"))
             .collect();
-        let longest = if n == 1 {
-            sizes[0].clone()
-        } else {
-            format!("greatest({})", sizes.join(", "))
-        };
-        items.push(format!(
-            "unnest(generate_series(1, {longest})) AS {}",
-            columns[n]
-        ));
+        format!("greatest({})", sizes.join(", "))
+    };
+    if *with_ordinality {
+        sources.push(format!("generate_series(1, {longest})"));
     }
+    // Several arrays are zipped, the shorter ones padded with NULL. Kept, each is one NULL
+    // element where the row has no elements at all.
+    let items: Vec<String> = sources
+        .iter()
+        .zip(&columns)
+        .map(|(p, c)| {
+            if keep {
+                format!("unnest(CASE WHEN {longest} > 0 THEN {p} ELSE make_array(NULL) END) AS {c}")
+            } else {
+                format!("unnest({p}) AS {c}")
+            }
+        })
+        .collect();
     Some((alias.name.clone(), columns, items.join(", ")))
 }
 
@@ -373,6 +348,27 @@ mod tests {
                  (2, CAST(NULL AS MAP(VARCHAR, BIGINT)))) AS v(id, m) \
                  LEFT JOIN UNNEST(v.m) AS t(k, w) ON TRUE ORDER BY v.id",
                 vec!["1,a,1", "2,,"],
+            ),
+            // Several arrays and ordinality, kept.
+            (
+                "SELECT v.id, t.x, t.y, t.n FROM (VALUES (1, ARRAY[5, 6], ARRAY['a']), \
+                 (2, CAST(NULL AS ARRAY(BIGINT)), CAST(ARRAY[] AS ARRAY(VARCHAR))), \
+                 (3, CAST(NULL AS ARRAY(BIGINT)), ARRAY['b'])) AS v(id, a, b) \
+                 LEFT JOIN UNNEST(v.a, v.b) WITH ORDINALITY AS t(x, y, n) ON true \
+                 ORDER BY v.id, t.n",
+                vec!["1,5,a,1", "1,6,,2", "2,,,", "3,,b,1"],
+            ),
+            (
+                "SELECT v.id, t.x, t.n FROM (VALUES (1, ARRAY[5, 6]), \
+                 (2, CAST(ARRAY[] AS ARRAY(BIGINT)))) AS v(id, a) \
+                 LEFT JOIN UNNEST(v.a) WITH ORDINALITY AS t(x, n) ON true ORDER BY v.id, t.n",
+                vec!["1,5,1", "1,6,2", "2,,"],
+            ),
+            (
+                "SELECT v.id, t.k, t.w, t.n FROM (VALUES (1, MAP(ARRAY['a'], ARRAY[1])), \
+                 (2, CAST(NULL AS MAP(VARCHAR, BIGINT)))) AS v(id, m) \
+                 LEFT JOIN UNNEST(v.m) WITH ORDINALITY AS t(k, w, n) ON true ORDER BY v.id",
+                vec!["1,a,1,1", "2,,,"],
             ),
             // An unnamed subquery on the left, as Athena allows.
             (
