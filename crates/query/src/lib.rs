@@ -13,6 +13,7 @@
 
 pub mod athena;
 mod error;
+pub mod information_schema;
 pub mod p95;
 pub mod rules;
 pub mod saved;

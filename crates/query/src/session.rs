@@ -61,7 +61,8 @@ fn config() -> Result<SessionConfig> {
     if std::env::var_os("DATAFUSION_EXECUTION_SORT_IN_PLACE_THRESHOLD_BYTES").is_none() {
         options.execution.sort_in_place_threshold_bytes = 32 * 1024 * 1024;
     }
-    Ok(SessionConfig::from(options).with_information_schema(true))
+    // Athena's `information_schema` is registered with the tables (`information_schema.rs`).
+    Ok(SessionConfig::from(options))
 }
 
 /// DataFusion's analyzer rules, after the check that text is not compared with another type
@@ -178,6 +179,7 @@ pub async fn session_named(
     }
     // As the Athena console writes it, quoted.
     if let Some(athena) = ctx.catalog(ATHENA_CATALOG) {
+        crate::information_schema::register(athena.as_ref(), ATHENA_CATALOG).await?;
         ctx.register_catalog("AwsDataCatalog", athena);
     }
     Ok(ctx)
@@ -562,6 +564,50 @@ async fn athena_metadata(
                 .collect();
             return listing(ctx, "tab_name", names, show_options).map(Some);
         }
+        // Athena's functions that run here, with their kind.
+        S::ShowFunctions { filter } => {
+            use datafusion::sql::sqlparser::ast::ShowStatementFilter as F;
+            let pattern = match filter {
+                None => None,
+                Some(F::Like(p) | F::NoKeyword(p)) => Some((p.clone(), false)),
+                Some(F::ILike(p)) => Some((p.clone(), true)),
+                Some(F::Where(_)) => {
+                    return Err(crate::Error::InvalidArgument(
+                        "SHOW FUNCTIONS takes a LIKE pattern ('array%'), not a WHERE clause".into(),
+                    ));
+                }
+            };
+            let like = match &pattern {
+                Some((p, ci)) => Some(like_regex(p, *ci)?),
+                None => None,
+            };
+            let state = ctx.state();
+            let rows: Vec<(&str, &str)> = crate::trino::missing::supported(ctx)
+                .into_iter()
+                .filter(|n| like.as_ref().is_none_or(|re| re.is_match(n)))
+                .map(|n| {
+                    let kind = if state.window_functions().contains_key(n) {
+                        "window"
+                    } else if state.aggregate_functions().contains_key(n) {
+                        "aggregate"
+                    } else {
+                        "scalar"
+                    };
+                    (n, kind)
+                })
+                .collect();
+            let batch = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("Function", DataType::Utf8, false),
+                    Field::new("Function Type", DataType::Utf8, false),
+                ])),
+                vec![
+                    Arc::new(rows.iter().map(|r| Some(r.0)).collect::<StringArray>()),
+                    Arc::new(rows.iter().map(|r| Some(r.1)).collect::<StringArray>()),
+                ],
+            )?;
+            return Ok(Some(ctx.read_batch(batch)?));
+        }
         // DataFusion answered with an empty definition per catalog name; the DDL is Glue's.
         S::ShowCreate { obj_type, obj_name } => {
             return Err(crate::Error::InvalidArgument(format!(
@@ -651,6 +697,24 @@ async fn athena_metadata(
         ],
     )?;
     Ok(Some(ctx.read_batch(batch)?))
+}
+
+/// A SQL `LIKE` pattern (`%` any text, `_` one character) as a regular expression matching
+/// the whole name.
+fn like_regex(pattern: &str, case_insensitive: bool) -> Result<regex::Regex> {
+    let mut re = String::from("^");
+    for c in pattern.chars() {
+        match c {
+            '%' => re.push_str(".*"),
+            '_' => re.push('.'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    regex::RegexBuilder::new(&re)
+        .case_insensitive(case_insensitive)
+        .build()
+        .map_err(|e| crate::Error::InvalidArgument(format!("LIKE pattern '{pattern}': {e}")))
 }
 
 /// `names`, sorted, as the one column `column` of a `SHOW` statement, those its pattern

@@ -143,6 +143,36 @@ fn table_queries_answer_as_athena_does() {
         query(&t, "SHOW SCHEMAS LIKE 'event*'"),
         "database_name\neventlake\n"
     );
+    // Athena's information_schema: its types, positions from 1, partition keys marked.
+    let listed = query(
+        &t,
+        "SELECT table_name, column_name, ordinal_position, data_type, extra_info \
+         FROM information_schema.columns WHERE table_schema = 'eventlake' ORDER BY 3",
+    );
+    assert!(
+        listed.starts_with(
+            "table_name,column_name,ordinal_position,data_type,extra_info\n\
+             events,event_id,1,varchar,\nevents,event_type,2,varchar,\n\
+             events,event_time,3,timestamp(3),\n"
+        ),
+        "{listed}"
+    );
+    assert!(
+        listed.ends_with("\nevents,dt,15,varchar,partition key\n"),
+        "{listed}"
+    );
+    assert_eq!(
+        query(
+            &t,
+            "SELECT table_catalog, table_name, table_type FROM \"AwsDataCatalog\".information_schema.tables \
+             WHERE table_schema = 'eventlake'"
+        ),
+        "table_catalog,table_name,table_type\nawsdatacatalog,events,BASE TABLE\n"
+    );
+    assert_eq!(
+        query(&t, "SHOW FUNCTIONS LIKE 'array_j%'"),
+        "Function,Function Type\narray_join,scalar\n"
+    );
     // A difference of timestamps is an interval day to second, printed as Athena prints it.
     let span = query(
         &t,
