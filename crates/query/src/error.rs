@@ -157,6 +157,9 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
     if let Some(cast) = cast_failure(&text) {
         return cast;
     }
+    if let Some(athena) = no_form_fits(&text).or_else(|| no_operator_fits(&text)) {
+        return athena;
+    }
     let text = match text.find("No function matches the given name and argument types") {
         Some(at) => &text[at..],
         None => text.as_str(),
@@ -170,6 +173,74 @@ fn explain(e: &datafusion::error::DataFusionError) -> String {
         Some(at) => text[..at].trim_end().to_string(),
         None => text.to_string(),
     }
+}
+
+/// An arrow type as DataFusion prints it (`Utf8View`, `Timestamp(µs, "UTC")`) named as Athena
+/// names it (`varchar`, `timestamp(3)`); the text as it is when it does not read as a type.
+fn athena_type_name(arrow: &str) -> String {
+    use std::str::FromStr;
+    let arrow = arrow.trim();
+    arrow::datatypes::DataType::from_str(arrow)
+        .map(|t| crate::trino::trino_type(&t))
+        .unwrap_or_else(|_| arrow.to_string())
+}
+
+/// `a, b(c, d)` cut at its commas outside parentheses.
+fn top_level_parts(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !s[start..].trim().is_empty() {
+        parts.push(&s[start..]);
+    }
+    parts
+}
+
+/// DataFusion's `No function matches the given name and argument types 'sum(Utf8View)'` (with
+/// its own forms, in arrow's types) as Athena says it: `Unexpected parameters (varchar) for
+/// function sum`.
+fn no_form_fits(text: &str) -> Option<String> {
+    const HEAD: &str = "No function matches the given name and argument types '";
+    let rest = &text[text.find(HEAD)? + HEAD.len()..];
+    let (call, _) = rest.split_once("'.")?;
+    let (name, args) = call.split_once('(')?;
+    let args = args.strip_suffix(')')?;
+    let types: Vec<String> = top_level_parts(args)
+        .into_iter()
+        .map(athena_type_name)
+        .collect();
+    Some(format!(
+        "Unexpected parameters ({}) for function {name}",
+        types.join(", ")
+    ))
+}
+
+/// DataFusion's `Cannot coerce arithmetic expression Utf8View + Int64 to valid types` as Athena
+/// says it: `Cannot apply operator: varchar + bigint`.
+fn no_operator_fits(text: &str) -> Option<String> {
+    const HEAD: &str = "Cannot coerce arithmetic expression ";
+    let rest = &text[text.find(HEAD)? + HEAD.len()..];
+    let (expr, _) = rest.split_once(" to valid types")?;
+    let (at, op) = [" + ", " - ", " * ", " / ", " % "]
+        .iter()
+        .filter_map(|op| expr.find(op).map(|at| (at, op.trim())))
+        .min()?;
+    let (left, right) = (&expr[..at], &expr[at + op.len() + 2..]);
+    Some(format!(
+        "Cannot apply operator: {} {op} {}",
+        athena_type_name(left),
+        athena_type_name(right)
+    ))
 }
 
 /// A committed data file the store no longer has (deleted by hand, or by a lifecycle rule): which
@@ -444,6 +515,17 @@ mod tests {
                 && !unfit.contains("type_coercion"),
             "{unfit}"
         );
+        // A call or an operator no form of which fits names the types as Athena does.
+        let sum = error("SELECT sum(x) FROM (VALUES 'a') AS t(x)").await;
+        assert_eq!(
+            sum,
+            "query: Unexpected parameters (varchar) for function sum"
+        );
+        let arithmetic = explain(&DataFusionError::Plan(
+            "Cannot coerce arithmetic expression Timestamp(µs, \"UTC\") + Int64 to valid types"
+                .into(),
+        ));
+        assert_eq!(arithmetic, "Cannot apply operator: timestamp(3) + bigint");
         // An operator Athena lacks is refused before it runs, not given another meaning.
         assert_eq!(
             error("SELECT 2 ^ 3").await,
