@@ -169,12 +169,22 @@ pub async fn session_named(
     ));
     let table = Arc::new(CommittedEvents::new(lake, &entries)?);
     ctx.register_table("events", Arc::clone(&table) as _)?;
+    // The same with Athena's hidden columns, which a query that names one reads.
+    let hidden = Arc::new(CommittedEvents::with_hidden_columns(lake, &entries)?);
+    ctx.register_table(
+        crate::trino::hidden::hidden_table("events").as_str(),
+        Arc::clone(&hidden) as _,
+    )?;
     // Athena's table of a table's partitions, `"events$partitions"`: a row of partition keys
     // per partition the catalog lists.
     let partitions = Arc::new(partitions_table(&entries)?);
     ctx.register_table(PARTITIONS_OF_EVENTS, Arc::clone(&partitions) as _)?;
     if names.table != "events" {
         ctx.register_table(names.table.as_str(), table)?;
+        ctx.register_table(
+            crate::trino::hidden::hidden_table(&names.table).as_str(),
+            hidden,
+        )?;
         ctx.register_table(format!("{}$partitions", names.table), partitions)?;
     }
     // As the Athena console writes it, quoted.
@@ -791,7 +801,8 @@ pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
     if let Some(f) = crate::trino::local_only::first_local_only(ctx, sql) {
         return Err(crate::Error::NotAthena(f));
     }
-    let sql = crate::trino::select::values_rows(sql);
+    let sql = crate::trino::hidden::rewrite(ctx, sql);
+    let sql = crate::trino::select::values_rows(&sql);
     let sql = crate::trino::json_types::athena_type_syntax(&sql);
     let sql = crate::trino::unnest::rewrite(&sql);
     Ok(crate::trino::syntax::rewrite(&sql))

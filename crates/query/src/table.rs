@@ -33,11 +33,19 @@ use eventlake_catalog::{Lake, PartitionEntry};
 
 use crate::error::Result;
 
+/// Athena's hidden columns of a table, which `SELECT *` leaves out: each row's data file, as a
+/// URL (`s3://bucket/curated/events/team=…/dt=…/v=…/part-….parquet`), and that file's size in
+/// bytes.
+pub const HIDDEN_COLUMNS: [&str; 2] = ["$path", "$file_size"];
+
 /// The `events` table over the committed versions of a catalog.
 #[derive(Debug)]
 pub struct CommittedEvents {
     schema: SchemaRef,
     partition_schema: DFSchema,
+    /// The columns whose values each file has whole: the partition keys, and with
+    /// [`HIDDEN_COLUMNS`], those.
+    file_columns: Vec<arrow::datatypes::FieldRef>,
     url: ObjectStoreUrl,
     /// Each committed file with its number of rows, and its rows per event type when the
     /// catalog counted every type.
@@ -88,32 +96,77 @@ fn event_types_kept(filters: &[Expr]) -> Option<BTreeSet<String>> {
 
 impl CommittedEvents {
     pub fn new(lake: &Lake, entries: &[PartitionEntry]) -> Result<Self> {
+        Self::build(lake, entries, false)
+    }
+
+    /// The table with Athena's hidden columns, `"$path"` and `"$file_size"`, after its own: the
+    /// table a query that names them reads (`trino/hidden.rs`).
+    pub fn with_hidden_columns(lake: &Lake, entries: &[PartitionEntry]) -> Result<Self> {
+        Self::build(lake, entries, true)
+    }
+
+    fn build(lake: &Lake, entries: &[PartitionEntry], hidden: bool) -> Result<Self> {
+        // `file://` + `/tmp/lake/…`, `s3://bucket` + `/curated/…`: paths have no leading `/`.
+        let url = lake.store_url();
+        let base = if url.ends_with("://") {
+            format!("{url}/")
+        } else {
+            format!("{}/", url.trim_end_matches('/'))
+        };
         let mut files = Vec::new();
         for e in entries {
             for f in &e.files {
+                let path = lake.path(&f.key);
+                let mut values = vec![
+                    ScalarValue::Utf8View(Some(e.partition.team.to_string())),
+                    ScalarValue::Utf8View(Some(e.partition.dt.to_string())),
+                ];
+                if hidden {
+                    values.push(ScalarValue::Utf8View(Some(format!("{base}{path}"))));
+                    values.push(ScalarValue::Int64(Some(f.size as i64)));
+                }
                 files.push((
-                    PartitionedFile::new(lake.path(&f.key).to_string(), f.size)
-                        .with_partition_values(vec![
-                            ScalarValue::Utf8View(Some(e.partition.team.to_string())),
-                            ScalarValue::Utf8View(Some(e.partition.dt.to_string())),
-                        ]),
+                    PartitionedFile::new(path.to_string(), f.size).with_partition_values(values),
                     f.rows,
                     (f.counts_every_type() && !f.event_types.is_empty())
                         .then(|| f.event_types.clone()),
                 ));
             }
         }
-        let partition_schema = DFSchema::try_from(arrow::datatypes::Schema::new(view_fields(
-            &partition_fields(),
-        )))?;
+        let mut file_columns = view_fields(&partition_fields());
+        if hidden {
+            file_columns.push(Arc::new(arrow::datatypes::Field::new(
+                HIDDEN_COLUMNS[0],
+                arrow::datatypes::DataType::Utf8View,
+                false,
+            )));
+            file_columns.push(Arc::new(arrow::datatypes::Field::new(
+                HIDDEN_COLUMNS[1],
+                arrow::datatypes::DataType::Int64,
+                false,
+            )));
+        }
+        let partition_schema =
+            DFSchema::try_from(arrow::datatypes::Schema::new(file_columns.clone()))?;
+        let mut columns = view_fields(table_schema().fields());
+        if hidden {
+            columns.extend(file_columns[PARTITION_COLUMNS.len()..].iter().cloned());
+        }
         Ok(Self {
-            schema: Arc::new(arrow::datatypes::Schema::new(view_fields(
-                table_schema().fields(),
-            ))),
+            schema: Arc::new(arrow::datatypes::Schema::new(columns)),
             partition_schema,
+            file_columns,
             url: ObjectStoreUrl::parse(lake.store_url())?,
             files,
         })
+    }
+
+    /// The names of the columns whose values each file has whole.
+    fn file_column_names(&self) -> Vec<&str> {
+        self.file_columns
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect()
     }
 }
 
@@ -131,10 +184,11 @@ impl TableProvider for CommittedEvents {
         &self,
         filters: &[&Expr],
     ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        let whole = self.file_column_names();
         Ok(filters
             .iter()
             .map(|f| {
-                if expr_applicable_for_cols(&PARTITION_COLUMNS, f) {
+                if expr_applicable_for_cols(&whole, f) {
                     TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Inexact
@@ -150,9 +204,10 @@ impl TableProvider for CommittedEvents {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let whole = self.file_column_names();
         let partition_filters: Vec<Expr> = filters
             .iter()
-            .filter(|f| expr_applicable_for_cols(&PARTITION_COLUMNS, f))
+            .filter(|f| expr_applicable_for_cols(&whole, f))
             .cloned()
             .collect();
         let mut files = Vec::with_capacity(self.files.len());
@@ -180,7 +235,7 @@ impl TableProvider for CommittedEvents {
         }
         let groups = FileGroup::new(files).split_files(state.config().target_partitions());
         let mut parquet = state.table_options().parquet.clone();
-        if row_filters_pay(&self.schema, projection, filters) {
+        if row_filters_pay(&self.schema, projection, filters, &whole) {
             parquet.global.pushdown_filters = true;
         }
         let format = ParquetFormat::default().with_options(parquet);
@@ -188,7 +243,7 @@ impl TableProvider for CommittedEvents {
             TableSchema::builder(Arc::new(arrow::datatypes::Schema::new(view_fields(
                 file_schema().fields(),
             ))))
-            .with_table_partition_cols(view_fields(&partition_fields()))
+            .with_table_partition_cols(self.file_columns.clone())
             .build(),
         );
         // Exact: the catalog wrote each file's rows when it committed it. Under a filter on
@@ -220,10 +275,15 @@ impl TableProvider for CommittedEvents {
 /// the join's runtime filters then prune row groups instead of filtering rows. The session's
 /// default stays off (`DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS=true` turns it on for every
 /// scan).
-fn row_filters_pay(schema: &SchemaRef, projection: Option<&Vec<usize>>, filters: &[Expr]) -> bool {
+fn row_filters_pay(
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    whole: &[&str],
+) -> bool {
     let used: BTreeSet<String> = filters
         .iter()
-        .filter(|f| !expr_applicable_for_cols(&PARTITION_COLUMNS, f))
+        .filter(|f| !expr_applicable_for_cols(whole, f))
         .flat_map(|f| f.column_refs().into_iter().map(|c| c.name.clone()))
         .collect();
     if used.is_empty() {
@@ -234,7 +294,7 @@ fn row_filters_pay(schema: &SchemaRef, projection: Option<&Vec<usize>>, filters:
         None => schema.fields().iter().map(|f| f.name().as_str()).collect(),
     };
     read.iter()
-        .any(|c| !PARTITION_COLUMNS.contains(c) && !used.contains(*c))
+        .any(|c| !whole.contains(c) && !used.contains(*c))
 }
 
 /// The fields with strings as `Utf8View`: the Parquet reader decodes strings straight into views

@@ -41,6 +41,7 @@ mod durations;
 pub mod foreign;
 mod frequent;
 mod fun;
+pub(crate) mod hidden;
 mod json;
 mod json_cast;
 pub mod json_types;

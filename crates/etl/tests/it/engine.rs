@@ -143,6 +143,37 @@ fn table_queries_answer_as_athena_does() {
         query(&t, "SHOW SCHEMAS LIKE 'event*'"),
         "database_name\neventlake\n"
     );
+    // Athena's hidden columns: each row's data file and its size, left out of `*`.
+    let files = query(
+        &t,
+        "SELECT \"$path\", count(*) AS n, min(\"$file_size\") > 0 AS sized FROM events \
+         WHERE team = 'checkout' GROUP BY 1 ORDER BY 1 LIMIT 1",
+    );
+    let row = files.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("file:///")
+            && row.contains("/curated/events/team=checkout/dt=2026-11-20/")
+            && row.ends_with(".parquet,3294,true"),
+        "{files}"
+    );
+    for sql in [
+        "SELECT e.* FROM events AS e WHERE \"$path\" LIKE '%/dt=2026-11-21/%' LIMIT 1",
+        "SELECT * FROM events WHERE \"$path\" LIKE '%/dt=2026-11-21/%' LIMIT 1",
+    ] {
+        let starred = query(&t, sql);
+        let header = starred.lines().next().unwrap_or_default();
+        assert!(
+            header.starts_with("event_id,") && header.ends_with(",dt") && !header.contains('$'),
+            "{starred}"
+        );
+    }
+    assert_eq!(
+        query(
+            &t,
+            "SELECT count(DISTINCT \"$path\") AS f FROM eventlake.events"
+        ),
+        "f\n9\n"
+    );
     // Athena's information_schema: its types, positions from 1, partition keys marked.
     let listed = query(
         &t,
