@@ -1,10 +1,12 @@
 //! Text compared with a number, a date, a time or a boolean fails, as on Athena: Trino casts
 //! varchar to none of them implicitly, so `schema_version = '1'` and `event_time > '2026-11-21'`
 //! are refused there ("Cannot apply operator: integer = varchar(1)"), where DataFusion casts one
-//! side and answers. A query tried locally would then fail once saved for Athena. Comparisons,
-//! `BETWEEN`, `IN` lists, `CASE x WHEN`, the results of `CASE` and `coalesce`, the columns of a
-//! `UNION`, the keys of a join and the arguments of Athena's string and date functions are
-//! checked before DataFusion's type coercion, on the types the query gives them.
+//! side and answers. So do a number beside a date or a timestamp, a boolean beside a number, and
+//! the like (see [`Kind`]). A query tried locally would then fail once saved for Athena.
+//! Comparisons, `BETWEEN`, `IN` lists, `CASE x WHEN`, the results of `CASE` and `coalesce`, the
+//! columns of a `UNION`, the keys of a join and the arguments of Athena's string, date, binary
+//! and array functions are checked before DataFusion's type coercion, on the types the query
+//! gives them.
 
 use arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
@@ -20,31 +22,34 @@ use super::trino_type;
 #[derive(Debug, Default)]
 pub struct MixedTypes;
 
-/// A number, a date, a time or a boolean: what Athena never casts text to on its own, but
-/// for varbinary ([`is_other_scalar`]).
-fn is_value(t: &DataType) -> bool {
-    match t {
-        DataType::Dictionary(_, v) => is_value(v),
-        DataType::Boolean
-        | DataType::Date32
-        | DataType::Date64
-        | DataType::Timestamp(..)
-        | DataType::Time32(_)
-        | DataType::Time64(_)
-        | DataType::Interval(_)
-        | DataType::Duration(_) => true,
-        other => other.is_numeric(),
-    }
+/// The families of types Athena never mixes without a cast: a comparison, a `CASE`'s results
+/// or a `UNION`'s column of two of them fails there (`integer = varchar`, `bigint` beside
+/// `date`), where DataFusion casts one side and answers (`CASE … THEN 1 ELSE DATE '…'` gave
+/// `1970-01-02`). Within a family Athena finds a common type (`integer` and `double`, `date`
+/// and `timestamp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+    DateTime,
+    Time,
+    Boolean,
+    Binary,
+    Interval,
 }
 
-/// A type Athena never casts text to on its own. Varbinary is one too, but Athena's `length`,
-/// `substr`, `lpad` and others take it where they take text, so their arguments are checked
-/// with [`is_value`].
-fn is_other_scalar(t: &DataType) -> bool {
-    match t {
-        DataType::Dictionary(_, v) => is_other_scalar(v),
-        t => is_value(t) || is_binary(t),
-    }
+fn kind(t: &DataType) -> Option<Kind> {
+    Some(match t {
+        DataType::Dictionary(_, v) => return kind(v),
+        t if is_text(t) => Kind::Text,
+        t if is_binary(t) => Kind::Binary,
+        DataType::Boolean => Kind::Boolean,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => Kind::DateTime,
+        DataType::Time32(_) | DataType::Time64(_) => Kind::Time,
+        DataType::Interval(_) | DataType::Duration(_) => Kind::Interval,
+        t if t.is_numeric() => Kind::Number,
+        _ => return None,
+    })
 }
 
 /// Athena functions whose arguments at these (0-based) places are text, and at those are not:
@@ -116,6 +121,60 @@ fn argument_kinds(name: &str) -> (&'static [usize], &'static [usize]) {
     }
 }
 
+/// An array function given a value of another kind than the array's elements
+/// (`contains(ARRAY[1], 'a')` was false here, `element_at(ARRAY[1], 'a')` NULL; Athena finds
+/// no such function), or a map's `element_at` given a key of another kind than its keys.
+fn element_mismatch(name: &str, args: &[Expr], schema: &DFSchema) -> Option<DataFusionError> {
+    let [container, value] = args else {
+        return None;
+    };
+    // `element_at(a, i)` is planned as `array_element(a, <checked index>(i))` by then, and
+    // `element_at(m, k)` as `array_element(map_extract(m, k), 1)`.
+    let value = match value {
+        Expr::ScalarFunction(ScalarFunction { func, args })
+            if func.name() == "element_at index" && args.len() == 1 =>
+        {
+            &args[0]
+        }
+        v => v,
+    };
+    let (c, v) = (
+        container.get_type(schema).ok()?,
+        value.get_type(schema).ok()?,
+    );
+    let wanted = match (name, &c) {
+        (
+            "contains" | super::arrays::CONTAINS_ELEMENT | "array_position" | "array_remove",
+            DataType::List(f) | DataType::LargeList(f),
+        ) => f.data_type().clone(),
+        ("element_at" | "array_element", DataType::List(_) | DataType::LargeList(_)) => {
+            DataType::Int64
+        }
+        ("element_at" | "map_extract", DataType::Map(entries, _)) => match entries.data_type() {
+            DataType::Struct(kv) => kv.first()?.data_type().clone(),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let name = match name {
+        super::arrays::CONTAINS_ELEMENT => "contains",
+        "array_element" | "map_extract" => "element_at",
+        n => n,
+    };
+    clash(&wanted, &v).then(|| {
+        DataFusionError::Plan(format!(
+            "Unexpected parameters ({}, {}) for function {name}: Athena's {name} of {} takes {} \
+             there, not {}: {}",
+            trino_type(&c),
+            trino_type(&v),
+            trino_type(&c),
+            trino_type(&wanted),
+            trino_type(&v),
+            hint(&wanted, &v)
+        ))
+    })
+}
+
 /// Athena's functions of varbinary, which text is not: `md5(to_utf8(user_id))`.
 fn of_varbinary(name: &str) -> bool {
     matches!(
@@ -145,12 +204,16 @@ fn of_varbinary(name: &str) -> bool {
 
 /// Whether Athena refuses to put values of these two types side by side.
 fn clash(a: &DataType, b: &DataType) -> bool {
-    (is_text(a) && is_other_scalar(b)) || (is_other_scalar(a) && is_text(b))
+    matches!((kind(a), kind(b)), (Some(x), Some(y)) if x != y)
 }
 
-fn hint() -> &'static str {
-    "Athena casts text to nothing on its own; write CAST(x AS type), or a typed literal \
-     (DATE '2026-11-20', TIMESTAMP '2026-11-20 10:00:00', 1 rather than '1')"
+fn hint(a: &DataType, b: &DataType) -> &'static str {
+    if is_text(a) || is_text(b) {
+        "Athena casts text to nothing on its own; write CAST(x AS type), or a typed literal \
+         (DATE '2026-11-20', TIMESTAMP '2026-11-20 10:00:00', 1 rather than '1')"
+    } else {
+        "Athena converts between these types only where the query casts, CAST(x AS type)"
+    }
 }
 
 fn operator_error(a: &DataType, op: &str, b: &DataType) -> DataFusionError {
@@ -158,7 +221,7 @@ fn operator_error(a: &DataType, op: &str, b: &DataType) -> DataFusionError {
         "Cannot apply operator: {} {op} {}: {}",
         trino_type(a),
         trino_type(b),
-        hint()
+        hint(a, b)
     ))
 }
 
@@ -167,7 +230,7 @@ fn common_error(what: &str, a: &DataType, b: &DataType) -> DataFusionError {
         "{what} must be of one type, and {} and {} have none in common: {}",
         trino_type(a),
         trino_type(b),
-        hint()
+        hint(a, b)
     ))
 }
 
@@ -272,52 +335,75 @@ fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
         }
         Expr::ScalarFunction(ScalarFunction { func, args }) => {
             // The name the query calls it by is the function's or one of its aliases.
-            let Some((name, (text_at, not_text_at))) = std::iter::once(func.name())
+            let names: Vec<&str> = std::iter::once(func.name())
                 .chain(func.aliases().iter().map(String::as_str))
-                .map(|n| (n, argument_kinds(n)))
+                .collect();
+            if let Some(e) = names.iter().find_map(|n| element_mismatch(n, args, schema)) {
+                return Err(e);
+            }
+            let Some((name, (text_at, not_text_at))) = names
+                .iter()
+                .map(|n| (*n, argument_kinds(n)))
                 .find(|(_, (t, n))| !t.is_empty() || !n.is_empty())
             else {
                 return Ok(());
             };
+            let binary = of_varbinary(name);
+            let number_at: &[usize] = match name {
+                "from_unixtime" | "from_unixtime_nanos" => &[0],
+                _ => &[],
+            };
             for (i, a) in args.iter().enumerate() {
-                // A call's type before the function rewrites may not be its last (Athena's
-                // `lpad` of varbinary is planned as DataFusion's, of text, until then).
-                if matches!(a, Expr::ScalarFunction(_)) {
-                    continue;
-                }
                 let Some(t) = ty(a) else { continue };
-                // Athena's functions of varbinary take nothing else: DataFusion's `to_hex(255)`
-                // printed a number's bytes.
-                let binary = of_varbinary(name);
-                let wrong = (text_at.contains(&i) && is_value(&t))
-                    || (not_text_at.contains(&i) && is_text(&t))
-                    || (binary
-                        && not_text_at.contains(&i)
-                        && !is_binary(&t)
-                        && t != DataType::Null);
-                if wrong {
+                let nested = is_list(&t) || matches!(t, DataType::Map(..) | DataType::Struct(_));
+                // A call's scalar type before the function rewrites may not be its last
+                // (Athena's `lpad` of varbinary is planned as DataFusion's, of text, until
+                // then); an array stays one (`length(split(s, ','))`).
+                let call = matches!(a, Expr::ScalarFunction(_));
+                let k = if call { None } else { kind(&t) };
+                // What Athena's function takes where this argument is, when it is not that.
+                let takes = if text_at.contains(&i)
+                    && (k.is_some_and(|k| k != Kind::Text && k != Kind::Binary)
+                        || (nested && name != "reverse"))
+                {
+                    // `length(ARRAY[1])` was 3 here, the length of `[1]`.
+                    Some("varchar there")
+                } else if not_text_at.contains(&i) && binary && k.is_some_and(|k| k != Kind::Binary)
+                {
+                    // DataFusion's `to_hex(255)` printed a number's bytes.
+                    Some("varbinary there")
+                } else if not_text_at.contains(&i) && k == Some(Kind::Text) {
+                    Some("no varchar there")
+                } else if number_at.contains(&i) && (nested || k.is_some_and(|k| k != Kind::Number))
+                {
+                    // `from_unixtime(event_time)` was NULL here.
+                    Some("a number of seconds there")
+                } else {
+                    None
+                };
+                if let Some(takes) = takes {
                     let types: Vec<String> = args
                         .iter()
                         .map(|a| ty(a).map(|t| trino_type(&t)).unwrap_or_else(|| "?".into()))
                         .collect();
                     return Err(DataFusionError::Plan(format!(
                         "Unexpected parameters ({}) for function {name}: argument {} is {}, \
-                         where Athena's {name} takes {}: {}",
+                         where Athena's {name} takes {takes}: {}",
                         types.join(", "),
                         i + 1,
                         trino_type(&t),
                         if binary {
-                            "varbinary there"
-                        } else if is_text(&t) {
-                            "no varchar there"
-                        } else {
-                            "varchar there"
-                        },
-                        if binary {
                             "to_utf8(x) gives a varchar's bytes as varbinary, \
                              to_big_endian_64(x) a bigint's"
+                        } else if nested {
+                            "cardinality(x) counts an array's elements, and array_join(x, ', ') \
+                             joins them as text"
+                        } else if k == Some(Kind::DateTime) && number_at.contains(&i) {
+                            "to_unixtime(t) gives a timestamp's seconds"
+                        } else if k == Some(Kind::Text) || text_at.contains(&i) {
+                            hint(&t, &DataType::Utf8)
                         } else {
-                            hint()
+                            hint(&t, &DataType::Int64)
                         }
                     )));
                 }
@@ -442,6 +528,16 @@ mod tests {
             "SELECT md5('a')",
             "SELECT to_hex(x) FROM (VALUES 'a') AS t(x)",
             "SELECT to_hex(255)",
+            "SELECT CASE WHEN true THEN 1 ELSE DATE '2020-01-01' END",
+            "SELECT 1 UNION SELECT DATE '2020-01-01'",
+            "SELECT x FROM (VALUES TIMESTAMP '2026-11-20 10:00:00') AS t(x) WHERE x = 1",
+            "SELECT length(ARRAY[1])",
+            "SELECT upper(ARRAY['a'])",
+            "SELECT from_unixtime(TIMESTAMP '2026-11-20 10:00:00')",
+            "SELECT contains(ARRAY[1], 'a')",
+            "SELECT element_at(ARRAY[1], 'a')",
+            "SELECT element_at(MAP(ARRAY['a'], ARRAY[1]), 1)",
+            "SELECT array_position(ARRAY[DATE '2026-11-20'], 1)",
             "SELECT xxhash64(x) FROM (VALUES 1.5) AS t(x)",
             "SELECT hmac_sha256(to_utf8('a'), 1)",
             "SELECT x, 'b' FROM (VALUES 1) AS t(x) UNION SELECT 2, 3",
@@ -451,8 +547,11 @@ mod tests {
         ] {
             let e = error(sql).await;
             assert!(
-                e.as_deref()
-                    .is_some_and(|e| e.contains("Athena casts") || e.contains("to_utf8(x) gives")),
+                e.as_deref().is_some_and(|e| e.contains("Athena casts")
+                    || e.contains("Athena converts")
+                    || e.contains("to_utf8(x) gives")
+                    || e.contains("cardinality(x) counts")
+                    || e.contains("to_unixtime(t) gives")),
                 "{sql}: {e:?}"
             );
         }
@@ -483,6 +582,13 @@ mod tests {
             "SELECT json_format(CAST(ARRAY[1, 2] AS JSON)), CAST(CAST(1 AS JSON) AS varchar)",
             "SELECT to_hex(md5(to_utf8('a'))), from_utf8(from_base64('aGk=')), crc32(to_utf8('a'))",
             "SELECT to_hex(NULL), to_hex(X'ff'), md5(CAST('a' AS varbinary))",
+            "SELECT CASE WHEN true THEN 1 ELSE 2.5 END, coalesce(1, 2e0), 1 = 1.5",
+            "SELECT DATE '2026-11-20' < TIMESTAMP '2026-11-20 10:00:00'",
+            "SELECT CASE WHEN true THEN DATE '2026-11-20' ELSE TIMESTAMP '2026-11-20 10:00:00' END",
+            "SELECT 1 UNION ALL SELECT 2.5 UNION ALL SELECT 3e0",
+            "SELECT contains(ARRAY[1, 2], 2), element_at(ARRAY['a'], 1), element_at(MAP(ARRAY['a'], ARRAY[1]), 'a')",
+            "SELECT contains(ARRAY[1.5], 1), array_position(ARRAY['a'], NULL), from_unixtime(1.5e9)",
+            "SELECT TIMESTAMP '2026-11-20 10:00:00' - TIMESTAMP '2026-11-19 10:00:00' > INTERVAL '1' HOUR",
             "SELECT 'a', NULL UNION ALL SELECT NULL, 1",
             "SELECT * FROM (VALUES 1) AS t(k) JOIN (VALUES 2) AS u(k) USING (k)",
         ] {
