@@ -18,6 +18,9 @@
 //! - `t AT TIME ZONE 'zone'`: `at_timezone(t, 'zone')`.
 //! - `trim(LEADING FROM s)` (and `TRAILING`, `BOTH`): `ltrim(s)` (`rtrim`, `trim`).
 //! - `(expr).field` and, in a lambda, `param.field`: `…['field']`, a row's field.
+//! - `s LIKE p`: a backslash in `p` is a character as any other, as in Athena, where
+//!   DataFusion reads it as an escape (`'a\b' LIKE 'a\b'` was false); `s LIKE p ESCAPE '!'`
+//!   with a constant `p` is written with DataFusion's one escape character, the backslash.
 //!
 //! A query without these names is left exactly as written.
 
@@ -25,7 +28,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     AccessExpr, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, Ident, ObjectName, OneOrManyWithParens, Subscript, Value,
+    FunctionArguments, Ident, ObjectName, OneOrManyWithParens, Subscript, Value, ValueWithSpan,
     visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
@@ -333,6 +336,7 @@ pub fn rewrite(sql: &str) -> String {
         "trim",
         "->",
         ").",
+        "like",
     ]
     .iter()
     .any(|n| lower.contains(n))
@@ -363,6 +367,12 @@ pub fn rewrite(sql: &str) -> String {
                     changed = true;
                 }
             }
+            Expr::Like {
+                pattern,
+                escape_char,
+                any: false,
+                ..
+            } => changed |= athena_like(pattern, escape_char),
             // `(expr).field`: DataFusion reads a dot after an expression only as `['field']`.
             Expr::CompoundFieldAccess { access_chain, .. } => {
                 for a in access_chain.iter_mut() {
@@ -416,9 +426,81 @@ pub fn rewrite(sql: &str) -> String {
         .join(";\n")
 }
 
+/// A `LIKE`'s pattern as DataFusion reads Athena's: whose only escape character is the
+/// backslash, where Athena has none but the one `ESCAPE` names. Whether it changed.
+fn athena_like(pattern: &mut Box<Expr>, escape: &mut Option<ValueWithSpan>) -> bool {
+    let escape_with = match escape.as_ref().map(|v| &v.value) {
+        None => None,
+        Some(Value::SingleQuotedString(e)) if e.chars().count() == 1 => e.chars().next(),
+        Some(_) => return false,
+    };
+    if escape_with == Some('\\') {
+        return false;
+    }
+    let Expr::Value(v) = pattern.as_mut() else {
+        // A pattern computed per row: its backslashes doubled as it is computed.
+        if escape_with.is_some() {
+            return false;
+        }
+        let Some(doubled) = expr(&format!("replace({pattern}, '\\', '\\\\')")) else {
+            return false;
+        };
+        **pattern = doubled;
+        return true;
+    };
+    let Value::SingleQuotedString(p) = &v.value else {
+        return false;
+    };
+    let mut out = String::with_capacity(p.len() + 4);
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape_with {
+            // Athena's escape takes `%`, `_` or itself; the next character is literal.
+            match chars.next() {
+                Some(n @ ('%' | '_')) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                Some('\\') => out.push_str("\\\\"),
+                Some(n) => out.push(n),
+                None => return false,
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    if out == *p && escape_with.is_none() {
+        return false;
+    }
+    v.value = Value::SingleQuotedString(out);
+    *escape = None;
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use crate::trino::csv_rows;
+
+    #[tokio::test]
+    async fn a_like_patterns_backslash_is_a_character_and_any_escape_is_read() {
+        let rows = csv_rows(
+            "SELECT 'a\\b' LIKE 'a\\b', 'a\\x' LIKE 'a\\%', 'a%' LIKE 'a\\%', \
+             'a%' LIKE 'a!%' ESCAPE '!', 'ab' LIKE 'a!%' ESCAPE '!', 'a!' LIKE 'a!!' ESCAPE '!', \
+             'a\\' LIKE 'a\\%' ESCAPE '!', 'a%' LIKE 'a\\%' ESCAPE '\\'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, ["true,true,false,true,false,true,true,true"]);
+        let rows = csv_rows(
+            "SELECT s LIKE p FROM (VALUES ('a\\b', 'a\\_'), ('ab', 'a\\_'), ('a_', 'a_')) \
+             AS t(s, p)",
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows, ["true", "false", "true"]);
+    }
 
     #[tokio::test]
     async fn geometric_mean_keeps_its_filter_and_window() {
