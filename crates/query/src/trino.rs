@@ -82,6 +82,23 @@ pub(crate) async fn csv_rows(sql: &str) -> std::result::Result<Vec<String>, Stri
     csv_rows_in(&ctx, sql).await
 }
 
+/// [`csv_rows`] over a view `series(value)` of the integers 1 to `n`, made by DataFusion's
+/// `generate_series` (which Athena's SQL lacks, so queries cannot name it): several batches,
+/// as a table's scan gives.
+#[cfg(test)]
+pub(crate) async fn csv_rows_over_series(
+    n: u64,
+    sql: &str,
+) -> std::result::Result<Vec<String>, String> {
+    let ctx = crate::functions_session().map_err(|e| e.to_string())?;
+    ctx.sql(&format!(
+        "CREATE VIEW series AS SELECT value FROM generate_series(1, {n})"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
+    csv_rows_in(&ctx, sql).await
+}
+
 /// [`csv_rows`] on a given session (one with test tables registered).
 #[cfg(test)]
 pub(crate) async fn csv_rows_in(

@@ -3,6 +3,8 @@
 //! `string_agg`, …) fails with where it is and what Athena writes instead. Without it such a
 //! query runs on a laptop and fails once saved for Athena.
 
+use std::ops::ControlFlow;
+
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Expr;
 
@@ -138,10 +140,11 @@ fn instead(name: &str) -> &'static str {
     }
 }
 
-/// The first function in `sql` that the session has and Athena does not. SQL that does not
-/// parse passes (the planner reports it with its own position).
+/// The first function in `sql` that the session has and Athena does not, a table function
+/// (`FROM range(10)`) included. SQL that does not parse passes (the planner reports it with
+/// its own position).
 pub fn first_local_only(ctx: &SessionContext, sql: &str) -> Option<ForeignSyntax> {
-    let ((written, instead), line, column) = crate::trino::missing::first_in(sql, |e| {
+    let call = crate::trino::missing::first_in(sql, |e| {
         let Expr::Function(f) = e else { return None };
         if f.name.0.len() != 1 {
             return None;
@@ -152,13 +155,70 @@ pub fn first_local_only(ctx: &SessionContext, sql: &str) -> Option<ForeignSyntax
             || RECENT_TRINO.contains(&name.as_str())
             || crate::trino::missing::SYNTAX.contains(&name.as_str());
         (!athena && known(ctx, &name)).then(|| (format!("{name}()"), instead(&name)))
-    })?;
+    });
+    let table = first_table_function(ctx, sql);
+    let ((written, instead), line, column) = match (call, table) {
+        (Some(c), Some(t)) => std::cmp::min_by_key(c, t, |(_, line, column)| (*line, *column)),
+        (c, t) => c.or(t)?,
+    };
     Some(ForeignSyntax {
         written,
         instead,
         line,
         column,
     })
+}
+
+/// The first of the local engine's table functions in a `FROM` (`range(10)`,
+/// `generate_series(1, 10)`): Athena has none of them.
+fn first_table_function(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Option<((String, &'static str), u64, u64)> {
+    use datafusion::sql::sqlparser::ast::{Spanned, TableFactor, Visit, Visitor};
+    use datafusion::sql::sqlparser::parser::Parser;
+    struct Tables<'a> {
+        ctx: &'a SessionContext,
+        found: Option<((String, &'static str), u64, u64)>,
+    }
+    impl Visitor for Tables<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } = t
+                && name.0.len() == 1
+                && let Some(i) = name.0[0].as_ident()
+                && self
+                    .ctx
+                    .table_function(&i.value.to_ascii_lowercase())
+                    .is_ok()
+            {
+                let at = name.span().start;
+                self.found = Some((
+                    (
+                        format!("{}()", i.value.to_ascii_lowercase()),
+                        "Athena has no such table function; write \
+                         FROM UNNEST(sequence(1, 10)) AS t(x) for a series",
+                    ),
+                    at.line,
+                    at.column,
+                ));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let statements = Parser::parse_sql(&crate::trino::dialect::AthenaDialect, sql).ok()?;
+    let mut v = Tables { ctx, found: None };
+    for s in &statements {
+        if s.visit(&mut v).is_break() {
+            break;
+        }
+    }
+    v.found
 }
 
 #[cfg(test)]
@@ -191,6 +251,11 @@ mod tests {
             ("SELECT transform(a, x -> left(x, 1)) FROM t", "left()"),
             ("SELECT named_struct('a', 1)", "named_struct()"),
             ("SELECT interval_multiply(1, 2)", "interval_multiply()"),
+            ("SELECT value FROM range(3)", "range()"),
+            (
+                "SELECT * FROM t CROSS JOIN generate_series(1, 3)",
+                "generate_series()",
+            ),
         ] {
             let got = refused(sql).unwrap_or_else(|| panic!("{sql} ran"));
             assert!(got.contains(&format!("`{name}`")), "{sql}: {got}");

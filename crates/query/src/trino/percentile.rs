@@ -282,11 +282,14 @@ mod tests {
     #[tokio::test]
     async fn groups_merge_their_digests_and_keep_the_value_type() {
         // Two groups of 5,000 integers each, split over several partitions.
-        let rows = csv("SELECT g, approx_percentile(v, 0.5) AS p50, \
+        let rows = crate::trino::csv_rows_over_series(
+            10_000,
+            "SELECT g, approx_percentile(v, 0.5) AS p50, \
              array_join(approx_percentile(v, ARRAY[0.1, 0.9]), ';') AS p, \
              typeof(approx_percentile(v, 0.5)) AS t \
-             FROM (SELECT value % 2 AS g, value AS v FROM generate_series(1, 10000)) \
-             GROUP BY g ORDER BY g")
+             FROM (SELECT value % 2 AS g, value AS v FROM series) \
+             GROUP BY g ORDER BY g",
+        )
         .await
         .unwrap();
         assert_eq!(rows.len(), 2);

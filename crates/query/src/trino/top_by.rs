@@ -217,10 +217,11 @@ mod tests {
     #[tokio::test]
     async fn the_n_best_rows_of_each_group_in_order_of_y() {
         // 20,000 rows over several batches and partitions: each group's best survive merging.
-        let rows = csv(
+        let rows = crate::trino::csv_rows_over_series(
+            20_000,
             "SELECT g, array_join(max_by(v, v * 7 % 1000, 3), ';') AS hi, \
              array_join(min_by(v, v, 2), ';') AS lo, max_by(v, v) AS one \
-             FROM (SELECT value % 2 AS g, value AS v FROM generate_series(1, 20000)) \
+             FROM (SELECT value % 2 AS g, value AS v FROM series) \
              GROUP BY g ORDER BY g",
         )
         .await
