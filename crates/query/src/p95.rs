@@ -36,7 +36,9 @@ impl Engine {
     async fn time(&self, sql: &str) -> Result<(f64, f64, usize)> {
         match self {
             Engine::Local(ctx) => {
-                let sql = &crate::session::prepare(ctx, sql)?;
+                let prepared = &crate::session::prepare(ctx, sql)?;
+                crate::session::athena_names(ctx, sql).await?;
+                let sql = prepared;
                 let t = Instant::now();
                 let batches = crate::session::dataframe(ctx, sql).await?.collect().await?;
                 let ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -111,7 +113,11 @@ pub async fn check(
             // Planned as the timed runs will plan it (Athena's type syntax, lateral UNNEST, and
             // the rewrites of the parsed query: outputs named by place, subquery tests in the
             // select list, ...); DataFusion's own planner refused some that run.
-            let sql = crate::session::prepare(ctx, sql).map_err(|e| failed(e.to_string()))?;
+            let prepared = crate::session::prepare(ctx, sql).map_err(|e| failed(e.to_string()))?;
+            crate::session::athena_names(ctx, sql)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let sql = prepared;
             crate::session::dataframe(ctx, &sql)
                 .await
                 .map_err(|e| failed(e.to_string()))?;

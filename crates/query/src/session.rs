@@ -289,6 +289,7 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str) -> Result<(SchemaRef, Vec<
 /// was planned as written.
 async fn planned(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let prepared = prepare(ctx, sql)?;
+    athena_names(ctx, sql).await?;
     // A place DataFusion names is in the text it read: the user's own, unless it was rewritten.
     let as_written = prepared == sql;
     match dataframe(ctx, &prepared).await {
@@ -806,6 +807,15 @@ pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
     let sql = crate::trino::json_types::athena_type_syntax(&sql);
     let sql = crate::trino::unnest::rewrite(&sql);
     Ok(crate::trino::syntax::rewrite(&sql))
+}
+
+/// The check of `sql` as written that needs the tables' columns: an output's alias read where
+/// Athena reads only input columns (`GROUP BY t`, `HAVING c > 10`; see `trino/aliases.rs`).
+pub async fn athena_names(ctx: &SessionContext, sql: &str) -> Result<()> {
+    match crate::trino::aliases::first_alias_reference(ctx, sql).await {
+        Some(f) => Err(crate::Error::NotAthena(f)),
+        None => Ok(()),
+    }
 }
 
 /// Output formats of `etl query`.

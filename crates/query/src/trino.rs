@@ -27,6 +27,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+pub(crate) mod aliases;
 pub(crate) mod arrays;
 pub(crate) mod athena_strings;
 mod binary;
