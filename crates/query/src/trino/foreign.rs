@@ -3,7 +3,14 @@
 //! Athena writes instead. Without it, `2 ^ 3` would be 1 here (an exclusive or) where Athena
 //! refuses the query, and a query tried on a laptop would fail once saved for Athena.
 
-use datafusion::sql::sqlparser::ast::{BinaryOperator, CastKind, Expr, UnaryOperator};
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, CastKind, DataType, Distinct, Expr, GroupByExpr, Query, Select, SelectItem,
+    SetExpr, Spanned, UnaryOperator, Visit, Visitor, WildcardAdditionalOptions,
+};
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Span, Token, Tokenizer};
 
 /// Syntax Athena does not read, where it is in the SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +92,138 @@ fn binary(op: &BinaryOperator) -> Option<&'static str> {
 /// The first operator or form in `sql` that Athena's grammar lacks. SQL that does not parse
 /// passes (the planner reports it with its own position).
 pub fn first_foreign(sql: &str) -> Option<ForeignSyntax> {
+    [
+        first_in_expressions(sql),
+        first_in_selects(sql),
+        first_backquote(sql),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|f| (f.line, f.column))
+}
+
+/// A clause of another dialect in a select: `DISTINCT ON`, `GROUP BY ALL`, `QUALIFY`, and
+/// `* EXCLUDE`/`EXCEPT`/`REPLACE`/`RENAME`.
+fn first_in_selects(sql: &str) -> Option<ForeignSyntax> {
+    struct Selects(Option<ForeignSyntax>);
+    impl Selects {
+        fn found(&mut self, written: &str, instead: &'static str, at: Span) {
+            let at = at.start;
+            let earlier = self
+                .0
+                .as_ref()
+                .is_some_and(|f| (f.line, f.column) <= (at.line, at.column));
+            if !earlier {
+                self.0 = Some(ForeignSyntax {
+                    written: written.into(),
+                    instead,
+                    line: at.line,
+                    column: at.column,
+                });
+            }
+        }
+
+        fn select(&mut self, s: &Select) {
+            if let Some(Distinct::On(_)) = &s.distinct {
+                self.found(
+                    "DISTINCT ON",
+                    "keep each key's first row with row_number() OVER (PARTITION BY key ORDER \
+                     BY …) = 1 in an outer query",
+                    s.select_token.0.span,
+                );
+            }
+            if let GroupByExpr::All(_) = &s.group_by {
+                self.found(
+                    "GROUP BY ALL",
+                    "name the grouped columns, or their places: GROUP BY 1, 2",
+                    s.select_token.0.span,
+                );
+            }
+            if let Some(q) = &s.qualify {
+                self.found(
+                    "QUALIFY",
+                    "filter the window function's result in an outer query's WHERE",
+                    q.span(),
+                );
+            }
+            for item in &s.projection {
+                if let SelectItem::Wildcard(o) | SelectItem::QualifiedWildcard(_, o) = item {
+                    let WildcardAdditionalOptions {
+                        wildcard_token,
+                        opt_ilike,
+                        opt_exclude,
+                        opt_except,
+                        opt_replace,
+                        opt_rename,
+                        ..
+                    } = o;
+                    let written = if opt_exclude.is_some() {
+                        "* EXCLUDE"
+                    } else if opt_except.is_some() {
+                        "* EXCEPT"
+                    } else if opt_replace.is_some() {
+                        "* REPLACE"
+                    } else if opt_rename.is_some() {
+                        "* RENAME"
+                    } else if opt_ilike.is_some() {
+                        "* ILIKE"
+                    } else {
+                        continue;
+                    };
+                    self.found(
+                        written,
+                        "Athena's * takes every column: list the columns wanted",
+                        wildcard_token.0.span,
+                    );
+                }
+            }
+        }
+
+        fn set_expr(&mut self, e: &SetExpr) {
+            match e {
+                SetExpr::Select(s) => self.select(s),
+                SetExpr::SetOperation { left, right, .. } => {
+                    self.set_expr(left);
+                    self.set_expr(right);
+                }
+                _ => {}
+            }
+        }
+    }
+    impl Visitor for Selects {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            self.set_expr(&q.body);
+            ControlFlow::Continue(())
+        }
+    }
+    let statements = Parser::parse_sql(&crate::trino::dialect::AthenaDialect, sql).ok()?;
+    let mut v = Selects(None);
+    for s in &statements {
+        let _ = s.visit(&mut v);
+    }
+    v.0
+}
+
+/// A name in backquotes (`` `team` ``), which Athena reads in DDL only; queries quote names
+/// with double quotes.
+fn first_backquote(sql: &str) -> Option<ForeignSyntax> {
+    let tokens = Tokenizer::new(&crate::trino::dialect::AthenaDialect, sql)
+        .tokenize_with_location()
+        .ok()?;
+    tokens.iter().find_map(|t| match &t.token {
+        Token::Word(w) if w.quote_style == Some('`') => Some(ForeignSyntax {
+            written: format!("`{}`", w.value),
+            instead: "Athena's queries quote a name with double quotes: write \"name\"",
+            line: t.span.start.line,
+            column: t.span.start.column,
+        }),
+        _ => None,
+    })
+}
+
+/// The first operator or form among `sql`'s expressions that Athena's grammar lacks.
+fn first_in_expressions(sql: &str) -> Option<ForeignSyntax> {
     let ((written, instead), line, column) = crate::trino::missing::first_in(sql, |e| match e {
         Expr::BinaryOp { op, .. } => binary(op).map(|instead| (op.to_string(), instead)),
         Expr::UnaryOp { op, .. }
@@ -133,6 +272,30 @@ pub fn first_foreign(sql: &str) -> Option<ForeignSyntax> {
             .into(),
             "write regexp_like(s, pattern), the pattern a Java regular expression",
         )),
+        Expr::Interval(i) if i.leading_field.is_none() => Some((
+            format!("INTERVAL {}", i.value),
+            "write the amount and its unit apart, INTERVAL '1' DAY, INTERVAL '2' HOUR",
+        )),
+        Expr::Array(a) if !a.named => Some(("[…]".into(), "write an array as ARRAY[1, 2]")),
+        Expr::Dictionary(_) | Expr::Map(_) => Some((
+            "{…}".into(),
+            "write MAP(ARRAY['a'], ARRAY[1]) for a map, CAST(ROW(1) AS ROW(a integer)) for a row",
+        )),
+        Expr::AnyOp { right, .. } | Expr::AllOp { right, .. }
+            if !matches!(right.as_ref(), Expr::Subquery(_)) =>
+        {
+            Some((
+                "ANY/ALL of an array".into(),
+                "write contains(a, x) for x = ANY(a); ANY and ALL take a subquery",
+            ))
+        }
+        Expr::Cast {
+            data_type: DataType::String(_) | DataType::Text,
+            ..
+        } => Some((
+            "STRING".into(),
+            "Athena's text type in queries is varchar: write CAST(x AS varchar)",
+        )),
         Expr::Struct { .. } => Some((
             "STRUCT".into(),
             "write CAST(ROW(x, y) AS ROW(a type, b type))",
@@ -175,6 +338,26 @@ mod tests {
             ("SELECT 'x' RLIKE 'x'", "RLIKE"),
             ("SELECT 'x' SIMILAR TO 'x'", "SIMILAR TO"),
             ("SELECT struct(1, 'a')", "STRUCT"),
+            ("SELECT current_date - INTERVAL '1 day'", "INTERVAL '1 day'"),
+            ("SELECT [1, 2]", "[…]"),
+            ("SELECT {'a': 1}", "{…}"),
+            ("SELECT 1 = ANY(ARRAY[1, 2])", "ANY/ALL of an array"),
+            ("SELECT CAST(x AS STRING) FROM t", "STRING"),
+            ("SELECT CAST(x AS TEXT) FROM t", "STRING"),
+            ("SELECT DISTINCT ON (a) a, b FROM t", "DISTINCT ON"),
+            ("SELECT a, count(*) FROM t GROUP BY ALL", "GROUP BY ALL"),
+            (
+                "SELECT a, row_number() OVER (ORDER BY b) AS r FROM t QUALIFY r = 1",
+                "QUALIFY",
+            ),
+            ("SELECT * EXCLUDE (a) FROM t", "* EXCLUDE"),
+            ("SELECT t.* EXCEPT (a) FROM t", "* EXCEPT"),
+            ("SELECT * REPLACE (1 AS a) FROM t", "* REPLACE"),
+            ("SELECT `team` FROM t", "`team`"),
+            (
+                "SELECT a FROM (SELECT DISTINCT ON (a) a FROM t)",
+                "DISTINCT ON",
+            ),
             ("SELECT ~1", "~"),
             ("SELECT x FROM t WHERE y IN (SELECT 2 ^ 3)", "^"),
         ] {
@@ -190,6 +373,11 @@ mod tests {
             "SELECT CAST(x AS varchar), TRY_CAST(x AS integer), x IS DISTINCT FROM y FROM t",
             "SELECT transform(a, x -> x * 2), regexp_like(s, '^a') FROM t",
             "SELECT power(2, 3), bitwise_xor(6, 3), 'it''s', 'a^b|c&d' FROM t",
+            "SELECT INTERVAL '1' DAY, INTERVAL '1-2' YEAR TO MONTH, ARRAY[1], MAP(ARRAY['a'], ARRAY[1])",
+            "SELECT x FROM t WHERE x = ANY (SELECT 1) AND x > ALL (SELECT 0)",
+            "SELECT DISTINCT a, \"b\", count(*) FROM t GROUP BY a, 2 ORDER BY 1",
+            "SELECT t.*, * FROM t",
+            "SELECT 'it`s', CAST(x AS varchar(3)) FROM t",
             "not SQL at all (",
         ] {
             assert_eq!(written(sql), None, "{sql}");
