@@ -96,6 +96,7 @@ pub fn first_foreign(sql: &str) -> Option<ForeignSyntax> {
         first_in_expressions(sql),
         first_in_selects(sql),
         first_backquote(sql),
+        first_limit_then_offset(sql),
     ]
     .into_iter()
     .flatten()
@@ -220,6 +221,51 @@ fn first_backquote(sql: &str) -> Option<ForeignSyntax> {
         }),
         _ => None,
     })
+}
+
+/// `LIMIT n OFFSET m`, PostgreSQL's order: Athena's grammar reads `OFFSET m` before `LIMIT n`
+/// and refuses the other. The parse keeps no order, so the tokens are read, a query's own
+/// `LIMIT` and `OFFSET` at one depth of parentheses.
+fn first_limit_then_offset(sql: &str) -> Option<ForeignSyntax> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    let tokens = Tokenizer::new(&crate::trino::dialect::AthenaDialect, sql)
+        .tokenize_with_location()
+        .ok()?;
+    // Per depth of parentheses, where a LIMIT of the query there is.
+    let mut limits: Vec<Option<(u64, u64)>> = vec![None];
+    for t in &tokens {
+        match &t.token {
+            Token::LParen => limits.push(None),
+            Token::RParen => {
+                limits.pop();
+                if limits.is_empty() {
+                    return None;
+                }
+            }
+            Token::SemiColon => *limits.last_mut()? = None,
+            Token::Word(w) if w.quote_style.is_none() => match w.keyword {
+                Keyword::LIMIT => {
+                    *limits.last_mut()? = Some((t.span.start.line, t.span.start.column));
+                }
+                Keyword::OFFSET => {
+                    if let Some((line, column)) = *limits.last()? {
+                        return Some(ForeignSyntax {
+                            written: "LIMIT … OFFSET".into(),
+                            instead: "Athena reads OFFSET before LIMIT: write OFFSET 20 LIMIT 10",
+                            line,
+                            column,
+                        });
+                    }
+                }
+                Keyword::SELECT | Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT => {
+                    *limits.last_mut()? = None;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The first operator or form among `sql`'s expressions that Athena's grammar lacks.
@@ -355,6 +401,14 @@ mod tests {
             ("SELECT * REPLACE (1 AS a) FROM t", "* REPLACE"),
             ("SELECT `team` FROM t", "`team`"),
             (
+                "SELECT a FROM t ORDER BY a LIMIT 10 OFFSET 20",
+                "LIMIT … OFFSET",
+            ),
+            (
+                "SELECT * FROM (SELECT a FROM t LIMIT 1 OFFSET 1)",
+                "LIMIT … OFFSET",
+            ),
+            (
                 "SELECT a FROM (SELECT DISTINCT ON (a) a FROM t)",
                 "DISTINCT ON",
             ),
@@ -378,6 +432,10 @@ mod tests {
             "SELECT DISTINCT a, \"b\", count(*) FROM t GROUP BY a, 2 ORDER BY 1",
             "SELECT t.*, * FROM t",
             "SELECT 'it`s', CAST(x AS varchar(3)) FROM t",
+            "SELECT a FROM t ORDER BY a OFFSET 20 LIMIT 10",
+            "SELECT a FROM (SELECT a FROM t LIMIT 1) OFFSET 1",
+            "SELECT a FROM t LIMIT 1 UNION ALL SELECT a FROM t OFFSET 1",
+            "SELECT a FROM t ORDER BY a OFFSET 1 ROWS FETCH FIRST 1 ROWS ONLY",
             "not SQL at all (",
         ] {
             assert_eq!(written(sql), None, "{sql}");
