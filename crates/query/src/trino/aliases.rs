@@ -12,8 +12,7 @@ use std::ops::ControlFlow;
 
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, TableFactor, Visit, Visitor,
-    visit_expressions,
+    Expr, GroupByExpr, Query, Select, SelectItem, TableFactor, Visit, Visitor, visit_expressions,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -109,17 +108,6 @@ impl Selects {
             self.found.push(Candidate { tables, named });
         }
     }
-
-    fn set_expr(&mut self, e: &SetExpr) {
-        match e {
-            SetExpr::Select(s) => self.select(s),
-            SetExpr::SetOperation { left, right, .. } => {
-                self.set_expr(left);
-                self.set_expr(right);
-            }
-            _ => {}
-        }
-    }
 }
 
 impl Visitor for Selects {
@@ -133,7 +121,9 @@ impl Visitor for Selects {
                     .map(|c| c.alias.name.value.to_lowercase()),
             );
         }
-        self.set_expr(&q.body);
+        for s in crate::trino::missing::selects_of(&q.body) {
+            self.select(s);
+        }
         ControlFlow::Continue(())
     }
 }

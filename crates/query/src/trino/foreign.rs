@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CastKind, DataType, Distinct, Expr, GroupByExpr, Query, Select, SelectItem,
-    SetExpr, Spanned, UnaryOperator, Visit, Visitor, WildcardAdditionalOptions,
+    Spanned, UnaryOperator, Visit, Visitor, WildcardAdditionalOptions,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Span, Token, Tokenizer};
@@ -179,22 +179,13 @@ fn first_in_selects(sql: &str) -> Option<ForeignSyntax> {
                 }
             }
         }
-
-        fn set_expr(&mut self, e: &SetExpr) {
-            match e {
-                SetExpr::Select(s) => self.select(s),
-                SetExpr::SetOperation { left, right, .. } => {
-                    self.set_expr(left);
-                    self.set_expr(right);
-                }
-                _ => {}
-            }
-        }
     }
     impl Visitor for Selects {
         type Break = ();
         fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-            self.set_expr(&q.body);
+            for s in crate::trino::missing::selects_of(&q.body) {
+                self.select(s);
+            }
             ControlFlow::Continue(())
         }
     }

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use crate::trino::dialect::AthenaDialect;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Expr, Spanned, visit_expressions};
+use datafusion::sql::sqlparser::ast::{Expr, Select, SetExpr, Spanned, visit_expressions};
 use datafusion::sql::sqlparser::parser::Parser;
 
 /// Athena's (Trino's) functions, by name. A name here that the local engine lacks is reported
@@ -425,6 +425,19 @@ pub(crate) fn first_in<T>(
         None => ControlFlow::Continue(()),
     });
     found
+}
+
+/// The selects of a query's body, both sides of its set operations (`UNION`, …) included.
+pub(crate) fn selects_of(e: &SetExpr) -> Vec<&Select> {
+    match e {
+        SetExpr::Select(s) => vec![s],
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut v = selects_of(left);
+            v.extend(selects_of(right));
+            v
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The first function in `sql` the session lacks. SQL that does not parse passes (the planner
