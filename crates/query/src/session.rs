@@ -793,13 +793,14 @@ fn athena_statement(statement: &mut datafusion::sql::parser::Statement) -> Resul
 /// engine lacks, or an operator Athena's SQL lacks (`^`, `::`), reported (name, line, column)
 /// before anything runs.
 pub fn prepare(ctx: &SessionContext, sql: &str) -> Result<String> {
-    if let Some(m) = crate::trino::missing::first_missing(ctx, sql) {
+    let written = crate::trino::missing::Written::read(sql);
+    if let Some(m) = crate::trino::missing::first_missing(ctx, &written) {
         return Err(crate::Error::MissingFunction(m));
     }
-    if let Some(f) = crate::trino::foreign::first_foreign(sql) {
+    if let Some(f) = crate::trino::foreign::first_foreign(&written) {
         return Err(crate::Error::NotAthena(f));
     }
-    if let Some(f) = crate::trino::local_only::first_local_only(ctx, sql) {
+    if let Some(f) = crate::trino::local_only::first_local_only(ctx, &written) {
         return Err(crate::Error::NotAthena(f));
     }
     let sql = crate::trino::hidden::rewrite(ctx, sql);

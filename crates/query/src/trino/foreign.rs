@@ -7,10 +7,11 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, CastKind, DataType, Distinct, Expr, GroupByExpr, Query, Select, SelectItem,
-    Spanned, UnaryOperator, Visit, Visitor, WildcardAdditionalOptions,
+    Spanned, Statement, UnaryOperator, Visit, Visitor, WildcardAdditionalOptions,
 };
-use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Span, Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Span, Token, TokenWithSpan};
+
+use crate::trino::missing::Written;
 
 /// Syntax Athena does not read, where it is in the SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,14 +90,13 @@ fn binary(op: &BinaryOperator) -> Option<&'static str> {
     })
 }
 
-/// The first operator or form in `sql` that Athena's grammar lacks. SQL that does not parse
-/// passes (the planner reports it with its own position).
-pub fn first_foreign(sql: &str) -> Option<ForeignSyntax> {
+/// The first operator or form of the query that Athena's grammar lacks.
+pub fn first_foreign(written: &Written) -> Option<ForeignSyntax> {
     [
-        first_in_expressions(sql),
-        first_in_selects(sql),
-        first_backquote(sql),
-        first_limit_then_offset(sql),
+        first_in_expressions(&written.statements),
+        first_in_selects(&written.statements),
+        first_backquote(&written.tokens),
+        first_limit_then_offset(&written.tokens),
     ]
     .into_iter()
     .flatten()
@@ -105,7 +105,7 @@ pub fn first_foreign(sql: &str) -> Option<ForeignSyntax> {
 
 /// A clause of another dialect in a select: `DISTINCT ON`, `GROUP BY ALL`, `QUALIFY`, and
 /// `* EXCLUDE`/`EXCEPT`/`REPLACE`/`RENAME`.
-fn first_in_selects(sql: &str) -> Option<ForeignSyntax> {
+fn first_in_selects(statements: &[Statement]) -> Option<ForeignSyntax> {
     struct Selects(Option<ForeignSyntax>);
     impl Selects {
         fn found(&mut self, written: &str, instead: &'static str, at: Span) {
@@ -189,9 +189,8 @@ fn first_in_selects(sql: &str) -> Option<ForeignSyntax> {
             ControlFlow::Continue(())
         }
     }
-    let statements = Parser::parse_sql(&crate::trino::dialect::AthenaDialect, sql).ok()?;
     let mut v = Selects(None);
-    for s in &statements {
+    for s in statements {
         let _ = s.visit(&mut v);
     }
     v.0
@@ -199,10 +198,7 @@ fn first_in_selects(sql: &str) -> Option<ForeignSyntax> {
 
 /// A name in backquotes (`` `team` ``), which Athena reads in DDL only; queries quote names
 /// with double quotes.
-fn first_backquote(sql: &str) -> Option<ForeignSyntax> {
-    let tokens = Tokenizer::new(&crate::trino::dialect::AthenaDialect, sql)
-        .tokenize_with_location()
-        .ok()?;
+fn first_backquote(tokens: &[TokenWithSpan]) -> Option<ForeignSyntax> {
     tokens.iter().find_map(|t| match &t.token {
         Token::Word(w) if w.quote_style == Some('`') => Some(ForeignSyntax {
             written: format!("`{}`", w.value),
@@ -217,14 +213,11 @@ fn first_backquote(sql: &str) -> Option<ForeignSyntax> {
 /// `LIMIT n OFFSET m`, PostgreSQL's order: Athena's grammar reads `OFFSET m` before `LIMIT n`
 /// and refuses the other. The parse keeps no order, so the tokens are read, a query's own
 /// `LIMIT` and `OFFSET` at one depth of parentheses.
-fn first_limit_then_offset(sql: &str) -> Option<ForeignSyntax> {
+fn first_limit_then_offset(tokens: &[TokenWithSpan]) -> Option<ForeignSyntax> {
     use datafusion::sql::sqlparser::keywords::Keyword;
-    let tokens = Tokenizer::new(&crate::trino::dialect::AthenaDialect, sql)
-        .tokenize_with_location()
-        .ok()?;
     // Per depth of parentheses, where a LIMIT of the query there is.
     let mut limits: Vec<Option<(u64, u64)>> = vec![None];
-    for t in &tokens {
+    for t in tokens {
         match &t.token {
             Token::LParen => limits.push(None),
             Token::RParen => {
@@ -260,85 +253,88 @@ fn first_limit_then_offset(sql: &str) -> Option<ForeignSyntax> {
 }
 
 /// The first operator or form among `sql`'s expressions that Athena's grammar lacks.
-fn first_in_expressions(sql: &str) -> Option<ForeignSyntax> {
-    let ((written, instead), line, column) = crate::trino::missing::first_in(sql, |e| match e {
-        Expr::BinaryOp { op, .. } => binary(op).map(|instead| (op.to_string(), instead)),
-        Expr::UnaryOp { op, .. }
-            if !matches!(
-                op,
-                UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not
-            ) =>
-        {
-            let instead = match op {
-                UnaryOperator::BitwiseNot => "write bitwise_not(x)",
-                UnaryOperator::PGSquareRoot => "write sqrt(x)",
-                UnaryOperator::PGCubeRoot => "write cbrt(x)",
-                UnaryOperator::PGAbs => "write abs(x)",
-                _ => "Athena's unary operators are +, - and NOT",
-            };
-            Some((op.to_string(), instead))
-        }
-        Expr::Cast {
-            kind: CastKind::DoubleColon,
-            ..
-        } => Some(("::".into(), "write CAST(x AS type)")),
-        Expr::Cast {
-            kind: CastKind::SafeCast,
-            ..
-        } => Some(("SAFE_CAST".into(), "write TRY_CAST(x AS type)")),
-        Expr::ILike { negated, .. } => Some((
-            if *negated { "NOT ILIKE" } else { "ILIKE" }.into(),
-            "write lower(s) LIKE lower(pattern)",
-        )),
-        Expr::RLike {
-            negated, regexp, ..
-        } => Some((
-            format!(
-                "{}{}",
-                if *negated { "NOT " } else { "" },
-                if *regexp { "REGEXP" } else { "RLIKE" }
-            ),
-            "write regexp_like(s, pattern)",
-        )),
-        Expr::SimilarTo { negated, .. } => Some((
-            if *negated {
-                "NOT SIMILAR TO"
-            } else {
-                "SIMILAR TO"
+fn first_in_expressions(statements: &[Statement]) -> Option<ForeignSyntax> {
+    let ((written, instead), line, column) = crate::trino::missing::first_in(
+        statements,
+        |e| match e {
+            Expr::BinaryOp { op, .. } => binary(op).map(|instead| (op.to_string(), instead)),
+            Expr::UnaryOp { op, .. }
+                if !matches!(
+                    op,
+                    UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not
+                ) =>
+            {
+                let instead = match op {
+                    UnaryOperator::BitwiseNot => "write bitwise_not(x)",
+                    UnaryOperator::PGSquareRoot => "write sqrt(x)",
+                    UnaryOperator::PGCubeRoot => "write cbrt(x)",
+                    UnaryOperator::PGAbs => "write abs(x)",
+                    _ => "Athena's unary operators are +, - and NOT",
+                };
+                Some((op.to_string(), instead))
             }
-            .into(),
-            "write regexp_like(s, pattern), the pattern a Java regular expression",
-        )),
-        Expr::Interval(i) if i.leading_field.is_none() => Some((
-            format!("INTERVAL {}", i.value),
-            "write the amount and its unit apart, INTERVAL '1' DAY, INTERVAL '2' HOUR",
-        )),
-        Expr::Array(a) if !a.named => Some(("[…]".into(), "write an array as ARRAY[1, 2]")),
-        Expr::Dictionary(_) | Expr::Map(_) => Some((
-            "{…}".into(),
-            "write MAP(ARRAY['a'], ARRAY[1]) for a map, CAST(ROW(1) AS ROW(a integer)) for a row",
-        )),
-        Expr::AnyOp { right, .. } | Expr::AllOp { right, .. }
-            if !matches!(right.as_ref(), Expr::Subquery(_)) =>
-        {
-            Some((
-                "ANY/ALL of an array".into(),
-                "write contains(a, x) for x = ANY(a); ANY and ALL take a subquery",
-            ))
-        }
-        Expr::Cast {
-            data_type: DataType::String(_) | DataType::Text,
-            ..
-        } => Some((
-            "STRING".into(),
-            "Athena's text type in queries is varchar: write CAST(x AS varchar)",
-        )),
-        Expr::Struct { .. } => Some((
-            "STRUCT".into(),
-            "write CAST(ROW(x, y) AS ROW(a type, b type))",
-        )),
-        _ => None,
-    })?;
+            Expr::Cast {
+                kind: CastKind::DoubleColon,
+                ..
+            } => Some(("::".into(), "write CAST(x AS type)")),
+            Expr::Cast {
+                kind: CastKind::SafeCast,
+                ..
+            } => Some(("SAFE_CAST".into(), "write TRY_CAST(x AS type)")),
+            Expr::ILike { negated, .. } => Some((
+                if *negated { "NOT ILIKE" } else { "ILIKE" }.into(),
+                "write lower(s) LIKE lower(pattern)",
+            )),
+            Expr::RLike {
+                negated, regexp, ..
+            } => Some((
+                format!(
+                    "{}{}",
+                    if *negated { "NOT " } else { "" },
+                    if *regexp { "REGEXP" } else { "RLIKE" }
+                ),
+                "write regexp_like(s, pattern)",
+            )),
+            Expr::SimilarTo { negated, .. } => Some((
+                if *negated {
+                    "NOT SIMILAR TO"
+                } else {
+                    "SIMILAR TO"
+                }
+                .into(),
+                "write regexp_like(s, pattern), the pattern a Java regular expression",
+            )),
+            Expr::Interval(i) if i.leading_field.is_none() => Some((
+                format!("INTERVAL {}", i.value),
+                "write the amount and its unit apart, INTERVAL '1' DAY, INTERVAL '2' HOUR",
+            )),
+            Expr::Array(a) if !a.named => Some(("[…]".into(), "write an array as ARRAY[1, 2]")),
+            Expr::Dictionary(_) | Expr::Map(_) => Some((
+                "{…}".into(),
+                "write MAP(ARRAY['a'], ARRAY[1]) for a map, CAST(ROW(1) AS ROW(a integer)) for a row",
+            )),
+            Expr::AnyOp { right, .. } | Expr::AllOp { right, .. }
+                if !matches!(right.as_ref(), Expr::Subquery(_)) =>
+            {
+                Some((
+                    "ANY/ALL of an array".into(),
+                    "write contains(a, x) for x = ANY(a); ANY and ALL take a subquery",
+                ))
+            }
+            Expr::Cast {
+                data_type: DataType::String(_) | DataType::Text,
+                ..
+            } => Some((
+                "STRING".into(),
+                "Athena's text type in queries is varchar: write CAST(x AS varchar)",
+            )),
+            Expr::Struct { .. } => Some((
+                "STRUCT".into(),
+                "write CAST(ROW(x, y) AS ROW(a type, b type))",
+            )),
+            _ => None,
+        },
+    )?;
     Some(ForeignSyntax {
         written,
         instead,
@@ -352,12 +348,12 @@ mod tests {
     use super::*;
 
     fn written(sql: &str) -> Option<String> {
-        first_foreign(sql).map(|f| f.written)
+        first_foreign(&Written::read(sql)).map(|f| f.written)
     }
 
     #[test]
     fn operators_athena_lacks_are_named_with_their_place() {
-        let f = first_foreign("SELECT 1,\n  2 ^ 3").unwrap();
+        let f = first_foreign(&Written::read("SELECT 1,\n  2 ^ 3")).unwrap();
         assert_eq!((f.written.as_str(), f.line, f.column), ("^", 2, 3));
         assert!(f.to_string().contains("power(x, y)"), "{f}");
         for (sql, op) in [

@@ -6,10 +6,10 @@
 use std::ops::ControlFlow;
 
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Expr;
+use datafusion::sql::sqlparser::ast::{Expr, Statement};
 
 use crate::trino::foreign::ForeignSyntax;
-use crate::trino::missing::{ATHENA_FUNCTIONS, known};
+use crate::trino::missing::{ATHENA_FUNCTIONS, Written, known};
 
 /// Names the SQL planner handles itself that are Athena's too (`ROW(1, 'a')`, `GROUPING(x)`,
 /// `UNNEST` in a select list).
@@ -140,11 +140,10 @@ fn instead(name: &str) -> &'static str {
     }
 }
 
-/// The first function in `sql` that the session has and Athena does not, a table function
-/// (`FROM range(10)`) included. SQL that does not parse passes (the planner reports it with
-/// its own position).
-pub fn first_local_only(ctx: &SessionContext, sql: &str) -> Option<ForeignSyntax> {
-    let call = crate::trino::missing::first_in(sql, |e| {
+/// The first function of the query that the session has and Athena does not, a table
+/// function (`FROM range(10)`) included.
+pub fn first_local_only(ctx: &SessionContext, written: &Written) -> Option<ForeignSyntax> {
+    let call = crate::trino::missing::first_in(&written.statements, |e| {
         let Expr::Function(f) = e else { return None };
         if f.name.0.len() != 1 {
             return None;
@@ -156,7 +155,7 @@ pub fn first_local_only(ctx: &SessionContext, sql: &str) -> Option<ForeignSyntax
             || crate::trino::missing::SYNTAX.contains(&name.as_str());
         (!athena && known(ctx, &name)).then(|| (format!("{name}()"), instead(&name)))
     });
-    let table = first_table_function(ctx, sql);
+    let table = first_table_function(ctx, &written.statements);
     let ((written, instead), line, column) = match (call, table) {
         (Some(c), Some(t)) => std::cmp::min_by_key(c, t, |(_, line, column)| (*line, *column)),
         (c, t) => c.or(t)?,
@@ -173,10 +172,9 @@ pub fn first_local_only(ctx: &SessionContext, sql: &str) -> Option<ForeignSyntax
 /// `generate_series(1, 10)`): Athena has none of them.
 fn first_table_function(
     ctx: &SessionContext,
-    sql: &str,
+    statements: &[Statement],
 ) -> Option<((String, &'static str), u64, u64)> {
     use datafusion::sql::sqlparser::ast::{Spanned, TableFactor, Visit, Visitor};
-    use datafusion::sql::sqlparser::parser::Parser;
     struct Tables<'a> {
         ctx: &'a SessionContext,
         found: Option<((String, &'static str), u64, u64)>,
@@ -211,9 +209,8 @@ fn first_table_function(
             ControlFlow::Continue(())
         }
     }
-    let statements = Parser::parse_sql(&crate::trino::dialect::AthenaDialect, sql).ok()?;
     let mut v = Tables { ctx, found: None };
-    for s in &statements {
+    for s in statements {
         if s.visit(&mut v).is_break() {
             break;
         }
@@ -227,7 +224,7 @@ mod tests {
 
     fn refused(sql: &str) -> Option<String> {
         let ctx = crate::session::functions_session().unwrap();
-        first_local_only(&ctx, sql).map(|f| f.to_string())
+        first_local_only(&ctx, &Written::read(sql)).map(|f| f.to_string())
     }
 
     #[test]

@@ -6,8 +6,11 @@ use std::ops::ControlFlow;
 
 use crate::trino::dialect::AthenaDialect;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Expr, Select, SetExpr, Spanned, visit_expressions};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Select, SetExpr, Spanned, Statement, visit_expressions,
+};
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{TokenWithSpan, Tokenizer};
 
 /// Athena's (Trino's) functions, by name. A name here that the local engine lacks is reported
 /// as "Athena has it"; a name in neither is reported as unknown.
@@ -407,23 +410,45 @@ pub(crate) fn known(ctx: &SessionContext, name: &str) -> bool {
         || SYNTAX.contains(&name)
 }
 
-/// The first expression of `sql` that `hit` picks, with what it gave and the expression's line
-/// and column. SQL that does not parse gives none (the planner reports it with its own
-/// position).
+/// A query as the checks before planning read it, parsed and cut into tokens once: its
+/// statements (none when it does not parse; the planner then reports it with its own
+/// position) and its tokens with their places.
+pub struct Written {
+    pub statements: Vec<Statement>,
+    pub tokens: Vec<TokenWithSpan>,
+}
+
+impl Written {
+    pub fn read(sql: &str) -> Self {
+        Self {
+            statements: Parser::parse_sql(&AthenaDialect, sql).unwrap_or_default(),
+            tokens: Tokenizer::new(&AthenaDialect, sql)
+                .tokenize_with_location()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The first expression of the statements that `hit` picks, with what it gave and the
+/// expression's line and column.
 pub(crate) fn first_in<T>(
-    sql: &str,
+    statements: &[Statement],
     mut hit: impl FnMut(&Expr) -> Option<T>,
 ) -> Option<(T, u64, u64)> {
-    let statements = Parser::parse_sql(&AthenaDialect, sql).ok()?;
     let mut found = None;
-    let _ = visit_expressions(&statements, |e| match hit(e) {
-        Some(t) => {
-            let at = e.span().start;
-            found = Some((t, at.line, at.column));
-            ControlFlow::Break(())
+    for s in statements {
+        let stopped = visit_expressions(s, |e| match hit(e) {
+            Some(t) => {
+                let at = e.span().start;
+                found = Some((t, at.line, at.column));
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        });
+        if stopped.is_break() {
+            break;
         }
-        None => ControlFlow::Continue(()),
-    });
+    }
     found
 }
 
@@ -440,10 +465,9 @@ pub(crate) fn selects_of(e: &SetExpr) -> Vec<&Select> {
     }
 }
 
-/// The first function in `sql` the session lacks. SQL that does not parse passes (the planner
-/// reports it with its own position).
-pub fn first_missing(ctx: &SessionContext, sql: &str) -> Option<MissingFunction> {
-    let (name, line, column) = first_in(sql, |e| {
+/// The first function of the query the session lacks.
+pub fn first_missing(ctx: &SessionContext, written: &Written) -> Option<MissingFunction> {
+    let (name, line, column) = first_in(&written.statements, |e| {
         let Expr::Function(f) = e else { return None };
         let name = f
             .name
