@@ -174,6 +174,15 @@ fn table_queries_answer_as_athena_does() {
         ),
         "f\n9\n"
     );
+    // Each side of a UNION reads its own.
+    assert_eq!(
+        query(
+            &t,
+            "SELECT count(DISTINCT p) AS f FROM (SELECT \"$path\" AS p FROM events \
+             WHERE team = 'search' UNION ALL SELECT \"$path\" FROM events WHERE team = 'growth')"
+        ),
+        "f\n6\n"
+    );
     // Athena's information_schema: its types, positions from 1, partition keys marked.
     let listed = query(
         &t,

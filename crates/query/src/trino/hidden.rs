@@ -14,9 +14,9 @@ use std::ops::ControlFlow;
 
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    ExcludeSelectItem, Expr, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, Visit, VisitMut,
-    Visitor, VisitorMut,
+    ExcludeSelectItem, Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, Statement, TableAlias, TableFactor, Visit, VisitMut, Visitor,
+    VisitorMut,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -92,15 +92,10 @@ impl Swap<'_> {
         }
         alias.as_ref().map(|a| a.name.value.to_lowercase())
     }
-}
 
-impl VisitorMut for Swap<'_> {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        let SetExpr::Select(select) = q.body.as_mut() else {
-            return ControlFlow::Continue(());
-        };
+    /// The select's tables with hidden twins read through them, and its `*` kept to their own
+    /// columns.
+    fn select(&self, select: &mut Select) {
         let mut swapped = Vec::new();
         for twj in &mut select.from {
             swapped.extend(self.swap(&mut twj.relation));
@@ -141,6 +136,14 @@ impl VisitorMut for Swap<'_> {
                 }
             }
         }
+    }
+}
+
+impl VisitorMut for Swap<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        crate::trino::missing::for_each_select_mut(&mut q.body, &mut |s| self.select(s));
         ControlFlow::Continue(())
     }
 }

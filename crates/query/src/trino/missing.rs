@@ -465,6 +465,18 @@ pub(crate) fn selects_of(e: &SetExpr) -> Vec<&Select> {
     }
 }
 
+/// Calls `f` on each select of a query's body, both sides of its set operations included.
+pub(crate) fn for_each_select_mut(e: &mut SetExpr, f: &mut dyn FnMut(&mut Select)) {
+    match e {
+        SetExpr::Select(s) => f(s),
+        SetExpr::SetOperation { left, right, .. } => {
+            for_each_select_mut(left, f);
+            for_each_select_mut(right, f);
+        }
+        _ => {}
+    }
+}
+
 /// The first function of the query the session lacks.
 pub fn first_missing(ctx: &SessionContext, written: &Written) -> Option<MissingFunction> {
     let (name, line, column) = first_in(&written.statements, |e| {

@@ -84,23 +84,12 @@ impl VisitorMut for Lateral {
     type Break = ();
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        self.set_expr(&mut q.body);
+        crate::trino::missing::for_each_select_mut(&mut q.body, &mut |s| self.select(s));
         ControlFlow::Continue(())
     }
 }
 
 impl Lateral {
-    fn set_expr(&mut self, e: &mut SetExpr) {
-        match e {
-            SetExpr::Select(s) => self.select(s),
-            SetExpr::SetOperation { left, right, .. } => {
-                self.set_expr(left);
-                self.set_expr(right);
-            }
-            _ => {}
-        }
-    }
-
     fn select(&mut self, s: &mut Select) {
         let before = self.moved.len();
         // `FROM t, UNNEST(…) AS u(…)`
