@@ -36,13 +36,7 @@ impl ForeignSyntax {
 
 impl std::fmt::Display for ForeignSyntax {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: {}",
-            self.line,
-            self.column,
-            self.what()
-        )
+        crate::trino::missing::write_at(f, self.line, self.column, &self.what())
     }
 }
 

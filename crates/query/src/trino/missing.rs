@@ -386,15 +386,19 @@ impl MissingFunction {
     }
 }
 
+/// A refusal of the checks before planning as they print it: where, then what.
+pub(crate) fn write_at(
+    f: &mut std::fmt::Formatter<'_>,
+    line: u64,
+    column: u64,
+    what: &str,
+) -> std::fmt::Result {
+    write!(f, "line {line}, column {column}: {what}")
+}
+
 impl std::fmt::Display for MissingFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: {}",
-            self.line,
-            self.column,
-            self.what()
-        )
+        write_at(f, self.line, self.column, &self.what())
     }
 }
 
