@@ -9,9 +9,12 @@
 //! Distinct values are found by their 16-byte views: equal views are equal strings (a short
 //! string is held in its view; a long one by buffer and offset, which the Parquet reader shares
 //! between the rows of one dictionary value), so the answer never changes; two equal long
-//! strings at different places only cost one extra evaluation. A batch with more than
-//! [`MAX_VALUES`] distinct views is evaluated as written, and after a few such batches the
-//! expression stops looking (a high-cardinality column such as `user_id`).
+//! strings at different places only cost one extra evaluation. A batch with more distinct views
+//! than [`values_allowed`] (an eighth of its rows, at most [`MAX_VALUES`]) is evaluated as
+//! written, and after a few such batches the expression stops looking (a high-cardinality
+//! column such as `user_id`). The limit follows the batch, not a column's usual cardinality:
+//! `split_part(context_ip, '.', 4)` over a few hundred addresses a batch is worth it as much as
+//! over a handful of locales.
 //!
 //! Applied to the expressions of projections, to the group keys and the arguments (of
 //! aggregates without an ordering) of aggregations that read their input directly (partial or
@@ -47,13 +50,25 @@ use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, Physic
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::ProjectionExec;
 
-/// Distinct values a batch may have for the expression to be evaluated once per value.
-const MAX_VALUES: usize = 64;
-/// Batches over [`MAX_VALUES`] after which an expression stops looking.
+/// Distinct values a batch may have for the expression to be evaluated once per value, at most.
+const MAX_VALUES: usize = 1024;
+/// Rows per distinct value a batch needs, at least: fewer, and finding the values and spreading
+/// the answers back costs about what evaluating every row does.
+const ROWS_PER_VALUE: usize = 8;
+/// Distinct values below which a batch is evaluated as written (a batch of under 128 rows).
+const MIN_VALUES: usize = 16;
+/// Batches over their limit after which an expression stops looking.
 const GIVE_UP_AFTER: u32 = 3;
 /// Slots of the table that finds a row's value: a power of two, at least four per value.
-const SLOTS: usize = 256;
-const _: () = assert!(SLOTS.is_power_of_two() && SLOTS >= 4 * MAX_VALUES && MAX_VALUES < 255);
+const SLOTS: usize = 4096;
+const _: () =
+    assert!(SLOTS.is_power_of_two() && SLOTS >= 4 * MAX_VALUES && MAX_VALUES < u16::MAX as usize);
+
+/// Distinct values a batch of `rows` rows may have for the expression to be evaluated once per
+/// value.
+fn values_allowed(rows: usize) -> usize {
+    (rows / ROWS_PER_VALUE).min(MAX_VALUES)
+}
 
 /// A view's slot in that table (Fibonacci hashing of its two halves).
 fn slot_of(view: u128) -> usize {
@@ -104,7 +119,8 @@ impl PhysicalExpr for OncePerValue {
 
     fn evaluate(&self, batch: &RecordBatch) -> Result<ColumnarValue> {
         let rows = batch.num_rows();
-        if self.misses.load(Ordering::Relaxed) >= GIVE_UP_AFTER || rows < 2 * MAX_VALUES {
+        let allowed = values_allowed(rows);
+        if self.misses.load(Ordering::Relaxed) >= GIVE_UP_AFTER || allowed < MIN_VALUES {
             return self.inner.evaluate(batch);
         }
         // A batch without the column (see `ViewEq::evaluate`) is the inner expression's.
@@ -120,10 +136,10 @@ impl PhysicalExpr for OncePerValue {
         // The first row of each distinct value (NULL is one value), and each row's value. Values
         // are found through a small open-addressing table of their views: one hash and, most of
         // the time, one compare per row, however many values the batch has.
-        let mut keys: Vec<Option<u128>> = Vec::with_capacity(MAX_VALUES);
-        let mut firsts: Vec<u32> = Vec::with_capacity(MAX_VALUES);
+        let mut keys: Vec<Option<u128>> = Vec::with_capacity(allowed);
+        let mut firsts: Vec<u32> = Vec::with_capacity(allowed);
         let mut which: Vec<u32> = Vec::with_capacity(rows);
-        let mut slots = [u8::MAX; SLOTS];
+        let mut slots = [u16::MAX; SLOTS];
         let mut null_value: Option<u32> = None;
         let mut last: Option<(u128, u32)> = None;
         for (i, view) in views.iter().enumerate() {
@@ -132,7 +148,7 @@ impl PhysicalExpr for OncePerValue {
                 let v = match null_value {
                     Some(v) => v,
                     None => {
-                        if keys.len() == MAX_VALUES {
+                        if keys.len() == allowed {
                             self.misses.fetch_add(1, Ordering::Relaxed);
                             return self.inner.evaluate(batch);
                         }
@@ -155,14 +171,14 @@ impl PhysicalExpr for OncePerValue {
             let mut slot = slot_of(key);
             let v = loop {
                 let at = slots[slot];
-                if at == u8::MAX {
-                    if keys.len() == MAX_VALUES {
+                if at == u16::MAX {
+                    if keys.len() == allowed {
                         self.misses.fetch_add(1, Ordering::Relaxed);
                         return self.inner.evaluate(batch);
                     }
                     keys.push(Some(key));
                     firsts.push(i as u32);
-                    slots[slot] = (keys.len() - 1) as u8;
+                    slots[slot] = (keys.len() - 1) as u16;
                     break (keys.len() - 1) as u32;
                 }
                 if keys[at as usize] == Some(key) {
@@ -679,8 +695,9 @@ mod tests {
         }
     }
 
-    /// Up to [`super::MAX_VALUES`] values in any order (colliding slots included), NULLs, and one
-    /// value too many: always the expression's own answer.
+    /// Up to the batch's limit of values in any order (colliding slots included), NULLs, and
+    /// one value too many: always the expression's own answer. The limit is an eighth of the
+    /// rows, at most [`super::MAX_VALUES`].
     #[test]
     fn every_row_gets_its_own_values_answer() {
         use arrow::array::{Array, StringViewArray};
@@ -696,34 +713,39 @@ mod tests {
                 &df_schema,
             )
             .unwrap();
-        // With NULL, MAX_VALUES values; then one too many.
-        for values in [super::MAX_VALUES - 1, super::MAX_VALUES] {
-            let rows: Vec<Option<String>> = (0..5000_usize)
-                .map(|i| {
-                    // A scrambled order, so that neighbouring rows rarely share a value.
-                    let v = (i * 7919 + i / 3) % (values + 1);
-                    // Short texts, held in their views: equal texts have equal views.
-                    (v > 0).then(|| format!("v{v}"))
-                })
-                .collect();
-            let array = StringViewArray::from_iter(rows.iter().map(|r| r.as_deref()));
-            let batch =
-                arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)])
-                    .unwrap();
-            let wrapped = super::OncePerValue::new(Arc::clone(&upper), 0);
-            let got = wrapped.evaluate(&batch).unwrap().into_array(5000).unwrap();
-            let want = upper.evaluate(&batch).unwrap().into_array(5000).unwrap();
-            assert_eq!(got.as_ref(), want.as_ref(), "{values} values");
-            assert_eq!(
-                got.null_count(),
-                rows.iter().filter(|r| r.is_none()).count()
-            );
-            let missed = wrapped.misses.load(std::sync::atomic::Ordering::Relaxed);
-            assert_eq!(
-                missed,
-                u32::from(values == super::MAX_VALUES),
-                "{values} values"
-            );
+        // Batches of 1000 rows (a limit of 125 values) and of 10,000 (the maximum).
+        for rows in [1000, 10 * super::MAX_VALUES] {
+            let allowed = super::values_allowed(rows);
+            // With NULL, as many values as allowed; then one too many.
+            for values in [allowed - 1, allowed] {
+                let texts: Vec<Option<String>> = (0..rows)
+                    .map(|i| {
+                        // A scrambled order, so that neighbouring rows rarely share a value;
+                        // 7919 is prime, so any `values + 1` rows in a row take every value.
+                        let v = (i * 7919) % (values + 1);
+                        // Short texts, held in their views: equal texts have equal views.
+                        (v > 0).then(|| format!("v{v}"))
+                    })
+                    .collect();
+                let array = StringViewArray::from_iter(texts.iter().map(|r| r.as_deref()));
+                let batch =
+                    arrow::array::RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(array)])
+                        .unwrap();
+                let wrapped = super::OncePerValue::new(Arc::clone(&upper), 0);
+                let got = wrapped.evaluate(&batch).unwrap().into_array(rows).unwrap();
+                let want = upper.evaluate(&batch).unwrap().into_array(rows).unwrap();
+                assert_eq!(got.as_ref(), want.as_ref(), "{rows} rows, {values} values");
+                assert_eq!(
+                    got.null_count(),
+                    texts.iter().filter(|r| r.is_none()).count()
+                );
+                let missed = wrapped.misses.load(std::sync::atomic::Ordering::Relaxed);
+                assert_eq!(
+                    missed,
+                    u32::from(values == allowed),
+                    "{rows} rows, {values} values"
+                );
+            }
         }
     }
 
