@@ -167,6 +167,10 @@ pub async fn session_named(
     ctx.add_optimizer_rule(Arc::new(
         crate::rules::counts_before_unnest::CountsBeforeUnnest::new(&entries),
     ));
+    // After the catalog's counts, which answer some grouping sets without reading a file.
+    ctx.add_optimizer_rule(Arc::new(
+        crate::rules::grouping_sets::PreAggregateGroupingSets,
+    ));
     let table = Arc::new(CommittedEvents::new(lake, &entries)?);
     ctx.register_table("events", Arc::clone(&table) as _)?;
     // The same with Athena's hidden columns, which a query that names one reads.

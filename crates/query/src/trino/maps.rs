@@ -277,6 +277,36 @@ impl MapAcc {
         Ok(())
     }
 
+    /// Histogram: a batch's rows counted per value first, by the value's row encoding (no
+    /// allocation per row), then each value added once with its count, in the order of its
+    /// first row. Converting every row to a `ScalarValue` (a string allocated per row) made
+    /// `histogram(source)` three times as slow as grouping by it.
+    fn count_batch(&mut self, keys: &ArrayRef) -> Result<()> {
+        use arrow::row::{RowConverter, SortField};
+        let converter = RowConverter::new(vec![SortField::new(keys.data_type().clone())])?;
+        let rows = converter.convert_columns(std::slice::from_ref(keys))?;
+        let mut seen: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
+        // Each value's first row and its rows in the batch, in the order first seen.
+        let mut counts: Vec<(usize, i64)> = Vec::new();
+        for i in (0..keys.len()).filter(|&i| keys.is_valid(i)) {
+            match seen.entry(rows.row(i)) {
+                std::collections::hash_map::Entry::Occupied(e) => counts[*e.get()].1 += 1,
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(counts.len());
+                    counts.push((i, 1));
+                }
+            }
+        }
+        for (first, n) in counts {
+            self.add(
+                ScalarValue::try_from_array(keys, first)?,
+                ScalarValue::Int64(Some(n)),
+                true,
+            )?;
+        }
+        Ok(())
+    }
+
     fn list(items: &[ScalarValue], t: &DataType) -> ScalarValue {
         ScalarValue::List(ScalarValue::new_list(items, t, true))
     }
@@ -297,6 +327,9 @@ impl Accumulator for MapAcc {
                 }
             }
             return Ok(());
+        }
+        if self.kind == Kind::Histogram {
+            return self.count_batch(&values[0]);
         }
         for i in 0..values[0].len() {
             let key = ScalarValue::try_from_array(&values[0], i)?;
