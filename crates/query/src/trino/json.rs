@@ -76,12 +76,32 @@ fn with_path<T>(
             }
         }
         let steps = &cache.as_ref().expect("cached").1;
-        let v = serde_json::from_str::<Value>(docs.value(i))
-            .ok()
-            .and_then(|d| at(&d, steps).and_then(&mut f));
-        out.push(v);
+        out.push(value_at(docs.value(i), steps, &mut f));
     }
     Ok(out)
+}
+
+/// `f` of the value at `steps` in `doc`, None when there is none. A one-key path (`$.items`)
+/// is found as `json_extract_scalar` finds it: the top-level keys are walked without parsing
+/// the values skipped, and only the value found is parsed (the first of a repeated key, as
+/// Athena's streaming reader takes it). Parsing every document whole made `json_extract` six
+/// times as slow as `json_extract_scalar` on the same path.
+fn value_at<T>(doc: &str, steps: &[Step], f: impl FnOnce(&Value) -> Option<T>) -> Option<T> {
+    if let [Step::Key(key)] = steps {
+        match super::top_level_scan(doc.as_bytes(), key.as_bytes()) {
+            Some(None) => return None,
+            Some(Some(start)) => {
+                let mut values = serde_json::Deserializer::from_str(&doc[start..]).into_iter();
+                if let Some(Ok(v)) = values.next() {
+                    return f(&v);
+                }
+            }
+            None => {}
+        }
+    }
+    serde_json::from_str::<Value>(doc)
+        .ok()
+        .and_then(|d| at(&d, steps).and_then(f))
 }
 
 fn json_extract(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
@@ -101,10 +121,22 @@ fn json_size(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
 }
 
 fn json_array_length(_: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
-    let out = per_doc(&a[0], |v| match v {
-        Some(Value::Array(x)) => Some(x.len() as i64),
-        _ => None,
-    })?;
+    let s = text(&a[0])?;
+    // Only an array has a length: a document that does not start with `[` is NULL unparsed,
+    // as Athena's reader stops at a first token that does not open an array.
+    let out: Vec<Option<i64>> = s
+        .iter()
+        .map(|v| {
+            let v = v?;
+            if v.trim_start().as_bytes().first() != Some(&b'[') {
+                return None;
+            }
+            match serde_json::from_str::<Value>(v) {
+                Ok(Value::Array(x)) => Some(x.len() as i64),
+                _ => None,
+            }
+        })
+        .collect();
     Ok(arc(Int64Array::from(out)))
 }
 
@@ -225,4 +257,47 @@ pub fn functions() -> Vec<Fun> {
             is_json_scalar,
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::{at, canonical, value_at};
+    use crate::trino::parse_json_path;
+
+    /// On valid documents, the key scan finds what parsing the whole document finds (but for a
+    /// repeated key, where it takes the first as Athena does, and the whole parse the last).
+    #[test]
+    fn one_key_paths_agree_with_the_whole_document() {
+        let docs = [
+            r#"{"a": 1, "b": {"y": [1, {"z": null}], "x": "t"}, "c": "q\"r", "d": -2.5e3}"#,
+            r#"  {"b":[] , "a" : true}  "#,
+            r#"{"a\u0062": 1, "ab": 2}"#,
+            r#"{"n": null, "e": {}, "s": "\u00e9\\"}"#,
+            r#"[{"a": 1}]"#,
+            r#""a""#,
+            r#"{}"#,
+        ];
+        for doc in docs {
+            let whole: Value = serde_json::from_str(doc).unwrap();
+            for key in ["a", "b", "c", "d", "ab", "n", "e", "s", "missing"] {
+                let steps = parse_json_path(&format!("$.{key}")).unwrap();
+                let want = at(&whole, &steps).map(canonical);
+                let got = value_at(doc, &steps, |v| Some(canonical(v)));
+                assert_eq!(got, want, "{doc} at {key}");
+            }
+        }
+        let steps = parse_json_path("$.a").unwrap();
+        assert_eq!(
+            value_at(r#"{"a": 1, "a": 2}"#, &steps, |v| Some(canonical(v))),
+            Some("1".to_string())
+        );
+        // The value found is enough: the rest of the document is not read.
+        assert_eq!(
+            value_at(r#"{"a": [3], "b": oops"#, &steps, |v| Some(canonical(v))),
+            Some("[3]".to_string())
+        );
+        assert_eq!(value_at("not json", &steps, |v| Some(canonical(v))), None);
+    }
 }
