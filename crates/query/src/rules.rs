@@ -26,6 +26,7 @@ pub(crate) mod newest_first;
 pub(crate) mod not_in;
 pub(crate) mod per_value;
 pub(crate) mod semi_join;
+pub(crate) mod sorted_windows;
 pub(crate) mod view_eq;
 pub(crate) mod whole_windows;
 pub(crate) mod window_keys;

@@ -136,7 +136,9 @@ pub async fn session_named(
         .position(|r| r.name() == "SanityCheckPlan")
         .unwrap_or(rules.len());
     rules.insert(end, Arc::new(PerValueStrings));
-    // After the rule below has replaced the windows it wants.
+    // After the rule below has replaced the windows it wants, and the windows it made are
+    // computed by ranges where they can be.
+    rules.insert(end, Arc::new(crate::rules::sorted_windows::SortedWindows));
     rules.insert(end, Arc::new(crate::rules::whole_windows::WholeWindows));
     // After the top-k sorts are placed and have their filters on the scan.
     rules.insert(end, Arc::new(crate::rules::newest_first::NewestFirst));
