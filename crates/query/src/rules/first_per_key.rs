@@ -13,11 +13,14 @@
 //! the filter still runs, so the plan above sees the same schema, ordering and partitioning,
 //! and the same rows: any row the filter keeps sorts first in its partition.
 //!
-//! It applies when the filter (possibly through a projection) requires the row number to be 1
-//! (`rn = 1`, `rn <= 1`, `rn < 2`, alone or beside other conditions), the window computes only
-//! that `row_number()`, with a `PARTITION BY`, and its input is a sort by the partition keys
-//! then the order keys. Rows that tie on the order keys make `row_number()` pick any of them;
-//! so does this operator (the first it reads).
+//! It applies when the filter (possibly through a projection) requires the row number to be at
+//! most `n`, up to [`MAX_PER_KEY`] (`rn = 1`, `rn <= 3`, `rn < 4`, `rn = 2`, alone or beside
+//! other conditions): the operator then keeps the `n` rows of each key that sort first (the
+//! latest three events of each user), the window numbers them 1 to `n`, and the filter picks
+//! among them as before. The window must compute only that `row_number()`, with a
+//! `PARTITION BY`, and its input be a sort by the partition keys then the order keys. Rows that
+//! tie on the order keys make `row_number()` pick any of them; so does this operator (the first
+//! it reads).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -49,7 +52,10 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-/// Replaces the sort under a `row_number() … = 1` window by [`FirstPerKeyExec`].
+/// Rows per key the operator keeps at most: a filter `rn <= n` with a larger `n` keeps the sort.
+const MAX_PER_KEY: usize = 16;
+
+/// Replaces the sort under a `row_number() … = 1` (or `<= n`) window by [`FirstPerKeyExec`].
 #[derive(Debug, Default)]
 pub struct FirstPerKey;
 
@@ -80,12 +86,12 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     let Some(filter) = node.downcast_ref::<FilterExec>() else {
         return Ok(None);
     };
-    // The columns the filter requires to be 1, as columns of its input.
-    let ones: Vec<usize> = split_conjunction(filter.predicate())
+    // The columns the filter bounds, as columns of its input, each with its bound.
+    let bounded: Vec<(usize, usize)> = split_conjunction(filter.predicate())
         .into_iter()
-        .filter_map(first_only)
+        .filter_map(at_most)
         .collect();
-    if ones.is_empty() {
+    if bounded.is_empty() {
         return Ok(None);
     }
     // Through at most one projection of plain columns.
@@ -108,7 +114,16 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
             .and_then(|e| e.expr.downcast_ref::<Column>())
             .is_some_and(|c| c.index() == row_number_at),
     };
-    if !ones.into_iter().any(refers_to_row_number) || !is_row_number(expr) {
+    // The least bound on the row number.
+    let Some(per_key) = bounded
+        .into_iter()
+        .filter(|(c, _)| refers_to_row_number(*c))
+        .map(|(_, n)| n)
+        .min()
+    else {
+        return Ok(None);
+    };
+    if !is_row_number(expr) {
         return Ok(None);
     }
     let partition_by = expr.partition_by();
@@ -132,6 +147,7 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
         Arc::clone(sort.input()),
         ordering.clone(),
         keys,
+        per_key,
         Arc::clone(sort.properties()),
     ));
     let window = replace_children_if_necessary(Arc::clone(window_node), vec![first])?;
@@ -145,20 +161,22 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     )?))
 }
 
-/// The column a conjunct requires to be 1, as `c = 1`, `c <= 1` or `c < 2` (either way round,
-/// through casts).
-fn first_only(conjunct: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+/// The column a conjunct bounds, and the bound `n` (from 1 to [`MAX_PER_KEY`]): `c = n`,
+/// `c <= n` or `c < n + 1` (either way round, through casts).
+fn at_most(conjunct: &Arc<dyn PhysicalExpr>) -> Option<(usize, usize)> {
     let b = conjunct.downcast_ref::<BinaryExpr>()?;
     let (column, op, value) = match (column_of(b.left()), literal_of(b.right())) {
         (Some(c), Some(v)) => (c, *b.op(), v),
         _ => (column_of(b.right())?, b.op().swap()?, literal_of(b.left())?),
     };
-    let fits = match op {
-        Operator::Eq | Operator::LtEq => value == 1,
-        Operator::Lt => value == 2,
-        _ => false,
+    let n = match op {
+        Operator::Eq | Operator::LtEq => value,
+        Operator::Lt => value - 1,
+        _ => return None,
     };
-    fits.then_some(column)
+    (1..=MAX_PER_KEY as i128)
+        .contains(&n)
+        .then_some((column, n as usize))
 }
 
 fn column_of(e: &Arc<dyn PhysicalExpr>) -> Option<usize> {
@@ -197,14 +215,16 @@ fn is_row_number(expr: &Arc<dyn datafusion::physical_expr::window::WindowExpr>) 
         .unwrap_or(false)
 }
 
-/// Per partition of its input, the first row of each key by the order keys, sorted by
-/// `(keys, order keys)`: what a sort would give, less every row that is not first of its key.
+/// Per partition of its input, the first `per_key` rows of each key by the order keys, sorted
+/// by `(keys, order keys)`: what a sort would give, less every row that is not among the first
+/// of its key.
 #[derive(Debug)]
 pub struct FirstPerKeyExec {
     input: Arc<dyn ExecutionPlan>,
     /// The partition keys, then the order keys.
     ordering: LexOrdering,
     keys: usize,
+    per_key: usize,
     /// The replaced sort's: same schema, ordering and partitioning.
     properties: Arc<PlanProperties>,
 }
@@ -214,12 +234,14 @@ impl FirstPerKeyExec {
         input: Arc<dyn ExecutionPlan>,
         ordering: LexOrdering,
         keys: usize,
+        per_key: usize,
         properties: Arc<PlanProperties>,
     ) -> Self {
         Self {
             input,
             ordering,
             keys,
+            per_key,
             properties,
         }
     }
@@ -230,9 +252,10 @@ impl DisplayAs for FirstPerKeyExec {
         let exprs: Vec<String> = self.ordering.iter().map(|e| e.to_string()).collect();
         write!(
             f,
-            "FirstPerKeyExec: keys=[{}], order=[{}]",
+            "FirstPerKeyExec: keys=[{}], order=[{}], per_key={}",
             exprs[..self.keys].join(", "),
-            exprs[self.keys..].join(", ")
+            exprs[self.keys..].join(", "),
+            self.per_key
         )
     }
 }
@@ -271,6 +294,7 @@ impl ExecutionPlan for FirstPerKeyExec {
             input,
             self.ordering.clone(),
             self.keys,
+            self.per_key,
             Arc::clone(&self.properties),
         )))
     }
@@ -282,7 +306,7 @@ impl ExecutionPlan for FirstPerKeyExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let schema = self.schema();
-        let mut firsts = Firsts::new(&self.ordering, self.keys, &schema)?;
+        let mut firsts = Firsts::new(&self.ordering, self.keys, self.per_key, &schema)?;
         let batch_size = context.session_config().batch_size();
         let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
@@ -302,7 +326,7 @@ impl ExecutionPlan for FirstPerKeyExec {
 /// so that they gather).
 const COMPACT_SLACK: usize = if cfg!(test) { 2_048 } else { 65_536 };
 
-/// The best row so far of one key.
+/// One of the best rows so far of a key.
 struct Best {
     order: Box<[u8]>,
     at: (usize, usize),
@@ -312,16 +336,26 @@ struct Best {
 struct Firsts {
     ordering: LexOrdering,
     keys: usize,
+    per_key: usize,
     key_rows: RowConverter,
     order_rows: RowConverter,
     batches: Vec<RecordBatch>,
-    best: HashMap<Box<[u8]>, Best>,
+    /// Per key, its best rows so far (at most `per_key`), sorted by their order keys, the
+    /// first read first among equal ones.
+    best: HashMap<Box<[u8]>, Vec<Best>>,
+    /// Rows in `best`.
+    kept: usize,
     /// Rows held in `batches`.
     held: usize,
 }
 
 impl Firsts {
-    fn new(ordering: &LexOrdering, keys: usize, schema: &SchemaRef) -> Result<Self> {
+    fn new(
+        ordering: &LexOrdering,
+        keys: usize,
+        per_key: usize,
+        schema: &SchemaRef,
+    ) -> Result<Self> {
         let fields = |range: std::ops::Range<usize>| -> Result<Vec<SortField>> {
             ordering[range]
                 .iter()
@@ -336,10 +370,12 @@ impl Firsts {
         Ok(Self {
             ordering: ordering.clone(),
             keys,
+            per_key,
             key_rows: RowConverter::new(fields(0..keys)?)?,
             order_rows: RowConverter::new(fields(keys..ordering.len())?)?,
             batches: Vec::new(),
             best: HashMap::new(),
+            kept: 0,
             held: 0,
         })
     }
@@ -367,21 +403,33 @@ impl Firsts {
         let mut used = false;
         for i in 0..batch.num_rows() {
             let o = order.row(i);
+            let new = || Best {
+                order: o.as_ref().into(),
+                at: (at, i),
+            };
             match self.best.get_mut(keys.row(i).as_ref()) {
-                Some(b) if o.as_ref() < &*b.order => {
-                    b.order = o.as_ref().into();
-                    b.at = (at, i);
-                    used = true;
+                // Most rows sort after every row kept: one compare with the last.
+                Some(kept)
+                    if kept.len() == self.per_key
+                        && kept.last().is_some_and(|b| o.as_ref() >= &*b.order) => {}
+                Some(kept) => {
+                    // After every kept row it does not sort before (a later row loses ties).
+                    let place = kept.partition_point(|b| &*b.order <= o.as_ref());
+                    if place < self.per_key {
+                        if kept.len() == self.per_key {
+                            kept.pop();
+                        } else {
+                            self.kept += 1;
+                        }
+                        kept.insert(place, new());
+                        used = true;
+                    }
                 }
-                Some(_) => {}
                 None => {
-                    self.best.insert(
-                        keys.row(i).as_ref().into(),
-                        Best {
-                            order: o.as_ref().into(),
-                            at: (at, i),
-                        },
-                    );
+                    let mut kept = Vec::with_capacity(self.per_key.min(4));
+                    kept.push(new());
+                    self.best.insert(keys.row(i).as_ref().into(), kept);
+                    self.kept += 1;
                     used = true;
                 }
             }
@@ -390,19 +438,19 @@ impl Firsts {
             self.held += batch.num_rows();
             self.batches.push(batch);
         }
-        // Keep what is held in proportion to the keys: gather the winners into one batch.
-        if self.held > 4 * self.best.len() + COMPACT_SLACK {
+        // Keep what is held in proportion to the rows kept: gather them into one batch.
+        if self.held > 4 * self.kept + COMPACT_SLACK {
             self.compact()?;
         }
         Ok(())
     }
 
-    /// Replaces the held batches by one batch of the current winners.
+    /// Replaces the held batches by one batch of the rows kept.
     fn compact(&mut self) -> Result<()> {
-        let winners: Vec<(usize, usize)> = self.best.values().map(|b| b.at).collect();
+        let winners: Vec<(usize, usize)> = self.best.values().flatten().map(|b| b.at).collect();
         let refs: Vec<&RecordBatch> = self.batches.iter().collect();
         let one = interleave_record_batch(&refs, &winners)?;
-        for (i, b) in self.best.values_mut().enumerate() {
+        for (i, b) in self.best.values_mut().flatten().enumerate() {
             b.at = (0, i);
         }
         self.held = one.num_rows();
@@ -410,12 +458,16 @@ impl Firsts {
         Ok(())
     }
 
-    /// The winners sorted by `(keys, order keys)`, in batches of at most `batch_size` rows.
+    /// The rows kept, sorted by `(keys, order keys)`, in batches of at most `batch_size` rows.
     fn finish(self, schema: &SchemaRef, batch_size: usize) -> Result<Vec<RecordBatch>> {
-        let mut winners: Vec<(Box<[u8]>, Best)> = self.best.into_iter().collect();
-        winners.sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| a.order.cmp(&b.order)));
+        let mut winners: Vec<(Box<[u8]>, Vec<Best>)> = self.best.into_iter().collect();
+        // Each key's rows are in order already.
+        winners.sort_unstable_by(|(ka, _), (kb, _)| ka.cmp(kb));
         let refs: Vec<&RecordBatch> = self.batches.iter().collect();
-        let indices: Vec<(usize, usize)> = winners.iter().map(|(_, b)| b.at).collect();
+        let indices: Vec<(usize, usize)> = winners
+            .iter()
+            .flat_map(|(_, kept)| kept.iter().map(|b| b.at))
+            .collect();
         if indices.is_empty() {
             return Ok(vec![]);
         }
@@ -503,13 +555,18 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_first_row_per_key_is_the_windows_and_only_its_sort_is_replaced() {
+    async fn the_first_rows_per_key_are_the_windows_and_only_its_sort_is_replaced() {
         let (with, without) = (context(true), context(false));
         let rewritten = [
             "SELECT k, o, v FROM (SELECT *, row_number() OVER (PARTITION BY k ORDER BY o, v) AS rn FROM t) WHERE rn = 1 ORDER BY k NULLS FIRST",
             "SELECT k, o, v, rn FROM (SELECT *, row_number() OVER (PARTITION BY k ORDER BY o DESC NULLS FIRST, v DESC) AS rn FROM t) WHERE rn <= 1 AND v % 3 = 0 ORDER BY v",
             "SELECT o, count(*) AS n FROM (SELECT k, o, row_number() OVER (PARTITION BY k ORDER BY o NULLS FIRST, v) AS rn FROM t) s WHERE 1 = rn GROUP BY o ORDER BY o NULLS FIRST",
             "SELECT k, v FROM (SELECT k, v, row_number() OVER (PARTITION BY k, o % 2 ORDER BY v DESC) AS rn FROM t) WHERE rn < 2 ORDER BY k NULLS FIRST, v",
+            // The first few rows per key, or one of them.
+            "SELECT k, v FROM (SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM t) WHERE rn = 2 ORDER BY k, v",
+            "SELECT k, o, v, rn FROM (SELECT *, row_number() OVER (PARTITION BY k ORDER BY o NULLS FIRST, v DESC) AS rn FROM t) WHERE rn <= 3 ORDER BY k NULLS FIRST, rn",
+            "SELECT k, v, rn FROM (SELECT *, row_number() OVER (PARTITION BY k ORDER BY o DESC, v) AS rn FROM t) WHERE rn < 17 AND v % 2 = 0 AND rn <= 5 ORDER BY k NULLS FIRST, rn",
+            "SELECT rn, count(*) AS n FROM (SELECT row_number() OVER (PARTITION BY k ORDER BY o, v) AS rn FROM t) WHERE rn <= 16 GROUP BY rn ORDER BY rn",
         ];
         for sql in rewritten {
             let (a, plan) = run(&with, sql).await;
@@ -519,8 +576,9 @@ mod tests {
             assert!(a.lines().count() > 10, "{sql}\n{a}");
         }
         let untouched = [
-            // Not the first row only.
-            "SELECT k, v FROM (SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM t) WHERE rn = 2 ORDER BY k, v",
+            // More rows per key than it keeps, or no bound at all.
+            "SELECT k, v FROM (SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM t) WHERE rn <= 17 ORDER BY k, v",
+            "SELECT k, v FROM (SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM t) WHERE rn > 1 ORDER BY k, v",
             // Another window function over the same rows: the pruned rows count there.
             "SELECT k, v, c FROM (SELECT k, v, count(*) OVER (PARTITION BY k) AS c, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM t) WHERE rn = 1 ORDER BY k, v",
             // rank() keeps ties.
