@@ -286,7 +286,7 @@ impl ExecutionPlan for SortedWindowsExec {
 fn ranges_of(exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<Range<usize>>> {
     let rows = batch.num_rows();
     if exprs.is_empty() {
-        return Ok(vec![0..rows]);
+        return Ok(std::iter::once(0..rows).collect());
     }
     let columns = exprs
         .iter()
@@ -310,7 +310,13 @@ fn peers_within<'a>(
 
 /// `e`'s results for every row of `batch`, sorted on its partition and order keys.
 fn evaluate(e: &Arc<dyn WindowExpr>, fun: Fun, batch: &RecordBatch) -> Result<ArrayRef> {
-    let rows = batch.num_rows();
+    let arg = || -> Result<ArrayRef> {
+        let args = e.evaluate_args(batch)?;
+        Ok(Arc::clone(&args[0]))
+    };
+    if fun == Fun::Own {
+        return arg();
+    }
     let partitions = ranges_of(e.partition_by(), batch)?;
     // Peers: rows equal on the partition keys and the order keys (within one partition).
     let peers = if fun.needs_peers() {
@@ -320,62 +326,42 @@ fn evaluate(e: &Arc<dyn WindowExpr>, fun: Fun, batch: &RecordBatch) -> Result<Ar
     } else {
         Vec::new()
     };
-    let counted = |per_row: &dyn Fn(&Range<usize>, &mut dyn FnMut(u64))| -> ArrayRef {
-        let mut out = Vec::with_capacity(rows);
-        for p in &partitions {
-            per_row(p, &mut |v| out.push(v));
+    // Per row: its number (the ranking functions), or the row whose value it takes.
+    let mut per_row: Vec<u64> = Vec::with_capacity(batch.num_rows());
+    let mut repeat = |value: usize, times: usize| {
+        per_row.extend(std::iter::repeat_n(value as u64, times));
+    };
+    for p in &partitions {
+        match fun {
+            Fun::RowNumber => {
+                for n in 1..=p.len() {
+                    repeat(n, 1);
+                }
+            }
+            Fun::Rank => {
+                for r in peers_within(&peers, p) {
+                    repeat(r.start - p.start + 1, r.len());
+                }
+            }
+            Fun::DenseRank => {
+                for (n, r) in peers_within(&peers, p).enumerate() {
+                    repeat(n + 1, r.len());
+                }
+            }
+            Fun::First => repeat(p.start, p.len()),
+            Fun::LastOfPartition => repeat(p.end - 1, p.len()),
+            Fun::LastPeer => {
+                for r in peers_within(&peers, p) {
+                    repeat(r.end - 1, r.len());
+                }
+            }
+            Fun::Own => unreachable!("the row's own value is returned above"),
         }
-        Arc::new(UInt64Array::from(out))
-    };
-    let arg = || -> Result<ArrayRef> {
-        let args = e.evaluate_args(batch)?;
-        Ok(Arc::clone(&args[0]))
-    };
-    let taken = |at: &dyn Fn(&Range<usize>, &mut dyn FnMut(u64))| -> Result<ArrayRef> {
-        let mut index = Vec::with_capacity(rows);
-        for p in &partitions {
-            at(p, &mut |i| index.push(i));
-        }
-        Ok(take(arg()?.as_ref(), &UInt64Array::from(index), None)?)
-    };
+    }
+    let per_row = UInt64Array::from(per_row);
     Ok(match fun {
-        Fun::RowNumber => counted(&|p, push| {
-            for n in 1..=p.len() as u64 {
-                push(n);
-            }
-        }),
-        Fun::Rank => counted(&|p, push| {
-            for r in peers_within(&peers, p) {
-                for _ in r.clone() {
-                    push((r.start - p.start + 1) as u64);
-                }
-            }
-        }),
-        Fun::DenseRank => counted(&|p, push| {
-            for (n, r) in peers_within(&peers, p).enumerate() {
-                for _ in r {
-                    push(n as u64 + 1);
-                }
-            }
-        }),
-        Fun::First => taken(&|p, push| {
-            for _ in p.clone() {
-                push(p.start as u64);
-            }
-        })?,
-        Fun::LastOfPartition => taken(&|p, push| {
-            for _ in p.clone() {
-                push((p.end - 1) as u64);
-            }
-        })?,
-        Fun::LastPeer => taken(&|p, push| {
-            for r in peers_within(&peers, p) {
-                for _ in r.clone() {
-                    push((r.end - 1) as u64);
-                }
-            }
-        })?,
-        Fun::Own => arg()?,
+        Fun::RowNumber | Fun::Rank | Fun::DenseRank => Arc::new(per_row),
+        _ => take(arg()?.as_ref(), &per_row, None)?,
     })
 }
 
