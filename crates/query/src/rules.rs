@@ -21,6 +21,7 @@ pub(crate) mod counts_before_unnest;
 pub(crate) mod few_groups;
 pub(crate) mod first_per_key;
 pub(crate) mod grouped_build;
+pub(crate) mod grouping_set_keys;
 pub(crate) mod grouping_sets;
 pub(crate) mod newest_first;
 pub(crate) mod not_in;

@@ -123,6 +123,11 @@ pub async fn session_named(
         .position(|r| r.name() == "EnsureRequirements")
         .unwrap_or(0);
     rules.insert(at, Arc::new(FewGroupsOnOneThread::new(&entries)));
+    // Before orderings are enforced: a grouping-set key a filter pins is no constant above.
+    rules.insert(
+        at,
+        Arc::new(crate::rules::grouping_set_keys::GroupingSetKeysVary),
+    );
     crate::rules::grouped_build::insert(&mut rules);
     // Before the first projection is merged into its scan (see the rule).
     let at = rules
