@@ -412,18 +412,17 @@ impl Firsts {
                 Some(kept)
                     if kept.len() == self.per_key
                         && kept.last().is_some_and(|b| o.as_ref() >= &*b.order) => {}
+                // It sorts before a kept row, or there is room: it is kept, after every kept
+                // row it does not sort before (a later row loses ties).
                 Some(kept) => {
-                    // After every kept row it does not sort before (a later row loses ties).
                     let place = kept.partition_point(|b| &*b.order <= o.as_ref());
-                    if place < self.per_key {
-                        if kept.len() == self.per_key {
-                            kept.pop();
-                        } else {
-                            self.kept += 1;
-                        }
-                        kept.insert(place, new());
-                        used = true;
+                    if kept.len() == self.per_key {
+                        kept.pop();
+                    } else {
+                        self.kept += 1;
                     }
+                    kept.insert(place, new());
+                    used = true;
                 }
                 None => {
                     let mut kept = Vec::with_capacity(self.per_key.min(4));

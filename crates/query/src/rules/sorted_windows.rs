@@ -272,8 +272,9 @@ impl ExecutionPlan for SortedWindowsExec {
                 return Ok(None);
             }
             let mut columns = batch.columns().to_vec();
+            let mut ranges = Ranges::default();
             for (e, fun) in &exprs {
-                columns.push(evaluate(e, *fun, &batch)?);
+                columns.push(evaluate(e, *fun, &batch, &mut ranges)?);
             }
             Ok(Some(RecordBatch::try_new(out_schema, columns)?))
         })
@@ -282,17 +283,37 @@ impl ExecutionPlan for SortedWindowsExec {
     }
 }
 
-/// The ranges of rows equal on `exprs` (all rows, when there are none).
-fn ranges_of(exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> Result<Vec<Range<usize>>> {
-    let rows = batch.num_rows();
-    if exprs.is_empty() {
-        return Ok(std::iter::once(0..rows).collect());
+/// The ranges of rows equal on a list of expressions, found once per list: the window
+/// expressions of one node share their partition keys, and often their order keys.
+#[derive(Default)]
+struct Ranges(Vec<Found>);
+
+/// A list of expressions, and the ranges of rows equal on them.
+type Found = (Vec<Arc<dyn PhysicalExpr>>, Arc<[Range<usize>]>);
+
+impl Ranges {
+    /// The ranges of rows of `batch` equal on `exprs` (all rows, when there are none).
+    fn of(
+        &mut self,
+        exprs: &[Arc<dyn PhysicalExpr>],
+        batch: &RecordBatch,
+    ) -> Result<Arc<[Range<usize>]>> {
+        if let Some((_, found)) = self.0.iter().find(|(k, _)| k.as_slice() == exprs) {
+            return Ok(Arc::clone(found));
+        }
+        let rows = batch.num_rows();
+        let found: Arc<[Range<usize>]> = if exprs.is_empty() {
+            std::iter::once(0..rows).collect()
+        } else {
+            let columns = exprs
+                .iter()
+                .map(|e| e.evaluate(batch)?.into_array(rows))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            partition(&columns)?.ranges().into()
+        };
+        self.0.push((exprs.to_vec(), Arc::clone(&found)));
+        Ok(found)
     }
-    let columns = exprs
-        .iter()
-        .map(|e| e.evaluate(batch)?.into_array(rows))
-        .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(partition(&columns)?.ranges())
 }
 
 /// The ranges of `peers` inside partition `p`, in order: they tile it.
@@ -309,7 +330,12 @@ fn peers_within<'a>(
 }
 
 /// `e`'s results for every row of `batch`, sorted on its partition and order keys.
-fn evaluate(e: &Arc<dyn WindowExpr>, fun: Fun, batch: &RecordBatch) -> Result<ArrayRef> {
+fn evaluate(
+    e: &Arc<dyn WindowExpr>,
+    fun: Fun,
+    batch: &RecordBatch,
+    ranges: &mut Ranges,
+) -> Result<ArrayRef> {
     let arg = || -> Result<ArrayRef> {
         let args = e.evaluate_args(batch)?;
         Ok(Arc::clone(&args[0]))
@@ -317,21 +343,21 @@ fn evaluate(e: &Arc<dyn WindowExpr>, fun: Fun, batch: &RecordBatch) -> Result<Ar
     if fun == Fun::Own {
         return arg();
     }
-    let partitions = ranges_of(e.partition_by(), batch)?;
+    let partitions = ranges.of(e.partition_by(), batch)?;
     // Peers: rows equal on the partition keys and the order keys (within one partition).
     let peers = if fun.needs_peers() {
         let mut keys = e.partition_by().to_vec();
         keys.extend(e.order_by().iter().map(|o| Arc::clone(&o.expr)));
-        ranges_of(&keys, batch)?
+        ranges.of(&keys, batch)?
     } else {
-        Vec::new()
+        Arc::from([])
     };
     // Per row: its number (the ranking functions), or the row whose value it takes.
     let mut per_row: Vec<u64> = Vec::with_capacity(batch.num_rows());
     let mut repeat = |value: usize, times: usize| {
         per_row.extend(std::iter::repeat_n(value as u64, times));
     };
-    for p in &partitions {
+    for p in partitions.iter() {
         match fun {
             Fun::RowNumber => {
                 for n in 1..=p.len() {
