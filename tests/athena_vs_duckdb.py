@@ -151,7 +151,7 @@ def where(r, k):
 
 
 def gen(r):
-    shape = r.randrange(12)
+    shape = r.randrange(13)
     w = where(r, r.randrange(1, 3))
     if shape == 0:
         d = r.sample(DIMS, r.randrange(1, 3))
@@ -259,6 +259,21 @@ def gen(r):
         return (
             f"SELECT json_extract(properties, '$.{key}') AS v, count(*) AS n FROM events "
             f"WHERE {w} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20"
+        )
+    if shape == 12:
+        # One DISTINCT argument beside other aggregates, grouped by a key of many values.
+        k = r.choice(["user_id", "session_id", "lower(user_id)", "substr(session_id, 1, 6)"])
+        d = r.choice(["session_id", "event_type", "source", "dt", "context_locale"])
+        dist = r.sample([f"count(DISTINCT {d})", f"min(DISTINCT {d})", f"max(DISTINCT {d})"],
+                        r.randrange(1, 3))
+        others = r.sample(["count(*)", "count(context_locale)", "max(event_time)",
+                           "min(source)", "sum(schema_version)"], r.randrange(1, 3))
+        aggs = dist + others
+        cols = ", ".join([f"{k} AS k"] + [f"{x} AS a{i}" for i, x in enumerate(aggs)])
+        order = ", ".join(str(i + 1) for i in range(1 + len(aggs)))
+        having = r.choice(["", f" HAVING {dist[0]} IS NOT NULL", " HAVING count(*) > 1"])
+        return (
+            f"SELECT {cols} FROM events WHERE {w} GROUP BY 1{having} ORDER BY {order} LIMIT 40"
         )
     return (
         f"SELECT team, n FROM (SELECT team, user_id, count(*) AS n, row_number() OVER "

@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::table::view_fields;
 
 pub(crate) mod counts_before_unnest;
+pub(crate) mod distinct_with_others;
 pub(crate) mod few_groups;
 pub(crate) mod first_per_key;
 pub(crate) mod grouped_build;

@@ -178,6 +178,11 @@ pub async fn session_named(
     ctx.add_optimizer_rule(Arc::new(
         crate::rules::grouping_sets::PreAggregateGroupingSets,
     ));
+    // After the rules that split an aggregation by partition, which answer `count(DISTINCT …)`
+    // per team or day their own way.
+    ctx.add_optimizer_rule(Arc::new(
+        crate::rules::distinct_with_others::DistinctWithOtherAggregates,
+    ));
     let table = Arc::new(CommittedEvents::new(lake, &entries)?);
     ctx.register_table("events", Arc::clone(&table) as _)?;
     // The same with Athena's hidden columns, which a query that names one reads.

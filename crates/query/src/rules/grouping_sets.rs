@@ -38,7 +38,7 @@ use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 pub struct PreAggregateGroupingSets;
 
 /// How an aggregate's partial results per fine group are combined.
-enum Combine {
+pub(super) enum Combine {
     /// Summed, NULL over no groups read as 0.
     Count,
     /// With the aggregate itself (`sum` of sums, `min` of minimums, `max` of maximums).
@@ -46,7 +46,10 @@ enum Combine {
 }
 
 /// The aggregate function of `e` (under an alias), when it can be split into partial results.
-fn splittable<'a>(e: &'a Expr, input: &dyn ExprSchema) -> Option<(&'a AggregateFunction, Combine)> {
+pub(super) fn splittable<'a>(
+    e: &'a Expr,
+    input: &dyn ExprSchema,
+) -> Option<(&'a AggregateFunction, Combine)> {
     let e = match e {
         Expr::Alias(a) => a.expr.as_ref(),
         e => e,
