@@ -51,6 +51,10 @@ con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
 # Athena's lambdas are written `x -> …`; DuckDB reads that form only when asked to.
 con.execute("SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
+# DuckDB 2.0.1 rewrites a window without an order (`count(*) OVER (PARTITION BY session_id)`)
+# into an aggregation joined back, and that aggregation loses a filter on a hive partition
+# column: over `WHERE dt = '…'` it counted every day's rows of a session.
+con.execute("SET disabled_optimizers = 'window_self_join'")
 listed = ", ".join(f"'{f}'" for f in files)
 con.execute(
     f"CREATE VIEW events AS SELECT * EXCLUDE (v) FROM read_parquet([{listed}], "
@@ -236,8 +240,9 @@ def gen(r):
         order = ", ".join(str(i + 1) for i in range(2 + len(aggs)))
         return f"SELECT {cols} FROM events WHERE {w} GROUP BY {sets} ORDER BY {order}"
     if shape == 10:
-        # Ranking and first or last values over sessions and users; each answer is one the
-        # order keys decide (event_id breaks ties, or the value is the same within a tie).
+        # Ranking, first or last values, counts and sums over sessions and users; each answer
+        # is one the order keys decide (event_id breaks ties, or the value is the same within a
+        # tie, or the frame holds the whole tie).
         f = r.choice([
             "first_value(event_type) OVER (PARTITION BY session_id ORDER BY event_time, event_id)",
             "first_value(source) OVER (PARTITION BY user_id ORDER BY event_time DESC, event_id DESC)",
@@ -248,6 +253,19 @@ def gen(r):
             "rank() OVER (PARTITION BY user_id ORDER BY dt)",
             "dense_rank() OVER (PARTITION BY session_id ORDER BY event_type DESC)",
             "row_number() OVER (PARTITION BY session_id, event_type ORDER BY event_time, event_id)",
+            "count(*) OVER (PARTITION BY user_id ORDER BY event_time, event_id)",
+            "count(*) OVER (PARTITION BY session_id)",
+            "count(context_locale) OVER (PARTITION BY user_id ORDER BY dt)",
+            "count(*) OVER (PARTITION BY session_id ORDER BY event_time, event_id "
+            "ROWS BETWEEN 1 FOLLOWING AND 3 FOLLOWING)",
+            "sum(schema_version) OVER (PARTITION BY session_id ORDER BY event_time, event_id)",
+            "sum(CAST(json_extract_scalar(properties, '$.duration_ms') AS bigint)) OVER "
+            "(PARTITION BY session_id ORDER BY event_time, event_id "
+            "ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)",
+            "sum(length(event_type)) OVER (PARTITION BY user_id ORDER BY dt "
+            "RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)",
+            "sum(if(source = 'web', 1, 0)) OVER (PARTITION BY user_id ORDER BY event_time DESC, "
+            "event_id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)",
         ])
         return (
             f"SELECT v, count(*) AS n FROM (SELECT {f} AS v FROM events WHERE {w}) t "

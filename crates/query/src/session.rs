@@ -70,7 +70,7 @@ fn config() -> Result<SessionConfig> {
 /// operation (`trino/set_doubles.rs`), which must come before DataFusion's type coercion, and
 /// before integer arithmetic that fails on overflow (`trino/overflow.rs`), which needs the
 /// coerced types.
-fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+pub(crate) fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
     std::iter::once(Arc::new(crate::trino::mixed_types::MixedTypes) as _)
         .chain(std::iter::once(
             Arc::new(crate::trino::set_doubles::DoublesInSets) as _,

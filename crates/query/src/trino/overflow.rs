@@ -231,6 +231,18 @@ fn is_overflow(e: &datafusion::error::DataFusionError) -> bool {
     )
 }
 
+/// The error of a running sum that leaves the bigint range when `v` is added to it.
+pub(crate) fn running_sum_overflow(sum: i64, v: i64) -> datafusion::error::DataFusionError {
+    sum_overflow(sum, v, Op::Add)
+}
+
+/// The error of a sliding frame's sum that is out of the bigint range when it is read.
+pub(crate) fn frame_sum_overflow(sum: i128) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Execution(format!(
+        "bigint addition overflow: a frame's sum is {sum}"
+    ))
+}
+
 /// The error of a sum that leaves the bigint range.
 fn sum_overflow(sum: i64, v: i64, op: Op) -> datafusion::error::DataFusionError {
     datafusion::error::DataFusionError::Execution(format!(
@@ -430,7 +442,7 @@ impl Accumulator for SlidingSum {
         }
         match i64::try_from(self.sum) {
             Ok(v) => Ok(ScalarValue::Int64(Some(v))),
-            Err(_) => exec_err!("bigint addition overflow: a frame's sum is {}", self.sum),
+            Err(_) => Err(frame_sum_overflow(self.sum)),
         }
     }
     fn size(&self) -> usize {
