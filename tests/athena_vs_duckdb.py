@@ -266,6 +266,12 @@ def gen(r):
             "RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)",
             "sum(if(source = 'web', 1, 0)) OVER (PARTITION BY user_id ORDER BY event_time DESC, "
             "event_id DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)",
+            "lag(event_type) OVER (PARTITION BY session_id ORDER BY event_time, event_id)",
+            "lead(source, 2, 'none') OVER (PARTITION BY user_id ORDER BY event_time DESC, "
+            "event_id DESC)",
+            "lag(event_type, 1, source) OVER (PARTITION BY session_id ORDER BY event_time, "
+            "event_id)",
+            "lead(dt, 1) OVER (PARTITION BY user_id, source ORDER BY event_time, event_id)",
         ])
         return (
             f"SELECT v, count(*) AS n FROM (SELECT {f} AS v FROM events WHERE {w}) t "

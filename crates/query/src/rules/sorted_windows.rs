@@ -25,7 +25,10 @@
 //!   starts at the partition's first row where the partition's running sum leaves the bigint
 //!   range, another where the frame's sum is read out of it.
 //!
-//! A window with any other function (other aggregates, `lag`, `lead`, `nth_value`), another
+//! - `lag(x, n, d)` and `lead(x, n, d)`: DataFusion's own evaluator over the whole sorted
+//!   partition at once, then the default where the row read lies in another window partition.
+//!
+//! A window with any other function (other aggregates, `nth_value`, `ntile`, …), another
 //! frame, `IGNORE NULLS`, DISTINCT or FILTER keeps DataFusion's `WindowAggExec`. The schema,
 //! ordering, partitioning and requirements are the replaced node's, and so are the rows and
 //! results.
@@ -39,6 +42,7 @@ use std::any::Any;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::{concat_batches, partition, take};
 use arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
@@ -46,6 +50,7 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{WindowFrame, WindowFrameBound, WindowFrameUnits};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::window::{
     PlainAggregateWindowExpr, SlidingAggregateWindowExpr, StandardWindowExpr,
     StandardWindowFunctionExpr, WindowExpr,
@@ -85,6 +90,9 @@ enum Fun {
     /// `sum(x)` of bigints over another frame: summed wider and checked when read, as
     /// [`CheckedSum`]'s sliding accumulator reads it.
     FrameSum(Frame),
+    /// `lag(x, n, d)` or `lead(x, n, d)`, `n` as a distance: DataFusion's evaluator over all
+    /// the rows at once, and its default where the row it reads is in another partition.
+    Shift(i64),
 }
 
 impl Fun {
@@ -264,6 +272,21 @@ fn fun_of(e: &Arc<dyn WindowExpr>) -> Option<Fun> {
             }),
             _ => None,
         },
+        "lag" | "lead" if (1..=3).contains(&udf.args().len()) => {
+            let offset = match udf.args().get(1) {
+                None => 1,
+                Some(arg) => arg
+                    .downcast_ref::<Literal>()?
+                    .value()
+                    .cast_to(&DataType::Int64)
+                    .ok()
+                    .and_then(|v| match v {
+                        ScalarValue::Int64(Some(n)) => n.checked_abs(),
+                        _ => None,
+                    })?,
+            };
+            Some(Fun::Shift(offset))
+        }
         _ => None,
     }
 }
@@ -502,6 +525,9 @@ fn evaluate(
     if let Fun::Count(frame) | Fun::RunningSum(frame) | Fun::FrameSum(frame) = fun {
         return aggregate(fun, frame, &arg()?, &partitions, &peers);
     }
+    if let Fun::Shift(distance) = fun {
+        return shifted(e, distance, batch, &partitions);
+    }
     // Per row: its number (the ranking functions), or the row whose value it takes.
     let mut per_row: Vec<u64> = Vec::with_capacity(batch.num_rows());
     let mut repeat = |value: usize, times: usize| {
@@ -531,7 +557,7 @@ fn evaluate(
                     repeat(r.end - 1, r.len());
                 }
             }
-            Fun::Own | Fun::Count(_) | Fun::RunningSum(_) | Fun::FrameSum(_) => {
+            Fun::Own | Fun::Count(_) | Fun::RunningSum(_) | Fun::FrameSum(_) | Fun::Shift(_) => {
                 unreachable!("computed above")
             }
         }
@@ -541,6 +567,55 @@ fn evaluate(
         Fun::RowNumber | Fun::Rank | Fun::DenseRank => Arc::new(per_row),
         _ => take(arg()?.as_ref(), &per_row, None)?,
     })
+}
+
+/// `lag` or `lead` (window `e`, reading the row `distance` rows away) over `batch`, sorted
+/// into `partitions`.
+///
+/// DataFusion's evaluator shifts all the rows at once, as it shifts one partition, with the
+/// function's default where the row it reads is past either end; whether it reads earlier or
+/// later rows (a window DataFusion turned around to fit its input's order reads the other
+/// way) is its own to say. A row whose read row is in another partition then takes the
+/// default from a row past the ends.
+fn shifted(
+    e: &Arc<dyn WindowExpr>,
+    distance: i64,
+    batch: &RecordBatch,
+    partitions: &[Range<usize>],
+) -> Result<ArrayRef> {
+    let rows = batch.num_rows();
+    let standard = e
+        .as_any()
+        .downcast_ref::<StandardWindowExpr>()
+        .expect("lag and lead are standard window functions");
+    let mut evaluator = standard.get_standard_func_expr().create_evaluator()?;
+    let values = e.evaluate_args(batch)?;
+    let all = evaluator.evaluate_all(&values, rows)?;
+    // A lag reads earlier rows: its evaluator is causal.
+    let back = if evaluator.is_causal() {
+        distance
+    } else {
+        -distance
+    };
+    if back == 0 || back.unsigned_abs() >= rows as u64 {
+        return Ok(all);
+    }
+    // A row past the ends, whose value is the default.
+    let outside = if back > 0 { 0 } else { rows - 1 };
+    let mut crossed = false;
+    let mut take_from: Vec<u64> = Vec::with_capacity(rows);
+    for p in partitions {
+        for i in p.clone() {
+            let read = i as i64 - back;
+            let inside = read >= p.start as i64 && read < p.end as i64;
+            crossed |= !inside;
+            take_from.push(if inside { i } else { outside } as u64);
+        }
+    }
+    if !crossed {
+        return Ok(all);
+    }
+    Ok(take(all.as_ref(), &UInt64Array::from(take_from), None)?)
 }
 
 /// `count` or `sum` of `values` over each row's frame, the rows sorted into `partitions` and,
@@ -717,6 +792,12 @@ mod tests {
              RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)",
             "sum(ts) OVER (PARTITION BY user_id ORDER BY id DESC \
              ROWS BETWEEN 4 PRECEDING AND 2 PRECEDING)",
+            "lag(kind) OVER (PARTITION BY user_id ORDER BY id)",
+            "lead(ts, 2) OVER (PARTITION BY user_id ORDER BY id)",
+            "lag(kind, 3, 'none') OVER (PARTITION BY user_id ORDER BY id DESC)",
+            "lead(kind, 0) OVER (PARTITION BY user_id ORDER BY id)",
+            "lag(ts, -1, -5) OVER (PARTITION BY user_id ORDER BY id)",
+            "lead(id, 1000) OVER (PARTITION BY user_id ORDER BY id)",
         ] {
             let sql = format!(
                 "SELECT id, user_id, {window} AS w, \
@@ -731,6 +812,19 @@ mod tests {
             assert_eq!(rows, expected, "{window}");
             assert_eq!(rows.lines().count(), 20_000 + 4);
         }
+    }
+
+    #[tokio::test]
+    async fn a_shift_datafusion_turned_around_reads_the_other_way() {
+        // One sort serves both windows: the shifts, ordered the other way, are turned around.
+        let sql = "SELECT id, a, lag(kind, 2, 'none') OVER (PARTITION BY user_id ORDER BY id) \
+                   AS b, lead(ts) OVER (PARTITION BY user_id ORDER BY id) AS c FROM (SELECT *, \
+                   row_number() OVER (PARTITION BY user_id ORDER BY id DESC) AS a FROM t) \
+                   ORDER BY id";
+        let (rows, plan) = run(true, sql).await;
+        assert_eq!(plan.matches("SortExec: expr=[user_id").count(), 1, "{plan}");
+        assert_eq!(plan.matches("SortedWindowsExec").count(), 2, "{plan}");
+        assert_eq!(rows, run(false, sql).await.0);
     }
 
     #[tokio::test]
@@ -771,7 +865,8 @@ mod tests {
     #[tokio::test]
     async fn other_functions_and_frames_keep_datafusions_window() {
         for window in [
-            "lag(kind) OVER (PARTITION BY user_id ORDER BY id)",
+            "lag(kind) IGNORE NULLS OVER (PARTITION BY user_id ORDER BY id)",
+            "nth_value(kind, 2) OVER (PARTITION BY user_id ORDER BY id)",
             "first_value(kind) IGNORE NULLS OVER (PARTITION BY user_id ORDER BY id)",
             "first_value(kind) OVER (PARTITION BY user_id ORDER BY id \
              ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)",
