@@ -18,7 +18,8 @@
 //!
 //! Applied to the expressions of projections, to the group keys and the arguments (of
 //! aggregates without an ordering) of aggregations that read their input directly (partial or
-//! single mode), and to the `IN` lists and `LIKE`s of the predicate a Parquet scan evaluates
+//! single mode), and to the `IN` lists, `LIKE`s and tests of functions (`upper(event_type) =
+//! 'PURCHASE'`, `regexp_like(context_locale, '^de')`) of the predicate a Parquet scan evaluates
 //! (pruning by statistics still sees the predicate as written), and the same in a filter over
 //! batches. Only a function or a CASE is wrapped: a bare comparison costs no more than finding
 //! the distinct values. A bare string equality against a literal is compared by views instead
@@ -269,14 +270,43 @@ fn single_column(e: &Arc<dyn PhysicalExpr>, found: &mut Option<usize>) -> bool {
 /// lists. A CASE of bare comparisons (`CASE WHEN source = 'web' THEN 1 END`) costs less than
 /// finding the distinct values, once its comparisons are made on views (`view_eq.rs`).
 fn costly(e: &Arc<dyn PhysicalExpr>) -> bool {
-    fn works(e: &Arc<dyn PhysicalExpr>) -> bool {
-        e.downcast_ref::<ScalarFunctionExpr>().is_some()
-            || e.downcast_ref::<LikeExpr>().is_some()
-            || e.downcast_ref::<InListExpr>().is_some()
-            || e.children().into_iter().any(works)
-    }
     e.downcast_ref::<ScalarFunctionExpr>().is_some()
         || (e.downcast_ref::<CaseExpr>().is_some() && works(e))
+}
+
+/// Whether `e` calls a function, matches a pattern or looks a value up in a list.
+fn works(e: &Arc<dyn PhysicalExpr>) -> bool {
+    e.downcast_ref::<ScalarFunctionExpr>().is_some()
+        || e.downcast_ref::<LikeExpr>().is_some()
+        || e.downcast_ref::<InListExpr>().is_some()
+        || e.children().into_iter().any(works)
+}
+
+/// Whether `e` is true or false of a row by its form: a comparison, a connective, a negation,
+/// a NULL test, or a function that answers with a boolean.
+fn predicate(e: &Arc<dyn PhysicalExpr>) -> bool {
+    if let Some(b) = e.downcast_ref::<BinaryExpr>() {
+        use datafusion::logical_expr::Operator as O;
+        return matches!(
+            b.op(),
+            O::Eq
+                | O::NotEq
+                | O::Lt
+                | O::LtEq
+                | O::Gt
+                | O::GtEq
+                | O::IsDistinctFrom
+                | O::IsNotDistinctFrom
+                | O::And
+                | O::Or
+        );
+    }
+    if let Some(f) = e.downcast_ref::<ScalarFunctionExpr>() {
+        return f.return_type() == &DataType::Boolean;
+    }
+    e.downcast_ref::<NotExpr>().is_some()
+        || e.downcast_ref::<IsNullExpr>().is_some()
+        || e.downcast_ref::<IsNotNullExpr>().is_some()
 }
 
 /// `e` with `f` applied to each of its children, rebuilt only when one of them changed.
@@ -321,13 +351,15 @@ fn wrap(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Result<Transformed<Arc<dy
     map_children(e, |c| wrap(c, schema))
 }
 
-/// A scan's pushed-down predicate with its `IN` lists and `LIKE`s over one column wrapped: the
-/// Parquet reader evaluates them row by row on the decoded strings. Whether the column holds
-/// strings is known only from the batch, where a column of another type is evaluated as
-/// written.
+/// A scan's pushed-down predicate with its `IN` lists, `LIKE`s and tests of functions
+/// (`upper(event_type) = 'PURCHASE'`, `strpos(context_user_agent, 'Chrome') > 0`) over one
+/// column wrapped: the Parquet reader evaluates them row by row on the decoded strings.
+/// Whether the column holds strings is known only from the batch, where a column of another
+/// type is evaluated as written.
 fn wrap_filter(e: &Arc<dyn PhysicalExpr>) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
-    let matching =
-        e.downcast_ref::<InListExpr>().is_some() || e.downcast_ref::<LikeExpr>().is_some();
+    let matching = e.downcast_ref::<InListExpr>().is_some()
+        || e.downcast_ref::<LikeExpr>().is_some()
+        || (predicate(e) && works(e));
     let mut found = None;
     if matching
         && single_column(e, &mut found)
@@ -634,6 +666,16 @@ mod tests {
                 false,
             ),
             ("SELECT upper(u) AS x FROM t ORDER BY n DESC LIMIT 3", true),
+            // Tests of functions in a filter: a comparison, a boolean function, a NULL test.
+            (
+                "SELECT count(*) AS c, sum(n) AS s FROM t WHERE upper(split_part(s, '-', 1)) = 'K3' \
+                 OR starts_with(lower(s), 'k1') OR length(s) IS NULL",
+                true,
+            ),
+            (
+                "SELECT n FROM t WHERE strpos(s, '2-a') > 0 AND n < 100 ORDER BY n",
+                true,
+            ),
         ] {
             let (with, plan) = run(true, sql).await;
             let (without, _) = run(false, sql).await;
@@ -662,7 +704,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_parquet_scans_in_list_and_like_run_per_value_with_the_same_rows() {
+    async fn a_parquet_scans_in_list_like_and_tests_run_per_value_with_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = parquet_of_keys(&dir).await;
         for rule in [true, false] {
@@ -678,7 +720,8 @@ mod tests {
             ctx.register_parquet("t", path.to_str().unwrap(), Default::default())
                 .await
                 .unwrap();
-            let sql = "SELECT count(*), sum(n) FROM t WHERE s IN ('k1', 'k3') OR s LIKE '%4'";
+            let sql = "SELECT count(*), sum(n) FROM t WHERE s IN ('k1', 'k3') OR s LIKE '%4' \
+                       OR upper(s) = 'K100'";
             let df = ctx.sql(sql).await.unwrap();
             let plan = df.clone().create_physical_plan().await.unwrap();
             let plan = displayable(plan.as_ref()).indent(true).to_string();
