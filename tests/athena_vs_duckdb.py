@@ -114,6 +114,7 @@ AGGS = [
     "max(CAST(json_extract_scalar(properties, '$.duration_ms') AS BIGINT))",
     "min(length(user_id))",
     "sum(CAST(json_extract_scalar(properties, '$.amount_cents') AS BIGINT))",
+    "max(CAST(json_extract_scalar(properties, '$.amount_cents') AS DECIMAL(12, 2)))",
     "avg(CAST(json_extract_scalar(properties, '$.duration_ms') AS DOUBLE))",
     "count(CASE WHEN source = 'web' THEN 1 END)",
     "max(event_type)",

@@ -1,19 +1,21 @@
-//! `CAST(json_extract_scalar(json, '$.key') AS BIGINT | DOUBLE)` in one pass.
+//! `CAST(json_extract_scalar(json, '$.key') AS BIGINT | DOUBLE | DECIMAL(p, s))` in one pass.
 //!
 //! Reading a number out of `properties` is how analysts sum or rank a property (the saved
 //! revenue and duration queries do). Planned as written, every row's number is first copied into
 //! a string column, which the cast then parses back. [`FuseJsonCast`] plans the pair as one
 //! function instead: it finds the key as `json_extract_scalar` does and parses the digits where
 //! they lie. It gives exactly what the pair gives: any batch holding a value it does not read as
-//! plain digits (a decimal for `BIGINT`, an exponent, `true`, an escaped string, JSON the key
-//! scan leaves to the full parser) is computed the written way instead, errors included.
+//! plain digits (a decimal for `BIGINT` or `DECIMAL`, an exponent, `true`, an escaped string,
+//! JSON the key scan leaves to the full parser, a number too long for the `DECIMAL`) is computed
+//! the written way instead, errors included.
 
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{ArrayRef, PrimitiveArray};
 use arrow::datatypes::DataType;
-use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int64Type};
+use arrow::datatypes::{ArrowPrimitiveType, Decimal128Type, Float64Type, Int64Type};
 use datafusion::common::format::DEFAULT_CAST_OPTIONS;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ScalarValue, plan_err};
@@ -29,7 +31,7 @@ use super::{
     JsonExtractScalar, KeyValue, Step, Strings, extract_column, parse_json_path, scan_key, strings,
 };
 
-/// The optimizer rule that plans `CAST(json_extract_scalar(..) AS BIGINT | DOUBLE)` as
+/// The optimizer rule that plans `CAST(json_extract_scalar(..) AS BIGINT | DOUBLE | DECIMAL)` as
 /// [`JsonExtractScalarAs`]. Output names stay those of the written expressions.
 #[derive(Debug, Default)]
 pub struct FuseJsonCast;
@@ -66,7 +68,8 @@ fn fuse(e: Expr) -> datafusion::error::Result<Transformed<Expr>> {
         return Ok(Transformed::no(e));
     };
     let to = field.data_type();
-    let fusable = matches!(to, DataType::Int64 | DataType::Float64)
+    let fusable = (matches!(to, DataType::Int64 | DataType::Float64)
+        || matches!(to, DataType::Decimal128(_, scale) if (0..=18).contains(scale)))
         && matches!(expr.as_ref(), Expr::ScalarFunction(f)
             if f.func.inner().is::<JsonExtractScalar>() && f.args.len() == 2);
     if !fusable {
@@ -95,6 +98,7 @@ impl JsonExtractScalarAs {
         let name = match to {
             DataType::Int64 => "json_extract_scalar_as_bigint".to_string(),
             DataType::Float64 => "json_extract_scalar_as_double".to_string(),
+            DataType::Decimal128(p, s) => format!("json_extract_scalar_as_decimal({p}, {s})"),
             ref other => format!("json_extract_scalar_as_{other}"),
         };
         Self {
@@ -143,6 +147,22 @@ fn read_numbers(docs: &Strings, key: &[u8], to: &DataType) -> Option<ArrayRef> {
     match to {
         DataType::Int64 => read_as::<Int64Type>(docs, key, |t| plain_i64(t.as_bytes())),
         DataType::Float64 => read_as::<Float64Type>(docs, key, plain_f64),
+        DataType::Decimal128(precision, scale) => {
+            // Integers only: a fraction would need the cast's rounding. A value of more digits
+            // than the type holds takes the written path, which fails as the cast fails.
+            let unit = 10_i128.pow(u32::try_from(*scale).ok()?);
+            let limit = 10_i128.checked_pow(u32::from(*precision))?;
+            let array = read_as::<Decimal128Type>(docs, key, |t| {
+                let v = i128::from(plain_i64(t.as_bytes())?) * unit;
+                (v.abs() < limit).then_some(v)
+            })?;
+            let array = array
+                .as_primitive::<Decimal128Type>()
+                .clone()
+                .with_precision_and_scale(*precision, *scale)
+                .ok()?;
+            Some(Arc::new(array))
+        }
         _ => None,
     }
 }
@@ -283,7 +303,22 @@ mod tests {
 
     #[test]
     fn fused_cast_gives_what_the_written_pair_gives() {
-        for to in [DataType::Int64, DataType::Float64] {
+        // A decimal too narrow for the documents' longest number takes the written path, and
+        // fails as it does.
+        let docs = StringArray::from(DOCS.to_vec());
+        let narrow = DataType::Decimal128(12, 2);
+        assert!(read_numbers(&Strings::Plain(docs.clone()), b"amount_cents", &narrow).is_none());
+        assert_eq!(
+            fused(&docs, "$.amount_cents", &narrow),
+            written(&docs, "$.amount_cents", &narrow)
+        );
+        for to in [
+            DataType::Int64,
+            DataType::Float64,
+            DataType::Decimal128(38, 2),
+            DataType::Decimal128(18, 0),
+            DataType::Decimal128(38, 18),
+        ] {
             let mut batch: Vec<Option<&str>> = DOCS.iter().copied().map(Some).collect();
             batch.push(None);
             let docs = StringArray::from(batch.clone());
@@ -323,6 +358,29 @@ mod tests {
                 assert_eq!(fused(&docs, path, &to), written(&docs, path, &to), "{path}");
             }
         }
+    }
+
+    #[test]
+    fn only_a_cast_of_json_extract_scalar_is_fused() {
+        use datafusion::logical_expr::{cast, col, lit};
+        let extract = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(ScalarUDF::from(super::super::JsonExtractScalar::new())),
+            vec![col("properties"), lit("$.amount_cents")],
+        ));
+        for to in [
+            DataType::Int64,
+            DataType::Float64,
+            DataType::Decimal128(12, 2),
+        ] {
+            let fused = fuse(cast(extract.clone(), to.clone())).unwrap();
+            assert!(fused.transformed, "{to}");
+            let other = datafusion::functions::unicode::expr_fn::character_length(col("user_id"));
+            assert!(!fuse(cast(other, to.clone())).unwrap().transformed, "{to}");
+        }
+        // A scale the fast path's 18 digits cannot be scaled by is left as written.
+        let wide = DataType::Decimal128(38, 20);
+        assert!(!fuse(cast(extract.clone(), wide)).unwrap().transformed);
+        assert!(!fuse(cast(extract, DataType::Int32)).unwrap().transformed);
     }
 
     #[test]
