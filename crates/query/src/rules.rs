@@ -288,6 +288,18 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
     }
 }
 
+/// Whether a rewritten plan's columns are the plan's: the same qualified names and types, in
+/// order.
+pub(crate) fn same_columns(rewritten: &DFSchema, plan: &DFSchema) -> bool {
+    rewritten.fields().len() == plan.fields().len()
+        && rewritten
+            .iter()
+            .zip(plan.iter())
+            .all(|((q1, f1), (q2, f2))| {
+                q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
+            })
+}
+
 /// At most this many partition groups are split into their own aggregations.
 const MAX_SPLIT: usize = 16;
 
@@ -472,14 +484,7 @@ impl datafusion::optimizer::OptimizerRule for SplitByPartition {
             }))?
             .build()?;
         // The rewrite must give exactly the aggregation's columns; anything else is left alone.
-        let same =
-            rewritten.schema().fields().len() == plan.schema().fields().len()
-                && rewritten.schema().iter().zip(plan.schema().iter()).all(
-                    |((q1, f1), (q2, f2))| {
-                        q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
-                    },
-                );
-        if !same {
+        if !same_columns(rewritten.schema(), plan.schema()) {
             return Ok(Transformed::no(plan));
         }
         Ok(Transformed::yes(rewritten))

@@ -32,10 +32,10 @@ use datafusion::common::Column;
 use datafusion::common::tree_node::Transformed;
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection, lit};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use super::grouping_sets::{Combine, splittable};
+use super::grouping_sets::{Combine, combined, finished, splittable};
 
 /// The DISTINCT aggregates this rule computes over the distinct values.
 const OVER_DISTINCT_VALUES: [&str; 5] = ["count", "sum", "avg", "min", "max"];
@@ -162,24 +162,13 @@ fn grouped_by_distinct_arg(a: &Aggregate) -> Result<Option<LogicalPlan>> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let (func, arg) = match p {
-                Part::Distinct(f) => (Arc::clone(&f.func), Column::from_name(DISTINCT_ARG)),
-                Part::Partial(f, combine) => (
-                    match combine {
-                        Combine::Count => datafusion::functions_aggregate::sum::sum_udaf(),
-                        Combine::Same => Arc::clone(&f.func),
-                    },
-                    Column::from_name(format!("__partial_{i}")),
-                ),
-            };
-            Expr::AggregateFunction(AggregateFunction::new_udf(
-                func,
-                vec![Expr::Column(arg)],
-                false,
-                None,
-                vec![],
-                None,
-            ))
+            match p {
+                // The same function over the distinct values, no longer DISTINCT.
+                Part::Distinct(f) => combined(f, &Combine::Same, Column::from_name(DISTINCT_ARG)),
+                Part::Partial(f, combine) => {
+                    combined(f, combine, Column::from_name(format!("__partial_{i}")))
+                }
+            }
             .alias(format!("__combined_{i}"))
         })
         .collect();
@@ -193,27 +182,18 @@ fn grouped_by_distinct_arg(a: &Aggregate) -> Result<Option<LogicalPlan>> {
     }
     for (i, p) in parts.iter().enumerate() {
         let value = Expr::Column(Column::from(outer.schema.qualified_field(keys + i)));
+        // A group's rows are never none, so the sum of its partial counts is never NULL; the
+        // count it stands for is typed as never NULL too.
         let value = match p {
-            // A group's rows are never none: the sum of its partial counts is never NULL, but
-            // is typed as nullable; the count it stands for is not.
-            Part::Partial(_, Combine::Count) => {
-                datafusion::functions::core::expr_fn::coalesce(vec![value, lit(0_i64)])
-            }
-            _ => value,
+            Part::Partial(_, combine) => finished(value, combine),
+            Part::Distinct(_) => value,
         };
         let (qualifier, field) = a.schema.qualified_field(keys + i);
         exprs.push(value.alias_qualified(qualifier.cloned(), field.name()));
     }
     let projection = Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(outer)))?;
-    let same = projection.schema.fields().len() == a.schema.fields().len()
-        && projection
-            .schema
-            .iter()
-            .zip(a.schema.iter())
-            .all(|((q1, f1), (q2, f2))| {
-                q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
-            });
-    Ok(same.then_some(LogicalPlan::Projection(projection)))
+    Ok(super::same_columns(&projection.schema, &a.schema)
+        .then_some(LogicalPlan::Projection(projection)))
 }
 
 #[cfg(test)]

@@ -170,20 +170,8 @@ fn pre_aggregated(a: &Aggregate) -> Result<Option<LogicalPlan>> {
         .iter()
         .enumerate()
         .map(|(i, (f, combine))| {
-            let partial = Expr::Column(Column::from_name(format!("__partial_{i}")));
-            let func = match combine {
-                Combine::Count => datafusion::functions_aggregate::sum::sum_udaf(),
-                Combine::Same => Arc::clone(&f.func),
-            };
-            Expr::AggregateFunction(AggregateFunction::new_udf(
-                func,
-                vec![partial],
-                false,
-                None,
-                vec![],
-                None,
-            ))
-            .alias(format!("__combined_{i}"))
+            combined(f, combine, Column::from_name(format!("__partial_{i}")))
+                .alias(format!("__combined_{i}"))
         })
         .collect();
     let outer = Aggregate::try_new(
@@ -199,25 +187,37 @@ fn pre_aggregated(a: &Aggregate) -> Result<Option<LogicalPlan>> {
         .collect();
     for (i, (_, combine)) in parts.iter().enumerate() {
         let value = Expr::Column(Column::from(outer.schema.qualified_field(groups + i)));
-        let value = match combine {
-            Combine::Count => {
-                datafusion::functions::core::expr_fn::coalesce(vec![value, lit(0_i64)])
-            }
-            Combine::Same => value,
-        };
         let (qualifier, field) = a.schema.qualified_field(groups + i);
-        exprs.push(value.alias_qualified(qualifier.cloned(), field.name()));
+        exprs.push(finished(value, combine).alias_qualified(qualifier.cloned(), field.name()));
     }
     let projection = Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(outer)))?;
-    let same = projection.schema.fields().len() == a.schema.fields().len()
-        && projection
-            .schema
-            .iter()
-            .zip(a.schema.iter())
-            .all(|((q1, f1), (q2, f2))| {
-                q1 == q2 && f1.name() == f2.name() && f1.data_type() == f2.data_type()
-            });
-    Ok(same.then_some(LogicalPlan::Projection(projection)))
+    Ok(super::same_columns(&projection.schema, &a.schema)
+        .then_some(LogicalPlan::Projection(projection)))
+}
+
+/// The aggregate that combines `f`'s partial results, held in column `partial`.
+pub(super) fn combined(f: &AggregateFunction, combine: &Combine, partial: Column) -> Expr {
+    let func = match combine {
+        Combine::Count => datafusion::functions_aggregate::sum::sum_udaf(),
+        Combine::Same => Arc::clone(&f.func),
+    };
+    Expr::AggregateFunction(AggregateFunction::new_udf(
+        func,
+        vec![Expr::Column(partial)],
+        false,
+        None,
+        vec![],
+        None,
+    ))
+}
+
+/// The combined `value` as the aggregate it stands for: a count over no partial results is 0,
+/// where their sum is NULL.
+pub(super) fn finished(value: Expr, combine: &Combine) -> Expr {
+    match combine {
+        Combine::Count => datafusion::functions::core::expr_fn::coalesce(vec![value, lit(0_i64)]),
+        Combine::Same => value,
+    }
 }
 
 #[cfg(test)]

@@ -33,11 +33,10 @@
 //! ordering, partitioning and requirements are the replaced node's, and so are the rows and
 //! results.
 
+use std::any::Any;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
-
-use std::any::Any;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::{concat_batches, partition, take};
@@ -144,9 +143,7 @@ impl Frame {
                         return None;
                     }
                     let n = match v {
-                        datafusion::common::ScalarValue::UInt64(Some(n)) => {
-                            i64::try_from(*n).ok()?
-                        }
+                        ScalarValue::UInt64(Some(n)) => i64::try_from(*n).ok()?,
                         _ => return None,
                     };
                     Some(Edge::Rows(match b {
@@ -866,6 +863,7 @@ mod tests {
     async fn other_functions_and_frames_keep_datafusions_window() {
         for window in [
             "lag(kind) IGNORE NULLS OVER (PARTITION BY user_id ORDER BY id)",
+            "count(*) FILTER (WHERE kind = 'e1') OVER (PARTITION BY user_id ORDER BY id)",
             "nth_value(kind, 2) OVER (PARTITION BY user_id ORDER BY id)",
             "first_value(kind) IGNORE NULLS OVER (PARTITION BY user_id ORDER BY id)",
             "first_value(kind) OVER (PARTITION BY user_id ORDER BY id \
