@@ -122,6 +122,7 @@ AGGS = [
     "sum(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END)",
     "stddev_samp(CAST(json_extract_scalar(properties, '$.duration_ms') AS DOUBLE))",
     "count_if(source = 'web')",
+    "count(*) FILTER (WHERE source = 'web' OR upper(event_type) = 'PURCHASE')",
     "bool_or(event_type = 'signup')",
     "sum(if(event_type = 'click', 1, 0))",
     "count(DISTINCT date_trunc('hour', event_time))",

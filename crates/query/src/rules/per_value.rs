@@ -16,9 +16,9 @@
 //! `split_part(context_ip, '.', 4)` over a few hundred addresses a batch is worth it as much as
 //! over a handful of locales.
 //!
-//! Applied to the expressions of projections, to the group keys and the arguments (of
-//! aggregates without an ordering) of aggregations that read their input directly (partial or
-//! single mode), and to the `IN` lists, `LIKE`s and tests of functions (`upper(event_type) =
+//! Applied to the expressions of projections, to the group keys, the arguments (of aggregates
+//! without an ordering) and the FILTER clauses of aggregations that read their input directly
+//! (partial or single mode), and to the `IN` lists, `LIKE`s and tests of functions (`upper(event_type) =
 //! 'PURCHASE'`, `regexp_like(context_locale, '^de')`) of the predicate a Parquet scan evaluates
 //! (pruning by statistics still sees the predicate as written), and the same in a filter over
 //! batches. Only a function or a CASE is wrapped: a bare comparison costs no more than finding
@@ -568,6 +568,19 @@ fn rewrite_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn Exec
                 None => aggregates.push(Arc::clone(f)),
             }
         }
+        // Aggregates' FILTER clauses (`count(*) FILTER (WHERE source = 'web')`): no planner
+        // reads them as constants, so a bare equality is compared by views too.
+        let mut filters = Vec::with_capacity(a.filter_expr().len());
+        for f in a.filter_expr() {
+            let Some(e) = f else {
+                filters.push(None);
+                continue;
+            };
+            let t = wrap_filter(e)?;
+            let v = super::view_eq::rewrite(&t.data, Some(&schema))?;
+            changed |= t.transformed || v.transformed;
+            filters.push(Some(v.data));
+        }
         if !changed {
             return Ok(Transformed::no(node));
         }
@@ -581,7 +594,7 @@ fn rewrite_node(node: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn Exec
             *a.mode(),
             group,
             aggregates,
-            a.filter_expr().to_vec(),
+            filters,
             Arc::clone(a.input()),
             a.input_schema(),
         )?
@@ -623,7 +636,7 @@ mod tests {
         .unwrap();
         let df = ctx.sql(sql).await.unwrap();
         let plan = df.clone().create_physical_plan().await.unwrap();
-        // An aggregate shows its name as written: its arguments are listed too.
+        // An aggregate shows its name as written: its arguments and filters are listed too.
         let mut args = String::new();
         plan.apply(|node| {
             if let Some(a) = node.downcast_ref::<AggregateExec>() {
@@ -631,6 +644,9 @@ mod tests {
                     for e in f.expressions() {
                         args.push_str(&format!("{e}\n"));
                     }
+                }
+                for e in a.filter_expr().iter().flatten() {
+                    args.push_str(&format!("{e}\n"));
                 }
             }
             Ok(TreeNodeRecursion::Continue)
@@ -674,6 +690,13 @@ mod tests {
             ),
             (
                 "SELECT n FROM t WHERE strpos(s, '2-a') > 0 AND n < 100 ORDER BY n",
+                true,
+            ),
+            // An aggregate's FILTER: a test of a function, an equality, a LIKE.
+            (
+                "SELECT n % 3 AS g, count(*) FILTER (WHERE upper(s) = 'K1-A-SUFFIX-LONGER-THAN-TWELVE') \
+                 AS a, sum(n) FILTER (WHERE s = 'k2-a-suffix-longer-than-twelve') AS b, \
+                 count(*) FILTER (WHERE s LIKE 'k3%' OR s IS NULL) AS c FROM t GROUP BY 1 ORDER BY 1",
                 true,
             ),
         ] {
