@@ -127,6 +127,7 @@ AGGS = [
     "sum(if(event_type = 'click', 1, 0))",
     "count(DISTINCT date_trunc('hour', event_time))",
     "max(date_diff('second', event_time, received_at))",
+    "count_if(received_at - event_time >= INTERVAL '36' HOUR)",
 ]
 FILTERS = [
     "team = '{team}'",
@@ -146,6 +147,7 @@ FILTERS = [
     "strpos(context_user_agent, 'iPhone') > 0",
     "lower(source) = 'server'",
     "event_time >= TIMESTAMP '{day} 12:00:00'",
+    "received_at - event_time > INTERVAL '1' DAY",
 ]
 
 

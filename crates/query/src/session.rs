@@ -71,7 +71,10 @@ fn config() -> Result<SessionConfig> {
 /// before integer arithmetic that fails on overflow (`trino/overflow.rs`), which needs the
 /// coerced types.
 pub(crate) fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
-    std::iter::once(Arc::new(crate::trino::mixed_types::MixedTypes) as _)
+    std::iter::once(Arc::new(crate::trino::durations::IntervalsWithoutDays) as _)
+        .chain(std::iter::once(
+            Arc::new(crate::trino::mixed_types::MixedTypes) as _,
+        ))
         .chain(std::iter::once(
             Arc::new(crate::trino::set_doubles::DoublesInSets) as _,
         ))

@@ -38,7 +38,7 @@ mod conformance;
 pub mod datetime;
 mod decimals;
 pub mod dialect;
-mod durations;
+pub(crate) mod durations;
 pub mod foreign;
 mod frequent;
 mod fun;

@@ -27,15 +27,79 @@ use arrow::datatypes::{
     DataType, Field, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
 };
 
-use datafusion::common::DFSchema;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 use super::fun::{Call, Fun, Result, arc, arity, ints};
 
 const NANOS_PER_MS: i64 = 1_000_000;
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
+/// An interval day to second of `nanos` nanoseconds, as every interval day to second is held:
+/// no days, so that two of them compare, sort, group and hash by their length (DataFusion
+/// compares months, then days, then nanoseconds, so that 25 hours held as 0 days would be less
+/// than 1 day held as 1 day). Athena's interval day to second is one number of milliseconds.
+fn day_to_second(nanos: i64) -> IntervalMonthDayNano {
+    IntervalMonthDayNano::new(0, 0, nanos)
+}
+
+/// Interval literals as intervals day to second are held (see [`day_to_second`]):
+/// `INTERVAL '1' DAY` is planned as 1 day, 0 nanoseconds, and would then be neither equal to
+/// `INTERVAL '24' HOUR` nor less than `INTERVAL '25' HOUR`, nor greater than a difference of
+/// timestamps of three days (which is a duration, compared as nanoseconds). A literal with months
+/// (a year to month interval) is left as it is.
+#[derive(Debug, Default)]
+pub struct IntervalsWithoutDays;
+
+impl IntervalsWithoutDays {
+    fn rewrite(expr: Expr) -> DfResult<Transformed<Expr>> {
+        expr.transform_up(|e| match e {
+            Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), meta)
+                if v.months == 0 && v.days != 0 =>
+            {
+                match i64::from(v.days)
+                    .checked_mul(NANOS_PER_DAY)
+                    .and_then(|n| n.checked_add(v.nanoseconds))
+                {
+                    Some(n) => Ok(Transformed::yes(Expr::Literal(
+                        ScalarValue::IntervalMonthDayNano(Some(day_to_second(n))),
+                        meta,
+                    ))),
+                    None => Ok(Transformed::no(Expr::Literal(
+                        ScalarValue::IntervalMonthDayNano(Some(v)),
+                        meta,
+                    ))),
+                }
+            }
+            e => Ok(Transformed::no(e)),
+        })
+    }
+}
+
+impl AnalyzerRule for IntervalsWithoutDays {
+    fn name(&self) -> &str {
+        "intervals_without_days"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> DfResult<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            let names = NamePreserver::new(&plan);
+            plan.map_expressions(|expr| {
+                let name = names.save(&expr);
+                Self::rewrite(expr).map(|t| t.update_data(|e| name.restore(e)))
+            })?
+            .map_data(|plan| plan.recompute_schema())
+        })
+        .map(|t| t.data)
+    }
+}
 
 /// `'2.3 MB'` as (`2.3`, `MB`): the leading digits and dots, and the rest trimmed.
 fn number_and_unit(v: &str) -> (&str, &str) {
@@ -69,12 +133,7 @@ fn parse_duration(call: &Call, a: &[ArrayRef]) -> Result<ArrayRef> {
             Ok(n) if nanos_per.is_finite() && number.chars().any(|c| c.is_ascii_digit()) => {
                 // Rounded to the millisecond, as Athena's interval day to second.
                 let ms = (n * nanos_per / 1e6).round() as i64;
-                let nanos = ms * NANOS_PER_MS;
-                out.push(Some(IntervalMonthDayNano::new(
-                    0,
-                    (nanos / NANOS_PER_DAY) as i32,
-                    nanos % NANOS_PER_DAY,
-                )));
+                out.push(Some(day_to_second(ms * NANOS_PER_MS)));
             }
             _ => out.push(call.row_err(format!("duration is not valid: {v:?}"))?),
         }
@@ -216,8 +275,8 @@ fn scale_intervals(call: &Call, a: &[ArrayRef], divide: bool) -> Result<ArrayRef
         let fits = scaled.and_then(|(months, ms)| {
             Some(IntervalMonthDayNano::new(
                 i32::try_from(months).ok()?,
-                i32::try_from(ms / 86_400_000).ok()?,
-                ms % 86_400_000 * NANOS_PER_MS,
+                0,
+                ms.checked_mul(NANOS_PER_MS)?,
             ))
         });
         match fits {
