@@ -159,7 +159,7 @@ def where(r, k):
 
 
 def gen(r):
-    shape = r.randrange(13)
+    shape = r.randrange(15)
     w = where(r, r.randrange(1, 3))
     if shape == 0:
         d = r.sample(DIMS, r.randrange(1, 3))
@@ -302,6 +302,18 @@ def gen(r):
         having = r.choice(["", f" HAVING {dist[0]} IS NOT NULL", " HAVING count(*) > 1"])
         return (
             f"SELECT {cols} FROM events WHERE {w} GROUP BY 1{having} ORDER BY {order} LIMIT 40"
+        )
+    if shape == 13:
+        # Two sides joined USING their key, each with keys the other lacks: the key is one
+        # column (a full join's from either side) and comes first.
+        d = r.choice(["event_type", "source", "context_locale", "dt", "hour(event_time)"])
+        kind = r.choice(["JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN", "FULL OUTER JOIN"])
+        w2 = where(r, 1)
+        pick = r.choice(["*", "k, n, m", "k, coalesce(m, 0) - coalesce(n, 0) AS change"])
+        return (
+            f"SELECT {pick} FROM (SELECT {d} AS k, count(*) AS n FROM events WHERE {w} "
+            f"GROUP BY 1) a {kind} (SELECT {d} AS k, count(DISTINCT user_id) AS m FROM events "
+            f"WHERE {w2} GROUP BY 1) b USING (k) ORDER BY 1, 2"
         )
     return (
         f"SELECT team, n FROM (SELECT team, user_id, count(*) AS n, row_number() OVER "

@@ -73,6 +73,9 @@ fn config() -> Result<SessionConfig> {
 pub(crate) fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
     std::iter::once(Arc::new(crate::trino::durations::IntervalsWithoutDays) as _)
         .chain(std::iter::once(
+            Arc::new(crate::trino::using::UsingColumnOfBothSides) as _,
+        ))
+        .chain(std::iter::once(
             Arc::new(crate::trino::mixed_types::MixedTypes) as _,
         ))
         .chain(std::iter::once(

@@ -66,6 +66,7 @@ pub(crate) mod syntax;
 mod text;
 mod top_by;
 pub mod unnest;
+pub(crate) mod using;
 pub use conditional::trino_type;
 pub use json_cast::FuseJsonCast;
 

@@ -682,10 +682,24 @@ fn decimal_literal(n: &str) -> Option<Expr> {
 
 struct Rewriter;
 
+/// Each `SELECT *` of `body` over joins `USING` columns lists those columns first (see
+/// `trino/using.rs`).
+fn using_columns_first(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(s) => crate::trino::using::using_columns_first(s),
+        SetExpr::SetOperation { left, right, .. } => {
+            using_columns_first(left);
+            using_columns_first(right);
+        }
+        _ => {}
+    }
+}
+
 impl VisitorMut for Rewriter {
     type Break = DataFusionError;
 
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<Self::Break> {
+        using_columns_first(&mut query.body);
         name_items(&mut query.body);
         if let SetExpr::Select(s) = query.body.as_mut() {
             tests_before_grouping(s);
