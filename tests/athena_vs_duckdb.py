@@ -159,7 +159,7 @@ def where(r, k):
 
 
 def gen(r):
-    shape = r.randrange(15)
+    shape = r.randrange(16)
     w = where(r, r.randrange(1, 3))
     if shape == 0:
         d = r.sample(DIMS, r.randrange(1, 3))
@@ -314,6 +314,17 @@ def gen(r):
             f"SELECT {pick} FROM (SELECT {d} AS k, count(*) AS n FROM events WHERE {w} "
             f"GROUP BY 1) a {kind} (SELECT {d} AS k, count(DISTINCT user_id) AS m FROM events "
             f"WHERE {w2} GROUP BY 1) b USING (k) ORDER BY 1, 2"
+        )
+    if shape == 14:
+        # Set operations with and without ALL: a row kept as many times as Athena keeps it.
+        d = r.choice(["event_type", "source", "context_locale", "hour(event_time)",
+                      "CASE WHEN source = 'web' THEN NULL ELSE source END"])
+        op = r.choice(["INTERSECT", "INTERSECT ALL", "EXCEPT", "EXCEPT ALL", "UNION",
+                       "UNION ALL"])
+        w2 = where(r, 1)
+        return (
+            f"SELECT k, count(*) AS n FROM (SELECT {d} AS k FROM events WHERE {w} {op} "
+            f"SELECT {d} FROM events WHERE {w2}) t GROUP BY 1 ORDER BY 1"
         )
     return (
         f"SELECT team, n FROM (SELECT team, user_id, count(*) AS n, row_number() OVER "

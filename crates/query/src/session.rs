@@ -76,6 +76,9 @@ pub(crate) fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRul
             Arc::new(crate::trino::using::UsingColumnOfBothSides) as _,
         ))
         .chain(std::iter::once(
+            Arc::new(crate::trino::set_all::SetOperationsAll) as _,
+        ))
+        .chain(std::iter::once(
             Arc::new(crate::trino::mixed_types::MixedTypes) as _,
         ))
         .chain(std::iter::once(

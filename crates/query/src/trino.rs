@@ -59,6 +59,7 @@ mod percentile;
 mod pick;
 pub mod render;
 pub(crate) mod select;
+pub(crate) mod set_all;
 pub mod set_doubles;
 mod sql_json;
 mod subscript;
