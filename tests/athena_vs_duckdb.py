@@ -276,6 +276,12 @@ def gen(r):
             "lag(event_type, 1, source) OVER (PARTITION BY session_id ORDER BY event_time, "
             "event_id)",
             "lead(dt, 1) OVER (PARTITION BY user_id, source ORDER BY event_time, event_id)",
+            "count(*) OVER (PARTITION BY user_id ORDER BY event_time "
+            "RANGE BETWEEN INTERVAL '1' HOUR PRECEDING AND CURRENT ROW)",
+            "sum(schema_version) OVER (PARTITION BY session_id ORDER BY event_time DESC "
+            "RANGE BETWEEN INTERVAL '10' MINUTE PRECEDING AND INTERVAL '30' SECOND FOLLOWING)",
+            "count(context_locale) OVER (PARTITION BY user_id ORDER BY CAST(event_time AS DATE) "
+            "RANGE BETWEEN INTERVAL '1' DAY PRECEDING AND CURRENT ROW)",
         ])
         return (
             f"SELECT v, count(*) AS n FROM (SELECT {f} AS v FROM events WHERE {w}) t "

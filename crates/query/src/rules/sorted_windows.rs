@@ -19,8 +19,11 @@
 //!   starting at or before the current row.
 //!
 //! - `count(x)` and `sum(x)` of bigints over a frame whose edges are rows (ROWS with offsets),
-//!   the partition's ends, or the current row's peers (RANGE and GROUPS without offsets): each
-//!   row's frame found from the ranges, and counted or summed from running totals. A sum fails
+//!   the partition's ends, the current row's peers (RANGE and GROUPS without offsets), or an
+//!   offset of one integer, date or timestamp order key (`RANGE BETWEEN INTERVAL '1' HOUR
+//!   PRECEDING AND CURRENT ROW`, found by binary search within the window partition; a
+//!   partition with NULL keys is evaluated as DataFusion evaluates it): each row's frame found
+//!   from the ranges, and counted or summed from running totals. A sum fails
 //!   where DataFusion's accumulators for Athena's sum fail, with their message: a frame that
 //!   starts at the partition's first row where the partition's running sum leaves the bigint
 //!   range, another where the frame's sum is read out of it.
@@ -40,7 +43,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::{concat_batches, partition, take};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{DataType, Int64Type, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -117,6 +120,11 @@ enum Edge {
     /// The row's first peer (a start) or past its last (an end): the CURRENT ROW of RANGE and
     /// GROUPS frames.
     Peers,
+    /// The first row whose order key is at least the row's key plus `n` (a start), or the
+    /// first whose key is greater than that (an end), within the window partition: a RANGE
+    /// offset, `n` in the order key's units (days, milliseconds, …) and negative before the
+    /// row. Keys are compared as if ascending (a descending key is negated).
+    Range(i64),
 }
 
 /// A frame as a start and an end per row.
@@ -124,11 +132,60 @@ enum Edge {
 struct Frame {
     start: Edge,
     end: Edge,
+    /// Whether the one order key is descending (read by [`Edge::Range`] only).
+    descending: bool,
+}
+
+/// Nanoseconds in one unit of an order key of type `t` that RANGE offsets can move (integers
+/// move by 1), or `None` for a type they cannot.
+fn key_unit(t: &DataType) -> Option<Option<i128>> {
+    use arrow::datatypes::TimeUnit;
+    Some(match t {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => None,
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => None,
+        DataType::Date32 => Some(86_400_000_000_000),
+        DataType::Timestamp(unit, _) => Some(match unit {
+            TimeUnit::Second => 1_000_000_000,
+            TimeUnit::Millisecond => 1_000_000,
+            TimeUnit::Microsecond => 1_000,
+            TimeUnit::Nanosecond => 1,
+        }),
+        _ => return None,
+    })
+}
+
+/// A RANGE offset `v` in units of an order key (see [`key_unit`]): an integer for integer
+/// keys, an interval without months for dates and times, in whole units.
+fn offset_in_units(v: &ScalarValue, unit: Option<i128>) -> Option<i64> {
+    match unit {
+        None => match v.cast_to(&DataType::Int64).ok()? {
+            ScalarValue::Int64(Some(n)) if n >= 0 => Some(n),
+            _ => None,
+        },
+        Some(unit) => {
+            let nanos: i128 = match v {
+                ScalarValue::IntervalMonthDayNano(Some(iv)) if iv.months == 0 => {
+                    i128::from(iv.days) * 86_400_000_000_000 + i128::from(iv.nanoseconds)
+                }
+                ScalarValue::IntervalDayTime(Some(iv)) => {
+                    i128::from(iv.days) * 86_400_000_000_000
+                        + i128::from(iv.milliseconds) * 1_000_000
+                }
+                _ => return None,
+            };
+            if nanos < 0 || nanos % unit != 0 {
+                return None;
+            }
+            i64::try_from(nanos / unit).ok()
+        }
+    }
 }
 
 impl Frame {
-    /// The frame, when its edges are ones [`Edge`] can say: offsets only in ROWS frames.
-    fn of(frame: &WindowFrame) -> Option<Frame> {
+    /// The frame, when its edges are ones [`Edge`] can say: offsets in ROWS frames, and in
+    /// RANGE frames over one order key of a type [`key_unit`] knows (`key`: its type and
+    /// whether it is descending).
+    fn of(frame: &WindowFrame, key: Option<(&DataType, bool)>) -> Option<Frame> {
         let edge = |b: &WindowFrameBound| -> Option<Edge> {
             match b {
                 WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) if v.is_null() => {
@@ -138,6 +195,15 @@ impl Frame {
                     WindowFrameUnits::Rows => Edge::Rows(0),
                     WindowFrameUnits::Range | WindowFrameUnits::Groups => Edge::Peers,
                 }),
+                WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v)
+                    if frame.units == WindowFrameUnits::Range =>
+                {
+                    let n = offset_in_units(v, key_unit(key?.0)?)?;
+                    Some(Edge::Range(match b {
+                        WindowFrameBound::Preceding(_) => -n,
+                        _ => n,
+                    }))
+                }
                 WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) => {
                     if frame.units != WindowFrameUnits::Rows {
                         return None;
@@ -156,25 +222,40 @@ impl Frame {
         Some(Frame {
             start: edge(&frame.start_bound)?,
             end: edge(&frame.end_bound)?,
+            descending: key.is_some_and(|(_, d)| d),
         })
+    }
+
+    /// Whether an edge is a RANGE offset, which reads the order key.
+    fn reads_keys(self) -> bool {
+        matches!(self.start, Edge::Range(_)) || matches!(self.end, Edge::Range(_))
     }
 
     /// The rows of row `i`'s frame, inside window partition `p`, its peers `peer` (when the
     /// frame reads them); empty when the frame ends before it starts.
-    fn rows(self, i: usize, p: &Range<usize>, peer: &Range<usize>) -> Range<usize> {
+    /// `keys`: the order key of every row as ascending numbers (when an edge reads them).
+    fn rows(self, i: usize, p: &Range<usize>, peer: &Range<usize>, keys: &[i128]) -> Range<usize> {
         let at = |n: i64, past: i64| -> usize {
             let j = (i as i64).saturating_add(n).saturating_add(past);
             j.clamp(p.start as i64, p.end as i64) as usize
+        };
+        // The first row of the partition whose key is past `key[i] + n` (`or_equal`: at least).
+        let by_key = |n: i64, or_equal: bool| -> usize {
+            let bound = keys[i] + i128::from(n);
+            let within = &keys[p.clone()];
+            p.start + within.partition_point(|&k| if or_equal { k < bound } else { k <= bound })
         };
         let start = match self.start {
             Edge::Unbounded => p.start,
             Edge::Rows(n) => at(n, 0),
             Edge::Peers => peer.start,
+            Edge::Range(n) => by_key(n, true),
         };
         let end = match self.end {
             Edge::Unbounded => p.end,
             Edge::Rows(n) => at(n, 1),
             Edge::Peers => peer.end,
+            Edge::Range(n) => by_key(n, false),
         };
         start..end.max(start)
     }
@@ -182,7 +263,7 @@ impl Frame {
 
 /// The aggregate function of a window `e` and its frame, when this node computes it: `count`
 /// and Athena's `sum` of bigints, neither DISTINCT nor filtered.
-fn aggregate_of(e: &Arc<dyn WindowExpr>) -> Option<Fun> {
+fn aggregate_of(e: &Arc<dyn WindowExpr>, input: &Schema) -> Option<Fun> {
     let any = e.as_any();
     let (aggregate, running): (&AggregateFunctionExpr, bool) =
         if let Some(plain) = any.downcast_ref::<PlainAggregateWindowExpr>() {
@@ -200,7 +281,15 @@ fn aggregate_of(e: &Arc<dyn WindowExpr>) -> Option<Fun> {
     {
         return None;
     }
-    let frame = Frame::of(e.get_window_frame())?;
+    let key = match e.order_by() {
+        [one] => one
+            .expr
+            .data_type(input)
+            .ok()
+            .map(|t| (t, one.options.descending)),
+        _ => None,
+    };
+    let frame = Frame::of(e.get_window_frame(), key.as_ref().map(|(t, d)| (t, *d)))?;
     let udf = aggregate.fun();
     match udf.name() {
         "count" => Some(Fun::Count(frame)),
@@ -222,9 +311,9 @@ fn aggregate_of(e: &Arc<dyn WindowExpr>) -> Option<Fun> {
 }
 
 /// The function `e` computes, when this node computes it.
-fn fun_of(e: &Arc<dyn WindowExpr>) -> Option<Fun> {
+fn fun_of(e: &Arc<dyn WindowExpr>, input: &Schema) -> Option<Fun> {
     let Some(standard) = e.as_any().downcast_ref::<StandardWindowExpr>() else {
-        return aggregate_of(e);
+        return aggregate_of(e, input);
     };
     let udf = standard
         .get_standard_func_expr()
@@ -306,7 +395,7 @@ impl PhysicalOptimizerRule for SortedWindows {
             let Some(funs) = window
                 .window_expr()
                 .iter()
-                .map(fun_of)
+                .map(|e| fun_of(e, &window.input().schema()))
                 .collect::<Option<Vec<_>>>()
             else {
                 return Ok(Transformed::no(node));
@@ -520,7 +609,16 @@ fn evaluate(
         Arc::from([])
     };
     if let Fun::Count(frame) | Fun::RunningSum(frame) | Fun::FrameSum(frame) = fun {
-        return aggregate(fun, frame, &arg()?, &partitions, &peers);
+        let keys = if frame.reads_keys() {
+            match ascending_keys(e, frame, batch)? {
+                Some(keys) => keys,
+                // NULL keys: DataFusion's own evaluation, window partition by window partition.
+                None => return evaluate_each(e, batch, &partitions),
+            }
+        } else {
+            Vec::new()
+        };
+        return aggregate(fun, frame, &arg()?, &partitions, &peers, &keys);
     }
     if let Fun::Shift(distance) = fun {
         return shifted(e, distance, batch, &partitions);
@@ -564,6 +662,46 @@ fn evaluate(
         Fun::RowNumber | Fun::Rank | Fun::DenseRank => Arc::new(per_row),
         _ => take(arg()?.as_ref(), &per_row, None)?,
     })
+}
+
+/// The one order key of `e` for every row of `batch` as numbers that ascend with it (in the
+/// units of [`key_unit`]), or `None` when one is NULL.
+fn ascending_keys(
+    e: &Arc<dyn WindowExpr>,
+    frame: Frame,
+    batch: &RecordBatch,
+) -> Result<Option<Vec<i128>>> {
+    let [key] = e.order_by() else {
+        unreachable!("a RANGE offset has one order key")
+    };
+    let values = key.expr.evaluate(batch)?.into_array(batch.num_rows())?;
+    if values.null_count() > 0 {
+        return Ok(None);
+    }
+    let values = arrow::compute::cast(&values, &DataType::Int64)?;
+    let values = values.as_primitive::<Int64Type>();
+    let sign: i128 = if frame.descending { -1 } else { 1 };
+    Ok(Some(
+        values
+            .values()
+            .iter()
+            .map(|&v| sign * i128::from(v))
+            .collect(),
+    ))
+}
+
+/// `e` evaluated as DataFusion's window evaluates it, one window partition at a time.
+fn evaluate_each(
+    e: &Arc<dyn WindowExpr>,
+    batch: &RecordBatch,
+    partitions: &[Range<usize>],
+) -> Result<ArrayRef> {
+    let parts = partitions
+        .iter()
+        .map(|p| e.evaluate(&batch.slice(p.start, p.len())))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+    Ok(arrow::compute::concat(&parts)?)
 }
 
 /// `lag` or `lead` (window `e`, reading the row `distance` rows away) over `batch`, sorted
@@ -623,6 +761,7 @@ fn aggregate(
     values: &ArrayRef,
     partitions: &[Range<usize>],
     peers: &[Range<usize>],
+    keys: &[i128],
 ) -> Result<ArrayRef> {
     let rows = values.len();
     // How many values before each row are not NULL, and (for sums) their sum.
@@ -644,7 +783,7 @@ fn aggregate(
                     .find(|r| r.contains(&i))
                     .expect("peers tile the partitions");
             }
-            frames.push(frame.rows(i, p, peer));
+            frames.push(frame.rows(i, p, peer, keys));
         }
     }
     let values_in = |r: &Range<usize>| seen[r.end] - seen[r.start];
@@ -789,6 +928,23 @@ mod tests {
              RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)",
             "sum(ts) OVER (PARTITION BY user_id ORDER BY id DESC \
              ROWS BETWEEN 4 PRECEDING AND 2 PRECEDING)",
+            "sum(ts) OVER (PARTITION BY user_id ORDER BY ts \
+             RANGE BETWEEN 5 PRECEDING AND CURRENT ROW)",
+            "count(kind) OVER (PARTITION BY user_id ORDER BY ts DESC \
+             RANGE BETWEEN 10 PRECEDING AND 3 FOLLOWING)",
+            "sum(ts) OVER (PARTITION BY user_id ORDER BY ts \
+             RANGE BETWEEN UNBOUNDED PRECEDING AND 7 FOLLOWING)",
+            "count(*) OVER (PARTITION BY user_id ORDER BY ts \
+             RANGE BETWEEN 2 FOLLOWING AND 20 FOLLOWING)",
+            "count(*) OVER (PARTITION BY user_id ORDER BY ts \
+             RANGE BETWEEN 20 PRECEDING AND 3 PRECEDING)",
+            "count(*) OVER (PARTITION BY user_id ORDER BY to_timestamp_seconds(ts * 60) \
+             RANGE BETWEEN INTERVAL '15' MINUTE PRECEDING AND CURRENT ROW)",
+            "sum(ts) OVER (PARTITION BY user_id ORDER BY to_timestamp_millis(ts * 3600000) DESC \
+             RANGE BETWEEN INTERVAL '1' DAY PRECEDING AND INTERVAL '2' HOUR FOLLOWING)",
+            // NULL order keys: each window partition evaluated as DataFusion evaluates it.
+            "count(*) OVER (PARTITION BY user_id ORDER BY CASE WHEN id % 13 = 0 THEN NULL \
+             ELSE ts END RANGE BETWEEN 5 PRECEDING AND CURRENT ROW)",
             "lag(kind) OVER (PARTITION BY user_id ORDER BY id)",
             "lead(ts, 2) OVER (PARTITION BY user_id ORDER BY id)",
             "lag(kind, 3, 'none') OVER (PARTITION BY user_id ORDER BY id DESC)",
@@ -873,10 +1029,10 @@ mod tests {
             "avg(ts) OVER (PARTITION BY user_id ORDER BY id)",
             "sum(CAST(ts AS double)) OVER (PARTITION BY user_id ORDER BY id)",
             "count(DISTINCT kind) OVER (PARTITION BY user_id)",
-            "sum(ts) OVER (PARTITION BY user_id ORDER BY ts \
-             RANGE BETWEEN 5 PRECEDING AND CURRENT ROW)",
             "count(*) OVER (PARTITION BY user_id ORDER BY ts \
              GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW)",
+            "count(*) OVER (PARTITION BY user_id ORDER BY CAST(ts AS double) \
+             RANGE BETWEEN 5 PRECEDING AND CURRENT ROW)",
         ] {
             let sql = format!("SELECT id, {window} AS w FROM t ORDER BY id");
             let (rows, plan) = run(true, &sql).await;
