@@ -88,15 +88,21 @@ pub(crate) fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRul
         .chain(std::iter::once(
             Arc::new(crate::trino::overflow::CheckedIntegerArithmetic::default()) as _,
         ))
+        .chain(std::iter::once(
+            Arc::new(crate::trino::guarded::ShortCircuitGuards) as _,
+        ))
         .collect()
 }
 
 /// A session with Athena's functions and no table: for SQL over literals (the conformance
 /// suite, `etl functions`).
 pub fn functions_session() -> Result<SessionContext> {
+    let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+    rules.insert(0, Arc::new(crate::trino::guarded::GuardedConjuncts));
     let state = SessionStateBuilder::new()
         .with_config(config()?)
         .with_default_features()
+        .with_physical_optimizer_rules(rules)
         .with_expr_planners(crate::trino::expr_planners())
         .with_type_planner(Arc::new(crate::trino::json_types::AthenaTypes))
         .with_analyzer_rules(analyzer_rules())
@@ -132,6 +138,8 @@ pub async fn session_named(
         .position(|r| r.name() == "EnsureRequirements")
         .unwrap_or(0);
     rules.insert(at, Arc::new(FewGroupsOnOneThread::new(&entries)));
+    // First: a filter's conjuncts are guarded before any rule moves one of them.
+    rules.insert(0, Arc::new(crate::trino::guarded::GuardedConjuncts));
     // Before orderings are enforced: a grouping-set key a filter pins is no constant above.
     rules.insert(
         at,

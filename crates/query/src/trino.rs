@@ -42,6 +42,7 @@ pub(crate) mod durations;
 pub mod foreign;
 mod frequent;
 mod fun;
+pub(crate) mod guarded;
 pub(crate) mod hidden;
 mod json;
 mod json_cast;
