@@ -686,7 +686,10 @@ struct Rewriter;
 /// `trino/using.rs`).
 fn using_columns_first(body: &mut SetExpr) {
     match body {
-        SetExpr::Select(s) => crate::trino::using::using_columns_first(s),
+        SetExpr::Select(s) => {
+            crate::trino::using::derived_tables_named(s);
+            crate::trino::using::using_columns_first(s);
+        }
         SetExpr::SetOperation { left, right, .. } => {
             using_columns_first(left);
             using_columns_first(right);

@@ -108,6 +108,38 @@ pub fn using_columns_first(select: &mut Select) {
     select.projection.splice(at..at, items);
 }
 
+/// Each derived table without a name among several relations of `select`'s `FROM` is given
+/// one (`__derived_1`, …). Athena joins `(SELECT …)` to a named relation that has a column of
+/// the same name (`days LEFT JOIN (SELECT date(dt) AS d, …) USING (d)`); DataFusion found the
+/// unqualified `d` beside `days.d` ambiguous. A query cannot name these relations, so nothing
+/// it reads changes.
+pub fn derived_tables_named(select: &mut Select) {
+    let several = select.from.len() > 1 || select.from.iter().any(|f| !f.joins.is_empty());
+    if !several {
+        return;
+    }
+    let mut n = 0;
+    for from in &mut select.from {
+        let relations = std::iter::once(&mut from.relation)
+            .chain(from.joins.iter_mut().map(|j| &mut j.relation));
+        for relation in relations {
+            if let TableFactor::Derived {
+                alias: alias @ None,
+                ..
+            } = relation
+            {
+                n += 1;
+                *alias = Some(ast::TableAlias {
+                    explicit: true,
+                    name: ast::Ident::new(format!("__derived_{n}")),
+                    columns: vec![],
+                    at: None,
+                });
+            }
+        }
+    }
+}
+
 /// The name a relation of a `FROM` goes by: its alias, or a table's name.
 fn relation_name(relation: &TableFactor) -> Option<ObjectName> {
     match relation {
@@ -230,6 +262,22 @@ mod tests {
         let sql = "SELECT k FROM (VALUES ('a', 1), ('b', 2)) AS t(k, x) \
                    RIGHT JOIN (VALUES ('a', 20), ('c', 30)) AS u(k, z) USING (k) ORDER BY k";
         assert_eq!(lines(&rows(sql).await), ["| k |", "| a |", "| c |"]);
+    }
+
+    #[tokio::test]
+    async fn a_derived_table_without_a_name_joins_using_a_column_of_a_named_one() {
+        let sql = "SELECT d, coalesce(c, 0) AS c FROM (VALUES 1, 2) days(d) \
+                   LEFT JOIN (SELECT 1 AS d, 5 AS c) USING (d) ORDER BY d";
+        assert_eq!(
+            lines(&rows(sql).await),
+            ["| d | c |", "| 1 | 5 |", "| 2 | 0 |"]
+        );
+        let sql = "SELECT * FROM (SELECT 1 AS d, 5 AS c) FULL JOIN (SELECT 2 AS d, 7 AS e) \
+                   USING (d) ORDER BY d";
+        assert_eq!(
+            lines(&rows(sql).await),
+            ["| d | c | e |", "| 1 | 5 | |", "| 2 | | 7 |"]
+        );
     }
 
     #[tokio::test]
