@@ -97,8 +97,8 @@ pub fn first_foreign(written: &Written) -> Option<ForeignSyntax> {
     .min_by_key(|f| (f.line, f.column))
 }
 
-/// A clause of another dialect in a select: `DISTINCT ON`, `GROUP BY ALL`, `QUALIFY`, and
-/// `* EXCLUDE`/`EXCEPT`/`REPLACE`/`RENAME`.
+/// A clause of another dialect in a select: `DISTINCT ON`, `GROUP BY ALL`, `QUALIFY`,
+/// `NATURAL JOIN`, and `* EXCLUDE`/`EXCEPT`/`REPLACE`/`RENAME`.
 fn first_in_selects(statements: &[Statement]) -> Option<ForeignSyntax> {
     struct Selects(Option<ForeignSyntax>);
     impl Selects {
@@ -133,6 +133,28 @@ fn first_in_selects(statements: &[Statement]) -> Option<ForeignSyntax> {
                     "name the grouped columns, or their places: GROUP BY 1, 2",
                     s.select_token.0.span,
                 );
+            }
+            for from in &s.from {
+                for join in &from.joins {
+                    use datafusion::sql::sqlparser::ast::{JoinConstraint, JoinOperator as J};
+                    let constraint = match &join.join_operator {
+                        J::Join(c)
+                        | J::Inner(c)
+                        | J::Left(c)
+                        | J::LeftOuter(c)
+                        | J::Right(c)
+                        | J::RightOuter(c)
+                        | J::FullOuter(c) => c,
+                        _ => continue,
+                    };
+                    if matches!(constraint, JoinConstraint::Natural) {
+                        self.found(
+                            "NATURAL JOIN",
+                            "name the shared columns: a JOIN b USING (k)",
+                            s.select_token.0.span,
+                        );
+                    }
+                }
             }
             if let Some(q) = &s.qualify {
                 self.found(
@@ -378,6 +400,8 @@ mod tests {
                 "QUALIFY",
             ),
             ("SELECT * EXCLUDE (a) FROM t", "* EXCLUDE"),
+            ("SELECT * FROM t NATURAL JOIN u", "NATURAL JOIN"),
+            ("SELECT a FROM t NATURAL LEFT JOIN u", "NATURAL JOIN"),
             ("SELECT t.* EXCEPT (a) FROM t", "* EXCEPT"),
             ("SELECT * REPLACE (1 AS a) FROM t", "* REPLACE"),
             ("SELECT `team` FROM t", "`team`"),
