@@ -23,43 +23,61 @@ use datafusion::sql::sqlparser::ast::{
     SelectItemQualifiedWildcardKind, TableFactor,
 };
 
-/// `SELECT *` (with nothing excluded) over two relations joined `USING` columns, each
-/// relation named: the `USING` columns, then each relation's other columns, as
-/// `k, a.* EXCLUDE (k), b.* EXCLUDE (k)`. Any other `SELECT` is left as it is (with more joins,
-/// which relation of the left side has a `USING` column is not known before planning).
+/// `SELECT *` (with nothing excluded) over relations joined `USING` columns, each join the
+/// same columns and each relation named: the `USING` columns, then each relation's other
+/// columns, as `k, a.* EXCLUDE (k), b.* EXCLUDE (k)`. Any other `SELECT` is left as it is (when
+/// joins use different columns, which relation of a left side has one is not known before
+/// planning).
 pub fn using_columns_first(select: &mut Select) {
     let [from] = select.from.as_slice() else {
         return;
     };
-    let [join] = from.joins.as_slice() else {
+    if from.joins.is_empty() {
         return;
-    };
-    let constraint = match &join.join_operator {
-        J::Join(c)
-        | J::Inner(c)
-        | J::Left(c)
-        | J::LeftOuter(c)
-        | J::Right(c)
-        | J::RightOuter(c)
-        | J::FullOuter(c) => c,
-        _ => return,
-    };
-    let ast::JoinConstraint::Using(names) = constraint else {
-        return;
-    };
+    }
     let mut columns: Vec<ObjectName> = Vec::new();
-    for name in names {
-        let [part] = name.0.as_slice() else {
+    let mut relations = vec![from.relation.clone()];
+    for (i, join) in from.joins.iter().enumerate() {
+        let constraint = match &join.join_operator {
+            J::Join(c)
+            | J::Inner(c)
+            | J::Left(c)
+            | J::LeftOuter(c)
+            | J::Right(c)
+            | J::RightOuter(c)
+            | J::FullOuter(c) => c,
+            _ => return,
+        };
+        let ast::JoinConstraint::Using(names) = constraint else {
             return;
         };
-        if part.as_ident().is_none() {
+        let mut these: Vec<ObjectName> = Vec::new();
+        for name in names {
+            let [part] = name.0.as_slice() else {
+                return;
+            };
+            if part.as_ident().is_none() {
+                return;
+            }
+            if !these.iter().any(|c| same_name(c, name)) {
+                these.push(name.clone());
+            }
+        }
+        if i == 0 {
+            columns = these;
+        } else if these.len() != columns.len()
+            || !these
+                .iter()
+                .all(|t| columns.iter().any(|c| same_name(c, t)))
+        {
             return;
         }
-        if !columns.iter().any(|c| same_name(c, name)) {
-            columns.push(name.clone());
-        }
+        relations.push(join.relation.clone());
     }
-    let (Some(left), Some(right)) = (relation_name(&from.relation), relation_name(&join.relation))
+    let Some(relations) = relations
+        .iter()
+        .map(relation_name)
+        .collect::<Option<Vec<ObjectName>>>()
     else {
         return;
     };
@@ -87,17 +105,34 @@ pub fn using_columns_first(select: &mut Select) {
     if wildcards != 1 {
         return;
     }
+    let Some(mut items) = columns
+        .iter()
+        .map(|c| {
+            let ident = c.0[0].as_ident().cloned()?;
+            if relations.len() == 2 {
+                return Some(SelectItem::UnnamedExpr(ast::Expr::Identifier(ident)));
+            }
+            // The planner reads an unqualified `k` of more than two relations as ambiguous.
+            // The first that is not NULL is the join's `k` whatever the kinds of joins: they
+            // are equal where rows matched.
+            let parts: Vec<String> = relations.iter().map(|r| format!("{r}.{ident}")).collect();
+            let sql = format!("coalesce({})", parts.join(", "));
+            let expr = datafusion::sql::sqlparser::parser::Parser::new(
+                &crate::trino::dialect::AthenaDialect,
+            )
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_expr())
+            .ok()?;
+            Some(SelectItem::ExprWithAlias { expr, alias: ident })
+        })
+        .collect::<Option<Vec<SelectItem>>>()
+    else {
+        return;
+    };
     let SelectItem::Wildcard(options) = select.projection.remove(at) else {
         unreachable!("found above")
     };
-    let mut items: Vec<SelectItem> = columns
-        .iter()
-        .map(|c| {
-            let ident = c.0[0].as_ident().cloned().expect("one identifier");
-            SelectItem::UnnamedExpr(ast::Expr::Identifier(ident))
-        })
-        .collect();
-    for relation in [left, right] {
+    for relation in relations {
         let mut options = options.clone();
         options.opt_exclude = Some(ExcludeSelectItem::Multiple(columns.clone()));
         items.push(SelectItem::QualifiedWildcard(
@@ -277,6 +312,23 @@ mod tests {
         assert_eq!(
             lines(&rows(sql).await),
             ["| d | c | e |", "| 1 | 5 | |", "| 2 | | 7 |"]
+        );
+    }
+
+    #[tokio::test]
+    async fn three_relations_joined_using_one_key() {
+        let sql = "SELECT * FROM (VALUES ('a', 1), ('b', 2)) t(k, x) \
+                   FULL JOIN (VALUES ('b', 20), ('c', 30)) u(k, y) USING (k) \
+                   FULL JOIN (VALUES ('c', 300), ('d', 400)) v(k, z) USING (k) ORDER BY 1";
+        assert_eq!(
+            lines(&rows(sql).await),
+            [
+                "| k | x | y | z |",
+                "| a | 1 | | |",
+                "| b | 2 | 20 | |",
+                "| c | | 30 | 300 |",
+                "| d | | | 400 |"
+            ]
         );
     }
 
