@@ -70,6 +70,25 @@ mod top_by;
 pub mod unnest;
 pub(crate) mod using;
 pub use conditional::trino_type;
+
+/// For tests: the rows of `sql`, prepared and planned as a query is, as the lines of a table
+/// (the header first), each line's cells separated by single spaces; or the error's text.
+#[cfg(test)]
+pub(crate) async fn table_lines(sql: &str) -> std::result::Result<Vec<String>, String> {
+    let ctx = crate::session::functions_session().map_err(|e| e.to_string())?;
+    let sql = crate::session::prepare(&ctx, sql).map_err(|e| e.to_string())?;
+    let df = crate::session::dataframe(&ctx, &sql)
+        .await
+        .map_err(|e| e.to_string())?;
+    let batches = df.collect().await.map_err(|e| e.to_string())?;
+    let table = arrow::util::pretty::pretty_format_batches(&batches).map_err(|e| e.to_string())?;
+    Ok(table
+        .to_string()
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect())
+}
 pub use json_cast::FuseJsonCast;
 
 /// 200,000 rows of one column `x` (1 to 200,000): more than a batch holds, and more than one

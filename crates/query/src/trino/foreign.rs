@@ -136,18 +136,9 @@ fn first_in_selects(statements: &[Statement]) -> Option<ForeignSyntax> {
             }
             for from in &s.from {
                 for join in &from.joins {
-                    use datafusion::sql::sqlparser::ast::{JoinConstraint, JoinOperator as J};
-                    let constraint = match &join.join_operator {
-                        J::Join(c)
-                        | J::Inner(c)
-                        | J::Left(c)
-                        | J::LeftOuter(c)
-                        | J::Right(c)
-                        | J::RightOuter(c)
-                        | J::FullOuter(c) => c,
-                        _ => continue,
-                    };
-                    if matches!(constraint, JoinConstraint::Natural) {
+                    use datafusion::sql::sqlparser::ast::JoinConstraint;
+                    let constraint = crate::trino::select::join_constraint(&join.join_operator);
+                    if matches!(constraint, Some(JoinConstraint::Natural)) {
                         self.found(
                             "NATURAL JOIN",
                             "name the shared columns: a JOIN b USING (k)",

@@ -185,22 +185,11 @@ impl AnalyzerRule for ShortCircuitGuards {
 
 #[cfg(test)]
 mod tests {
+    /// The rows of `sql` without the header, or the error's text.
     async fn rows(sql: &str) -> std::result::Result<String, String> {
-        let ctx = crate::session::functions_session().unwrap();
-        let sql = crate::session::prepare(&ctx, sql).map_err(|e| e.to_string())?;
-        let df = crate::session::dataframe(&ctx, &sql)
+        crate::trino::table_lines(sql)
             .await
-            .map_err(|e| e.to_string())?;
-        let batches = df.collect().await.map_err(|e| e.to_string())?;
-        Ok(arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string()
-            .lines()
-            .filter(|l| l.starts_with('|'))
-            .skip(1)
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join("\n"))
+            .map(|lines| lines[1..].join("\n"))
     }
 
     const T: &str = "(VALUES (0, '7'), (5, 'x'), (2, '4'), (NULL, '1')) t(n, s)";

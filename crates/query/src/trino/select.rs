@@ -314,6 +314,25 @@ fn query_names<'a>(
     Some(names)
 }
 
+/// The constraint of an inner, outer or cross join (`ON`, `USING`, `NATURAL` or none); `None`
+/// for the other kinds of join (semi, anti, `APPLY`, …), which Athena's SQL lacks.
+pub(crate) fn join_constraint(
+    op: &datafusion::sql::sqlparser::ast::JoinOperator,
+) -> Option<&datafusion::sql::sqlparser::ast::JoinConstraint> {
+    use datafusion::sql::sqlparser::ast::JoinOperator as J;
+    match op {
+        J::Join(c)
+        | J::Inner(c)
+        | J::Left(c)
+        | J::LeftOuter(c)
+        | J::Right(c)
+        | J::RightOuter(c)
+        | J::FullOuter(c)
+        | J::CrossJoin(c) => Some(c),
+        _ => None,
+    }
+}
+
 /// The names a `*` of `select` stands for (`qualifier.*`: those of the relation so named), when
 /// every relation it reads is a derived table or a `WITH` query, joined on conditions (`USING`
 /// and `NATURAL` merge columns, which is left to the planner).
@@ -322,23 +341,13 @@ fn wildcard_names<'a>(
     ctes: &[&'a datafusion::sql::sqlparser::ast::Cte],
     qualifier: Option<&str>,
 ) -> Option<Vec<Output>> {
-    use datafusion::sql::sqlparser::ast::{JoinConstraint, JoinOperator as J};
+    use datafusion::sql::sqlparser::ast::JoinConstraint;
     let [from] = select.from.as_slice() else {
         return None;
     };
     let mut relations = vec![&from.relation];
     for join in &from.joins {
-        let constraint = match &join.join_operator {
-            J::Join(c)
-            | J::Inner(c)
-            | J::Left(c)
-            | J::LeftOuter(c)
-            | J::Right(c)
-            | J::RightOuter(c)
-            | J::FullOuter(c)
-            | J::CrossJoin(c) => c,
-            _ => return None,
-        };
+        let constraint = join_constraint(&join.join_operator)?;
         if !matches!(constraint, JoinConstraint::On(_) | JoinConstraint::None) {
             return None;
         }

@@ -101,23 +101,8 @@ impl AnalyzerRule for SetOperationsAll {
 #[cfg(test)]
 mod tests {
     async fn counts(sql: &str) -> String {
-        let ctx = crate::session::functions_session().unwrap();
-        let sql = crate::session::prepare(&ctx, sql).unwrap();
         let sql = format!("SELECT x, count(*) AS n FROM ({sql}) GROUP BY x ORDER BY x NULLS FIRST");
-        let batches = crate::session::dataframe(&ctx, &sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string()
-            .lines()
-            .filter(|l| l.starts_with('|'))
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::trino::table_lines(&sql).await.unwrap().join("\n")
     }
 
     const LEFT: &str = "SELECT x FROM (VALUES 1, 1, 1, 2, 3, NULL, NULL) t(x)";

@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast::{
-    self as ast, ExcludeSelectItem, JoinOperator as J, ObjectName, Select, SelectItem,
+    self as ast, ExcludeSelectItem, ObjectName, Select, SelectItem,
     SelectItemQualifiedWildcardKind, TableFactor,
 };
 
@@ -38,17 +38,9 @@ pub fn using_columns_first(select: &mut Select) {
     let mut columns: Vec<ObjectName> = Vec::new();
     let mut relations = vec![from.relation.clone()];
     for (i, join) in from.joins.iter().enumerate() {
-        let constraint = match &join.join_operator {
-            J::Join(c)
-            | J::Inner(c)
-            | J::Left(c)
-            | J::LeftOuter(c)
-            | J::Right(c)
-            | J::RightOuter(c)
-            | J::FullOuter(c) => c,
-            _ => return,
-        };
-        let ast::JoinConstraint::Using(names) = constraint else {
+        let Some(ast::JoinConstraint::Using(names)) =
+            crate::trino::select::join_constraint(&join.join_operator)
+        else {
             return;
         };
         let mut these: Vec<ObjectName> = Vec::new();
@@ -262,55 +254,34 @@ impl AnalyzerRule for UsingColumnOfBothSides {
 
 #[cfg(test)]
 mod tests {
-    async fn rows(sql: &str) -> String {
-        let ctx = crate::session::functions_session().unwrap();
-        let sql = crate::session::prepare(&ctx, sql).unwrap();
-        let batches = crate::session::dataframe(&ctx, &sql)
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string()
+    async fn rows(sql: &str) -> Vec<String> {
+        crate::trino::table_lines(sql).await.unwrap()
     }
 
     const LEFT: &str = "(VALUES ('a', 1), ('b', 2)) AS t(x_name, k)";
-
-    fn lines(table: &str) -> Vec<String> {
-        table
-            .lines()
-            .filter(|l| l.starts_with('|'))
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect()
-    }
 
     #[tokio::test]
     async fn a_full_joins_key_is_the_side_that_has_one() {
         let sql = "SELECT k, count(*) AS n FROM (VALUES ('a', 1), ('b', 2)) AS t(k, x) \
                    FULL JOIN (VALUES ('a', 20), ('c', 30)) AS u(k, z) USING (k) GROUP BY k ORDER BY k";
         assert_eq!(
-            lines(&rows(sql).await),
+            rows(sql).await,
             ["| k | n |", "| a | 1 |", "| b | 1 |", "| c | 1 |"]
         );
         let sql = "SELECT k FROM (VALUES ('a', 1), ('b', 2)) AS t(k, x) \
                    RIGHT JOIN (VALUES ('a', 20), ('c', 30)) AS u(k, z) USING (k) ORDER BY k";
-        assert_eq!(lines(&rows(sql).await), ["| k |", "| a |", "| c |"]);
+        assert_eq!(rows(sql).await, ["| k |", "| a |", "| c |"]);
     }
 
     #[tokio::test]
     async fn a_derived_table_without_a_name_joins_using_a_column_of_a_named_one() {
         let sql = "SELECT d, coalesce(c, 0) AS c FROM (VALUES 1, 2) days(d) \
                    LEFT JOIN (SELECT 1 AS d, 5 AS c) USING (d) ORDER BY d";
-        assert_eq!(
-            lines(&rows(sql).await),
-            ["| d | c |", "| 1 | 5 |", "| 2 | 0 |"]
-        );
+        assert_eq!(rows(sql).await, ["| d | c |", "| 1 | 5 |", "| 2 | 0 |"]);
         let sql = "SELECT * FROM (SELECT 1 AS d, 5 AS c) FULL JOIN (SELECT 2 AS d, 7 AS e) \
                    USING (d) ORDER BY d";
         assert_eq!(
-            lines(&rows(sql).await),
+            rows(sql).await,
             ["| d | c | e |", "| 1 | 5 | |", "| 2 | | 7 |"]
         );
     }
@@ -321,7 +292,7 @@ mod tests {
                    FULL JOIN (VALUES ('b', 20), ('c', 30)) u(k, y) USING (k) \
                    FULL JOIN (VALUES ('c', 300), ('d', 400)) v(k, z) USING (k) ORDER BY 1";
         assert_eq!(
-            lines(&rows(sql).await),
+            rows(sql).await,
             [
                 "| k | x | y | z |",
                 "| a | 1 | | |",
@@ -339,7 +310,7 @@ mod tests {
              USING (k) ORDER BY 1"
         );
         assert_eq!(
-            lines(&rows(&sql).await),
+            rows(&sql).await,
             [
                 "| k | x_name | y_name |",
                 "| 1 | a | |",
@@ -353,7 +324,7 @@ mod tests {
              USING (k)"
         );
         assert_eq!(
-            lines(&rows(&sql).await),
+            rows(&sql).await,
             [
                 "| first | k | x_name | y_name | last |",
                 "| 0 | 2 | b | z | 9 |"
