@@ -17,7 +17,9 @@
 //! tests are written as numbers compared with 1 inside those `CASE`s, see [`as_int`].)
 //! Where the left side is NULL, the right side is still evaluated, as on Athena.
 
-use arrow::datatypes::Schema;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result, ScalarValue};
@@ -27,15 +29,11 @@ use datafusion::logical_expr::{
     BinaryExpr, Expr, ExprSchemable, Filter, LogicalPlan, Operator, cast, lit, when,
 };
 use datafusion::optimizer::AnalyzerRule;
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::{self as phys, CastExpr, Literal};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
-use std::sync::Arc;
-
-use arrow::datatypes::DataType;
 
 /// See the module's text.
 #[derive(Debug, Default)]
@@ -52,16 +50,13 @@ fn can_fail(e: &Expr, schema: &DFSchema) -> bool {
                 right,
                 ..
             }) => {
-                let constant = matches!(right.as_ref(), Expr::Literal(v, _)
-                    if !v.is_null() && !is_zero(v));
-                !constant
-                    && right.get_type(schema).is_ok_and(|t| {
-                        t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Null)
-                    })
+                let constant = match right.as_ref() {
+                    Expr::Literal(v, _) => Some(v),
+                    _ => None,
+                };
+                division_can_fail(constant, right.get_type(schema))
             }
-            Expr::Cast(c) => {
-                c.expr.get_type(schema).is_ok_and(|t| is_text(&t)) && !is_text(c.field.data_type())
-            }
+            Expr::Cast(c) => cast_can_fail(c.expr.get_type(schema), c.field.data_type()),
             _ => false,
         };
         Ok(if fails {
@@ -93,13 +88,25 @@ fn as_int(test: Expr) -> Expr {
     cast(test, DataType::Int8)
 }
 
-fn is_zero(v: &ScalarValue) -> bool {
-    v.cast_to(&DataType::Float64)
-        .is_ok_and(|f| matches!(f, ScalarValue::Float64(Some(x)) if x == 0.0))
+/// Whether a `/` or `%` can fail on a row: its divisor (`constant`, when it is one) is an
+/// integer or a decimal (a double divided by 0 is an infinity) and not a constant other than 0.
+fn division_can_fail(constant: Option<&ScalarValue>, divisor: Result<DataType>) -> bool {
+    let nonzero = |v: &ScalarValue| {
+        !v.is_null()
+            && !v
+                .cast_to(&DataType::Float64)
+                .is_ok_and(|f| matches!(f, ScalarValue::Float64(Some(x)) if x == 0.0))
+    };
+    !constant.is_some_and(nonzero)
+        && divisor
+            .is_ok_and(|t| t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Null))
 }
 
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+/// Whether a cast of a value of type `from` to `to` can fail on a row: text to another type.
+fn cast_can_fail(from: Result<DataType>, to: &DataType) -> bool {
+    let is_text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8);
+    from.is_ok_and(|t| is_text(&t)) && !is_text(to)
 }
 
 impl ShortCircuitGuards {
@@ -156,21 +163,12 @@ impl AnalyzerRule for ShortCircuitGuards {
             if plan.inputs().is_empty() {
                 schema.merge(plan.schema());
             }
-            if let LogicalPlan::Filter(f) = plan {
-                let Filter {
-                    predicate, input, ..
-                } = f;
-                let guarded = Self::guard_filter(predicate, &schema)?;
-                if !guarded.transformed {
-                    return Ok(Transformed::no(LogicalPlan::Filter(Filter::try_new(
-                        guarded.data,
-                        input,
-                    )?)));
-                }
-                return Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
-                    guarded.data,
-                    input,
-                )?)));
+            if let LogicalPlan::Filter(Filter {
+                predicate, input, ..
+            }) = plan
+            {
+                return Self::guard_filter(predicate, &schema)?
+                    .map_data(|p| Filter::try_new(p, input).map(LogicalPlan::Filter));
             }
             let names = NamePreserver::new(&plan);
             plan.map_expressions(|expr| {
@@ -180,6 +178,116 @@ impl AnalyzerRule for ShortCircuitGuards {
             .map_data(|plan| plan.recompute_schema())
         })
         .map(|t| t.data)
+    }
+}
+
+/// Whether evaluating the planned `e` can fail on a row (see [`can_fail`]; a fused cast of a JSON
+/// value fails as the cast does).
+fn can_fail_planned(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> bool {
+    let mut fails = false;
+    let _ = e.apply(|x| {
+        fails |= if let Some(b) = x.downcast_ref::<phys::BinaryExpr>() {
+            matches!(b.op(), Operator::Divide | Operator::Modulo)
+                && division_can_fail(
+                    b.right().downcast_ref::<Literal>().map(Literal::value),
+                    b.right().data_type(schema),
+                )
+        } else if let Some(c) = x.downcast_ref::<CastExpr>() {
+            cast_can_fail(c.expr().data_type(schema), c.cast_type())
+        } else if let Some(f) = x.downcast_ref::<ScalarFunctionExpr>() {
+            f.name().starts_with("json_extract_scalar_as")
+        } else {
+            false
+        };
+        Ok(if fails {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    fails
+}
+
+/// Whether the planned `e` gives the same result when evaluated on fewer rows: no random
+/// function.
+fn repeatable_planned(e: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut volatile = false;
+    let _ = e.apply(|x| {
+        volatile |= x.downcast_ref::<ScalarFunctionExpr>().is_some_and(|f| {
+            f.fun().signature().volatility == datafusion::logical_expr::Volatility::Volatile
+        });
+        Ok(TreeNodeRecursion::Continue)
+    });
+    !volatile
+}
+
+/// `conjuncts` joined by `AND`, each that can fail evaluated only where those before it hold.
+fn guarded(
+    conjuncts: &[Arc<dyn PhysicalExpr>],
+    schema: &Schema,
+) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+    let and = |cs: &[Arc<dyn PhysicalExpr>]| datafusion::physical_expr::conjunction(cs.to_vec());
+    let Some(at) = (1..conjuncts.len()).find(|&i| can_fail_planned(&conjuncts[i], schema)) else {
+        return Ok(None);
+    };
+    if !conjuncts[..at].iter().all(repeatable_planned) {
+        return Ok(None);
+    }
+    let rest = match guarded(&conjuncts[at..], schema)? {
+        Some(rest) => rest,
+        None => and(&conjuncts[at..]),
+    };
+    let then = phys::cast(rest, schema, DataType::Int8)?;
+    let before = and(&conjuncts[..at]);
+    let case = phys::case(None, vec![(Arc::clone(&before), then)], None)?;
+    let one: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(ScalarValue::Int8(Some(1))));
+    let guarded = phys::binary(case, Operator::Eq, one, schema)?;
+    // The conjuncts before stay outside too: a scan prunes row groups and pages with them.
+    Ok(Some(Arc::new(phys::BinaryExpr::new(
+        before,
+        Operator::And,
+        guarded,
+    ))))
+}
+
+/// Each filter whose conjunct can fail on a row evaluates it only on the rows the conjuncts
+/// before it keep (see the module's text).
+#[derive(Debug, Default)]
+pub struct GuardedConjuncts;
+
+impl PhysicalOptimizerRule for GuardedConjuncts {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(filter) = node.downcast_ref::<FilterExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let schema = filter.input().schema();
+            let conjuncts: Vec<Arc<dyn PhysicalExpr>> =
+                datafusion::physical_expr::split_conjunction(filter.predicate())
+                    .into_iter()
+                    .cloned()
+                    .collect();
+            let Some(predicate) = guarded(&conjuncts, &schema)? else {
+                return Ok(Transformed::no(node));
+            };
+            let new = FilterExecBuilder::from(filter)
+                .with_predicate(predicate)
+                .build()?;
+            Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "guarded_conjuncts"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
     }
 }
 
@@ -251,123 +359,5 @@ mod tests {
             error.contains("Divide by zero") || error.contains("Division by zero"),
             "{error}"
         );
-    }
-}
-
-/// Whether evaluating the planned `e` can fail on a row (see [`can_fail`]; a fused cast of a JSON
-/// value fails as the cast does).
-fn can_fail_planned(e: &Arc<dyn PhysicalExpr>, schema: &Schema) -> bool {
-    let mut fails = false;
-    let _ = e.apply(|x| {
-        fails |= if let Some(b) = x.downcast_ref::<phys::BinaryExpr>() {
-            matches!(b.op(), Operator::Divide | Operator::Modulo)
-                && !b
-                    .right()
-                    .downcast_ref::<Literal>()
-                    .is_some_and(|l| !l.value().is_null() && !is_zero(l.value()))
-                && b.right().data_type(schema).is_ok_and(|t| {
-                    t.is_integer() || matches!(t, DataType::Decimal128(..) | DataType::Null)
-                })
-        } else if let Some(c) = x.downcast_ref::<CastExpr>() {
-            c.expr().data_type(schema).is_ok_and(|t| is_text(&t)) && !is_text(c.cast_type())
-        } else if let Some(f) = x.downcast_ref::<ScalarFunctionExpr>() {
-            f.name().starts_with("json_extract_scalar_as")
-        } else {
-            false
-        };
-        Ok(if fails {
-            TreeNodeRecursion::Stop
-        } else {
-            TreeNodeRecursion::Continue
-        })
-    });
-    fails
-}
-
-/// Whether the planned `e` gives the same result when evaluated on fewer rows: no random
-/// function.
-fn repeatable_planned(e: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut volatile = false;
-    let _ = e.apply(|x| {
-        volatile |= x.downcast_ref::<ScalarFunctionExpr>().is_some_and(|f| {
-            f.fun().signature().volatility == datafusion::logical_expr::Volatility::Volatile
-        });
-        Ok(TreeNodeRecursion::Continue)
-    });
-    !volatile
-}
-
-/// `conjuncts` joined by `AND`, each that can fail evaluated only where those before it hold.
-fn guarded(
-    conjuncts: &[Arc<dyn PhysicalExpr>],
-    schema: &Schema,
-) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-    let and = |cs: &[Arc<dyn PhysicalExpr>]| -> Arc<dyn PhysicalExpr> {
-        cs.iter()
-            .cloned()
-            .reduce(|a, b| Arc::new(phys::BinaryExpr::new(a, Operator::And, b)) as _)
-            .expect("one at least")
-    };
-    let Some(at) = (1..conjuncts.len()).find(|&i| can_fail_planned(&conjuncts[i], schema)) else {
-        return Ok(None);
-    };
-    if !conjuncts[..at].iter().all(repeatable_planned) {
-        return Ok(None);
-    }
-    let rest = match guarded(&conjuncts[at..], schema)? {
-        Some(rest) => rest,
-        None => and(&conjuncts[at..]),
-    };
-    let then = phys::cast(rest, schema, DataType::Int8)?;
-    let before = and(&conjuncts[..at]);
-    let case = phys::case(None, vec![(Arc::clone(&before), then)], None)?;
-    let one: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(ScalarValue::Int8(Some(1))));
-    let guarded = phys::binary(case, Operator::Eq, one, schema)?;
-    // The conjuncts before stay outside too: a scan prunes row groups and pages with them.
-    Ok(Some(Arc::new(phys::BinaryExpr::new(
-        before,
-        Operator::And,
-        guarded,
-    ))))
-}
-
-/// Each filter whose conjunct can fail on a row evaluates it only on the rows the conjuncts
-/// before it keep (see the module's text).
-#[derive(Debug, Default)]
-pub struct GuardedConjuncts;
-
-impl PhysicalOptimizerRule for GuardedConjuncts {
-    fn optimize(
-        &self,
-        plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            let Some(filter) = node.downcast_ref::<FilterExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let schema = filter.input().schema();
-            let conjuncts: Vec<Arc<dyn PhysicalExpr>> =
-                datafusion::physical_expr::split_conjunction(filter.predicate())
-                    .into_iter()
-                    .cloned()
-                    .collect();
-            let Some(predicate) = guarded(&conjuncts, &schema)? else {
-                return Ok(Transformed::no(node));
-            };
-            let new = FilterExecBuilder::from(filter)
-                .with_predicate(predicate)
-                .build()?;
-            Ok(Transformed::yes(Arc::new(new) as Arc<dyn ExecutionPlan>))
-        })
-        .map(|t| t.data)
-    }
-
-    fn name(&self) -> &str {
-        "guarded_conjuncts"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
     }
 }
