@@ -383,11 +383,13 @@ impl ExprPlanner for RowSubscript {
     }
 }
 
-/// `date_trunc` with a fast path for the table's timestamps: on UTC timestamps, truncating to a
-/// second, minute, hour, day or week is integer arithmetic (floor to a multiple of the unit; a
-/// week starts on a Monday, as in Athena, and 1970-01-05, four days after the epoch, was one).
-/// Anything else goes to DataFusion's own `date_trunc`, whose signature and result types it
-/// keeps.
+/// `date_trunc` with a fast path for the table's timestamps: on UTC timestamps (and timestamps
+/// without a zone, which DataFusion truncates as UTC), truncating to a millisecond, second,
+/// minute, hour, day or week is integer arithmetic (floor to a multiple of the unit; a week
+/// starts on a Monday, as in Athena, and 1970-01-05, four days after the epoch, was one), and
+/// truncating to a month, quarter or year finds the calendar period once and keeps it for the
+/// following values that fall in it. Anything else goes to DataFusion's own `date_trunc`, whose
+/// signature and result types it keeps.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateTrunc {
     inner: Arc<ScalarUDF>,
@@ -431,25 +433,42 @@ impl ScalarUDFImpl for DateTrunc {
         args: ScalarFunctionArgs,
     ) -> datafusion::error::Result<ColumnarValue> {
         // The unit, and where its multiples start, in microseconds after the epoch.
-        let unit_micros = match args.args.first() {
+        let unit = match args.args.first() {
             Some(ColumnarValue::Scalar(
                 ScalarValue::Utf8(Some(g))
                 | ScalarValue::Utf8View(Some(g))
                 | ScalarValue::LargeUtf8(Some(g)),
-            )) => match g.to_ascii_lowercase().as_str() {
-                "second" => Some((1_000_000_i64, 0_i64)),
-                "minute" => Some((60_000_000, 0)),
-                "hour" => Some((3_600_000_000, 0)),
-                "day" => Some((86_400_000_000, 0)),
-                "week" => Some((7 * 86_400_000_000, 4 * 86_400_000_000)),
-                _ => None,
-            },
+            )) => g.to_ascii_lowercase(),
+            _ => String::new(),
+        };
+        let months = match unit.as_str() {
+            "month" => Some(1),
+            "quarter" => Some(3),
+            "year" => Some(12),
             _ => None,
         };
+        let unit_micros = match unit.as_str() {
+            "millisecond" => Some((1_000_i64, 0_i64)),
+            "second" => Some((1_000_000_i64, 0_i64)),
+            "minute" => Some((60_000_000, 0)),
+            "hour" => Some((3_600_000_000, 0)),
+            "day" => Some((86_400_000_000, 0)),
+            "week" => Some((7 * 86_400_000_000, 4 * 86_400_000_000)),
+            _ => None,
+        };
+        let utc =
+            |tz: &Option<Arc<str>>| tz.as_deref().is_none_or(|tz| tz == "UTC" || tz == "+00:00");
+        if let (Some(months), Some(ColumnarValue::Array(a))) = (months, args.args.get(1))
+            && let DataType::Timestamp(tu, tz) = a.data_type()
+            && utc(tz)
+            && let Some(out) = calendar_trunc(a, *tu, months)?
+        {
+            return Ok(ColumnarValue::Array(out));
+        }
         if let (Some((unit, start)), Some(ColumnarValue::Array(a))) =
             (unit_micros, args.args.get(1))
-            && let DataType::Timestamp(tu, Some(tz)) = a.data_type()
-            && (tz.as_ref() == "UTC" || tz.as_ref() == "+00:00")
+            && let DataType::Timestamp(tu, tz) = a.data_type()
+            && utc(tz)
         {
             // Units in the array's own resolution (second timestamps take the general path).
             let own = |micros: i64| match tu {
@@ -476,6 +495,59 @@ impl ScalarUDFImpl for DateTrunc {
         }
         self.inner.invoke_with_args(args)
     }
+}
+
+/// Truncates timestamps (as UTC) to the first instant of their month, quarter or year
+/// (`months` = 1, 3 or 12). Rows of one period usually come together, so the period of the last
+/// value is kept and a value inside it costs two comparisons. `None` when a period's start or end
+/// does not fit the array's resolution: DataFusion's own `date_trunc` then answers.
+fn calendar_trunc(
+    a: &ArrayRef,
+    tu: TimeUnit,
+    months: u32,
+) -> datafusion::error::Result<Option<ArrayRef>> {
+    use chrono::{Datelike, Months, NaiveDate};
+    let per_day: i64 = match tu {
+        TimeUnit::Second => 86_400,
+        TimeUnit::Millisecond => 86_400_000,
+        TimeUnit::Microsecond => 86_400_000_000,
+        TimeUnit::Nanosecond => 86_400_000_000_000,
+    };
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch");
+    // The period around one value, as [start, end) in the array's unit.
+    let period = |v: i64| -> Option<(i64, i64)> {
+        let day = epoch.checked_add_signed(chrono::TimeDelta::try_days(v.div_euclid(per_day))?)?;
+        let first_month = (day.month0() / months) * months + 1;
+        let start = NaiveDate::from_ymd_opt(day.year(), first_month, 1)?;
+        let end = start.checked_add_months(Months::new(months))?;
+        let at = |d: NaiveDate| (d - epoch).num_days().checked_mul(per_day);
+        Some((at(start)?, at(end)?))
+    };
+    let ints = arrow::compute::cast(a, &DataType::Int64)?;
+    let ints = ints
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("cast to Int64");
+    let mut out = Vec::with_capacity(ints.len());
+    let mut current: Option<(i64, i64)> = None;
+    for (i, &v) in ints.values().iter().enumerate() {
+        if ints.is_null(i) {
+            out.push(0);
+            continue;
+        }
+        match current {
+            Some((lo, hi)) if lo <= v && v < hi => out.push(lo),
+            _ => match period(v) {
+                Some((lo, hi)) => {
+                    current = Some((lo, hi));
+                    out.push(lo);
+                }
+                None => return Ok(None),
+            },
+        }
+    }
+    let floored = arrow::array::Int64Array::new(out.into(), ints.nulls().cloned());
+    Ok(Some(arrow::compute::cast(&floored, a.data_type())?))
 }
 
 /// One step of a JSONPath.
@@ -1337,6 +1409,70 @@ mod date_trunc_tests {
                 let got = call(&|args| fast.invoke_with_args(args).unwrap(), unit, &a);
                 let want = call(&|args| slow.invoke_with_args(args).unwrap(), unit, &a);
                 assert_eq!(got.as_ref(), want.as_ref(), "{unit} {tu:?}");
+            }
+        }
+    }
+
+    /// Months, quarters and years, and every unit on timestamps without a zone: the same
+    /// answers as DataFusion's own `date_trunc`, over period boundaries before and after the
+    /// epoch, leap days, values that come in and out of order, and NULLs.
+    #[test]
+    fn calendar_units_and_zoneless_timestamps_match_datafusion() {
+        let day = 86_400_000_000_i64;
+        let mut micros: Vec<Option<i64>> = vec![None];
+        // Every 13th day over 1967 to 1973 (crossing the epoch, 1968's and 1972's leap days),
+        // each at midnight, a microsecond before and a microsecond after.
+        for d in (-1200..1300).step_by(13) {
+            for extra in [-1, 0, 1, day / 2] {
+                micros.push(Some(d * day + extra));
+            }
+            if d % 91 == 0 {
+                micros.push(None);
+            }
+        }
+        // 2026's months and quarters, then back to 1969 out of order.
+        micros.extend(
+            [
+                1_793_491_200_000_000_i64, // 2026-11-01
+                1_796_083_200_000_000,     // 2026-12-01
+                1_798_761_600_000_000,     // 2027-01-01
+                1_790_812_800_000_000,     // 2026-10-01
+            ]
+            .iter()
+            .flat_map(|m| [m - 1, *m, m + 1])
+            .chain([-1, 5, 1_796_083_199_999_999])
+            .map(Some),
+        );
+        let us = TimestampMicrosecondArray::from(micros);
+        let fast = DateTrunc::new();
+        let slow = datafusion::functions::datetime::date_trunc();
+        for tz in [None, Some("UTC")] {
+            for tu in [
+                TimeUnit::Second,
+                TimeUnit::Millisecond,
+                TimeUnit::Microsecond,
+                TimeUnit::Nanosecond,
+            ] {
+                let a: ArrayRef = arrow::compute::cast(
+                    &us,
+                    &DataType::Timestamp(tu, tz.map(std::sync::Arc::from)),
+                )
+                .unwrap();
+                for unit in [
+                    "millisecond",
+                    "second",
+                    "minute",
+                    "hour",
+                    "day",
+                    "week",
+                    "month",
+                    "quarter",
+                    "year",
+                ] {
+                    let got = call(&|args| fast.invoke_with_args(args).unwrap(), unit, &a);
+                    let want = call(&|args| slow.invoke_with_args(args).unwrap(), unit, &a);
+                    assert_eq!(got.as_ref(), want.as_ref(), "{unit} {tu:?} {tz:?}");
+                }
             }
         }
     }
