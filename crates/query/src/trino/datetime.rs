@@ -947,14 +947,112 @@ fn ms_utc() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
+/// The coarsest step, in seconds, within which a format's text cannot change: 86,400 when it
+/// shows nothing finer than a day, 3,600 for hours, 60 for minutes, 1 for seconds. `None` when
+/// it shows a fraction of a second or a field this does not know.
+fn format_step(items: &[Item]) -> Option<i64> {
+    let mut step = 86_400;
+    for it in items {
+        let finest = match it {
+            Item::Lit(_) => 86_400,
+            Item::Chrono(f) => {
+                let mut finest = 86_400;
+                let mut letters = f.split('%').skip(1);
+                for spec in letters.by_ref() {
+                    let letter = spec.trim_start_matches(['-', ':']).chars().next()?;
+                    finest = finest.min(match letter {
+                        'S' => 1,
+                        'M' => 60,
+                        'H' | 'I' | 'p' | 'P' => 3_600,
+                        'a' | 'A' | 'b' | 'B' | 'd' | 'e' | 'j' | 'm' | 'V' | 'G' | 'g' | 'u'
+                        | 'Y' | 'y' | 'z' => 86_400,
+                        _ => return None,
+                    });
+                }
+                finest
+            }
+            Item::Fraction(_) => return None,
+            Item::Java(c, _) => match c {
+                'k' | 'K' => 3_600,
+                'w' | 'D' | 'G' | 'C' | 'Z' | 'z' => 86_400,
+                _ => return None,
+            },
+        };
+        step = step.min(finest);
+    }
+    Some(step)
+}
+
+/// `format_rows` for UTC or zone-less timestamps and one format: a row in the same step of the
+/// format (the same hour, for `%Y-%m-%d %H:00`) as the row before it repeats that row's text,
+/// without finding its calendar fields again. `None` when this does not apply.
+fn format_same_step(
+    a: &ArrayRef,
+    fmts: &StringArray,
+    items_of: fn(&str) -> std::result::Result<Vec<Item>, String>,
+) -> Result<Option<ArrayRef>> {
+    let DataType::Timestamp(u, tz) = a.data_type() else {
+        return Ok(None);
+    };
+    if !is_utc(tz.as_deref()) || fmts.null_count() > 0 {
+        return Ok(None);
+    }
+    let Some(f) = super::fun::same_text(fmts) else {
+        return Ok(None);
+    };
+    if (0..fmts.len()).any(|i| fmts.value(i) != f) {
+        return Ok(None);
+    }
+    let Ok(items) = items_of(f) else {
+        return Ok(None);
+    };
+    let Some(step) = format_step(&items) else {
+        return Ok(None);
+    };
+    let zone = match tz {
+        Some(name) => Some((parse_zone(name)?, name.to_string())),
+        None => None,
+    };
+    let step = step * unit_per_sec(*u);
+    let v = stored(a)?;
+    let mut out = arrow::array::StringBuilder::with_capacity(v.len(), v.len() * 16);
+    let mut buf = String::new();
+    let mut last: Option<i64> = None;
+    for x in v.iter() {
+        let Some(x) = x else {
+            out.append_null();
+            continue;
+        };
+        let key = x.div_euclid(step);
+        if last != Some(key) {
+            let Some(t) = from_epoch(x, *u) else {
+                return Ok(None);
+            };
+            buf.clear();
+            render_into(
+                &mut buf,
+                &items,
+                t,
+                zone.as_ref().map(|(z, n)| (z, n.as_str())),
+            );
+            last = Some(key);
+        }
+        out.append_value(&buf);
+    }
+    Ok(Some(arc(out.finish())))
+}
+
 /// Formats with a per-row format text and a translation of it.
 fn format_rows(
     call: &Call,
     a: &[ArrayRef],
     items_of: fn(&str) -> std::result::Result<Vec<Item>, String>,
 ) -> Result<ArrayRef> {
-    let (kind, vals) = wall_times(&a[0])?;
     let fmts = text(&a[1])?;
+    if let Some(out) = format_same_step(&a[0], &fmts, items_of)? {
+        return Ok(out);
+    }
+    let (kind, vals) = wall_times(&a[0])?;
     let mut cache: Option<(String, Vec<Item>)> = None;
     let mut out = arrow::array::StringBuilder::with_capacity(vals.len(), vals.len() * 16);
     let mut buf = String::new();
@@ -1618,6 +1716,86 @@ mod tests {
             rows,
             ["1988-04-08 02:03:04.000,2020-12-04,2020/1218 15:20:05,"]
         );
+    }
+
+    /// A row in the same step of its format as the row before repeats that row's text: the
+    /// texts are those of formatting each row on its own, for sorted and unsorted rows around
+    /// step boundaries, before the epoch, NULLs, with and without a zone.
+    #[test]
+    fn formats_repeated_within_a_step_match_each_rows_own() {
+        assert_eq!(
+            format_step(&mysql_items("%Y-%m-%d %H:00").unwrap()),
+            Some(3_600)
+        );
+        assert_eq!(format_step(&mysql_items("%Y-%m").unwrap()), Some(86_400));
+        assert_eq!(format_step(&mysql_items("%r").unwrap()), Some(1));
+        assert_eq!(format_step(&mysql_items("%H:%i:%s.%f").unwrap()), None);
+        assert_eq!(
+            format_step(&java_items("yyyy-MM-dd HH:mm").unwrap()),
+            Some(60)
+        );
+        assert_eq!(format_step(&java_items("HH:mm:ss.SSS").unwrap()), None);
+        let hour = 3_600_000_i64;
+        let mut ms: Vec<Option<i64>> = Vec::new();
+        for h in -30..30 {
+            for extra in [-1, 0, 1, 59_999, 60_000, hour / 2] {
+                ms.push(Some(h * hour + extra));
+            }
+            if h % 7 == 0 {
+                ms.push(None);
+            }
+        }
+        let unsorted: Vec<Option<i64>> = ms.iter().rev().step_by(3).cloned().collect();
+        ms.extend(unsorted);
+        let mysql: [&str; 5] = [
+            "%Y-%m-%d %H:00",
+            "%Y-%m-%d",
+            "%a %W %b %e %l%p",
+            "%T",
+            "%i:%s",
+        ];
+        let java: [&str; 4] = [
+            "yyyy-MM-dd HH:mm",
+            "EEE D w kk KK",
+            "yyyy-MM-dd'T'HH:mm:ss z",
+            "Z",
+        ];
+        for tz in [None, Some("UTC")] {
+            let a: ArrayRef = Arc::new(
+                TimestampMillisecondArray::from(ms.clone()).with_timezone_opt(tz.map(Arc::from)),
+            );
+            let (kind, vals) = wall_times(&a).unwrap();
+            let zone = match &kind {
+                Kind::Zoned(_, z, name) => Some((z, name.as_str())),
+                _ => None,
+            };
+            let cases = mysql
+                .iter()
+                .map(|f| (*f, mysql_items as fn(&str) -> _))
+                .chain(java.iter().map(|f| (*f, java_items as fn(&str) -> _)));
+            for (f, items_of) in cases {
+                let fmts = StringArray::from(vec![f; ms.len()]);
+                let got = format_same_step(&a, &fmts, items_of).unwrap().expect(f);
+                let got = got.as_string::<i32>();
+                let items = items_of(f).unwrap();
+                for (i, v) in vals.iter().enumerate() {
+                    let want = v.map(|t| render(&items, t, zone));
+                    assert_eq!(
+                        got.is_valid(i).then(|| got.value(i).to_string()),
+                        want,
+                        "{f} {tz:?} row {i}"
+                    );
+                }
+            }
+        }
+        // A fraction of a second, a zone other than UTC and a date take the general path.
+        let fmts = StringArray::from(vec!["%f"; ms.len()]);
+        let a: ArrayRef = Arc::new(TimestampMillisecondArray::from(ms.clone()));
+        assert!(format_same_step(&a, &fmts, mysql_items).unwrap().is_none());
+        let a: ArrayRef =
+            Arc::new(TimestampMillisecondArray::from(ms.clone()).with_timezone("Europe/Paris"));
+        let fmts = StringArray::from(vec!["%H"; ms.len()]);
+        assert!(format_same_step(&a, &fmts, mysql_items).unwrap().is_none());
     }
 
     #[test]
