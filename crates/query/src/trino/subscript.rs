@@ -7,9 +7,10 @@
 //!   end is NULL);
 //! - `m[k]` fails when `m` has no key `k` (`element_at(m, k)` is NULL).
 //!
-//! Each is planned as DataFusion's access with a check in front ([`array_subscript`],
-//! [`element_at`], [`map_value`]): the check gives its input back, or fails on the row, or
-//! gives NULL for it inside `try(…)`.
+//! `element_at` and a map's subscript are planned as DataFusion's access with a check in front
+//! ([`element_at`], [`map_value`]): the check gives its input back, or fails on the row, or
+//! gives NULL for it inside `try(…)`. `a[i]` is one function that checks and takes
+//! ([`array_subscript`]).
 
 use std::sync::Arc;
 
@@ -24,15 +25,75 @@ use datafusion::logical_expr::{Expr, ScalarUDF};
 
 use super::fun::{Body, Call, Fun, Result, Ret};
 
-/// `a[i]`, as Athena reads it.
+/// `a[i]`, as Athena reads it: one function of the array and the index that checks the index
+/// and takes the element, so the array is written once (twice, the planner would compute it
+/// apart from the subscript, and `split(context_locale, '-')[2]` could not be found once per
+/// value of its column, see `rules/per_value.rs`).
 pub fn array_subscript(array: Expr, index: Expr) -> Expr {
-    let checked = check(
+    check(
         "array subscript",
-        int64,
-        array_index,
-        vec![array.clone(), index],
-    );
-    call(&array_element_udf(), vec![array, checked])
+        element_type,
+        subscript,
+        vec![array, index],
+    )
+}
+
+fn element_type(_: &str, t: &[DataType]) -> Result<DataType> {
+    match &t[0] {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            Ok(f.data_type().clone())
+        }
+        DataType::Null => Ok(DataType::Null),
+        other => Err(datafusion::common::DataFusionError::Plan(format!(
+            "cannot take a subscript of {}",
+            super::conditional::trino_type(other)
+        ))),
+    }
+}
+
+/// Each row's element `i` (from 1) of its array, after `array_index` checked `i`: NULL for a
+/// NULL array or index, or a row whose check failed inside `try(…)`.
+fn subscript(call: &Call, args: &[ArrayRef]) -> Result<ArrayRef> {
+    let checked = array_index(call, args)?;
+    let index: &Int64Array = checked.as_primitive();
+    let list = &args[0];
+    let (values, starts): (ArrayRef, Vec<Option<i64>>) = match list.data_type() {
+        DataType::List(_) => {
+            let l = list.as_list::<i32>();
+            let o = l.value_offsets();
+            (
+                Arc::clone(l.values()),
+                (0..l.len())
+                    .map(|r| l.is_valid(r).then(|| i64::from(o[r])))
+                    .collect(),
+            )
+        }
+        DataType::LargeList(_) => {
+            let l = list.as_list::<i64>();
+            let o = l.value_offsets();
+            (
+                Arc::clone(l.values()),
+                (0..l.len()).map(|r| l.is_valid(r).then(|| o[r])).collect(),
+            )
+        }
+        DataType::FixedSizeList(_, _) => {
+            let l = list.as_fixed_size_list();
+            (
+                Arc::clone(l.values()),
+                (0..l.len())
+                    .map(|r| l.is_valid(r).then(|| i64::from(l.value_offset(r))))
+                    .collect(),
+            )
+        }
+        _ => return Ok(arrow::array::new_null_array(call.ret, list.len())),
+    };
+    // A checked index is 1 to the array's length, or NULL.
+    let at: arrow::array::UInt64Array = starts
+        .into_iter()
+        .zip(index.iter())
+        .map(|(start, i)| Some((start? + i? - 1) as u64))
+        .collect();
+    Ok(arrow::compute::take(&values, &at, None)?)
 }
 
 /// `element_at(a, i)` on an array, as Athena reads it.
