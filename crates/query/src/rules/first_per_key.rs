@@ -7,22 +7,24 @@
 //! ```
 //!
 //! DataFusion plans a sort of every row by `(k, o)` under the window, then numbers them all and
-//! keeps the ones numbered 1. [`FirstPerKey`] replaces that sort by [`FirstPerKeyExec`]: one pass
-//! that keeps, per key, the row that sorts first by `o` (a hash map from the key to its best
-//! row), then sorts only those rows by `(k, o)`. The window still numbers them (each is 1) and
-//! the filter still runs, so the plan above sees the same schema, ordering and partitioning,
-//! and the same rows: any row the filter keeps sorts first in its partition.
+//! keeps the ones numbered 1. [`FirstPerKey`] replaces that sort and the window by
+//! [`FirstPerKeyExec`]: one pass that keeps, per key, the row that sorts first by `o` (a hash map
+//! from the key to its best row), then sorts only those rows by `(k, o)` and numbers them (each
+//! is 1). The filter still runs, so the plan above sees the same schema, ordering and
+//! partitioning, and the same rows: any row the filter keeps sorts first in its partition.
+//! (DataFusion's window keeps a state per partition of the window, found by the partition's
+//! values: with tens of thousands of users of one row each, numbering took longer than
+//! finding the rows.)
 //!
 //! It applies when the filter (possibly through a projection) requires the row number to be at
 //! most `n`, up to [`MAX_PER_KEY`] (`rn = 1`, `rn <= 3`, `rn < 4`, `rn = 2`, alone or beside
 //! other conditions): the operator then keeps the `n` rows of each key that sort first (the
-//! latest three events of each user), the window numbers them 1 to `n`, and the filter picks
-//! among them as before. The window must compute only that `row_number()`, with a
+//! latest three events of each user), numbers them 1 to `n`, and the filter picks among them as
+//! before. The window must compute only that `row_number()`, with a
 //! `PARTITION BY`, and its input be a sort by the partition keys then the order keys. Rows that
 //! tie on the order keys make `row_number()` pick any of them; so does this operator (the first
 //! it reads).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,9 +32,9 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows, SortField};
-use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{HashMap, ScalarValue};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Operator;
@@ -143,14 +145,15 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     {
         return Ok(None);
     }
-    let first = Arc::new(FirstPerKeyExec::new(
+    // In the window's place: its schema (the input's columns, then the row number), ordering
+    // and partitioning.
+    let window: Arc<dyn ExecutionPlan> = Arc::new(FirstPerKeyExec::new(
         Arc::clone(sort.input()),
         ordering.clone(),
         keys,
         per_key,
-        Arc::clone(sort.properties()),
+        Arc::clone(window.properties()),
     ));
-    let window = replace_children_if_necessary(Arc::clone(window_node), vec![first])?;
     let below_filter = match projection {
         Some(p) => replace_children_if_necessary(Arc::clone(p), vec![window])?,
         None => window,
@@ -216,8 +219,8 @@ fn is_row_number(expr: &Arc<dyn datafusion::physical_expr::window::WindowExpr>) 
 }
 
 /// Per partition of its input, the first `per_key` rows of each key by the order keys, sorted
-/// by `(keys, order keys)`: what a sort would give, less every row that is not among the first
-/// of its key.
+/// by `(keys, order keys)` and numbered from 1 within their key: what a sort and a
+/// `row_number()` window would give, less every row that is not among the first of its key.
 #[derive(Debug)]
 pub struct FirstPerKeyExec {
     input: Arc<dyn ExecutionPlan>,
@@ -225,7 +228,7 @@ pub struct FirstPerKeyExec {
     ordering: LexOrdering,
     keys: usize,
     per_key: usize,
-    /// The replaced sort's: same schema, ordering and partitioning.
+    /// The replaced window's: same schema, ordering and partitioning.
     properties: Arc<PlanProperties>,
 }
 
@@ -306,7 +309,12 @@ impl ExecutionPlan for FirstPerKeyExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let schema = self.schema();
-        let mut firsts = Firsts::new(&self.ordering, self.keys, self.per_key, &schema)?;
+        let mut firsts = Firsts::new(
+            &self.ordering,
+            self.keys,
+            self.per_key,
+            &self.input.schema(),
+        )?;
         let batch_size = context.session_config().batch_size();
         let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
@@ -457,7 +465,8 @@ impl Firsts {
         Ok(())
     }
 
-    /// The rows kept, sorted by `(keys, order keys)`, in batches of at most `batch_size` rows.
+    /// The rows kept, sorted by `(keys, order keys)`, each with its number within its key (the
+    /// last column of `schema`), in batches of at most `batch_size` rows.
     fn finish(self, schema: &SchemaRef, batch_size: usize) -> Result<Vec<RecordBatch>> {
         let mut winners: Vec<(Box<[u8]>, Vec<Best>)> = self.best.into_iter().collect();
         // Each key's rows are in order already.
@@ -467,14 +476,24 @@ impl Firsts {
             .iter()
             .flat_map(|(_, kept)| kept.iter().map(|b| b.at))
             .collect();
+        let numbers: Vec<u64> = winners
+            .iter()
+            .flat_map(|(_, kept)| 1..=kept.len() as u64)
+            .collect();
         if indices.is_empty() {
             return Ok(vec![]);
         }
+        let number_type = schema.field(schema.fields().len() - 1).data_type();
+        let size = batch_size.max(1);
         indices
-            .chunks(batch_size.max(1))
-            .map(|chunk| {
+            .chunks(size)
+            .zip(numbers.chunks(size))
+            .map(|(chunk, numbers)| {
                 let b = interleave_record_batch(&refs, chunk)?;
-                Ok(b.with_schema(Arc::clone(schema))?)
+                let numbers: ArrayRef = Arc::new(arrow::array::UInt64Array::from(numbers.to_vec()));
+                let mut columns = b.columns().to_vec();
+                columns.push(arrow::compute::cast(&numbers, number_type)?);
+                Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
             })
             .collect()
     }
@@ -571,6 +590,7 @@ mod tests {
             let (a, plan) = run(&with, sql).await;
             let (b, _) = run(&without, sql).await;
             assert!(plan.contains("FirstPerKeyExec"), "{sql}\n{plan}");
+            assert!(!plan.contains("WindowAggExec"), "{sql}\n{plan}");
             assert!(a == b, "{sql}: different answers");
             assert!(a.lines().count() > 10, "{sql}\n{a}");
         }
