@@ -82,7 +82,9 @@ fn scan_under(
 /// and day, the most frequent event types: the most common questions) from the catalog's row
 /// counts instead of scanning: each committed file's entry has its exact row count per event
 /// type, so no Parquet is read at all. Applies only when nothing else is read or filtered, and
-/// to `event_type` only when every file carries its per-type counts.
+/// to `event_type` only when every file carries its per-type counts. Aggregates that do not
+/// depend on how many rows share a value (`SELECT DISTINCT dt`, `min(dt)`, `count(DISTINCT
+/// team)`) are answered from the same rows, one per value.
 #[derive(Debug)]
 pub(crate) struct CountFromCatalog {
     /// `team`, `dt`, `event_type`, `rows` (Int64): one row per committed partition and event
@@ -110,9 +112,11 @@ impl CountFromCatalog {
                         *per_type.entry(t.as_str()).or_default() += n;
                     }
                 }
+                // A type without rows has no group, as in a scan.
                 rows.extend(
                     per_type
                         .into_iter()
+                        .filter(|(_, n)| *n > 0)
                         .map(|(t, n)| (team, dt.clone(), Some(t), n)),
                 );
             } else if e.rows > 0 {
@@ -221,9 +225,7 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
             Expr::GroupingSet(sets) => sets.distinct_expr().iter().all(|k| key(k)),
             e => key(e),
         });
-        let counts_only = agg.aggr_expr.iter().all(|e| match e {
-            // Which set a row is of, whatever the input.
-            Expr::AggregateFunction(f) if f.func.name() == "grouping" => grouping_sets,
+        let is_count = |e: &Expr| match e {
             Expr::AggregateFunction(f) => {
                 f.func.name() == "count"
                     && !f.params.distinct
@@ -234,12 +236,30 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
                         .all(|a| matches!(a, Expr::Literal(v, _) if !v.is_null()))
             }
             _ => false,
+        };
+        // The same over one row per value as over every row: an extreme, a distinct count or
+        // sum, an approximate distinct count, of the row's values.
+        let of_values = |e: &Expr| match e {
+            Expr::AggregateFunction(f) => {
+                let name = f.func.name();
+                (matches!(name, "min" | "max" | "approx_distinct")
+                    || (f.params.distinct && matches!(name, "count" | "sum" | "avg")))
+                    && f.params.filter.is_none()
+                    && f.params.order_by.is_empty()
+                    && f.params.args.iter().all(key)
+            }
+            _ => false,
+        };
+        let answerable = agg.aggr_expr.iter().all(|e| match e {
+            // Which set a row is of, whatever the input.
+            Expr::AggregateFunction(f) if f.func.name() == "grouping" => grouping_sets,
+            e => is_count(e) || of_values(e),
         });
-        if !(partition_only && keys_read_the_row_only && counts_only)
-            || agg.aggr_expr.is_empty()
+        if !(partition_only && keys_read_the_row_only && answerable)
             // Ungrouped, an empty input must give 0 (a sum would give NULL); DataFusion answers
             // that case from statistics already.
-            || agg.group_expr.is_empty()
+            || (agg.group_expr.is_empty() && agg.aggr_expr.iter().any(is_count))
+            || (agg.group_expr.is_empty() && agg.aggr_expr.is_empty())
         {
             return Ok(Transformed::no(plan));
         }
@@ -248,8 +268,6 @@ impl datafusion::optimizer::OptimizerRule for CountFromCatalog {
         if let Some(predicate) = conjunction(scan.filters.iter().chain(filters).cloned()) {
             builder = builder.filter(predicate)?;
         }
-        let is_count =
-            |e: &Expr| !matches!(e, Expr::AggregateFunction(f) if f.func.name() == "grouping");
         let sums: Vec<Expr> = agg
             .aggr_expr
             .iter()

@@ -226,6 +226,29 @@ async fn every_saved_query_gives_the_generators_answer() {
             .contains("DataSourceExec: file_groups")
     );
 
+    // Aggregates that do not count rows (the distinct values, their extremes, a distinct count)
+    // from the catalog's one row per partition and type, as a scan gives them; ungrouped over
+    // no partition, as over no row.
+    for sql in [
+        "SELECT DISTINCT team, dt FROM events WHERE dt >= '2026-11-21' ORDER BY dt DESC, team",
+        "SELECT team, min(dt) AS a, max(dt) AS b, count(DISTINCT dt) AS c, \
+         count(DISTINCT event_type) AS d, count(*) AS n FROM events GROUP BY team ORDER BY team",
+        "SELECT event_type, approx_distinct(team) AS t, max(team || dt) AS m FROM events \
+         WHERE team <> 'search' GROUP BY ROLLUP (event_type) ORDER BY event_type",
+        "SELECT min(dt) AS a, count(DISTINCT team) AS b FROM events WHERE team = 'nobody'",
+    ] {
+        let scan = sql.replacen("FROM events", "FROM events WHERE event_id IS NOT NULL", 1);
+        let scan = scan.replace("NULL WHERE", "NULL AND");
+        let answer = t.query(sql).await;
+        assert!(answer.lines().count() > 1, "{answer}");
+        assert_eq!(answer, t.query(&scan).await, "{sql}");
+        let plan = t.query(&format!("EXPLAIN {sql}")).await;
+        assert!(
+            !plan.contains("DataSourceExec: file_groups"),
+            "{sql}\n{plan}"
+        );
+    }
+
     // A window's rows are sorted in more hash partitions than the session's, and each window
     // partition still sees every row of its key once: numbered 1 to its count.
     let numbered = "SELECT user_id, row_number() OVER (PARTITION BY user_id ORDER BY event_time, \
