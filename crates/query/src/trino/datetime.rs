@@ -957,8 +957,7 @@ fn format_step(items: &[Item]) -> Option<i64> {
             Item::Lit(_) => 86_400,
             Item::Chrono(f) => {
                 let mut finest = 86_400;
-                let mut letters = f.split('%').skip(1);
-                for spec in letters.by_ref() {
+                for spec in f.split('%').skip(1) {
                     let letter = spec.trim_start_matches(['-', ':']).chars().next()?;
                     finest = finest.min(match letter {
                         'S' => 1,
